@@ -1,0 +1,384 @@
+"""Commands that edit and read jobs: add, edit, rm, list, show, pause, resume, next."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+
+from jobctl.cli import F, cli, db_option, json_option, open_db
+from jobctl.errors import InvalidInput
+
+JOB_OPTIONS: list[Callable[[F], F]] = [
+    click.option("--url", metavar="URL", help="HTTP action: the URL to request."),
+    click.option("--agent", metavar="AGENT", help="Agent action: the agent to prompt."),
+    click.option("--prompt", metavar="TEXT|@FILE|-", help="Agent action: the prompt."),
+    click.option("--exec", "exec_", metavar="CMD", help="Exec action: the command line to run."),
+    click.option("--cron", metavar="EXPR", help="Cron expression (5 fields, 6 with seconds first, or @daily ...)."),
+    click.option("--every", metavar="DURATION", help="Fixed interval aligned to the clock, like 15m."),
+    click.option("--offset", metavar="DURATION", help="With --every: shift the slots (every 15m offset 5m: :05 :20 ...)."),
+    click.option("--at", metavar="TIME", help="Once, at TIME (YYYY-MM-DD HH:MM in the job's zone, or ISO-8601)."),
+    click.option("--manual", is_flag=True, default=None, help="Only when run by hand or by a webhook."),
+    click.option("--method", metavar="M", help="HTTP method (default GET, or POST with a body)."),
+    click.option("--header", multiple=True, metavar="'K: V'", help="HTTP header; repeat for more."),
+    click.option("--body", metavar="TEXT|@FILE|-", help="HTTP request body."),
+    click.option("--json-body", metavar="JSON", help="HTTP JSON body; sets Content-Type."),
+    click.option("--expect", metavar="CODES", help="Statuses that count as success (default 2xx; e.g. 200,204)."),
+    click.option("--cwd", metavar="DIR", help="Exec: working directory."),
+    click.option("--env", multiple=True, metavar="K=V", help="Exec: environment variable; repeat for more."),
+    click.option("--shell/--no-shell", default=None, help="Exec: run through /bin/sh (default: no shell)."),
+    click.option("--tz", metavar="ZONE", help="IANA time zone for the schedule (default: the machine's)."),
+    click.option("--description", metavar="TEXT", help="What the job is for."),
+    click.option("--timeout", metavar="D", help="Give up after D (default 30s http, 10m agent, 1h exec)."),
+    click.option("--retries", metavar="N", help="Retries after a failure (default 0)."),
+    click.option("--backoff", metavar="D", help="First retry delay, doubling up to 1h (default 10s)."),
+    click.option("--overlap", type=click.Choice(["skip", "queue", "allow"]), help="While a run is in flight: skip (default), queue or allow."),
+    click.option("--catchup", type=click.Choice(["latest", "skip", "all"]), help="After downtime: fire the latest missed slot (default), none, or all."),
+    click.option("--catchup-window", metavar="D", help="How far back catch-up looks (default 24h)."),
+    click.option("--jitter", metavar="D", help="Random delay up to D before each fire (default 0)."),
+    click.option("--max-failures", metavar="N", help="Pause after N failures in a row (0 = off, the default)."),
+    click.option("--keep", metavar="N", help="Runs to keep in the history (default 1000)."),
+    click.option("--keep-for", metavar="D", help="Drop runs older than D (default: keep)."),
+]
+
+
+def job_options(func: F) -> F:
+    for option in reversed(JOB_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _options_from_click(params: dict[str, Any]) -> dict[str, Any]:
+    """Click's keyword arguments as the core's options: only those given, files read."""
+    from jobctl.jobs import read_text_argument
+
+    options = {key: value for key, value in params.items() if value is not None}
+    if "exec_" in options:
+        options["exec"] = options.pop("exec_")
+    for key in ("header", "env"):
+        if options.get(key) == ():
+            del options[key]
+    for key, what in (("body", "--body"), ("prompt", "--prompt"), ("json_body", "--json-body")):
+        if options.get(key):
+            options[key] = read_text_argument(options[key], what=what)
+    return options
+
+
+def _now() -> datetime:
+    from jobctl.timeutil import utcnow
+
+    return utcnow()
+
+
+def _print_job_line(verb: str, job: Any) -> None:
+    from jobctl.timeutil import get_zone, local_text
+
+    when = (
+        f"next run {local_text(job.next_run_at, get_zone(job.timezone))} ({job.timezone})"
+        if job.next_run_at
+        else f"state {job.state}, no scheduled run"
+    )
+    click.echo(f"{verb} job {job.name!r}: {when}")
+
+
+@cli.command()
+@click.argument("name")
+@job_options
+@click.option("--paused", is_flag=True, help="Add the job paused.")
+@db_option
+@json_option
+@click.pass_context
+def add(ctx: click.Context, /, name: str, paused: bool, as_json: bool, **params: Any) -> None:
+    """Add a job: one action and one trigger, with optional policies.
+
+    \b
+    Examples:
+      jobctl add backup --url https://example.com/backup --method POST --cron '0 3 * * *'
+      jobctl add report --exec 'make report' --cwd ~/src/site --every 1h --offset 5m
+    """
+    from jobctl.jobs import add_job, job_to_dict
+    from jobctl.output import to_json
+
+    options = _options_from_click(params)
+    options["name"] = name
+    if paused:
+        options["state"] = "paused"
+    job = add_job(open_db(ctx), options, _now())
+    if as_json:
+        click.echo(to_json(job_to_dict(job)))
+    else:
+        _print_job_line("added", job)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--name", "new_name", metavar="NEW", help="Rename the job (its history stays).")
+@job_options
+@db_option
+@json_option
+@click.pass_context
+def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
+    """Change a job: each option given replaces that field; '' clears an optional one.
+
+    \b
+    Examples:
+      jobctl edit backup --cron '30 3 * * *' --tz Europe/Berlin
+      jobctl edit backup --header 'Authorization: Bearer ${BACKUP_TOKEN}'
+    """
+    from jobctl.jobs import edit_job, job_to_dict
+    from jobctl.output import to_json
+
+    options = _options_from_click(params)
+    if not options:
+        raise InvalidInput("nothing to change: give at least one option (see `jobctl edit --help`)")
+    job = edit_job(open_db(ctx), name, options, _now())
+    if as_json:
+        click.echo(to_json(job_to_dict(job)))
+    else:
+        _print_job_line("updated", job)
+
+
+@cli.command()
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Remove even while a run is in flight.")
+@db_option
+@click.pass_context
+def rm(ctx: click.Context, names: tuple[str, ...], yes: bool, force: bool) -> None:
+    """Remove jobs and their run history.
+
+    \b
+    Examples:
+      jobctl rm old-report
+      jobctl rm a b c --yes
+    """
+    from jobctl.jobs import get_jobs, remove_jobs
+
+    conn = open_db(ctx)
+    if not yes and sys.stdin.isatty():
+        get_jobs(conn, names)  # unknown names fail before the question
+        click.confirm(f"Remove {', '.join(names)} and all their runs?", abort=True)
+    for removed in remove_jobs(conn, names, force=force):
+        click.echo(f"removed job {removed!r}")
+
+
+def _list_rows(jobs: list[Any], now: datetime, colour: bool) -> list[list[str]]:
+    from jobctl.jobs import action_summary
+    from jobctl.output import colour_status
+    from jobctl.schedule import describe
+    from jobctl.timeutil import humanize_delta
+
+    rows = []
+    for job in jobs:
+        state = job.state + (f" ({job.paused_reason})" if job.paused_reason else "")
+        rows.append([
+            job.name,
+            colour_status(job.state, colour).replace(job.state, state),
+            describe(job.trigger, job.schedule),
+            action_summary(job),
+            humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
+            humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
+            colour_status(job.last_status, colour),
+        ])
+    return rows
+
+
+@cli.command(name="list")
+@db_option
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List jobs with their schedule, next run and last outcome.
+
+    \b
+    Examples:
+      jobctl list
+      jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
+    """
+    from jobctl.jobs import job_to_dict, list_jobs
+    from jobctl.output import table, to_json, use_colour
+
+    jobs = list_jobs(open_db(ctx))
+    if as_json:
+        click.echo(to_json([job_to_dict(job) for job in jobs]))
+        return
+    if not jobs:
+        click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
+        return
+    headers = ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS"]
+    click.echo(table(_list_rows(jobs, _now(), use_colour()), headers))
+
+
+@cli.command()
+@click.argument("name")
+@db_option
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show everything about a job, with its next 5 fire times.
+
+    \b
+    Examples:
+      jobctl show backup
+      jobctl show backup --json
+    """
+    from jobctl.jobs import get_job, job_to_dict
+    from jobctl.output import to_json
+    from jobctl.schedule import fire_times
+
+    job = get_job(open_db(ctx), name)
+    now = _now()
+    plan = job.build_schedule() if job.state == "enabled" else None
+    upcoming = fire_times(plan, now, 5) if plan is not None else []
+    data = job_to_dict(job)
+    if as_json:
+        from jobctl.timeutil import iso_z
+
+        data["upcoming"] = [iso_z(moment) for moment in upcoming]
+        click.echo(to_json(data))
+        return
+    click.echo(_render_show(job, data, upcoming))
+
+
+def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> str:
+    from jobctl.output import key_values
+    from jobctl.policies import as_text
+    from jobctl.schedule import describe
+    from jobctl.timeutil import get_zone, local_text
+
+    zone = get_zone(job.timezone)
+
+    def when(moment: datetime | None) -> str | None:
+        return local_text(moment, zone) if moment else None
+
+    pairs: list[tuple[str, Any]] = [
+        ("name", job.name),
+        ("description", job.description),
+        ("state", job.state + (f" ({job.paused_reason})" if job.paused_reason else "")),
+        ("action", job.action),
+    ]
+    for key, value in data["spec"].items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or None
+        pairs.append((f"  {key}", value))
+    pairs += [
+        ("trigger", describe(job.trigger, job.schedule)),
+        ("timezone", job.timezone),
+        ("next run", when(job.next_run_at)),
+        ("last run", when(job.last_run_at)),
+        ("last status", job.last_status),
+        ("last success", when(job.last_success_at)),
+        ("runs", f"{job.runs_total} total, {job.runs_succeeded} succeeded, "
+                 f"{job.runs_failed} failed, {job.runs_skipped} skipped, "
+                 f"{job.runs_missed} missed"),
+        ("policies", ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items())),
+    ]
+    text = key_values(pairs)
+    if upcoming:
+        text += f"\nnext {len(upcoming)} fires ({job.timezone}):\n"
+        text += "\n".join(f"  {local_text(moment, zone)}" for moment in upcoming)
+    return text
+
+
+def _set_paused(ctx: click.Context, names: tuple[str, ...], paused: bool) -> None:
+    from jobctl.jobs import set_paused
+
+    for job in set_paused(open_db(ctx), names, paused, _now()):
+        if paused:
+            click.echo(f"paused job {job.name!r}")
+        else:
+            _print_job_line("resumed", job)
+
+
+@cli.command()
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@db_option
+@click.pass_context
+def pause(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Stop a job's automatic triggers (`jobctl run` still works).
+
+    \b
+    Examples:
+      jobctl pause backup
+      jobctl pause a b c
+    """
+    _set_paused(ctx, names, True)
+
+
+@cli.command()
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@db_option
+@click.pass_context
+def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Start a paused job's triggers again (its failure count starts over).
+
+    \b
+    Examples:
+      jobctl resume backup
+    """
+    _set_paused(ctx, names, False)
+
+
+@cli.command(name="next")
+@click.argument("name", required=False)
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many fire times.")
+@click.option("--after", metavar="TIME", help="Start after TIME instead of now.")
+@click.option("--cron", metavar="EXPR", help="Preview a cron expression instead of a job.")
+@click.option("--every", metavar="DURATION", help="Preview an interval instead of a job.")
+@click.option("--offset", metavar="DURATION", help="With --every: the offset.")
+@click.option("--tz", metavar="ZONE", help="Time zone for --cron/--every (default: the machine's).")
+@db_option
+@json_option
+@click.pass_context
+def next_(
+    ctx: click.Context, name: str | None, count: int, after: str | None, cron: str | None,
+    every: str | None, offset: str | None, tz: str | None, as_json: bool,
+) -> None:
+    """Preview the next fire times of a job, or of a cron expression or interval.
+
+    \b
+    Examples:
+      jobctl next backup -n 3
+      jobctl next --cron '30 2 * * *' --tz America/New_York --after '2026-03-07 12:00'
+    """
+    from jobctl.jobs import get_job
+    from jobctl.output import to_json
+    from jobctl.schedule import build_schedule, fire_times, validate_fires
+    from jobctl.timeutil import get_zone, iso_z, local_text, local_zone_name, parse_time
+
+    if name and (cron or every):
+        raise InvalidInput("give a job NAME or --cron/--every, not both")
+    if offset and not every:
+        raise InvalidInput("--offset goes with --every")
+    if name:
+        if tz:
+            raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
+        job = get_job(open_db(ctx), name)
+        zone_name = job.timezone
+        plan = job.build_schedule()
+        if plan is None:
+            raise InvalidInput(f"job {name!r} is manual-only: it has no fire times")
+    elif cron or every:
+        if cron and every:
+            raise InvalidInput("--cron and --every cannot be combined")
+        zone_name = get_zone(tz).key if tz else local_zone_name()
+        text = cron if cron else (f"{every}+{offset}" if offset else every)
+        plan = build_schedule("cron" if cron else "every", text, zone_name)
+        assert plan is not None
+    else:
+        raise InvalidInput("give a job NAME, or --cron EXPR or --every DURATION to preview")
+    zone = get_zone(zone_name)
+    start = parse_time(after, zone, what="--after") if after else _now()
+    if not name:
+        validate_fires(plan, start)
+    moments = fire_times(plan, start, count)
+    if as_json:
+        click.echo(to_json([iso_z(moment) for moment in moments]))
+        return
+    if not moments:
+        click.echo("no fire times ahead", err=True)
+    for moment in moments:
+        click.echo(f"{local_text(moment, zone)}  {zone_name}")

@@ -1,0 +1,209 @@
+"""Open the SQLite store (WAL, foreign keys, busy timeout, mode 0600) and migrate it.
+
+Every transaction that may write starts with BEGIN IMMEDIATE: a deferred transaction that
+reads and then writes fails at once with "database is locked" when the daemon wrote in
+between, because the busy timeout cannot help a stale snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from jobctl.errors import Failed, InvalidInput
+
+BUSY_TIMEOUT_MS = 10_000
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements inside the caller's transaction.
+
+    `executescript` would COMMIT first, breaking the migration's atomicity.
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            conn.execute(pending)
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement: {pending!r}")
+
+
+def _m001_initial(conn: sqlite3.Connection) -> None:
+    execute_script(
+        conn,
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'enabled'
+                CHECK (state IN ('enabled', 'paused', 'completed')),
+            paused_reason TEXT,
+            action TEXT NOT NULL CHECK (action IN ('http', 'agent', 'exec')),
+            spec TEXT NOT NULL,
+            trigger TEXT NOT NULL CHECK (trigger IN ('cron', 'every', 'once', 'manual')),
+            schedule TEXT,
+            timezone TEXT NOT NULL,
+            policies TEXT NOT NULL DEFAULT '{}',
+            next_run_at TEXT,
+            last_slot_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            runs_total INTEGER NOT NULL DEFAULT 0,
+            runs_succeeded INTEGER NOT NULL DEFAULT 0,
+            runs_failed INTEGER NOT NULL DEFAULT 0,
+            runs_skipped INTEGER NOT NULL DEFAULT 0,
+            runs_missed INTEGER NOT NULL DEFAULT 0,
+            last_run_at TEXT,
+            last_status TEXT,
+            last_success_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX jobs_next_run_at ON jobs (next_run_at) WHERE next_run_at IS NOT NULL;
+
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            scheduled_for TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            duration_ms INTEGER,
+            http_status INTEGER,
+            exit_code INTEGER,
+            error TEXT,
+            output TEXT,
+            snapshot TEXT,
+            details TEXT,
+            owner_pid INTEGER,
+            owner_host TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX runs_job_id ON runs (job_id, id);
+        CREATE INDEX runs_active ON runs (status) WHERE status IN ('queued', 'running');
+
+        CREATE TABLE agents (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('openai', 'anthropic', 'command')),
+            config TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE daemon (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            last_tick_at TEXT NOT NULL,
+            listen TEXT,
+            stopped_at TEXT
+        );
+        """
+    )
+
+
+# Ordered and append-only: never edit a migration that has shipped; add a new one.
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("initial", _m001_initial),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file 0600 in a 0700 directory before SQLite touches it."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    """Open (creating if asked) and migrate the database at `path`."""
+    if path.is_dir():
+        raise InvalidInput(f"database path {str(path)!r} is a directory")
+    if not path.exists():
+        if not create:
+            raise Failed(f"no database at {path}")
+        try:
+            _create_private_file(path)
+        except OSError as exc:
+            raise Failed(f"cannot create database {path}: {exc.strerror}") from None
+    try:
+        conn = sqlite3.connect(
+            path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        )
+        configure(conn)
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    return conn
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[str, Migration]] | None = None) -> int:
+    """Apply the migrations the stored schema lacks, each in its own transaction."""
+    steps = MIGRATIONS if migrations is None else migrations
+    version = schema_version(conn)
+    if version == len(steps):
+        return version
+    if version > len(steps):
+        raise Failed(
+            f"database schema version {version} is newer than this jobctl knows "
+            f"({len(steps)}): upgrade jobctl"
+        )
+    if version == 0 and _has_foreign_tables(conn):
+        raise Failed("the file is an SQLite database but not a jobctl one")
+    for index in range(version, len(steps)):
+        with write_transaction(conn):
+            # Another process may have migrated while we waited for the lock.
+            if schema_version(conn) > index:
+                continue
+            steps[index][1](conn)
+            conn.execute(f"PRAGMA user_version = {index + 1}")
+    return len(steps)
+
+
+def _has_foreign_tables(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchone()
+    return bool(row[0])

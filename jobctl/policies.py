@@ -1,0 +1,110 @@
+"""Per-job policies: names, defaults, validation, and their JSON form.
+
+A job stores only the policies someone set; the effective value falls back to the default,
+which for `timeout` depends on the action kind (so changing the kind changes the default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from jobctl.errors import InvalidInput
+from jobctl.timeutil import format_duration, parse_duration
+
+OVERLAP_CHOICES = ("skip", "queue", "allow")
+CATCHUP_CHOICES = ("latest", "skip", "all")
+
+DEFAULT_TIMEOUTS = {"http": 30.0, "agent": 600.0, "exec": 3600.0}
+DEFAULTS: dict[str, Any] = {
+    "retries": 0,
+    "backoff": 10.0,
+    "overlap": "skip",
+    "catchup": "latest",
+    "catchup_window": 86400.0,
+    "jitter": 0.0,
+    "max_failures": None,
+    "keep": 1000,
+    "keep_for": None,
+}
+MAX_BACKOFF = 3600.0
+
+# Policy name -> kind of value: duration (seconds), count (int >= 0) or a choice.
+DURATION_POLICIES = ("timeout", "backoff", "catchup_window", "jitter", "keep_for")
+COUNT_POLICIES = ("retries", "max_failures", "keep")
+CHOICE_POLICIES = {"overlap": OVERLAP_CHOICES, "catchup": CATCHUP_CHOICES}
+POLICY_NAMES = ("timeout", "retries", "backoff", "overlap", "catchup", "catchup_window",
+                "jitter", "max_failures", "keep", "keep_for")
+_SUBSECOND_OK = ("jitter", "backoff")
+
+
+def option_name(policy: str) -> str:
+    return "--" + policy.replace("_", "-")
+
+
+def parse_policy(policy: str, value: Any) -> Any:
+    """Validate one policy value from the CLI (text) or a document (text or number).
+
+    Returns the stored form: seconds as float, counts as int, choices as text; None clears.
+    """
+    if value is None or value == "":
+        return None
+    flag = option_name(policy)
+    if policy in DURATION_POLICIES:
+        if isinstance(value, bool):
+            raise InvalidInput(f"invalid {flag} {value!r}: expected a duration like 30s")
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            seconds = parse_duration(
+                str(value), what=flag, allow_ms=policy in _SUBSECOND_OK
+            ).total_seconds()
+        if seconds < 0:
+            raise InvalidInput(f"invalid {flag} {value!r}: must not be negative")
+        if policy == "timeout" and seconds <= 0:
+            raise InvalidInput(f"invalid {flag} {value!r}: must be more than 0s")
+        return seconds
+    if policy in COUNT_POLICIES:
+        try:
+            number = int(str(value), 10) if not isinstance(value, int) else value
+        except ValueError:
+            raise InvalidInput(f"invalid {flag} {value!r}: expected a whole number") from None
+        if isinstance(value, bool) or number < 0:
+            raise InvalidInput(f"invalid {flag} {value!r}: expected a whole number >= 0")
+        if policy == "keep" and number < 1:
+            raise InvalidInput(f"invalid {flag} {value!r}: keep at least 1 run")
+        if policy == "retries" and number > 100:
+            raise InvalidInput(f"invalid {flag} {value!r}: at most 100 retries")
+        return number
+    if policy in CHOICE_POLICIES:
+        text = str(value).lower()
+        if text not in CHOICE_POLICIES[policy]:
+            choices = ", ".join(CHOICE_POLICIES[policy])
+            raise InvalidInput(f"invalid {flag} {value!r}: choose one of {choices}")
+        return text
+    raise InvalidInput(f"unknown policy {policy!r}")
+
+
+def effective(action: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Every policy with its effective value; a policy that is off is None."""
+    result: dict[str, Any] = {"timeout": DEFAULT_TIMEOUTS[action]}
+    result.update(DEFAULTS)
+    result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
+    if result["max_failures"] == 0:
+        result["max_failures"] = None
+    return {name: result[name] for name in POLICY_NAMES}
+
+
+def as_text(policy: str, value: Any) -> str:
+    """A policy value for people and for TOML export."""
+    if value is None:
+        return "off"
+    if policy in DURATION_POLICIES:
+        return format_duration(timedelta(seconds=value))
+    return str(value)
+
+
+def backoff_delay(first: float, attempt: int) -> float:
+    """The delay before `attempt` (2, 3, ...): first, doubling, capped at one hour."""
+    return float(min(MAX_BACKOFF, first * 2 ** max(0, attempt - 2)))

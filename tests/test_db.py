@@ -1,0 +1,75 @@
+"""The store: created private, in WAL mode, migrated once, refused when foreign."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from jobctl import db
+from jobctl.errors import Failed
+
+
+def test_blank_database_is_private_and_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "jobctl.db"
+    conn = db.connect(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"jobs", "runs", "agents", "daemon"} <= tables
+
+
+def test_opening_twice_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "jobctl.db"
+    db.connect(path).close()
+    first = list(sqlite3.connect(path).iterdump())
+    conn = db.connect(path)
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    assert list(conn.iterdump()) == first
+
+
+def test_a_failing_migration_leaves_the_schema_as_it_was(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path / "jobctl.db")
+
+    def broken(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        db.migrate(conn, [*db.MIGRATIONS, ("broken", broken)])
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name='half_done'").fetchone() is None
+
+
+def test_text_file_is_not_a_usable_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not SQLite\n" * 100)
+    with pytest.raises(Failed, match="not a usable jobctl database"):
+        db.connect(path)
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE customers (id)")
+    other.commit()
+    other.close()
+    with pytest.raises(Failed, match="not a jobctl one"):
+        db.connect(path)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 0
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobctl.db"
+    db.connect(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 5}")
+    raw.close()
+    with pytest.raises(Failed, match="newer than this jobctl"):
+        db.connect(path)
