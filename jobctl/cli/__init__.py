@@ -54,6 +54,12 @@ def open_db(ctx: click.Context) -> sqlite3.Connection:
     return conn
 
 
+COMMAND_ORDER = (
+    "add", "edit", "rm", "list", "show", "pause", "resume", "next", "run", "runs", "status",
+    "daemon", "agent", "hook", "export", "apply", "import", "doctor", "backup", "restore",
+)
+
+
 class ReportedError(click.ClickException):
     """A JobctlError on its way out through click: one line, the contract's exit code."""
 
@@ -83,7 +89,8 @@ class JobctlGroup(click.Group):
     """Turns JobctlError into its exit code; lists commands in the order of the manual."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        known = [name for name in COMMAND_ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
 
     def invoke(self, ctx: click.Context) -> Any:
         return report_errors(super().invoke, ctx)
@@ -113,5 +120,8 @@ def main() -> None:
         sys.exit(0)
 
 
-# Registering the commands: each module adds its own to `cli`.
-from jobctl.cli import job_commands  # noqa: E402, F401
+# Registering the commands: each module adds its own to `cli`,
+from jobctl.cli import (  # noqa: E402
+    file_commands,  # noqa: F401
+    job_commands,  # noqa: F401
+)

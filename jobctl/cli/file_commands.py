@@ -1,0 +1,100 @@
+"""Commands that treat jobs as a file: export and apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.errors import InvalidInput
+
+
+@cli.command()
+@click.argument("names", metavar="[NAME]...", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["toml", "json"]), help="Document format (default toml).")
+@db_option
+@json_option
+@click.pass_context
+def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
+    """Print jobs (all, or those named) as a file that `jobctl apply` reads back.
+
+    Jobs are written as stored, secrets included, so that apply round-trips: a literal
+    secret (an Authorization header, a password in a URL) is written with a warning on
+    stderr; `${NAME}` references stay references. --json is --format json.
+
+    \b
+    Examples:
+      jobctl export > jobs.toml
+      jobctl export backup report --format json
+    """
+    from jobctl.jobfile import export_jobs
+
+    if as_json and fmt == "toml":
+        raise InvalidInput("--json and --format toml cannot be combined")
+    text, warnings = export_jobs(open_db(ctx), names, "json" if as_json else fmt or "toml")
+    for warning in warnings:
+        click.echo(f"jobctl: warning: {warning}", err=True)
+    click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("-f", "--file", "path", metavar="FILE", required=True, help="TOML or JSON jobs file, or - for standard input.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--prune", is_flag=True, help="Also remove jobs (and their history) that the file does not list.")
+@db_option
+@json_option
+@click.pass_context
+def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bool) -> None:
+    """Make the jobs match a file from `jobctl export`: add, change, and with --prune remove.
+
+    All or nothing: a bad entry anywhere changes nothing and is named in the error. Applying
+    the same file again changes nothing. A changed job keeps its history; a job renamed in
+    the file is a new job (rename with `jobctl edit NAME --name NEW` to keep the history).
+
+    \b
+    Examples:
+      jobctl apply -f jobs.toml --dry-run
+      jobctl export | ssh other-host jobctl apply -f - --prune
+    """
+    from jobctl.jobfile import apply_document, read_document
+    from jobctl.timeutil import utcnow
+
+    doc = read_document(path)
+    plan = apply_document(open_db(ctx), doc, utcnow(), prune=prune, dry_run=dry_run)
+    if as_json:
+        from jobctl.output import to_json
+
+        click.echo(to_json({**plan.names(), "dry_run": dry_run}))
+    else:
+        click.echo(_plan_text(plan, dry_run))
+    if plan.not_in_file:
+        count = len(plan.not_in_file)
+        click.echo(
+            f"jobctl: {_count(count, 'job')} in the database {'is' if count == 1 else 'are'} "
+            "not in the file and kept (--prune removes them)",
+            err=True,
+        )
+
+
+def _plan_text(plan: Any, dry_run: bool) -> str:
+    names = plan.names()
+    prefix = "would " if dry_run else ""
+    lines = [
+        f"{prefix}{mark} {name}"
+        for mark, key in (("+", "added"), ("~", "changed"), ("-", "removed"))
+        for name in names[key]
+    ]
+    if plan.has_changes:
+        lines.append(
+            f"{'would apply' if dry_run else 'applied'}: {len(names['added'])} added, "
+            f"{len(names['changed'])} changed, {len(names['removed'])} removed, "
+            f"{len(names['unchanged'])} unchanged"
+        )
+    else:
+        lines.append(f"nothing to change: {_count(len(names['unchanged']), 'job')} unchanged")
+    return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
