@@ -113,9 +113,23 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m002_run_claims(conn: sqlite3.Connection) -> None:
+    execute_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN due_at TEXT;
+        CREATE UNIQUE INDEX runs_one_per_slot ON runs (job_id, trigger, scheduled_for, attempt)
+            WHERE trigger IN ('schedule', 'catchup', 'retry') AND status != 'missed';
+        CREATE INDEX runs_queued_due ON runs (due_at) WHERE status = 'queued';
+        CREATE INDEX runs_finished_at ON runs (finished_at);
+        """,
+    )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
+    ("run claims: due_at, one run per slot", _m002_run_claims),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -73,3 +73,21 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(Failed, match="newer than this jobctl"):
         db.connect(path)
+
+
+def test_upgrade_from_schema_version_1_keeps_jobs_and_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    fixture = Path(__file__).parent / "fixtures" / "schema_v1.sql"
+    old = sqlite3.connect(path)
+    old.executescript(fixture.read_text())
+    old.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    conn = db.connect(path)
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    assert [tuple(r) for r in conn.execute("SELECT name, schedule FROM jobs")] == [
+        ("nightly", "0 3 * * *")
+    ]
+    run = conn.execute("SELECT status, http_status, due_at FROM runs").fetchone()
+    assert tuple(run) == ("succeeded", 200, None)
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "runs_one_per_slot" in indexes

@@ -124,4 +124,5 @@ def main() -> None:
 from jobctl.cli import (  # noqa: E402
     file_commands,  # noqa: F401
     job_commands,  # noqa: F401
+    run_commands,  # noqa: F401
 )

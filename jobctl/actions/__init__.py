@@ -1,0 +1,119 @@
+"""Actions: a spec and a fire context in, an Outcome out. They never touch the database."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jobctl.secrets import REDACTED, expand
+
+OUTPUT_CAP = 64 * 1024  # bytes of output/body stored per run
+
+
+@dataclass
+class FireContext:
+    """What one run needs to know besides its spec."""
+
+    job: str
+    run_id: int
+    scheduled_for: datetime  # aware UTC: the slot, sent as X-Jobctl-Scheduled-For
+    attempt: int
+    timeout: float  # seconds
+    env: Mapping[str, str]  # where ${NAME} references are expanded from
+    payload: str | None = None  # webhook body
+
+
+@dataclass
+class Outcome:
+    """How a run ended; the engine records it as it is."""
+
+    status: str  # 'succeeded' | 'failed' | 'timed_out'
+    started_at: datetime  # aware UTC, when the request or process actually started
+    finished_at: datetime
+    http_status: int | None = None
+    exit_code: int | None = None
+    output: str | None = None  # capped text
+    error: str | None = None  # one line, None on success
+    snapshot: dict[str, Any] | None = None  # what was sent, secrets redacted
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int:
+        return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def cap_output(data: bytes, total: int | None = None, *, complete: bool = True) -> str:
+    """Decode at most OUTPUT_CAP bytes as UTF-8, with a marker line when some were dropped.
+
+    `total` is the full size when known (it may exceed len(data) when the caller stopped
+    reading); `complete=False` says the caller stopped reading and does not know the size.
+    """
+    size = len(data) if total is None else max(total, len(data))
+    if size <= OUTPUT_CAP:
+        return data.decode("utf-8", errors="replace")
+    # An incremental decoder drops a multi-byte character cut in half at the cap.
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(
+        data[:OUTPUT_CAP], final=False
+    )
+    if complete or total is not None:
+        marker = f"[output truncated: {size} bytes in all, {OUTPUT_CAP} kept]"
+    else:
+        marker = f"[output truncated: more than {OUTPUT_CAP} bytes, {OUTPUT_CAP} kept]"
+    return f"{text}\n{marker}"
+
+
+def fail_before_start(
+    message: str, now: datetime, snapshot: dict[str, Any] | None = None
+) -> Outcome:
+    """A run that failed before anything was sent or started (an undefined ${NAME}, ...)."""
+    return Outcome(
+        status="failed", started_at=now, finished_at=now, error=message, snapshot=snapshot
+    )
+
+
+class Expansion:
+    """Expands ${NAME} references and remembers every value used, for redaction."""
+
+    __slots__ = ("_longest_first", "env", "secrets")
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.secrets: list[str] = []
+        self._longest_first: list[str] | None = None
+
+    def __call__(self, text: str) -> str:
+        """Raises jobctl.errors.Failed for an undefined name."""
+        if "${" not in text:  # the common case costs one scan, not a regex
+            return text
+        expanded, values = expand(text, self.env)
+        self.secrets.extend(values)
+        self._longest_first = None
+        return expanded
+
+    def redact(self, text: str) -> str:
+        """Every expanded value in `text` as `***` (secrets.redact_values, sorted once)."""
+        if not self.secrets or not text:
+            return text
+        if self._longest_first is None:
+            self._longest_first = sorted({s for s in self.secrets if s}, key=len, reverse=True)
+        for value in self._longest_first:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+
+__all__ = [
+    "OUTPUT_CAP",
+    "Expansion",
+    "FireContext",
+    "Outcome",
+    "cap_output",
+    "fail_before_start",
+]

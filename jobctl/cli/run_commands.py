@@ -1,0 +1,140 @@
+"""`jobctl daemon` (the tick loop) and `jobctl run` (fire a job now)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jobctl.cli import cli, db_option, db_path, json_option, open_db
+from jobctl.errors import Failed
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--max-http", type=click.IntRange(1, 100_000), default=256, show_default=True,
+              help="HTTP runs in flight at once.")
+@click.option("--max-agent", type=click.IntRange(1, 10_000), default=8, show_default=True,
+              help="Agent runs in flight at once.")
+@click.option("--max-exec", type=click.IntRange(1, 10_000), default=8, show_default=True,
+              help="Exec runs in flight at once.")
+@click.option("--grace", default="30s", show_default=True, metavar="D",
+              help="On SIGTERM, wait this long for runs in flight.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="How much to log on stderr.")
+@db_option
+@click.pass_context
+def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, grace: str,
+           env_file: Path | None, log_level: str) -> None:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT.
+
+    Fires every due job, records every run, and picks up changes made with the other
+    commands within a second. One daemon per database.
+
+    \b
+    Examples:
+      jobctl daemon
+      jobctl daemon --env-file ~/.config/jobctl/secrets.env --max-exec 2
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from jobctl.daemon import Daemon, DaemonConfig, setup_logging
+    from jobctl.timeutil import parse_duration
+
+    config = DaemonConfig(
+        db_path=db_path(ctx), max_http=max_http, max_agent=max_agent, max_exec=max_exec,
+        grace=parse_duration(grace, what="--grace").total_seconds(), env_file=env_file,
+    )
+    setup_logging(log_level)
+    ctx.exit(Daemon(config).run())
+
+
+def _report_attempt(recorded: Any) -> None:
+    from jobctl.timeutil import iso_z
+
+    claim, outcome = recorded.claim, recorded.outcome
+    code = (f"HTTP {outcome.http_status}" if outcome.http_status is not None
+            else f"exit {outcome.exit_code}" if outcome.exit_code is not None else "")
+    parts = [f"run {claim.run_id} of {claim.job.name}", f"attempt {claim.attempt}",
+             outcome.status, code, f"{outcome.duration_ms} ms"]
+    line = " · ".join(part for part in parts if part)
+    if outcome.error:
+        line += f": {outcome.error}"
+    if recorded.retry_at is not None:
+        line += f" (retry at {iso_z(recorded.retry_at)})"
+    click.echo(line, err=True)
+
+
+@cli.command(name="run")
+@click.argument("name")
+@click.option("--queue", "queue_", is_flag=True, help="Ask the running daemon to fire it.")
+@click.option("--wait", is_flag=True, help="With --queue: wait for the result.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).")
+@db_option
+@json_option
+@click.pass_context
+def run_(ctx: click.Context, name: str, queue_: bool, wait: bool, env_file: Path | None,
+         as_json: bool) -> None:
+    """Fire a job now, here, and print the result (exit 0 on success, 1 on failure).
+
+    Works on paused and completed jobs too. Blocks through retries; with overlap `queue`
+    it first waits for the run in flight.
+
+    \b
+    Examples:
+      jobctl run backup && echo "backup ok"
+      jobctl run backup --queue --wait
+    """
+    from jobctl import manual
+    from jobctl.daemon import fire_environment
+    from jobctl.output import to_json
+    from jobctl.runs import get_run, run_to_dict
+
+    conn = open_db(ctx)
+    if wait and not queue_:
+        raise click.UsageError("--wait goes with --queue")
+    if queue_:
+        from jobctl.engine import queue_manual
+        from jobctl.jobs import get_job
+        from jobctl.timeutil import utcnow
+
+        get_job(conn, name)
+        manual.require_daemon(conn, db_path(ctx))
+        run_id, status = queue_manual(conn, name, utcnow())
+        if status == "skipped":
+            raise Failed(f"run {run_id} of {name} skipped: a run is in flight (overlap skip)")
+        if not wait:
+            click.echo(to_json({"job": name, "run": run_id}) if as_json
+                       else f"queued run {run_id} of {name}")
+            return
+        row = manual.wait_for_run(conn, run_id)
+    else:
+        env = fire_environment(env_file)
+        result = manual.run_now(
+            conn, name, env=env, report=_report_attempt,
+            on_wait=lambda: click.echo(f"waiting for the run of {name} in flight", err=True),
+        )
+        if isinstance(result, int):
+            row = get_run(conn, result)
+            if as_json:
+                click.echo(to_json(run_to_dict(row)))
+            raise Failed(f"run {result} of {name} skipped: a run is in flight (overlap skip)")
+        row = get_run(conn, result.claim.run_id)
+    _print_run_result(row, as_json)
+    if row["status"] != "succeeded":
+        sys.exit(1)
+
+
+def _print_run_result(row: Any, as_json: bool) -> None:
+    from jobctl.output import to_json
+    from jobctl.runs import run_to_dict
+
+    if as_json:
+        click.echo(to_json(run_to_dict(row)))
+        return
+    if row["output"]:
+        click.echo(row["output"], nl=not row["output"].endswith("\n"))

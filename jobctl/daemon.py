@@ -1,0 +1,429 @@
+"""The long-running loop: a plain loop around engine.claim_due, with signals and a heartbeat.
+
+One daemon per database, enforced with `fcntl.flock` on `<database>.lock` (the kernel
+releases it when the process dies, so a kill -9 never leaves a stale lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from jobctl import engine, runs
+from jobctl.db import connect, write_transaction
+from jobctl.errors import DaemonUnavailable, InvalidInput
+from jobctl.paths import lock_path
+from jobctl.timeutil import format_duration, from_db, iso_z, to_db, utcnow
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
+
+log = logging.getLogger("jobctl.daemon")
+
+IDLE_POLL = 0.25  # seconds between checks for changes made by other processes
+HEARTBEAT_EVERY = 1.0
+ORPHAN_CHECK_EVERY = 60.0
+PRUNE_EVERY = 60.0  # retention (`--keep`, `--keep-for`), in small batches between fires
+FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
+SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
+
+
+@dataclass
+class DaemonConfig:
+    db_path: Path
+    max_http: int = 256
+    max_agent: int = 8
+    max_exec: int = 8
+    grace: float = 30.0
+    env_file: Path | None = None
+
+
+class InstanceLock:
+    """The single-instance lock: `<database>.lock` holding the owner's pid and host."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = lock_path(db_path)
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise DaemonUnavailable(
+                f"another daemon ({holder}) already holds {self.path.with_suffix('')}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    @staticmethod
+    def is_held(db_path: Path) -> bool:
+        """True when some process holds the lock (checked without taking it for long)."""
+        path = lock_path(db_path)
+        if not path.exists():
+            return False
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (optional `export`, quotes, `#` comments), as systemd and docker take."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read env file {str(path)!r}: {exc.strerror}") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise InvalidInput(f"env file {str(path)!r} line {number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def fire_environment(env_file: Path | None) -> dict[str, str]:
+    """Where `${NAME}` references come from: the process environment, then the env file."""
+    env = dict(os.environ)
+    chosen = env_file or (Path(os.environ["JOBCTL_ENV_FILE"])
+                          if os.environ.get("JOBCTL_ENV_FILE") else None)
+    if chosen is not None:
+        env.update(read_env_file(chosen))
+    return env
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.owner = runs.Owner.this_process()
+        self.env: Mapping[str, str] = fire_environment(config.env_file)
+        self.conn: sqlite3.Connection | None = None
+        self.lock = InstanceLock(config.db_path)
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._finished: list[tuple[engine.Claim, Outcome]] = []
+        self._finished_ready = asyncio.Event()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._bounds: dict[str, asyncio.Semaphore] = {}
+        self._firers: engine.Firers | None = None
+        self.started_at = utcnow()
+        self.awake_since = self.started_at
+        self.ticks = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Take the lock, run until SIGTERM/SIGINT, and return the exit code."""
+        self.lock.acquire()
+        try:
+            return asyncio.run(self._main())
+        finally:
+            self.lock.release()
+
+    async def _main(self) -> int:
+        self.conn = connect(self.config.db_path)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        self._bounds = {
+            "http": asyncio.Semaphore(self.config.max_http),
+            "agent": asyncio.Semaphore(self.config.max_agent),
+            "exec": asyncio.Semaphore(self.config.max_exec),
+        }
+        self._firers = engine.Firers(max_http=self.config.max_http)
+        self._recover()
+        self._heartbeat(first=True)
+        log.info("daemon started (pid %d) on %s", os.getpid(), self.config.db_path)
+        flusher = asyncio.create_task(self._flush_loop())
+        pruner = asyncio.create_task(self._prune_loop())
+        try:
+            await self._loop()
+        finally:
+            pruner.cancel()
+            await asyncio.gather(pruner, return_exceptions=True)
+            await self._shutdown(flusher)
+        return 0
+
+    def _request_stop(self, signum: int) -> None:
+        if not self._stop.is_set():
+            log.info("received %s: stopping", signal.Signals(signum).name)
+        self._stop.set()
+        self._wake.set()
+
+    def _recover(self) -> None:
+        """Runs left `running` by a dead process become interrupted (and maybe retried)."""
+        assert self.conn is not None
+        now = utcnow()
+        with write_transaction(self.conn):
+            orphans = runs.mark_interrupted(self.conn, now)
+            retried = engine.retry_interrupted(self.conn, orphans, now)
+            runs.release_reserved(self.conn)
+        for orphan in orphans:
+            log.warning("run %d of %s was left running by a process that died: interrupted",
+                        orphan.run_id, orphan.job)
+        if retried:
+            log.info("queued %d retries of interrupted runs", retried)
+
+    async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
+        assert self.conn is not None and self._firers is not None
+        in_flight = list(self._tasks.values())
+        if in_flight:
+            log.info("waiting up to %s for %d runs in flight",
+                     format_duration(self.config.grace), len(in_flight))
+            _, pending = await asyncio.wait(in_flight, timeout=self.config.grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        self._flush()
+        now = utcnow()
+        with write_transaction(self.conn):
+            left = [row[0] for row in self.conn.execute(
+                "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
+                "AND owner_host = ?", (self.owner.pid, self.owner.host))]
+            interrupted = runs.mark_interrupted(
+                self.conn, now, run_ids=left,
+                reason="interrupted: the daemon stopped before the run finished",
+            )
+            self.conn.execute("UPDATE daemon SET stopped_at = ?, last_tick_at = ? WHERE id = 1",
+                              (to_db(now), to_db(now)))
+        for orphan in interrupted:
+            log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
+        await self._firers.close()
+        self.conn.close()
+        log.info("daemon stopped")
+
+    # ---------------------------------------------------------------------- loop
+
+    async def _loop(self) -> None:
+        assert self.conn is not None
+        last_wall = utcnow()
+        last_mono = time.monotonic()
+        last_heartbeat = last_mono
+        last_orphan_check = last_mono
+        data_version = self._data_version()
+        while not self._stop.is_set():
+            now = utcnow()
+            mono = time.monotonic()
+            self._notice_suspend(now, last_wall, mono - last_mono)
+            last_wall, last_mono = now, mono
+            try:
+                self._step(now)
+            except Exception:  # one failing step is logged; the loop goes on
+                log.exception("scheduling step failed")
+            if mono - last_heartbeat >= HEARTBEAT_EVERY:
+                self._heartbeat()
+                last_heartbeat = mono
+            if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
+                self._check_orphans()
+                last_orphan_check = mono
+            timeout = self._sleep_for(utcnow())
+            data_version = await self._sleep(timeout, data_version)
+
+    def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
+        jump = (now - last_wall).total_seconds() - mono_elapsed
+        if jump > SUSPEND_THRESHOLD:
+            log.warning("the clock jumped %s ahead (machine asleep?): slots in between are "
+                        "missed", format_duration(round(jump)))
+            self.awake_since = now
+
+    def _step(self, now: datetime) -> None:
+        assert self.conn is not None
+        step = engine.claim_due(self.conn, now, awake_since=self.awake_since, owner=self.owner)
+        self.ticks += 1
+        for name, count, first, last in step.missed:
+            log.warning("%s: missed %d slot(s) from %s to %s while no daemon ran", name, count,
+                        iso_z(first), iso_z(last))
+        for name, reason in step.broken:
+            log.error("%s: %s", name, reason)
+        for name, slot, trigger in step.skipped:
+            log.warning("%s: skipped the %s slot %s: the previous run is still running",
+                        name, trigger, iso_z(slot))
+        for name, slot in step.queued:
+            log.info("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
+        for claim in step.claims:
+            self._tasks[claim.run_id] = asyncio.create_task(self._fire(claim))
+
+    def _sleep_for(self, now: datetime) -> float:
+        assert self.conn is not None
+        wake = engine.next_wake(self.conn)
+        if wake is None:
+            return IDLE_POLL
+        return max(0.0, min(IDLE_POLL, (wake - now).total_seconds()))
+
+    async def _sleep(self, timeout: float, data_version: int) -> int:
+        """Sleep until the timeout, a stop, a finished run, or a change by another process."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stop.is_set():
+                return data_version
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(remaining, IDLE_POLL))
+                return data_version
+            current = self._data_version()
+            if current != data_version:
+                return current
+
+    def _data_version(self) -> int:
+        assert self.conn is not None
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _heartbeat(self, *, first: bool = False) -> None:
+        assert self.conn is not None
+        now = to_db(utcnow())
+        with write_transaction(self.conn):
+            if first:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO daemon (id, pid, host, started_at, last_tick_at, "
+                    "listen, stopped_at) VALUES (1, ?, ?, ?, ?, NULL, NULL)",
+                    (self.owner.pid, self.owner.host, to_db(self.started_at), now),
+                )
+            else:
+                self.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
+
+    def _check_orphans(self) -> None:
+        """A `jobctl run` killed mid-run leaves a row whose owner is gone: interrupt it."""
+        assert self.conn is not None
+        try:
+            self._recover()
+        except sqlite3.Error:
+            log.exception("orphan check failed")
+
+    # -------------------------------------------------------------------- firing
+
+    async def _fire(self, claim: engine.Claim) -> None:
+        assert self._firers is not None
+        try:
+            if claim.delay:
+                await asyncio.sleep(claim.delay)
+            async with self._bounds[claim.job.action]:
+                outcome = await self._firers.fire(claim, self.env)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in an action must still finish its run row
+            log.exception("run %d of %s crashed", claim.run_id, claim.job.name)
+            from jobctl.actions import fail_before_start
+
+            outcome = fail_before_start(f"internal error: {exc!r}", utcnow())
+        finally:
+            self._tasks.pop(claim.run_id, None)
+        self._finished.append((claim, outcome))
+        self._finished_ready.set()
+
+    async def _prune_loop(self) -> None:
+        """Apply each job's retention every minute; yield to firing between batches."""
+        from jobctl.history import jobs_to_prune, prune_runs
+
+        assert self.conn is not None
+        since = datetime.fromtimestamp(0, UTC)  # the first pass looks at every job with runs
+        while True:
+            await asyncio.sleep(PRUNE_EVERY)
+            removed = 0
+            started = utcnow()
+            try:
+                job_ids = jobs_to_prune(self.conn, since)
+                since = started
+                for count in prune_runs(self.conn, started, job_ids=job_ids, batch=200):
+                    removed += count
+                    await asyncio.sleep(0)
+            except sqlite3.Error:
+                log.exception("pruning runs failed")
+            if removed:
+                log.debug("pruned %d old runs", removed)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._finished_ready.wait()
+            await asyncio.sleep(FLUSH_DELAY)
+            self._finished_ready.clear()
+            try:
+                self._flush()
+            except Exception:
+                log.exception("recording outcomes failed; will retry")
+                self._finished_ready.set()
+                await asyncio.sleep(1)
+
+    def _flush(self) -> None:
+        assert self.conn is not None
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
+        try:
+            recorded = engine.record_outcomes(self.conn, batch, utcnow())
+        except BaseException:
+            self._finished = batch + self._finished
+            raise
+        for item in recorded:
+            self._log_outcome(item)
+        self._wake.set()  # queued runs and retries may now be due
+
+    @staticmethod
+    def _log_outcome(item: engine.Recorded) -> None:
+        claim, outcome = item.claim, item.outcome
+        code = (f" http {outcome.http_status}" if outcome.http_status is not None
+                else f" exit {outcome.exit_code}" if outcome.exit_code is not None else "")
+        late = (outcome.started_at - claim.scheduled_for).total_seconds() * 1000
+        level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
+        log.log(level, "%s run %d %s%s in %d ms (attempt %d, %s, %d ms late)%s", claim.job.name,
+                claim.run_id, outcome.status, code, outcome.duration_ms, claim.attempt,
+                claim.trigger, max(0, late), f": {outcome.error}" if outcome.error else "")
+        if item.retry_at is not None:
+            log.info("%s: retry %d at %s", claim.job.name, claim.attempt + 1,
+                     iso_z(item.retry_at))
+        if item.auto_paused:
+            log.warning("%s: auto-paused after too many failures in a row", claim.job.name)
+
+
+def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:
+    row = conn.execute("SELECT last_tick_at, stopped_at FROM daemon WHERE id = 1").fetchone()
+    if row is None or row["stopped_at"]:
+        return None
+    return now - from_db(row["last_tick_at"])
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(message)s",
+    )

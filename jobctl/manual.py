@@ -1,0 +1,113 @@
+"""`jobctl run`: fire a job now in this process, through its retries, or ask the daemon to."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from jobctl import engine, runs
+from jobctl.db import write_transaction
+from jobctl.errors import DaemonUnavailable
+from jobctl.timeutil import utcnow
+
+QUEUE_POLL = 0.2
+HEARTBEAT_FRESH = timedelta(seconds=15)
+
+Report = Callable[[engine.Recorded], None]
+
+
+def run_now(
+    conn: sqlite3.Connection, name: str, *, env: Mapping[str, str], report: Report,
+    on_wait: Callable[[], None] | None = None,
+) -> engine.Recorded | int:
+    """Fire `name` here and block through its retries.
+
+    Returns the last attempt's record, or the id of the `skipped` run when the overlap
+    policy skipped it. With overlap `queue`, waits for the run in flight to end first.
+    """
+    owner = runs.Owner.this_process()
+    waited = False
+    while True:
+        started = engine.start_manual(conn, name, utcnow(), owner)
+        if started is not None:
+            break
+        if on_wait is not None and not waited:
+            on_wait()
+        waited = True
+        time.sleep(QUEUE_POLL)
+    if isinstance(started, int):
+        return started
+    claim = started
+    try:
+        return asyncio.run(_fire_with_retries(conn, claim, owner, env, report))
+    except KeyboardInterrupt:
+        with write_transaction(conn):
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
+                "AND owner_host = ?", (owner.pid, owner.host))]
+            runs.mark_interrupted(conn, utcnow(), run_ids=ids,
+                                  reason="interrupted: stopped by the person running it")
+            conn.execute("DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? "
+                         "AND owner_host = ?", (owner.pid, owner.host))
+        raise
+
+
+async def _fire_with_retries(
+    conn: sqlite3.Connection, claim: engine.Claim, owner: runs.Owner,
+    env: Mapping[str, str], report: Report,
+) -> engine.Recorded:
+    firers = engine.Firers(max_http=4)
+    try:
+        while True:
+            outcome = await firers.fire(claim, env)
+            recorded = engine.record_outcomes(conn, [(claim, outcome)], utcnow())[0]
+            report(recorded)
+            if recorded.retry_at is None:
+                return recorded
+            await asyncio.sleep(max(0.0, (recorded.retry_at - utcnow()).total_seconds()))
+            following = engine.claim_reserved_retry(conn, claim, utcnow(), owner)
+            if following is None:  # the daemon took the retry over
+                return recorded
+            claim = following
+    finally:
+        await firers.close()
+
+
+def daemon_running(conn: sqlite3.Connection, db_path: Path) -> bool:
+    """A daemon holds the database's lock and its heartbeat is fresh."""
+    from jobctl.daemon import InstanceLock, heartbeat_age
+
+    age = heartbeat_age(conn, utcnow())
+    return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
+
+
+def require_daemon(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Exit 4 unless a daemon holds the database and its heartbeat is fresh."""
+    if not daemon_running(conn, db_path):
+        raise DaemonUnavailable(
+            f"no daemon is running on {db_path}: start one with `jobctl daemon`, "
+            "or run the job here without --queue"
+        )
+
+
+def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL
+                 ) -> sqlite3.Row:
+    """Block until the run (and any retry of it) has a final status; return the last one."""
+    while True:
+        row = runs.get_run(conn, run_id)
+        if row["status"] not in ("queued", "running"):
+            following = conn.execute(
+                "SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) "
+                "AND trigger = 'retry' AND scheduled_for = (SELECT scheduled_for FROM runs "
+                "WHERE id = ?) AND attempt = ? ",
+                (run_id, run_id, row["attempt"] + 1),
+            ).fetchone()
+            if following is None:
+                return row
+            run_id = following[0]
+            continue
+        time.sleep(poll)

@@ -1,0 +1,274 @@
+"""Run rows: writing them before a fire, finishing them after, and marking orphans.
+
+Every function here runs inside the caller's write transaction unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobctl.db import write_transaction
+from jobctl.timeutil import from_db, to_db
+
+STATUSES = ("queued", "running", "succeeded", "failed", "timed_out", "skipped", "missed",
+            "interrupted")
+TRIGGERS = ("schedule", "manual", "webhook", "retry", "catchup", "chain")
+EXECUTED = frozenset({"succeeded", "failed", "timed_out", "interrupted"})
+FAILURES = frozenset({"failed", "timed_out", "interrupted"})
+
+HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs a fire: orphans are found by checking it still exists."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), HOST)
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    *,
+    job_id: int,
+    trigger: str,
+    status: str,
+    scheduled_for: datetime,
+    now: datetime,
+    attempt: int = 1,
+    owner: Owner | None = None,
+    due_at: datetime | None = None,
+    error: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    started = to_db(now) if status == "running" else None
+    finished = to_db(now) if status in ("skipped", "missed") else None
+    cursor = conn.execute(
+        "INSERT INTO runs (job_id, trigger, status, attempt, scheduled_for, started_at, "
+        "finished_at, error, details, owner_pid, owner_host, due_at, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            job_id, trigger, status, attempt, to_db(scheduled_for), started, finished, error,
+            json.dumps(details) if details else None,
+            owner.pid if owner else None, owner.host if owner else None,
+            to_db(due_at) if due_at else None, to_db(now),
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def count_skipped(conn: sqlite3.Connection, job_id: int, count: int = 1) -> None:
+    conn.execute("UPDATE jobs SET runs_skipped = runs_skipped + ? WHERE id = ?", (count, job_id))
+
+
+def count_missed(conn: sqlite3.Connection, job_id: int, slots: int) -> None:
+    conn.execute("UPDATE jobs SET runs_missed = runs_missed + ? WHERE id = ?", (slots, job_id))
+
+
+def count_executed(
+    conn: sqlite3.Connection, job_id: int, status: str, started_at: datetime, *, final: bool
+) -> None:
+    """Lifetime counters and last-run fields of the job; `final` = no retry follows."""
+    succeeded = status == "succeeded"
+    started = to_db(started_at)
+    conn.execute(
+        """
+        UPDATE jobs SET
+            runs_total = runs_total + 1,
+            runs_succeeded = runs_succeeded + :ok,
+            runs_failed = runs_failed + :failed,
+            last_status = CASE WHEN last_run_at IS NULL OR last_run_at <= :started
+                               THEN :status ELSE last_status END,
+            last_run_at = max(coalesce(last_run_at, ''), :started),
+            last_success_at = CASE WHEN :ok THEN max(coalesce(last_success_at, ''), :started)
+                                   ELSE last_success_at END,
+            consecutive_failures = CASE WHEN :ok THEN 0
+                                        WHEN :final THEN consecutive_failures + 1
+                                        ELSE consecutive_failures END
+        WHERE id = :job_id
+        """,
+        {"ok": int(succeeded), "failed": int(status in FAILURES), "started": started,
+         "status": status, "final": int(final), "job_id": job_id},
+    )
+
+
+def auto_pause_if_failing(
+    conn: sqlite3.Connection, job_id: int, max_failures: int | None, now: datetime
+) -> bool:
+    """Pause an enabled job whose failures in a row reached its limit; True if it did."""
+    if not max_failures:
+        return False
+    cursor = conn.execute(
+        "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = ?, "
+        "paused_reason = 'auto-paused after ' || consecutive_failures || ' failures in a row' "
+        "WHERE id = ? AND state = 'enabled' AND consecutive_failures >= ?",
+        (to_db(now), job_id, max_failures),
+    )
+    return cursor.rowcount > 0
+
+
+def process_exists(pid: int, *, since: datetime | None = None) -> bool:
+    """Whether process `pid` is alive and, when `since` is given, was already alive then.
+
+    The second check keeps a reused pid (after a reboot, say) from passing for the owner.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            return False
+    if since is None:
+        return True
+    started = _process_start(pid)
+    return started is None or started <= since.timestamp() + 2
+
+
+def _process_start(pid: int) -> float | None:
+    """Start time of `pid` as a Unix timestamp, from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith("btime"))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Orphan:
+    run_id: int
+    job_id: int
+    job: str
+    trigger: str
+    attempt: int
+    scheduled_for: str
+
+
+def mark_interrupted(
+    conn: sqlite3.Connection,
+    now: datetime,
+    *,
+    run_ids: Iterable[int] | None = None,
+    reason: str = "interrupted: the process running it stopped",
+) -> list[Orphan]:
+    """Mark `running` rows interrupted: the given ones, or those whose owner is gone.
+
+    Only owners on this host can be checked; rows of other hosts are left alone.
+    """
+    rows = conn.execute(
+        "SELECT runs.id, runs.job_id, jobs.name, runs.trigger, runs.attempt, "
+        "runs.scheduled_for, runs.owner_pid, runs.owner_host, runs.started_at "
+        "FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.status = 'running'"
+    ).fetchall()
+    wanted = set(run_ids) if run_ids is not None else None
+    orphans = []
+    for row in rows:
+        if wanted is not None:
+            if row["id"] not in wanted:
+                continue
+        elif row["owner_host"] != HOST or process_exists(
+            row["owner_pid"] or 0, since=from_db(row["started_at"]) if row["started_at"] else None
+        ):
+            continue
+        conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?, "
+            "duration_ms = CAST((julianday(?) - julianday(started_at)) * 86400000 AS INTEGER) "
+            "WHERE id = ? AND status = 'running'",
+            (to_db(now), reason, to_db(now), row["id"]),
+        )
+        started = row["started_at"]
+        count_executed(conn, row["job_id"], "interrupted", from_db(started) if started else now,
+                       final=True)
+        orphans.append(Orphan(row["id"], row["job_id"], row["name"], row["trigger"],
+                              row["attempt"], row["scheduled_for"]))
+    return orphans
+
+
+def release_reserved(conn: sqlite3.Connection) -> int:
+    """Queued retries kept by a `jobctl run` that died go to the daemon instead."""
+    released = 0
+    for row in conn.execute(
+        "SELECT id, owner_pid FROM runs WHERE status = 'queued' AND owner_pid IS NOT NULL "
+        "AND owner_host = ?", (HOST,)
+    ).fetchall():
+        if not process_exists(row["owner_pid"]):
+            conn.execute("UPDATE runs SET owner_pid = NULL, owner_host = NULL WHERE id = ?",
+                         (row["id"],))
+            released += 1
+    return released
+
+
+def mark_orphans(conn: sqlite3.Connection, now: datetime) -> list[Orphan]:
+    """Own transaction: interrupted rows for every dead owner on this host."""
+    with write_transaction(conn):
+        return mark_interrupted(conn, now)
+
+
+# ------------------------------------------------------------------------------ reading
+
+RUN_COLUMNS = (
+    "runs.id, jobs.name AS job, runs.trigger, runs.status, runs.attempt, runs.scheduled_for, "
+    "runs.started_at, runs.finished_at, runs.duration_ms, runs.http_status, runs.exit_code, "
+    "runs.error, runs.output, runs.snapshot, runs.details"
+)
+
+
+def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:
+    from jobctl.errors import NotFound
+
+    row = conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no run with id {run_id} (see `jobctl runs`)")
+    assert isinstance(row, sqlite3.Row)
+    return row
+
+
+def run_to_dict(row: sqlite3.Row, *, full: bool = False) -> dict[str, Any]:
+    """The contract's JSON form of a run; `full` adds the snapshot and details."""
+    from jobctl.timeutil import db_to_iso
+
+    data: dict[str, Any] = {
+        "id": row["id"],
+        "job": row["job"],
+        "trigger": row["trigger"],
+        "status": row["status"],
+        "attempt": row["attempt"],
+        "scheduled_for": db_to_iso(row["scheduled_for"]),
+        "started_at": db_to_iso(row["started_at"]),
+        "finished_at": db_to_iso(row["finished_at"]),
+        "duration_ms": row["duration_ms"],
+        "http_status": row["http_status"],
+        "exit_code": row["exit_code"],
+        "error": row["error"],
+        "output": row["output"],
+    }
+    details = json.loads(row["details"]) if row["details"] else {}
+    if row["status"] == "missed":
+        data["missed_count"] = details.get("missed_count")
+        data["missed_until"] = details.get("missed_until")
+    if full:
+        data["snapshot"] = json.loads(row["snapshot"]) if row["snapshot"] else None
+        data["details"] = details
+        if row["started_at"]:
+            lateness = from_db(row["started_at"]) - from_db(row["scheduled_for"])
+            data["lateness_ms"] = max(0, round(lateness.total_seconds() * 1000))
+    return data

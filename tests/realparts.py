@@ -1,0 +1,201 @@
+"""Real parts for integration tests: an HTTP sink on 127.0.0.1:0 and a daemon subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: datetime
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    delay: float = 0.0
+
+
+@dataclass
+class Sink:
+    """A real HTTP server that records every request and answers as configured per path."""
+
+    server: ThreadingHTTPServer
+    received: list[Received] = field(default_factory=list)
+    replies: dict[str, Reply] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def requests_to(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.path == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_sink() -> Sink:
+    sink: Sink
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            with sink.lock:
+                sink.received.append(Received(self.command, path, dict(self.headers), body,
+                                              datetime.now(UTC)))
+                reply = sink.replies.get(path, Reply())
+            if reply.delay:
+                time.sleep(reply.delay)
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    sink = Sink(server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return sink
+
+
+def jobctl_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "jobctl", *args]
+
+
+def run_jobctl(db: Path, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "JOBCTL_DB": str(db), **(env or {})}
+    return subprocess.run(jobctl_command(*args), capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=ROOT, input=input)
+
+
+class DaemonProcess:
+    """`jobctl daemon` as a real subprocess, its log in a file."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.log_path = db.parent.parent / f"daemon-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")
+        full_env = {**os.environ, "JOBCTL_DB": str(db), **(env or {})}
+        self.process = subprocess.Popen(
+            jobctl_command("daemon", "--log-level", "debug", *args), stdout=self._log,
+            stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 20) -> DaemonProcess:
+        wait_until(lambda: "daemon started" in self.log() or self.process.poll() is not None,
+                   timeout, "the daemon to start")
+        assert self.process.poll() is None, self.log()
+        return self
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 40) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
+
+def query(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def job_runs(db: Path, job: str) -> list[sqlite3.Row]:
+    return query(db, "SELECT runs.* FROM runs JOIN jobs ON jobs.id = runs.job_id "
+                     "WHERE jobs.name = ? ORDER BY runs.id", job)
+
+
+def add_job(db: Path, *args: str) -> None:
+    result = run_jobctl(db, "add", *args)
+    assert result.returncode == 0, result.stderr
+
+
+def parse_json(text: str) -> Any:
+    return json.loads(text)
+
+
+def make_due_now(db: Path, job: str | None = None) -> None:
+    """Move a job's next slot to now, so a test need not wait for its schedule."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+    try:
+        if job is None:
+            conn.execute("UPDATE jobs SET next_run_at = ?", (now,))
+        else:
+            conn.execute("UPDATE jobs SET next_run_at = ? WHERE name = ?", (now, job))
+    finally:
+        conn.close()

@@ -1,0 +1,146 @@
+"""`jobctl run`: fire now in the CLI process, or through the daemon with --queue."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Invoke
+from tests.realparts import (
+    DaemonProcess,
+    Reply,
+    Sink,
+    job_runs,
+    jobctl_command,
+    query,
+    run_jobctl,
+    start_sink,
+    wait_until,
+)
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    server = start_sink()
+    yield server
+    server.close()
+
+
+def test_run_succeeds_prints_output_and_records_a_manual_run(
+    jobctl: Invoke, db_path: Path, sink: Sink
+) -> None:
+    sink.replies["/hello"] = Reply(body=b"hello from the sink")
+    jobctl("add", "hello", "--url", f"{sink.url}/hello", "--every", "1h")
+    result = run_jobctl(db_path, "run", "hello")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from the sink\n"
+    assert "succeeded" in result.stderr
+    [row] = job_runs(db_path, "hello")
+    assert (row["trigger"], row["status"], row["http_status"]) == ("manual", "succeeded", 200)
+    assert sink.requests_to("/hello")[0].headers["X-Jobctl-Run"] == str(row["id"])
+
+
+def test_run_of_a_failing_job_exits_1_after_its_retries(
+    jobctl: Invoke, db_path: Path, sink: Sink
+) -> None:
+    sink.replies["/down"] = Reply(status=502)
+    jobctl("add", "down", "--url", f"{sink.url}/down", "--manual", "--retries", "2",
+           "--backoff", "100ms")
+    result = run_jobctl(db_path, "run", "down", "--json")
+    assert result.returncode == 1
+    assert result.stderr.count("failed") == 3
+    assert json.loads(result.stdout)["attempt"] == 3
+    rows = job_runs(db_path, "down")
+    assert [(r["trigger"], r["attempt"], r["status"]) for r in rows] == [
+        ("manual", 1, "failed"), ("retry", 2, "failed"), ("retry", 3, "failed")]
+    assert len(sink.requests_to("/down")) == 3
+
+
+def test_run_works_on_paused_jobs_and_exec_exit_codes(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "fails", "--exec", "sh -c 'echo no; exit 7'", "--every", "1h", "--paused")
+    result = run_jobctl(db_path, "run", "fails", "--json")
+    assert result.returncode == 1
+    run = json.loads(result.stdout)
+    assert (run["status"], run["exit_code"], run["output"]) == ("failed", 7, "no\n")
+    assert set(run) >= {"id", "job", "trigger", "status", "attempt", "scheduled_for",
+                        "started_at", "finished_at", "duration_ms", "http_status",
+                        "exit_code", "error", "output"}
+
+
+def test_manual_run_respects_overlap_skip(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    jobctl("add", "slow", "--exec", f"touch {started}; sleep 30", "--shell", "--manual")
+    first = subprocess.Popen(jobctl_command("run", "slow"), env={"JOBCTL_DB": str(db_path),
+                             "PATH": "/usr/bin:/bin"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        wait_until(started.exists, what="the first run to start")
+        second = run_jobctl(db_path, "run", "slow")
+        assert second.returncode == 1
+        assert "skipped" in second.stderr
+        statuses = [r["status"] for r in job_runs(db_path, "slow")]
+        assert statuses == ["running", "skipped"]
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(20)
+    rows = job_runs(db_path, "slow")
+    assert [r["status"] for r in rows] == ["interrupted", "skipped"]
+
+
+def test_killed_run_is_marked_interrupted_by_the_next_jobctl(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    jobctl("add", "victim", "--exec", f"touch {started}; sleep 30", "--shell", "--manual")
+    process = subprocess.Popen(jobctl_command("run", "victim"),
+                               env={"JOBCTL_DB": str(db_path), "PATH": "/usr/bin:/bin"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(started.exists, what="the run to start")
+    process.kill()
+    process.wait()
+    assert [r["status"] for r in job_runs(db_path, "victim")] == ["running"]
+    jobctl("add", "other", "--exec", "true", "--manual")
+    assert run_jobctl(db_path, "run", "other").returncode == 0
+    assert [r["status"] for r in job_runs(db_path, "victim")] == ["interrupted"]
+
+
+def test_queue_needs_a_daemon(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "q", "--exec", "true", "--manual")
+    result = run_jobctl(db_path, "run", "q", "--queue")
+    assert result.returncode == 4
+    assert "no daemon" in result.stderr
+    assert job_runs(db_path, "q") == []
+
+
+def test_queue_and_wait_through_the_daemon(jobctl: Invoke, db_path: Path, sink: Sink) -> None:
+    jobctl("add", "queued", "--url", f"{sink.url}/queued", "--manual")
+    daemon = DaemonProcess(db_path)
+    try:
+        daemon.wait_ready()
+        wait_until(lambda: query(db_path, "SELECT 1 FROM daemon"), what="the heartbeat")
+        start = time.monotonic()
+        result = run_jobctl(db_path, "run", "queued", "--queue", "--wait", "--json")
+        assert result.returncode == 0, result.stderr
+        run = json.loads(result.stdout)
+        assert (run["trigger"], run["status"]) == ("manual", "succeeded")
+        assert time.monotonic() - start < 10
+        owner = query(db_path, "SELECT owner_pid FROM runs WHERE id = ?", run["id"])[0][0]
+        assert owner == daemon.pid
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_unknown_job_and_bad_flags(jobctl: Invoke, db_path: Path) -> None:
+    result = jobctl("run", "ghost")
+    assert result.exit_code == 3
+    jobctl("add", "real", "--exec", "true", "--manual")
+    result = jobctl("run", "real", "--wait")
+    assert result.exit_code == 2
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
