@@ -25,6 +25,12 @@ def use_colour(stream: TextIO | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def unicode_ok(stream: TextIO | None = None) -> bool:
+    """Whether the output takes ✓ and ✗ (else plain ASCII)."""
+    encoding = getattr(stream or sys.stdout, "encoding", None) or ""
+    return encoding.lower().replace("-", "") in ("utf8", "utf16", "utf32")
+
+
 def colour_status(text: str | None, enabled: bool) -> str:
     if not text:
         return "-"

@@ -238,7 +238,8 @@ def test_list_table_and_json(jobctl: Invoke) -> None:
     jobctl("add", "script", "--exec", "backup.sh", "--manual")
     table = jobctl("list").stdout
     lines = table.splitlines()
-    assert lines[0].split() == ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS"]
+    assert lines[0].split() == ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS",
+                                "OK", "RECENT"]
     assert lines[1].startswith("script") and "manual" in lines[1]
     assert "cron */5 * * * *" in lines[2] and "GET https://example.com/" in lines[2]
     assert "in " in lines[2]

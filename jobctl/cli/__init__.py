@@ -125,4 +125,5 @@ from jobctl.cli import (  # noqa: E402
     file_commands,  # noqa: F401
     job_commands,  # noqa: F401
     run_commands,  # noqa: F401
+    runs_commands,  # noqa: F401
 )

@@ -165,15 +165,18 @@ def rm(ctx: click.Context, names: tuple[str, ...], yes: bool, force: bool) -> No
         click.echo(f"removed job {removed!r}")
 
 
-def _list_rows(jobs: list[Any], now: datetime, colour: bool) -> list[list[str]]:
+def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool
+               ) -> list[list[str]]:
     from jobctl.jobs import action_summary
-    from jobctl.output import colour_status
+    from jobctl.output import colour_status, unicode_ok
     from jobctl.schedule import describe
     from jobctl.timeutil import humanize_delta
 
+    unicode = unicode_ok()
     rows = []
-    for job in jobs:
+    for job, stat in zip(jobs, stats, strict=True):
         state = job.state + (f" ({job.paused_reason})" if job.paused_reason else "")
+        rate = f"{stat.success_rate * 100:.0f}%" if stat.success_rate is not None else "-"
         rows.append([
             job.name,
             colour_status(job.state, colour).replace(job.state, state),
@@ -182,6 +185,8 @@ def _list_rows(jobs: list[Any], now: datetime, colour: bool) -> list[list[str]]:
             humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
             humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
             colour_status(job.last_status, colour),
+            rate,
+            stat.strip(unicode) or "-",
         ])
     return rows
 
@@ -198,18 +203,22 @@ def list_(ctx: click.Context, as_json: bool) -> None:
       jobctl list
       jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
     """
+    from jobctl.history import job_stats, stats_to_dict
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import table, to_json, use_colour
 
-    jobs = list_jobs(open_db(ctx))
+    conn = open_db(ctx)
+    jobs = list_jobs(conn)
+    stats = [job_stats(conn, job) for job in jobs]
     if as_json:
-        click.echo(to_json([job_to_dict(job) for job in jobs]))
+        click.echo(to_json([job_to_dict(job) | stats_to_dict(stat)
+                            for job, stat in zip(jobs, stats, strict=True)]))
         return
     if not jobs:
         click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
         return
-    headers = ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS"]
-    click.echo(table(_list_rows(jobs, _now(), use_colour()), headers))
+    headers = ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS", "OK", "RECENT"]
+    click.echo(table(_list_rows(jobs, stats, _now(), use_colour()), headers))
 
 
 @cli.command()
@@ -225,15 +234,17 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
       jobctl show backup
       jobctl show backup --json
     """
+    from jobctl.history import job_stats, stats_to_dict
     from jobctl.jobs import get_job, job_to_dict
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    job = get_job(open_db(ctx), name)
+    conn = open_db(ctx)
+    job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
     upcoming = fire_times(plan, now, 5) if plan is not None else []
-    data = job_to_dict(job)
+    data = job_to_dict(job) | stats_to_dict(job_stats(conn, job))
     if as_json:
         from jobctl.timeutil import iso_z
 
@@ -274,6 +285,11 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
         ("runs", f"{job.runs_total} total, {job.runs_succeeded} succeeded, "
                  f"{job.runs_failed} failed, {job.runs_skipped} skipped, "
                  f"{job.runs_missed} missed"),
+        ("success rate", f"{data['success_rate'] * 100:.1f}%"
+         if data["success_rate"] is not None else None),
+        ("duration", f"avg {data['avg_duration_ms']} ms, p95 {data['p95_duration_ms']} ms"
+         if data["avg_duration_ms"] is not None else None),
+        ("recent", _strip(data["recent"])),
         ("policies", ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items())),
     ]
     text = key_values(pairs)
@@ -281,6 +297,13 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
         text += f"\nnext {len(upcoming)} fires ({job.timezone}):\n"
         text += "\n".join(f"  {local_text(moment, zone)}" for moment in upcoming)
     return text
+
+
+def _strip(recent: list[str]) -> str | None:
+    from jobctl.history import JobStats
+    from jobctl.output import unicode_ok
+
+    return JobStats(recent=recent).strip(unicode_ok()) or None
 
 
 def _set_paused(ctx: click.Context, names: tuple[str, ...], paused: bool) -> None:

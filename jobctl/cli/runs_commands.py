@@ -1,0 +1,368 @@
+"""`jobctl runs` (list, show, prune, clear, --follow) and `jobctl status`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+from click_default_group import DefaultGroup
+
+from jobctl.cli import cli, db_option, db_path, json_option, open_db
+from jobctl.errors import DaemonUnavailable, InvalidInput
+
+FOLLOW_POLL = 0.5
+
+
+def _now() -> datetime:
+    from jobctl.timeutil import utcnow
+
+    return utcnow()
+
+
+@cli.group(cls=DefaultGroup, default="list", default_if_no_args=True)
+@db_option
+def runs() -> None:
+    """Run history: `jobctl runs [NAME]` lists; show, prune and clear are subcommands.
+
+    \b
+    Examples:
+      jobctl runs
+      jobctl runs backup --status failed --since 24h
+      jobctl runs show 42
+    """
+
+
+@runs.command(name="list")
+@click.argument("name", required=False)
+@click.option("--status", "statuses", multiple=True, metavar="S",
+              help="Only runs with this status; repeat for more.")
+@click.option("--trigger", "triggers", multiple=True, metavar="T",
+              help="Only runs started this way (schedule, manual, retry, ...).")
+@click.option("--since", metavar="D|TIME", help="Only runs since: 24h ago, or a time.")
+@click.option("--until", metavar="D|TIME", help="Only runs until: 1h ago, or a time.")
+@click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
+              help="How many runs at most (0: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing runs as they start and end.")
+@db_option
+@json_option
+@click.pass_context
+def runs_list(ctx: click.Context, name: str | None, statuses: tuple[str, ...],
+              triggers: tuple[str, ...], since: str | None, until: str | None, limit: int,
+              fmt: str, follow: bool, as_json: bool) -> None:
+    """List runs, newest first.
+
+    \b
+    Examples:
+      jobctl runs backup --limit 5
+      jobctl runs --status failed --status timed_out --format csv > failures.csv
+      jobctl runs --follow
+    """
+    from jobctl.history import RunFilter, list_runs, parse_moment, validate_filter_values
+
+    validate_filter_values(statuses, triggers)
+    now = _now()
+    where = RunFilter(
+        job=name, statuses=statuses, triggers=triggers, limit=limit,
+        since=parse_moment(since, now, what="--since") if since else None,
+        until=parse_moment(until, now, what="--until") if until else None,
+    )
+    if as_json:
+        fmt = "jsonl" if follow else "json"
+    conn = open_db(ctx)
+    rows = list_runs(conn, where)
+    if follow:
+        _follow(conn, where, rows, fmt)
+        return
+    _print_runs(rows, fmt, now)
+
+
+def _print_runs(rows: list[Any], fmt: str, now: datetime) -> None:
+    from jobctl.output import to_json
+    from jobctl.runs import run_to_dict
+
+    if fmt == "json":
+        click.echo(to_json([run_to_dict(row) for row in rows]))
+    elif fmt == "jsonl":
+        import json
+
+        for row in rows:
+            click.echo(json.dumps(run_to_dict(row), ensure_ascii=False))
+    elif fmt == "csv":
+        _print_csv(rows)
+    elif not rows:
+        click.echo("no runs match", err=True)
+    else:
+        from jobctl.output import table, use_colour
+
+        headers = ["ID", "JOB", "TRIGGER", "SCHEDULED", "STARTED", "DURATION", "STATUS",
+                   "CODE", "ERROR"]
+        colour = use_colour()
+        click.echo(table([_run_cells(row, now, colour) for row in rows], headers))
+
+
+def _print_csv(rows: list[Any]) -> None:
+    import csv
+
+    from jobctl.runs import run_to_dict
+
+    fields = ["id", "job", "trigger", "status", "attempt", "scheduled_for", "started_at",
+              "finished_at", "duration_ms", "http_status", "exit_code", "error"]
+    writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(run_to_dict(row))
+
+
+def _run_cells(row: Any, now: datetime, colour: bool) -> list[str]:
+    from jobctl.output import colour_status
+    from jobctl.timeutil import format_duration, from_db, humanize_delta
+
+    scheduled = from_db(row["scheduled_for"]).astimezone().strftime("%m-%d %H:%M:%S")
+    started = humanize_delta(from_db(row["started_at"]), now) if row["started_at"] else "-"
+    duration = (format_duration(row["duration_ms"] / 1000) if row["duration_ms"] is not None
+                else "-")
+    code = (str(row["http_status"]) if row["http_status"] is not None
+            else str(row["exit_code"]) if row["exit_code"] is not None else "-")
+    error = " ".join((row["error"] or "").split())
+    return [str(row["id"]), row["job"], row["trigger"], scheduled, started, duration,
+            colour_status(row["status"], colour), code,
+            error[:60] + ("…" if len(error) > 60 else "") or "-"]
+
+
+def _follow(conn: Any, where: Any, rows: list[Any], fmt: str) -> None:
+    """Print what exists (oldest first), then new runs and status changes until Ctrl-C."""
+    from jobctl.history import runs_by_id
+
+    shown: dict[int, str] = {}
+
+    def emit(batch: list[Any]) -> None:
+        fresh = [row for row in batch if shown.get(row["id"]) != row["status"]]
+        for row in fresh:
+            shown[row["id"]] = row["status"]
+        if fresh:
+            _print_runs(fresh, fmt if fmt != "json" else "jsonl", _now())
+            sys.stdout.flush()
+
+    emit(list(reversed(rows)))
+    last_id = max((row["id"] for row in rows), default=_max_run_id(conn))
+    where.limit = 0
+    try:
+        while True:
+            time.sleep(FOLLOW_POLL)
+            where.after_id = last_id
+            new = list(reversed(_list(conn, where)))
+            pending = [run_id for run_id, status in shown.items()
+                       if status in ("running", "queued")]
+            emit(runs_by_id(conn, pending) + new)
+            if new:
+                last_id = max(row["id"] for row in new)
+    except KeyboardInterrupt:
+        return
+
+
+def _list(conn: Any, where: Any) -> list[Any]:
+    from jobctl.history import list_runs
+
+    return list_runs(conn, where)
+
+
+def _max_run_id(conn: Any) -> int:
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0])
+
+
+@runs.command(name="show")
+@click.argument("run_id", type=int)
+@db_option
+@json_option
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+    """Everything about one run: request sent, response, output, error, timings.
+
+    \b
+    Examples:
+      jobctl runs show 42
+      jobctl runs show 42 --json | jq -r .output
+    """
+    from jobctl.output import to_json
+    from jobctl.runs import get_run, run_to_dict
+
+    data = run_to_dict(get_run(open_db(ctx), run_id), full=True)
+    if as_json:
+        click.echo(to_json(data))
+        return
+    click.echo(_render_run(data))
+
+
+def _render_run(data: dict[str, Any]) -> str:
+    from jobctl.output import key_values
+    from jobctl.timeutil import format_duration
+
+    def when(text: str | None) -> str | None:
+        if not text:
+            return None
+        from jobctl.timeutil import local_text
+
+        return local_text(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+    details = data.get("details") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("run", data["id"]), ("job", data["job"]), ("trigger", data["trigger"]),
+        ("status", data["status"]), ("attempt", data["attempt"]),
+        ("scheduled for", when(data["scheduled_for"])), ("started", when(data["started_at"])),
+        ("finished", when(data["finished_at"])),
+        ("duration", format_duration(data["duration_ms"] / 1000)
+         if data["duration_ms"] is not None else None),
+        ("lateness", f"{data['lateness_ms']} ms" if data.get("lateness_ms") is not None
+         else None),
+        ("http status", data["http_status"]), ("exit code", data["exit_code"]),
+        ("error", data["error"]),
+    ]
+    if data["status"] == "missed":
+        pairs += [("missed slots", data.get("missed_count")),
+                  ("missed until", when(data.get("missed_until")))]
+    for key in ("agent", "model", "finish_reason", "usage", "latency_ms", "delivery"):
+        if key in details:
+            pairs.append((key.replace("_", " "), details[key]))
+    text = key_values(pairs)
+    snapshot = data.get("snapshot")
+    if snapshot:
+        text += "\n\nrequest:\n" + _indent_mapping(snapshot)
+    if details.get("response_headers"):
+        text += "\n\nresponse headers:\n" + _indent_mapping(details["response_headers"])
+    if data["output"]:
+        text += "\n\noutput:\n" + data["output"].rstrip("\n")
+    return text
+
+
+def _indent_mapping(mapping: dict[str, Any]) -> str:
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            lines.append(f"  {key}:")
+            lines.extend(f"    {k}: {v}" for k, v in value.items())
+        else:
+            lines.append(f"  {key}: {value if value is not None else '-'}")
+    return "\n".join(lines)
+
+
+@runs.command(name="prune")
+@click.argument("name", required=False)
+@click.option("--older-than", metavar="D", help="Remove runs older than D (e.g. 30d).")
+@click.option("--keep", type=click.IntRange(0), metavar="N",
+              help="Keep only the newest N runs of each job.")
+@db_option
+@json_option
+@click.pass_context
+def runs_prune(ctx: click.Context, name: str | None, older_than: str | None,
+               keep: int | None, as_json: bool) -> None:
+    """Remove old runs; without options each job's --keep and --keep-for apply.
+
+    Runs in flight are never removed; the lifetime counters stay as they are.
+
+    \b
+    Examples:
+      jobctl runs prune --older-than 30d
+      jobctl runs prune backup --keep 100
+    """
+    from jobctl.history import prune_runs
+    from jobctl.output import to_json
+    from jobctl.timeutil import parse_duration
+
+    age = parse_duration(older_than, what="--older-than") if older_than else None
+    removed = sum(prune_runs(open_db(ctx), _now(), job=name, keep=keep, older_than=age))
+    click.echo(to_json({"removed": removed}) if as_json else f"removed {removed} runs")
+
+
+@runs.command(name="clear")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@json_option
+@click.pass_context
+def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
+    """Remove every run of a job and reset its counters.
+
+    \b
+    Examples:
+      jobctl runs clear backup --yes
+    """
+    from jobctl.history import clear_runs
+    from jobctl.jobs import get_job
+    from jobctl.output import to_json
+
+    conn = open_db(ctx)
+    get_job(conn, name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("runs clear removes history: confirm with --yes")
+        click.confirm(f"Remove every run of {name} and reset its counters?", abort=True)
+    removed = clear_runs(conn, name)
+    click.echo(to_json({"removed": removed}) if as_json
+               else f"removed {removed} runs of {name}")
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Exit 4 when the daemon is not running.")
+@db_option
+@json_option
+@click.pass_context
+def status(ctx: click.Context, check: bool, as_json: bool) -> None:
+    """Daemon liveness, jobs by state, failures and missed slots in 24h, the next fires.
+
+    \b
+    Examples:
+      jobctl status
+      jobctl status --check || systemctl --user restart jobctl
+    """
+    from jobctl.history import status_summary
+    from jobctl.manual import daemon_running
+    from jobctl.output import to_json
+
+    conn = open_db(ctx)
+    now = _now()
+    summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
+    if as_json:
+        click.echo(to_json(summary))
+    else:
+        click.echo(_render_status(summary, now))
+    if check and not summary["daemon"]["running"]:
+        raise DaemonUnavailable("the daemon is not running")
+
+
+def _render_status(summary: dict[str, Any], now: datetime) -> str:
+    from jobctl.output import key_values
+    from jobctl.timeutil import humanize_delta, local_text
+
+    def moment(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+    daemon = summary["daemon"]
+    if daemon["running"]:
+        started = moment(daemon["started_at"])
+        tick = moment(daemon["last_tick_at"])
+        state = (f"running (pid {daemon['pid']} on {daemon['host']}, up "
+                 f"{humanize_delta(started, now).removesuffix(' ago') if started else '?'}, "
+                 f"last tick {humanize_delta(tick, now) if tick else '?'})")
+    else:
+        tick = moment(daemon["last_tick_at"])
+        state = "not running" + (f" (last seen {humanize_delta(tick, now)})" if tick else "")
+    jobs = summary["jobs"]
+    pairs = [
+        ("daemon", state),
+        ("jobs", f"{jobs['enabled']} enabled, {jobs['paused']} paused, "
+                 f"{jobs['completed']} completed"),
+        ("failed (24h)", summary["failed_24h"]),
+        ("missed (24h)", summary["missed_24h"]),
+    ]
+    text = key_values(pairs)
+    if summary["upcoming"]:
+        text += "\nnext fires:\n" + "\n".join(
+            f"  {local_text(moment(item['at']) or now)}  {item['job']}"
+            for item in summary["upcoming"])
+    return text
