@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -24,6 +24,7 @@ from jobctl import engine, runs
 from jobctl.db import connect, write_transaction
 from jobctl.errors import DaemonUnavailable, InvalidInput
 from jobctl.paths import lock_path
+from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
 from jobctl.timeutil import format_duration, from_db, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class DaemonConfig:
     max_exec: int = 8
     grace: float = 30.0
     env_file: Path | None = None
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 class InstanceLock:
@@ -68,11 +70,16 @@ class InstanceLock:
             raise DaemonUnavailable(
                 f"another daemon ({holder}) already holds {self.path.with_suffix('')}"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
-        handle.flush()
         self._handle = handle
+        self.write_owner()
+
+    def write_owner(self) -> None:
+        """Record this process as the holder (again after a fork hands the lock on)."""
+        assert self._handle is not None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
+        self._handle.flush()
 
     def release(self) -> None:
         if self._handle is not None:
@@ -129,12 +136,12 @@ def fire_environment(env_file: Path | None) -> dict[str, str]:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, lock: InstanceLock | None = None) -> None:
         self.config = config
         self.owner = runs.Owner.this_process()
         self.env: Mapping[str, str] = fire_environment(config.env_file)
         self.conn: sqlite3.Connection | None = None
-        self.lock = InstanceLock(config.db_path)
+        self.lock = lock or InstanceLock(config.db_path)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._finished: list[tuple[engine.Claim, Outcome]] = []
@@ -145,15 +152,22 @@ class Daemon:
         self.started_at = utcnow()
         self.awake_since = self.started_at
         self.ticks = 0
+        self.notifier = SystemdNotifier()
+        self._log_handler: logging.Handler | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def run(self) -> int:
-        """Take the lock, run until SIGTERM/SIGINT, and return the exit code."""
-        self.lock.acquire()
+    def run(self, *, locked: bool = False) -> int:
+        """Take the lock (unless a launcher already did), run until SIGTERM/SIGINT."""
+        if locked:
+            self.lock.write_owner()
+        else:
+            self.lock.acquire()
+        self._log_handler = setup_logging(self.config.log)
         try:
             return asyncio.run(self._main())
         finally:
+            self.notifier.close()
             self.lock.release()
 
     async def _main(self) -> int:
@@ -161,6 +175,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         self._bounds = {
             "http": asyncio.Semaphore(self.config.max_http),
             "agent": asyncio.Semaphore(self.config.max_agent),
@@ -170,6 +185,7 @@ class Daemon:
         self._recover()
         self._heartbeat(first=True)
         log.info("daemon started (pid %d) on %s", os.getpid(), self.config.db_path)
+        self.notifier.ready(self._status_line())
         flusher = asyncio.create_task(self._flush_loop())
         pruner = asyncio.create_task(self._prune_loop())
         try:
@@ -179,6 +195,22 @@ class Daemon:
             await asyncio.gather(pruner, return_exceptions=True)
             await self._shutdown(flusher)
         return 0
+
+    def _reload(self) -> None:
+        """SIGHUP: reopen the log file (after logrotate) and re-read the env file."""
+        reopen_log(self._log_handler)
+        try:
+            self.env = fire_environment(self.config.env_file)
+        except InvalidInput as exc:
+            log.error("SIGHUP: kept the previous environment: %s", exc)
+            return
+        log.info("SIGHUP: log file reopened, environment re-read")
+
+    def _status_line(self) -> str:
+        assert self.conn is not None
+        enabled = self.conn.execute(
+            "SELECT count(*) FROM jobs WHERE state = 'enabled'").fetchone()[0]
+        return f"{enabled} jobs enabled, {len(self._tasks)} runs in flight, {self.ticks} ticks"
 
     def _request_stop(self, signum: int) -> None:
         if not self._stop.is_set():
@@ -202,6 +234,7 @@ class Daemon:
 
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
         assert self.conn is not None and self._firers is not None
+        self.notifier.stopping()
         in_flight = list(self._tasks.values())
         if in_flight:
             log.info("waiting up to %s for %d runs in flight",
@@ -248,15 +281,19 @@ class Daemon:
             last_wall, last_mono = now, mono
             try:
                 self._step(now)
+                self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
+                if mono - last_heartbeat >= HEARTBEAT_EVERY:
+                    last_heartbeat = mono
+                    self._heartbeat()
+                    if self.notifier.enabled:
+                        self.notifier.status(self._status_line())
+                if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
+                    last_orphan_check = mono
+                    self._check_orphans()
+                timeout = self._sleep_for(utcnow())
             except Exception:  # one failing step is logged; the loop goes on
                 log.exception("scheduling step failed")
-            if mono - last_heartbeat >= HEARTBEAT_EVERY:
-                self._heartbeat()
-                last_heartbeat = mono
-            if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
-                self._check_orphans()
-                last_orphan_check = mono
-            timeout = self._sleep_for(utcnow())
+                timeout = IDLE_POLL
             data_version = await self._sleep(timeout, data_version)
 
     def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
@@ -316,8 +353,9 @@ class Daemon:
             if first:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO daemon (id, pid, host, started_at, last_tick_at, "
-                    "listen, stopped_at) VALUES (1, ?, ?, ?, ?, NULL, NULL)",
-                    (self.owner.pid, self.owner.host, to_db(self.started_at), now),
+                    "listen, stopped_at, log_file) VALUES (1, ?, ?, ?, ?, NULL, NULL, ?)",
+                    (self.owner.pid, self.owner.host, to_db(self.started_at), now,
+                     str(self.config.log.file) if self.config.log.file else None),
                 )
             else:
                 self.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
@@ -422,8 +460,3 @@ def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:
     return now - from_db(row["last_tick_at"])
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(message)s",
-    )

@@ -126,10 +126,15 @@ def _m002_run_claims(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m003_daemon_log_file(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE daemon ADD COLUMN log_file TEXT")
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("run claims: due_at, one run per slot", _m002_run_claims),
+    ("the daemon's log file in its heartbeat", _m003_daemon_log_file),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

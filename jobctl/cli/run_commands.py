@@ -24,32 +24,203 @@ from jobctl.errors import Failed
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
               help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True, help="How much to log on stderr.")
+              default="info", show_default=True, help="How much to log.")
+@click.option("--detach", is_flag=True,
+              help="Run in the background (pidfile, log file); return once it is up.")
+@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="With --detach: the pidfile (default: <database>.pid).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="Log to this file, rotated by size (default with --detach: the user "
+                   "log directory's jobctl.log).")
+@click.option("--log-max-bytes", type=click.IntRange(1024), default=10 * 1024 * 1024,
+              show_default=True, help="Rotate the log file at this size.")
+@click.option("--log-backups", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="Rotated log files to keep.")
+@click.option("--systemd-unit", is_flag=True,
+              help="Print a systemd unit for this database and exit.")
+@click.option("--user", "user_unit", is_flag=True, help="With --systemd-unit: a user unit.")
 @db_option
 @click.pass_context
 def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, grace: str,
-           env_file: Path | None, log_level: str) -> None:
-    """Run the scheduler in the foreground until SIGTERM or SIGINT.
+           env_file: Path | None, log_level: str, detach: bool, pidfile: Path | None,
+           log_file: Path | None, log_max_bytes: int, log_backups: int, systemd_unit: bool,
+           user_unit: bool) -> None:
+    """Run the scheduler (foreground, for systemd) until SIGTERM or SIGINT.
 
     Fires every due job, records every run, and picks up changes made with the other
-    commands within a second. One daemon per database.
+    commands within a second. One daemon per database. SIGHUP reopens the log file and
+    re-reads the env file.
 
     \b
     Examples:
       jobctl daemon
-      jobctl daemon --env-file ~/.config/jobctl/secrets.env --max-exec 2
+      jobctl daemon --detach --env-file ~/.config/jobctl/secrets.env
+      jobctl daemon --systemd-unit --user > ~/.config/systemd/user/jobctl.service
     """
     if ctx.invoked_subcommand is not None:
         return
-    from jobctl.daemon import Daemon, DaemonConfig, setup_logging
+    from jobctl.daemon import Daemon, DaemonConfig, fire_environment
+    from jobctl.paths import default_log_path
+    from jobctl.service import LogConfig
+    from jobctl.service import systemd_unit as unit_text
     from jobctl.timeutil import parse_duration
 
+    path = db_path(ctx)
+    if systemd_unit:
+        click.echo(unit_text(path, user=user_unit, env_file=env_file), nl=False)
+        return
+    if pidfile and not detach:
+        raise click.UsageError("--pidfile goes with --detach")
+    if detach and log_file is None:
+        log_file = default_log_path()
     config = DaemonConfig(
-        db_path=db_path(ctx), max_http=max_http, max_agent=max_agent, max_exec=max_exec,
+        db_path=path, max_http=max_http, max_agent=max_agent, max_exec=max_exec,
         grace=parse_duration(grace, what="--grace").total_seconds(), env_file=env_file,
+        log=LogConfig(level=log_level, file=log_file, max_bytes=log_max_bytes,
+                      backups=log_backups),
     )
-    setup_logging(log_level)
-    ctx.exit(Daemon(config).run())
+    fire_environment(env_file)  # a bad env file fails here, before anything starts
+    if not detach:
+        ctx.exit(Daemon(config).run())
+    _detach(config, pidfile)
+
+
+def _detach(config: Any, pidfile: Path | None) -> None:
+    """Check the configuration and the lock here, then start the daemon in the background."""
+    from jobctl.daemon import Daemon, InstanceLock
+    from jobctl.db import connect
+    from jobctl.service import detach
+
+    connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
+    lock = InstanceLock(config.db_path)
+    lock.acquire()
+    assert config.log.file is not None
+    # The Daemon is built after the fork, so that it records the detached process as owner.
+    pid = detach(config.db_path, config.log.file, pidfile,
+                 lambda: Daemon(config, lock).run(locked=True))
+    lock.release()
+    if pid is not None:
+        click.echo(f"jobctl daemon started (pid {pid}), logging to {config.log.file}")
+        return
+    from jobctl.service import tail_lines
+
+    lines = "\n".join(f"  {line}" for line in tail_lines(config.log.file, 20))
+    raise Failed(f"the daemon did not come up within 10s; last lines of "
+                 f"{config.log.file}:\n{lines}")
+
+
+@daemon.command(name="stop")
+@click.option("--timeout", default="60s", show_default=True, metavar="D",
+              help="How long to wait for it to exit.")
+@db_option
+@click.pass_context
+def daemon_stop(ctx: click.Context, timeout: str) -> None:
+    """Stop the daemon holding the database (SIGTERM) and wait for it to exit.
+
+    \b
+    Examples:
+      jobctl daemon stop
+      jobctl daemon stop --timeout 2m
+    """
+    from jobctl.service import stop_daemon
+    from jobctl.timeutil import parse_duration
+
+    seconds = parse_duration(timeout, what="--timeout").total_seconds()
+    pid = stop_daemon(db_path(ctx), seconds)
+    if pid is None:
+        click.echo("the daemon is not running", err=True)
+    else:
+        click.echo(f"stopped the daemon (pid {pid})")
+
+
+@daemon.command(name="status")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="The log file the daemon writes (default: the user log directory's).")
+@db_option
+@json_option
+@click.pass_context
+def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> None:
+    """Whether the daemon runs: pid, uptime, last tick, log file (exit 4 when not running).
+
+    \b
+    Examples:
+      jobctl daemon status
+      jobctl daemon status --json
+    """
+    from jobctl.history import status_summary
+    from jobctl.manual import daemon_running
+    from jobctl.output import key_values, to_json
+    from jobctl.paths import default_log_path
+    from jobctl.timeutil import utcnow
+
+    conn = open_db(ctx)
+    path = db_path(ctx)
+    running = daemon_running(conn, path)
+    info = status_summary(conn, utcnow(), daemon_running=running, upcoming=0)["daemon"]
+    row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
+    info["log_file"] = str(log_file or (row and row[0]) or default_log_path())
+    info["database"] = str(path)
+    if as_json:
+        click.echo(to_json(info))
+    else:
+        click.echo(key_values([
+            ("daemon", "running" if running else "not running"), ("pid", info["pid"]),
+            ("host", info["host"]), ("started", info["started_at"]),
+            ("last tick", info["last_tick_at"]), ("listening", info["listen"]),
+            ("database", info["database"]), ("log file", info["log_file"]),
+        ]))
+    if not running:
+        sys.exit(4)
+
+
+@daemon.command(name="logs")
+@click.option("-n", "lines", type=click.IntRange(0), default=50, show_default=True,
+              help="How many of the last lines to print.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="The log file (default: the one the daemon last logged to).")
+@db_option
+@click.pass_context
+def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | None) -> None:
+    """Print the detached daemon's log.
+
+    \b
+    Examples:
+      jobctl daemon logs -n 100
+      jobctl daemon logs -f
+    """
+    from jobctl.paths import default_log_path
+    from jobctl.service import follow_log, tail_lines
+
+    path = log_file or _recorded_log_file(db_path(ctx)) or default_log_path()
+    if not path.exists():
+        raise Failed(f"no log file at {path} (the daemon logs there only with --detach or "
+                     "--log-file)")
+    for line in tail_lines(path, lines) if lines else []:
+        click.echo(line)
+    if follow:
+        try:
+            for line in follow_log(path):
+                click.echo(line)
+        except KeyboardInterrupt:
+            return
+
+
+def _recorded_log_file(database: Path) -> Path | None:
+    """The log file the last daemon on this database wrote to (without creating anything)."""
+    import sqlite3
+
+    if not database.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return Path(row[0]) if row and row[0] else None
 
 
 def _report_attempt(recorded: Any) -> None:

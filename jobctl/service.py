@@ -1,0 +1,335 @@
+"""Running the daemon as a service: systemd notify, journald logging, detaching, stopping.
+
+The systemd notify protocol is a few datagrams on the AF_UNIX socket named by
+$NOTIFY_SOCKET; no library is needed for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobctl.errors import DaemonUnavailable, Failed
+from jobctl.paths import lock_path, pid_path
+
+log = logging.getLogger("jobctl.daemon")
+
+# syslog priorities that journald reads from a `<N>` prefix on each line
+_PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+               logging.CRITICAL: 2}
+
+
+class SystemdNotifier:
+    """Sends READY/STATUS/WATCHDOG/STOPPING to systemd when $NOTIFY_SOCKET is set."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET", "")
+        self._address = "\0" + address[1:] if address.startswith("@") else address
+        self._socket: socket.socket | None = None
+        if self._address:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        watchdog_usec = env.get("WATCHDOG_USEC", "")
+        watchdog_pid = env.get("WATCHDOG_PID", "")
+        self.watchdog_interval: float | None = None
+        if watchdog_usec.isdigit() and (not watchdog_pid or watchdog_pid == str(os.getpid())):
+            # Ping at half the interval, as sd_watchdog_enabled(3) advises.
+            self.watchdog_interval = int(watchdog_usec) / 1_000_000 / 2
+        self._last_watchdog = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self._socket is not None
+
+    def send(self, message: str) -> None:
+        if self._socket is None:
+            return
+        try:
+            self._socket.sendto(message.encode(), self._address)
+        except OSError as exc:  # systemd went away: nothing to tell, nothing to break
+            log.debug("systemd notify failed: %s", exc)
+
+    def ready(self, status: str) -> None:
+        self.send(f"READY=1\nSTATUS={status}\nMAINPID={os.getpid()}")
+
+    def status(self, status: str) -> None:
+        self.send(f"STATUS={status}")
+
+    def watchdog(self, now_monotonic: float) -> None:
+        """Called from the loop itself, so a stuck loop stops the pings."""
+        if self.watchdog_interval is None:
+            return
+        if now_monotonic - self._last_watchdog >= self.watchdog_interval:
+            self._last_watchdog = now_monotonic
+            self.send("WATCHDOG=1")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+def under_journald() -> bool:
+    """True when stderr is the journal stream systemd gave us ($JOURNAL_STREAM = dev:inode)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    if ":" not in stream:
+        return False
+    try:
+        info = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return stream == f"{info.st_dev}:{info.st_ino}"
+
+
+class JournalFormatter(logging.Formatter):
+    """`<6>message`: journald adds the time and reads the priority."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITIES.get(record.levelno, 6)
+        return f"<{priority}>{super().format(record)}"
+
+
+@dataclass
+class LogConfig:
+    level: str = "info"
+    file: Path | None = None
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
+
+
+def setup_logging(config: LogConfig) -> logging.Handler:
+    """Log to the file (rotated by size) or to stderr; journald gets priorities, no times."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler: logging.Handler
+    if config.file is not None:
+        config.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            config.file, maxBytes=config.max_bytes, backupCount=config.backups,
+            encoding="utf-8",
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    elif under_journald():
+        handler = logging.StreamHandler()
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, config.level.upper()))
+    return handler
+
+
+def reopen_log(handler: logging.Handler | None) -> None:
+    """After logrotate moved the file: write to a new one at the configured path."""
+    if isinstance(handler, logging.FileHandler):
+        handler.acquire()
+        try:
+            if handler.stream:
+                handler.stream.close()
+            handler.stream = handler._open()
+        finally:
+            handler.release()
+
+
+# ----------------------------------------------------------------------------- detaching
+
+
+def detach(db_path: Path, log_file: Path, pidfile: Path | None,
+           start: Callable[[], int], timeout: float = 10.0) -> int | None:
+    """Start the daemon in the background; its pid once its heartbeat shows it is up.
+
+    None when it did not come up in time. The caller has taken the single-instance lock;
+    the forked daemon inherits it.
+    """
+    import daemon as python_daemon
+
+    launched = time.time()
+    pid_file = pidfile or pid_path(db_path)
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    child = os.fork()
+    if child:
+        return _wait_for_heartbeat(db_path, launched, timeout, child)
+    code = 1
+    try:
+        with open(log_file, "a", encoding="utf-8") as stream:
+            os.chmod(log_file, 0o600)
+            context = python_daemon.DaemonContext(
+                detach_process=True, umask=0o077, working_directory="/",
+                files_preserve=_preserved_fds(db_path), stdout=stream, stderr=stream,
+                signal_map={},  # the loop installs its own SIGTERM/SIGINT/SIGHUP handlers
+            )
+            with context:
+                _write_pidfile(pid_file)
+                try:
+                    code = start()
+                finally:
+                    pid_file.unlink(missing_ok=True)
+    finally:
+        os._exit(code)
+
+
+def _preserved_fds(db_path: Path) -> list[int]:
+    """Keep the lock's file descriptor open through the daemonizing close-all."""
+    lock = str(lock_path(db_path))
+    kept = []
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == lock:
+                kept.append(int(name))
+        except OSError:
+            continue
+    return kept
+
+
+def _write_pidfile(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{os.getpid()}\n")
+
+
+def _wait_for_heartbeat(db_path: Path, launched: float, timeout: float,
+                        child: int) -> int | None:
+    from jobctl.timeutil import from_db
+
+    os.waitpid(child, 0)  # the intermediate process exits as soon as it has detached
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = sqlite3.connect(db_path, timeout=1)
+            try:
+                row = conn.execute(
+                    "SELECT pid, started_at, stopped_at FROM daemon WHERE id = 1").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            row = None
+        if row and not row[2] and from_db(row[1]).timestamp() >= launched - 1:
+            return int(row[0])
+        time.sleep(0.1)
+    return None
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return [line.rstrip("\n") for line in deque(handle, maxlen=count)]
+    except OSError:
+        return []
+
+
+# ------------------------------------------------------------------------------ stopping
+
+
+def holder_pid(db_path: Path) -> int | None:
+    """The pid written in the lock file by the daemon holding it."""
+    try:
+        text = lock_path(db_path).read_text()
+    except OSError:
+        return None
+    parts = text.split()
+    return int(parts[1]) if len(parts) >= 2 and parts[0] == "pid" and parts[1].isdigit() else None
+
+
+def stop_daemon(db_path: Path, timeout: float) -> int | None:
+    """SIGTERM the daemon holding the database and wait until it lets go; its pid, or None."""
+    from jobctl.daemon import InstanceLock
+
+    if not InstanceLock.is_held(db_path):
+        return None
+    pid = holder_pid(db_path)
+    if pid is None:
+        raise DaemonUnavailable("a daemon holds the database but its pid is unknown")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    deadline = time.monotonic() + timeout
+    while InstanceLock.is_held(db_path):
+        if time.monotonic() > deadline:
+            raise Failed(f"the daemon (pid {pid}) did not stop within {timeout:.0f}s")
+        time.sleep(0.05)
+    return pid
+
+
+# ------------------------------------------------------------------------------- systemd
+
+
+def systemd_unit(db_path: Path, *, user: bool, env_file: Path | None = None) -> str:
+    """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening)."""
+    program = shutil.which("jobctl") or str(Path(sys.argv[0]).resolve())
+    program = str(Path(program).resolve()) if not program.startswith("/") else program
+    command = f"{program} daemon --db {db_path}"
+    if env_file is not None:
+        command += f" --env-file {env_file}"
+    lines = [
+        "[Unit]",
+        "Description=jobctl scheduler (HTTP, agent and command jobs)",
+        "Documentation=man:jobctl(1)",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=notify",
+        "NotifyAccess=main",
+        f"ExecStart={command}",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "RestartSec=5s",
+        "WatchdogSec=30s",
+        "TimeoutStopSec=45s",
+        "KillMode=mixed",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=full",
+        "UMask=0077",
+        "",
+        "[Install]",
+        f"WantedBy={'default.target' if user else 'multi-user.target'}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+
+
+def follow_log(path: Path, poll: float = 0.25) -> Iterator[str]:
+    """New lines of a log file as they come, across rotation (the path gets a new file)."""
+    handle = open(path, encoding="utf-8", errors="replace")
+    handle.seek(0, os.SEEK_END)
+    inode = os.fstat(handle.fileno()).st_ino
+    pending = ""
+    try:
+        while True:
+            chunk = handle.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending.rstrip("\n")
+                    pending = ""
+                continue
+            time.sleep(poll)
+            try:
+                if os.stat(path).st_ino != inode:  # rotated: read the new file from the top
+                    handle.close()
+                    handle = open(path, encoding="utf-8", errors="replace")
+                    inode = os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                continue
+    finally:
+        handle.close()

@@ -1,0 +1,180 @@
+"""Operating the daemon: detach, status, stop, logs, systemd notify, journald, SIGHUP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Invoke
+from tests.realparts import ROOT, jobctl_command, query, run_jobctl, wait_until
+
+
+@pytest.fixture
+def stop_after(db_path: Path) -> Iterator[None]:
+    yield
+    run_jobctl(db_path, "daemon", "stop", "--timeout", "20s")
+
+
+def test_detach_status_stop(db_path: Path, tmp_path: Path, jobctl: Invoke,
+                            stop_after: None) -> None:
+    jobctl("add", "beat", "--exec", "echo beat", "--every", "1s")
+    log_file = tmp_path / "logs" / "jobctl.log"
+    started = run_jobctl(db_path, "daemon", "--detach", "--log-file", str(log_file))
+    assert started.returncode == 0, started.stderr
+    pidfile = db_path.with_name("jobctl.db.pid")
+    pid = int(pidfile.read_text())
+    assert f"pid {pid}" in started.stdout
+    assert os.stat(pidfile).st_mode & 0o077 == 0
+    wait_until(lambda: "beat run" in log_file.read_text(), what="a fire in the log")
+    assert os.stat(log_file).st_mode & 0o077 == 0
+
+    status = run_jobctl(db_path, "daemon", "status", "--json")
+    assert status.returncode == 0
+    assert f'"pid": {pid}' in status.stdout and str(log_file) in status.stdout
+    owners = {row[0] for row in query(db_path, "SELECT owner_pid FROM runs")}
+    assert owners == {pid}  # the detached process owns its runs, not the launcher
+
+    again = run_jobctl(db_path, "daemon", "--detach", "--log-file", str(log_file))
+    assert again.returncode == 4 and f"pid {pid}" in again.stderr
+
+    logs = run_jobctl(db_path, "daemon", "logs", "-n", "2")
+    assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 2
+
+    stopped = run_jobctl(db_path, "daemon", "stop")
+    assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
+    assert not pidfile.exists()
+    assert run_jobctl(db_path, "daemon", "status").returncode == 4
+    assert "daemon stopped" in log_file.read_text()
+
+
+def test_detach_fails_loudly_on_a_bad_env_file(db_path: Path, tmp_path: Path) -> None:
+    result = run_jobctl(db_path, "daemon", "--detach", "--env-file", str(tmp_path / "nope"))
+    assert result.returncode == 2 and "env file" in result.stderr
+    assert run_jobctl(db_path, "daemon", "status").returncode == 4
+
+
+class NotifySocket:
+    """Stands in for systemd: an AF_UNIX datagram socket recording what it receives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._running = True
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while self._running:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            for line in data.decode().splitlines():
+                self.messages.append((time.monotonic(), line))
+
+    def lines(self) -> list[str]:
+        return [line for _, line in self.messages]
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(2)
+        self.sock.close()
+
+
+def test_systemd_notify_protocol(db_path: Path, tmp_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "1h")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {**os.environ, "JOBCTL_DB": str(db_path), "NOTIFY_SOCKET": str(notify.path),
+           "WATCHDOG_USEC": "1000000"}
+    process = subprocess.Popen(jobctl_command("daemon"), env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: notify.lines().count("WATCHDOG=1") >= 3, what="watchdog pings")
+        # Stall the loop: hold the write lock so its next transaction waits.
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        stall_start = time.monotonic()
+        time.sleep(3)
+        blocker.execute("ROLLBACK")
+        stall_end = time.monotonic()
+        wait_until(lambda: [t for t, line in notify.messages
+                            if line == "WATCHDOG=1" and t > stall_end], what="pings again")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        wait_until(lambda: "STOPPING=1" in notify.lines(), timeout=5, what="STOPPING=1")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        notify.close()
+    lines = notify.lines()
+    assert lines.index("READY=1") < lines.index("WATCHDOG=1") < lines.index("STOPPING=1")
+    assert any(line.startswith("STATUS=") and "jobs enabled" in line for line in lines)
+    assert f"MAINPID={process.pid}" in lines
+    pings = [t for t, line in notify.messages if line == "WATCHDOG=1"]
+    during = [t for t in pings if stall_start + 1.0 < t < stall_end - 0.2]
+    assert during == [], "a stuck loop must not keep pinging the watchdog"
+
+
+def test_journald_lines_carry_priorities_and_no_time(db_path: Path, tmp_path: Path,
+                                                     jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "1h")
+    log = tmp_path / "journal.txt"
+    with open(log, "w") as stream:
+        info = os.fstat(stream.fileno())
+        env = {**os.environ, "JOBCTL_DB": str(db_path),
+               "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
+        process = subprocess.Popen(jobctl_command("daemon"), env=env, cwd=ROOT,
+                                   stdout=stream, stderr=stream)
+        wait_until(lambda: "daemon started" in log.read_text(), what="start")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    lines = log.read_text().splitlines()
+    assert lines and all(line.startswith("<") for line in lines), lines
+    assert any(line.startswith("<6>daemon started") for line in lines)
+
+
+def test_sighup_reopens_a_moved_log_file(db_path: Path, tmp_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "beat", "--exec", "true", "--every", "1s")
+    log_file = tmp_path / "daemon.log"
+    env = {**os.environ, "JOBCTL_DB": str(db_path)}
+    process = subprocess.Popen(jobctl_command("daemon", "--log-file", str(log_file)), env=env,
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: log_file.exists() and "beat run" in log_file.read_text(),
+                   what="a logged fire")
+        log_file.rename(tmp_path / "daemon.log.1")
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_file.exists() and "SIGHUP" in log_file.read_text(),
+                   what="the new log file")
+        wait_until(lambda: "beat run" in log_file.read_text(), what="fires in the new file")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_systemd_unit(db_path: Path) -> None:
+    result = run_jobctl(db_path, "daemon", "--systemd-unit", "--user")
+    assert result.returncode == 0
+    unit = result.stdout
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "Restart=on-failure" in unit
+    assert "NoNewPrivileges=yes" in unit and "PrivateTmp=yes" in unit
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.split("=", 1)[1].startswith("/")
+    assert f"--db {db_path}" in exec_start
+    assert "WantedBy=default.target" in unit
