@@ -76,6 +76,8 @@ def report_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) ->
         return invoke(ctx)
     except JobctlError as exc:
         raise ReportedError(exc) from None
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # `jobctl agent` alone: click prints the group's help
     except click.UsageError as exc:
         # One line, like every other error, instead of click's usage block.
         where = exc.ctx.command_path if exc.ctx else "jobctl"
@@ -124,6 +126,7 @@ def main() -> None:
 from jobctl.cli import (  # noqa: E402
     file_commands,  # noqa: F401
     job_commands,  # noqa: F401
+    ops_commands,  # noqa: F401
     run_commands,  # noqa: F401
     runs_commands,  # noqa: F401
 )

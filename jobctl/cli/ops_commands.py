@@ -1,0 +1,133 @@
+"""`jobctl doctor`, `jobctl backup` and `jobctl restore`: looking after the database."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from jobctl.cli import cli, db_option, db_path, json_option
+from jobctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from jobctl.backup import DatabaseInfo
+
+LEVEL_COLOURS = {"ok": "32", "warn": "33", "fail": "31"}
+
+
+@cli.command()
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="The daemon's NAME=value file, to check ${NAME} references against "
+                   "(env JOBCTL_ENV_FILE).")
+@db_option
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, env_file: Path | None, as_json: bool) -> None:
+    """Check the database, the daemon and the configuration; change nothing.
+
+    Exits 0 when no check fails (warnings allowed), 1 otherwise. A daemon that is not
+    running is a warning.
+
+    \b
+    Examples:
+      jobctl doctor
+      jobctl doctor --env-file ~/.config/jobctl/secrets.env
+      jobctl doctor --json | jq -r '.[] | select(.level != "ok") | .message'
+    """
+    from jobctl.doctor import failed, run_checks, summary
+    from jobctl.output import to_json, use_colour
+
+    results = run_checks(db_path(ctx), env_file=env_file)
+    if as_json:
+        click.echo(to_json([result.to_dict() for result in results]))
+    else:
+        colour = use_colour()
+        for result in results:
+            level = f"{result.level:<6}"
+            if colour:
+                level = f"\x1b[{LEVEL_COLOURS[result.level]}m{result.level}\x1b[0m" + " " * (
+                    6 - len(result.level))
+            click.echo(f"{level}{result.message}")
+        click.echo(summary(results))
+    if failed(results):
+        ctx.exit(1)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@db_option
+@json_option
+@click.pass_context
+def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
+    """Copy the database to FILE (mode 0600), safely while the daemon runs.
+
+    The copy is one complete SQLite file, checked with SQLite's integrity check before
+    jobctl reports success. An existing FILE is left alone unless --force is given.
+
+    \b
+    Examples:
+      jobctl backup ~/backups/jobctl-$(date +%F).db
+      jobctl backup /srv/backup/jobctl.db --force --json
+    """
+    from jobctl.backup import backup_database
+    from jobctl.output import to_json
+
+    result = backup_database(db_path(ctx), file, force=force)
+    if as_json:
+        click.echo(to_json({"path": str(result.path), "bytes": result.bytes,
+                            "jobs": result.jobs, "runs": result.runs}))
+        return
+    click.echo(f"backed up to {result.path} ({_size(result.bytes)}, {result.jobs} jobs, "
+               f"{result.runs} runs)")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@click.pass_context
+def restore(ctx: click.Context, file: Path, yes: bool) -> None:
+    """Replace the database with the backup FILE; the daemon must be stopped.
+
+    FILE must be a sound jobctl database (not from a newer jobctl). The current database
+    is kept beside it as <database>.before-restore-<UTC time>, and the restored one is
+    upgraded to this version's schema.
+
+    \b
+    Examples:
+      jobctl daemon stop
+      jobctl restore ~/backups/jobctl-2025-06-01.db
+      jobctl daemon --detach
+    """
+    from jobctl.backup import restore_database
+    from jobctl.timeutil import utcnow
+
+    path = db_path(ctx)
+
+    def confirm(info: DatabaseInfo) -> None:
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise InvalidInput("restore replaces the database: confirm with --yes")
+        click.confirm(f"Replace {path} with {info.path} ({info.jobs} jobs, {info.runs} runs)?",
+                      abort=True)
+
+    result = restore_database(path, file, utcnow(), confirm)
+    if result.kept is not None:
+        click.echo(f"kept the previous database as {result.kept}")
+    upgraded = (f", schema upgraded from version {result.from_version} to {result.to_version}"
+                if result.to_version != result.from_version else "")
+    click.echo(f"restored {result.jobs} jobs and {result.runs} runs from {result.source} "
+               f"into {result.db_path}{upgraded}")
