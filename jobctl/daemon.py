@@ -29,13 +29,16 @@ from jobctl.timeutil import format_duration, from_db, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
+    from jobctl.listener import Listener
 
 log = logging.getLogger("jobctl.daemon")
 
 IDLE_POLL = 0.25  # seconds between checks for changes made by other processes
+MIN_TICK = 0.005  # slots this close together share one claim transaction
 HEARTBEAT_EVERY = 1.0
 ORPHAN_CHECK_EVERY = 60.0
-PRUNE_EVERY = 60.0  # retention (`--keep`, `--keep-for`), in small batches between fires
+PRUNE_EVERY = 60.0
+DEAD_MAN_CHECK_EVERY = 10.0  # how often `--alert-if-no-success` windows are checked  # retention (`--keep`, `--keep-for`), in small batches between fires
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
 
@@ -49,6 +52,7 @@ class DaemonConfig:
     grace: float = 30.0
     env_file: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
 
 
 class InstanceLock:
@@ -147,6 +151,7 @@ class Daemon:
         self._finished: list[tuple[engine.Claim, Outcome]] = []
         self._finished_ready = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()  # notifications being sent
         self._bounds: dict[str, asyncio.Semaphore] = {}
         self._firers: engine.Firers | None = None
         self.started_at = utcnow()
@@ -154,6 +159,28 @@ class Daemon:
         self.ticks = 0
         self.notifier = SystemdNotifier()
         self._log_handler: logging.Handler | None = None
+        from jobctl.listener import Metrics
+
+        self.metrics = Metrics()
+        self.listener: Listener | None = None
+        self.last_loop_monotonic = time.monotonic()
+        self.last_tick_wall = self.started_at
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def accept_webhook(self, name: str, payload: str) -> tuple[int | None, str]:
+        """Queue a webhook run for the loop to fire; (run id, queued|skipped) or paused."""
+        assert self.conn is not None
+        from jobctl.jobs import get_job
+
+        if get_job(self.conn, name).state == "paused":
+            return None, "paused"
+        run_id, status = engine.queue_manual(self.conn, name, utcnow(), payload=payload,
+                                             trigger="webhook")
+        self._wake.set()
+        return run_id, status
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,7 +209,13 @@ class Daemon:
             "exec": asyncio.Semaphore(self.config.max_exec),
         }
         self._firers = engine.Firers(max_http=self.config.max_http)
+        self._firers.http  # noqa: B018 - import aiohttp now, not on the first fire
         self._recover()
+        if self.config.listen:
+            from jobctl.listener import Listener, parse_listen
+
+            self.listener = Listener(self, *parse_listen(self.config.listen))
+            await self.listener.start()
         self._heartbeat(first=True)
         log.info("daemon started (pid %d) on %s", os.getpid(), self.config.db_path)
         self.notifier.ready(self._status_line())
@@ -235,6 +268,8 @@ class Daemon:
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
         assert self.conn is not None and self._firers is not None
         self.notifier.stopping()
+        if self.listener is not None:
+            await self.listener.stop()  # no new webhook runs while we wind down
         in_flight = list(self._tasks.values())
         if in_flight:
             log.info("waiting up to %s for %d runs in flight",
@@ -261,6 +296,8 @@ class Daemon:
                               (to_db(now), to_db(now)))
         for orphan in interrupted:
             log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
+        if self._background:  # notifications on their way get a moment, not forever
+            await asyncio.wait(self._background, timeout=5)
         await self._firers.close()
         self.conn.close()
         log.info("daemon stopped")
@@ -273,10 +310,12 @@ class Daemon:
         last_mono = time.monotonic()
         last_heartbeat = last_mono
         last_orphan_check = last_mono
+        last_dead_man_check = last_mono
         data_version = self._data_version()
         while not self._stop.is_set():
             now = utcnow()
             mono = time.monotonic()
+            self.last_loop_monotonic, self.last_tick_wall = mono, now
             self._notice_suspend(now, last_wall, mono - last_mono)
             last_wall, last_mono = now, mono
             try:
@@ -290,6 +329,9 @@ class Daemon:
                 if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
                     last_orphan_check = mono
                     self._check_orphans()
+                if mono - last_dead_man_check >= DEAD_MAN_CHECK_EVERY:
+                    last_dead_man_check = mono
+                    self._check_dead_men(now)
                 timeout = self._sleep_for(utcnow())
             except Exception:  # one failing step is logged; the loop goes on
                 log.exception("scheduling step failed")
@@ -305,6 +347,9 @@ class Daemon:
 
     def _step(self, now: datetime) -> None:
         assert self.conn is not None
+        # Record what has finished first, so that a run that is over does not count as
+        # in flight for the overlap policy.
+        self._flush()
         step = engine.claim_due(self.conn, now, awake_since=self.awake_since, owner=self.owner)
         self.ticks += 1
         for name, count, first, last in step.missed:
@@ -325,11 +370,15 @@ class Daemon:
         wake = engine.next_wake(self.conn)
         if wake is None:
             return IDLE_POLL
-        return max(0.0, min(IDLE_POLL, (wake - now).total_seconds()))
+        until = (wake - now).total_seconds()
+        if until <= 0:
+            return 0.0  # still due (a burst larger than one claim batch): go on at once
+        return max(MIN_TICK, min(IDLE_POLL, until))
 
     async def _sleep(self, timeout: float, data_version: int) -> int:
         """Sleep until the timeout, a stop, a finished run, or a change by another process."""
         deadline = time.monotonic() + timeout
+        await asyncio.sleep(0)  # always let runs, webhooks and signals have their turn
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stop.is_set():
@@ -353,8 +402,9 @@ class Daemon:
             if first:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO daemon (id, pid, host, started_at, last_tick_at, "
-                    "listen, stopped_at, log_file) VALUES (1, ?, ?, ?, ?, NULL, NULL, ?)",
+                    "listen, stopped_at, log_file) VALUES (1, ?, ?, ?, ?, ?, NULL, ?)",
                     (self.owner.pid, self.owner.host, to_db(self.started_at), now,
+                     self.listener.url if self.listener else None,
                      str(self.config.log.file) if self.config.log.file else None),
                 )
             else:
@@ -434,7 +484,87 @@ class Daemon:
             raise
         for item in recorded:
             self._log_outcome(item)
+            self._notify_after(item)
+            outcome = item.outcome
+            self.metrics.record(
+                item.claim.job.name, outcome.status, outcome.duration_ms / 1000,
+                (outcome.started_at - item.claim.scheduled_for).total_seconds())
         self._wake.set()  # queued runs and retries may now be due
+
+    # ------------------------------------------------------------- notifications
+
+    def _notify_after(self, item: engine.Recorded) -> None:
+        """Tell the job's --notify-on URLs how the run ended (and about an auto-pause)."""
+        from jobctl.policies import notify_targets
+
+        stored = item.claim.job.policies
+        targets = notify_targets(stored, item.outcome.status)
+        summary = _run_summary(item)
+        events = [(url, summary) for url in targets]
+        if item.auto_paused:
+            text = (f"jobctl: {item.claim.job.name} was paused after "
+                    f"{stored.get('max_failures')} failures in a row")
+            pause = {"job": item.claim.job.name, "event": "auto_paused", "run": item.claim.run_id,
+                     "text": text, "content": text}
+            events += [(target["url"], pause) for target in stored.get("notify") or []]
+        if events:
+            task = asyncio.create_task(self._send_notifications(item.claim.run_id, events))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _send_notifications(self, run_id: int,
+                                  events: list[tuple[str, dict[str, object]]]) -> None:
+        import json
+
+        assert self._firers is not None and self.conn is not None
+        results = await asyncio.gather(*(
+            self._firers.http.post_json(url, payload, self.env) for url, payload in events))
+        for result in results:
+            if not result["ok"]:
+                log.warning("notification to %s failed: %s", result["url"], result["error"])
+        try:
+            with write_transaction(self.conn):
+                self.conn.execute(
+                    "UPDATE runs SET details = json_set(coalesce(details, '{}'), "
+                    "'$.notifications', json(?)) WHERE id = ?", (json.dumps(results), run_id))
+        except sqlite3.Error:
+            log.exception("recording notification results failed")
+
+    def _check_dead_men(self, now: datetime) -> None:
+        """Alert once when a job with --alert-if-no-success has not succeeded for that long."""
+        assert self.conn is not None
+        from jobctl.jobs import Job
+
+        rows = self.conn.execute(
+            "SELECT * FROM jobs WHERE state = 'enabled' AND alerted_at IS NULL "
+            "AND policies LIKE '%alert_if_no_success%'").fetchall()
+        for row in rows:
+            job = Job.from_row(row)
+            window = job.policies.get("alert_if_no_success")
+            since = job.last_success_at or job.created_at
+            if not window or since is None or (now - since).total_seconds() < window:
+                continue
+            with write_transaction(self.conn):
+                self.conn.execute("UPDATE jobs SET alerted_at = ? WHERE id = ?",
+                                  (to_db(now), job.id))
+            text = (f"jobctl: {job.name} has not succeeded for "
+                    f"{format_duration(round((now - since).total_seconds()))} "
+                    f"(last success: {iso_z(job.last_success_at) or 'never'})")
+            log.warning("%s", text.removeprefix("jobctl: "))
+            payload: dict[str, object] = {"job": job.name, "event": "no_success",
+                                          "last_success_at": iso_z(job.last_success_at),
+                                          "text": text, "content": text}
+            events = [(target["url"], payload) for target in job.policies.get("notify") or []]
+            task = asyncio.create_task(self._post_alerts(events))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _post_alerts(self, events: list[tuple[str, dict[str, object]]]) -> None:
+        assert self._firers is not None
+        for url, payload in events:
+            result = await self._firers.http.post_json(url, payload, self.env)
+            if not result["ok"]:
+                log.warning("alert to %s failed: %s", result["url"], result["error"])
 
     @staticmethod
     def _log_outcome(item: engine.Recorded) -> None:
@@ -451,6 +581,24 @@ class Daemon:
                      iso_z(item.retry_at))
         if item.auto_paused:
             log.warning("%s: auto-paused after too many failures in a row", claim.job.name)
+        for name in item.chained:
+            log.info("%s: queued after run %d of %s", name, claim.run_id, claim.job.name)
+
+
+def _run_summary(item: engine.Recorded) -> dict[str, object]:
+    """The JSON a notification carries; `text` for Slack, `content` for Discord."""
+    claim, outcome = item.claim, item.outcome
+    code = (f"HTTP {outcome.http_status}" if outcome.http_status is not None
+            else f"exit {outcome.exit_code}" if outcome.exit_code is not None else "")
+    text = f"jobctl: {claim.job.name} {outcome.status}"
+    text += f" ({code})" if code else ""
+    text += f" in {format_duration(outcome.duration_ms / 1000)}"
+    if outcome.error:
+        text += f": {' '.join(outcome.error.split())[:200]}"
+    return {"job": claim.job.name, "run": claim.run_id, "status": outcome.status,
+            "trigger": claim.trigger, "attempt": claim.attempt, "error": outcome.error,
+            "duration_ms": outcome.duration_ms, "scheduled_for": iso_z(claim.scheduled_for),
+            "text": text, "content": text}
 
 
 def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:

@@ -130,11 +130,37 @@ def _m003_daemon_log_file(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE daemon ADD COLUMN log_file TEXT")
 
 
+def _m004_hooks_and_chains(conn: sqlite3.Connection) -> None:
+    execute_script(
+        conn,
+        """
+        ALTER TABLE jobs ADD COLUMN hook_secret TEXT;
+        ALTER TABLE jobs ADD COLUMN alerted_at TEXT;
+        ALTER TABLE runs ADD COLUMN caused_by INTEGER;
+        CREATE TABLE chains (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            upstream_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            on_status TEXT NOT NULL CHECK (on_status IN ('succeeded', 'failed', 'finished')),
+            PRIMARY KEY (job_id, upstream_id, on_status)
+        );
+        CREATE INDEX chains_upstream ON chains (upstream_id);
+        """,
+    )
+
+
+def _m005_running_index(conn: sqlite3.Connection) -> None:
+    # Overlap checks and orphan scans ask "which runs are running?" on every tick; without
+    # this index that read the whole history.
+    conn.execute("CREATE INDEX runs_running ON runs (job_id) WHERE status = 'running'")
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("run claims: due_at, one run per slot", _m002_run_claims),
     ("the daemon's log file in its heartbeat", _m003_daemon_log_file),
+    ("webhook secrets, chains, dead-man alerts", _m004_hooks_and_chains),
+    ("an index of running runs", _m005_running_index),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

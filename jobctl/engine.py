@@ -22,13 +22,14 @@ from jobctl.schedule import EverySchedule, Schedule
 from jobctl.timeutil import from_db, iso_z, to_db
 
 if TYPE_CHECKING:
-    from jobctl.actions import Outcome
+    from jobctl.actions import FireContext, Outcome
+    from jobctl.actions.agent import AgentFirer
     from jobctl.actions.http import HttpFirer
 
 MAX_SLOTS_PER_TICK = 10  # a job far behind catches up over a few ticks, never floods one
 MAX_CATCHUP_ALL = 100  # `--catchup all` fires at most this many missed slots per gap
 MAX_COUNTED_SLOTS = 50_000  # beyond this a cron gap's size is estimated, not walked
-CLAIM_BATCH = 5000
+CLAIM_BATCH = 200  # jobs claimed per step: a burst starts firing before all of it is claimed
 
 _TINY = timedelta(microseconds=1)
 
@@ -46,6 +47,8 @@ class Claim:
     delay: float = 0.0  # jitter, seconds to wait before firing
     payload: str | None = None
     reserved_by: runs.Owner | None = None  # `jobctl run` keeps its own retries
+    agent: Any = None  # agents.Agent for agent jobs, loaded when the run is claimed
+    last_output: str = ""  # the previous successful answer, for {last_output}
 
     @property
     def timeout(self) -> float:
@@ -71,6 +74,7 @@ class Recorded:
     outcome: Outcome
     retry_at: datetime | None = None
     auto_paused: bool = False
+    chained: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------- claims
@@ -202,7 +206,25 @@ def _claim(
                              scheduled_for=slot, now=now, attempt=attempt, owner=owner)
     jitter = float(job.effective_policies()["jitter"] or 0)
     delay = random.uniform(0, jitter) if jitter and trigger in ("schedule", "catchup") else 0.0
-    return Claim(run_id, job, trigger, attempt, slot, now, delay, payload)
+    return _prepare(conn, Claim(run_id, job, trigger, attempt, slot, now, delay, payload))
+
+
+def _prepare(conn: sqlite3.Connection, claim: Claim) -> Claim:
+    """Load what an agent run needs from the database while the claim's transaction is open."""
+    if claim.job.action != "agent":
+        return claim
+    from jobctl.agents import Agent
+    from jobctl.prompts import uses
+
+    row = conn.execute("SELECT * FROM agents WHERE name = ?",
+                       (claim.job.spec.get("agent"),)).fetchone()
+    claim.agent = Agent.from_row(row) if row else None
+    if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
+        previous = conn.execute(
+            "SELECT output FROM runs WHERE job_id = ? AND status = 'succeeded' "
+            "ORDER BY id DESC LIMIT 1", (claim.job.id,)).fetchone()
+        claim.last_output = previous[0] or "" if previous else ""
+    return claim
 
 
 def _handle_gap(
@@ -331,8 +353,9 @@ def _claim_queued(
             (to_db(now), owner.pid, owner.host, row["run_id"]),
         )
         details = _loads(row["run_details"])
-        step.claims.append(Claim(row["run_id"], job, row["run_trigger"], row["attempt"],
-                                 from_db(row["slot"]), now, payload=details.get("payload")))
+        step.claims.append(_prepare(conn, Claim(
+            row["run_id"], job, row["run_trigger"], row["attempt"], from_db(row["slot"]), now,
+            payload=details.get("payload"))))
         active[job.id] = active.get(job.id, 0) + 1
 
 
@@ -344,11 +367,15 @@ def _loads(text: str | None) -> dict[str, Any]:
 
 def next_wake(conn: sqlite3.Connection) -> datetime | None:
     """The earliest time anything becomes due: a job's next slot or a queued run."""
+    # A queued run waiting behind a run in flight is not due: the end of that run wakes
+    # the loop, so counting it here would only make the loop spin.
     row = conn.execute(
         "SELECT min(t) FROM ("
         " SELECT min(next_run_at) AS t FROM jobs WHERE state = 'enabled'"
-        " UNION ALL SELECT min(due_at) FROM runs WHERE status = 'queued'"
-        " AND owner_pid IS NULL)"
+        " AND next_run_at IS NOT NULL"
+        " UNION ALL SELECT min(q.due_at) FROM runs AS q WHERE q.status = 'queued'"
+        " AND q.owner_pid IS NULL AND NOT EXISTS (SELECT 1 FROM runs AS r"
+        " WHERE r.job_id = q.job_id AND r.status = 'running'))"
     ).fetchone()
     return from_db(row[0]) if row and row[0] else None
 
@@ -406,10 +433,11 @@ def claim_reserved_retry(
              claim.attempt + 1),
         )
         row = cursor.fetchone()
-    if row is None:
-        return None
-    return Claim(row[0], claim.job, "retry", claim.attempt + 1, claim.scheduled_for, now,
-                 payload=claim.payload, reserved_by=owner)
+        if row is None:
+            return None
+        return _prepare(conn, Claim(row[0], claim.job, "retry", claim.attempt + 1,
+                                    claim.scheduled_for, now, payload=claim.payload,
+                                    reserved_by=owner))
 
 
 def queue_manual(
@@ -478,7 +506,35 @@ def _record_one(
         recorded.auto_paused = runs.auto_pause_if_failing(
             conn, claim.job.id, claim.job.effective_policies()["max_failures"], now
         )
+    if recorded.retry_at is None:
+        recorded.chained = _queue_chained(conn, claim, outcome.status, now)
     return recorded
+
+
+def _queue_chained(conn: sqlite3.Connection, claim: Claim, status: str,
+                   now: datetime) -> list[str]:
+    """Queue runs of the jobs that run after this one ended this way (trigger `chain`)."""
+    wanted = ("finished", "succeeded") if status == "succeeded" else ("finished", "failed")
+    rows = conn.execute(
+        "SELECT jobs.* FROM chains JOIN jobs ON jobs.id = chains.job_id "
+        f"WHERE chains.upstream_id = ? AND chains.on_status IN ({', '.join('?' * 2)}) "
+        "AND jobs.state = 'enabled'", (claim.job.id, *wanted),
+    ).fetchall()
+    queued = []
+    for row in rows:
+        job = Job.from_row(row)
+        assert job.id is not None
+        running = _latest_active(conn, job.id)
+        if running and job.effective_policies()["overlap"] == "skip":
+            runs.insert_run(conn, job_id=job.id, trigger="chain", status="skipped",
+                            scheduled_for=now, now=now, caused_by=claim.run_id,
+                            error="skipped: the previous run was still running (overlap skip)")
+            runs.count_skipped(conn, job.id)
+            continue
+        runs.insert_run(conn, job_id=job.id, trigger="chain", status="queued",
+                        scheduled_for=now, now=now, due_at=now, caused_by=claim.run_id)
+        queued.append(job.name)
+    return queued
 
 
 def schedule_retry(
@@ -523,6 +579,15 @@ class Firers:
     def __init__(self, *, max_http: int = 256) -> None:
         self.max_http = max_http
         self._http: HttpFirer | None = None
+        self._agents: AgentFirer | None = None
+
+    @property
+    def agents(self) -> AgentFirer:
+        if self._agents is None:
+            from jobctl.actions.agent import AgentFirer
+
+            self._agents = AgentFirer()
+        return self._agents
 
     @property
     def http(self) -> HttpFirer:
@@ -547,8 +612,39 @@ class Firers:
             return await self.http.fire(spec, context)
         if claim.job.action == "exec":
             return await run_command(spec, context)
+        if claim.job.action == "agent":
+            return await self._ask(claim, context)
         return fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
+
+    async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
+        from jobctl.actions import fail_before_start
+        from jobctl.agents import run_timeout
+        from jobctl.timeutil import get_zone, utcnow
+
+        if claim.agent is None:
+            name = claim.job.spec.get("agent")
+            return fail_before_start(f"agent {name!r} does not exist (any more)", utcnow())
+        now = utcnow()
+        context.timeout = run_timeout(claim.agent, claim.job.policies)
+        context.placeholders = {
+            "job": claim.job.name,
+            "scheduled_for": iso_z(claim.scheduled_for) or "",
+            "now": now.astimezone(get_zone(claim.job.timezone)).isoformat(timespec="seconds"),
+            "last_output": claim.last_output,
+            "payload": claim.payload or "",
+        }
+        outcome = await self.agents.ask(claim.agent, str(claim.job.spec["prompt"]), context)
+        deliver = claim.job.spec.get("deliver")
+        if deliver:
+            text = outcome.output or outcome.error or ""
+            outcome.details["delivery"] = await self.http.post_json(deliver, {
+                "job": claim.job.name, "run": claim.run_id, "status": outcome.status,
+                "text": text, "content": text[:2000],
+            }, context.env)
+        return outcome
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+        if self._agents is not None:
+            await self._agents.close()

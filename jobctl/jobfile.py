@@ -44,8 +44,8 @@ ENTRY_KEYS = (
 )
 # Spec keys per action, in the order export writes them.
 SPEC_KEYS: dict[str, tuple[str, ...]] = {
-    "http": ("url", "method", "headers", "body", "expect"),
-    "agent": ("agent", "prompt"),
+    "http": ("url", "method", "headers", "body", "expect", "forward_payload"),
+    "agent": ("agent", "prompt", "deliver"),
     "exec": ("command", "cwd", "env", "shell"),
 }
 # Document keys holding text -> the CLI option each becomes (the first spec key per action
@@ -53,7 +53,8 @@ SPEC_KEYS: dict[str, tuple[str, ...]] = {
 _TEXT_ENTRY_OPTIONS = {"name": "name", "description": "description", "state": "state",
                        "timezone": "tz"}
 _TEXT_SPEC_OPTIONS = {"url": "url", "method": "method", "body": "body", "expect": "expect",
-                      "agent": "agent", "prompt": "prompt", "command": "exec", "cwd": "cwd"}
+                      "agent": "agent", "prompt": "prompt", "deliver": "deliver",
+                      "command": "exec", "cwd": "cwd"}
 # Spec tables -> the repeated CLI option and its 'K: V' / 'K=V' separator.
 _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
 
@@ -113,6 +114,8 @@ def export_entry(job: Job) -> dict[str, Any]:
             for name in policies.POLICY_NAMES
             if job.policies.get(name) is not None
         }
+        if job.policies.get("notify"):
+            entry["policies"]["notify"] = [dict(item) for item in job.policies["notify"]]
     return entry
 
 
@@ -295,14 +298,29 @@ def entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
     if raw_policies is not None:
         if not isinstance(raw_policies, Mapping):
             raise InvalidInput(f"policies must be a table, not {_type_name(raw_policies)}")
-        _refuse_unknown(raw_policies, policies.POLICY_NAMES, "policy")
+        _refuse_unknown(raw_policies, (*policies.POLICY_NAMES, "notify"), "policy")
         for name, value in raw_policies.items():
+            if name == "notify":
+                options["notify_on"] = _notify_pairs(value)
+                continue
             if not isinstance(value, str | int | float):
                 raise InvalidInput(
                     f"policies.{name} must be text or a number, not {_type_name(value)}"
                 )
             options[name] = value
     return options
+
+
+def _notify_pairs(value: Any) -> list[tuple[str, str]]:
+    """policies.notify: a list of {on, url} tables, as `--notify-on WHEN URL` pairs."""
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise InvalidInput("policies.notify must be a list of {on, url} tables")
+    pairs = []
+    for item in value:
+        _refuse_unknown(item, ("on", "url"), "policies.notify key")
+        pairs.append((_require_text(item.get("on"), "policies.notify.on"),
+                      _require_text(item.get("url"), "policies.notify.url")))
+    return pairs
 
 
 def _spec_options(action: str, spec: Any) -> dict[str, Any]:
@@ -317,10 +335,10 @@ def _spec_options(action: str, spec: Any) -> dict[str, Any]:
             continue
         if key in ("headers", "env"):
             options[_TABLE_SPEC_OPTIONS[key][0]] = _pairs(key, value)
-        elif key == "shell":
+        elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
-                raise InvalidInput(f"spec.shell must be true or false, not {_type_name(value)}")
-            options["shell"] = value
+                raise InvalidInput(f"spec.{key} must be true or false, not {_type_name(value)}")
+            options[key] = value
         else:
             options[_TEXT_SPEC_OPTIONS[key]] = _require_text(value, f"spec.{key}")
     main_key = SPEC_KEYS[action][0]

@@ -33,7 +33,8 @@ TRIGGERS = ("cron", "every", "once", "manual")
 # Option name -> the action kind it belongs to.
 ACTION_FIELDS = {
     "method": "http", "header": "http", "body": "http", "json_body": "http", "expect": "http",
-    "prompt": "agent",
+    "forward_payload": "http",
+    "prompt": "agent", "deliver": "agent",
     "cwd": "exec", "env": "exec", "shell": "exec",
 }
 
@@ -210,8 +211,12 @@ def _build_spec(
             spec["agent"] = options["agent"]
         if _given(options, "prompt"):
             spec["prompt"] = options["prompt"]
-        if not spec.get("prompt"):
+        if not str(spec.get("prompt") or "").strip():
             raise InvalidInput("an agent job needs --prompt TEXT (or @FILE)")
+        if options.get("deliver") is not None:
+            deliver = options["deliver"]
+            spec["deliver"] = validate_url(deliver, what="--deliver") if deliver else None
+        spec.setdefault("deliver", None)
         return spec
     if _given(options, "exec"):
         spec["command"] = options["exec"]
@@ -267,6 +272,10 @@ def _build_http_spec(spec: dict[str, Any], options: Mapping[str, Any]) -> dict[s
     if options.get("expect"):
         spec["expect"] = validate_expect(options["expect"])
     spec.setdefault("expect", "2xx")
+    if options.get("forward_payload") is not None:
+        spec["forward_payload"] = bool(options["forward_payload"])
+        if spec["forward_payload"] and not options.get("method") and spec["method"] == "GET":
+            spec["method"] = "POST"  # a webhook's body is sent on, so it needs a method with one
     return spec
 
 
@@ -299,7 +308,13 @@ def _trigger(
         if _given(options, "offset"):
             text = f"{text}+{options['offset']}"
         elif existing is not None and existing.trigger == "every" and "+" in (existing.schedule or ""):
-            text = f"{text}+{(existing.schedule or '').split('+', 1)[1]}"
+            kept = (existing.schedule or "").split("+", 1)[1]
+            every, _ = schedule.parse_every(text)
+            if schedule.parse_every(f"{kept}+0s")[0] >= every:
+                raise InvalidInput(
+                    f"the job's --offset {kept} is not shorter than --every {options['every']}: "
+                    "give a new --offset too (--offset 0s for none)")
+            text = f"{text}+{kept}"
         return "every", _every_text(text), True
     at = parse_time(str(options["at"]), zone, what="--at")
     if at <= now and not allow_past:
@@ -337,6 +352,14 @@ def build_job(
                 stored_policies.pop(name, None)
             else:
                 stored_policies[name] = value
+    if options.get("notify_on") is not None:
+        targets = _notify_targets(options["notify_on"])
+        if targets:
+            stored_policies["notify"] = targets
+        else:
+            stored_policies.pop("notify", None)
+    if stored_policies.get("alert_if_no_success") and not stored_policies.get("notify"):
+        raise InvalidInput("--alert-if-no-success needs a --notify-on URL to send the alert to")
     if existing is None:
         job = Job(
             name=validate_name(str(options.get("name") or "")), action=kind, spec=spec,
@@ -365,6 +388,70 @@ def build_job(
         job.next_run_at = compute_next_run(job, now, validate=job.state != "completed")
         job.last_slot_at = None if schedule_changed else job.last_slot_at
     return job
+
+
+def _notify_targets(pairs: Iterable[Any]) -> list[dict[str, str]]:
+    """`--notify-on WHEN URL` pairs; an empty URL clears the list."""
+    targets = []
+    for when, url in pairs:
+        if not url:
+            return []
+        if when not in policies.NOTIFY_WHEN:
+            raise InvalidInput(f"invalid --notify-on {when!r}: choose failure, success or always")
+        targets.append({"on": when, "url": validate_url(url, what="--notify-on URL")})
+    return targets
+
+
+def parse_after(items: Iterable[str]) -> list[tuple[str, str]]:
+    """`--after JOB[:succeeded|failed|finished]` (default succeeded)."""
+    parsed = []
+    for item in items:
+        if not item:
+            continue
+        name, _, when = item.partition(":")
+        when = when or "succeeded"
+        if when not in ("succeeded", "failed", "finished"):
+            raise InvalidInput(
+                f"invalid --after {item!r}: use JOB, JOB:succeeded, JOB:failed or JOB:finished")
+        parsed.append((validate_name(name), when))
+    return parsed
+
+
+def set_chains(conn: sqlite3.Connection, job: Job, after: list[tuple[str, str]]) -> None:
+    """Replace the jobs this one runs after (inside the caller's transaction); no cycles."""
+    assert job.id is not None
+    conn.execute("DELETE FROM chains WHERE job_id = ?", (job.id,))
+    for upstream_name, when in after:
+        upstream = get_job(conn, upstream_name)
+        if upstream.id == job.id:
+            raise InvalidInput(f"--after {upstream_name}: a job cannot run after itself")
+        if _reaches(conn, job.id, upstream.id or 0):
+            raise InvalidInput(
+                f"--after {upstream_name}: that makes a cycle ({upstream_name} already runs "
+                f"after {job.name}, directly or through other jobs)")
+        conn.execute("INSERT OR IGNORE INTO chains (job_id, upstream_id, on_status) "
+                     "VALUES (?, ?, ?)", (job.id, upstream.id, when))
+
+
+def _reaches(conn: sqlite3.Connection, start: int, target: int) -> bool:
+    """Whether `target` runs after `start`, following chains downstream."""
+    seen, frontier = {start}, [start]
+    while frontier:
+        current = frontier.pop()
+        for (downstream,) in conn.execute(
+                "SELECT job_id FROM chains WHERE upstream_id = ?", (current,)):
+            if downstream == target:
+                return True
+            if downstream not in seen:
+                seen.add(downstream)
+                frontier.append(downstream)
+    return False
+
+
+def chains_of(conn: sqlite3.Connection, job_id: int) -> list[str]:
+    return [f"{name}:{when}" for name, when in conn.execute(
+        "SELECT jobs.name, chains.on_status FROM chains JOIN jobs ON jobs.id = chains.upstream_id"
+        " WHERE chains.job_id = ? ORDER BY jobs.name", (job_id,))]
 
 
 def _validate_state(state: str) -> str:
@@ -446,17 +533,25 @@ def update_job(conn: sqlite3.Connection, job: Job, now: datetime) -> Job:
 
 def add_job(conn: sqlite3.Connection, options: Mapping[str, Any], now: datetime) -> Job:
     job = build_job(options, existing=None, now=now)
+    after = parse_after(options.get("after") or ())
     with write_transaction(conn):
-        return insert_job(conn, job, now)
+        insert_job(conn, job, now)
+        if after:
+            set_chains(conn, job, after)
+        return job
 
 
 def edit_job(
     conn: sqlite3.Connection, name: str, options: Mapping[str, Any], now: datetime
 ) -> Job:
+    after = parse_after(options["after"]) if options.get("after") is not None else None
     with write_transaction(conn):
         existing = get_job(conn, name)
         job = build_job(options, existing=existing, now=now)
-        return update_job(conn, job, now)
+        update_job(conn, job, now)
+        if after is not None:
+            set_chains(conn, job, after)
+        return job
 
 
 def get_job(conn: sqlite3.Connection, name: str) -> Job:
@@ -566,10 +661,16 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "runs_missed": job.runs_missed,
         "consecutive_failures": job.consecutive_failures,
         "spec": redacted_spec(job),
-        "policies": job.effective_policies(),
+        "policies": _redacted_policies(job.effective_policies()),
         "created_at": iso_z(job.created_at),
         "updated_at": iso_z(job.updated_at),
     }
+
+
+def _redacted_policies(effective: dict[str, Any]) -> dict[str, Any]:
+    effective["notify"] = [{"on": item["on"], "url": redact_url(item["url"])}
+                           for item in effective["notify"]]
+    return effective
 
 
 def action_summary(job: Job) -> str:

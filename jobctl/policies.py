@@ -27,15 +27,18 @@ DEFAULTS: dict[str, Any] = {
     "max_failures": None,
     "keep": 1000,
     "keep_for": None,
+    "alert_if_no_success": None,
 }
 MAX_BACKOFF = 3600.0
 
 # Policy name -> kind of value: duration (seconds), count (int >= 0) or a choice.
-DURATION_POLICIES = ("timeout", "backoff", "catchup_window", "jitter", "keep_for")
+DURATION_POLICIES = ("timeout", "backoff", "catchup_window", "jitter", "keep_for",
+                     "alert_if_no_success")
 COUNT_POLICIES = ("retries", "max_failures", "keep")
 CHOICE_POLICIES = {"overlap": OVERLAP_CHOICES, "catchup": CATCHUP_CHOICES}
 POLICY_NAMES = ("timeout", "retries", "backoff", "overlap", "catchup", "catchup_window",
-                "jitter", "max_failures", "keep", "keep_for")
+                "jitter", "max_failures", "keep", "keep_for", "alert_if_no_success")
+NOTIFY_WHEN = ("failure", "success", "always")
 _SUBSECOND_OK = ("jitter", "backoff")
 
 
@@ -93,7 +96,16 @@ def effective(action: str, stored: Mapping[str, Any]) -> dict[str, Any]:
     result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
     if result["max_failures"] == 0:
         result["max_failures"] = None
-    return {name: result[name] for name in POLICY_NAMES}
+    effective_policies = {name: result[name] for name in POLICY_NAMES}
+    effective_policies["notify"] = list(stored.get("notify") or [])
+    return effective_policies
+
+
+def notify_targets(stored: Mapping[str, Any], status: str) -> list[str]:
+    """The URLs to tell about a run that ended with `status`."""
+    failed = status in ("failed", "timed_out", "interrupted")
+    return [item["url"] for item in stored.get("notify") or []
+            if item["on"] == "always" or (item["on"] == "failure") == failed]
 
 
 def as_text(policy: str, value: Any) -> str:

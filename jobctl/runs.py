@@ -52,18 +52,19 @@ def insert_run(
     due_at: datetime | None = None,
     error: str | None = None,
     details: dict[str, Any] | None = None,
+    caused_by: int | None = None,
 ) -> int:
     started = to_db(now) if status == "running" else None
     finished = to_db(now) if status in ("skipped", "missed") else None
     cursor = conn.execute(
         "INSERT INTO runs (job_id, trigger, status, attempt, scheduled_for, started_at, "
-        "finished_at, error, details, owner_pid, owner_host, due_at, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "finished_at, error, details, owner_pid, owner_host, due_at, created_at, caused_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             job_id, trigger, status, attempt, to_db(scheduled_for), started, finished, error,
             json.dumps(details) if details else None,
             owner.pid if owner else None, owner.host if owner else None,
-            to_db(due_at) if due_at else None, to_db(now),
+            to_db(due_at) if due_at else None, to_db(now), caused_by,
         ),
     )
     assert cursor.lastrowid is not None
@@ -97,7 +98,8 @@ def count_executed(
                                    ELSE last_success_at END,
             consecutive_failures = CASE WHEN :ok THEN 0
                                         WHEN :final THEN consecutive_failures + 1
-                                        ELSE consecutive_failures END
+                                        ELSE consecutive_failures END,
+            alerted_at = CASE WHEN :ok THEN NULL ELSE alerted_at END
         WHERE id = :job_id
         """,
         {"ok": int(succeeded), "failed": int(status in FAILURES), "started": started,

@@ -238,3 +238,16 @@ def test_live_owner_is_left_alone_but_a_reused_pid_is_not(conn: sqlite3.Connecti
     conn.execute("UPDATE jobs SET next_run_at = ?", (ts(now),))
     step(conn, now + timedelta(seconds=1), awake_since=now)
     assert runs.mark_orphans(conn, now + timedelta(seconds=2)) == []
+
+
+def test_a_queued_run_behind_one_in_flight_does_not_make_the_loop_spin(
+    conn: sqlite3.Connection,
+) -> None:
+    add(conn, "j", every="1h", overlap="queue")
+    conn.execute("UPDATE jobs SET next_run_at = ?", (ts(T0),))
+    [first] = step(conn, T0).claims
+    engine.queue_manual(conn, "j", T0 + timedelta(seconds=1))
+    conn.execute("UPDATE jobs SET next_run_at = NULL")  # only the queued run is left
+    assert engine.next_wake(conn) is None
+    finish(conn, first, "succeeded", T0 + timedelta(seconds=2))
+    assert engine.next_wake(conn) == T0 + timedelta(seconds=1)

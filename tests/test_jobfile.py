@@ -446,3 +446,21 @@ def test_real_subprocess_round_trip_and_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("jobctl: jobs[0] ('a'): invalid interval '5 minutes'")
     assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+
+
+def test_notifications_and_forwarded_payloads_round_trip(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    ok(jobctl("add", "hooked", "--url", "https://example.com/in", "--manual", "--forward-payload",
+              "--notify-on", "failure", "https://example.com/alerts",
+              "--notify-on", "always", "${AUDIT_URL}", "--alert-if-no-success", "1d"))
+    exported = ok(jobctl("export", "--format", "json")).stdout
+    document = json.loads(exported)["jobs"][0]
+    assert document["spec"]["forward_payload"] is True
+    assert document["policies"]["notify"] == [
+        {"on": "failure", "url": "https://example.com/alerts"},
+        {"on": "always", "url": "${AUDIT_URL}"}]
+    (tmp_path / "jobs.json").write_text(exported)
+    other = tmp_path / "other.db"
+    ok(jobctl("--db", str(other), "apply", "-f", str(tmp_path / "jobs.json")))
+    assert ok(jobctl("--db", str(other), "export", "--format", "json")).stdout == exported

@@ -35,7 +35,7 @@ def test_add_http_job_with_every_trigger(jobctl: Invoke) -> None:
     assert job["policies"] == {
         "timeout": 30.0, "retries": 0, "backoff": 10.0, "overlap": "skip", "catchup": "latest",
         "catchup_window": 86400.0, "jitter": 0.0, "max_failures": None, "keep": 1000,
-        "keep_for": None,
+        "keep_for": None, "alert_if_no_success": None, "notify": [],
     }
 
 
@@ -77,7 +77,7 @@ def test_add_exec_job_with_policies(jobctl: Invoke, tmp_path: Path) -> None:
     assert job["policies"] == {
         "timeout": 300.0, "retries": 3, "backoff": 30.0, "overlap": "queue", "catchup": "all",
         "catchup_window": 7200.0, "jitter": 0.5, "max_failures": 5, "keep": 50,
-        "keep_for": 2592000.0,
+        "keep_for": 2592000.0, "alert_if_no_success": None, "notify": [],
     }
     assert job["policies"]["timeout"] == 300.0
 

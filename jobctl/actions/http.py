@@ -81,6 +81,37 @@ class HttpFirer:
         self._session = None
         self._loop = None
 
+    async def post_json(
+        self, url_template: str, payload: Mapping[str, Any], env: Mapping[str, str],
+        *, timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """POST a JSON document (an answer delivery or a notification); never raises.
+
+        Returns what happened, for the run's record: redacted URL, status, ok, error.
+        """
+        expansion = Expansion(env)
+        record: dict[str, Any] = {"url": redact_url(url_template), "status": None,
+                                  "ok": False, "error": None}
+        try:
+            url = expansion(url_template)
+        except Failed as exc:
+            record["error"] = str(exc)
+            return record
+        try:
+            async with self._get_session().post(
+                url, json=dict(payload), headers={"User-Agent": USER_AGENT},
+                timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
+            ) as response:
+                record["status"] = response.status
+                record["ok"] = 200 <= response.status < 300
+                if not record["ok"]:
+                    record["error"] = f"HTTP {response.status} {response.reason or ''}".strip()
+        except TimeoutError:
+            record["error"] = f"timed out after {format_duration(timeout)}"
+        except Exception as exc:  # any failure to deliver is recorded, never raised
+            record["error"] = expansion.redact(describe_error(exc))
+        return record
+
     async def __aenter__(self) -> HttpFirer:
         return self
 
@@ -106,6 +137,9 @@ class HttpFirer:
                     raise Failed(f"header {name}: its value contains a line break")
                 headers[name] = value
             body = expansion(body_template) if body_template is not None else None
+            if spec.get("forward_payload") and ctx.payload is not None:
+                # The webhook's body goes on as sent: never expanded, it comes from outside.
+                body = ctx.payload
         except Failed as exc:
             return fail_before_start(str(exc), utcnow(), _redacted_template(method, spec))
         if not any(name.lower() == "user-agent" for name in headers):

@@ -124,7 +124,9 @@ def main() -> None:
 
 # Registering the commands: each module adds its own to `cli`,
 from jobctl.cli import (  # noqa: E402
+    agent_commands,  # noqa: F401
     file_commands,  # noqa: F401
+    hook_commands,  # noqa: F401
     job_commands,  # noqa: F401
     ops_commands,  # noqa: F401
     run_commands,  # noqa: F401

@@ -7,11 +7,12 @@ from typing import Any
 import click
 
 from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.cli.complete import complete_job_names
 from jobctl.errors import InvalidInput
 
 
 @cli.command()
-@click.argument("names", metavar="[NAME]...", nargs=-1)
+@click.argument("names", metavar="[NAME]...", nargs=-1, shell_complete=complete_job_names)
 @click.option("--format", "fmt", type=click.Choice(["toml", "json"]), help="Document format (default toml).")
 @db_option
 @json_option

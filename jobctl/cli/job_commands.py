@@ -10,12 +10,14 @@ from typing import Any
 import click
 
 from jobctl.cli import F, cli, db_option, json_option, open_db
+from jobctl.cli.complete import complete_job_names
 from jobctl.errors import InvalidInput
 
 JOB_OPTIONS: list[Callable[[F], F]] = [
     click.option("--url", metavar="URL", help="HTTP action: the URL to request."),
     click.option("--agent", metavar="AGENT", help="Agent action: the agent to prompt."),
-    click.option("--prompt", metavar="TEXT|@FILE|-", help="Agent action: the prompt."),
+    click.option("--prompt", metavar="TEXT|@FILE|-", help="Agent action: the prompt ({job}, {now}, {last_output} ... are filled in)."),
+    click.option("--deliver", metavar="URL", help="Agent action: POST the answer as JSON to URL (Slack, Discord, ...)."),
     click.option("--exec", "exec_", metavar="CMD", help="Exec action: the command line to run."),
     click.option("--cron", metavar="EXPR", help="Cron expression (5 fields, 6 with seconds first, or @daily ...)."),
     click.option("--every", metavar="DURATION", help="Fixed interval aligned to the clock, like 15m."),
@@ -42,6 +44,10 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
     click.option("--max-failures", metavar="N", help="Pause after N failures in a row (0 = off, the default)."),
     click.option("--keep", metavar="N", help="Runs to keep in the history (default 1000)."),
     click.option("--keep-for", metavar="D", help="Drop runs older than D (default: keep)."),
+    click.option("--notify-on", nargs=2, multiple=True, metavar="WHEN URL", help="POST a JSON summary to URL after a run: WHEN is failure, success or always; repeat for more; an empty URL clears."),
+    click.option("--alert-if-no-success", metavar="D", help="Notify when the job has not succeeded for D (a dead-man's switch)."),
+    click.option("--after", multiple=True, metavar="JOB[:WHEN]", help="Run when JOB's run ends: succeeded (default), failed or finished; repeat for more."),
+    click.option("--forward-payload/--no-forward-payload", default=None, help="HTTP: send a webhook's body on as this request's body."),
 ]
 
 
@@ -58,7 +64,7 @@ def _options_from_click(params: dict[str, Any]) -> dict[str, Any]:
     options = {key: value for key, value in params.items() if value is not None}
     if "exec_" in options:
         options["exec"] = options.pop("exec_")
-    for key in ("header", "env"):
+    for key in ("header", "env", "notify_on", "after"):
         if options.get(key) == ():
             del options[key]
     for key, what in (("body", "--body"), ("prompt", "--prompt"), ("json_body", "--json-body")):
@@ -114,7 +120,7 @@ def add(ctx: click.Context, /, name: str, paused: bool, as_json: bool, **params:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @click.option("--name", "new_name", metavar="NEW", help="Rename the job (its history stays).")
 @job_options
 @db_option
@@ -142,7 +148,7 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
 
 
 @cli.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Remove even while a run is in flight.")
 @db_option
@@ -222,7 +228,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @db_option
 @json_option
 @click.pass_context
@@ -234,8 +240,9 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
       jobctl show backup
       jobctl show backup --json
     """
+    from jobctl import hooks
     from jobctl.history import job_stats, stats_to_dict
-    from jobctl.jobs import get_job, job_to_dict
+    from jobctl.jobs import chains_of, get_job, job_to_dict
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
@@ -245,6 +252,8 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     plan = job.build_schedule() if job.state == "enabled" else None
     upcoming = fire_times(plan, now, 5) if plan is not None else []
     data = job_to_dict(job) | stats_to_dict(job_stats(conn, job))
+    data["after"] = chains_of(conn, job.id or 0)
+    data["webhook"] = hooks.is_enabled(conn, job.name)
     if as_json:
         from jobctl.timeutil import iso_z
 
@@ -290,7 +299,11 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
         ("duration", f"avg {data['avg_duration_ms']} ms, p95 {data['p95_duration_ms']} ms"
          if data["avg_duration_ms"] is not None else None),
         ("recent", _strip(data["recent"])),
-        ("policies", ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items())),
+        ("policies", ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items()
+                               if k != "notify")),
+        ("notify", ", ".join(f"{t['on']}: {t['url']}" for t in data["policies"]["notify"])),
+        ("runs after", ", ".join(data["after"])),
+        ("webhook", "enabled (see `jobctl hook show`)" if data["webhook"] else None),
     ]
     text = key_values(pairs)
     if upcoming:
@@ -317,7 +330,7 @@ def _set_paused(ctx: click.Context, names: tuple[str, ...], paused: bool) -> Non
 
 
 @cli.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names)
 @db_option
 @click.pass_context
 def pause(ctx: click.Context, names: tuple[str, ...]) -> None:
@@ -332,7 +345,7 @@ def pause(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names)
 @db_option
 @click.pass_context
 def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
@@ -346,7 +359,7 @@ def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 
 @cli.command(name="next")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_job_names)
 @click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many fire times.")
 @click.option("--after", metavar="TIME", help="Start after TIME instead of now.")
 @click.option("--cron", metavar="EXPR", help="Preview a cron expression instead of a job.")

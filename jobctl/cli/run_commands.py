@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from jobctl.cli import cli, db_option, db_path, json_option, open_db
+from jobctl.cli.complete import complete_job_names
 from jobctl.errors import Failed
 
 
@@ -25,6 +26,8 @@ from jobctl.errors import Failed
               help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="How much to log.")
+@click.option("--listen", metavar="HOST:PORT",
+              help="Serve webhooks, /healthz and /metrics (a bare PORT means 127.0.0.1).")
 @click.option("--detach", is_flag=True,
               help="Run in the background (pidfile, log file); return once it is up.")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
@@ -42,7 +45,8 @@ from jobctl.errors import Failed
 @db_option
 @click.pass_context
 def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, grace: str,
-           env_file: Path | None, log_level: str, detach: bool, pidfile: Path | None,
+           env_file: Path | None, log_level: str, listen: str | None, detach: bool,
+           pidfile: Path | None,
            log_file: Path | None, log_max_bytes: int, log_backups: int, systemd_unit: bool,
            user_unit: bool) -> None:
     """Run the scheduler (foreground, for systemd) until SIGTERM or SIGINT.
@@ -54,6 +58,7 @@ def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, gra
     \b
     Examples:
       jobctl daemon
+      jobctl daemon --listen 127.0.0.1:8787
       jobctl daemon --detach --env-file ~/.config/jobctl/secrets.env
       jobctl daemon --systemd-unit --user > ~/.config/systemd/user/jobctl.service
     """
@@ -78,7 +83,12 @@ def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, gra
         grace=parse_duration(grace, what="--grace").total_seconds(), env_file=env_file,
         log=LogConfig(level=log_level, file=log_file, max_bytes=log_max_bytes,
                       backups=log_backups),
+        listen=listen,
     )
+    if listen:
+        from jobctl.listener import parse_listen
+
+        parse_listen(listen)  # a bad address fails here, before anything starts
     fire_environment(env_file)  # a bad env file fails here, before anything starts
     if not detach:
         ctx.exit(Daemon(config).run())
@@ -240,7 +250,7 @@ def _report_attempt(recorded: Any) -> None:
 
 
 @cli.command(name="run")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @click.option("--queue", "queue_", is_flag=True, help="Ask the running daemon to fire it.")
 @click.option("--wait", is_flag=True, help="With --queue: wait for the result.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",

@@ -11,6 +11,7 @@ import click
 from click_default_group import DefaultGroup
 
 from jobctl.cli import cli, db_option, db_path, json_option, open_db
+from jobctl.cli.complete import complete_job_names, complete_run_ids
 from jobctl.errors import DaemonUnavailable, InvalidInput
 
 FOLLOW_POLL = 0.5
@@ -36,7 +37,7 @@ def runs() -> None:
 
 
 @runs.command(name="list")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_job_names)
 @click.option("--status", "statuses", multiple=True, metavar="S",
               help="Only runs with this status; repeat for more.")
 @click.option("--trigger", "triggers", multiple=True, metavar="T",
@@ -177,7 +178,7 @@ def _max_run_id(conn: Any) -> int:
 
 
 @runs.command(name="show")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=int, shell_complete=complete_run_ids)
 @db_option
 @json_option
 @click.pass_context
@@ -252,7 +253,7 @@ def _indent_mapping(mapping: dict[str, Any]) -> str:
 
 
 @runs.command(name="prune")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_job_names)
 @click.option("--older-than", metavar="D", help="Remove runs older than D (e.g. 30d).")
 @click.option("--keep", type=click.IntRange(0), metavar="N",
               help="Keep only the newest N runs of each job.")
@@ -280,7 +281,7 @@ def runs_prune(ctx: click.Context, name: str | None, older_than: str | None,
 
 
 @runs.command(name="clear")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @db_option
 @json_option

@@ -1,0 +1,595 @@
+"""The agent action: a prompt in, the agent's answer out, as an Outcome.
+
+The owner of the agent protocols: OpenAI-compatible chat completions, the Anthropic Messages
+API (both through one lazily created aiohttp session) and local command agents. Only honest
+answers succeed: HTTP errors, refusals, empty and malformed answers are failed runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+
+from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
+from jobctl.actions.exec import (
+    DRAIN_AFTER_EXIT,
+    KILL_GRACE,
+    _Collector,
+    _exit_error,
+    _start_error,
+    _terminate_group,
+)
+from jobctl.actions.http import USER_AGENT, describe_error
+from jobctl.errors import Failed
+from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
+from jobctl.timeutil import format_duration, iso_z, utcnow
+
+ANTHROPIC_VERSION = "2023-06-01"
+ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; jobctl's default
+PROMPT_ARGUMENT = "{prompt}"
+ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
+MAX_RESPONSE = 16 * 1024 * 1024  # bytes of an API response we are willing to parse
+EXCERPT = 300  # characters of an error body or stderr quoted in a run's error
+_READ_CHUNK = 64 * 1024
+_CUT_SHORT = {"length", "max_tokens"}  # finish reasons of an answer cut at the token limit
+_OWN_PREFIX = "x-jobctl-"
+
+
+class AgentProfile(Protocol):
+    """What the action needs of an agent (jobctl.agents.Agent has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+
+class _Malformed(Exception):
+    """The response is not the shape the API promises."""
+
+
+class AgentFirer:
+    """Asks agents; HTTP kinds share one ClientSession (created lazily in the running loop)."""
+
+    def __init__(self, *, max_connections: int = 100, kill_grace: float = KILL_GRACE) -> None:
+        self.max_connections = max_connections
+        self.kill_grace = kill_grace
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # a session belongs to the loop it was made in (see HttpFirer)
+            self._loop = loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+        self._loop = None
+
+    async def __aenter__(self) -> AgentFirer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def ask(self, agent: AgentProfile, prompt: str, ctx: FireContext) -> Outcome:
+        """Send `prompt` (placeholders rendered; `${NAME}` still to expand) and wait for the
+        answer, within ctx.timeout seconds."""
+        if agent.kind in ENDPOINTS:
+            return await self._ask_http(agent, prompt, ctx)
+        if agent.kind == "command":
+            return await self._ask_command(agent, prompt, ctx)
+        return fail_before_start(f"agent {agent.name!r} has an unknown kind {agent.kind!r}",
+                                 utcnow(), {"agent": agent.name, "kind": agent.kind})
+
+    # ------------------------------------------------------------------------- HTTP kinds
+
+    async def _ask_http(self, agent: AgentProfile, prompt: str, ctx: FireContext) -> Outcome:
+        config = agent.config
+        kind = agent.kind
+        model = str(config.get("model") or "")
+        expansion = Expansion(ctx.env)
+        headers: dict[str, str] = {}
+        from_reference: set[str] = set()  # header names whose value came from ${NAME}
+        try:
+            url = expansion(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
+            text = _fill_placeholders(expansion(prompt), ctx)
+            system = expansion(str(config["system"])) if config.get("system") else None
+            for name, template in (config.get("headers") or {}).items():
+                if name.lower().startswith(_OWN_PREFIX):
+                    continue  # ours carry the run's identity; an agent may not forge them
+                value = expansion(str(template))
+                if value != template:
+                    from_reference.add(name)
+                if "\r" in value or "\n" in value:
+                    raise Failed(f"header {name}: its value contains a line break")
+                headers[name] = value
+            key = _api_key(agent, expansion)
+        except Failed as exc:
+            return fail_before_start(
+                expansion.redact(str(exc)), utcnow(), _template_snapshot(agent, prompt)
+            )
+        if kind == "openai":
+            body = _openai_body(config, model, system, text)
+            if key is not None:
+                _replace_header(headers, "Authorization", f"Bearer {key}")
+        else:
+            body = _anthropic_body(config, model, system, text)
+            if key is not None:
+                _replace_header(headers, "x-api-key", key)
+            if not _has_header(headers, "anthropic-version"):
+                headers["anthropic-version"] = ANTHROPIC_VERSION
+        _replace_header(headers, "Content-Type", "application/json")
+        if not _has_header(headers, "User-Agent"):
+            headers["User-Agent"] = USER_AGENT
+        headers["X-Jobctl-Job"] = ctx.job
+        headers["X-Jobctl-Run"] = str(ctx.run_id)
+        headers["X-Jobctl-Scheduled-For"] = iso_z(ctx.scheduled_for) or ""
+        snapshot = {
+            "agent": agent.name,
+            "kind": kind,
+            "url": _redact_url(url, expansion),
+            "model": model,
+            "system": expansion.redact(system) if system is not None else None,
+            "prompt": expansion.redact(cap_output(text.encode())),
+            "headers": {
+                name: REDACTED if name in from_reference or is_sensitive_header(name)
+                else expansion.redact(value)
+                for name, value in headers.items()
+            },
+        }
+        details: dict[str, Any] = {
+            "agent": agent.name, "kind": kind, "model": model, "finish_reason": None,
+            "usage": _usage(None, None), "latency_ms": None,
+        }
+
+        session = self._get_session()
+        started_at = utcnow()
+        clock = time.monotonic()
+        try:
+            async with session.post(
+                url,
+                data=json.dumps(body).encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=ctx.timeout),
+            ) as response:
+                data, complete = await _read_limited(response.content)
+                status = response.status
+                reason = response.reason or ""
+        except TimeoutError:
+            details["latency_ms"] = _elapsed_ms(clock)
+            return Outcome(
+                status="timed_out", started_at=started_at, finished_at=utcnow(),
+                error=f"timed out after {format_duration(ctx.timeout)}",
+                snapshot=snapshot, details=details,
+            )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            details["latency_ms"] = _elapsed_ms(clock)
+            return Outcome(
+                status="failed", started_at=started_at, finished_at=utcnow(),
+                error=expansion.redact(describe_error(exc)), snapshot=snapshot, details=details,
+            )
+        finished_at = utcnow()
+        details["latency_ms"] = _elapsed_ms(clock)
+        raw_text = expansion.redact(cap_output(data, complete=complete))
+
+        def failed(error: str, output: str | None = raw_text) -> Outcome:
+            return Outcome(
+                status="failed", started_at=started_at, finished_at=finished_at,
+                http_status=status, output=output, error=expansion.redact(error),
+                snapshot=snapshot, details=details,
+            )
+
+        if not 200 <= status <= 299:
+            excerpt = _error_excerpt(data)
+            return failed(f"HTTP {status}{' ' + reason if reason else ''}"
+                          + (f": {excerpt}" if excerpt else ""))
+        if not complete:
+            return failed(f"malformed response: larger than {MAX_RESPONSE // (1024 * 1024)} MiB")
+        try:
+            document = json.loads(data)
+            if not isinstance(document, dict):
+                raise _Malformed("not a JSON object")
+            if kind == "openai":
+                answer, finish, refusal, usage = _read_openai(document)
+            else:
+                answer, finish, refusal, usage = _read_anthropic(document)
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+            return failed(f"malformed response: not JSON ({exc})")
+        except _Malformed as exc:
+            return failed(f"malformed response: {exc}")
+        if isinstance(document.get("model"), str) and document["model"]:
+            details["model"] = document["model"]  # the model that answered, as it names itself
+        details["finish_reason"] = finish
+        details["usage"] = usage
+        if refusal is not None:
+            return failed(f"refused: {refusal}", output=expansion.redact(answer) or raw_text)
+        if not answer.strip():
+            reason_text = f" (finish reason {finish})" if finish else ""
+            return failed(f"empty answer{reason_text}")
+        if finish in _CUT_SHORT:
+            details["truncated"] = True
+            details["note"] = (f"the answer was cut short at the token limit "
+                               f"(finish reason {finish})")
+        return Outcome(
+            status="succeeded", started_at=started_at, finished_at=finished_at,
+            http_status=status, output=expansion.redact(cap_output(answer.encode())),
+            snapshot=snapshot, details=details,
+        )
+
+    # --------------------------------------------------------------------- command kind
+
+    async def _ask_command(self, agent: AgentProfile, prompt: str, ctx: FireContext) -> Outcome:
+        command = str(agent.config.get("command") or "")
+        expansion = Expansion(ctx.env)
+        details: dict[str, Any] = {
+            "agent": agent.name, "kind": "command", "model": None, "finish_reason": None,
+            "usage": _usage(None, None), "latency_ms": None,
+        }
+        try:
+            text = _fill_placeholders(expansion(prompt), ctx)
+            try:
+                words = shlex.split(command)
+            except ValueError as exc:
+                raise Failed(f"invalid command {command!r}: {exc}") from None
+            if not words:
+                raise Failed("invalid command: it is empty")
+            # split before expanding, so a secret or the prompt stays one argument
+            argv = [expansion(word) for word in words]
+        except Failed as exc:
+            return fail_before_start(
+                expansion.redact(str(exc)), utcnow(), _template_snapshot(agent, prompt)
+            )
+        prompt_as_argument = any(PROMPT_ARGUMENT in word for word in words)
+        if prompt_as_argument:
+            argv = [word.replace(PROMPT_ARGUMENT, text) for word in argv]
+        snapshot = {
+            "agent": agent.name,
+            "kind": "command",
+            "command": expansion.redact(command),
+            "prompt": expansion.redact(cap_output(text.encode())),
+            "prompt_via": "argument" if prompt_as_argument else "stdin",
+        }
+        env = dict(os.environ)
+        env["JOBCTL_JOB"] = ctx.job
+        env["JOBCTL_RUN_ID"] = str(ctx.run_id)
+        env["JOBCTL_SCHEDULED_FOR"] = iso_z(ctx.scheduled_for) or ""
+        env["JOBCTL_AGENT"] = agent.name
+
+        # Our own pipes (as in exec): a background child holding one cannot hang the run.
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        started_at = utcnow()
+        clock = time.monotonic()
+        try:
+            os.set_blocking(out_read, False)
+            os.set_blocking(err_read, False)
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL if prompt_as_argument else subprocess.PIPE,
+                stdout=out_write,
+                stderr=err_write,
+                env=env,
+                start_new_session=True,  # its own process group, so a timeout can kill it whole
+            )
+        except (OSError, ValueError) as exc:
+            os.close(out_read)
+            os.close(err_read)
+            return Outcome(
+                status="failed", started_at=started_at, finished_at=utcnow(),
+                error=expansion.redact(_start_error(exc, argv[0], None)),
+                snapshot=snapshot, details=details,
+            )
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+
+        stdout = _Collector(out_read)
+        stderr = _Collector(err_read)
+        feeder = None
+        if not prompt_as_argument:
+            feeder = asyncio.create_task(_feed(process, text.encode()))
+        timed_out = False
+        try:
+            try:
+                async with asyncio.timeout(ctx.timeout):
+                    await process.wait()
+            except TimeoutError:
+                timed_out = True
+                await _terminate_group(process, self.kill_grace)
+            finished_at = utcnow()
+            details["latency_ms"] = _elapsed_ms(clock)
+            await stdout.wait_eof(DRAIN_AFTER_EXIT)
+            await stderr.wait_eof(DRAIN_AFTER_EXIT)
+        except asyncio.CancelledError:
+            # the daemon is stopping: leave no orphaned process group behind
+            await _terminate_group(process, self.kill_grace)
+            raise
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+            stdout.close()
+            stderr.close()
+
+        answer = expansion.redact(cap_output(stdout.data(), stdout.total))
+        error_text = expansion.redact(cap_output(stderr.data(), stderr.total))
+        details["stderr"] = error_text
+        code = process.returncode
+        status = "failed"
+        error: str | None
+        if timed_out:
+            status = "timed_out"
+            error = (f"timed out after {format_duration(ctx.timeout)}; "
+                     "process group killed")
+        elif code != 0:
+            error = _exit_error(code)
+            excerpt = _last_lines(error_text)
+            if excerpt:
+                error += f": {excerpt}"
+        elif not answer.strip():
+            error = "empty answer"
+        else:
+            status, error = "succeeded", None
+        return Outcome(
+            status=status, started_at=started_at, finished_at=finished_at, exit_code=code,
+            output=answer, error=error, snapshot=snapshot, details=details,
+        )
+
+
+def ask_now(agent: AgentProfile, prompt: str, ctx: FireContext) -> Outcome:
+    """Ask once from synchronous code (`jobctl agent test`), closing the session after."""
+
+    async def ask() -> Outcome:
+        async with AgentFirer() as firer:
+            return await firer.ask(agent, prompt, ctx)
+
+    return asyncio.run(ask())
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _fill_placeholders(text: str, ctx: FireContext) -> str:
+    if ctx.placeholders is None:
+        return text
+    from jobctl.prompts import render_prompt
+
+    return render_prompt(text, ctx.placeholders)
+
+
+def _api_key(agent: AgentProfile, expansion: Expansion) -> str | None:
+    """The key from the environment variable the agent names; registered for redaction."""
+    env_name = agent.config.get("api_key_env")
+    if not env_name:
+        return None
+    if not expansion.env.get(env_name):
+        raise Failed(
+            f"agent {agent.name!r}: the environment variable {env_name} (its --api-key-env) is "
+            "not set: set it in the daemon's environment or its env file"
+        )
+    return expansion(f"${{{env_name}}}")  # through Expansion, so the key is redacted everywhere
+
+
+def _has_header(headers: Mapping[str, str], name: str) -> bool:
+    return any(key.lower() == name.lower() for key in headers)
+
+
+def _replace_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Set `name`, dropping a configured header that differs only in case (sent twice else)."""
+    for key in [key for key in headers if key.lower() == name.lower()]:
+        del headers[key]
+    headers[name] = value
+
+
+def _openai_body(
+    config: Mapping[str, Any], model: str, system: str | None, prompt: str
+) -> dict[str, Any]:
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": prompt})
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if config.get("temperature") is not None:
+        body["temperature"] = config["temperature"]
+    if config.get("max_tokens") is not None:
+        body["max_tokens"] = config["max_tokens"]
+    return body
+
+
+def _anthropic_body(
+    config: Mapping[str, Any], model: str, system: str | None, prompt: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": config.get("max_tokens") or ANTHROPIC_MAX_TOKENS,
+    }
+    if system is not None:
+        body["system"] = system
+    body["messages"] = [{"role": "user", "content": prompt}]
+    if config.get("temperature") is not None:
+        body["temperature"] = config["temperature"]
+    return body
+
+
+Answer = tuple[str, str | None, str | None, dict[str, int | None]]
+
+
+def _read_openai(document: Mapping[str, Any]) -> Answer:
+    """(answer, finish reason, refusal or None, usage) of a chat completion."""
+    choices = document.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _Malformed("no choices")
+    choice = choices[0]
+    if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+        raise _Malformed("choices[0] has no message")
+    message = choice["message"]
+    finish = choice.get("finish_reason")
+    finish = str(finish) if finish is not None else None
+    answer = _text_of(message.get("content"), "choices[0].message.content")
+    usage = _mapping(document.get("usage"))
+    tokens = _usage(usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                    usage.get("total_tokens"))
+    refusal: str | None = None
+    if isinstance(message.get("refusal"), str) and message["refusal"].strip():
+        refusal = _one_line(message["refusal"])
+    elif finish == "content_filter":
+        refusal = "the provider's content filter stopped the answer (finish reason content_filter)"
+    return answer, finish, refusal, tokens
+
+
+def _read_anthropic(document: Mapping[str, Any]) -> Answer:
+    """(answer, stop reason, refusal or None, usage) of a Messages API reply."""
+    blocks = document.get("content")
+    if not isinstance(blocks, list):
+        raise _Malformed("no content")
+    parts = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            raise _Malformed("a content block is not an object")
+        if block.get("type") == "text":
+            if not isinstance(block.get("text"), str):
+                raise _Malformed("a text block has no text")
+            parts.append(block["text"])
+    finish = document.get("stop_reason")
+    finish = str(finish) if finish is not None else None
+    usage = _mapping(document.get("usage"))
+    tokens = _usage(usage.get("input_tokens"), usage.get("output_tokens"))
+    answer = "".join(parts)
+    refusal = None
+    if finish == "refusal":
+        refusal = "the model declined to answer (stop reason refusal)"
+    return answer, finish, refusal, tokens
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text_of(content: Any, where: str) -> str:
+    """Message content: a string, null (nothing said), or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "".join(texts)
+    raise _Malformed(f"{where} is not text")
+
+
+def _usage(prompt: Any, completion: Any, total: Any = None) -> dict[str, int | None]:
+    def count(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    prompt_tokens, completion_tokens, total_tokens = count(prompt), count(completion), count(total)
+    if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
+        total_tokens = prompt_tokens + completion_tokens
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens}
+
+
+async def _read_limited(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
+    """At most MAX_RESPONSE + 1 bytes; True when the whole body was read."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_RESPONSE:
+        chunk = await content.read(min(_READ_CHUNK, MAX_RESPONSE + 1 - size))
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), content.at_eof()
+
+
+async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
+    """Write the prompt to stdin, then close it so the agent sees the end of its input."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write(data)
+        await process.stdin.drain()
+        process.stdin.close()
+        await process.stdin.wait_closed()
+    except OSError:
+        pass  # the agent stopped reading (broken pipe); its exit status tells the rest
+
+
+def _error_excerpt(data: bytes) -> str:
+    """The error message of an API error body (both APIs nest it in error.message), else the
+    start of the body, on one line."""
+    text = data.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        error = document.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            text = error["message"]
+        elif isinstance(error, str):
+            text = error
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= EXCERPT else line[: EXCERPT - 1] + "…"
+
+
+def _last_lines(text: str) -> str:
+    """The end of stderr, where programs put the reason they stopped."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return _one_line(" | ".join(lines[-3:]))[-EXCERPT:] if lines else ""
+
+
+def _elapsed_ms(start: float) -> int:
+    return round((time.monotonic() - start) * 1000)
+
+
+def _redact_url(url: str, expansion: Expansion) -> str:
+    return redact_url(expansion.redact(url))
+
+
+def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
+    """A snapshot when nothing was sent: the profile as written, literal secrets hidden."""
+    config = agent.config
+    if agent.kind == "command":
+        return {"agent": agent.name, "kind": agent.kind, "command": config.get("command"),
+                "prompt": cap_output(prompt.encode())}
+    headers = {
+        name: REDACTED if is_sensitive_header(name) else str(value)
+        for name, value in (config.get("headers") or {}).items()
+    }
+    return {
+        "agent": agent.name,
+        "kind": agent.kind,
+        "url": redact_url(str(config.get("url") or "")),
+        "model": config.get("model"),
+        "system": config.get("system"),
+        "prompt": cap_output(prompt.encode()),
+        "headers": headers,
+    }
+
+
+__all__ = ["ANTHROPIC_VERSION", "AgentFirer", "AgentProfile", "ask_now"]

@@ -1,0 +1,317 @@
+"""`jobctl agent`: add, edit, list, show, rm and test the agents that agent jobs prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+
+from jobctl.cli import F, cli, db_option, json_option, open_db
+from jobctl.cli.complete import complete_agent_names
+from jobctl.errors import Failed, InvalidInput
+
+AGENT_OPTIONS: list[Callable[[F], F]] = [
+    click.option("--kind", type=click.Choice(["openai", "anthropic"]),
+                 help="API the agent speaks (default openai: any OpenAI-compatible server)."),
+    click.option("--url", metavar="URL",
+                 help="Base URL, like http://localhost:11434/v1 (anthropic: "
+                      "https://api.anthropic.com/v1 by default)."),
+    click.option("--model", metavar="M", help="Model name, like gpt-4o-mini or llama3.1."),
+    click.option("--api-key-env", metavar="VAR",
+                 help="Environment variable holding the API key (the key is never stored)."),
+    click.option("--system", metavar="TEXT|@FILE", help="System prompt."),
+    click.option("--temperature", metavar="F", help="Sampling temperature, 0 to 2 (anthropic: 0 to 1)."),
+    click.option("--max-tokens", metavar="N", help="Longest answer in tokens (anthropic default 1024)."),
+    click.option("--header", multiple=True, metavar="'K: V'",
+                 help="Extra request header (values may use ${NAME}); repeat for more."),
+    click.option("--timeout", metavar="D", help="Give up after D (default 10m; a job's --timeout wins)."),
+    click.option("--command", metavar="CMD",
+                 help="Make a command agent: the program to run; the prompt goes to its stdin, "
+                      "or replaces {prompt} as one argument."),
+]
+
+
+def agent_options(func: F) -> F:
+    for option in reversed(AGENT_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _options_from_click(params: dict[str, Any]) -> dict[str, Any]:
+    """Click's keyword arguments as the core's options: only those given, files read."""
+    from jobctl.jobs import read_text_argument
+
+    options = {key: value for key, value in params.items() if value is not None}
+    if options.get("header") == ():
+        del options["header"]
+    if options.get("system"):
+        options["system"] = read_text_argument(options["system"], what="--system")
+    return options
+
+
+def _now() -> datetime:
+    from jobctl.timeutil import utcnow
+
+    return utcnow()
+
+
+def _describe(agent: Any) -> str:
+    from jobctl.agents import agent_summary
+
+    if agent.kind == "command":
+        return f"command agent {agent.name!r}: {agent_summary(agent)}"
+    return f"{agent.kind} agent {agent.name!r}: {agent.config.get('model')} at {agent_summary(agent)}"
+
+
+@cli.group()
+@db_option
+def agent() -> None:
+    """Agents: named profiles that agent jobs send their prompts to.
+
+    An openai agent is any OpenAI-compatible chat-completions server (OpenAI, Ollama, vLLM,
+    LiteLLM, llama.cpp, LM Studio); an anthropic agent uses the Messages API; a command agent
+    is a local program that reads the prompt and answers on stdout.
+
+    \b
+    Examples:
+      jobctl agent add local --url http://localhost:11434/v1 --model llama3.1
+      jobctl agent test local 'Say hello'
+      jobctl add digest --agent local --prompt 'Summarise {payload}' --manual
+    """
+
+
+@agent.command()
+@click.argument("name")
+@agent_options
+@db_option
+@json_option
+@click.pass_context
+def add(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
+    """Add an agent: --url and --model (openai, anthropic), or --command.
+
+    \b
+    Examples:
+      jobctl agent add gpt --url https://api.openai.com/v1 --model gpt-4o-mini --api-key-env OPENAI_API_KEY
+      jobctl agent add claude --kind anthropic --model claude-sonnet-4-5 --api-key-env ANTHROPIC_API_KEY
+      jobctl agent add coder --command 'my-agent --print {prompt}'
+    """
+    from jobctl.agents import add_agent, agent_to_dict
+    from jobctl.output import to_json
+
+    options = _options_from_click(params)
+    options["name"] = name
+    added = add_agent(open_db(ctx), options, _now())
+    if as_json:
+        click.echo(to_json(agent_to_dict(added, [])))
+    else:
+        click.echo(f"added {_describe(added)}")
+
+
+@agent.command()
+@click.argument("name", shell_complete=complete_agent_names)
+@agent_options
+@db_option
+@json_option
+@click.pass_context
+def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
+    """Change an agent: each option given replaces that field; '' clears an optional one.
+
+    \b
+    Examples:
+      jobctl agent edit local --model qwen2.5 --temperature 0.2
+      jobctl agent edit gpt --header 'OpenAI-Organization: ${OPENAI_ORG}'
+    """
+    from jobctl.agents import agent_to_dict, edit_agent, jobs_using
+    from jobctl.output import to_json
+
+    options = _options_from_click(params)
+    if not options:
+        raise InvalidInput(
+            "nothing to change: give at least one option (see `jobctl agent edit --help`)"
+        )
+    conn = open_db(ctx)
+    edited = edit_agent(conn, name, options, _now())
+    if as_json:
+        click.echo(to_json(agent_to_dict(edited, jobs_using(conn, edited.name))))
+    else:
+        click.echo(f"updated {_describe(edited)}")
+
+
+@agent.command(name="list")
+@db_option
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List agents with their kind, model, where prompts go and the jobs using them.
+
+    \b
+    Examples:
+      jobctl agent list
+      jobctl agent list --json | jq '.[].name'
+    """
+    from jobctl.agents import agent_summary, agent_to_dict, jobs_using, list_agents
+    from jobctl.output import table, to_json
+
+    conn = open_db(ctx)
+    agents = list_agents(conn)
+    users = [jobs_using(conn, item.name) for item in agents]
+    if as_json:
+        click.echo(to_json([agent_to_dict(item, jobs)
+                            for item, jobs in zip(agents, users, strict=True)]))
+        return
+    if not agents:
+        click.echo("no agents yet: add one with "
+                   "`jobctl agent add NAME --url URL --model M`", err=True)
+        return
+    rows = [[item.name, item.kind, item.config.get("model") or "-", agent_summary(item),
+             ", ".join(jobs) or "-"] for item, jobs in zip(agents, users, strict=True)]
+    click.echo(table(rows, ["NAME", "KIND", "MODEL", "TARGET", "JOBS"]))
+
+
+@agent.command()
+@click.argument("name", shell_complete=complete_agent_names)
+@db_option
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show an agent's settings and the jobs that use it (secrets redacted).
+
+    \b
+    Examples:
+      jobctl agent show local
+      jobctl agent show local --json
+    """
+    from jobctl.agents import agent_to_dict, get_agent, jobs_using
+    from jobctl.output import key_values, to_json
+    from jobctl.timeutil import format_duration, local_text
+
+    conn = open_db(ctx)
+    found = get_agent(conn, name)
+    data = agent_to_dict(found, jobs_using(conn, found.name))
+    if as_json:
+        click.echo(to_json(data))
+        return
+    pairs: list[tuple[str, Any]] = [("name", data["name"]), ("kind", data["kind"])]
+    if found.kind == "command":
+        pairs.append(("command", data["command"]))
+    else:
+        pairs += [
+            ("url", data["url"]),
+            ("model", data["model"]),
+            ("api key env", data["api_key_env"]),
+            ("system", data["system"]),
+            ("temperature", data["temperature"]),
+            ("max tokens", data["max_tokens"]),
+            ("headers", ", ".join(f"{k}: {v}" for k, v in data["headers"].items()) or None),
+        ]
+    pairs += [
+        ("timeout", format_duration(found.timeout) if found.timeout is not None
+         else "10m (default)"),
+        ("jobs", ", ".join(data["jobs"]) or None),
+        ("created", local_text(found.created_at) if found.created_at else None),
+        ("updated", local_text(found.updated_at) if found.updated_at else None),
+    ]
+    click.echo(key_values(pairs))
+
+
+@agent.command()
+@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_agent_names)
+@click.option("--force", is_flag=True, help="Remove even if jobs use it; those jobs are paused.")
+@db_option
+@click.pass_context
+def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
+    """Remove agents (all or none); refused while a job uses one, unless --force.
+
+    \b
+    Examples:
+      jobctl agent rm old-model
+      jobctl agent rm local --force
+    """
+    from jobctl.agents import remove_agents
+
+    for removed in remove_agents(open_db(ctx), names, force=force, now=_now()):
+        click.echo(f"removed agent {removed.agent!r}")
+        for job in removed.paused_jobs:
+            click.echo(f"paused job {job!r}: agent {removed.agent} was removed", err=True)
+
+
+@agent.command(name="test")
+@click.argument("name", shell_complete=complete_agent_names)
+@click.argument("prompt")
+@click.option("--timeout", metavar="D", help="Give up after D (default: the agent's, or 10m).")
+@db_option
+@json_option
+@click.pass_context
+def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None,
+          as_json: bool) -> None:
+    """Send PROMPT (TEXT, @FILE or -) to an agent now and print its answer.
+
+    The answer goes to stdout; model, finish reason, tokens and latency to stderr. `${NAME}`
+    references come from this environment (and JOBCTL_ENV_FILE). Exit 0 on an answer, 1 on
+    a failure.
+
+    \b
+    Examples:
+      jobctl agent test local 'Reply with OK'
+      jobctl agent test claude @prompt.txt --json
+    """
+    from jobctl.actions import FireContext
+    from jobctl.actions.agent import ask_now
+    from jobctl.agents import get_agent, run_timeout
+    from jobctl.daemon import fire_environment
+    from jobctl.jobs import read_text_argument
+    from jobctl.output import to_json
+    from jobctl.policies import parse_policy
+
+    found = get_agent(open_db(ctx), name)
+    text = read_text_argument(prompt, what="PROMPT")
+    seconds = parse_policy("timeout", timeout) if timeout else None
+    context = FireContext(
+        job=f"agent-test.{found.name}", run_id=0, scheduled_for=_now(), attempt=1,
+        timeout=seconds if seconds is not None else run_timeout(found), env=fire_environment(None),
+    )
+    outcome = ask_now(found, text, context)
+    details = outcome.details
+    if as_json:
+        click.echo(to_json({
+            "answer": outcome.output if outcome.ok else None,
+            "status": outcome.status,
+            "error": outcome.error,
+            "model": details.get("model"),
+            "finish_reason": details.get("finish_reason"),
+            "usage": details.get("usage"),
+            "latency_ms": details.get("latency_ms"),
+        }))
+        if not outcome.ok:
+            ctx.exit(1)
+        return
+    if not outcome.ok:
+        raise Failed(f"agent {found.name!r}: {outcome.error}")
+    answer = outcome.output or ""
+    click.echo(answer, nl=not answer.endswith("\n"))
+    click.echo(_summary_line(details, outcome.exit_code), err=True)
+
+
+def _summary_line(details: dict[str, Any], exit_code: int | None) -> str:
+    if details.get("kind") == "command":
+        return f"command agent · exit {exit_code} · {details.get('latency_ms')} ms"
+    usage = details.get("usage") or {}
+    tokens = "tokens unknown"
+    if usage.get("total_tokens") is not None:
+        def count(key: str) -> str:
+            return "?" if usage.get(key) is None else str(usage[key])
+
+        tokens = (f"tokens {count('prompt_tokens')} in + {count('completion_tokens')} out = "
+                  f"{usage['total_tokens']}")
+    parts = [
+        f"model {details.get('model') or '-'}",
+        f"finish {details.get('finish_reason') or '-'}",
+        tokens,
+        f"{details.get('latency_ms')} ms",
+    ]
+    line = " · ".join(parts)
+    if details.get("note"):
+        line += f" ({details['note']})"
+    return line

@@ -1,0 +1,121 @@
+"""`jobctl hook`: webhook triggers for jobs (enable, rotate, disable, show)."""
+
+from __future__ import annotations
+
+import click
+
+from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.cli.complete import complete_job_names
+from jobctl.errors import Failed
+
+BASE_URL_HELP = "Public base URL when a reverse proxy fronts the daemon."
+
+
+@cli.group()
+def hook() -> None:
+    """Webhook triggers: an authenticated POST to the daemon starts a run.
+
+    Callers send `Authorization: Bearer SECRET`, or sign the body like GitHub
+    (`X-Hub-Signature-256`). The daemon must run with --listen.
+
+    \b
+    Examples:
+      jobctl hook enable deploy
+      curl -X POST -H "Authorization: Bearer $SECRET" http://127.0.0.1:8787/hooks/deploy
+    """
+
+
+def _print_secret(name: str, url: str, secret: str, as_json: bool, verb: str) -> None:
+    from jobctl.output import to_json
+
+    if as_json:
+        click.echo(to_json({"job": name, "url": url, "secret": secret}))
+        return
+    click.echo(f"url:    {url}\nsecret: {secret}")
+    click.echo(f"webhook {verb} for {name}: the secret is shown only now; keep it somewhere "
+               "safe", err=True)
+    if "PORT" in url:
+        click.echo("start the daemon with --listen HOST:PORT (or pass --base-url) for the "
+                   "real URL", err=True)
+
+
+@hook.command(name="enable")
+@click.argument("name", shell_complete=complete_job_names)
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
+@db_option
+@json_option
+@click.pass_context
+def hook_enable(ctx: click.Context, name: str, base_url: str | None, as_json: bool) -> None:
+    """Create the job's webhook secret and print the URL and the secret, once.
+
+    \b
+    Examples:
+      jobctl hook enable deploy
+      jobctl hook enable deploy --base-url https://jobs.example.com --json
+    """
+    from jobctl import hooks
+
+    conn = open_db(ctx)
+    secret = hooks.set_secret(conn, name)
+    _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "enabled")
+
+
+@hook.command(name="rotate")
+@click.argument("name", shell_complete=complete_job_names)
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
+@db_option
+@json_option
+@click.pass_context
+def hook_rotate(ctx: click.Context, name: str, base_url: str | None, as_json: bool) -> None:
+    """Replace the job's webhook secret (the old one stops working) and print it once.
+
+    \b
+    Examples:
+      jobctl hook rotate deploy
+    """
+    from jobctl import hooks
+
+    conn = open_db(ctx)
+    secret = hooks.set_secret(conn, name, rotate=True)
+    _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "rotated")
+
+
+@hook.command(name="disable")
+@click.argument("name", shell_complete=complete_job_names)
+@db_option
+@click.pass_context
+def hook_disable(ctx: click.Context, name: str) -> None:
+    """Remove the job's webhook: calls to its URL are refused from now on.
+
+    \b
+    Examples:
+      jobctl hook disable deploy
+    """
+    from jobctl import hooks
+
+    if not hooks.disable(open_db(ctx), name):
+        raise Failed(f"job {name!r} has no webhook")
+    click.echo(f"webhook disabled for {name}")
+
+
+@hook.command(name="show")
+@click.argument("name", shell_complete=complete_job_names)
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
+@db_option
+@json_option
+@click.pass_context
+def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool) -> None:
+    """Print the job's webhook URL (never the secret).
+
+    \b
+    Examples:
+      jobctl hook show deploy
+    """
+    from jobctl import hooks
+    from jobctl.output import to_json
+
+    conn = open_db(ctx)
+    if not hooks.is_enabled(conn, name):
+        raise Failed(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
+    url = hooks.hook_url(conn, name, base_url)
+    click.echo(to_json({"job": name, "url": url, "enabled": True}) if as_json else url)

@@ -1,0 +1,86 @@
+"""Webhook triggers: per-job secrets, the URL to call, and checking a caller's credentials.
+
+The secret is kept in the (0600) database because checking a GitHub-style HMAC needs the
+secret itself; it is printed once, by `hook enable` and `hook rotate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from jobctl.db import write_transaction
+from jobctl.errors import Failed
+from jobctl.jobs import get_job
+
+PATH_PREFIX = "/hooks/"
+# Compared against when the job is unknown, so both answers take the same time.
+_DUMMY_SECRET = secrets.token_urlsafe(32)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_secret(conn: sqlite3.Connection, name: str, *, rotate: bool = False) -> str:
+    """Enable (or, with rotate, replace) the job's webhook secret; returns the new secret."""
+    secret = new_secret()
+    with write_transaction(conn):
+        job = get_job(conn, name)
+        current = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
+        if rotate and not current[0]:
+            raise Failed(f"job {name!r} has no webhook: enable it with `jobctl hook enable`")
+        if not rotate and current[0]:
+            raise Failed(f"job {name!r} already has a webhook: `jobctl hook rotate {name}` "
+                         "replaces its secret")
+        conn.execute("UPDATE jobs SET hook_secret = ? WHERE id = ?", (secret, job.id))
+    return secret
+
+
+def disable(conn: sqlite3.Connection, name: str) -> bool:
+    with write_transaction(conn):
+        job = get_job(conn, name)
+        cursor = conn.execute(
+            "UPDATE jobs SET hook_secret = NULL WHERE id = ? AND hook_secret IS NOT NULL",
+            (job.id,))
+    return cursor.rowcount > 0
+
+
+def is_enabled(conn: sqlite3.Connection, name: str) -> bool:
+    job = get_job(conn, name)
+    row = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    return bool(row[0])
+
+
+def listen_address(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT listen FROM daemon WHERE id = 1").fetchone()
+    return row[0] if row and row[0] else None
+
+
+def hook_url(conn: sqlite3.Connection, name: str, base_url: str | None) -> str:
+    base = (base_url or listen_address(conn) or "http://127.0.0.1:PORT").rstrip("/")
+    return f"{base}{PATH_PREFIX}{quote(name)}"
+
+
+def secret_for(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT hook_secret FROM jobs WHERE name = ?", (name,)).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def authenticate(secret: str | None, headers: Mapping[str, str], body: bytes) -> bool:
+    """Bearer token or GitHub's X-Hub-Signature-256, compared in constant time."""
+    key = secret or _DUMMY_SECRET
+    authorization = headers.get("Authorization", "")
+    signature = headers.get("X-Hub-Signature-256", "")
+    if authorization.startswith("Bearer "):
+        ok = hmac.compare_digest(authorization[7:].strip().encode(), key.encode())
+    elif signature.startswith("sha256="):
+        expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+        ok = hmac.compare_digest(signature[7:].strip().lower().encode(), expected.encode())
+    else:
+        ok = False
+    return ok and secret is not None

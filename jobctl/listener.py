@@ -1,0 +1,207 @@
+"""The daemon's HTTP listener (aiohttp's server, in the daemon's own event loop).
+
+POST /hooks/NAME starts a run, GET /healthz says whether the loop is alive, GET /metrics
+serves Prometheus text. Handlers only queue work; firing stays with the tick loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from jobctl import hooks
+from jobctl.errors import InvalidInput, NotFound
+from jobctl.timeutil import iso_z
+
+if TYPE_CHECKING:
+    from jobctl.daemon import Daemon
+
+log = logging.getLogger("jobctl.daemon")
+
+MAX_BODY = 1024 * 1024
+READ_TIMEOUT = 10.0
+STUCK_AFTER = 10.0  # seconds without a loop iteration before /healthz answers 503
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, or just `PORT` for 127.0.0.1 (port 0 picks a free one)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidInput(f"invalid --listen {text!r}: use HOST:PORT or PORT, like 8787")
+    return host, int(port)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, job: str, value: float) -> None:
+        counts = self.counts.setdefault(job, [0] * (len(self.buckets) + 1))
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                counts[index] += 1
+        counts[-1] += 1
+        self.sums[job] = self.sums.get(job, 0.0) + value
+
+    def render(self, name: str, help_text: str) -> list[str]:
+        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        for job, counts in sorted(self.counts.items()):
+            label = _label(job)
+            for bound, count in zip(self.buckets, counts, strict=False):
+                lines.append(f'{name}_bucket{{job="{label}",le="{bound}"}} {count}')
+            lines.append(f'{name}_bucket{{job="{label}",le="+Inf"}} {counts[-1]}')
+            lines.append(f'{name}_sum{{job="{label}"}} {self.sums[job]:.6f}')
+            lines.append(f'{name}_count{{job="{label}"}} {counts[-1]}')
+        return lines
+
+
+@dataclass
+class Metrics:
+    """What the daemon counts since it started, for /metrics."""
+
+    runs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duration: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
+    lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
+    webhooks: Counter[str] = field(default_factory=Counter)
+
+    def record(self, job: str, status: str, duration: float, lateness: float) -> None:
+        self.runs[(job, status)] += 1
+        self.duration.observe(job, duration)
+        self.lateness.observe(job, max(0.0, lateness))
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Listener:
+    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
+        self.daemon = daemon
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post(hooks.PATH_PREFIX + "{name}", self.webhook)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=15,
+                                     handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=2)
+        await site.start()
+        if self.port == 0 and self._runner.addresses:  # the port the system picked
+            self.port = int(self._runner.addresses[0][1])
+        log.info("listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ----------------------------------------------------------------------- handlers
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _json({"error": "request body too large (1 MiB at most)"}, 413)
+        try:
+            body = await asyncio.wait_for(request.read(), READ_TIMEOUT)
+        except web.HTTPRequestEntityTooLarge:
+            return _json({"error": "request body too large (1 MiB at most)"}, 413)
+        except TimeoutError:
+            return _json({"error": "request body not received in time"}, 408)
+        conn = self.daemon.conn
+        assert conn is not None
+        secret = hooks.secret_for(conn, name)
+        if not hooks.authenticate(secret, request.headers, body):
+            # The same answer for an unknown job: names are not disclosed.
+            self.daemon.metrics.webhooks["unauthorized"] += 1
+            return _json({"error": "unauthorized"}, 401)
+        try:
+            run_id, status = self.daemon.accept_webhook(name, body.decode("utf-8", "replace"))
+        except NotFound:
+            return _json({"error": "unauthorized"}, 401)
+        if status == "paused":
+            self.daemon.metrics.webhooks["paused"] += 1
+            return _json({"error": f"job {name} is paused"}, 409)
+        self.daemon.metrics.webhooks[status] += 1
+        return _json({"job": name, "run": run_id, "status": status}, 202)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        age = time.monotonic() - self.daemon.last_loop_monotonic
+        body = {"status": "ok" if age < STUCK_AFTER else "stuck",
+                "last_tick_at": iso_z(self.daemon.last_tick_wall),
+                "seconds_since_tick": round(age, 3)}
+        return _json(body, 200 if age < STUCK_AFTER else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=render_metrics(self.daemon),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _json(body: Mapping[str, object], status: int) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+
+def render_metrics(daemon: Daemon) -> str:
+    """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
+    conn = daemon.conn
+    assert conn is not None
+    metrics = daemon.metrics
+    lines = ["# HELP jobctl_runs_total Runs finished since the daemon started, by job and "
+             "status.", "# TYPE jobctl_runs_total counter"]
+    for (job, status), count in sorted(metrics.runs.items()):
+        lines.append(f'jobctl_runs_total{{job="{_label(job)}",status="{status}"}} {count}')
+    lines += metrics.duration.render("jobctl_run_duration_seconds", "How long runs took.")
+    lines += metrics.lateness.render("jobctl_fire_lateness_seconds",
+                                     "Start time minus scheduled time.")
+    lines += ["# HELP jobctl_runs_in_flight Runs executing now.",
+              "# TYPE jobctl_runs_in_flight gauge",
+              f"jobctl_runs_in_flight {daemon.in_flight}"]
+    lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
+    states = dict.fromkeys(("enabled", "paused", "completed"), 0)
+    states.update(dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")))
+    lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
+    lines += ["# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
+              "# TYPE jobctl_last_success_timestamp_seconds gauge"]
+    from jobctl.timeutil import from_db
+
+    for name, when in conn.execute(
+        "SELECT name, last_success_at FROM jobs WHERE last_success_at IS NOT NULL ORDER BY name"
+    ):
+        lines.append(f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} '
+                     f"{from_db(when).timestamp():.3f}")
+    lines += ["# HELP jobctl_webhook_requests_total Webhook calls by outcome.",
+              "# TYPE jobctl_webhook_requests_total counter"]
+    lines += [f'jobctl_webhook_requests_total{{outcome="{outcome}"}} {count}'
+              for outcome, count in sorted(metrics.webhooks.items())]
+    lines += ["# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
+              "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
+              f"jobctl_daemon_start_timestamp_seconds {daemon.started_at.timestamp():.3f}",
+              "# HELP jobctl_ticks_total Scheduling steps taken.",
+              "# TYPE jobctl_ticks_total counter",
+              f"jobctl_ticks_total {daemon.ticks}"]
+    return "\n".join(lines) + "\n"
