@@ -127,6 +127,7 @@ from jobctl.cli import (  # noqa: E402
     agent_commands,  # noqa: F401
     file_commands,  # noqa: F401
     hook_commands,  # noqa: F401
+    import_commands,  # noqa: F401
     job_commands,  # noqa: F401
     ops_commands,  # noqa: F401
     run_commands,  # noqa: F401

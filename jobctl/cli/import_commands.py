@@ -1,0 +1,93 @@
+"""`jobctl import crontab`: jobs from another scheduler's definitions."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.errors import InvalidInput
+
+
+@cli.group(name="import")
+@db_option
+def import_() -> None:
+    """Add jobs from another scheduler's definitions (today: a crontab).
+
+    \b
+    Examples:
+      crontab -l | jobctl import crontab - --dry-run
+      jobctl import crontab old-server.crontab --prefix old- --tz UTC
+    """
+
+
+@import_.command(name="crontab")
+@click.argument("source", metavar="[FILE|-]", required=False)
+@click.option("--dry-run", is_flag=True, help="Print the jobs it would add; write nothing.")
+@click.option("--prefix", metavar="TEXT", default="", help="Start every generated job name with TEXT.")
+@click.option("--tz", metavar="ZONE", help="Zone of the entries no CRON_TZ line covers (default: the machine's).")
+@db_option
+@json_option
+@click.pass_context
+def import_crontab(ctx: click.Context, source: str | None, dry_run: bool, prefix: str,
+                   tz: str | None, as_json: bool) -> None:
+    """Add an exec job for every entry of a user crontab (`crontab -l` output).
+
+    Each job runs its command through /bin/sh (or the crontab's SHELL) in your home
+    directory (or its HOME), with the crontab's NAME=value lines as --env; CRON_TZ (or TZ)
+    sets the zone of the entries below it. A comment right above an entry becomes its
+    description; names come from the command (`backup.sh` gives backup.sh, then
+    backup.sh-2 ...). @reboot, MAILTO and commands with an unescaped % are skipped with a
+    warning. All or nothing: any other bad line fails the import, naming the line, and
+    adds no job. FILE - (or none, with a pipe) reads standard input.
+
+    \b
+    Examples:
+      crontab -l | jobctl import crontab - --dry-run
+      jobctl import crontab ~/crontab.bak --prefix cron- --tz Europe/Berlin --json
+    """
+    from jobctl.crontab import import_crontab as import_entries
+    from jobctl.crontab import read_crontab_file
+    from jobctl.timeutil import utcnow
+
+    if source is None and sys.stdin.isatty():
+        raise InvalidInput(
+            "give a crontab FILE, or - to read standard input: crontab -l | jobctl import crontab -"
+        )
+    text = sys.stdin.read() if source in (None, "-") else read_crontab_file(str(source))
+    result = import_entries(open_db(ctx), text, utcnow(), prefix=prefix, zone=tz,
+                            dry_run=dry_run)
+    for skipped in result.skipped:
+        click.echo(f"jobctl: warning: line {skipped.line}: skipped {skipped.text!r}: "
+                   f"{skipped.reason}", err=True)
+    for warning in result.warnings:
+        click.echo(f"jobctl: warning: {warning}", err=True)
+    if as_json:
+        from jobctl.jobs import job_to_dict
+        from jobctl.output import to_json
+
+        click.echo(to_json([job_to_dict(item.job) for item in result.jobs]))
+        return
+    click.echo(_import_text(result, dry_run))
+
+
+def _import_text(result: Any, dry_run: bool) -> str:
+    """One aligned line per job (name, schedule, zone, command), then a count."""
+    rows = [(item.job.name, item.job.schedule or "", item.job.timezone,
+             item.job.spec["command"]) for item in result.jobs]
+    widths = [max((len(row[column]) for row in rows), default=0) for column in range(3)]
+    verb = "would add" if dry_run else "added"
+    lines = [
+        f"{verb} {name:<{widths[0]}}  {schedule:<{widths[1]}}  {zone:<{widths[2]}}  {command}"
+        for name, schedule, zone, command in rows
+    ]
+    count = len(rows)
+    summary = (f"{'would import' if dry_run else 'imported'} {count} "
+               f"job{'' if count == 1 else 's'}")
+    if result.skipped:
+        skipped = len(result.skipped)
+        summary += f"; skipped {skipped} line{'' if skipped == 1 else 's'} (see the warnings)"
+    lines.append(summary if rows or result.skipped else "nothing to import: no crontab entries")
+    return "\n".join(lines)
