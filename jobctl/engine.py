@@ -128,28 +128,42 @@ def _claim_isolated(
     owner: runs.Owner, active: dict[int, int], step: Step,
 ) -> None:
     """Claim one job's slots; a job that cannot be scheduled is paused, not retried forever."""
+    try:
+        job = Job.from_row(row)
+        plan = job.build_schedule()
+        if plan is not None and job.next_run_at is not None:
+            plan.next_after(job.next_run_at)  # fails here, before anything is written
+    except Exception as exc:  # a broken row must not stop every other job from firing
+        _pause_broken(conn, row, exc, step)
+        return
+    if plan is None or job.next_run_at is None or job.next_run_at >= awake_since:
+        _claim_job_slots(conn, job, plan, now, awake_since, owner, active, step)
+        return
+    # A gap walks many slots and writes several rows: undo them all if it fails.
     claims_before = len(step.claims)
     conn.execute("SAVEPOINT claim_job")
     try:
-        _claim_job_slots(conn, Job.from_row(row), now, awake_since, owner, active, step)
-    except Exception as exc:  # a broken row must not stop every other job from firing
+        _claim_job_slots(conn, job, plan, now, awake_since, owner, active, step)
+    except Exception as exc:
         conn.execute("ROLLBACK TO claim_job")
         del step.claims[claims_before:]
-        reason = f"paused: its schedule could not be computed ({exc})"
-        conn.execute(
-            "UPDATE jobs SET state = 'paused', paused_reason = ?, next_run_at = NULL "
-            "WHERE id = ?", (reason[:300], row["id"]),
-        )
-        step.broken.append((row["name"], reason))
+        _pause_broken(conn, row, exc, step)
     conn.execute("RELEASE claim_job")
 
 
+def _pause_broken(conn: sqlite3.Connection, row: sqlite3.Row, exc: Exception,
+                  step: Step) -> None:
+    reason = f"paused: its schedule could not be computed ({exc})"
+    conn.execute("UPDATE jobs SET state = 'paused', paused_reason = ?, next_run_at = NULL "
+                 "WHERE id = ?", (reason[:300], row["id"]))
+    step.broken.append((row["name"], reason))
+
+
 def _claim_job_slots(
-    conn: sqlite3.Connection, job: Job, now: datetime, awake_since: datetime,
-    owner: runs.Owner, active: dict[int, int], step: Step,
+    conn: sqlite3.Connection, job: Job, plan: Schedule | None, now: datetime,
+    awake_since: datetime, owner: runs.Owner, active: dict[int, int], step: Step,
 ) -> None:
     assert job.id is not None and job.next_run_at is not None
-    plan = job.build_schedule()
     slot: datetime | None = job.next_run_at
     last_slot = job.last_slot_at
     if plan is None:  # a manual job with a stale next_run_at: nothing to fire
@@ -473,13 +487,15 @@ def record_outcomes(
     """Finish many runs in one transaction (group commit): rows, counters, retries, pauses."""
     results = []
     with write_transaction(conn):
+        chained = conn.execute("SELECT EXISTS (SELECT 1 FROM chains)").fetchone()[0]
         for claim, outcome in finished:
-            results.append(_record_one(conn, claim, outcome, now))
+            results.append(_record_one(conn, claim, outcome, now, chains=bool(chained)))
     return results
 
 
 def _record_one(
-    conn: sqlite3.Connection, claim: Claim, outcome: Outcome, now: datetime
+    conn: sqlite3.Connection, claim: Claim, outcome: Outcome, now: datetime,
+    *, chains: bool = True,
 ) -> Recorded:
     import json
 
@@ -506,7 +522,7 @@ def _record_one(
         recorded.auto_paused = runs.auto_pause_if_failing(
             conn, claim.job.id, claim.job.effective_policies()["max_failures"], now
         )
-    if recorded.retry_at is None:
+    if recorded.retry_at is None and chains:
         recorded.chained = _queue_chained(conn, claim, outcome.status, now)
     return recorded
 

@@ -65,6 +65,8 @@ class Job:
     last_success_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False,
+                                              compare=False)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -87,7 +89,11 @@ class Job:
         )
 
     def effective_policies(self) -> dict[str, Any]:
-        return policies.effective(self.action, self.policies)
+        # Computed once per Job object (the daemon asks several times per fire); a copy,
+        # so that a caller changing it changes nothing here.
+        if self._effective is None:
+            self._effective = policies.effective(self.action, self.policies)
+        return dict(self._effective)
 
     def build_schedule(self) -> Schedule | None:
         return schedule.build_schedule(self.trigger, self.schedule, self.timezone)

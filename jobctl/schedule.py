@@ -264,8 +264,12 @@ class OnceSchedule:
 # ---------------------------------------------------------------- helpers
 
 
+@lru_cache(maxsize=4096)
 def build_schedule(trigger: str, schedule: str | None, zone_name: str) -> Schedule | None:
-    """The schedule of a stored job; None for a manual-only job."""
+    """The schedule of a stored job; None for a manual-only job.
+
+    Cached: schedules are immutable, and the daemon asks for the same ones every second.
+    """
     if trigger == "manual":
         return None
     if trigger not in TRIGGERS:

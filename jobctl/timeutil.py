@@ -17,11 +17,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@lru_cache(maxsize=8192)
 def to_db(dt: datetime) -> str:
-    """UTC text that sorts: fixed width, microseconds always present."""
+    """UTC text that sorts: fixed width, microseconds always present.
+
+    Cached and hand-formatted: the daemon writes the same few instants for a whole burst.
+    """
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    u = dt.astimezone(UTC)
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:"
+            f"{u.second:02d}.{u.microsecond:06d}Z")
 
 
 def from_db(text: str) -> datetime:
