@@ -498,6 +498,8 @@ class Daemon:
         from jobctl.policies import notify_targets
 
         stored = item.claim.job.policies
+        if not stored.get("notify"):
+            return  # the usual case: nobody to tell
         targets = notify_targets(stored, item.outcome.status)
         summary = _run_summary(item)
         events = [(url, summary) for url in targets]
