@@ -455,7 +455,7 @@ class Daemon:
                 for count in prune_runs(self.conn, started, job_ids=job_ids, batch=200):
                     removed += count
                     await asyncio.sleep(0)
-            except sqlite3.Error:
+            except Exception:  # retention must never stop for good
                 log.exception("pruning runs failed")
             if removed:
                 log.debug("pruned %d old runs", removed)

@@ -32,7 +32,7 @@ from jobctl.jobs import (
     compute_next_run,
     list_jobs,
 )
-from jobctl.secrets import literal_secrets
+from jobctl.secrets import literal_secrets, redact_url
 from jobctl.timeutil import to_db
 
 VERSION = 1
@@ -150,8 +150,13 @@ def literal_secret_warnings(jobs: Iterable[Job]) -> list[str]:
         f"job {job.name!r}: {what} written as a literal secret; "
         "use a ${NAME} reference, expanded by the daemon at fire time"
         for job in jobs
-        for what in literal_secrets(job.spec)
+        for what in [*literal_secrets(job.spec), *_notify_secrets(job)]
     ]
+
+
+def _notify_secrets(job: Job) -> list[str]:
+    return ["--notify-on URL credentials" for item in job.policies.get("notify") or []
+            if redact_url(item["url"]) != item["url"]]
 
 
 def dumps(doc: Mapping[str, Any], fmt: str = "toml") -> str:

@@ -642,6 +642,8 @@ def redacted_spec(job: Job) -> dict[str, Any]:
     if job.action == "http":
         spec["url"] = redact_url(spec.get("url", ""))
         spec["headers"] = redact_headers(spec.get("headers") or {})
+    if spec.get("deliver"):
+        spec["deliver"] = redact_url(spec["deliver"])
     return spec
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ def run_now(
     if isinstance(started, int):
         return started
     claim = started
+    previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     try:
         return asyncio.run(_fire_with_retries(conn, claim, owner, env, report))
     except KeyboardInterrupt:
@@ -54,6 +56,17 @@ def run_now(
             conn.execute("DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? "
                          "AND owner_host = ?", (owner.pid, owner.host))
         raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP stops a `jobctl run` as Ctrl-C does: the run is marked, not lost."""
+    raise KeyboardInterrupt
 
 
 async def _fire_with_retries(

@@ -6,6 +6,7 @@ which for `timeout` depends on the action kind (so changing the kind changes the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "alert_if_no_success": None,
 }
 MAX_BACKOFF = 3600.0
+MAX_DURATION = 10 * 365 * 86400.0  # past this a policy is a typo, and datetimes overflow
+MAX_COUNT = 100_000_000
 
 # Policy name -> kind of value: duration (seconds), count (int >= 0) or a choice.
 DURATION_POLICIES = ("timeout", "backoff", "catchup_window", "jitter", "keep_for",
@@ -59,12 +62,16 @@ def parse_policy(policy: str, value: Any) -> Any:
             raise InvalidInput(f"invalid {flag} {value!r}: expected a duration like 30s")
         if isinstance(value, int | float):
             seconds = float(value)
+            if not math.isfinite(seconds):
+                raise InvalidInput(f"invalid {flag} {value!r}: expected a duration like 30s")
         else:
             seconds = parse_duration(
                 str(value), what=flag, allow_ms=policy in _SUBSECOND_OK
             ).total_seconds()
         if seconds < 0:
             raise InvalidInput(f"invalid {flag} {value!r}: must not be negative")
+        if seconds > MAX_DURATION:
+            raise InvalidInput(f"invalid {flag} {value!r}: at most 10 years")
         if policy == "timeout" and seconds <= 0:
             raise InvalidInput(f"invalid {flag} {value!r}: must be more than 0s")
         return seconds
@@ -75,6 +82,8 @@ def parse_policy(policy: str, value: Any) -> Any:
             raise InvalidInput(f"invalid {flag} {value!r}: expected a whole number") from None
         if isinstance(value, bool) or number < 0:
             raise InvalidInput(f"invalid {flag} {value!r}: expected a whole number >= 0")
+        if number > MAX_COUNT:
+            raise InvalidInput(f"invalid {flag} {value!r}: at most {MAX_COUNT:,}")
         if policy == "keep" and number < 1:
             raise InvalidInput(f"invalid {flag} {value!r}: keep at least 1 run")
         if policy == "retries" and number > 100:

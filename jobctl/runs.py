@@ -216,6 +216,26 @@ def release_reserved(conn: sqlite3.Connection) -> int:
     return released
 
 
+def has_orphans(conn: sqlite3.Connection) -> bool:
+    """Read-only: is some `running` row owned by a process of this host that is gone?"""
+    for pid, started in conn.execute(
+        "SELECT owner_pid, started_at FROM runs WHERE status = 'running' AND owner_host = ?",
+        (HOST,),
+    ):
+        if not process_exists(pid or 0, since=from_db(started) if started else None):
+            return True
+    return False
+
+
+def tidy_orphans(conn: sqlite3.Connection, now: datetime) -> None:
+    """What any jobctl process does on its way: mark dead owners' runs interrupted."""
+    try:
+        if has_orphans(conn):
+            mark_orphans(conn, now)
+    except sqlite3.Error:  # a read-only database, or a busy one: the daemon will do it
+        pass
+
+
 def mark_orphans(conn: sqlite3.Connection, now: datetime) -> list[Orphan]:
     """Own transaction: interrupted rows for every dead owner on this host."""
     with write_transaction(conn):

@@ -106,7 +106,8 @@ def literal_secrets(spec: Mapping[str, object]) -> list[str]:
         for name, value in headers.items():
             if redact_header_value(str(name), str(value)) == REDACTED:
                 found.append(f"header {name}")
-    url = spec.get("url")
-    if isinstance(url, str) and redact_url(url) != url:
-        found.append("URL credentials")
+    for key, what in (("url", "URL credentials"), ("deliver", "--deliver URL credentials")):
+        url = spec.get(key)
+        if isinstance(url, str) and redact_url(url) != url:
+            found.append(what)
     return found

@@ -11,6 +11,7 @@ from jobctl.errors import InvalidInput
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _UNITS_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+_MAX_DURATION_MS = 100 * 365 * 86_400_000
 
 
 def utcnow() -> datetime:
@@ -67,6 +68,8 @@ def parse_duration(text: str, *, what: str = "duration", allow_ms: bool = False)
         raise InvalidInput(
             f"invalid {what} {text!r}: use a number with a unit, like 30s, 15m, 2h, 1d or 1h30m"
         )
+    if total_ms > _MAX_DURATION_MS:
+        raise InvalidInput(f"invalid {what} {text!r}: at most 100 years")
     return timedelta(milliseconds=total_ms)
 
 

@@ -46,11 +46,17 @@ def db_path(ctx: click.Context) -> Any:
     return resolve_db_path(ctx.meta.get(DB_KEY))
 
 
-def open_db(ctx: click.Context) -> sqlite3.Connection:
+def open_db(ctx: click.Context, *, tidy: bool = False) -> sqlite3.Connection:
+    """The database; `tidy` first marks runs of dead processes interrupted (for readers)."""
     from jobctl.db import connect
 
     conn = connect(db_path(ctx))
     ctx.call_on_close(conn.close)
+    if tidy:
+        from jobctl.runs import tidy_orphans
+        from jobctl.timeutil import utcnow
+
+        tidy_orphans(conn, utcnow())
     return conn
 
 
@@ -85,6 +91,11 @@ def report_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) ->
         raise ReportedError(InvalidInput(message)) from None
     except sqlite3.Error as exc:
         raise ReportedError(JobctlError(f"database error: {exc}")) from None
+    except OverflowError:
+        # A date or number beyond what the calendar and SQLite hold (year 9999, 2**63).
+        raise ReportedError(InvalidInput("a number or time in the arguments is out of range")) from None
+    except UnicodeEncodeError:
+        raise ReportedError(InvalidInput("the arguments hold bytes that are not UTF-8")) from None
 
 
 class JobctlGroup(click.Group):

@@ -213,7 +213,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import table, to_json, use_colour
 
-    conn = open_db(ctx)
+    conn = open_db(ctx, tidy=True)
     jobs = list_jobs(conn)
     stats = [job_stats(conn, job) for job in jobs]
     if as_json:
@@ -246,7 +246,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    conn = open_db(ctx)
+    conn = open_db(ctx, tidy=True)
     job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None

@@ -23,7 +23,17 @@ def _now() -> datetime:
     return utcnow()
 
 
-@cli.group(cls=DefaultGroup, default="list", default_if_no_args=True)
+class RunsGroup(DefaultGroup):  # type: ignore[misc]
+    """`runs` alone lists, also when only the group's own options (`--db X`) were given."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest: list[str] = super().parse_args(ctx, args)
+        if not ctx._protected_args and not ctx.args:
+            ctx._protected_args = [self.default_cmd_name]
+        return rest
+
+
+@cli.group(cls=RunsGroup, default="list", default_if_no_args=True)
 @db_option
 def runs() -> None:
     """Run history: `jobctl runs [NAME]` lists; show, prune and clear are subcommands.
@@ -74,7 +84,7 @@ def runs_list(ctx: click.Context, name: str | None, statuses: tuple[str, ...],
     )
     if as_json:
         fmt = "jsonl" if follow else "json"
-    conn = open_db(ctx)
+    conn = open_db(ctx, tidy=True)
     rows = list_runs(conn, where)
     if follow:
         _follow(conn, where, rows, fmt)
@@ -178,7 +188,7 @@ def _max_run_id(conn: Any) -> int:
 
 
 @runs.command(name="show")
-@click.argument("run_id", type=int, shell_complete=complete_run_ids)
+@click.argument("run_id", type=click.IntRange(1, 2**63 - 1), shell_complete=complete_run_ids)
 @db_option
 @json_option
 @click.pass_context
@@ -193,7 +203,7 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
 
-    data = run_to_dict(get_run(open_db(ctx), run_id), full=True)
+    data = run_to_dict(get_run(open_db(ctx, tidy=True), run_id), full=True)
     if as_json:
         click.echo(to_json(data))
         return
@@ -325,7 +335,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     from jobctl.manual import daemon_running
     from jobctl.output import to_json
 
-    conn = open_db(ctx)
+    conn = open_db(ctx, tidy=True)
     now = _now()
     summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
     if as_json:
