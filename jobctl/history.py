@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,8 @@ from jobctl.jobs import Job, get_job
 from jobctl.runs import EXECUTED, FAILURES, RUN_COLUMNS, STATUSES, TRIGGERS
 from jobctl.timeutil import from_db, get_zone, local_zone_name, parse_duration, parse_time, to_db
 
-STATS_WINDOW = 100  # durations of the last this-many executed runs feed avg and p95
+STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `show`
+LIST_STATS_WINDOW = 20  # `list` reads fewer per job: 1,000 jobs x 100 runs took 150 ms
 STRIP_LENGTH = 10
 PRUNE_BATCH = 500
 
@@ -57,7 +58,16 @@ def validate_filter_values(statuses: Iterable[str], triggers: Iterable[str]) -> 
 
 
 def list_runs(conn: sqlite3.Connection, where: RunFilter) -> list[sqlite3.Row]:
-    """Runs newest first, filtered; uses (job_id, id) or the primary key, never a full sort."""
+    """Runs newest first, filtered; uses (job_id, id), (status, id) or the key, never a sort.
+
+    Several statuses with a limit are read one (status, id) range each and merged: SQLite
+    would otherwise sort every run with any of those statuses.
+    """
+    if len(where.statuses) > 1 and where.limit and where.job is None:
+        merged = [row for status in dict.fromkeys(where.statuses)
+                  for row in list_runs(conn, replace(where, statuses=(status,)))]
+        merged.sort(key=lambda row: row["id"], reverse=True)
+        return merged[:where.limit]
     clauses: list[str] = []
     params: list[Any] = []
     if where.job is not None:
@@ -114,11 +124,11 @@ class JobStats:
         return "".join(STRIP_SYMBOLS.get(status, ("?", "?"))[column] for status in self.recent)
 
 
-def job_stats(conn: sqlite3.Connection, job: Job) -> JobStats:
-    """Stats from the job's counters and its newest runs (one indexed query)."""
+def job_stats(conn: sqlite3.Connection, job: Job, window: int = STATS_WINDOW) -> JobStats:
+    """Stats from the job's counters and its newest runs (one covering-index query)."""
     rows = conn.execute(
         "SELECT status, duration_ms FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?",
-        (job.id, STATS_WINDOW),
+        (job.id, window),
     ).fetchall()
     stats = JobStats()
     if job.runs_total:
@@ -153,13 +163,16 @@ def status_summary(conn: sqlite3.Connection, now: datetime, *, daemon_running: b
     for state, count in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
         counts[state] = count
     day_ago = to_db(now - timedelta(hours=24))
+    # (status, id) ranges from the first run of the window: no scan of a day of runs.
+    first = first_run_since(conn, day_ago)
     failed = conn.execute(
-        f"SELECT count(*) FROM runs WHERE finished_at >= ? AND status IN "
-        f"({', '.join('?' * len(FAILURES))})", (day_ago, *sorted(FAILURES)),
+        f"SELECT count(*) FROM runs WHERE status IN ({', '.join('?' * len(FAILURES))}) "
+        "AND id >= ? AND finished_at >= ?", (*sorted(FAILURES), first, day_ago),
     ).fetchone()[0]
     missed = conn.execute(
         "SELECT coalesce(sum(coalesce(json_extract(details, '$.missed_count'), 1)), 0) "
-        "FROM runs WHERE finished_at >= ? AND status = 'missed'", (day_ago,),
+        "FROM runs WHERE status = 'missed' AND id >= ? AND finished_at >= ?",
+        (first, day_ago),
     ).fetchone()[0]
     daemon = conn.execute("SELECT * FROM daemon WHERE id = 1").fetchone()
     return {
@@ -177,6 +190,26 @@ def status_summary(conn: sqlite3.Connection, now: datetime, *, daemon_running: b
         "upcoming": [{"job": name, "at": iso_z(at)}
                      for name, at in upcoming_fires(conn, now, upcoming)],
     }
+
+
+def first_run_since(conn: sqlite3.Connection, since: str) -> int:
+    """The id of the first run created at or after `since`, by binary search on the key.
+
+    Ids grow with creation time, so about 23 point lookups find it among millions of runs.
+    Runs created before and finished after `since` (very long ones) fall outside.
+    """
+    # Two statements: SQLite reads min() and max() from the key only one at a time.
+    low = conn.execute("SELECT coalesce(min(id), 1) FROM runs").fetchone()[0]
+    high = conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+    while low <= high:
+        middle = (low + high) // 2
+        row = conn.execute("SELECT id, created_at FROM runs WHERE id >= ? ORDER BY id LIMIT 1",
+                           (middle,)).fetchone()
+        if row is None or row[1] >= since:
+            high = middle - 1
+        else:
+            low = row[0] + 1
+    return int(low)
 
 
 def upcoming_fires(conn: sqlite3.Connection, now: datetime, count: int

@@ -209,13 +209,13 @@ def list_(ctx: click.Context, as_json: bool) -> None:
       jobctl list
       jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
     """
-    from jobctl.history import job_stats, stats_to_dict
+    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import table, to_json, use_colour
 
     conn = open_db(ctx, tidy=True)
     jobs = list_jobs(conn)
-    stats = [job_stats(conn, job) for job in jobs]
+    stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
         click.echo(to_json([job_to_dict(job) | stats_to_dict(stat)
                             for job, stat in zip(jobs, stats, strict=True)]))
