@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobctl.cli import cli
+from tests.realparts import Sink, start_sink
 
 
 @dataclass
@@ -52,3 +53,11 @@ def dump_database(path: Path) -> list[str]:
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """A real HTTP server on 127.0.0.1 that records what it receives."""
+    server = start_sink()
+    yield server
+    server.close()

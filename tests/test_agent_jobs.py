@@ -18,7 +18,6 @@ from tests.realparts import (
     job_runs,
     query,
     run_jobctl,
-    start_sink,
     wait_until,
 )
 
@@ -28,13 +27,6 @@ KEY = "sk-test-0123456789abcdef"
 @pytest.fixture
 def agent_server() -> Iterator[AgentServer]:
     server = start_agent_server()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = start_sink()
     yield server
     server.close()
 

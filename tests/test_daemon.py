@@ -21,16 +21,8 @@ from tests.realparts import (
     make_due_now,
     query,
     run_jobctl,
-    start_sink,
     wait_until,
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = start_sink()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -7,10 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import Invoke
 from tests.realparts import (
@@ -21,16 +18,8 @@ from tests.realparts import (
     jobctl_command,
     query,
     run_jobctl,
-    start_sink,
     wait_until,
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = start_sink()
-    yield server
-    server.close()
 
 
 def test_run_succeeds_prints_output_and_records_a_manual_run(

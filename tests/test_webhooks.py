@@ -22,16 +22,8 @@ from tests.realparts import (
     Sink,
     job_runs,
     query,
-    start_sink,
     wait_until,
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = start_sink()
-    yield server
-    server.close()
 
 
 @pytest.fixture

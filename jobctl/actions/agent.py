@@ -27,7 +27,7 @@ from jobctl.actions.exec import (
     _start_error,
     _terminate_group,
 )
-from jobctl.actions.http import USER_AGENT, describe_error
+from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
 from jobctl.timeutil import format_duration, iso_z, utcnow
@@ -60,32 +60,12 @@ class _Malformed(Exception):
     """The response is not the shape the API promises."""
 
 
-class AgentFirer:
+class AgentFirer(SessionOwner):
     """Asks agents; HTTP kinds share one ClientSession (created lazily in the running loop)."""
 
     def __init__(self, *, max_connections: int = 100, kill_grace: float = KILL_GRACE) -> None:
-        self.max_connections = max_connections
+        super().__init__(max_connections)
         self.kill_grace = kill_grace
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # a session belongs to the loop it was made in (see HttpFirer)
-            self._loop = loop
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                raise_for_status=False,
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-        self._loop = None
 
     async def __aenter__(self) -> AgentFirer:
         return self

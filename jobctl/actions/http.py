@@ -53,8 +53,8 @@ def status_matches(expect: str, status: int) -> bool:
     return any(low <= status <= high for low, high in _expect_ranges(expect or "2xx"))
 
 
-class HttpFirer:
-    """Fires http specs through one ClientSession (created lazily in the running loop)."""
+class SessionOwner:
+    """One aiohttp ClientSession, made lazily in the running loop, for a firer's requests."""
 
     def __init__(self, max_connections: int = 256) -> None:
         self.max_connections = max_connections
@@ -80,6 +80,10 @@ class HttpFirer:
             await self._session.close()
         self._session = None
         self._loop = None
+
+
+class HttpFirer(SessionOwner):
+    """Fires http specs through one ClientSession (created lazily in the running loop)."""
 
     async def post_json(
         self, url_template: str, payload: Mapping[str, Any], env: Mapping[str, str],
