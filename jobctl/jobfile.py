@@ -622,6 +622,8 @@ def _changed_meanwhile() -> Failed:
 def _delete_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> None:
     if not jobs:
         return
+    # Again inside the write transaction: the daemon may have claimed a run since the plan.
+    _refuse_busy(conn, jobs)
     cursor = conn.executemany(
         "DELETE FROM jobs WHERE id = ? AND name = ?", [(job.id, job.name) for job in jobs]
     )
