@@ -371,8 +371,8 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
     meanwhile, so none can start. `confirm` raises to stop before anything changed.
     """
     from jobctl import runs
-    from jobctl.daemon import InstanceLock
     from jobctl.db import connect, schema_version, write_transaction
+    from jobctl.liveness import InstanceLock
 
     source = source.expanduser().absolute()
     info = inspect_database(source)

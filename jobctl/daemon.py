@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -16,16 +15,16 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
 from jobctl.db import connect, write_transaction
-from jobctl.errors import DaemonUnavailable, InvalidInput
-from jobctl.paths import lock_path
+from jobctl.errors import InvalidInput
+from jobctl.liveness import InstanceLock
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
-from jobctl.timeutil import format_duration, from_db, iso_z, to_db, utcnow
+from jobctl.timeutil import format_duration, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
@@ -53,56 +52,6 @@ class DaemonConfig:
     env_file: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
     listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
-
-
-class InstanceLock:
-    """The single-instance lock: `<database>.lock` holding the owner's pid and host."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = lock_path(db_path)
-        self._handle: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        handle = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise DaemonUnavailable(
-                f"another daemon ({holder}) already holds {self.path.with_suffix('')}"
-            ) from None
-        self._handle = handle
-        self.write_owner()
-
-    def write_owner(self) -> None:
-        """Record this process as the holder (again after a fork hands the lock on)."""
-        assert self._handle is not None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
-        self._handle.flush()
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    @staticmethod
-    def is_held(db_path: Path) -> bool:
-        """True when some process holds the lock (checked without taking it for long)."""
-        path = lock_path(db_path)
-        if not path.exists():
-            return False
-        with open(path) as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -601,12 +550,5 @@ def _run_summary(item: engine.Recorded) -> dict[str, object]:
             "trigger": claim.trigger, "attempt": claim.attempt, "error": outcome.error,
             "duration_ms": outcome.duration_ms, "scheduled_for": iso_z(claim.scheduled_for),
             "text": text, "content": text}
-
-
-def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:
-    row = conn.execute("SELECT last_tick_at, stopped_at FROM daemon WHERE id = 1").fetchone()
-    if row is None or row["stopped_at"]:
-        return None
-    return now - from_db(row["last_tick_at"])
 
 

@@ -7,16 +7,15 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from pathlib import Path
 
 from jobctl import engine, runs
 from jobctl.db import write_transaction
 from jobctl.errors import DaemonUnavailable
+from jobctl.liveness import daemon_running
 from jobctl.timeutil import utcnow
 
 QUEUE_POLL = 0.2
-HEARTBEAT_FRESH = timedelta(seconds=15)
 
 Report = Callable[[engine.Recorded], None]
 
@@ -88,14 +87,6 @@ async def _fire_with_retries(
             claim = following
     finally:
         await firers.close()
-
-
-def daemon_running(conn: sqlite3.Connection, db_path: Path) -> bool:
-    """A daemon holds the database's lock and its heartbeat is fresh."""
-    from jobctl.daemon import InstanceLock, heartbeat_age
-
-    age = heartbeat_age(conn, utcnow())
-    return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
 
 
 def require_daemon(conn: sqlite3.Connection, db_path: Path) -> None:

@@ -248,7 +248,7 @@ def holder_pid(db_path: Path) -> int | None:
 
 def stop_daemon(db_path: Path, timeout: float) -> int | None:
     """SIGTERM the daemon holding the database and wait until it lets go; its pid, or None."""
-    from jobctl.daemon import InstanceLock
+    from jobctl.liveness import InstanceLock
 
     if not InstanceLock.is_held(db_path):
         return None

@@ -97,8 +97,9 @@ def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, gra
 
 def _detach(config: Any, pidfile: Path | None) -> None:
     """Check the configuration and the lock here, then start the daemon in the background."""
-    from jobctl.daemon import Daemon, InstanceLock
+    from jobctl.daemon import Daemon
     from jobctl.db import connect
+    from jobctl.liveness import InstanceLock
     from jobctl.service import detach
 
     connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
@@ -158,7 +159,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
       jobctl daemon status --json
     """
     from jobctl.history import status_summary
-    from jobctl.manual import daemon_running
+    from jobctl.liveness import daemon_running
     from jobctl.output import key_values, to_json
     from jobctl.paths import default_log_path
     from jobctl.timeutil import utcnow

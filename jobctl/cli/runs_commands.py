@@ -332,7 +332,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
       jobctl status --check || systemctl --user restart jobctl
     """
     from jobctl.history import status_summary
-    from jobctl.manual import daemon_running
+    from jobctl.liveness import daemon_running
     from jobctl.output import to_json
 
     conn = open_db(ctx, tidy=True)

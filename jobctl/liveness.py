@@ -1,0 +1,84 @@
+"""Is a daemon running on this database? The lock and the heartbeat, without asyncio.
+
+`status`, `run --queue` and `daemon stop` ask this; importing the daemon module for it
+would cost them asyncio's start-up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+from jobctl import runs
+from jobctl.errors import DaemonUnavailable
+from jobctl.paths import lock_path
+from jobctl.timeutil import from_db, utcnow
+
+HEARTBEAT_FRESH = timedelta(seconds=15)
+
+
+class InstanceLock:
+    """The single-instance lock: `<database>.lock` holding the owner's pid and host."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = lock_path(db_path)
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise DaemonUnavailable(
+                f"another daemon ({holder}) already holds {self.path.with_suffix('')}"
+            ) from None
+        self._handle = handle
+        self.write_owner()
+
+    def write_owner(self) -> None:
+        """Record this process as the holder (again after a fork hands the lock on)."""
+        assert self._handle is not None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
+        self._handle.flush()
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    @staticmethod
+    def is_held(db_path: Path) -> bool:
+        """True when some process holds the lock (checked without taking it for long)."""
+        path = lock_path(db_path)
+        if not path.exists():
+            return False
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:
+    row = conn.execute("SELECT last_tick_at, stopped_at FROM daemon WHERE id = 1").fetchone()
+    if row is None or row["stopped_at"]:
+        return None
+    return now - from_db(row["last_tick_at"])
+
+
+def daemon_running(conn: sqlite3.Connection, db_path: Path) -> bool:
+    """A daemon holds the database's lock and its heartbeat is fresh."""
+    age = heartbeat_age(conn, utcnow())
+    return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
