@@ -1,0 +1,81 @@
+"""The daemon's database work per fire, without HTTP: claim and record 1,000 due jobs.
+
+    python bench/engine_step.py [-n 1000] [--rounds 5] [--profile]
+
+Prints the median time of one round (claim every due job of one second, then record an
+outcome for each) and, with --profile, where that time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from jobctl import db, engine, runs
+from jobctl.actions import Outcome
+from jobctl.jobs import build_job, insert_job
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def make_database(jobs: int) -> db.sqlite3.Connection:
+    conn = db.connect(Path(tempfile.mkdtemp()) / "engine.db")
+    with db.write_transaction(conn):
+        for index in range(jobs):
+            job = build_job({"name": f"j{index:05d}", "url": "http://127.0.0.1:9/x",
+                             "every": "1s", "tz": "UTC"}, existing=None, now=T0)
+            insert_job(conn, job, T0)
+    return conn
+
+
+def one_round(conn: db.sqlite3.Connection, second: int) -> int:
+    now = T0 + timedelta(seconds=second, milliseconds=5)
+    owner = runs.Owner.this_process()
+    claims: list[engine.Claim] = []
+    while True:
+        step = engine.claim_due(conn, now, awake_since=T0, owner=owner)
+        if not step.claims:
+            break
+        claims += step.claims
+    finished = now + timedelta(milliseconds=3)
+    snapshot = {"method": "GET", "url": "http://127.0.0.1:9/x", "headers": {}, "body": None}
+    engine.record_outcomes(conn, [
+        (claim, Outcome(status="succeeded", started_at=now, finished_at=finished,
+                        http_status=200, output="ok", snapshot=snapshot,
+                        details={"response_headers": {"Content-Length": "2"}}))
+        for claim in claims], now)
+    return len(claims)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=1000, help="jobs due every second")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    conn = make_database(args.n)
+    one_round(conn, 1)  # warm caches
+    times = []
+    for second in range(2, 2 + args.rounds):
+        start = time.perf_counter()
+        count = one_round(conn, second)
+        times.append((time.perf_counter() - start) * 1000)
+    median = statistics.median(times)
+    print(f"{count} claims + records per round: median {median:.0f} ms "
+          f"({median * 1000 / count:.0f} us per fire), rounds {[round(t) for t in times]}")
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.enable()
+        one_round(conn, 2 + args.rounds)
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
