@@ -1,25 +1,30 @@
 """Read commands against a big history: 1,000 jobs, 5,000,000 runs over ~60 days.
 
-    python bench/history.py                    # build once (cached), then time the commands
-    python bench/history.py --rebuild          # build the database again
+    python bench/history.py                    # build once (cached), time, diagnose, prune
+    python bench/history.py --rebuild          # build the database again (~2.5 min)
     python bench/history.py --profile          # also cProfile every command that misses
-    python bench/history.py --try-index 'CREATE INDEX x ON runs (status, finished_at)' \\
-        --write-cost                           # re-time on a copy that has the index
+    python bench/history.py --no-prune --write-cost \\
+        --try-index 'DROP INDEX runs_finished_at' \\
+        --try-index 'CREATE INDEX runs_finished_status ON runs (finished_at, status)'
+    python bench/history.py --no-timings --try-prune-order 500   # prune only
 
 Target: each command within 100 ms of the CLI's own start-up time (`jobctl --version`).
 
 The database is built straight into the real schema: the jobs with `jobctl apply`, then the
-runs with executemany through `jobctl.db.connect` (the run indexes are dropped during the
-load and re-created from their own stored SQL, which is much faster than maintaining them
-row by row), and the jobs' counters set from what was inserted. It is cached in
-/tmp/jobctl-bench-history.db with a .json note of how it was built. Timings are warm-cache.
+runs with executemany through `jobctl.db.connect` (the big run indexes are dropped during
+the load and re-created from their own stored SQL, which is faster than maintaining them
+row by row, though it leaves them more compact than a daemon-grown file), and the jobs'
+counters set from what was inserted. It is cached in /tmp/jobctl-bench-history.db with a
+.json note of how it was built; jobctl migrates it when its schema moves on. Timings are
+warm-cache, median of --reps runs taken round-robin.
 
-For each command that misses, the SQL it runs is captured in-process (sqlite3 trace
-callback), grouped by shape, re-timed statement by statement and shown with EXPLAIN QUERY
-PLAN. `--try-index` repeats the timings and that breakdown on a copy of the database with
-the given statements applied; `--write-cost` measures the daemon's write path (claim as
-`running`, then record_outcomes) on that copy before and after, since every index on runs
-is paid for there.
+For each command that misses, the SQL it runs is captured in a fresh process (sqlite3
+trace callback), grouped by shape, re-timed statement by statement and shown with EXPLAIN
+QUERY PLAN. `--try-index` repeats the timings and that breakdown on a copy of the database
+with the given statements applied; `--write-cost` also measures the daemon's write path
+(claim as `running`, then record_outcomes) on that copy and on an untouched copy,
+alternately, since every index on runs is paid for there. `runs prune --keep N` is timed
+once on a copy; `--try-prune-order` times the same retention deleting in id order.
 """
 
 from __future__ import annotations
@@ -480,7 +485,8 @@ def build(db: Path, jobs: int, runs: int, days: int, seed: int, *,
     rng = random.Random(seed)
     plans = plan_jobs(conn, names, rng)
     end = (int(time.time()) // 60) * 60 * US
-    start = pick_start(plans, end, days, runs - int(MANUAL_PER_DAY * days * 160 * jobs / 1000))
+    manual_jobs = sum(1 for plan in plans if not plan.cls.interval_us)
+    start = pick_start(plans, end, days, runs - int(MANUAL_PER_DAY * days * manual_jobs))
     # Bulk-load settings for this connection only; the file is WAL again afterwards.
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("PRAGMA journal_mode = OFF")
@@ -1000,21 +1006,23 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="the cached database")
     parser.add_argument("--rebuild", action="store_true", help="build the database again")
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=5_000_000)
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs in the database")
+    parser.add_argument("--runs", type=int, default=5_000_000,
+                        help="about this many runs")
     parser.add_argument("--days", type=int, default=60, help="at most this many days back")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the build")
     parser.add_argument("--reps", type=int, default=10, help="timed runs per command")
     parser.add_argument("--no-extra", action="store_true", help="only the brief's commands")
     parser.add_argument("--explain-all", action="store_true",
                         help="query breakdown and plans for every command, not just misses")
     parser.add_argument("--profile", action="store_true", help="cProfile each miss")
-    parser.add_argument("--profile-lines", type=int, default=25)
+    parser.add_argument("--profile-lines", type=int, default=25, help="cProfile lines shown")
     parser.add_argument("--no-timings", action="store_true",
                         help="skip the command timings (build, prune only)")
     parser.add_argument("--no-prune", action="store_true", help="skip timing runs prune")
-    parser.add_argument("--prune-keep", type=int, default=1000)
-    parser.add_argument("--prune-timeout", type=float, default=1200)
+    parser.add_argument("--prune-keep", type=int, default=1000, help="the N of --keep N")
+    parser.add_argument("--prune-timeout", type=float, default=1200,
+                        help="seconds before the prune is stopped")
     parser.add_argument("--try-prune-order", type=int, action="append", metavar="BATCH",
                         help="also time the same prune deleting in id order, in batches of "
                              "BATCH (repeatable)")
