@@ -81,8 +81,9 @@ def list_runs(conn: sqlite3.Connection, where: RunFilter) -> list[sqlite3.Row]:
         clauses.append(f"runs.trigger IN ({', '.join('?' * len(where.triggers))})")
         params.extend(where.triggers)
     if where.since is not None:
-        clauses.append("runs.created_at >= ?")
-        params.append(to_db(where.since))
+        # The id bound lets SQLite start at the window instead of scanning all history.
+        clauses.append("runs.id >= ? AND runs.created_at >= ?")
+        params.extend((first_run_since(conn, to_db(where.since)), to_db(where.since)))
     if where.until is not None:
         clauses.append("runs.created_at <= ?")
         params.append(to_db(where.until))
