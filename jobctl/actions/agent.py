@@ -27,7 +27,7 @@ from jobctl.actions.exec import (
     _start_error,
     _terminate_group,
 )
-from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error
+from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error, read_limited
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
 from jobctl.timeutil import format_duration, iso_z, utcnow
@@ -38,7 +38,6 @@ PROMPT_ARGUMENT = "{prompt}"
 ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
 MAX_RESPONSE = 16 * 1024 * 1024  # bytes of an API response we are willing to parse
 EXCERPT = 300  # characters of an error body or stderr quoted in a run's error
-_READ_CHUNK = 64 * 1024
 _CUT_SHORT = {"length", "max_tokens"}  # finish reasons of an answer cut at the token limit
 _OWN_PREFIX = "x-jobctl-"
 
@@ -154,7 +153,7 @@ class AgentFirer(SessionOwner):
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=ctx.timeout),
             ) as response:
-                data, complete = await _read_limited(response.content)
+                data, complete = await read_limited(response.content, MAX_RESPONSE)
                 status = response.status
                 reason = response.reason or ""
         except TimeoutError:
@@ -488,19 +487,6 @@ def _usage(prompt: Any, completion: Any, total: Any = None) -> dict[str, int | N
         total_tokens = prompt_tokens + completion_tokens
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": total_tokens}
-
-
-async def _read_limited(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
-    """At most MAX_RESPONSE + 1 bytes; True when the whole body was read."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= MAX_RESPONSE:
-        chunk = await content.read(min(_READ_CHUNK, MAX_RESPONSE + 1 - size))
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), content.at_eof()
 
 
 async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:

@@ -166,7 +166,7 @@ class HttpFirer(SessionOwner):
                 # aiohttp counts the redirect that trips the limit, so one more lets 10 through
                 max_redirects=MAX_REDIRECTS + 1,
             ) as response:
-                data, complete = await _read_capped(response.content)
+                data, complete = await read_limited(response.content)
                 status = response.status
                 reason = response.reason or ""
                 response_headers = response.headers
@@ -218,12 +218,14 @@ class HttpFirer(SessionOwner):
         )
 
 
-async def _read_capped(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
-    """At most OUTPUT_CAP + 1 bytes (one more tells that there was more); True if all read."""
+async def read_limited(
+    content: aiohttp.StreamReader, limit: int = OUTPUT_CAP
+) -> tuple[bytes, bool]:
+    """At most `limit` + 1 bytes (one more tells that there was more); True if all read."""
     chunks: list[bytes] = []
     size = 0
-    while size <= OUTPUT_CAP:
-        chunk = await content.read(min(_READ_CHUNK, OUTPUT_CAP + 1 - size))
+    while size <= limit:
+        chunk = await content.read(min(_READ_CHUNK, limit + 1 - size))
         if not chunk:
             return b"".join(chunks), True
         chunks.append(chunk)
