@@ -1,7 +1,7 @@
 """Time `jobctl apply` of N generated jobs on a fresh database, then the idempotent re-apply.
 
-    python bench/apply_bulk.py            # 100,000 jobs, TOML
-    python bench/apply_bulk.py -n 20000 --format json
+python bench/apply_bulk.py            # 100,000 jobs, TOML
+python bench/apply_bulk.py -n 20000 --format json
 """
 
 from __future__ import annotations
@@ -74,15 +74,16 @@ def main() -> None:
         path = Path(tmp) / f"jobs.{args.format}"
         start = time.perf_counter()
         write_document(path, args.count, args.format)
-        print(f"generated {args.count:,} jobs ({args.format}, {path.stat().st_size / 1e6:.1f} MB)"
-              f" in {time.perf_counter() - start:.2f}s")
+        print(
+            f"generated {args.count:,} jobs ({args.format}, {path.stat().st_size / 1e6:.1f} MB)"
+            f" in {time.perf_counter() - start:.2f}s"
+        )
         env = {**os.environ, "JOBCTL_DB": str(Path(tmp) / "jobs.db"), "TZ": "UTC"}
         command = [sys.executable, "-m", "jobctl", "apply", "-f", str(path)]
         for label in ("first apply (fresh db)", "second apply (idempotent)"):
             elapsed, summary = timed(command, env)
             print(f"{label:28} {elapsed:6.2f}s  {summary}")
-        elapsed, _ = timed([sys.executable, "-m", "jobctl", "export", "--format", args.format],
-                           env)
+        elapsed, _ = timed([sys.executable, "-m", "jobctl", "export", "--format", args.format], env)
         print(f"{'export':28} {elapsed:6.2f}s")
 
 

@@ -151,8 +151,14 @@ def sink_main(out_path: str) -> None:
 
     async def handle(request: web.BaseRequest) -> web.Response:
         headers = request.headers
-        append((now(), headers.get("X-Jobctl-Job", ""), headers.get("X-Jobctl-Run", ""),
-                headers.get("X-Jobctl-Scheduled-For", "")))
+        append(
+            (
+                now(),
+                headers.get("X-Jobctl-Job", ""),
+                headers.get("X-Jobctl-Run", ""),
+                headers.get("X-Jobctl-Scheduled-For", ""),
+            )
+        )
         return web.Response(text="ok")
 
     async def serve() -> None:
@@ -178,8 +184,9 @@ class Sink:
     def __init__(self, workdir: Path) -> None:
         self.out = workdir / "sink.json"
         with open(workdir / "sink.log", "w") as log:
-            self.proc = subprocess.Popen([PYTHON, SCRIPT, "_sink", str(self.out)],
-                                         stdout=subprocess.PIPE, stderr=log)
+            self.proc = subprocess.Popen(
+                [PYTHON, SCRIPT, "_sink", str(self.out)], stdout=subprocess.PIPE, stderr=log
+            )
         assert self.proc.stdout is not None
         line = read_line(self.proc, 20.0)
         self.url = f"http://127.0.0.1:{int(line)}/hook"
@@ -269,8 +276,10 @@ class Metrics:
             ]
         if kind == "burst":
             return [
-                (f"all {self.workload.n} fired within {BURST_WITHIN_S:.0f} s, every second",
-                 self.burst_seconds > 0 and self.burst_ok_seconds == self.burst_seconds),
+                (
+                    f"all {self.workload.n} fired within {BURST_WITHIN_S:.0f} s, every second",
+                    self.burst_seconds > 0 and self.burst_ok_seconds == self.burst_seconds,
+                ),
                 ("no missed, no duplicate fire", clean),
                 ("every fire recorded", recorded),
             ]
@@ -303,37 +312,54 @@ def slot_ms(text: str, cache: dict[str, int]) -> int:
 def analyse(run: Run) -> Metrics:
     workload = run.workload
     start, end = run.window
-    expected = {(workload.name(k), slot) for k in range(workload.n)
-                for slot in workload.slots(k, start, end)}
+    expected = {
+        (workload.name(k), slot)
+        for k in range(workload.n)
+        for slot in workload.slots(k, start, end)
+    }
     parsed: dict[str, int] = {}
     arrivals: dict[tuple[str, int], list[tuple[float, str]]] = defaultdict(list)
     for arrival, job, run_id, scheduled in run.records:
         if scheduled:
             arrivals[(job, slot_ms(scheduled, parsed))].append((arrival, run_id))
     duplicates = sum(len(hits) - 1 for hits in arrivals.values())
-    in_window = {key: hits[0] for key, hits in arrivals.items()
-                 if start * 1000 <= key[1] < end * 1000}
+    in_window = {
+        key: hits[0] for key, hits in arrivals.items() if start * 1000 <= key[1] < end * 1000
+    }
     lateness = sorted((arrival - key[1] / 1000) * 1000 for key, (arrival, _) in in_window.items())
     received_ids = {run_id for _, run_id in in_window.values()}
     succeeded = {str(run_id) for run_id, _, _, status in run.recorded if status == "succeeded"}
     window_rows = [row for row in run.recorded if start * 1000 <= row[2] < end * 1000]
     other = Counter(status for _, _, _, status in window_rows if status != "succeeded")
     recorded_not_received = sum(
-        1 for run_id, _, _, status in window_rows
+        1
+        for run_id, _, _, status in window_rows
         if status == "succeeded" and str(run_id) not in received_ids
     )
     wall = end - start
     fires = len(in_window)
     metrics = Metrics(
-        scheduler=run.scheduler, workload=workload, setup_s=run.setup_s, ready_s=run.ready_s,
-        window_s=wall, expected=len(expected), received=fires,
-        missed=len(expected - in_window.keys()), duplicates=duplicates,
-        late_p50=percentile(lateness, 50), late_p99=percentile(lateness, 99),
+        scheduler=run.scheduler,
+        workload=workload,
+        setup_s=run.setup_s,
+        ready_s=run.ready_s,
+        window_s=wall,
+        expected=len(expected),
+        received=fires,
+        missed=len(expected - in_window.keys()),
+        duplicates=duplicates,
+        late_p50=percentile(lateness, 50),
+        late_p99=percentile(lateness, 99),
         late_max=lateness[-1] if lateness else float("nan"),
-        not_recorded=len(received_ids - succeeded), recorded_not_received=recorded_not_received,
-        other_status=other, cpu_s=run.cpu_s, cpu_pct=run.cpu_s / wall * 100,
+        not_recorded=len(received_ids - succeeded),
+        recorded_not_received=recorded_not_received,
+        other_status=other,
+        cpu_s=run.cpu_s,
+        cpu_pct=run.cpu_s / wall * 100,
         cpu_ms_per_fire=run.cpu_s / fires * 1000 if fires else float("nan"),
-        rss_mb=run.rss_mb, sink_cpu_pct=run.sink_cpu_s / wall * 100, exit_code=run.exit_code,
+        rss_mb=run.rss_mb,
+        sink_cpu_pct=run.sink_cpu_s / wall * 100,
+        exit_code=run.exit_code,
         notes=list(run.notes),
     )
     if workload.kind == "burst":
@@ -367,7 +393,10 @@ class Options:
 
 
 def measure(
-    proc: subprocess.Popen[bytes], ready_at: float, sink: Sink, workload: Workload,
+    proc: subprocess.Popen[bytes],
+    ready_at: float,
+    sink: Sink,
+    workload: Workload,
     options: Options,
 ) -> tuple[tuple[float, float], float, float, float, int | None]:
     """Window, CPU, sink CPU and peak RSS of a ready scheduler process; then stop it."""
@@ -397,9 +426,23 @@ def start_py_spy(pid: int, seconds: float, out: Path | None) -> subprocess.Popen
         return None
     spy = Path(PYTHON).with_name("py-spy")
     return subprocess.Popen(
-        [str(spy), "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)),
-         "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(math.ceil(seconds)),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -423,8 +466,13 @@ def print_py_spy(path: Path, top: int = 25) -> None:
         for frame in set(frames):
             inclusive[frame] += count
     print(f"py-spy {path}: {total:,} samples (idle time is in select/epoll)")
-    for title, counter in (("own time", own), ("inclusive, jobctl functions", Counter(
-            {frame: count for frame, count in inclusive.items() if "jobctl/" in frame}))):
+    for title, counter in (
+        ("own time", own),
+        (
+            "inclusive, jobctl functions",
+            Counter({frame: count for frame, count in inclusive.items() if "jobctl/" in frame}),
+        ),
+    ):
         print(f"  top by {title}:")
         for frame, count in counter.most_common(top):
             print(f"    {count / total * 100:5.1f}%  {frame}")
@@ -445,22 +493,28 @@ def jobctl_document(workload: Workload, url: str) -> dict[str, Any]:
 
     jobs = []
     for k in range(workload.n):
-        entry: dict[str, Any] = {"name": workload.name(k), "state": "enabled",
-                                 "action": "http", "timezone": "UTC",
-                                 "spec": {"url": url, "method": "GET", "expect": "2xx"}}
+        entry: dict[str, Any] = {
+            "name": workload.name(k),
+            "state": "enabled",
+            "action": "http",
+            "timezone": "UTC",
+            "spec": {"url": url, "method": "GET", "expect": "2xx"},
+        }
         if workload.kind == "idle":
             minute = workload.minute_of_day(k)
             entry.update(trigger="cron", schedule=f"{minute % 60} {minute // 60} * * *")
         else:
-            every = format_every(timedelta(seconds=1),
-                                 timedelta(milliseconds=workload.offset_ms(k)))
+            every = format_every(
+                timedelta(seconds=1), timedelta(milliseconds=workload.offset_ms(k))
+            )
             entry.update(trigger="every", schedule=every)
         jobs.append(entry)
     return {"version": 1, "jobs": jobs}
 
 
-def wait_heartbeat(db: Path, proc: subprocess.Popen[bytes], log: Path,
-                   timeout: float = 60.0) -> float:
+def wait_heartbeat(
+    db: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0
+) -> float:
     """The time the daemon's first heartbeat row (with its pid) appeared."""
     conn = sqlite3.connect(db, timeout=10)
     try:
@@ -499,12 +553,24 @@ def run_jobctl(workload: Workload, options: Options, workdir: Path) -> Run:
         doc_path = workdir / "jobs.json"
         doc_path.write_text(json.dumps(jobctl_document(workload, sink.url)), encoding="utf-8")
         began = time.time()
-        subprocess.run([PYTHON, "-m", "jobctl", "--db", str(db), "apply", "-f", str(doc_path),
-                        "--json"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [PYTHON, "-m", "jobctl", "--db", str(db), "apply", "-f", str(doc_path), "--json"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         setup = time.time() - began
         entry = [str(options.wrapper)] if options.wrapper else ["-m", "jobctl"]
-        command = [PYTHON, *entry, "daemon", "--db", str(db), "--log-level", "warning",
-                   "--grace", "5s"]
+        command = [
+            PYTHON,
+            *entry,
+            "daemon",
+            "--db",
+            str(db),
+            "--log-level",
+            "warning",
+            "--grace",
+            "5s",
+        ]
         if options.profile is not None:
             command[1:1] = ["-m", "cProfile", "-o", str(options.profile)]
         log = workdir / "jobctl-daemon.log"
@@ -513,8 +579,7 @@ def run_jobctl(workload: Workload, options: Options, workdir: Path) -> Run:
             proc = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL)
             try:
                 ready_at = wait_heartbeat(db, proc, log)
-                window, cpu, sink_cpu, rss, code = measure(proc, ready_at, sink, workload,
-                                                           options)
+                window, cpu, sink_cpu, rss, code = measure(proc, ready_at, sink, workload, options)
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -524,8 +589,20 @@ def run_jobctl(workload: Workload, options: Options, workdir: Path) -> Run:
     warnings = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     if warnings:
         notes.append(f"daemon log: {len(warnings)} lines, e.g. {warnings[-1][:160]!r}")
-    return Run("jobctl", workload, setup, ready_at - spawned, window, cpu, sink_cpu, rss,
-               records, jobctl_rows(db), code, notes)
+    return Run(
+        "jobctl",
+        workload,
+        setup,
+        ready_at - spawned,
+        window,
+        cpu,
+        sink_cpu,
+        rss,
+        records,
+        jobctl_rows(db),
+        code,
+        notes,
+    )
 
 
 # -------------------------------------------------------------------------- APScheduler
@@ -569,11 +646,16 @@ def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 run_id = conn.execute(
                     "INSERT INTO runs (job, scheduled_for, status, started_at) "
-                    "VALUES (?, ?, 'running', ?)", (job, scheduled, time.time()),
+                    "VALUES (?, ?, 'running', ?)",
+                    (job, scheduled, time.time()),
                 ).lastrowid
                 conn.execute("COMMIT")
-                headers = {"User-Agent": "apscheduler-bench", "X-Jobctl-Job": job,
-                           "X-Jobctl-Run": str(run_id), "X-Jobctl-Scheduled-For": scheduled}
+                headers = {
+                    "User-Agent": "apscheduler-bench",
+                    "X-Jobctl-Job": job,
+                    "X-Jobctl-Run": str(run_id),
+                    "X-Jobctl-Scheduled-For": scheduled,
+                }
                 status, code, error = "failed", None, None
                 try:
                     async with session.get(url, headers=headers) as response:
@@ -585,7 +667,8 @@ def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute(
                     "UPDATE runs SET status = ?, finished_at = ?, http_status = ?, error = ? "
-                    "WHERE id = ?", (status, time.time(), code, error, run_id),
+                    "WHERE id = ?",
+                    (status, time.time(), code, error, run_id),
                 )
                 conn.execute("COMMIT")
             finally:
@@ -601,11 +684,11 @@ def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
             trigger: BaseTrigger
             if kind == "idle":
                 minute = workload.minute_of_day(k)
-                trigger = CronTrigger(hour=minute // 60, minute=minute % 60, second=0,
-                                      timezone=UTC)
+                trigger = CronTrigger(hour=minute // 60, minute=minute % 60, second=0, timezone=UTC)
             else:
                 trigger = IntervalTrigger(
-                    seconds=1, start_date=epoch + timedelta(milliseconds=workload.offset_ms(k)),
+                    seconds=1,
+                    start_date=epoch + timedelta(milliseconds=workload.offset_ms(k)),
                     timezone=UTC,
                 )
             scheduler.add_job(fire, trigger, args=[workload.name(k)], id=workload.name(k))
@@ -641,9 +724,12 @@ def apscheduler_rows(db: Path) -> list[tuple[int, str, int, str]]:
     conn = sqlite3.connect(db)
     try:
         cache: dict[str, int] = {}
-        return [(run_id, job, slot_ms(scheduled, cache), status)
-                for run_id, job, scheduled, status
-                in conn.execute("SELECT id, job, scheduled_for, status FROM runs")]
+        return [
+            (run_id, job, slot_ms(scheduled, cache), status)
+            for run_id, job, scheduled, status in conn.execute(
+                "SELECT id, job, scheduled_for, status FROM runs"
+            )
+        ]
     finally:
         conn.close()
 
@@ -656,8 +742,9 @@ def run_apscheduler(workload: Workload, options: Options, workdir: Path) -> Run:
         with open(log, "w") as stderr:
             spawned = time.time()
             proc = subprocess.Popen(
-                [PYTHON, SCRIPT, "_apscheduler", workload.kind, str(workload.n), sink.url,
-                 str(db)], stdout=subprocess.PIPE, stderr=stderr,
+                [PYTHON, SCRIPT, "_apscheduler", workload.kind, str(workload.n), sink.url, str(db)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
             )
             try:
                 try:
@@ -665,8 +752,7 @@ def run_apscheduler(workload: Workload, options: Options, workdir: Path) -> Run:
                 except RuntimeError:
                     raise stopped_early(proc, log) from None
                 ready_at = time.time()
-                window, cpu, sink_cpu, rss, code = measure(proc, ready_at, sink, workload,
-                                                           options)
+                window, cpu, sink_cpu, rss, code = measure(proc, ready_at, sink, workload, options)
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -676,8 +762,20 @@ def run_apscheduler(workload: Workload, options: Options, workdir: Path) -> Run:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     if lines:
         notes.append(f"log: {len(lines)} lines, e.g. {lines[-1][:160]!r}")
-    return Run("apscheduler", workload, 0.0, ready_at - spawned, window, cpu, sink_cpu, rss,
-               records, apscheduler_rows(db), code, notes)
+    return Run(
+        "apscheduler",
+        workload,
+        0.0,
+        ready_at - spawned,
+        window,
+        cpu,
+        sink_cpu,
+        rss,
+        records,
+        apscheduler_rows(db),
+        code,
+        notes,
+    )
 
 
 RUNNERS = {"jobctl": run_jobctl, "apscheduler": run_apscheduler}
@@ -685,20 +783,24 @@ RUNNERS = {"jobctl": run_jobctl, "apscheduler": run_apscheduler}
 
 def run_one(scheduler: str, workload: Workload, options: Options) -> Metrics:
     with tempfile.TemporaryDirectory(prefix=f"bench-{scheduler}-") as tmp:
-        print(f"-- {scheduler}: {workload.kind}, N={workload.n:,}, {workload.seconds:g} s "
-              f"window ...", flush=True)
+        print(
+            f"-- {scheduler}: {workload.kind}, N={workload.n:,}, {workload.seconds:g} s window ...",
+            flush=True,
+        )
         spy = options.py_spy
         if spy is not None:
             spy = spy.with_name(f"{spy.stem}-{scheduler}-{workload.kind}-{workload.n}{spy.suffix}")
-        run_options = Options(options.warmup, options.drain, options.profile, spy, options.keep,
-                              options.wrapper)
+        run_options = Options(
+            options.warmup, options.drain, options.profile, spy, options.keep, options.wrapper
+        )
         load_before = os.getloadavg()[0]
         metrics = analyse(RUNNERS[scheduler](workload, run_options, Path(tmp)))
         load_after = os.getloadavg()[0]
         if max(load_before, load_after) > 1.5:
             metrics.notes.append(
                 f"machine busy: 1-min load average {load_before:.1f} before, {load_after:.1f} "
-                f"after (this benchmark alone adds about 1-1.5 on 2 cores)")
+                f"after (this benchmark alone adds about 1-1.5 on 2 cores)"
+            )
         if spy is not None and spy.exists():
             print_py_spy(spy)
         if options.keep:
@@ -765,8 +867,7 @@ def print_table(results: Sequence[Metrics]) -> None:
     if workload.kind == "burst":
         rows += ROWS["burst"]
     both = len(results) == 2
-    header = ["metric", *(m.scheduler for m in results)] + (["jobctl/APScheduler"] if both
-                                                            else [])
+    header = ["metric", *(m.scheduler for m in results)] + (["jobctl/APScheduler"] if both else [])
     table = [header]
     for label, attr, digits, lower_better in rows:
         values = [getattr(m, attr) for m in results]
@@ -774,14 +875,18 @@ def print_table(results: Sequence[Metrics]) -> None:
         if both:
             line.append(ratio(values[0], values[1]) if lower_better else "")
         table.append(line)
-    statuses = [", ".join(f"{s} {c}" for s, c in m.other_status.items()) or "none"
-                for m in results]
+    statuses = [", ".join(f"{s} {c}" for s, c in m.other_status.items()) or "none" for m in results]
     table.append(["other run statuses in window", *statuses] + ([""] if both else []))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"\n{workload.kind}: N={workload.n:,}, window {workload.seconds:g} s")
     for index, row in enumerate(table):
-        print("  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
-                               for i, cell in enumerate(row)))
+        print(
+            "  "
+            + "  ".join(
+                cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(row)
+            )
+        )
         if index == 0:
             print("  " + "  ".join("-" * width for width in widths))
     for metrics in results:
@@ -797,16 +902,16 @@ def print_table(results: Sequence[Metrics]) -> None:
     print(flush=True)
 
 
-def run_workload(kind: str, n: int, seconds: float, schedulers: Iterable[str],
-                 options: Options) -> list[Metrics]:
+def run_workload(
+    kind: str, n: int, seconds: float, schedulers: Iterable[str], options: Options
+) -> list[Metrics]:
     workload = Workload(kind, n, seconds)
     results = [run_one(name, workload, options) for name in schedulers]
     print_table(results)
     return results
 
 
-def ramp(steps: Sequence[int], seconds: float, schedulers: Iterable[str],
-         options: Options) -> None:
+def ramp(steps: Sequence[int], seconds: float, schedulers: Iterable[str], options: Options) -> None:
     for scheduler in schedulers:
         held: int | None = None
         summary: list[str] = []
@@ -823,8 +928,10 @@ def ramp(steps: Sequence[int], seconds: float, schedulers: Iterable[str],
             held = n
         print(f"ramp ({scheduler}, {seconds:g} s windows):")
         print("\n".join(summary))
-        print(f"  highest N that held the sustained target: "
-              f"{f'{held:,}' if held else 'none'}\n", flush=True)
+        print(
+            f"  highest N that held the sustained target: {f'{held:,}' if held else 'none'}\n",
+            flush=True,
+        )
 
 
 # =================================================================================== CLI
@@ -837,40 +944,70 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] == "_apscheduler":
         apscheduler_main(argv[1], int(argv[2]), argv[3], argv[4])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("workload", choices=("sustained", "burst", "idle", "ramp"))
     parser.add_argument("-n", type=int, help="jobs (default: 1,000; idle 100,000)")
-    parser.add_argument("--seconds", type=float,
-                        help="measurement window (default: 60; burst and idle 30; ramp 20)")
+    parser.add_argument(
+        "--seconds", type=float, help="measurement window (default: 60; burst and idle 30; ramp 20)"
+    )
     parser.add_argument("--scheduler", choices=(*SCHEDULERS, "both"), default="both")
-    parser.add_argument("--warmup", type=float, default=2.0,
-                        help="seconds after readiness left out (default: 2)")
-    parser.add_argument("--drain", type=float, default=2.0,
-                        help="seconds the window's late fires get to arrive (default: 2)")
-    parser.add_argument("--steps", default=",".join(map(str, RAMP_STEPS)),
-                        help="ramp: the values of N to try, in order")
-    parser.add_argument("--profile", type=Path, metavar="OUT.prof",
-                        help="run jobctl's daemon under cProfile, writing OUT.prof")
-    parser.add_argument("--py-spy", type=Path, metavar="OUT.txt", dest="py_spy",
-                        help="sample each scheduler with py-spy over the window (raw stacks to "
-                             "OUT.txt, suffixed per scheduler) and print the hotspots")
-    parser.add_argument("--daemon-wrapper", type=Path, metavar="SCRIPT",
-                        help="run `python SCRIPT daemon ...` instead of `python -m jobctl daemon "
-                             "...` (a script that patches jobctl, then calls jobctl.cli.main)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds after readiness left out (default: 2)"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=2.0,
+        help="seconds the window's late fires get to arrive (default: 2)",
+    )
+    parser.add_argument(
+        "--steps",
+        default=",".join(map(str, RAMP_STEPS)),
+        help="ramp: the values of N to try, in order",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="OUT.prof",
+        help="run jobctl's daemon under cProfile, writing OUT.prof",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="OUT.txt",
+        dest="py_spy",
+        help="sample each scheduler with py-spy over the window (raw stacks to "
+        "OUT.txt, suffixed per scheduler) and print the hotspots",
+    )
+    parser.add_argument(
+        "--daemon-wrapper",
+        type=Path,
+        metavar="SCRIPT",
+        help="run `python SCRIPT daemon ...` instead of `python -m jobctl daemon "
+        "...` (a script that patches jobctl, then calls jobctl.cli.main)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases and logs")
     args = parser.parse_args(argv)
     schedulers = SCHEDULERS if args.scheduler == "both" else (args.scheduler,)
-    options = Options(warmup=args.warmup, drain=args.drain, profile=args.profile,
-                      py_spy=args.py_spy, keep=args.keep, wrapper=args.daemon_wrapper)
+    options = Options(
+        warmup=args.warmup,
+        drain=args.drain,
+        profile=args.profile,
+        py_spy=args.py_spy,
+        keep=args.keep,
+        wrapper=args.daemon_wrapper,
+    )
     if args.workload == "ramp":
         steps = [int(step) for step in args.steps.split(",")]
         ramp(steps, args.seconds or 20.0, schedulers, options)
         return
     default_n = 100_000 if args.workload == "idle" else 1000
     default_seconds = 60.0 if args.workload == "sustained" else 30.0
-    run_workload(args.workload, args.n or default_n, args.seconds or default_seconds,
-                 schedulers, options)
+    run_workload(
+        args.workload, args.n or default_n, args.seconds or default_seconds, schedulers, options
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,16 @@ def make_database(jobs: int) -> db.sqlite3.Connection:
     conn = db.connect(Path(tempfile.mkdtemp()) / "engine.db")
     with db.write_transaction(conn):
         for index in range(jobs):
-            job = build_job({"name": f"j{index:05d}", "url": "http://127.0.0.1:9/x",
-                             "every": "1s", "tz": "UTC"}, existing=None, now=T0)
+            job = build_job(
+                {
+                    "name": f"j{index:05d}",
+                    "url": "http://127.0.0.1:9/x",
+                    "every": "1s",
+                    "tz": "UTC",
+                },
+                existing=None,
+                now=T0,
+            )
             insert_job(conn, job, T0)
     return conn
 
@@ -45,11 +53,25 @@ def one_round(conn: db.sqlite3.Connection, second: int) -> int:
         claims += step.claims
     finished = now + timedelta(milliseconds=3)
     snapshot = {"method": "GET", "url": "http://127.0.0.1:9/x", "headers": {}, "body": None}
-    engine.record_outcomes(conn, [
-        (claim, Outcome(status="succeeded", started_at=now, finished_at=finished,
-                        http_status=200, output="ok", snapshot=snapshot,
-                        details={"response_headers": {"Content-Length": "2"}}))
-        for claim in claims], now)
+    engine.record_outcomes(
+        conn,
+        [
+            (
+                claim,
+                Outcome(
+                    status="succeeded",
+                    started_at=now,
+                    finished_at=finished,
+                    http_status=200,
+                    output="ok",
+                    snapshot=snapshot,
+                    details={"response_headers": {"Content-Length": "2"}},
+                ),
+            )
+            for claim in claims
+        ],
+        now,
+    )
     return len(claims)
 
 
@@ -67,8 +89,10 @@ def main() -> None:
         count = one_round(conn, second)
         times.append((time.perf_counter() - start) * 1000)
     median = statistics.median(times)
-    print(f"{count} claims + records per round: median {median:.0f} ms "
-          f"({median * 1000 / count:.0f} us per fire), rounds {[round(t) for t in times]}")
+    print(
+        f"{count} claims + records per round: median {median:.0f} ms "
+        f"({median * 1000 / count:.0f} us per fire), rounds {[round(t) for t in times]}"
+    )
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()

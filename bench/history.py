@@ -63,8 +63,12 @@ WINDOW = HOUR  # runs are generated one hour of schedule at a time, in id order
 
 # Daemon downtimes, as (how long before the end it started, how long it lasted): each
 # leaves one `missed` row per job and a catch-up run, as the engine records them.
-GAPS = ((50 * DAY, 3 * HOUR), (31 * DAY, 45 * 60 * US), (12 * DAY, 8 * HOUR),
-        (6 * HOUR, 20 * 60 * US))
+GAPS = (
+    (50 * DAY, 3 * HOUR),
+    (31 * DAY, 45 * 60 * US),
+    (12 * DAY, 8 * HOUR),
+    (6 * HOUR, 20 * 60 * US),
+)
 
 INSERT_SQL = (
     "INSERT INTO runs (job_id, trigger, status, attempt, scheduled_for, started_at, "
@@ -97,15 +101,19 @@ CLASSES = (
 MANUAL_PER_DAY = 1.0
 
 HTTP_BODIES = [
-    json.dumps({"ok": True, "processed": n, "items": [{"id": i, "state": "done"}
-                                                     for i in range(n % 7 + 3)]})
+    json.dumps(
+        {
+            "ok": True,
+            "processed": n,
+            "items": [{"id": i, "state": "done"} for i in range(n % 7 + 3)],
+        }
+    )
     for n in range(8)
 ]
 EXEC_OUTPUTS = [
     "".join(f"step {i}: ok ({i * 13 % 97} rows)\n" for i in range(n + 2)) for n in range(8)
 ]
-ERROR_BODY = json.dumps({"error": "upstream unavailable", "retry_after": 30,
-                         "trace": "x" * 120})
+ERROR_BODY = json.dumps({"error": "upstream unavailable", "retry_after": 30, "trace": "x" * 120})
 
 
 # ------------------------------------------------------------------------------- build
@@ -148,8 +156,12 @@ def job_document(count: int) -> tuple[dict[str, Any], list[tuple[str, JobClass]]
     for cls, size in zip(CLASSES, sizes, strict=True):
         for k in range(size):
             name = f"{cls.prefix}-{k:03d}"
-            entry: dict[str, Any] = {"name": name, "description": f"{cls.prefix} job {k}",
-                                     "timezone": "UTC", "trigger": cls.trigger}
+            entry: dict[str, Any] = {
+                "name": name,
+                "description": f"{cls.prefix} job {k}",
+                "timezone": "UTC",
+                "trigger": cls.trigger,
+            }
             if cls.schedule:
                 entry["schedule"] = cls.schedule
             if k % 4 == 3:
@@ -157,9 +169,11 @@ def job_document(count: int) -> tuple[dict[str, Any], list[tuple[str, JobClass]]
                 entry["spec"] = {"command": f"/usr/local/bin/report --part {k}"}
             else:
                 entry["action"] = "http"
-                entry["spec"] = {"url": f"https://api.example.com/{cls.prefix}/{k}",
-                                 "method": "POST" if k % 2 else "GET",
-                                 "headers": {"Authorization": "Bearer ${TOKEN}"}}
+                entry["spec"] = {
+                    "url": f"https://api.example.com/{cls.prefix}/{k}",
+                    "method": "POST" if k % 2 else "GET",
+                    "headers": {"Authorization": "Bearer ${TOKEN}"},
+                }
             if k % 5 == 0:
                 entry["policies"] = {"retries": 2}
             jobs.append(entry)
@@ -231,18 +245,31 @@ class Generator:
         self.next_id = 1
         self.seq = 0
         self.pending: list[Event] = []
-        self.gaps = [(end - before, end - before + length) for before, length in GAPS
-                     if end - before >= start]
+        self.gaps = [
+            (end - before, end - before + length)
+            for before, length in GAPS
+            if end - before >= start
+        ]
         self._memo: dict[int, str] = {}  # slot and tick times shared by many rows
         for gap in self.gaps:
             self._plan_gap(*gap)
         self._plan_manual()
 
-    def _push(self, created: int, job: JobPlan, trigger: str, slot: int, attempt: int = 1,
-              missed_count: int = 0, missed_until: int = 0) -> None:
+    def _push(
+        self,
+        created: int,
+        job: JobPlan,
+        trigger: str,
+        slot: int,
+        attempt: int = 1,
+        missed_count: int = 0,
+        missed_until: int = 0,
+    ) -> None:
         self.seq += 1
-        heapq.heappush(self.pending, (created, self.seq, job, trigger, slot, attempt,
-                                      missed_count, missed_until))
+        heapq.heappush(
+            self.pending,
+            (created, self.seq, job, trigger, slot, attempt, missed_count, missed_until),
+        )
 
     def _plan_gap(self, gap_start: int, gap_end: int) -> None:
         """Per job: one missed row for the slots in the gap but the last, which catches up."""
@@ -254,8 +281,14 @@ class Generator:
             if not slots:
                 continue
             if len(slots) > 1:
-                self._push(awake, job, "missed", slots[0], missed_count=len(slots) - 1,
-                           missed_until=slots[-2])
+                self._push(
+                    awake,
+                    job,
+                    "missed",
+                    slots[0],
+                    missed_count=len(slots) - 1,
+                    missed_until=slots[-2],
+                )
             self._push(awake, job, "catchup", slots[-1])
 
     def _plan_manual(self) -> None:
@@ -315,8 +348,17 @@ class Generator:
         while self.pending and self.pending[0][0] < self.end:
             yield row(*heapq.heappop(self.pending))
 
-    def _row(self, created: int, _seq: int, job: JobPlan, trigger: str, slot: int,
-             attempt: int, missed_count: int, missed_until: int) -> tuple[Any, ...]:
+    def _row(
+        self,
+        created: int,
+        _seq: int,
+        job: JobPlan,
+        trigger: str,
+        slot: int,
+        attempt: int,
+        missed_count: int,
+        missed_until: int,
+    ) -> tuple[Any, ...]:
         """One run row; finished as the engine would have left it, counters updated."""
         run_id = self.next_id
         self.next_id += 1
@@ -325,18 +367,56 @@ class Generator:
         if trigger == "missed":
             job.missed += missed_count
             until = self.clock.text(missed_until)
-            details = json.dumps({"missed_count": missed_count,
-                                  "missed_until": until[:19] + "Z", "estimated": False})
-            error = (f"missed {missed_count} slots from {scheduled[:19]}Z to "
-                     f"{until[:19]}Z: no daemon was running")
-            return (job.id, "schedule", "missed", 1, scheduled, None, created_text, None, None,
-                    None, error, None, None, details, None, None, created_text, None)
+            details = json.dumps(
+                {"missed_count": missed_count, "missed_until": until[:19] + "Z", "estimated": False}
+            )
+            error = (
+                f"missed {missed_count} slots from {scheduled[:19]}Z to "
+                f"{until[:19]}Z: no daemon was running"
+            )
+            return (
+                job.id,
+                "schedule",
+                "missed",
+                1,
+                scheduled,
+                None,
+                created_text,
+                None,
+                None,
+                None,
+                error,
+                None,
+                None,
+                details,
+                None,
+                None,
+                created_text,
+                None,
+            )
         bits = self.rng.getrandbits(32)
         if trigger == "schedule" and (bits >> 22) < job.skip_per_1024:
             job.skipped += 1
-            return (job.id, trigger, "skipped", 1, scheduled, None, created_text, None, None,
-                    None, "skipped: the previous run was still running (overlap skip)", None,
-                    None, None, None, None, created_text, None)
+            return (
+                job.id,
+                trigger,
+                "skipped",
+                1,
+                scheduled,
+                None,
+                created_text,
+                None,
+                None,
+                None,
+                "skipped: the previous run was still running (overlap skip)",
+                None,
+                None,
+                None,
+                None,
+                None,
+                created_text,
+                None,
+            )
         if trigger != "manual":
             job.last_slot_at = scheduled
         roll = self.rng.random()
@@ -352,7 +432,7 @@ class Generator:
         started_text = text(started)
         http_status = exit_code = output = error = details = None
         if job.action == "http":
-            snapshot = f"{job.snapshot_head}{run_id}{job.snapshot_tail}{scheduled[:19]}Z\"}}}}"
+            snapshot = f'{job.snapshot_head}{run_id}{job.snapshot_tail}{scheduled[:19]}Z"}}}}'
             if status == "succeeded":
                 http_status = 200
                 details = job.details
@@ -387,28 +467,53 @@ class Generator:
             job.failed += 1
             job.consecutive += 1
             if attempt <= job.retries:
-                self._push(finished + 10 * US * 2 ** (attempt - 1), job, "retry", slot,
-                           attempt=attempt + 1)
-        return (job.id, trigger, status, attempt, scheduled, started_text, text(finished),
-                duration_ms, http_status, exit_code, error, output, snapshot, details, 4242,
-                OWNER_HOST, created_text, created_text if trigger == "retry" else None)
+                self._push(
+                    finished + 10 * US * 2 ** (attempt - 1), job, "retry", slot, attempt=attempt + 1
+                )
+        return (
+            job.id,
+            trigger,
+            status,
+            attempt,
+            scheduled,
+            started_text,
+            text(finished),
+            duration_ms,
+            http_status,
+            exit_code,
+            error,
+            output,
+            snapshot,
+            details,
+            4242,
+            OWNER_HOST,
+            created_text,
+            created_text if trigger == "retry" else None,
+        )
 
 
 def lognormal_durations(rng: random.Random, median_ms: int) -> list[int]:
-    return [min(29_000, max(1, int(rng.lognormvariate(math.log(median_ms), 0.6))))
-            for _ in range(64)]
+    return [
+        min(29_000, max(1, int(rng.lognormvariate(math.log(median_ms), 0.6)))) for _ in range(64)
+    ]
 
 
-def plan_jobs(conn: sqlite3.Connection, names: list[tuple[str, JobClass]],
-              rng: random.Random) -> list[JobPlan]:
+def plan_jobs(
+    conn: sqlite3.Connection, names: list[tuple[str, JobClass]], rng: random.Random
+) -> list[JobPlan]:
     ids = {row[0]: row[1] for row in conn.execute("SELECT name, id FROM jobs")}
     plans = []
     for index, (name, cls) in enumerate(names):
         health = rng.random()
         fail_p = 0.9 if health < 0.01 else 0.15 if health < 0.08 else rng.uniform(0.002, 0.02)
         plan = JobPlan(
-            id=ids[name], name=name, cls=cls, action="exec" if index % 4 == 3 else "http",
-            fail_p=fail_p, timeout_p=0.002, skip_per_1024=10 if index % 9 == 0 else 0,
+            id=ids[name],
+            name=name,
+            cls=cls,
+            action="exec" if index % 4 == 3 else "http",
+            fail_p=fail_p,
+            timeout_p=0.002,
+            skip_per_1024=10 if index % 9 == 0 else 0,
             retries=2 if int(name.rsplit("-", 1)[1]) % 5 == 0 else 0,
             durations=lognormal_durations(rng, rng.choice((40, 120, 400, 1500, 6000))),
         )
@@ -417,15 +522,30 @@ def plan_jobs(conn: sqlite3.Connection, names: list[tuple[str, JobClass]],
             plan.snapshot_head = (
                 '{"method": "GET", "url": "' + url + '", "body": null, "headers": '
                 '{"Authorization": "***", "User-Agent": "jobctl/0.1.0", "X-Jobctl-Job": "'
-                + name + '", "X-Jobctl-Run": "')
+                + name
+                + '", "X-Jobctl-Run": "'
+            )
             plan.snapshot_tail = '", "X-Jobctl-Scheduled-For": "'
-            plan.details = json.dumps({"response_headers": {
-                "Content-Type": "application/json", "Content-Length": "212",
-                "Server": "nginx", "Cache-Control": "no-store"}, "final_url": url})
+            plan.details = json.dumps(
+                {
+                    "response_headers": {
+                        "Content-Type": "application/json",
+                        "Content-Length": "212",
+                        "Server": "nginx",
+                        "Cache-Control": "no-store",
+                    },
+                    "final_url": url,
+                }
+            )
         else:
-            plan.snapshot_head = json.dumps({"command": ["/usr/local/bin/report", "--part",
-                                                         name], "cwd": None, "env": {},
-                                             "shell": False})
+            plan.snapshot_head = json.dumps(
+                {
+                    "command": ["/usr/local/bin/report", "--part", name],
+                    "cwd": None,
+                    "env": {},
+                    "shell": False,
+                }
+            )
         plans.append(plan)
     return plans
 
@@ -438,14 +558,19 @@ def drop_run_indexes(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' "
         "AND sql IS NOT NULL AND sql NOT LIKE '%status IN (''queued'', ''running'')%' "
-        "AND sql NOT LIKE '%WHERE status = ''queued''%'").fetchall()
+        "AND sql NOT LIKE '%WHERE status = ''queued''%'"
+    ).fetchall()
     for name, _ in rows:
         conn.execute(f"DROP INDEX {name}")
     return [sql for _, sql in rows]
 
 
-def load_runs(conn: sqlite3.Connection, rows: Iterator[tuple[Any, ...]], started: float,
-              chunk_size: int = 100_000) -> Counter[str]:
+def load_runs(
+    conn: sqlite3.Connection,
+    rows: Iterator[tuple[Any, ...]],
+    started: float,
+    chunk_size: int = 100_000,
+) -> Counter[str]:
     """executemany in one transaction, chunk by chunk; returns the rows by status.
 
     (A producer thread does not help: sqlite3 lets go of the GIL at every row, and taking
@@ -458,16 +583,22 @@ def load_runs(conn: sqlite3.Connection, rows: Iterator[tuple[Any, ...]], started
         statuses.update(row[2] for row in chunk)
         inserted = sum(statuses.values())
         if inserted % 500_000 < chunk_size:
-            print(f"\r  {inserted:,} runs inserted ({time.perf_counter() - started:.0f}s)",
-                  end="", flush=True)
+            print(
+                f"\r  {inserted:,} runs inserted ({time.perf_counter() - started:.0f}s)",
+                end="",
+                flush=True,
+            )
     conn.execute("COMMIT")
-    print(f"\r  {sum(statuses.values()):,} runs inserted "
-          f"({time.perf_counter() - started:.0f}s)", flush=True)
+    print(
+        f"\r  {sum(statuses.values()):,} runs inserted ({time.perf_counter() - started:.0f}s)",
+        flush=True,
+    )
     return statuses
 
 
-def build(db: Path, jobs: int, runs: int, days: int, seed: int, *,
-          keep_indexes: bool = False) -> dict[str, Any]:
+def build(
+    db: Path, jobs: int, runs: int, days: int, seed: int, *, keep_indexes: bool = False
+) -> dict[str, Any]:
     from jobctl.db import connect, write_transaction
 
     started = time.perf_counter()
@@ -476,8 +607,9 @@ def build(db: Path, jobs: int, runs: int, days: int, seed: int, *,
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(document, handle)
     jobctl = str(Path(sys.executable).with_name("jobctl"))
-    subprocess.run([jobctl, "--db", str(db), "apply", "-f", handle.name], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [jobctl, "--db", str(db), "apply", "-f", handle.name], check=True, stdout=subprocess.DEVNULL
+    )
     os.unlink(handle.name)
     print(f"  {jobs} jobs applied in {time.perf_counter() - started:.1f}s", flush=True)
 
@@ -502,8 +634,10 @@ def build(db: Path, jobs: int, runs: int, days: int, seed: int, *,
     for sql in indexes:
         conn.execute(sql)
     if indexes:
-        print(f"  {len(indexes)} run indexes re-created in {time.perf_counter() - loaded:.1f}s",
-              flush=True)
+        print(
+            f"  {len(indexes)} run indexes re-created in {time.perf_counter() - loaded:.1f}s",
+            flush=True,
+        )
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     end_text = Clock().text(end)
@@ -512,21 +646,42 @@ def build(db: Path, jobs: int, runs: int, days: int, seed: int, *,
             "UPDATE jobs SET runs_total = ?, runs_succeeded = ?, runs_failed = ?, "
             "runs_skipped = ?, runs_missed = ?, consecutive_failures = ?, last_run_at = ?, "
             "last_status = ?, last_success_at = ?, last_slot_at = ? WHERE id = ?",
-            [(p.total, p.succeeded, p.failed, p.skipped, p.missed, p.consecutive,
-              p.last_run_at, p.last_status, p.last_success_at, p.last_slot_at, p.id)
-             for p in plans],
+            [
+                (
+                    p.total,
+                    p.succeeded,
+                    p.failed,
+                    p.skipped,
+                    p.missed,
+                    p.consecutive,
+                    p.last_run_at,
+                    p.last_status,
+                    p.last_success_at,
+                    p.last_slot_at,
+                    p.id,
+                )
+                for p in plans
+            ],
         )
         conn.execute(
             "INSERT OR REPLACE INTO daemon (id, pid, host, started_at, last_tick_at, "
             "stopped_at) VALUES (1, 4242, ?, ?, ?, ?)",
-            (OWNER_HOST, Clock().text(end - 6 * HOUR), end_text, end_text))
+            (OWNER_HOST, Clock().text(end - 6 * HOUR), end_text, end_text),
+        )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    meta = {"jobs": jobs, "runs": runs, "days": days, "seed": seed,
-            "rows": inserted, "by_status": dict(sorted(statuses.items())), "built_at": end_text,
-            "span_days": round((end - start) / DAY, 1),
-            "build_seconds": round(time.perf_counter() - started, 1),
-            "size_mb": round(db.stat().st_size / 2**20)}
+    meta = {
+        "jobs": jobs,
+        "runs": runs,
+        "days": days,
+        "seed": seed,
+        "rows": inserted,
+        "by_status": dict(sorted(statuses.items())),
+        "built_at": end_text,
+        "span_days": round((end - start) / DAY, 1),
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "size_mb": round(db.stat().st_size / 2**20),
+    }
     meta_path(db).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return meta
 
@@ -542,11 +697,15 @@ def ensure_db(args: argparse.Namespace) -> dict[str, Any]:
         meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
         if all(meta.get(key) == value for key, value in wanted.items()):
             age = datetime.now(UTC) - datetime.fromisoformat(meta["built_at"])
-            print(f"using the cached {args.db} (built {age.total_seconds() / 3600:.1f}h ago "
-                  f"in {meta['build_seconds']}s; --rebuild to build it again)")
+            print(
+                f"using the cached {args.db} (built {age.total_seconds() / 3600:.1f}h ago "
+                f"in {meta['build_seconds']}s; --rebuild to build it again)"
+            )
             if age > timedelta(hours=3):
-                print("  note: its newest runs are that old, so the 24h windows of "
-                      "`--since 24h` and `status` hold fewer rows than right after a build")
+                print(
+                    "  note: its newest runs are that old, so the 24h windows of "
+                    "`--since 24h` and `status` hold fewer rows than right after a build"
+                )
             return meta
     print(f"building {args.db}: {args.jobs} jobs, {args.runs:,} runs over <= {args.days} days")
     return build(args.db, args.jobs, args.runs, args.days, args.seed)
@@ -572,20 +731,29 @@ def jobctl_path() -> str:
 
 
 def child_env(db: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PYTHON", "JOBCTL_"))}
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "JOBCTL_"))
+    }
     return env | {"JOBCTL_DB": str(db), "NO_COLOR": "1"}
 
 
-def run_once(args: list[str], env: dict[str, str], timeout: float | None = None
-             ) -> tuple[float, str]:
+def run_once(
+    args: list[str], env: dict[str, str], timeout: float | None = None
+) -> tuple[float, str]:
     start = time.perf_counter()
-    result = subprocess.run([jobctl_path(), *args], env=env, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=timeout)
+    result = subprocess.run(
+        [jobctl_path(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise SystemExit(f"jobctl {' '.join(args)} failed ({result.returncode}): "
-                         f"{result.stderr.strip()}")
+        raise SystemExit(
+            f"jobctl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
+        )
     return elapsed, result.stdout
 
 
@@ -601,14 +769,17 @@ def measure(commands: list[Command], db: Path, reps: int, warmup: int) -> None:
                 command.samples.append(elapsed)
 
 
-def print_timings(commands: list[Command], baseline: Command,
-                  before: dict[str, float] | None = None) -> list[Command]:
+def print_timings(
+    commands: list[Command], baseline: Command, before: dict[str, float] | None = None
+) -> list[Command]:
     """The table; returns the commands that miss the target."""
     base = baseline.median
     misses = []
     extra_header = f" {'before':>8}" if before else ""
-    print(f"{'command':<44} {'median':>8} {'min':>8} {'-start-up':>9}{extra_header}  "
-          f"target {TARGET_MS:.0f} ms")
+    print(
+        f"{'command':<44} {'median':>8} {'min':>8} {'-start-up':>9}{extra_header}  "
+        f"target {TARGET_MS:.0f} ms"
+    )
     for command in commands:
         over = (command.median - base) * 1000
         if command is baseline:
@@ -618,12 +789,19 @@ def print_timings(commands: list[Command], baseline: Command,
             verdict = ("ok" if good else "MISS") + (" (extra)" if command.extra else "")
             if not good:
                 misses.append(command)
-        previous = (f" {before[command.label] * 1000:8.1f}" if before and command.label in
-                    before else (f" {'':>8}" if before else ""))
-        print(f"{command.label:<44} {command.median * 1000:8.1f} "
-              f"{min(command.samples) * 1000:8.1f} {over:9.1f}{previous}  {verdict}")
-    print("(milliseconds, wall time of the whole process; -start-up = median minus the "
-          "median of `jobctl --version`)")
+        previous = (
+            f" {before[command.label] * 1000:8.1f}"
+            if before and command.label in before
+            else (f" {'':>8}" if before else "")
+        )
+        print(
+            f"{command.label:<44} {command.median * 1000:8.1f} "
+            f"{min(command.samples) * 1000:8.1f} {over:9.1f}{previous}  {verdict}"
+        )
+    print(
+        "(milliseconds, wall time of the whole process; -start-up = median minus the "
+        "median of `jobctl --version`)"
+    )
     return misses
 
 
@@ -646,8 +824,12 @@ def in_child(task: str, **payload: Any) -> Any:
     """Run `task` in a fresh interpreter: the jobctl code may change while this one runs
     (others edit it), and a process that imported an older jobctl.db refuses a database
     that a newer one migrated."""
-    result = subprocess.run([sys.executable, __file__, "--child", task, json.dumps(payload)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", task, json.dumps(payload)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise SystemExit(f"child {task} failed: {result.stderr.strip()}")
     if result.stderr.strip():
@@ -678,8 +860,11 @@ def capture_sql(db: Path, args: list[str]) -> list[str]:
 
     jobctl.db.connect = traced  # type: ignore[assignment]
     try:
-        with contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            contextlib.suppress(SystemExit),
+        ):
             cli.main(["--db", str(db), *args], prog_name="jobctl")
     finally:
         jobctl.db.connect = real_connect
@@ -722,11 +907,15 @@ def print_breakdown(db: Path, command: Command) -> None:
     statements: list[str] = in_child("capture", db=str(db), args=command.args)
     groups = query_breakdown(db, statements)
     total = sum(group.seconds for group in groups)
-    print(f"\n--- jobctl {' '.join(command.args)}: {len(statements)} statements, "
-          f"SELECTs re-run alone: {total * 1000:.1f} ms")
+    print(
+        f"\n--- jobctl {' '.join(command.args)}: {len(statements)} statements, "
+        f"SELECTs re-run alone: {total * 1000:.1f} ms"
+    )
     for group in groups[:6]:
-        print(f"  {group.seconds * 1000:8.1f} ms  x{group.count:<5} {group.rows:>7} rows  "
-              f"{group.shape[:150]}")
+        print(
+            f"  {group.seconds * 1000:8.1f} ms  x{group.count:<5} {group.rows:>7} rows  "
+            f"{group.shape[:150]}"
+        )
         for line in explain(db, group.example):
             print(f"                 plan: {line}")
 
@@ -735,14 +924,18 @@ def profile_command(db: Path, command: Command, lines: int) -> None:
     """`python -m cProfile -m jobctl ...`, stats sorted by cumulative time."""
     with tempfile.NamedTemporaryFile(suffix=".prof", delete=False) as handle:
         out = handle.name
-    subprocess.run([sys.executable, "-m", "cProfile", "-o", out, "-m", "jobctl", *command.args],
-                   env=child_env(db), check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", out, "-m", "jobctl", *command.args],
+        env=child_env(db),
+        check=True,
+        capture_output=True,
+    )
     text = io.StringIO()
     pstats.Stats(out, stream=text).sort_stats("cumulative").print_stats(lines)
     os.unlink(out)
     body = text.getvalue()
     print(f"\n--- cProfile jobctl {' '.join(command.args)} (cumulative)")
-    print("\n".join(line for line in body[body.find("   ncalls"):].splitlines() if line))
+    print("\n".join(line for line in body[body.find("   ncalls") :].splitlines() if line))
 
 
 # -------------------------------------------------------------------------- mutations
@@ -770,8 +963,11 @@ def time_prune(db: Path, keep: int, timeout: float) -> None:
     before = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     conn.close()
     try:
-        elapsed, out = run_once(["--db", str(copy), "runs", "prune", "--keep", str(keep)],
-                                child_env(copy), timeout=timeout)
+        elapsed, out = run_once(
+            ["--db", str(copy), "runs", "prune", "--keep", str(keep)],
+            child_env(copy),
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         print(f"jobctl runs prune --keep {keep}: still running after {timeout:.0f}s, stopped")
     else:
@@ -779,8 +975,10 @@ def time_prune(db: Path, keep: int, timeout: float) -> None:
         after = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
         conn.close()
         removed = before - after
-        print(f"jobctl runs prune --keep {keep}: {elapsed:.1f}s, {out.strip()} "
-              f"({before:,} -> {after:,} rows, {removed / elapsed:,.0f} rows/s)")
+        print(
+            f"jobctl runs prune --keep {keep}: {elapsed:.1f}s, {out.strip()} "
+            f"({before:,} -> {after:,} rows, {removed / elapsed:,.0f} rows/s)"
+        )
     finally:
         remove_db(copy)
 
@@ -802,16 +1000,22 @@ def prune_in_id_order(db: Path, keep: int, batch: int) -> tuple[int, float]:
     conn.execute(
         "INSERT INTO keep_from SELECT job_id, id FROM (SELECT jobs.id AS job_id, (SELECT id "
         "FROM runs WHERE job_id = jobs.id ORDER BY id DESC LIMIT 1 OFFSET ?) AS id FROM jobs) "
-        "WHERE id IS NOT NULL", (keep - 1,))
+        "WHERE id IS NOT NULL",
+        (keep - 1,),
+    )
     removed = 0
     last = 0
     while True:
         conn.execute("BEGIN IMMEDIATE")
-        ids = [row[0] for row in conn.execute(
-            "SELECT runs.id FROM runs JOIN keep_from ON keep_from.job_id = runs.job_id "
-            "WHERE runs.id > ? AND runs.id < keep_from.id "
-            "AND runs.status NOT IN ('running', 'queued') ORDER BY runs.id LIMIT ?",
-            (last, batch))]
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT runs.id FROM runs JOIN keep_from ON keep_from.job_id = runs.job_id "
+                "WHERE runs.id > ? AND runs.id < keep_from.id "
+                "AND runs.status NOT IN ('running', 'queued') ORDER BY runs.id LIMIT ?",
+                (last, batch),
+            )
+        ]
         if ids:
             conn.execute(f"DELETE FROM runs WHERE id IN ({', '.join('?' * len(ids))})", ids)
             last = ids[-1]
@@ -830,14 +1034,15 @@ def time_prune_alternative(db: Path, keep: int, batches: list[int]) -> None:
         copy_db(db, copy)
         try:
             removed, elapsed = prune_in_id_order(copy, keep, batch)
-            print(f"same retention, deleting in id order, batches of {batch}: {elapsed:.1f}s, "
-                  f"removed {removed:,} runs ({removed / elapsed:,.0f} rows/s)")
+            print(
+                f"same retention, deleting in id order, batches of {batch}: {elapsed:.1f}s, "
+                f"removed {removed:,} runs ({removed / elapsed:,.0f} rows/s)"
+            )
         finally:
             remove_db(copy)
 
 
-def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100
-               ) -> dict[str, float]:
+def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100) -> dict[str, float]:
     """Microseconds per run of the daemon's write path, as the engine does it: a claim
     transaction writes `batch` rows `running` (one per job, jobs taken in turn), then
     record_outcomes finishes them in one transaction. A warm-up round, then the median of
@@ -849,8 +1054,10 @@ def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100
     from jobctl.jobs import Job
 
     conn = connect(db)
-    jobs = [Job.from_row(row) for row in conn.execute(
-        "SELECT * FROM jobs WHERE trigger != 'manual' ORDER BY id")]
+    jobs = [
+        Job.from_row(row)
+        for row in conn.execute("SELECT * FROM jobs WHERE trigger != 'manual' ORDER BY id")
+    ]
     owner = run_rows.Owner.this_process()
     base = datetime(2100, 1, 1, tzinfo=UTC) + timedelta(days=random.randint(0, 10_000))
     counter = itertools.count()
@@ -866,14 +1073,35 @@ def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100
                     job = jobs[k % len(jobs)]
                     assert job.id is not None
                     slot = base + timedelta(seconds=k)
-                    run_id = run_rows.insert_run(conn, job_id=job.id, trigger="schedule",
-                                                 status="running", scheduled_for=slot,
-                                                 now=now, owner=owner)
+                    run_id = run_rows.insert_run(
+                        conn,
+                        job_id=job.id,
+                        trigger="schedule",
+                        status="running",
+                        scheduled_for=slot,
+                        now=now,
+                        owner=owner,
+                    )
                     claims.append(Claim(run_id, job, "schedule", 1, slot, now))
             done = datetime.now(UTC)
-            record_outcomes(conn, [(claim, Outcome("succeeded", now, done, http_status=200,
-                                                   output="{}", snapshot={"url": "x"}))
-                                   for claim in claims], done)
+            record_outcomes(
+                conn,
+                [
+                    (
+                        claim,
+                        Outcome(
+                            "succeeded",
+                            now,
+                            done,
+                            http_status=200,
+                            output="{}",
+                            snapshot={"url": "x"},
+                        ),
+                    )
+                    for claim in claims
+                ],
+                done,
+            )
         return (time.perf_counter() - start) / count * US
 
     one_round(runs // 2)
@@ -890,15 +1118,23 @@ def compare_write_cost(base: Path, changed: Path, pairs: int = 3) -> None:
         for path in (base, changed):
             samples[path].append(in_child("write-cost", db=str(path))["median"])
     before, after = (statistics.median(samples[path]) for path in (base, changed))
-    print(f"  daemon write path (claim + record_outcomes, batches of 100), us per run, "
-          f"median of {pairs} alternating children: {before:.1f} without, {after:.1f} with "
-          f"({(after / before - 1) * 100:+.0f}%); samples "
-          f"{', '.join(f'{x:.0f}' for x in samples[base])} / "
-          f"{', '.join(f'{x:.0f}' for x in samples[changed])}")
+    print(
+        f"  daemon write path (claim + record_outcomes, batches of 100), us per run, "
+        f"median of {pairs} alternating children: {before:.1f} without, {after:.1f} with "
+        f"({(after / before - 1) * 100:+.0f}%); samples "
+        f"{', '.join(f'{x:.0f}' for x in samples[base])} / "
+        f"{', '.join(f'{x:.0f}' for x in samples[changed])}"
+    )
 
 
-def try_indexes(db: Path, statements: list[str], commands: list[Command],
-                baseline: Command, misses: list[Command], args: argparse.Namespace) -> None:
+def try_indexes(
+    db: Path,
+    statements: list[str],
+    commands: list[Command],
+    baseline: Command,
+    misses: list[Command],
+    args: argparse.Namespace,
+) -> None:
     copy = db.with_name(db.stem + "-try.db")
     control = db.with_name(db.stem + "-control.db")
     print(f"\n=== on a copy with: {'; '.join(statements)}")
@@ -934,10 +1170,18 @@ def code_state() -> str:
     """The checkout being measured: HEAD and how many files under jobctl/ differ from it."""
     repo = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "jobctl"],
-                               capture_output=True, text=True, check=True).stdout.splitlines()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "jobctl"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     return f"git {head}, {len(dirty)} changed or new files under jobctl/"
@@ -950,13 +1194,15 @@ def pick_targets(db: Path) -> tuple[str, str, int]:
     """The busiest job, a quiet one, and a recent run of the busy one with output."""
     conn = sqlite3.connect(db)
     busy_id, busy = conn.execute(
-        "SELECT id, name FROM jobs ORDER BY runs_total DESC, name LIMIT 1").fetchone()
+        "SELECT id, name FROM jobs ORDER BY runs_total DESC, name LIMIT 1"
+    ).fetchone()
     quiet = conn.execute(
         "SELECT name FROM jobs WHERE trigger = 'cron' ORDER BY runs_total, name LIMIT 1"
     ).fetchone()[0]
     run_id = conn.execute(
         "SELECT id FROM runs WHERE job_id = ? AND output IS NOT NULL ORDER BY id DESC LIMIT 1",
-        (busy_id,)).fetchone()[0]
+        (busy_id,),
+    ).fetchone()[0]
     conn.close()
     return busy, quiet, run_id
 
@@ -966,8 +1212,7 @@ def make_commands(busy: str, quiet: str, run_id: int) -> list[Command]:
         Command("jobctl --version", ["--version"]),
         Command(f"runs {busy} --limit 20", ["runs", busy, "--limit", "20"]),
         Command("runs --limit 20", ["runs", "--limit", "20"]),
-        Command("runs --status failed --limit 20", ["runs", "--status", "failed", "--limit",
-                                                     "20"]),
+        Command("runs --status failed --limit 20", ["runs", "--status", "failed", "--limit", "20"]),
         Command(f"runs {busy} --since 24h", ["runs", busy, "--since", "24h"]),
         Command("list (table, with stats)", ["list"]),
         Command("list --json", ["list", "--json"]),
@@ -976,12 +1221,21 @@ def make_commands(busy: str, quiet: str, run_id: int) -> list[Command]:
         Command(f"show {busy}", ["show", busy]),
         Command(f"runs show {run_id}", ["runs", "show", str(run_id)]),
         Command(f"runs {quiet} --since 24h", ["runs", quiet, "--since", "24h"], extra=True),
-        Command("runs --status interrupted --limit 20",
-                ["runs", "--status", "interrupted", "--limit", "20"], extra=True),
-        Command("runs --trigger manual --limit 20", ["runs", "--trigger", "manual", "--limit",
-                                                      "20"], extra=True),
-        Command("runs --since 24h --limit 0 --format csv",
-                ["runs", "--since", "24h", "--limit", "0", "--format", "csv"], extra=True),
+        Command(
+            "runs --status interrupted --limit 20",
+            ["runs", "--status", "interrupted", "--limit", "20"],
+            extra=True,
+        ),
+        Command(
+            "runs --trigger manual --limit 20",
+            ["runs", "--trigger", "manual", "--limit", "20"],
+            extra=True,
+        ),
+        Command(
+            "runs --since 24h --limit 0 --format csv",
+            ["runs", "--since", "24h", "--limit", "0", "--format", "csv"],
+            extra=True,
+        ),
     ]
 
 
@@ -990,8 +1244,13 @@ def time_commands(commands: list[Command], args: argparse.Namespace) -> None:
     baseline = commands[0]
     measure(commands, args.db, args.reps, warmup=1)
     misses = print_timings(commands, baseline)
-    print("\nbrief's targets: " + (", ".join(
-        f"MISS {command.label}" for command in misses if not command.extra) or "all hold"))
+    print(
+        "\nbrief's targets: "
+        + (
+            ", ".join(f"MISS {command.label}" for command in misses if not command.extra)
+            or "all hold"
+        )
+    )
     for command in commands[1:] if args.explain_all else misses:
         print_breakdown(args.db, command)
     if args.profile:
@@ -1002,35 +1261,51 @@ def time_commands(commands: list[Command], args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="the cached database")
     parser.add_argument("--rebuild", action="store_true", help="build the database again")
     parser.add_argument("--jobs", type=int, default=1000, help="jobs in the database")
-    parser.add_argument("--runs", type=int, default=5_000_000,
-                        help="about this many runs")
+    parser.add_argument("--runs", type=int, default=5_000_000, help="about this many runs")
     parser.add_argument("--days", type=int, default=60, help="at most this many days back")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the build")
     parser.add_argument("--reps", type=int, default=10, help="timed runs per command")
     parser.add_argument("--no-extra", action="store_true", help="only the brief's commands")
-    parser.add_argument("--explain-all", action="store_true",
-                        help="query breakdown and plans for every command, not just misses")
+    parser.add_argument(
+        "--explain-all",
+        action="store_true",
+        help="query breakdown and plans for every command, not just misses",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile each miss")
     parser.add_argument("--profile-lines", type=int, default=25, help="cProfile lines shown")
-    parser.add_argument("--no-timings", action="store_true",
-                        help="skip the command timings (build, prune only)")
+    parser.add_argument(
+        "--no-timings", action="store_true", help="skip the command timings (build, prune only)"
+    )
     parser.add_argument("--no-prune", action="store_true", help="skip timing runs prune")
     parser.add_argument("--prune-keep", type=int, default=1000, help="the N of --keep N")
-    parser.add_argument("--prune-timeout", type=float, default=1200,
-                        help="seconds before the prune is stopped")
-    parser.add_argument("--try-prune-order", type=int, action="append", metavar="BATCH",
-                        help="also time the same prune deleting in id order, in batches of "
-                             "BATCH (repeatable)")
-    parser.add_argument("--try-index", action="append", default=[], metavar="SQL",
-                        help="statement to apply to a copy before timing again (repeatable)")
-    parser.add_argument("--write-cost", action="store_true",
-                        help="with --try-index: the daemon's write cost without and with it "
-                             "(on a second copy)")
+    parser.add_argument(
+        "--prune-timeout", type=float, default=1200, help="seconds before the prune is stopped"
+    )
+    parser.add_argument(
+        "--try-prune-order",
+        type=int,
+        action="append",
+        metavar="BATCH",
+        help="also time the same prune deleting in id order, in batches of BATCH (repeatable)",
+    )
+    parser.add_argument(
+        "--try-index",
+        action="append",
+        default=[],
+        metavar="SQL",
+        help="statement to apply to a copy before timing again (repeatable)",
+    )
+    parser.add_argument(
+        "--write-cost",
+        action="store_true",
+        help="with --try-index: the daemon's write cost without and with it (on a second copy)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("TASK", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -1039,8 +1314,10 @@ def main() -> None:
 
     print(f"jobctl at {code_state()}")
     meta = ensure_db(args)
-    print(f"  {meta['rows']:,} runs over {meta['span_days']} days, "
-          f"{meta['size_mb']:,} MB: {meta['by_status']}\n")
+    print(
+        f"  {meta['rows']:,} runs over {meta['span_days']} days, "
+        f"{meta['size_mb']:,} MB: {meta['by_status']}\n"
+    )
     busy, quiet, run_id = pick_targets(args.db)
     commands = make_commands(busy, quiet, run_id)
     if args.no_extra:

@@ -51,8 +51,12 @@ class Agent:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Agent:
         return cls(
-            id=row["id"], name=row["name"], kind=row["kind"], config=json.loads(row["config"]),
-            created_at=from_db(row["created_at"]), updated_at=from_db(row["updated_at"]),
+            id=row["id"],
+            name=row["name"],
+            kind=row["kind"],
+            config=json.loads(row["config"]),
+            created_at=from_db(row["created_at"]),
+            updated_at=from_db(row["updated_at"]),
         )
 
     @property
@@ -175,8 +179,9 @@ def _agent_kind(options: Mapping[str, Any], existing: Agent | None) -> str:
         )
     if _given(options, "command"):
         if kind is not None:
-            raise InvalidInput("--command and --kind cannot be combined: --command makes a "
-                               "command agent")
+            raise InvalidInput(
+                "--command and --kind cannot be combined: --command makes a command agent"
+            )
         given = [key for key in HTTP_FIELDS if _given(options, key)]
         if given:
             raise InvalidInput(
@@ -205,8 +210,9 @@ def build_agent(options: Mapping[str, Any], existing: Agent | None = None) -> Ag
     of 'K: V'), timeout (a duration) and command. '' clears an optional field.
     """
     kind = _agent_kind(options, existing)
-    keep = existing is not None and (existing.kind == kind or
-                                     {existing.kind, kind} <= set(HTTP_KINDS))
+    keep = existing is not None and (
+        existing.kind == kind or {existing.kind, kind} <= set(HTTP_KINDS)
+    )
     config: dict[str, Any] = dict(existing.config) if keep and existing is not None else {}
     if existing is not None and not keep and existing.config.get("timeout") is not None:
         config["timeout"] = existing.config["timeout"]  # a timeout suits every kind
@@ -223,10 +229,17 @@ def build_agent(options: Mapping[str, Any], existing: Agent | None = None) -> Ag
         if seconds is None:
             del config["timeout"]
     if existing is None:
-        return Agent(name=validate_agent_name(str(options.get("name") or "")), kind=kind,
-                     config=config)
-    return Agent(name=existing.name, kind=kind, config=config, created_at=existing.created_at,
-                 updated_at=existing.updated_at, id=existing.id)
+        return Agent(
+            name=validate_agent_name(str(options.get("name") or "")), kind=kind, config=config
+        )
+    return Agent(
+        name=existing.name,
+        kind=kind,
+        config=config,
+        created_at=existing.created_at,
+        updated_at=existing.updated_at,
+        id=existing.id,
+    )
 
 
 def _build_http_config(config: dict[str, Any], kind: str, options: Mapping[str, Any]) -> None:
@@ -294,14 +307,21 @@ def add_agent(conn: sqlite3.Connection, options: Mapping[str, Any], now: datetim
     agent = build_agent(options)
     with write_transaction(conn):
         if conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent.name,)).fetchone():
-            raise InvalidInput(f"an agent named {agent.name!r} already exists: use "
-                               f"`jobctl agent edit {agent.name}` to change it")
+            raise InvalidInput(
+                f"an agent named {agent.name!r} already exists: use "
+                f"`jobctl agent edit {agent.name}` to change it"
+            )
         agent.created_at = agent.updated_at = now
         cursor = conn.execute(
             "INSERT INTO agents (name, kind, config, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (agent.name, agent.kind, json.dumps(agent.config, sort_keys=True), to_db(now),
-             to_db(now)),
+            (
+                agent.name,
+                agent.kind,
+                json.dumps(agent.config, sort_keys=True),
+                to_db(now),
+                to_db(now),
+            ),
         )
         agent.id = cursor.lastrowid
     return agent

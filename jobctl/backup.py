@@ -85,8 +85,13 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     modes.append("mode=ro&immutable=1")
     error: sqlite3.OperationalError | None = None
     for mode in modes:
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None,
-                               timeout=OPEN_TIMEOUT, check_same_thread=False)
+        conn = sqlite3.connect(
+            f"{uri}?{mode}",
+            uri=True,
+            isolation_level=None,
+            timeout=OPEN_TIMEOUT,
+            check_same_thread=False,
+        )
         try:
             conn.execute("PRAGMA query_only = ON")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the file
@@ -148,8 +153,10 @@ def inspect_database(path: Path) -> DatabaseInfo:
             raise Failed(f"{path} is an SQLite database but not a jobctl one")
         version = schema_version(conn)
         if version > SCHEMA_VERSION:
-            raise Failed(f"{path} has schema version {version}, newer than this jobctl knows "
-                         f"({SCHEMA_VERSION}): upgrade jobctl")
+            raise Failed(
+                f"{path} has schema version {version}, newer than this jobctl knows "
+                f"({SCHEMA_VERSION}): upgrade jobctl"
+            )
         jobs, runs = _counts(conn)
     except sqlite3.Error as exc:
         raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
@@ -213,12 +220,12 @@ def _install(temporary: Path, target: Path, *, force: bool) -> None:
     try:
         os.link(temporary, target)  # fails if the name was taken meanwhile
     except FileExistsError:
-        raise Failed(f"{target} exists: choose another name, or --force to overwrite it"
-                     ) from None
+        raise Failed(f"{target} exists: choose another name, or --force to overwrite it") from None
     except OSError:  # a file system without hard links
         if target.exists():
-            raise Failed(f"{target} exists: choose another name, or --force to overwrite it"
-                         ) from None
+            raise Failed(
+                f"{target} exists: choose another name, or --force to overwrite it"
+            ) from None
         os.replace(temporary, target)
         return
     temporary.unlink()
@@ -254,8 +261,12 @@ def backup_database(db_path: Path, target: Path, *, force: bool = False) -> Back
 
 def _backup_into(db_path: Path, temporary: Path) -> tuple[int, int]:
     try:
-        source = sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=rw", uri=True,
-                                 isolation_level=None, timeout=OPEN_TIMEOUT)
+        source = sqlite3.connect(
+            f"{db_path.absolute().as_uri()}?mode=rw",
+            uri=True,
+            isolation_level=None,
+            timeout=OPEN_TIMEOUT,
+        )
     except sqlite3.Error as exc:
         raise Failed(f"cannot open {db_path}: {exc}") from None
     target = sqlite3.connect(temporary, isolation_level=None)
@@ -268,8 +279,10 @@ def _backup_into(db_path: Path, temporary: Path) -> tuple[int, int]:
         target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         problems = integrity_problems(target)
         if problems:
-            raise Failed(f"the copy failed its integrity check ({problems[0]}): the database "
-                         "itself may be damaged; see `jobctl doctor`")
+            raise Failed(
+                f"the copy failed its integrity check ({problems[0]}): the database "
+                "itself may be damaged; see `jobctl doctor`"
+            )
         return _counts(target)
     except sqlite3.Error as exc:
         raise Failed(f"backup of {db_path} failed: {exc} (see `jobctl doctor`)") from None
@@ -297,10 +310,17 @@ def _keep_aside(db_path: Path, now: datetime) -> Path:
     kept = aside_path(db_path, now)
     _create_private(kept)
     try:
-        with contextlib.closing(sqlite3.connect(
-                f"{db_path.absolute().as_uri()}?mode=rw", uri=True, isolation_level=None,
-                timeout=OPEN_TIMEOUT)) as source, \
-                contextlib.closing(sqlite3.connect(kept, isolation_level=None)) as target:
+        with (
+            contextlib.closing(
+                sqlite3.connect(
+                    f"{db_path.absolute().as_uri()}?mode=rw",
+                    uri=True,
+                    isolation_level=None,
+                    timeout=OPEN_TIMEOUT,
+                )
+            ) as source,
+            contextlib.closing(sqlite3.connect(kept, isolation_level=None)) as target,
+        ):
             _copy(source, target)
             target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.DatabaseError as exc:
@@ -393,8 +413,7 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
         try:
             with write_transaction(conn):
                 # The backup may have been taken while a daemon ran: none runs now.
-                conn.execute("UPDATE daemon SET stopped_at = last_tick_at "
-                             "WHERE stopped_at IS NULL")
+                conn.execute("UPDATE daemon SET stopped_at = last_tick_at WHERE stopped_at IS NULL")
             runs.mark_orphans(conn, now)
             jobs, run_count = _counts(conn)
             version = schema_version(conn)

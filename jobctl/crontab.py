@@ -160,9 +160,14 @@ def parse_crontab(text: str) -> Crontab:
         if setting:
             name, value = setting.group(1), _env_value(setting.group(2))
             if name in _MAIL_SETTINGS:
-                result.skipped.append(SkippedLine(
-                    number, line, f"{name} is not supported: jobctl keeps every run's output "
-                    "in its history (`jobctl runs`) instead of mailing it"))
+                result.skipped.append(
+                    SkippedLine(
+                        number,
+                        line,
+                        f"{name} is not supported: jobctl keeps every run's output "
+                        "in its history (`jobctl runs`) instead of mailing it",
+                    )
+                )
                 continue
             if name in _ZONE_SETTINGS:
                 zone = _zone_setting(number, name, value)
@@ -181,21 +186,38 @@ def parse_crontab(text: str) -> Crontab:
             )
         schedule, command = " ".join(entry.group(1).split()), entry.group(2).rstrip()
         if schedule.lower() == "@reboot":
-            result.skipped.append(SkippedLine(
-                number, line, "@reboot is not supported: jobctl has no boot trigger (start "
-                "the command from a systemd unit, or `jobctl run NAME` from one)"))
+            result.skipped.append(
+                SkippedLine(
+                    number,
+                    line,
+                    "@reboot is not supported: jobctl has no boot trigger (start "
+                    "the command from a systemd unit, or `jobctl run NAME` from one)",
+                )
+            )
             continue
         unescaped = unescape_percent(command)
         if unescaped is None:
-            result.skipped.append(SkippedLine(
-                number, line, "an unescaped % is not supported: cron turns it into a newline "
-                "and feeds the rest to the command's standard input; write \\% for a literal "
-                "%, or move the input into a script"))
+            result.skipped.append(
+                SkippedLine(
+                    number,
+                    line,
+                    "an unescaped % is not supported: cron turns it into a newline "
+                    "and feeds the rest to the command's standard input; write \\% for a literal "
+                    "%, or move the input into a script",
+                )
+            )
             continue
-        result.entries.append(CrontabEntry(
-            line=number, schedule=schedule, command=unescaped, description=description,
-            timezone=zone, shell=shell, env=tuple(env.items()),
-        ))
+        result.entries.append(
+            CrontabEntry(
+                line=number,
+                schedule=schedule,
+                command=unescaped,
+                description=description,
+                timezone=zone,
+                shell=shell,
+                env=tuple(env.items()),
+            )
+        )
     return result
 
 
@@ -230,7 +252,7 @@ def name_stem(command: str) -> str:
     if words and words[0] in _PREAMBLES:
         separators = [index for index, word in enumerate(words) if word in ("&&", ";")]
         if separators and separators[0] + 1 < len(words):
-            words = words[separators[0] + 1:]
+            words = words[separators[0] + 1 :]
     program = words[0] if words else ""
     base = program.rstrip("/").rsplit("/", 1)[-1].lower()
     stem = _NOT_NAME.sub("-", base).lstrip("._-")
@@ -267,8 +289,10 @@ def _exec_options(entry: CrontabEntry) -> dict[str, object]:
         command: dict[str, object] = {"exec": entry.command, "shell": True}
     else:
         assert entry.shell is not None
-        command = {"exec": f"{shlex.quote(entry.shell)} -c {shlex.quote(entry.command)}",
-                   "shell": False}
+        command = {
+            "exec": f"{shlex.quote(entry.shell)} -c {shlex.quote(entry.command)}",
+            "shell": False,
+        }
     return command
 
 
@@ -287,8 +311,13 @@ def _reference_warnings(entries: Iterable[CrontabEntry]) -> list[str]:
 
 
 def plan_import(
-    conn: sqlite3.Connection, crontab: Crontab, now: datetime, *,
-    prefix: str = "", zone: str | None = None, home: str | None = None,
+    conn: sqlite3.Connection,
+    crontab: Crontab,
+    now: datetime,
+    *,
+    prefix: str = "",
+    zone: str | None = None,
+    home: str | None = None,
 ) -> list[ImportedJob]:
     """Build (and validate) a job per entry, named uniquely against the database."""
     prefix = _validate_prefix(prefix)
@@ -317,8 +346,14 @@ def plan_import(
 
 
 def import_crontab(
-    conn: sqlite3.Connection, text: str, now: datetime, *,
-    prefix: str = "", zone: str | None = None, home: str | None = None, dry_run: bool = False,
+    conn: sqlite3.Connection,
+    text: str,
+    now: datetime,
+    *,
+    prefix: str = "",
+    zone: str | None = None,
+    home: str | None = None,
+    dry_run: bool = False,
 ) -> CrontabImport:
     """Parse, plan and (unless dry_run) add every job in one transaction: all or nothing."""
     if zone:

@@ -66,7 +66,7 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         name, sep, value = line.partition("=")
         name = name.strip()
         if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
@@ -81,8 +81,9 @@ def read_env_file(path: Path) -> dict[str, str]:
 def fire_environment(env_file: Path | None) -> dict[str, str]:
     """Where `${NAME}` references come from: the process environment, then the env file."""
     env = dict(os.environ)
-    chosen = env_file or (Path(os.environ["JOBCTL_ENV_FILE"])
-                          if os.environ.get("JOBCTL_ENV_FILE") else None)
+    chosen = env_file or (
+        Path(os.environ["JOBCTL_ENV_FILE"]) if os.environ.get("JOBCTL_ENV_FILE") else None
+    )
     if chosen is not None:
         env.update(read_env_file(chosen))
     return env
@@ -126,8 +127,9 @@ class Daemon:
 
         if get_job(self.conn, name).state == "paused":
             return None, "paused"
-        run_id, status = engine.queue_manual(self.conn, name, utcnow(), payload=payload,
-                                             trigger="webhook")
+        run_id, status = engine.queue_manual(
+            self.conn, name, utcnow(), payload=payload, trigger="webhook"
+        )
         self._wake.set()
         return run_id, status
 
@@ -190,8 +192,9 @@ class Daemon:
 
     def _status_line(self) -> str:
         assert self.conn is not None
-        enabled = self.conn.execute(
-            "SELECT count(*) FROM jobs WHERE state = 'enabled'").fetchone()[0]
+        enabled = self.conn.execute("SELECT count(*) FROM jobs WHERE state = 'enabled'").fetchone()[
+            0
+        ]
         return f"{enabled} jobs enabled, {len(self._tasks)} runs in flight, {self.ticks} ticks"
 
     def _request_stop(self, signum: int) -> None:
@@ -209,8 +212,11 @@ class Daemon:
             retried = engine.retry_interrupted(self.conn, orphans, now)
             runs.release_reserved(self.conn)
         for orphan in orphans:
-            log.warning("run %d of %s was left running by a process that died: interrupted",
-                        orphan.run_id, orphan.job)
+            log.warning(
+                "run %d of %s was left running by a process that died: interrupted",
+                orphan.run_id,
+                orphan.job,
+            )
         if retried:
             log.info("queued %d retries of interrupted runs", retried)
 
@@ -221,8 +227,11 @@ class Daemon:
             await self.listener.stop()  # no new webhook runs while we wind down
         in_flight = list(self._tasks.values())
         if in_flight:
-            log.info("waiting up to %s for %d runs in flight",
-                     format_duration(self.config.grace), len(in_flight))
+            log.info(
+                "waiting up to %s for %d runs in flight",
+                format_duration(self.config.grace),
+                len(in_flight),
+            )
             _, pending = await asyncio.wait(in_flight, timeout=self.config.grace)
             for task in pending:
                 task.cancel()
@@ -234,15 +243,24 @@ class Daemon:
         self._flush()
         now = utcnow()
         with write_transaction(self.conn):
-            left = [row[0] for row in self.conn.execute(
-                "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
-                "AND owner_host = ?", (self.owner.pid, self.owner.host))]
+            left = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
+                    "AND owner_host = ?",
+                    (self.owner.pid, self.owner.host),
+                )
+            ]
             interrupted = runs.mark_interrupted(
-                self.conn, now, run_ids=left,
+                self.conn,
+                now,
+                run_ids=left,
                 reason="interrupted: the daemon stopped before the run finished",
             )
-            self.conn.execute("UPDATE daemon SET stopped_at = ?, last_tick_at = ? WHERE id = 1",
-                              (to_db(now), to_db(now)))
+            self.conn.execute(
+                "UPDATE daemon SET stopped_at = ?, last_tick_at = ? WHERE id = 1",
+                (to_db(now), to_db(now)),
+            )
         for orphan in interrupted:
             log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
         if self._background:  # notifications on their way get a moment, not forever
@@ -290,8 +308,10 @@ class Daemon:
     def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
         jump = (now - last_wall).total_seconds() - mono_elapsed
         if jump > SUSPEND_THRESHOLD:
-            log.warning("the clock jumped %s ahead (machine asleep?): slots in between are "
-                        "missed", format_duration(round(jump)))
+            log.warning(
+                "the clock jumped %s ahead (machine asleep?): slots in between are missed",
+                format_duration(round(jump)),
+            )
             self.awake_since = now
 
     def _step(self, now: datetime) -> None:
@@ -302,13 +322,22 @@ class Daemon:
         step = engine.claim_due(self.conn, now, awake_since=self.awake_since, owner=self.owner)
         self.ticks += 1
         for name, count, first, last in step.missed:
-            log.warning("%s: missed %d slot(s) from %s to %s while no daemon ran", name, count,
-                        iso_z(first), iso_z(last))
+            log.warning(
+                "%s: missed %d slot(s) from %s to %s while no daemon ran",
+                name,
+                count,
+                iso_z(first),
+                iso_z(last),
+            )
         for name, reason in step.broken:
             log.error("%s: %s", name, reason)
         for name, slot, trigger in step.skipped:
-            log.warning("%s: skipped the %s slot %s: the previous run is still running",
-                        name, trigger, iso_z(slot))
+            log.warning(
+                "%s: skipped the %s slot %s: the previous run is still running",
+                name,
+                trigger,
+                iso_z(slot),
+            )
         for name, slot in step.queued:
             log.info("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
         for claim in step.claims:
@@ -352,9 +381,14 @@ class Daemon:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO daemon (id, pid, host, started_at, last_tick_at, "
                     "listen, stopped_at, log_file) VALUES (1, ?, ?, ?, ?, ?, NULL, ?)",
-                    (self.owner.pid, self.owner.host, to_db(self.started_at), now,
-                     self.listener.url if self.listener else None,
-                     str(self.config.log.file) if self.config.log.file else None),
+                    (
+                        self.owner.pid,
+                        self.owner.host,
+                        to_db(self.started_at),
+                        now,
+                        self.listener.url if self.listener else None,
+                        str(self.config.log.file) if self.config.log.file else None,
+                    ),
                 )
             else:
                 self.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
@@ -436,8 +470,11 @@ class Daemon:
             self._notify_after(item)
             outcome = item.outcome
             self.metrics.record(
-                item.claim.job.name, outcome.status, outcome.duration_ms / 1000,
-                (outcome.started_at - item.claim.scheduled_for).total_seconds())
+                item.claim.job.name,
+                outcome.status,
+                outcome.duration_ms / 1000,
+                (outcome.started_at - item.claim.scheduled_for).total_seconds(),
+            )
         self._wake.set()  # queued runs and retries may now be due
 
     # ------------------------------------------------------------- notifications
@@ -453,23 +490,32 @@ class Daemon:
         summary = _run_summary(item)
         events = [(url, summary) for url in targets]
         if item.auto_paused:
-            text = (f"jobctl: {item.claim.job.name} was paused after "
-                    f"{stored.get('max_failures')} failures in a row")
-            pause = {"job": item.claim.job.name, "event": "auto_paused", "run": item.claim.run_id,
-                     "text": text, "content": text}
+            text = (
+                f"jobctl: {item.claim.job.name} was paused after "
+                f"{stored.get('max_failures')} failures in a row"
+            )
+            pause = {
+                "job": item.claim.job.name,
+                "event": "auto_paused",
+                "run": item.claim.run_id,
+                "text": text,
+                "content": text,
+            }
             events += [(target["url"], pause) for target in stored.get("notify") or []]
         if events:
             task = asyncio.create_task(self._send_notifications(item.claim.run_id, events))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _send_notifications(self, run_id: int,
-                                  events: list[tuple[str, dict[str, object]]]) -> None:
+    async def _send_notifications(
+        self, run_id: int, events: list[tuple[str, dict[str, object]]]
+    ) -> None:
         import json
 
         assert self._firers is not None and self.conn is not None
-        results = await asyncio.gather(*(
-            self._firers.http.post_json(url, payload, self.env) for url, payload in events))
+        results = await asyncio.gather(
+            *(self._firers.http.post_json(url, payload, self.env) for url, payload in events)
+        )
         for result in results:
             if not result["ok"]:
                 log.warning("notification to %s failed: %s", result["url"], result["error"])
@@ -477,7 +523,9 @@ class Daemon:
             with write_transaction(self.conn):
                 self.conn.execute(
                     "UPDATE runs SET details = json_set(coalesce(details, '{}'), "
-                    "'$.notifications', json(?)) WHERE id = ?", (json.dumps(results), run_id))
+                    "'$.notifications', json(?)) WHERE id = ?",
+                    (json.dumps(results), run_id),
+                )
         except sqlite3.Error:
             log.exception("recording notification results failed")
 
@@ -488,7 +536,8 @@ class Daemon:
 
         rows = self.conn.execute(
             "SELECT * FROM jobs WHERE state = 'enabled' AND alerted_at IS NULL "
-            "AND policies LIKE '%alert_if_no_success%'").fetchall()
+            "AND policies LIKE '%alert_if_no_success%'"
+        ).fetchall()
         for row in rows:
             job = Job.from_row(row)
             window = job.policies.get("alert_if_no_success")
@@ -496,15 +545,22 @@ class Daemon:
             if not window or since is None or (now - since).total_seconds() < window:
                 continue
             with write_transaction(self.conn):
-                self.conn.execute("UPDATE jobs SET alerted_at = ? WHERE id = ?",
-                                  (to_db(now), job.id))
-            text = (f"jobctl: {job.name} has not succeeded for "
-                    f"{format_duration(round((now - since).total_seconds()))} "
-                    f"(last success: {iso_z(job.last_success_at) or 'never'})")
+                self.conn.execute(
+                    "UPDATE jobs SET alerted_at = ? WHERE id = ?", (to_db(now), job.id)
+                )
+            text = (
+                f"jobctl: {job.name} has not succeeded for "
+                f"{format_duration(round((now - since).total_seconds()))} "
+                f"(last success: {iso_z(job.last_success_at) or 'never'})"
+            )
             log.warning("%s", text.removeprefix("jobctl: "))
-            payload: dict[str, object] = {"job": job.name, "event": "no_success",
-                                          "last_success_at": iso_z(job.last_success_at),
-                                          "text": text, "content": text}
+            payload: dict[str, object] = {
+                "job": job.name,
+                "event": "no_success",
+                "last_success_at": iso_z(job.last_success_at),
+                "text": text,
+                "content": text,
+            }
             events = [(target["url"], payload) for target in job.policies.get("notify") or []]
             task = asyncio.create_task(self._post_alerts(events))
             self._background.add(task)
@@ -520,16 +576,30 @@ class Daemon:
     @staticmethod
     def _log_outcome(item: engine.Recorded) -> None:
         claim, outcome = item.claim, item.outcome
-        code = (f" http {outcome.http_status}" if outcome.http_status is not None
-                else f" exit {outcome.exit_code}" if outcome.exit_code is not None else "")
+        code = (
+            f" http {outcome.http_status}"
+            if outcome.http_status is not None
+            else f" exit {outcome.exit_code}"
+            if outcome.exit_code is not None
+            else ""
+        )
         late = (outcome.started_at - claim.scheduled_for).total_seconds() * 1000
         level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
-        log.log(level, "%s run %d %s%s in %d ms (attempt %d, %s, %d ms late)%s", claim.job.name,
-                claim.run_id, outcome.status, code, outcome.duration_ms, claim.attempt,
-                claim.trigger, max(0, late), f": {outcome.error}" if outcome.error else "")
+        log.log(
+            level,
+            "%s run %d %s%s in %d ms (attempt %d, %s, %d ms late)%s",
+            claim.job.name,
+            claim.run_id,
+            outcome.status,
+            code,
+            outcome.duration_ms,
+            claim.attempt,
+            claim.trigger,
+            max(0, late),
+            f": {outcome.error}" if outcome.error else "",
+        )
         if item.retry_at is not None:
-            log.info("%s: retry %d at %s", claim.job.name, claim.attempt + 1,
-                     iso_z(item.retry_at))
+            log.info("%s: retry %d at %s", claim.job.name, claim.attempt + 1, iso_z(item.retry_at))
         if item.auto_paused:
             log.warning("%s: auto-paused after too many failures in a row", claim.job.name)
         for name in item.chained:
@@ -539,16 +609,27 @@ class Daemon:
 def _run_summary(item: engine.Recorded) -> dict[str, object]:
     """The JSON a notification carries; `text` for Slack, `content` for Discord."""
     claim, outcome = item.claim, item.outcome
-    code = (f"HTTP {outcome.http_status}" if outcome.http_status is not None
-            else f"exit {outcome.exit_code}" if outcome.exit_code is not None else "")
+    code = (
+        f"HTTP {outcome.http_status}"
+        if outcome.http_status is not None
+        else f"exit {outcome.exit_code}"
+        if outcome.exit_code is not None
+        else ""
+    )
     text = f"jobctl: {claim.job.name} {outcome.status}"
     text += f" ({code})" if code else ""
     text += f" in {format_duration(outcome.duration_ms / 1000)}"
     if outcome.error:
         text += f": {' '.join(outcome.error.split())[:200]}"
-    return {"job": claim.job.name, "run": claim.run_id, "status": outcome.status,
-            "trigger": claim.trigger, "attempt": claim.attempt, "error": outcome.error,
-            "duration_ms": outcome.duration_ms, "scheduled_for": iso_z(claim.scheduled_for),
-            "text": text, "content": text}
-
-
+    return {
+        "job": claim.job.name,
+        "run": claim.run_id,
+        "status": outcome.status,
+        "trigger": claim.trigger,
+        "attempt": claim.attempt,
+        "error": outcome.error,
+        "duration_ms": outcome.duration_ms,
+        "scheduled_for": iso_z(claim.scheduled_for),
+        "text": text,
+        "content": text,
+    }

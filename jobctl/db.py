@@ -109,7 +109,7 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
             listen TEXT,
             stopped_at TEXT
         );
-        """
+        """,
     )
 
 

@@ -59,7 +59,10 @@ class Context:
 
 
 def run_checks(
-    db_path: Path, *, env_file: Path | None = None, now: datetime | None = None,
+    db_path: Path,
+    *,
+    env_file: Path | None = None,
+    now: datetime | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Check]:
     """Every check, in the order they are shown.
@@ -105,9 +108,11 @@ def _guarded(name: str, check: Callable[[Context], Check], ctx: Context) -> Chec
 def summary(results: Iterable[Check]) -> str:
     levels = [result.level for result in results]
     warnings, failures = levels.count(WARN), levels.count(FAIL)
-    return (f"{len(levels)} checks: {levels.count(OK)} ok, "
-            f"{warnings} warning{'s' if warnings != 1 else ''}, "
-            f"{failures} failure{'s' if failures != 1 else ''}")
+    return (
+        f"{len(levels)} checks: {levels.count(OK)} ok, "
+        f"{warnings} warning{'s' if warnings != 1 else ''}, "
+        f"{failures} failure{'s' if failures != 1 else ''}"
+    )
 
 
 def failed(results: Iterable[Check]) -> bool:
@@ -142,11 +147,11 @@ def _open(ctx: Context) -> Check:
     try:
         if not has_table(conn, "jobs"):
             tables = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
             conn.close()
             if tables:
-                return Check("database", FAIL,
-                             f"{path} is an SQLite database but not a jobctl one")
+                return Check("database", FAIL, f"{path} is an SQLite database but not a jobctl one")
             return Check("database", WARN, f"{path} is empty: it is set up on next open")
         jobs = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
     except sqlite3.Error as exc:
@@ -187,10 +192,17 @@ def check_schema(ctx: Context) -> Check:
     if version == SCHEMA_VERSION:
         return Check("schema", OK, f"schema version {version} (current)")
     if version < SCHEMA_VERSION:
-        return Check("schema", WARN, f"schema version {version} of {SCHEMA_VERSION}: "
-                                     "will be upgraded on next open")
-    return Check("schema", FAIL, f"schema version {version} is newer than this jobctl knows "
-                                 f"({SCHEMA_VERSION}): upgrade jobctl")
+        return Check(
+            "schema",
+            WARN,
+            f"schema version {version} of {SCHEMA_VERSION}: will be upgraded on next open",
+        )
+    return Check(
+        "schema",
+        FAIL,
+        f"schema version {version} is newer than this jobctl knows "
+        f"({SCHEMA_VERSION}): upgrade jobctl",
+    )
 
 
 def _open_to_others(path: Path, what: str) -> str | None:
@@ -215,11 +227,13 @@ def check_permissions(ctx: Context) -> Check | None:
     present = [(path, what) for path, what in places if path.exists()]
     if not present:
         return None
-    problems = [problem for path, what in present
-                if (problem := _open_to_others(path, what)) is not None]
+    problems = [
+        problem for path, what in present if (problem := _open_to_others(path, what)) is not None
+    ]
     if problems:
-        return Check("permissions", WARN,
-                     f"readable or writable by group/others: {'; '.join(problems)}")
+        return Check(
+            "permissions", WARN, f"readable or writable by group/others: {'; '.join(problems)}"
+        )
     shown = ", ".join(f"{what} {path.stat().st_mode & 0o777:04o}" for path, what in present)
     return Check("permissions", OK, f"private files ({shown})")
 
@@ -249,11 +263,16 @@ def check_daemon(ctx: Context) -> Check:
             return Check("daemon", OK, f"daemon running on {host} (pid {pid}, heartbeat {ago})")
         return Check("daemon", WARN, f"daemon on {host} (pid {pid}) last seen {ago}")
     if not runs.process_exists(pid, since=from_db(row["started_at"])):
-        return Check("daemon", WARN, f"daemon not running (pid {pid} ended without stopping "
-                                     f"cleanly, last heartbeat {ago}): {start}")
+        return Check(
+            "daemon",
+            WARN,
+            f"daemon not running (pid {pid} ended without stopping "
+            f"cleanly, last heartbeat {ago}): {start}",
+        )
     if age > HEARTBEAT_STALE:
-        return Check("daemon", FAIL, f"daemon stuck? pid {pid} is alive but its last heartbeat "
-                                     f"was {ago}")
+        return Check(
+            "daemon", FAIL, f"daemon stuck? pid {pid} is alive but its last heartbeat was {ago}"
+        )
     return Check("daemon", OK, f"daemon running (pid {pid}, heartbeat {ago})")
 
 
@@ -266,8 +285,11 @@ def check_timezone_database(ctx: Context) -> Check:
     try:
         ZoneInfo("America/New_York")
     except (ZoneInfoNotFoundError, OSError, ValueError):
-        return Check("timezones", FAIL, "time zone database missing: install tzdata "
-                                        "(pip install tzdata, or the OS package)")
+        return Check(
+            "timezones",
+            FAIL,
+            "time zone database missing: install tzdata (pip install tzdata, or the OS package)",
+        )
     return Check("timezones", OK, "time zone database present")
 
 
@@ -275,8 +297,8 @@ def _load_jobs(ctx: Context) -> list[sqlite3.Row]:
     assert ctx.conn is not None
     if not ctx.jobs:
         ctx.jobs = ctx.conn.execute(
-            "SELECT name, action, spec, trigger, schedule, timezone, state FROM jobs "
-            "ORDER BY name").fetchall()
+            "SELECT name, action, spec, trigger, schedule, timezone, state FROM jobs ORDER BY name"
+        ).fetchall()
     return ctx.jobs
 
 
@@ -292,11 +314,13 @@ def check_job_zones(ctx: Context) -> Check:
             bad.append(f"{job['name']} ({job['timezone']})")
             ctx.bad_zones.add(job["name"])
     if bad:
-        return Check("job zones", FAIL, f"unknown time zone in {len(bad)} "
-                                        f"job{'s' if len(bad) != 1 else ''}: {_listed(bad)}")
+        return Check(
+            "job zones",
+            FAIL,
+            f"unknown time zone in {len(bad)} job{'s' if len(bad) != 1 else ''}: {_listed(bad)}",
+        )
     zones = len({job["timezone"] for job in jobs})
-    return Check("job zones", OK, f"job time zones valid ({zones} "
-                                  f"zone{'s' if zones != 1 else ''})")
+    return Check("job zones", OK, f"job time zones valid ({zones} zone{'s' if zones != 1 else ''})")
 
 
 def check_schedules(ctx: Context) -> Check:
@@ -438,13 +462,17 @@ def check_secrets(ctx: Context) -> Check:
                     missing[name].append(job["name"])
     missing = {name: jobs for name, jobs in missing.items() if jobs}
     if missing:
-        listed = [f"${{{name}}} (used by {', '.join(jobs)})"
-                  for name, jobs in sorted(missing.items())]
+        listed = [
+            f"${{{name}}} (used by {', '.join(jobs)})" for name, jobs in sorted(missing.items())
+        ]
         return Check("secrets", WARN, f"references not defined in {source}: {_listed(listed)}")
     if not used:
         return Check("secrets", OK, "no ${NAME} references")
-    return Check("secrets", OK, f"every ${{NAME}} reference is defined ({len(used)} "
-                                f"name{'s' if len(used) != 1 else ''})")
+    return Check(
+        "secrets",
+        OK,
+        f"every ${{NAME}} reference is defined ({len(used)} name{'s' if len(used) != 1 else ''})",
+    )
 
 
 # --------------------------------------------------------------------------------- runs
@@ -458,19 +486,26 @@ def check_orphaned_runs(ctx: Context) -> Check:
     rows = ctx.conn.execute(
         "SELECT runs.id, jobs.name, runs.owner_pid, runs.owner_host, runs.started_at "
         "FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.status = 'running' "
-        "ORDER BY runs.id").fetchall()
+        "ORDER BY runs.id"
+    ).fetchall()
     orphans = [
-        row for row in rows
-        if row["owner_host"] == runs.HOST and not runs.process_exists(
-            row["owner_pid"] or 0,
-            since=from_db(row["started_at"]) if row["started_at"] else None)
+        row
+        for row in rows
+        if row["owner_host"] == runs.HOST
+        and not runs.process_exists(
+            row["owner_pid"] or 0, since=from_db(row["started_at"]) if row["started_at"] else None
+        )
     ]
     if orphans:
         count = len(orphans)
         listed = _listed([f"{row['id']} ({row['name']})" for row in orphans])
-        return Check("runs", WARN, f"{count} run{'s' if count != 1 else ''} will be marked "
-                                   f"interrupted: {'their' if count != 1 else 'its'} process is "
-                                   f"gone (run {listed})")
+        return Check(
+            "runs",
+            WARN,
+            f"{count} run{'s' if count != 1 else ''} will be marked "
+            f"interrupted: {'their' if count != 1 else 'its'} process is "
+            f"gone (run {listed})",
+        )
     return Check("runs", OK, f"no orphaned runs ({len(rows)} running)")
 
 

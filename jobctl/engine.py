@@ -90,10 +90,13 @@ def _active_runs(conn: sqlite3.Connection) -> dict[int, int]:
 
 
 def _has_queued(conn: sqlite3.Connection, job_id: int) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM runs WHERE job_id = ? AND status = 'queued' AND trigger != 'retry'",
-        (job_id,),
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM runs WHERE job_id = ? AND status = 'queued' AND trigger != 'retry'",
+            (job_id,),
+        ).fetchone()
+        is not None
+    )
 
 
 def claim_due(
@@ -124,8 +127,13 @@ def claim_due(
 
 
 def _claim_isolated(
-    conn: sqlite3.Connection, row: sqlite3.Row, now: datetime, awake_since: datetime,
-    owner: runs.Owner, active: dict[int, int], step: Step,
+    conn: sqlite3.Connection,
+    row: sqlite3.Row,
+    now: datetime,
+    awake_since: datetime,
+    owner: runs.Owner,
+    active: dict[int, int],
+    step: Step,
 ) -> None:
     """Claim one job's slots; a job that cannot be scheduled is paused, not retried forever."""
     try:
@@ -151,17 +159,24 @@ def _claim_isolated(
     conn.execute("RELEASE claim_job")
 
 
-def _pause_broken(conn: sqlite3.Connection, row: sqlite3.Row, exc: Exception,
-                  step: Step) -> None:
+def _pause_broken(conn: sqlite3.Connection, row: sqlite3.Row, exc: Exception, step: Step) -> None:
     reason = f"paused: its schedule could not be computed ({exc})"
-    conn.execute("UPDATE jobs SET state = 'paused', paused_reason = ?, next_run_at = NULL "
-                 "WHERE id = ?", (reason[:300], row["id"]))
+    conn.execute(
+        "UPDATE jobs SET state = 'paused', paused_reason = ?, next_run_at = NULL WHERE id = ?",
+        (reason[:300], row["id"]),
+    )
     step.broken.append((row["name"], reason))
 
 
 def _claim_job_slots(
-    conn: sqlite3.Connection, job: Job, plan: Schedule | None, now: datetime,
-    awake_since: datetime, owner: runs.Owner, active: dict[int, int], step: Step,
+    conn: sqlite3.Connection,
+    job: Job,
+    plan: Schedule | None,
+    now: datetime,
+    awake_since: datetime,
+    owner: runs.Owner,
+    active: dict[int, int],
+    step: Step,
 ) -> None:
     assert job.id is not None and job.next_run_at is not None
     slot: datetime | None = job.next_run_at
@@ -169,8 +184,7 @@ def _claim_job_slots(
     if plan is None:  # a manual job with a stale next_run_at: nothing to fire
         slot = None
     elif slot is not None and slot < awake_since:
-        slot, last_slot = _handle_gap(conn, job, plan, slot, now, awake_since, owner, active,
-                                      step)
+        slot, last_slot = _handle_gap(conn, job, plan, slot, now, awake_since, owner, active, step)
     fired = 0
     while slot is not None and slot <= now and fired < MAX_SLOTS_PER_TICK:
         _fire_or_skip(conn, job, "schedule", slot, now, owner, active, step)
@@ -181,29 +195,53 @@ def _claim_job_slots(
     cursor = conn.execute(
         "UPDATE jobs SET next_run_at = ?, last_slot_at = ?, state = ? "
         "WHERE id = ? AND next_run_at = ?",
-        (to_db(slot) if slot else None, to_db(last_slot) if last_slot else None, state,
-         job.id, to_db(job.next_run_at)),
+        (
+            to_db(slot) if slot else None,
+            to_db(last_slot) if last_slot else None,
+            state,
+            job.id,
+            to_db(job.next_run_at),
+        ),
     )
     if cursor.rowcount != 1:  # someone else moved the job on: undo this job's claims
         raise RuntimeError(f"lost the claim on job {job.name!r}")
 
 
 def _fire_or_skip(
-    conn: sqlite3.Connection, job: Job, trigger: str, slot: datetime, now: datetime,
-    owner: runs.Owner, active: dict[int, int], step: Step,
+    conn: sqlite3.Connection,
+    job: Job,
+    trigger: str,
+    slot: datetime,
+    now: datetime,
+    owner: runs.Owner,
+    active: dict[int, int],
+    step: Step,
 ) -> None:
     """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
     assert job.id is not None
     overlap = job.effective_policies()["overlap"]
     if active.get(job.id) and overlap != "allow":
         if overlap == "queue" and not _has_queued(conn, job.id):
-            runs.insert_run(conn, job_id=job.id, trigger=trigger, status="queued",
-                            scheduled_for=slot, now=now, due_at=slot)
+            runs.insert_run(
+                conn,
+                job_id=job.id,
+                trigger=trigger,
+                status="queued",
+                scheduled_for=slot,
+                now=now,
+                due_at=slot,
+            )
             step.queued.append((job.name, slot))
             return
-        runs.insert_run(conn, job_id=job.id, trigger=trigger, status="skipped",
-                        scheduled_for=slot, now=now,
-                        error="skipped: the previous run was still running (overlap skip)")
+        runs.insert_run(
+            conn,
+            job_id=job.id,
+            trigger=trigger,
+            status="skipped",
+            scheduled_for=slot,
+            now=now,
+            error="skipped: the previous run was still running (overlap skip)",
+        )
         runs.count_skipped(conn, job.id)
         step.skipped.append((job.name, slot, trigger))
         return
@@ -212,12 +250,27 @@ def _fire_or_skip(
 
 
 def _claim(
-    conn: sqlite3.Connection, job: Job, trigger: str, slot: datetime, now: datetime,
-    owner: runs.Owner, *, attempt: int, payload: str | None = None,
+    conn: sqlite3.Connection,
+    job: Job,
+    trigger: str,
+    slot: datetime,
+    now: datetime,
+    owner: runs.Owner,
+    *,
+    attempt: int,
+    payload: str | None = None,
 ) -> Claim:
     assert job.id is not None
-    run_id = runs.insert_run(conn, job_id=job.id, trigger=trigger, status="running",
-                             scheduled_for=slot, now=now, attempt=attempt, owner=owner)
+    run_id = runs.insert_run(
+        conn,
+        job_id=job.id,
+        trigger=trigger,
+        status="running",
+        scheduled_for=slot,
+        now=now,
+        attempt=attempt,
+        owner=owner,
+    )
     jitter = float(job.effective_policies()["jitter"] or 0)
     delay = random.uniform(0, jitter) if jitter and trigger in ("schedule", "catchup") else 0.0
     return _prepare(conn, Claim(run_id, job, trigger, attempt, slot, now, delay, payload))
@@ -230,20 +283,30 @@ def _prepare(conn: sqlite3.Connection, claim: Claim) -> Claim:
     from jobctl.agents import Agent
     from jobctl.prompts import uses
 
-    row = conn.execute("SELECT * FROM agents WHERE name = ?",
-                       (claim.job.spec.get("agent"),)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM agents WHERE name = ?", (claim.job.spec.get("agent"),)
+    ).fetchone()
     claim.agent = Agent.from_row(row) if row else None
     if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
         previous = conn.execute(
             "SELECT output FROM runs WHERE job_id = ? AND status = 'succeeded' "
-            "ORDER BY id DESC LIMIT 1", (claim.job.id,)).fetchone()
+            "ORDER BY id DESC LIMIT 1",
+            (claim.job.id,),
+        ).fetchone()
         claim.last_output = previous[0] or "" if previous else ""
     return claim
 
 
 def _handle_gap(
-    conn: sqlite3.Connection, job: Job, plan: Schedule, first: datetime, now: datetime,
-    awake_since: datetime, owner: runs.Owner, active: dict[int, int], step: Step,
+    conn: sqlite3.Connection,
+    job: Job,
+    plan: Schedule,
+    first: datetime,
+    now: datetime,
+    awake_since: datetime,
+    owner: runs.Owner,
+    active: dict[int, int],
+    step: Step,
 ) -> tuple[datetime | None, datetime | None]:
     """Record the slots in [first, awake_since) as missed and fire catch-up runs.
 
@@ -258,21 +321,36 @@ def _handle_gap(
     missed_count = gap.count - len(catchups)
     if missed_count > 0:
         last_missed = gap.newest_missed
-        details = {"missed_count": missed_count, "missed_until": iso_z(last_missed),
-                   "estimated": gap.estimated}
+        details = {
+            "missed_count": missed_count,
+            "missed_until": iso_z(last_missed),
+            "estimated": gap.estimated,
+        }
         runs.insert_run(
-            conn, job_id=job.id, trigger="schedule", status="missed", scheduled_for=first,
-            now=now, details=details,
+            conn,
+            job_id=job.id,
+            trigger="schedule",
+            status="missed",
+            scheduled_for=first,
+            now=now,
+            details=details,
             error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
-                  f"{iso_z(first)} to {iso_z(last_missed)}: no daemon was running",
+            f"{iso_z(first)} to {iso_z(last_missed)}: no daemon was running",
         )
         runs.count_missed(conn, job.id, missed_count)
         step.missed.append((job.name, missed_count, first, last_missed or first))
     for index, slot in enumerate(catchups):
         if index and policy["overlap"] != "allow":
             # `--catchup all` fires every slot, one after another unless overlap allows more.
-            runs.insert_run(conn, job_id=job.id, trigger="catchup", status="queued",
-                            scheduled_for=slot, now=now, due_at=slot)
+            runs.insert_run(
+                conn,
+                job_id=job.id,
+                trigger="catchup",
+                status="queued",
+                scheduled_for=slot,
+                now=now,
+                due_at=slot,
+            )
         else:
             _fire_or_skip(conn, job, "catchup", slot, now, owner, active, step)
     return plan.next_after(awake_since - _TINY), gap.last
@@ -335,7 +413,10 @@ def _every_gap(
 
 
 def _claim_queued(
-    conn: sqlite3.Connection, now: datetime, owner: runs.Owner, active: dict[int, int],
+    conn: sqlite3.Connection,
+    now: datetime,
+    owner: runs.Owner,
+    active: dict[int, int],
     step: Step,
 ) -> None:
     """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
@@ -367,9 +448,20 @@ def _claim_queued(
             (to_db(now), owner.pid, owner.host, row["run_id"]),
         )
         details = _loads(row["run_details"])
-        step.claims.append(_prepare(conn, Claim(
-            row["run_id"], job, row["run_trigger"], row["attempt"], from_db(row["slot"]), now,
-            payload=details.get("payload"))))
+        step.claims.append(
+            _prepare(
+                conn,
+                Claim(
+                    row["run_id"],
+                    job,
+                    row["run_trigger"],
+                    row["attempt"],
+                    from_db(row["slot"]),
+                    now,
+                    payload=details.get("payload"),
+                ),
+            )
+        )
         active[job.id] = active.get(job.id, 0) + 1
 
 
@@ -398,14 +490,22 @@ def next_wake(conn: sqlite3.Connection) -> datetime | None:
 
 
 def _latest_active(conn: sqlite3.Connection, job_id: int) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM runs WHERE job_id = ? AND status = 'running'", (job_id,)
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM runs WHERE job_id = ? AND status = 'running'", (job_id,)
+        ).fetchone()
+        is not None
+    )
 
 
 def start_manual(
-    conn: sqlite3.Connection, name: str, now: datetime, owner: runs.Owner,
-    *, trigger: str = "manual", payload: str | None = None,
+    conn: sqlite3.Connection,
+    name: str,
+    now: datetime,
+    owner: runs.Owner,
+    *,
+    trigger: str = "manual",
+    payload: str | None = None,
 ) -> Claim | int | None:
     """Claim a run of `name` now, in this process.
 
@@ -425,8 +525,13 @@ def start_manual(
                 return None
             runs.count_skipped(conn, job.id)
             return runs.insert_run(
-                conn, job_id=job.id, trigger=trigger, status="skipped", scheduled_for=now,
-                now=now, error="skipped: a run of this job was in flight (overlap skip)",
+                conn,
+                job_id=job.id,
+                trigger=trigger,
+                status="skipped",
+                scheduled_for=now,
+                now=now,
+                error="skipped: a run of this job was in flight (overlap skip)",
             )
         claim = _claim(conn, job, trigger, now, now, owner, attempt=1, payload=payload)
         claim.reserved_by = owner
@@ -443,19 +548,39 @@ def claim_reserved_retry(
             "UPDATE runs SET status = 'running', started_at = ?, owner_pid = ?, owner_host = ?"
             " WHERE job_id = ? AND trigger = 'retry' AND scheduled_for = ? AND attempt = ?"
             " AND status = 'queued' RETURNING id",
-            (to_db(now), owner.pid, owner.host, claim.job.id, to_db(claim.scheduled_for),
-             claim.attempt + 1),
+            (
+                to_db(now),
+                owner.pid,
+                owner.host,
+                claim.job.id,
+                to_db(claim.scheduled_for),
+                claim.attempt + 1,
+            ),
         )
         row = cursor.fetchone()
         if row is None:
             return None
-        return _prepare(conn, Claim(row[0], claim.job, "retry", claim.attempt + 1,
-                                    claim.scheduled_for, now, payload=claim.payload,
-                                    reserved_by=owner))
+        return _prepare(
+            conn,
+            Claim(
+                row[0],
+                claim.job,
+                "retry",
+                claim.attempt + 1,
+                claim.scheduled_for,
+                now,
+                payload=claim.payload,
+                reserved_by=owner,
+            ),
+        )
 
 
 def queue_manual(
-    conn: sqlite3.Connection, name: str, now: datetime, *, payload: str | None = None,
+    conn: sqlite3.Connection,
+    name: str,
+    now: datetime,
+    *,
+    payload: str | None = None,
     trigger: str = "manual",
 ) -> tuple[int, str]:
     """Ask the daemon to run `name`: a queued row it picks up (or a skipped one)."""
@@ -469,12 +594,25 @@ def queue_manual(
         if overlap == "skip" and _latest_active(conn, job.id):
             runs.count_skipped(conn, job.id)
             run_id = runs.insert_run(
-                conn, job_id=job.id, trigger=trigger, status="skipped", scheduled_for=now,
-                now=now, error="skipped: a run of this job was in flight (overlap skip)",
+                conn,
+                job_id=job.id,
+                trigger=trigger,
+                status="skipped",
+                scheduled_for=now,
+                now=now,
+                error="skipped: a run of this job was in flight (overlap skip)",
             )
             return run_id, "skipped"
-        run_id = runs.insert_run(conn, job_id=job.id, trigger=trigger, status="queued",
-                                 scheduled_for=now, now=now, due_at=now, details=details)
+        run_id = runs.insert_run(
+            conn,
+            job_id=job.id,
+            trigger=trigger,
+            status="queued",
+            scheduled_for=now,
+            now=now,
+            due_at=now,
+            details=details,
+        )
         return run_id, "queued"
 
 
@@ -494,8 +632,12 @@ def record_outcomes(
 
 
 def _record_one(
-    conn: sqlite3.Connection, claim: Claim, outcome: Outcome, now: datetime,
-    *, chains: bool = True,
+    conn: sqlite3.Connection,
+    claim: Claim,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    chains: bool = True,
 ) -> Recorded:
     import json
 
@@ -504,11 +646,17 @@ def _record_one(
         "http_status = ?, exit_code = ?, error = ?, output = ?, snapshot = ?, "
         "details = ? WHERE id = ? AND status = 'running'",
         (
-            outcome.status, to_db(outcome.started_at), to_db(outcome.finished_at),
-            outcome.duration_ms, outcome.http_status, outcome.exit_code, outcome.error,
+            outcome.status,
+            to_db(outcome.started_at),
+            to_db(outcome.finished_at),
+            outcome.duration_ms,
+            outcome.http_status,
+            outcome.exit_code,
+            outcome.error,
             outcome.output,
             json.dumps(outcome.snapshot) if outcome.snapshot is not None else None,
-            json.dumps(outcome.details) if outcome.details else None, claim.run_id,
+            json.dumps(outcome.details) if outcome.details else None,
+            claim.run_id,
         ),
     )
     recorded = Recorded(claim, outcome)
@@ -516,8 +664,9 @@ def _record_one(
         return recorded  # the row was marked interrupted meanwhile (or the job was removed)
     assert claim.job.id is not None
     recorded.retry_at = schedule_retry(conn, claim, outcome.status, outcome.finished_at)
-    runs.count_executed(conn, claim.job.id, outcome.status, outcome.started_at,
-                        final=recorded.retry_at is None)
+    runs.count_executed(
+        conn, claim.job.id, outcome.status, outcome.started_at, final=recorded.retry_at is None
+    )
     if recorded.retry_at is None and outcome.status != "succeeded":
         recorded.auto_paused = runs.auto_pause_if_failing(
             conn, claim.job.id, claim.job.effective_policies()["max_failures"], now
@@ -527,14 +676,14 @@ def _record_one(
     return recorded
 
 
-def _queue_chained(conn: sqlite3.Connection, claim: Claim, status: str,
-                   now: datetime) -> list[str]:
+def _queue_chained(conn: sqlite3.Connection, claim: Claim, status: str, now: datetime) -> list[str]:
     """Queue runs of the jobs that run after this one ended this way (trigger `chain`)."""
     wanted = ("finished", "succeeded") if status == "succeeded" else ("finished", "failed")
     rows = conn.execute(
         "SELECT jobs.* FROM chains JOIN jobs ON jobs.id = chains.job_id "
         f"WHERE chains.upstream_id = ? AND chains.on_status IN ({', '.join('?' * 2)}) "
-        "AND jobs.state = 'enabled'", (claim.job.id, *wanted),
+        "AND jobs.state = 'enabled'",
+        (claim.job.id, *wanted),
     ).fetchall()
     queued = []
     for row in rows:
@@ -542,13 +691,28 @@ def _queue_chained(conn: sqlite3.Connection, claim: Claim, status: str,
         assert job.id is not None
         running = _latest_active(conn, job.id)
         if running and job.effective_policies()["overlap"] == "skip":
-            runs.insert_run(conn, job_id=job.id, trigger="chain", status="skipped",
-                            scheduled_for=now, now=now, caused_by=claim.run_id,
-                            error="skipped: the previous run was still running (overlap skip)")
+            runs.insert_run(
+                conn,
+                job_id=job.id,
+                trigger="chain",
+                status="skipped",
+                scheduled_for=now,
+                now=now,
+                caused_by=claim.run_id,
+                error="skipped: the previous run was still running (overlap skip)",
+            )
             runs.count_skipped(conn, job.id)
             continue
-        runs.insert_run(conn, job_id=job.id, trigger="chain", status="queued",
-                        scheduled_for=now, now=now, due_at=now, caused_by=claim.run_id)
+        runs.insert_run(
+            conn,
+            job_id=job.id,
+            trigger="chain",
+            status="queued",
+            scheduled_for=now,
+            now=now,
+            due_at=now,
+            caused_by=claim.run_id,
+        )
         queued.append(job.name)
     return queued
 
@@ -563,15 +727,22 @@ def schedule_retry(
     assert claim.job.id is not None
     delay = backoff_delay(policy["backoff"], claim.attempt + 1) * random.uniform(0.8, 1.2)
     due = finished_at + timedelta(seconds=delay)
-    runs.insert_run(conn, job_id=claim.job.id, trigger="retry", status="queued",
-                    scheduled_for=claim.scheduled_for, now=finished_at,
-                    attempt=claim.attempt + 1, due_at=due, owner=claim.reserved_by,
-                    details={"payload": claim.payload} if claim.payload else None)
+    runs.insert_run(
+        conn,
+        job_id=claim.job.id,
+        trigger="retry",
+        status="queued",
+        scheduled_for=claim.scheduled_for,
+        now=finished_at,
+        attempt=claim.attempt + 1,
+        due_at=due,
+        owner=claim.reserved_by,
+        details={"payload": claim.payload} if claim.payload else None,
+    )
     return due
 
 
-def retry_interrupted(conn: sqlite3.Connection, orphans: list[runs.Orphan],
-                      now: datetime) -> int:
+def retry_interrupted(conn: sqlite3.Connection, orphans: list[runs.Orphan], now: datetime) -> int:
     """After marking orphans interrupted, queue retries for jobs whose policy has them."""
     queued = 0
     for orphan in orphans:
@@ -579,8 +750,9 @@ def retry_interrupted(conn: sqlite3.Connection, orphans: list[runs.Orphan],
         if row is None:
             continue
         job = Job.from_row(row)
-        claim = Claim(orphan.run_id, job, orphan.trigger, orphan.attempt,
-                      from_db(orphan.scheduled_for), now)
+        claim = Claim(
+            orphan.run_id, job, orphan.trigger, orphan.attempt, from_db(orphan.scheduled_for), now
+        )
         if schedule_retry(conn, claim, "interrupted", now) is not None:
             queued += 1
     return queued
@@ -620,8 +792,13 @@ class Firers:
         from jobctl.timeutil import utcnow
 
         context = FireContext(
-            job=claim.job.name, run_id=claim.run_id, scheduled_for=claim.scheduled_for,
-            attempt=claim.attempt, timeout=claim.timeout, env=env, payload=claim.payload,
+            job=claim.job.name,
+            run_id=claim.run_id,
+            scheduled_for=claim.scheduled_for,
+            attempt=claim.attempt,
+            timeout=claim.timeout,
+            env=env,
+            payload=claim.payload,
         )
         spec = claim.job.spec
         if claim.job.action == "http":
@@ -653,10 +830,17 @@ class Firers:
         deliver = claim.job.spec.get("deliver")
         if deliver:
             text = outcome.output or outcome.error or ""
-            outcome.details["delivery"] = await self.http.post_json(deliver, {
-                "job": claim.job.name, "run": claim.run_id, "status": outcome.status,
-                "text": text, "content": text[:2000],
-            }, context.env)
+            outcome.details["delivery"] = await self.http.post_json(
+                deliver,
+                {
+                    "job": claim.job.name,
+                    "run": claim.run_id,
+                    "status": outcome.status,
+                    "text": text,
+                    "content": text[:2000],
+                },
+                context.env,
+            )
         return outcome
 
     async def close(self) -> None:

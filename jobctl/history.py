@@ -21,9 +21,14 @@ STRIP_LENGTH = 10
 PRUNE_BATCH = 500
 
 STRIP_SYMBOLS = {
-    "succeeded": ("✓", "+"), "failed": ("✗", "x"), "timed_out": ("✗", "x"),
-    "interrupted": ("!", "!"), "skipped": ("·", "."), "missed": ("○", "o"),
-    "running": ("…", ">"), "queued": ("…", ">"),
+    "succeeded": ("✓", "+"),
+    "failed": ("✗", "x"),
+    "timed_out": ("✗", "x"),
+    "interrupted": ("!", "!"),
+    "skipped": ("·", "."),
+    "missed": ("○", "o"),
+    "running": ("…", ">"),
+    "queued": ("…", ">"),
 }
 
 
@@ -52,9 +57,7 @@ def validate_filter_values(statuses: Iterable[str], triggers: Iterable[str]) -> 
             raise InvalidInput(f"invalid --status {status!r}: choose from {', '.join(STATUSES)}")
     for trigger in triggers:
         if trigger not in TRIGGERS:
-            raise InvalidInput(
-                f"invalid --trigger {trigger!r}: choose from {', '.join(TRIGGERS)}"
-            )
+            raise InvalidInput(f"invalid --trigger {trigger!r}: choose from {', '.join(TRIGGERS)}")
 
 
 def list_runs(conn: sqlite3.Connection, where: RunFilter) -> list[sqlite3.Row]:
@@ -64,10 +67,13 @@ def list_runs(conn: sqlite3.Connection, where: RunFilter) -> list[sqlite3.Row]:
     would otherwise sort every run with any of those statuses.
     """
     if len(where.statuses) > 1 and where.limit and where.job is None:
-        merged = [row for status in dict.fromkeys(where.statuses)
-                  for row in list_runs(conn, replace(where, statuses=(status,)))]
+        merged = [
+            row
+            for status in dict.fromkeys(where.statuses)
+            for row in list_runs(conn, replace(where, statuses=(status,)))
+        ]
         merged.sort(key=lambda row: row["id"], reverse=True)
-        return merged[:where.limit]
+        return merged[: where.limit]
     clauses: list[str] = []
     params: list[Any] = []
     if where.job is not None:
@@ -106,7 +112,8 @@ def runs_by_id(conn: sqlite3.Connection, ids: Iterable[int]) -> list[sqlite3.Row
         return []
     return conn.execute(
         f"SELECT {RUN_COLUMNS} FROM runs JOIN jobs ON jobs.id = runs.job_id "
-        f"WHERE runs.id IN ({', '.join('?' * len(wanted))}) ORDER BY runs.id", wanted,
+        f"WHERE runs.id IN ({', '.join('?' * len(wanted))}) ORDER BY runs.id",
+        wanted,
     ).fetchall()
 
 
@@ -138,8 +145,9 @@ def job_stats(conn: sqlite3.Connection, job: Job, window: int = STATS_WINDOW) ->
     durations = sorted(row[1] for row in rows if row[0] in EXECUTED and row[1] is not None)
     if durations:
         stats.avg_duration_ms = round(sum(durations) / len(durations))
-        stats.p95_duration_ms = durations[min(len(durations) - 1,
-                                              max(0, round(0.95 * len(durations)) - 1))]
+        stats.p95_duration_ms = durations[
+            min(len(durations) - 1, max(0, round(0.95 * len(durations)) - 1))
+        ]
     return stats
 
 
@@ -155,8 +163,9 @@ def stats_to_dict(stats: JobStats) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ status
 
 
-def status_summary(conn: sqlite3.Connection, now: datetime, *, daemon_running: bool,
-                   upcoming: int = 5) -> dict[str, Any]:
+def status_summary(
+    conn: sqlite3.Connection, now: datetime, *, daemon_running: bool, upcoming: int = 5
+) -> dict[str, Any]:
     """The contract's `status --json` document (the daemon block filled by the caller)."""
     from jobctl.timeutil import iso_z
 
@@ -168,7 +177,8 @@ def status_summary(conn: sqlite3.Connection, now: datetime, *, daemon_running: b
     first = first_run_since(conn, day_ago)
     failed = conn.execute(
         f"SELECT count(*) FROM runs WHERE status IN ({', '.join('?' * len(FAILURES))}) "
-        "AND id >= ? AND finished_at >= ?", (*sorted(FAILURES), first, day_ago),
+        "AND id >= ? AND finished_at >= ?",
+        (*sorted(FAILURES), first, day_ago),
     ).fetchone()[0]
     missed = conn.execute(
         "SELECT coalesce(sum(coalesce(json_extract(details, '$.missed_count'), 1)), 0) "
@@ -188,8 +198,9 @@ def status_summary(conn: sqlite3.Connection, now: datetime, *, daemon_running: b
         "jobs": counts,
         "failed_24h": failed,
         "missed_24h": missed,
-        "upcoming": [{"job": name, "at": iso_z(at)}
-                     for name, at in upcoming_fires(conn, now, upcoming)],
+        "upcoming": [
+            {"job": name, "at": iso_z(at)} for name, at in upcoming_fires(conn, now, upcoming)
+        ],
     }
 
 
@@ -204,8 +215,9 @@ def first_run_since(conn: sqlite3.Connection, since: str) -> int:
     high = conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
     while low <= high:
         middle = (low + high) // 2
-        row = conn.execute("SELECT id, created_at FROM runs WHERE id >= ? ORDER BY id LIMIT 1",
-                           (middle,)).fetchone()
+        row = conn.execute(
+            "SELECT id, created_at FROM runs WHERE id >= ? ORDER BY id LIMIT 1", (middle,)
+        ).fetchone()
         if row is None or row[1] >= since:
             high = middle - 1
         else:
@@ -213,12 +225,14 @@ def first_run_since(conn: sqlite3.Connection, since: str) -> int:
     return int(low)
 
 
-def upcoming_fires(conn: sqlite3.Connection, now: datetime, count: int
-                   ) -> list[tuple[str, datetime]]:
+def upcoming_fires(
+    conn: sqlite3.Connection, now: datetime, count: int
+) -> list[tuple[str, datetime]]:
     """The next `count` fires across all jobs (a frequent job may fill several)."""
     rows = conn.execute(
         "SELECT * FROM jobs WHERE state = 'enabled' AND next_run_at IS NOT NULL "
-        "ORDER BY next_run_at LIMIT ?", (count,),
+        "ORDER BY next_run_at LIMIT ?",
+        (count,),
     ).fetchall()
     fires: list[tuple[datetime, str]] = []
     for row in rows:
@@ -243,17 +257,18 @@ def upcoming_fires(conn: sqlite3.Connection, now: datetime, count: int
 # --------------------------------------------------------------------------- retention
 
 
-def _delete_batch(conn: sqlite3.Connection, where: str, params: Sequence[Any],
-                  batch: int) -> int:
+def _delete_batch(conn: sqlite3.Connection, where: str, params: Sequence[Any], batch: int) -> int:
     cursor = conn.execute(
         f"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE {where} "
-        f"AND status NOT IN ('running', 'queued') LIMIT ?)", (*params, batch),
+        f"AND status NOT IN ('running', 'queued') LIMIT ?)",
+        (*params, batch),
     )
     return cursor.rowcount
 
 
-def _prune_job(conn: sqlite3.Connection, job_id: int, keep: int | None,
-               older_than: datetime | None, batch: int) -> int:
+def _prune_job(
+    conn: sqlite3.Connection, job_id: int, keep: int | None, older_than: datetime | None, batch: int
+) -> int:
     removed = 0
     if keep == 0:
         removed += _delete_batch(conn, "job_id = ?", (job_id,), batch)
@@ -266,8 +281,9 @@ def _prune_job(conn: sqlite3.Connection, job_id: int, keep: int | None,
         if row is not None:
             removed += _delete_batch(conn, "job_id = ? AND id < ?", (job_id, row[0]), batch)
     if older_than is not None and removed < batch:
-        removed += _delete_batch(conn, "job_id = ? AND created_at < ?",
-                                 (job_id, to_db(older_than)), batch - removed)
+        removed += _delete_batch(
+            conn, "job_id = ? AND created_at < ?", (job_id, to_db(older_than)), batch - removed
+        )
     return removed
 
 
@@ -275,15 +291,22 @@ def jobs_to_prune(conn: sqlite3.Connection, since: datetime) -> list[int]:
     """Jobs that may be over their retention: new rows since `since`, or a `keep_for`."""
     rows = conn.execute(
         "SELECT DISTINCT job_id FROM runs WHERE finished_at >= ? "
-        "UNION SELECT id FROM jobs WHERE policies LIKE '%\"keep_for\"%'", (to_db(since),),
+        "UNION SELECT id FROM jobs WHERE policies LIKE '%\"keep_for\"%'",
+        (to_db(since),),
     ).fetchall()
     return [row[0] for row in rows]
 
 
-def prune_runs(conn: sqlite3.Connection, now: datetime, *, job: str | None = None,
-               keep: int | None = None, older_than: timedelta | None = None,
-               job_ids: Iterable[int] | None = None,
-               batch: int = PRUNE_BATCH) -> Iterator[int]:
+def prune_runs(
+    conn: sqlite3.Connection,
+    now: datetime,
+    *,
+    job: str | None = None,
+    keep: int | None = None,
+    older_than: timedelta | None = None,
+    job_ids: Iterable[int] | None = None,
+    batch: int = PRUNE_BATCH,
+) -> Iterator[int]:
     """Delete old runs in small transactions, yielding each batch's count.
 
     With neither `keep` nor `older_than`, each job's own `keep` and `keep_for` apply.
@@ -293,21 +316,30 @@ def prune_runs(conn: sqlite3.Connection, now: datetime, *, job: str | None = Non
         jobs = [get_job(conn, job)]
     elif job_ids is not None:
         ids = list(job_ids)
-        jobs = [Job.from_row(row) for start in range(0, len(ids), 500) for row in conn.execute(
-            f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(ids[start:start + 500]))})",
-            ids[start:start + 500])]
+        jobs = [
+            Job.from_row(row)
+            for start in range(0, len(ids), 500)
+            for row in conn.execute(
+                f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(ids[start : start + 500]))})",
+                ids[start : start + 500],
+            )
+        ]
     else:
         jobs = [Job.from_row(row) for row in conn.execute("SELECT * FROM jobs ORDER BY id")]
     for item in jobs:
         assert item.id is not None
         policy = item.effective_policies()
         job_keep = keep if (keep is not None or older_than is not None) else policy["keep"]
-        cutoff = older_than if (keep is not None or older_than is not None) else (
-            timedelta(seconds=policy["keep_for"]) if policy["keep_for"] else None)
+        cutoff = (
+            older_than
+            if (keep is not None or older_than is not None)
+            else (timedelta(seconds=policy["keep_for"]) if policy["keep_for"] else None)
+        )
         while True:
             with write_transaction(conn):
-                removed = _prune_job(conn, item.id, job_keep,
-                                     now - cutoff if cutoff is not None else None, batch)
+                removed = _prune_job(
+                    conn, item.id, job_keep, now - cutoff if cutoff is not None else None, batch
+                )
             if removed:
                 yield removed
             if removed < batch:
@@ -325,7 +357,8 @@ def clear_runs(conn: sqlite3.Connection, name: str) -> int:
         conn.execute(
             "UPDATE jobs SET runs_total = 0, runs_succeeded = 0, runs_failed = 0, "
             "runs_skipped = 0, runs_missed = 0, consecutive_failures = 0, last_run_at = NULL, "
-            "last_status = NULL, last_success_at = NULL WHERE id = ?", (job.id,),
+            "last_status = NULL, last_success_at = NULL WHERE id = ?",
+            (job.id,),
         )
     return int(removed)
 

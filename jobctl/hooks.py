@@ -35,8 +35,10 @@ def set_secret(conn: sqlite3.Connection, name: str, *, rotate: bool = False) -> 
         if rotate and not current[0]:
             raise Failed(f"job {name!r} has no webhook: enable it with `jobctl hook enable`")
         if not rotate and current[0]:
-            raise Failed(f"job {name!r} already has a webhook: `jobctl hook rotate {name}` "
-                         "replaces its secret")
+            raise Failed(
+                f"job {name!r} already has a webhook: `jobctl hook rotate {name}` "
+                "replaces its secret"
+            )
         conn.execute("UPDATE jobs SET hook_secret = ? WHERE id = ?", (secret, job.id))
     return secret
 
@@ -45,8 +47,8 @@ def disable(conn: sqlite3.Connection, name: str) -> bool:
     with write_transaction(conn):
         job = get_job(conn, name)
         cursor = conn.execute(
-            "UPDATE jobs SET hook_secret = NULL WHERE id = ? AND hook_secret IS NOT NULL",
-            (job.id,))
+            "UPDATE jobs SET hook_secret = NULL WHERE id = ? AND hook_secret IS NOT NULL", (job.id,)
+        )
     return cursor.rowcount > 0
 
 

@@ -39,7 +39,14 @@ VERSION = 1
 FORMATS = ("toml", "json")
 DOCUMENT_KEYS = ("version", "jobs")
 ENTRY_KEYS = (
-    "name", "description", "state", "action", "trigger", "schedule", "timezone", "spec",
+    "name",
+    "description",
+    "state",
+    "action",
+    "trigger",
+    "schedule",
+    "timezone",
+    "spec",
     "policies",
 )
 # Spec keys per action, in the order export writes them.
@@ -50,11 +57,23 @@ SPEC_KEYS: dict[str, tuple[str, ...]] = {
 }
 # Document keys holding text -> the CLI option each becomes (the first spec key per action
 # above is the one it cannot do without).
-_TEXT_ENTRY_OPTIONS = {"name": "name", "description": "description", "state": "state",
-                       "timezone": "tz"}
-_TEXT_SPEC_OPTIONS = {"url": "url", "method": "method", "body": "body", "expect": "expect",
-                      "agent": "agent", "prompt": "prompt", "deliver": "deliver",
-                      "command": "exec", "cwd": "cwd"}
+_TEXT_ENTRY_OPTIONS = {
+    "name": "name",
+    "description": "description",
+    "state": "state",
+    "timezone": "tz",
+}
+_TEXT_SPEC_OPTIONS = {
+    "url": "url",
+    "method": "method",
+    "body": "body",
+    "expect": "expect",
+    "agent": "agent",
+    "prompt": "prompt",
+    "deliver": "deliver",
+    "command": "exec",
+    "cwd": "cwd",
+}
 # Spec tables -> the repeated CLI option and its 'K: V' / 'K=V' separator.
 _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
 
@@ -63,7 +82,13 @@ _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
 # what the daemon did between planning and writing is otherwise kept.
 _DEFINITION_COLUMNS = ("description", "action", "spec", "policies", "updated_at")
 _SCHEDULE_COLUMNS = (
-    "state", "paused_reason", "trigger", "schedule", "timezone", "next_run_at", "last_slot_at",
+    "state",
+    "paused_reason",
+    "trigger",
+    "schedule",
+    "timezone",
+    "next_run_at",
+    "last_slot_at",
     "consecutive_failures",
 )
 
@@ -155,8 +180,11 @@ def literal_secret_warnings(jobs: Iterable[Job]) -> list[str]:
 
 
 def _notify_secrets(job: Job) -> list[str]:
-    return ["--notify-on URL credentials" for item in job.policies.get("notify") or []
-            if redact_url(item["url"]) != item["url"]]
+    return [
+        "--notify-on URL credentials"
+        for item in job.policies.get("notify") or []
+        if redact_url(item["url"]) != item["url"]
+    ]
 
 
 def dumps(doc: Mapping[str, Any], fmt: str = "toml") -> str:
@@ -323,8 +351,12 @@ def _notify_pairs(value: Any) -> list[tuple[str, str]]:
     pairs = []
     for item in value:
         _refuse_unknown(item, ("on", "url"), "policies.notify key")
-        pairs.append((_require_text(item.get("on"), "policies.notify.on"),
-                      _require_text(item.get("url"), "policies.notify.url")))
+        pairs.append(
+            (
+                _require_text(item.get("on"), "policies.notify.on"),
+                _require_text(item.get("url"), "policies.notify.url"),
+            )
+        )
     return pairs
 
 
@@ -435,8 +467,9 @@ def plan_apply(
                 raise InvalidInput(f"an entry must be a table, not {_type_name(entry)}")
             if isinstance(name, str) and name in seen:
                 raise InvalidInput(f"duplicate name: jobs[{seen[name]}] has it too")
-            _plan_entry(plan, entry, stored.get(name) if isinstance(name, str) else None,
-                        agents, builder)
+            _plan_entry(
+                plan, entry, stored.get(name) if isinstance(name, str) else None, agents, builder
+            )
         except JobctlError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         seen[str(name)] = index
@@ -454,7 +487,10 @@ def _stored_jobs(conn: sqlite3.Connection) -> list[Job]:
 
 
 def _plan_entry(
-    plan: Plan, entry: Mapping[str, Any], old: Job | None, agents: set[str],
+    plan: Plan,
+    entry: Mapping[str, Any],
+    old: Job | None,
+    agents: set[str],
     builder: _JobBuilder,
 ) -> None:
     if old is not None and entry == export_entry(old) and _agent_known(old, agents):
@@ -541,7 +577,10 @@ def _keep_fired_one_shot(new: Job, old: Job, now: datetime) -> None:
     """A one-shot the daemon fired stays completed while the file still names its time."""
     at = _once_at(new)
     if (
-        old.state == "completed" and new.state == "enabled" and at is not None and at <= now
+        old.state == "completed"
+        and new.state == "enabled"
+        and at is not None
+        and at <= now
         and _timing_key(old) == _timing_key(new)
     ):
         new.state, new.next_run_at = "completed", None
@@ -554,8 +593,15 @@ def _timing_key(job: Job) -> tuple[str, str | None, str]:
 def _definition(job: Job) -> tuple[Any, ...]:
     """What a file says about a job: equal definitions mean the entry is unchanged."""
     return (
-        job.name, job.description, job.state, job.action, job.spec, job.trigger, job.schedule,
-        job.timezone, job.policies,
+        job.name,
+        job.description,
+        job.state,
+        job.action,
+        job.spec,
+        job.trigger,
+        job.schedule,
+        job.timezone,
+        job.policies,
     )
 
 
@@ -566,8 +612,14 @@ def _merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
     happens only when its schedule or state changed.
     """
     job = replace(
-        old, description=new.description, state=new.state, action=new.action, spec=new.spec,
-        trigger=new.trigger, schedule=new.schedule, timezone=new.timezone,
+        old,
+        description=new.description,
+        state=new.state,
+        action=new.action,
+        spec=new.spec,
+        trigger=new.trigger,
+        schedule=new.schedule,
+        timezone=new.timezone,
         policies=new.policies,
     )
     if job.state != "paused":
@@ -615,8 +667,10 @@ def apply_plan(conn: sqlite3.Connection, plan: Plan, now: datetime) -> None:
 
 
 def _changed_meanwhile() -> Failed:
-    return Failed("the jobs changed while the file was checked (another jobctl wrote to the "
-                  "database): nothing was applied; run apply again")
+    return Failed(
+        "the jobs changed while the file was checked (another jobctl wrote to the "
+        "database): nothing was applied; run apply again"
+    )
 
 
 def _delete_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> None:
@@ -646,9 +700,7 @@ def _update_jobs(
             job.updated_at = now
             values = dict(zip(_COLUMNS, _column_values(job), strict=True))
             rows.append([*(values[column] for column in columns), job.id, job.name])
-        cursor = conn.executemany(
-            f"UPDATE jobs SET {assignments} WHERE id = ? AND name = ?", rows
-        )
+        cursor = conn.executemany(f"UPDATE jobs SET {assignments} WHERE id = ? AND name = ?", rows)
         if cursor.rowcount != len(batch):
             raise _changed_meanwhile()
 
@@ -672,16 +724,20 @@ def _insert_jobs(conn: sqlite3.Connection, jobs: list[Job], now: datetime) -> No
         if "UNIQUE" not in str(exc):
             raise
         raise _changed_meanwhile() from None
-    ids = {row[0]: row[1] for row in conn.execute(
-        "SELECT name, id FROM jobs WHERE id > ?", (last_id,)
-    )}
+    ids = {
+        row[0]: row[1] for row in conn.execute("SELECT name, id FROM jobs WHERE id > ?", (last_id,))
+    }
     for job in jobs:
         job.id = ids.get(job.name)
 
 
 def apply_document(
-    conn: sqlite3.Connection, doc: Mapping[str, Any], now: datetime,
-    *, prune: bool = False, dry_run: bool = False,
+    conn: sqlite3.Connection,
+    doc: Mapping[str, Any],
+    now: datetime,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
 ) -> Plan:
     """Plan, then (unless dry_run) write the plan in one transaction."""
     with _bulk_work():

@@ -32,10 +32,17 @@ TRIGGERS = ("cron", "every", "once", "manual")
 
 # Option name -> the action kind it belongs to.
 ACTION_FIELDS = {
-    "method": "http", "header": "http", "body": "http", "json_body": "http", "expect": "http",
+    "method": "http",
+    "header": "http",
+    "body": "http",
+    "json_body": "http",
+    "expect": "http",
     "forward_payload": "http",
-    "prompt": "agent", "deliver": "agent",
-    "cwd": "exec", "env": "exec", "shell": "exec",
+    "prompt": "agent",
+    "deliver": "agent",
+    "cwd": "exec",
+    "env": "exec",
+    "shell": "exec",
 }
 
 
@@ -65,8 +72,7 @@ class Job:
     last_success_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False,
-                                              compare=False)
+    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -75,16 +81,29 @@ class Job:
             return from_db(value) if value else None
 
         return cls(
-            id=row["id"], name=row["name"], description=row["description"], state=row["state"],
-            paused_reason=row["paused_reason"], action=row["action"],
-            spec=json.loads(row["spec"]), trigger=row["trigger"], schedule=row["schedule"],
-            timezone=row["timezone"], policies=json.loads(row["policies"]),
-            next_run_at=when("next_run_at"), last_slot_at=when("last_slot_at"),
-            consecutive_failures=row["consecutive_failures"], runs_total=row["runs_total"],
-            runs_succeeded=row["runs_succeeded"], runs_failed=row["runs_failed"],
-            runs_skipped=row["runs_skipped"], runs_missed=row["runs_missed"],
-            last_run_at=when("last_run_at"), last_status=row["last_status"],
-            last_success_at=when("last_success_at"), created_at=when("created_at"),
+            id=row["id"],
+            name=row["name"],
+            description=row["description"],
+            state=row["state"],
+            paused_reason=row["paused_reason"],
+            action=row["action"],
+            spec=json.loads(row["spec"]),
+            trigger=row["trigger"],
+            schedule=row["schedule"],
+            timezone=row["timezone"],
+            policies=json.loads(row["policies"]),
+            next_run_at=when("next_run_at"),
+            last_slot_at=when("last_slot_at"),
+            consecutive_failures=row["consecutive_failures"],
+            runs_total=row["runs_total"],
+            runs_succeeded=row["runs_succeeded"],
+            runs_failed=row["runs_failed"],
+            runs_skipped=row["runs_skipped"],
+            runs_missed=row["runs_missed"],
+            last_run_at=when("last_run_at"),
+            last_status=row["last_status"],
+            last_success_at=when("last_success_at"),
+            created_at=when("created_at"),
             updated_at=when("updated_at"),
         )
 
@@ -125,9 +144,7 @@ def validate_url(url: str, *, what: str = "--url") -> str:
     except ValueError as exc:
         raise InvalidInput(f"invalid {what} {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput(
-            f"invalid {what} {url!r}: use an absolute http:// or https:// URL"
-        )
+        raise InvalidInput(f"invalid {what} {url!r}: use an absolute http:// or https:// URL")
     return url
 
 
@@ -202,9 +219,7 @@ def _action_kind(options: Mapping[str, Any], existing: Job | None) -> str:
     return "http" if chosen == "url" else chosen
 
 
-def _build_spec(
-    kind: str, options: Mapping[str, Any], existing: Job | None
-) -> dict[str, Any]:
+def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> dict[str, Any]:
     for key, owner in ACTION_FIELDS.items():
         if _given(options, key) and owner != kind:
             flag = "--" + key.replace("_", "-")
@@ -237,7 +252,9 @@ def _build_spec(
         except ValueError as exc:
             raise InvalidInput(f"invalid --exec {spec['command']!r}: {exc}") from None
     if options.get("cwd") is not None:
-        spec["cwd"] = os.path.abspath(os.path.expanduser(options["cwd"])) if options["cwd"] else None
+        spec["cwd"] = (
+            os.path.abspath(os.path.expanduser(options["cwd"])) if options["cwd"] else None
+        )
     spec.setdefault("cwd", None)
     if options.get("env") is not None:
         spec["env"] = dict(parse_env_pair(item) for item in options["env"] if item)
@@ -286,8 +303,12 @@ def _build_http_spec(spec: dict[str, Any], options: Mapping[str, Any]) -> dict[s
 
 
 def _trigger(
-    options: Mapping[str, Any], existing: Job | None, zone_name: str, now: datetime,
-    *, allow_past: bool,
+    options: Mapping[str, Any],
+    existing: Job | None,
+    zone_name: str,
+    now: datetime,
+    *,
+    allow_past: bool,
 ) -> tuple[str, str | None, bool]:
     """The trigger kind, its stored schedule text, and whether it changed."""
     chosen = _choose_one(options, ("cron", "every", "at", "manual"), "trigger")
@@ -313,13 +334,18 @@ def _trigger(
         text = str(options["every"])
         if _given(options, "offset"):
             text = f"{text}+{options['offset']}"
-        elif existing is not None and existing.trigger == "every" and "+" in (existing.schedule or ""):
+        elif (
+            existing is not None
+            and existing.trigger == "every"
+            and "+" in (existing.schedule or "")
+        ):
             kept = (existing.schedule or "").split("+", 1)[1]
             every, _ = schedule.parse_every(text)
             if schedule.parse_every(f"{kept}+0s")[0] >= every:
                 raise InvalidInput(
                     f"the job's --offset {kept} is not shorter than --every {options['every']}: "
-                    "give a new --offset too (--offset 0s for none)")
+                    "give a new --offset too (--offset 0s for none)"
+                )
             text = f"{text}+{kept}"
         return "every", _every_text(text), True
     at = parse_time(str(options["at"]), zone, what="--at")
@@ -368,14 +394,23 @@ def build_job(
         raise InvalidInput("--alert-if-no-success needs a --notify-on URL to send the alert to")
     if existing is None:
         job = Job(
-            name=validate_name(str(options.get("name") or "")), action=kind, spec=spec,
-            trigger=trigger, schedule=schedule_text, timezone=zone_name,
+            name=validate_name(str(options.get("name") or "")),
+            action=kind,
+            spec=spec,
+            trigger=trigger,
+            schedule=schedule_text,
+            timezone=zone_name,
             policies=stored_policies,
         )
     else:
         job = replace(
-            existing, action=kind, spec=spec, trigger=trigger, schedule=schedule_text,
-            timezone=zone_name, policies=stored_policies,
+            existing,
+            action=kind,
+            spec=spec,
+            trigger=trigger,
+            schedule=schedule_text,
+            timezone=zone_name,
+            policies=stored_policies,
         )
         if options.get("new_name"):
             job.name = validate_name(str(options["new_name"]))
@@ -385,9 +420,7 @@ def build_job(
         job.state = _validate_state(str(options["state"]))
         if job.state != "paused":
             job.paused_reason = None
-    schedule_changed = trigger_changed or (
-        existing is not None and existing.timezone != zone_name
-    )
+    schedule_changed = trigger_changed or (existing is not None and existing.timezone != zone_name)
     if existing is not None and schedule_changed and job.state == "completed":
         job.state = "enabled"
     if existing is None or schedule_changed or job.state != existing.state:
@@ -418,7 +451,8 @@ def parse_after(items: Iterable[str]) -> list[tuple[str, str]]:
         when = when or "succeeded"
         if when not in ("succeeded", "failed", "finished"):
             raise InvalidInput(
-                f"invalid --after {item!r}: use JOB, JOB:succeeded, JOB:failed or JOB:finished")
+                f"invalid --after {item!r}: use JOB, JOB:succeeded, JOB:failed or JOB:finished"
+            )
         parsed.append((validate_name(name), when))
     return parsed
 
@@ -434,9 +468,12 @@ def set_chains(conn: sqlite3.Connection, job: Job, after: list[tuple[str, str]])
         if _reaches(conn, job.id, upstream.id or 0):
             raise InvalidInput(
                 f"--after {upstream_name}: that makes a cycle ({upstream_name} already runs "
-                f"after {job.name}, directly or through other jobs)")
-        conn.execute("INSERT OR IGNORE INTO chains (job_id, upstream_id, on_status) "
-                     "VALUES (?, ?, ?)", (job.id, upstream.id, when))
+                f"after {job.name}, directly or through other jobs)"
+            )
+        conn.execute(
+            "INSERT OR IGNORE INTO chains (job_id, upstream_id, on_status) VALUES (?, ?, ?)",
+            (job.id, upstream.id, when),
+        )
 
 
 def _reaches(conn: sqlite3.Connection, start: int, target: int) -> bool:
@@ -445,7 +482,8 @@ def _reaches(conn: sqlite3.Connection, start: int, target: int) -> bool:
     while frontier:
         current = frontier.pop()
         for (downstream,) in conn.execute(
-                "SELECT job_id FROM chains WHERE upstream_id = ?", (current,)):
+            "SELECT job_id FROM chains WHERE upstream_id = ?", (current,)
+        ):
             if downstream == target:
                 return True
             if downstream not in seen:
@@ -455,9 +493,14 @@ def _reaches(conn: sqlite3.Connection, start: int, target: int) -> bool:
 
 
 def chains_of(conn: sqlite3.Connection, job_id: int) -> list[str]:
-    return [f"{name}:{when}" for name, when in conn.execute(
-        "SELECT jobs.name, chains.on_status FROM chains JOIN jobs ON jobs.id = chains.upstream_id"
-        " WHERE chains.job_id = ? ORDER BY jobs.name", (job_id,))]
+    return [
+        f"{name}:{when}"
+        for name, when in conn.execute(
+            "SELECT jobs.name, chains.on_status FROM chains JOIN jobs ON jobs.id = chains.upstream_id"
+            " WHERE chains.job_id = ? ORDER BY jobs.name",
+            (job_id,),
+        )
+    ]
 
 
 def _validate_state(state: str) -> str:
@@ -482,20 +525,39 @@ def compute_next_run(job: Job, now: datetime, *, validate: bool = False) -> date
 # ------------------------------------------------------------------------------ storage
 
 _COLUMNS = (
-    "name", "description", "state", "paused_reason", "action", "spec", "trigger", "schedule",
-    "timezone", "policies", "next_run_at", "last_slot_at", "consecutive_failures",
+    "name",
+    "description",
+    "state",
+    "paused_reason",
+    "action",
+    "spec",
+    "trigger",
+    "schedule",
+    "timezone",
+    "policies",
+    "next_run_at",
+    "last_slot_at",
+    "consecutive_failures",
     "updated_at",
 )
 
 
 def _column_values(job: Job) -> list[Any]:
     return [
-        job.name, job.description, job.state, job.paused_reason, job.action,
-        json.dumps(job.spec, sort_keys=True), job.trigger, job.schedule, job.timezone,
+        job.name,
+        job.description,
+        job.state,
+        job.paused_reason,
+        job.action,
+        json.dumps(job.spec, sort_keys=True),
+        job.trigger,
+        job.schedule,
+        job.timezone,
         json.dumps(job.policies, sort_keys=True),
         to_db(job.next_run_at) if job.next_run_at else None,
         to_db(job.last_slot_at) if job.last_slot_at else None,
-        job.consecutive_failures, to_db(job.updated_at) if job.updated_at else None,
+        job.consecutive_failures,
+        to_db(job.updated_at) if job.updated_at else None,
     ]
 
 
@@ -547,9 +609,7 @@ def add_job(conn: sqlite3.Connection, options: Mapping[str, Any], now: datetime)
         return job
 
 
-def edit_job(
-    conn: sqlite3.Connection, name: str, options: Mapping[str, Any], now: datetime
-) -> Job:
+def edit_job(conn: sqlite3.Connection, name: str, options: Mapping[str, Any], now: datetime) -> Job:
     after = parse_after(options["after"]) if options.get("after") is not None else None
     with write_transaction(conn):
         existing = get_job(conn, name)
@@ -609,8 +669,12 @@ def remove_jobs(conn: sqlite3.Connection, names: Iterable[str], *, force: bool) 
 
 
 def set_paused(
-    conn: sqlite3.Connection, names: Iterable[str], paused: bool, now: datetime,
-    *, reason: str | None = None,
+    conn: sqlite3.Connection,
+    names: Iterable[str],
+    paused: bool,
+    now: datetime,
+    *,
+    reason: str | None = None,
 ) -> list[Job]:
     """Pause or resume the named jobs; resume recomputes the next run and resets failures."""
     changed = []
@@ -676,8 +740,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 
 def _redacted_policies(effective: dict[str, Any]) -> dict[str, Any]:
-    effective["notify"] = [{"on": item["on"], "url": redact_url(item["url"])}
-                           for item in effective["notify"]]
+    effective["notify"] = [
+        {"on": item["on"], "url": redact_url(item["url"])} for item in effective["notify"]
+    ]
     return effective
 
 

@@ -107,8 +107,9 @@ class Listener:
         app.router.add_post(hooks.PATH_PREFIX + "{name}", self.webhook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=15,
-                                     handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=15, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=2)
         await site.start()
@@ -151,15 +152,20 @@ class Listener:
 
     async def healthz(self, request: web.Request) -> web.Response:
         age = time.monotonic() - self.daemon.last_loop_monotonic
-        body = {"status": "ok" if age < STUCK_AFTER else "stuck",
-                "last_tick_at": iso_z(self.daemon.last_tick_wall),
-                "seconds_since_tick": round(age, 3)}
+        body = {
+            "status": "ok" if age < STUCK_AFTER else "stuck",
+            "last_tick_at": iso_z(self.daemon.last_tick_wall),
+            "seconds_since_tick": round(age, 3),
+        }
         return _json(body, 200 if age < STUCK_AFTER else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=render_metrics(self.daemon),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(
+            text=render_metrics(self.daemon),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
 
 def _json(body: Mapping[str, object], status: int) -> web.Response:
@@ -171,37 +177,52 @@ def render_metrics(daemon: Daemon) -> str:
     conn = daemon.conn
     assert conn is not None
     metrics = daemon.metrics
-    lines = ["# HELP jobctl_runs_total Runs finished since the daemon started, by job and "
-             "status.", "# TYPE jobctl_runs_total counter"]
+    lines = [
+        "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",
+        "# TYPE jobctl_runs_total counter",
+    ]
     for (job, status), count in sorted(metrics.runs.items()):
         lines.append(f'jobctl_runs_total{{job="{_label(job)}",status="{status}"}} {count}')
     lines += metrics.duration.render("jobctl_run_duration_seconds", "How long runs took.")
-    lines += metrics.lateness.render("jobctl_fire_lateness_seconds",
-                                     "Start time minus scheduled time.")
-    lines += ["# HELP jobctl_runs_in_flight Runs executing now.",
-              "# TYPE jobctl_runs_in_flight gauge",
-              f"jobctl_runs_in_flight {daemon.in_flight}"]
+    lines += metrics.lateness.render(
+        "jobctl_fire_lateness_seconds", "Start time minus scheduled time."
+    )
+    lines += [
+        "# HELP jobctl_runs_in_flight Runs executing now.",
+        "# TYPE jobctl_runs_in_flight gauge",
+        f"jobctl_runs_in_flight {daemon.in_flight}",
+    ]
     lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
     states = dict.fromkeys(("enabled", "paused", "completed"), 0)
     states.update(dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")))
     lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
-    lines += ["# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
-              "# TYPE jobctl_last_success_timestamp_seconds gauge"]
+    lines += [
+        "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
+        "# TYPE jobctl_last_success_timestamp_seconds gauge",
+    ]
     from jobctl.timeutil import from_db
 
     for name, when in conn.execute(
         "SELECT name, last_success_at FROM jobs WHERE last_success_at IS NOT NULL ORDER BY name"
     ):
-        lines.append(f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} '
-                     f"{from_db(when).timestamp():.3f}")
-    lines += ["# HELP jobctl_webhook_requests_total Webhook calls by outcome.",
-              "# TYPE jobctl_webhook_requests_total counter"]
-    lines += [f'jobctl_webhook_requests_total{{outcome="{outcome}"}} {count}'
-              for outcome, count in sorted(metrics.webhooks.items())]
-    lines += ["# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
-              "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
-              f"jobctl_daemon_start_timestamp_seconds {daemon.started_at.timestamp():.3f}",
-              "# HELP jobctl_ticks_total Scheduling steps taken.",
-              "# TYPE jobctl_ticks_total counter",
-              f"jobctl_ticks_total {daemon.ticks}"]
+        lines.append(
+            f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} '
+            f"{from_db(when).timestamp():.3f}"
+        )
+    lines += [
+        "# HELP jobctl_webhook_requests_total Webhook calls by outcome.",
+        "# TYPE jobctl_webhook_requests_total counter",
+    ]
+    lines += [
+        f'jobctl_webhook_requests_total{{outcome="{outcome}"}} {count}'
+        for outcome, count in sorted(metrics.webhooks.items())
+    ]
+    lines += [
+        "# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
+        "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
+        f"jobctl_daemon_start_timestamp_seconds {daemon.started_at.timestamp():.3f}",
+        "# HELP jobctl_ticks_total Scheduling steps taken.",
+        "# TYPE jobctl_ticks_total counter",
+        f"jobctl_ticks_total {daemon.ticks}",
+    ]
     return "\n".join(lines) + "\n"

@@ -63,68 +63,115 @@ DAYLIGHT_SAVING = (
 
 EXIT_STATUS = (
     ("0", "Success."),
-    ("1", "The job or operation ran and failed, or was refused in the current state (for "
-          "example `jobctl run` of a failing job, `agent rm` of an agent a job still uses, "
-          "a file that is not a usable jobctl database)."),
+    (
+        "1",
+        "The job or operation ran and failed, or was refused in the current state (for "
+        "example `jobctl run` of a failing job, `agent rm` of an agent a job still uses, "
+        "a file that is not a usable jobctl database).",
+    ),
     ("2", "Bad usage or bad input; nothing was changed."),
-    ("3", "Not found: no such job, run or agent, also when it is named inside an option "
-          "(`add --agent nope`). A command that names several jobs changes none of them if "
-          "any is unknown."),
-    ("4", "The daemon is needed and not running (`status --check`, `run --queue`), or "
-          "another daemon already holds the database."),
+    (
+        "3",
+        "Not found: no such job, run or agent, also when it is named inside an option "
+        "(`add --agent nope`). A command that names several jobs changes none of them if "
+        "any is unknown.",
+    ),
+    (
+        "4",
+        "The daemon is needed and not running (`status --check`, `run --queue`), or "
+        "another daemon already holds the database.",
+    ),
 )
 
 ENVIRONMENT = (
     ("JOBCTL_DB", "The database file, when `--db` is not given."),
-    ("JOBCTL_ENV_FILE", "A file of `NAME=value` lines that `${NAME}` references are "
-                        "expanded from, when the daemon or `jobctl run` is not given "
-                        "`--env-file`."),
+    (
+        "JOBCTL_ENV_FILE",
+        "A file of `NAME=value` lines that `${NAME}` references are "
+        "expanded from, when the daemon or `jobctl run` is not given "
+        "`--env-file`.",
+    ),
     ("NO_COLOR", "When set to a non-empty value, tables are printed without colour."),
-    ("NOTIFY_SOCKET", "Set by systemd for a `Type=notify` service: the daemon reports "
-                      "readiness, status and stopping over it."),
-    ("JOURNAL_STREAM", "Set by systemd when standard error goes to the journal: the daemon "
-                       "then logs without timestamps, with syslog priorities."),
+    (
+        "NOTIFY_SOCKET",
+        "Set by systemd for a `Type=notify` service: the daemon reports "
+        "readiness, status and stopping over it.",
+    ),
+    (
+        "JOURNAL_STREAM",
+        "Set by systemd when standard error goes to the journal: the daemon "
+        "then logs without timestamps, with syslog priorities.",
+    ),
 )
 
 FILES = (
-    ("~/.local/share/jobctl/jobctl.db",
-     "The default database on Linux (`jobctl.db` in the user data directory of "
-     "platformdirs, which honours `$XDG_DATA_HOME`); on macOS "
-     "`~/Library/Application Support/jobctl/jobctl.db`. Created with mode 0600."),
-    ("<database>.lock",
-     "The daemon's single-instance lock, beside the database."),
-    ("<database>.pid",
-     "The pidfile written by `jobctl daemon --detach`, unless `--pidfile` is given."),
-    ("~/.local/state/jobctl/log/jobctl.log",
-     "The log file of a detached daemon on Linux (the user log directory of platformdirs; "
-     "on macOS `~/Library/Logs/jobctl/jobctl.log`)."),
-    ("env file",
-     "`NAME=value` lines for `${NAME}` references, given with `--env-file` or "
-     "`JOBCTL_ENV_FILE`; keep it private (mode 0600)."),
+    (
+        "~/.local/share/jobctl/jobctl.db",
+        "The default database on Linux (`jobctl.db` in the user data directory of "
+        "platformdirs, which honours `$XDG_DATA_HOME`); on macOS "
+        "`~/Library/Application Support/jobctl/jobctl.db`. Created with mode 0600.",
+    ),
+    ("<database>.lock", "The daemon's single-instance lock, beside the database."),
+    (
+        "<database>.pid",
+        "The pidfile written by `jobctl daemon --detach`, unless `--pidfile` is given.",
+    ),
+    (
+        "~/.local/state/jobctl/log/jobctl.log",
+        "The log file of a detached daemon on Linux (the user log directory of platformdirs; "
+        "on macOS `~/Library/Logs/jobctl/jobctl.log`).",
+    ),
+    (
+        "env file",
+        "`NAME=value` lines for `${NAME}` references, given with `--env-file` or "
+        "`JOBCTL_ENV_FILE`; keep it private (mode 0600).",
+    ),
 )
 
 EXAMPLES = (
-    ("An HTTP health check every 15 minutes, at :05, :20, :35 and :50:",
-     "jobctl add ping --url https://example.com/health --every 15m --offset 5m"),
-    ("A command every weekday at 09:00 Berlin time, retried twice:",
-     "jobctl add report --exec 'make report' --cwd ~/src/site --cron '0 9 * * 1-5' \\\n"
-     "    --tz Europe/Berlin --retries 2"),
-    ("A POST with a secret taken from the daemon's environment when it fires:",
-     "jobctl add deploy-hook --url https://ci.example.com/hooks/deploy --method POST \\\n"
-     "    --header 'Authorization: Bearer ${CI_TOKEN}' --manual"),
-    ("Preview a schedule across a daylight saving change:",
-     "jobctl next --cron '30 2 * * *' --tz America/New_York --after '2026-03-07 12:00'"),
-    ("Run the scheduler, then look at the failures of the last day:",
-     "jobctl daemon &\njobctl runs --status failed --since 24h"),
-    ("Move a crontab into jobctl:",
-     "crontab -l | jobctl import crontab - --dry-run\ncrontab -l | jobctl import crontab -"),
+    (
+        "An HTTP health check every 15 minutes, at :05, :20, :35 and :50:",
+        "jobctl add ping --url https://example.com/health --every 15m --offset 5m",
+    ),
+    (
+        "A command every weekday at 09:00 Berlin time, retried twice:",
+        "jobctl add report --exec 'make report' --cwd ~/src/site --cron '0 9 * * 1-5' \\\n"
+        "    --tz Europe/Berlin --retries 2",
+    ),
+    (
+        "A POST with a secret taken from the daemon's environment when it fires:",
+        "jobctl add deploy-hook --url https://ci.example.com/hooks/deploy --method POST \\\n"
+        "    --header 'Authorization: Bearer ${CI_TOKEN}' --manual",
+    ),
+    (
+        "Preview a schedule across a daylight saving change:",
+        "jobctl next --cron '30 2 * * *' --tz America/New_York --after '2026-03-07 12:00'",
+    ),
+    (
+        "Run the scheduler, then look at the failures of the last day:",
+        "jobctl daemon &\njobctl runs --status failed --since 24h",
+    ),
+    (
+        "Move a crontab into jobctl:",
+        "crontab -l | jobctl import crontab - --dry-run\ncrontab -l | jobctl import crontab -",
+    ),
 )
 
 SEE_ALSO = ("cron(8)", "crontab(5)", "systemd.timer(5)", "sqlite3(1)")
 
 # Characters the page writes as ASCII, so that every output device can show them.
-_ASCII = {"…": "...", "·": "*", "✓": "+", "✗": "x", "—": "\\-\\-", "–": "\\-",
-          "‘": "\\(aq", "’": "\\(aq", "“": '"', "”": '"'}
+_ASCII = {
+    "…": "...",
+    "·": "*",
+    "✓": "+",
+    "✗": "x",
+    "—": "\\-\\-",
+    "–": "\\-",
+    "‘": "\\(aq",
+    "’": "\\(aq",
+    "“": '"',
+    "”": '"',
+}
 _CODE = re.compile(r"`([^`]+)`")
 
 
@@ -154,7 +201,7 @@ def text_line(text: str) -> str:
     pieces = []
     position = 0
     for match in _CODE.finditer(text):
-        pieces.append(escape(text[position:match.start()]))
+        pieces.append(escape(text[position : match.start()]))
         # \% keeps code from being hyphenated at a line end.
         pieces.append(f"\\fB\\%{escape(match.group(1))}\\fR")
         position = match.end()
@@ -308,11 +355,16 @@ def render_manpage() -> str:
     for ctx, command in walk_commands(cli, root):
         lines += command_section(command, ctx)
     lines += [
-        ".SH SCHEDULES", *_paragraphs(SCHEDULES),
-        '.SH "DAYLIGHT SAVING"', *_paragraphs(DAYLIGHT_SAVING),
-        '.SH "EXIT STATUS"', *_tagged(EXIT_STATUS),
-        ".SH ENVIRONMENT", *_tagged(ENVIRONMENT),
-        ".SH FILES", *_tagged(FILES, bold=False),
+        ".SH SCHEDULES",
+        *_paragraphs(SCHEDULES),
+        '.SH "DAYLIGHT SAVING"',
+        *_paragraphs(DAYLIGHT_SAVING),
+        '.SH "EXIT STATUS"',
+        *_tagged(EXIT_STATUS),
+        ".SH ENVIRONMENT",
+        *_tagged(ENVIRONMENT),
+        ".SH FILES",
+        *_tagged(FILES, bold=False),
         ".SH EXAMPLES",
     ]
     for comment, command_text in EXAMPLES:

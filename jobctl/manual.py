@@ -21,7 +21,11 @@ Report = Callable[[engine.Recorded], None]
 
 
 def run_now(
-    conn: sqlite3.Connection, name: str, *, env: Mapping[str, str], report: Report,
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    env: Mapping[str, str],
+    report: Report,
     on_wait: Callable[[], None] | None = None,
 ) -> engine.Recorded | int:
     """Fire `name` here and block through its retries.
@@ -47,13 +51,21 @@ def run_now(
         return asyncio.run(_fire_with_retries(conn, claim, owner, env, report))
     except KeyboardInterrupt:
         with write_transaction(conn):
-            ids = [row[0] for row in conn.execute(
-                "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
-                "AND owner_host = ?", (owner.pid, owner.host))]
-            runs.mark_interrupted(conn, utcnow(), run_ids=ids,
-                                  reason="interrupted: stopped by the person running it")
-            conn.execute("DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? "
-                         "AND owner_host = ?", (owner.pid, owner.host))
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
+                    "AND owner_host = ?",
+                    (owner.pid, owner.host),
+                )
+            ]
+            runs.mark_interrupted(
+                conn, utcnow(), run_ids=ids, reason="interrupted: stopped by the person running it"
+            )
+            conn.execute(
+                "DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? AND owner_host = ?",
+                (owner.pid, owner.host),
+            )
         raise
     finally:
         for signum, handler in previous.items():
@@ -69,8 +81,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 async def _fire_with_retries(
-    conn: sqlite3.Connection, claim: engine.Claim, owner: runs.Owner,
-    env: Mapping[str, str], report: Report,
+    conn: sqlite3.Connection,
+    claim: engine.Claim,
+    owner: runs.Owner,
+    env: Mapping[str, str],
+    report: Report,
 ) -> engine.Recorded:
     firers = engine.Firers(max_http=4)
     try:
@@ -98,8 +113,7 @@ def require_daemon(conn: sqlite3.Connection, db_path: Path) -> None:
         )
 
 
-def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL
-                 ) -> sqlite3.Row:
+def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL) -> sqlite3.Row:
     """Block until the run (and any retry of it) has a final status; return the last one."""
     while True:
         row = runs.get_run(conn, run_id)

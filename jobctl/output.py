@@ -12,9 +12,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 STATUS_COLOURS = {
-    "succeeded": "32", "failed": "31", "timed_out": "31", "interrupted": "33",
-    "missed": "33", "skipped": "90", "running": "36", "queued": "36",
-    "enabled": "32", "paused": "33", "completed": "90",
+    "succeeded": "32",
+    "failed": "31",
+    "timed_out": "31",
+    "interrupted": "33",
+    "missed": "33",
+    "skipped": "90",
+    "running": "36",
+    "queued": "36",
+    "enabled": "32",
+    "paused": "33",
+    "completed": "90",
 }
 
 

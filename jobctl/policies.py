@@ -35,12 +35,29 @@ MAX_DURATION = 10 * 365 * 86400.0  # past this a policy is a typo, and datetimes
 MAX_COUNT = 100_000_000
 
 # Policy name -> kind of value: duration (seconds), count (int >= 0) or a choice.
-DURATION_POLICIES = ("timeout", "backoff", "catchup_window", "jitter", "keep_for",
-                     "alert_if_no_success")
+DURATION_POLICIES = (
+    "timeout",
+    "backoff",
+    "catchup_window",
+    "jitter",
+    "keep_for",
+    "alert_if_no_success",
+)
 COUNT_POLICIES = ("retries", "max_failures", "keep")
 CHOICE_POLICIES = {"overlap": OVERLAP_CHOICES, "catchup": CATCHUP_CHOICES}
-POLICY_NAMES = ("timeout", "retries", "backoff", "overlap", "catchup", "catchup_window",
-                "jitter", "max_failures", "keep", "keep_for", "alert_if_no_success")
+POLICY_NAMES = (
+    "timeout",
+    "retries",
+    "backoff",
+    "overlap",
+    "catchup",
+    "catchup_window",
+    "jitter",
+    "max_failures",
+    "keep",
+    "keep_for",
+    "alert_if_no_success",
+)
 NOTIFY_WHEN = ("failure", "success", "always")
 _SUBSECOND_OK = ("jitter", "backoff")
 
@@ -113,8 +130,11 @@ def effective(action: str, stored: Mapping[str, Any]) -> dict[str, Any]:
 def notify_targets(stored: Mapping[str, Any], status: str) -> list[str]:
     """The URLs to tell about a run that ended with `status`."""
     failed = status in ("failed", "timed_out", "interrupted")
-    return [item["url"] for item in stored.get("notify") or []
-            if item["on"] == "always" or (item["on"] == "failure") == failed]
+    return [
+        item["url"]
+        for item in stored.get("notify") or []
+        if item["on"] == "always" or (item["on"] == "failure") == failed
+    ]
 
 
 def as_text(policy: str, value: Any) -> str:

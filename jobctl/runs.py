@@ -17,8 +17,16 @@ from typing import Any
 from jobctl.db import write_transaction
 from jobctl.timeutil import from_db, to_db
 
-STATUSES = ("queued", "running", "succeeded", "failed", "timed_out", "skipped", "missed",
-            "interrupted")
+STATUSES = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "skipped",
+    "missed",
+    "interrupted",
+)
 TRIGGERS = ("schedule", "manual", "webhook", "retry", "catchup", "chain")
 EXECUTED = frozenset({"succeeded", "failed", "timed_out", "interrupted"})
 FAILURES = frozenset({"failed", "timed_out", "interrupted"})
@@ -61,10 +69,20 @@ def insert_run(
         "finished_at, error, details, owner_pid, owner_host, due_at, created_at, caused_by) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            job_id, trigger, status, attempt, to_db(scheduled_for), started, finished, error,
+            job_id,
+            trigger,
+            status,
+            attempt,
+            to_db(scheduled_for),
+            started,
+            finished,
+            error,
             json.dumps(details) if details else None,
-            owner.pid if owner else None, owner.host if owner else None,
-            to_db(due_at) if due_at else None, to_db(now), caused_by,
+            owner.pid if owner else None,
+            owner.host if owner else None,
+            to_db(due_at) if due_at else None,
+            to_db(now),
+            caused_by,
         ),
     )
     assert cursor.lastrowid is not None
@@ -102,8 +120,14 @@ def count_executed(
             alerted_at = CASE WHEN :ok THEN NULL ELSE alerted_at END
         WHERE id = :job_id
         """,
-        {"ok": int(succeeded), "failed": int(status in FAILURES), "started": started,
-         "status": status, "final": int(final), "job_id": job_id},
+        {
+            "ok": int(succeeded),
+            "failed": int(status in FAILURES),
+            "started": started,
+            "status": status,
+            "final": int(final),
+            "job_id": job_id,
+        },
     )
 
 
@@ -195,10 +219,19 @@ def mark_interrupted(
             (to_db(now), reason, to_db(now), row["id"]),
         )
         started = row["started_at"]
-        count_executed(conn, row["job_id"], "interrupted", from_db(started) if started else now,
-                       final=True)
-        orphans.append(Orphan(row["id"], row["job_id"], row["name"], row["trigger"],
-                              row["attempt"], row["scheduled_for"]))
+        count_executed(
+            conn, row["job_id"], "interrupted", from_db(started) if started else now, final=True
+        )
+        orphans.append(
+            Orphan(
+                row["id"],
+                row["job_id"],
+                row["name"],
+                row["trigger"],
+                row["attempt"],
+                row["scheduled_for"],
+            )
+        )
     return orphans
 
 
@@ -207,11 +240,13 @@ def release_reserved(conn: sqlite3.Connection) -> int:
     released = 0
     for row in conn.execute(
         "SELECT id, owner_pid FROM runs WHERE status = 'queued' AND owner_pid IS NOT NULL "
-        "AND owner_host = ?", (HOST,)
+        "AND owner_host = ?",
+        (HOST,),
     ).fetchall():
         if not process_exists(row["owner_pid"]):
-            conn.execute("UPDATE runs SET owner_pid = NULL, owner_host = NULL WHERE id = ?",
-                         (row["id"],))
+            conn.execute(
+                "UPDATE runs SET owner_pid = NULL, owner_host = NULL WHERE id = ?", (row["id"],)
+            )
             released += 1
     return released
 

@@ -33,8 +33,10 @@ def expand(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
     """
     missing = [name for name in references(text) if name not in env]
     if missing:
-        raise Failed(f"undefined secret reference ${{{missing[0]}}}: set it in the daemon's "
-                     "environment or its env file")
+        raise Failed(
+            f"undefined secret reference ${{{missing[0]}}}: set it in the daemon's "
+            "environment or its env file"
+        )
     values: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
@@ -80,8 +82,12 @@ def redact_url(url: str) -> str:
         if any(_SENSITIVE_QUERY.search(key) and not has_reference(val) for key, val in pairs):
             query = urlencode(
                 [
-                    (key, REDACTED if _SENSITIVE_QUERY.search(key) and not has_reference(val)
-                     else val)
+                    (
+                        key,
+                        REDACTED
+                        if _SENSITIVE_QUERY.search(key) and not has_reference(val)
+                        else val,
+                    )
                     for key, val in pairs
                 ],
                 safe="${}*",

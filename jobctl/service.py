@@ -26,8 +26,13 @@ from jobctl.paths import lock_path, pid_path
 log = logging.getLogger("jobctl.daemon")
 
 # syslog priorities that journald reads from a `<N>` prefix on each line
-_PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-               logging.CRITICAL: 2}
+_PRIORITIES = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
 
 
 class SystemdNotifier:
@@ -120,7 +125,9 @@ def setup_logging(config: LogConfig) -> logging.Handler:
     if config.file is not None:
         config.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
-            config.file, maxBytes=config.max_bytes, backupCount=config.backups,
+            config.file,
+            maxBytes=config.max_bytes,
+            backupCount=config.backups,
             encoding="utf-8",
         )
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -150,8 +157,13 @@ def reopen_log(handler: logging.Handler | None) -> None:
 # ----------------------------------------------------------------------------- detaching
 
 
-def detach(db_path: Path, log_file: Path, pidfile: Path | None,
-           start: Callable[[], int], timeout: float = 10.0) -> int | None:
+def detach(
+    db_path: Path,
+    log_file: Path,
+    pidfile: Path | None,
+    start: Callable[[], int],
+    timeout: float = 10.0,
+) -> int | None:
     """Start the daemon in the background; its pid once its heartbeat shows it is up.
 
     None when it did not come up in time. The caller has taken the single-instance lock;
@@ -170,8 +182,12 @@ def detach(db_path: Path, log_file: Path, pidfile: Path | None,
         with open(log_file, "a", encoding="utf-8") as stream:
             os.chmod(log_file, 0o600)
             context = python_daemon.DaemonContext(
-                detach_process=True, umask=0o077, working_directory="/",
-                files_preserve=_preserved_fds(db_path), stdout=stream, stderr=stream,
+                detach_process=True,
+                umask=0o077,
+                working_directory="/",
+                files_preserve=_preserved_fds(db_path),
+                stdout=stream,
+                stderr=stream,
                 signal_map={},  # the loop installs its own SIGTERM/SIGINT/SIGHUP handlers
             )
             with context:
@@ -203,8 +219,7 @@ def _write_pidfile(path: Path) -> None:
         handle.write(f"{os.getpid()}\n")
 
 
-def _wait_for_heartbeat(db_path: Path, launched: float, timeout: float,
-                        child: int) -> int | None:
+def _wait_for_heartbeat(db_path: Path, launched: float, timeout: float, child: int) -> int | None:
     from jobctl.timeutil import from_db
 
     os.waitpid(child, 0)  # the intermediate process exits as soon as it has detached
@@ -214,7 +229,8 @@ def _wait_for_heartbeat(db_path: Path, launched: float, timeout: float,
             conn = sqlite3.connect(db_path, timeout=1)
             try:
                 row = conn.execute(
-                    "SELECT pid, started_at, stopped_at FROM daemon WHERE id = 1").fetchone()
+                    "SELECT pid, started_at, stopped_at FROM daemon WHERE id = 1"
+                ).fetchone()
             finally:
                 conn.close()
         except sqlite3.Error:
@@ -304,8 +320,6 @@ def systemd_unit(db_path: Path, *, user: bool, env_file: Path | None = None) -> 
         "",
     ]
     return "\n".join(lines)
-
-
 
 
 def follow_log(path: Path, poll: float = 0.25) -> Iterator[str]:

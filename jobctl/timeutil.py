@@ -27,8 +27,10 @@ def to_db(dt: datetime) -> str:
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
     u = dt.astimezone(UTC)
-    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:"
-            f"{u.second:02d}.{u.microsecond:06d}Z")
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:"
+        f"{u.second:02d}.{u.microsecond:06d}Z"
+    )
 
 
 def from_db(text: str) -> datetime:

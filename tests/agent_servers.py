@@ -124,10 +124,14 @@ class AgentServer:
         """The replies both shapes share; None means answer normally."""
         if model.startswith("error-"):
             status = int(model.split("-")[1])
-            message = {500: "internal trouble", 429: "rate limited, slow down",
-                       401: f"invalid api key {key}"}[status]
-            return web.json_response({"error": {"message": message, "type": "error"}},
-                                     status=status)
+            message = {
+                500: "internal trouble",
+                429: "rate limited, slow down",
+                401: f"invalid api key {key}",
+            }[status]
+            return web.json_response(
+                {"error": {"message": message, "type": "error"}}, status=status
+            )
         if model == "malformed":
             return web.Response(text="this is {not json", content_type="application/json")
         if model == "slow":
@@ -160,15 +164,19 @@ class AgentServer:
         elif model == "length":
             message["content"], finish = "a partial ans", "length"
         elif model == "parts":
-            message["content"] = [{"type": "text", "text": "part one, "},
-                                  {"type": "text", "text": "part two"}]
-        return web.json_response({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": f"{model}-served",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        })
+            message["content"] = [
+                {"type": "text", "text": "part one, "},
+                {"type": "text", "text": "part two"},
+            ]
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "model": f"{model}-served",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            }
+        )
 
     async def _anthropic(self, request: web.Request) -> web.Response:
         body = await self._record("anthropic", request)
@@ -191,15 +199,17 @@ class AgentServer:
             return web.json_response({"id": "msg_1", "type": "message", "role": "assistant"})
         elif model == "length":
             content, stop = [{"type": "text", "text": "a partial ans"}], "max_tokens"
-        return web.json_response({
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": f"{model}-served",
-            "content": content,
-            "stop_reason": stop,
-            "usage": {"input_tokens": 13, "output_tokens": 5},
-        })
+        return web.json_response(
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": f"{model}-served",
+                "content": content,
+                "stop_reason": stop,
+                "usage": {"input_tokens": 13, "output_tokens": 5},
+            }
+        )
 
 
 def start_agent_server() -> AgentServer:

@@ -24,8 +24,7 @@ def main() -> int:
     parser.add_argument("prompt", nargs="*")
     args = parser.parse_args()
     if len(args.prompt) > 1:
-        print(f"fake agent: expected one prompt argument, got {len(args.prompt)}",
-              file=sys.stderr)
+        print(f"fake agent: expected one prompt argument, got {len(args.prompt)}", file=sys.stderr)
         return 64
     if args.prompt:
         prompt = args.prompt[0]

@@ -82,8 +82,9 @@ def start_sink() -> Sink:
             body = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
             with sink.lock:
-                sink.received.append(Received(self.command, path, dict(self.headers), body,
-                                              datetime.now(UTC)))
+                sink.received.append(
+                    Received(self.command, path, dict(self.headers), body, datetime.now(UTC))
+                )
                 reply = sink.replies.get(path, Reply())
             if reply.delay:
                 time.sleep(reply.delay)
@@ -111,11 +112,23 @@ def jobctl_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "jobctl", *args]
 
 
-def run_jobctl(db: Path, *args: str, env: dict[str, str] | None = None,
-               timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_jobctl(
+    db: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "JOBCTL_DB": str(db), **(env or {})}
-    return subprocess.run(jobctl_command(*args), capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=ROOT, input=input)
+    return subprocess.run(
+        jobctl_command(*args),
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+        input=input,
+    )
 
 
 class DaemonProcess:
@@ -127,8 +140,11 @@ class DaemonProcess:
         self._log = open(self.log_path, "w")
         full_env = {**os.environ, "JOBCTL_DB": str(db), **(env or {})}
         self.process = subprocess.Popen(
-            jobctl_command("daemon", "--log-level", "debug", *args), stdout=self._log,
-            stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+            jobctl_command("daemon", "--log-level", "debug", *args),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=ROOT,
         )
 
     @property
@@ -139,8 +155,11 @@ class DaemonProcess:
         return self.log_path.read_text()
 
     def wait_ready(self, timeout: float = 20) -> DaemonProcess:
-        wait_until(lambda: "daemon started" in self.log() or self.process.poll() is not None,
-                   timeout, "the daemon to start")
+        wait_until(
+            lambda: "daemon started" in self.log() or self.process.poll() is not None,
+            timeout,
+            "the daemon to start",
+        )
         assert self.process.poll() is None, self.log()
         return self
 
@@ -175,8 +194,12 @@ def query(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
 
 
 def job_runs(db: Path, job: str) -> list[sqlite3.Row]:
-    return query(db, "SELECT runs.* FROM runs JOIN jobs ON jobs.id = runs.job_id "
-                     "WHERE jobs.name = ? ORDER BY runs.id", job)
+    return query(
+        db,
+        "SELECT runs.* FROM runs JOIN jobs ON jobs.id = runs.job_id "
+        "WHERE jobs.name = ? ORDER BY runs.id",
+        job,
+    )
 
 
 def add_job(db: Path, *args: str) -> None:

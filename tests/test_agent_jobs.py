@@ -39,11 +39,32 @@ def finished(db: Path, job: str, count: int) -> list:
 def test_scheduled_prompt_records_answer_usage_and_last_output(
     jobctl: Invoke, db_path: Path, agent_server: AgentServer, sink: Sink
 ) -> None:
-    assert jobctl("agent", "add", "local", "--url", agent_server.openai_url, "--model", "echo",
-                  "--api-key-env", "TEST_AGENT_KEY").exit_code == 0
-    result = jobctl("add", "digest", "--agent", "local", "--every", "1s",
-                    "--prompt", "Report for {job}; before: [{last_output}] {{literal}}",
-                    "--deliver", f"{sink.url}/slack")
+    assert (
+        jobctl(
+            "agent",
+            "add",
+            "local",
+            "--url",
+            agent_server.openai_url,
+            "--model",
+            "echo",
+            "--api-key-env",
+            "TEST_AGENT_KEY",
+        ).exit_code
+        == 0
+    )
+    result = jobctl(
+        "add",
+        "digest",
+        "--agent",
+        "local",
+        "--every",
+        "1s",
+        "--prompt",
+        "Report for {job}; before: [{last_output}] {{literal}}",
+        "--deliver",
+        f"{sink.url}/slack",
+    )
     assert result.exit_code == 0, result.stderr
     daemon = DaemonProcess(db_path, env={"TEST_AGENT_KEY": KEY}).wait_ready()
     try:
@@ -53,7 +74,9 @@ def test_scheduled_prompt_records_answer_usage_and_last_output(
     first, second = rows[0], rows[1]
     assert first["status"] == "succeeded"
     assert first["output"] == "answer to: Report for digest; before: [] {literal}"
-    assert second["output"] == f"answer to: Report for digest; before: [{first['output']}] {{literal}}"
+    assert (
+        second["output"] == f"answer to: Report for digest; before: [{first['output']}] {{literal}}"
+    )
     details = json.loads(first["details"])
     assert details["agent"] == "local" and details["model"]
     assert details["usage"]["total_tokens"] > 0 and details["latency_ms"] is not None
@@ -75,8 +98,17 @@ def test_agent_failures_are_failed_runs_and_delivery_failure_keeps_success(
     jobctl("agent", "add", "fine", "--url", agent_server.openai_url, "--model", "echo")
     jobctl("agent", "add", "script", "--command", fake_agent_command("--exit", "3"))
     jobctl("add", "refused", "--agent", "refuser", "--prompt", "hi", "--manual")
-    jobctl("add", "delivered", "--agent", "fine", "--prompt", "hi", "--manual",
-           "--deliver", f"{sink.url}/down")
+    jobctl(
+        "add",
+        "delivered",
+        "--agent",
+        "fine",
+        "--prompt",
+        "hi",
+        "--manual",
+        "--deliver",
+        f"{sink.url}/down",
+    )
     jobctl("add", "crashing", "--agent", "script", "--prompt", "hi", "--manual")
     refused = run_jobctl(db_path, "run", "refused", "--json")
     assert refused.returncode == 1
@@ -84,8 +116,9 @@ def test_agent_failures_are_failed_runs_and_delivery_failure_keeps_success(
     assert "refused" in json.loads(refused.stdout)["error"]
     delivered = run_jobctl(db_path, "run", "delivered", "--json")
     assert delivered.returncode == 0
-    run = query(db_path, "SELECT details FROM runs WHERE id = ?",
-                json.loads(delivered.stdout)["id"])[0]
+    run = query(
+        db_path, "SELECT details FROM runs WHERE id = ?", json.loads(delivered.stdout)["id"]
+    )[0]
     delivery = json.loads(run["details"])["delivery"]
     assert delivery["ok"] is False and "500" in delivery["error"]
     crashing = run_jobctl(db_path, "run", "crashing", "--json")
@@ -96,22 +129,39 @@ def test_webhook_payload_reaches_the_prompt_but_never_a_secret(
     jobctl: Invoke, db_path: Path, agent_server: AgentServer
 ) -> None:
     jobctl("agent", "add", "local", "--url", agent_server.openai_url, "--model", "echo")
-    jobctl("add", "triage", "--agent", "local", "--manual", "--overlap", "queue",
-           "--prompt", "Triage this push: {payload}")
+    jobctl(
+        "add",
+        "triage",
+        "--agent",
+        "local",
+        "--manual",
+        "--overlap",
+        "queue",
+        "--prompt",
+        "Triage this push: {payload}",
+    )
     secret = json.loads(jobctl("hook", "enable", "triage", "--json").stdout)["secret"]
-    daemon = DaemonProcess(db_path, "--listen", "127.0.0.1:0",
-                           env={"TOP_SECRET": "hunter2-value"}).wait_ready()
+    daemon = DaemonProcess(
+        db_path, "--listen", "127.0.0.1:0", env={"TOP_SECRET": "hunter2-value"}
+    ).wait_ready()
     try:
-        base = wait_until(lambda: query(db_path, "SELECT listen FROM daemon WHERE listen "
-                                                 "IS NOT NULL"))[0][0]
+        base = wait_until(
+            lambda: query(db_path, "SELECT listen FROM daemon WHERE listen IS NOT NULL")
+        )[0][0]
         body = b'{"ref": "main", "sneaky": "${TOP_SECRET}"}'
-        request = urllib.request.Request(f"{base}/hooks/triage", data=body, method="POST",
-                                         headers={"Authorization": f"Bearer {secret}"})
+        request = urllib.request.Request(
+            f"{base}/hooks/triage",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 202
         [row] = wait_until(lambda: finished(db_path, "triage", 1), what="the answer")
     finally:
         assert daemon.stop() == 0
     assert row["trigger"] == "webhook" and row["status"] == "succeeded"
-    assert row["output"] == 'answer to: Triage this push: {"ref": "main", "sneaky": "${TOP_SECRET}"}'
+    assert (
+        row["output"] == 'answer to: Triage this push: {"ref": "main", "sneaky": "${TOP_SECRET}"}'
+    )
     assert "hunter2" not in json.dumps(agent_server.last("openai").body)

@@ -38,12 +38,23 @@ def with_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def context(timeout: float = 5.0, env: Mapping[str, str] | None = None) -> FireContext:
-    return FireContext(job="digest", run_id=7, scheduled_for=SLOT, attempt=1, timeout=timeout,
-                       env={KEY_ENV: KEY, **(env or {})})
+    return FireContext(
+        job="digest",
+        run_id=7,
+        scheduled_for=SLOT,
+        attempt=1,
+        timeout=timeout,
+        env={KEY_ENV: KEY, **(env or {})},
+    )
 
 
-def ask(agent: Agent, prompt: str = "hello", *, timeout: float = 5.0,
-        env: Mapping[str, str] | None = None) -> Outcome:
+def ask(
+    agent: Agent,
+    prompt: str = "hello",
+    *,
+    timeout: float = 5.0,
+    env: Mapping[str, str] | None = None,
+) -> Outcome:
     async def scenario() -> Outcome:
         async with AgentFirer(kill_grace=0.5) as firer:
             return await firer.ask(agent, prompt, context(timeout, env))
@@ -69,19 +80,45 @@ def everything_stored(outcome: Outcome) -> str:
 
 
 def test_add_show_list_an_openai_agent(jobctl: Invoke, db_path: Path) -> None:
-    result = jobctl("agent", "add", "gpt", "--url", "https://api.example.com/v1/",
-                    "--model", "gpt-4o-mini", "--api-key-env", KEY_ENV, "--system", "Be brief.",
-                    "--temperature", "0.2", "--max-tokens", "300", "--timeout", "2m",
-                    "--header", "OpenAI-Organization: org-1",
-                    "--header", "X-Team-Token: literal-token")
+    result = jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        "https://api.example.com/v1/",
+        "--model",
+        "gpt-4o-mini",
+        "--api-key-env",
+        KEY_ENV,
+        "--system",
+        "Be brief.",
+        "--temperature",
+        "0.2",
+        "--max-tokens",
+        "300",
+        "--timeout",
+        "2m",
+        "--header",
+        "OpenAI-Organization: org-1",
+        "--header",
+        "X-Team-Token: literal-token",
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "added openai agent 'gpt': gpt-4o-mini at https://api.example.com/v1\n"
 
     shown = json.loads(jobctl("agent", "show", "gpt", "--json").stdout)
     assert shown == shown | {
-        "name": "gpt", "kind": "openai", "url": "https://api.example.com/v1",
-        "model": "gpt-4o-mini", "api_key_env": KEY_ENV, "system": "Be brief.",
-        "temperature": 0.2, "max_tokens": 300, "timeout": 120.0, "command": None, "jobs": [],
+        "name": "gpt",
+        "kind": "openai",
+        "url": "https://api.example.com/v1",
+        "model": "gpt-4o-mini",
+        "api_key_env": KEY_ENV,
+        "system": "Be brief.",
+        "temperature": 0.2,
+        "max_tokens": 300,
+        "timeout": 120.0,
+        "command": None,
+        "jobs": [],
         "headers": {"OpenAI-Organization": "org-1", "X-Team-Token": "***"},
     }
     assert shown["created_at"].endswith("Z")
@@ -102,16 +139,31 @@ def test_add_show_list_an_openai_agent(jobctl: Invoke, db_path: Path) -> None:
 def test_anthropic_gets_its_default_url_and_command_agents_keep_their_command(
     jobctl: Invoke,
 ) -> None:
-    assert jobctl("agent", "add", "claude", "--kind", "anthropic", "--model", "claude-x",
-                  "--api-key-env", "${ANTHROPIC_API_KEY}").exit_code == 0
+    assert (
+        jobctl(
+            "agent",
+            "add",
+            "claude",
+            "--kind",
+            "anthropic",
+            "--model",
+            "claude-x",
+            "--api-key-env",
+            "${ANTHROPIC_API_KEY}",
+        ).exit_code
+        == 0
+    )
     claude = json.loads(jobctl("agent", "show", "claude", "--json").stdout)
     assert claude["url"] == "https://api.anthropic.com/v1"
     assert claude["api_key_env"] == "ANTHROPIC_API_KEY"
 
     assert jobctl("agent", "add", "coder", "--command", "my-agent --print {prompt}").exit_code == 0
     coder = json.loads(jobctl("agent", "show", "coder", "--json").stdout)
-    assert coder | {"kind": "command", "command": "my-agent --print {prompt}", "url": None,
-                    "model": None} == coder
+    assert (
+        coder
+        | {"kind": "command", "command": "my-agent --print {prompt}", "url": None, "model": None}
+        == coder
+    )
     assert "command:" in jobctl("agent", "show", "coder").stdout
 
 
@@ -123,10 +175,24 @@ def test_empty_listing(jobctl: Invoke) -> None:
 
 
 def test_edit_replaces_given_fields_and_clears_with_empty(jobctl: Invoke) -> None:
-    jobctl("agent", "add", "gpt", "--url", "http://localhost:11434/v1", "--model", "llama3",
-           "--system", "Be brief.", "--header", "X-A: 1", "--header", "X-B: 2")
-    result = jobctl("agent", "edit", "gpt", "--model", "qwen2.5", "--system", "",
-                    "--header", "X-C: 3", "--json")
+    jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        "http://localhost:11434/v1",
+        "--model",
+        "llama3",
+        "--system",
+        "Be brief.",
+        "--header",
+        "X-A: 1",
+        "--header",
+        "X-B: 2",
+    )
+    result = jobctl(
+        "agent", "edit", "gpt", "--model", "qwen2.5", "--system", "", "--header", "X-C: 3", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     edited = json.loads(result.stdout)
     assert edited["model"] == "qwen2.5"
@@ -146,8 +212,17 @@ def test_edit_replaces_given_fields_and_clears_with_empty(jobctl: Invoke) -> Non
 def test_system_prompt_from_a_file(jobctl: Invoke, tmp_path: Path) -> None:
     system = tmp_path / "system.txt"
     system.write_text("You summarise logs.\nBe terse.\n")
-    jobctl("agent", "add", "gpt", "--url", "http://localhost:1/v1", "--model", "m",
-           "--system", f"@{system}")
+    jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        "http://localhost:1/v1",
+        "--model",
+        "m",
+        "--system",
+        f"@{system}",
+    )
     shown = json.loads(jobctl("agent", "show", "gpt", "--json").stdout)
     assert shown["system"] == "You summarise logs.\nBe terse.\n"
 
@@ -205,23 +280,35 @@ BASE = ("--url", "http://localhost:11434/v1", "--model", "m")
         (("add", "a", "--model", "m"), 2, "an openai agent needs --url"),
         (("add", "a", "--url", "http://localhost:1/v1"), 2, "needs --model"),
         (("add", "a", "--url", "ftp://example.com/v1", "--model", "m"), 2, "http:// or https://"),
-        (("add", "a", "--url", "http://h/v1/chat/completions", "--model", "m"), 2,
-         "give the base URL (http://h/v1)"),
-        (("add", "a", "--kind", "anthropic", "--url", "https://h/v1/messages", "--model", "m"),
-         2, "jobctl adds /messages"),
+        (
+            ("add", "a", "--url", "http://h/v1/chat/completions", "--model", "m"),
+            2,
+            "give the base URL (http://h/v1)",
+        ),
+        (
+            ("add", "a", "--kind", "anthropic", "--url", "https://h/v1/messages", "--model", "m"),
+            2,
+            "jobctl adds /messages",
+        ),
         (("add", "a", *BASE, "--api-key-env", KEY), 2, "never the key itself"),
         (("add", "a", *BASE, "--api-key-env", "openai_key"), 2, "invalid --api-key-env"),
         (("add", "a", *BASE, "--temperature", "3"), 2, "from 0 to 2"),
         (("add", "a", *BASE, "--temperature", "warm"), 2, "invalid --temperature"),
-        (("add", "a", "--kind", "anthropic", "--model", "m", "--temperature", "1.5"), 2,
-         "from 0 to 1 for an anthropic agent"),
+        (
+            ("add", "a", "--kind", "anthropic", "--model", "m", "--temperature", "1.5"),
+            2,
+            "from 0 to 1 for an anthropic agent",
+        ),
         (("add", "a", *BASE, "--max-tokens", "0"), 2, "invalid --max-tokens '0'"),
         (("add", "a", *BASE, "--max-tokens", "many"), 2, "invalid --max-tokens"),
         (("add", "a", *BASE, "--header", "no colon"), 2, "invalid --header"),
         (("add", "a", *BASE, "--timeout", "soon"), 2, "invalid --timeout"),
         (("add", "a", "--kind", "fast", "--model", "m"), 2, "Invalid value for '--kind'"),
-        (("add", "a", "--command", "x", "--url", "http://h/v1"), 2,
-         "--command and --url cannot be combined"),
+        (
+            ("add", "a", "--command", "x", "--url", "http://h/v1"),
+            2,
+            "--command and --url cannot be combined",
+        ),
         (("add", "a", "--command", "x", "--kind", "openai"), 2, "cannot be combined"),
         (("add", "a", "--command", ""), 2, "invalid --command ''"),
         (("add", "a", "--command", "'unclosed"), 2, "No closing quotation"),
@@ -252,11 +339,22 @@ def test_bad_input_changes_nothing(
 def test_the_api_key_is_never_stored_nor_shown(
     jobctl: Invoke, db_path: Path, server: AgentServer, with_key: None
 ) -> None:
-    jobctl("agent", "add", "gpt", "--url", server.openai_url, "--model", "error-401-echo",
-           "--api-key-env", KEY_ENV)
+    jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        server.openai_url,
+        "--model",
+        "error-401-echo",
+        "--api-key-env",
+        KEY_ENV,
+    )
     outputs = [
-        jobctl("agent", "show", "gpt"), jobctl("agent", "show", "gpt", "--json"),
-        jobctl("agent", "list", "--json"), jobctl("agent", "test", "gpt", "hi"),
+        jobctl("agent", "show", "gpt"),
+        jobctl("agent", "show", "gpt", "--json"),
+        jobctl("agent", "list", "--json"),
+        jobctl("agent", "test", "gpt", "hi"),
         jobctl("agent", "test", "gpt", "hi", "--json"),
     ]
     assert server.last("openai").headers["authorization"] == f"Bearer {KEY}"
@@ -277,9 +375,23 @@ def test_the_api_key_is_never_stored_nor_shown(
 def test_agent_test_openai_prints_the_answer_and_usage(
     jobctl: Invoke, server: AgentServer, with_key: None
 ) -> None:
-    jobctl("agent", "add", "gpt", "--url", server.openai_url, "--model", "echo",
-           "--api-key-env", KEY_ENV, "--system", "Be brief.", "--temperature", "0.5",
-           "--max-tokens", "50")
+    jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        server.openai_url,
+        "--model",
+        "echo",
+        "--api-key-env",
+        KEY_ENV,
+        "--system",
+        "Be brief.",
+        "--temperature",
+        "0.5",
+        "--max-tokens",
+        "50",
+    )
     result = jobctl("agent", "test", "gpt", "What is 2+2?")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "answer to: What is 2+2?\n"
@@ -293,8 +405,10 @@ def test_agent_test_openai_prints_the_answer_and_usage(
     assert sent.headers["content-type"] == "application/json"
     assert sent.body == {
         "model": "echo",
-        "messages": [{"role": "system", "content": "Be brief."},
-                     {"role": "user", "content": "What is 2+2?"}],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 2+2?"},
+        ],
         "temperature": 0.5,
         "max_tokens": 50,
     }
@@ -308,8 +422,21 @@ def test_agent_test_openai_prints_the_answer_and_usage(
 
 
 def test_agent_test_anthropic(jobctl: Invoke, server: AgentServer, with_key: None) -> None:
-    jobctl("agent", "add", "claude", "--kind", "anthropic", "--url", server.anthropic_url,
-           "--model", "echo", "--api-key-env", KEY_ENV, "--system", "Be brief.")
+    jobctl(
+        "agent",
+        "add",
+        "claude",
+        "--kind",
+        "anthropic",
+        "--url",
+        server.anthropic_url,
+        "--model",
+        "echo",
+        "--api-key-env",
+        KEY_ENV,
+        "--system",
+        "Be brief.",
+    )
     result = jobctl("agent", "test", "claude", "hello")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "answer to: hello\n"
@@ -318,8 +445,12 @@ def test_agent_test_anthropic(jobctl: Invoke, server: AgentServer, with_key: Non
     assert sent.headers["x-api-key"] == KEY
     assert sent.headers["anthropic-version"] == "2023-06-01"
     assert "authorization" not in sent.headers
-    assert sent.body == {"model": "echo", "max_tokens": 1024, "system": "Be brief.",
-                         "messages": [{"role": "user", "content": "hello"}]}
+    assert sent.body == {
+        "model": "echo",
+        "max_tokens": 1024,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
 
 
 def test_agent_test_command_agent(jobctl: Invoke) -> None:
@@ -333,8 +464,17 @@ def test_agent_test_command_agent(jobctl: Invoke) -> None:
 def test_agent_test_failures_exit_1_with_the_reason(
     jobctl: Invoke, server: AgentServer, with_key: None
 ) -> None:
-    jobctl("agent", "add", "broken", "--url", server.openai_url, "--model", "error-500",
-           "--api-key-env", KEY_ENV)
+    jobctl(
+        "agent",
+        "add",
+        "broken",
+        "--url",
+        server.openai_url,
+        "--model",
+        "error-500",
+        "--api-key-env",
+        KEY_ENV,
+    )
     result = jobctl("agent", "test", "broken", "hi")
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -356,8 +496,17 @@ def test_agent_test_without_the_key_sends_nothing(
 ) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.delenv("JOBCTL_ENV_FILE", raising=False)
-    jobctl("agent", "add", "gpt", "--url", server.openai_url, "--model", "echo",
-           "--api-key-env", KEY_ENV)
+    jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        server.openai_url,
+        "--model",
+        "echo",
+        "--api-key-env",
+        KEY_ENV,
+    )
     sent = server.count()
     result = jobctl("agent", "test", "gpt", "hi")
     assert result.exit_code == 1
@@ -372,8 +521,17 @@ def test_agent_test_reads_the_env_file(
     env_file.write_text(f"{KEY_ENV}={KEY}\nTOPIC=the weather\n")
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.setenv("JOBCTL_ENV_FILE", str(env_file))
-    jobctl("agent", "add", "gpt", "--url", server.openai_url, "--model", "echo",
-           "--api-key-env", KEY_ENV)
+    jobctl(
+        "agent",
+        "add",
+        "gpt",
+        "--url",
+        server.openai_url,
+        "--model",
+        "echo",
+        "--api-key-env",
+        KEY_ENV,
+    )
     result = jobctl("agent", "test", "gpt", "tell me about ${TOPIC}")
     assert result.exit_code == 0, result.stderr
     assert server.last("openai").headers["authorization"] == f"Bearer {KEY}"
@@ -388,18 +546,26 @@ def test_agent_test_reads_the_env_file(
 def test_an_answer_succeeds_with_details_and_a_redacted_snapshot(
     server: AgentServer, kind: str
 ) -> None:
-    agent = http_agent(server, kind, system="Be brief about ${TOPIC}.",
-                       headers={"X-Tenant": "${TENANT}", "X-Plain": "plain"})
+    agent = http_agent(
+        server,
+        kind,
+        system="Be brief about ${TOPIC}.",
+        headers={"X-Tenant": "${TENANT}", "X-Plain": "plain"},
+    )
     outcome = ask(agent, "status of ${TOPIC}?", env={"TOPIC": "db-7", "TENANT": "tenant-42"})
     assert outcome.status == "succeeded", outcome.error
     assert outcome.http_status == 200 and outcome.exit_code is None
     assert outcome.output == "answer to: status of ***?"
     assert outcome.details == {
-        "agent": "helper", "kind": kind, "model": "echo-served",
+        "agent": "helper",
+        "kind": kind,
+        "model": "echo-served",
         "finish_reason": "stop" if kind == "openai" else "end_turn",
-        "usage": ({"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
-                  if kind == "openai" else
-                  {"prompt_tokens": 13, "completion_tokens": 5, "total_tokens": 18}),
+        "usage": (
+            {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+            if kind == "openai"
+            else {"prompt_tokens": 13, "completion_tokens": 5, "total_tokens": 18}
+        ),
         "latency_ms": outcome.details["latency_ms"],
     }
     snapshot = outcome.snapshot
@@ -480,8 +646,15 @@ def test_without_api_key_env_no_credentials_are_sent(server: AgentServer) -> Non
 
 def test_configured_credentials_headers(server: AgentServer) -> None:
     # without api_key_env, a configured header can carry the credentials
-    agent = Agent("helper", "openai", {"url": server.openai_url, "model": "echo",
-                                       "headers": {"authorization": "Bearer ${OTHER}"}})
+    agent = Agent(
+        "helper",
+        "openai",
+        {
+            "url": server.openai_url,
+            "model": "echo",
+            "headers": {"authorization": "Bearer ${OTHER}"},
+        },
+    )
     outcome = ask(agent, env={"OTHER": "other-token-1"})
     assert server.last("openai").headers["authorization"] == "Bearer other-token-1"
     assert outcome.snapshot is not None
@@ -532,8 +705,9 @@ def test_one_session_serves_many_asks(server: AgentServer) -> None:
 
 
 def test_command_agent_reads_the_prompt_on_stdin() -> None:
-    outcome = ask(command_agent(), "line one\nline 'two' with ${TOPIC}",
-                  env={"TOPIC": "hidden-topic"})
+    outcome = ask(
+        command_agent(), "line one\nline 'two' with ${TOPIC}", env={"TOPIC": "hidden-topic"}
+    )
     assert outcome.status == "succeeded", outcome.error
     assert outcome.exit_code == 0 and outcome.http_status is None
     assert outcome.output == "answer to: line one\nline 'two' with ***\n"

@@ -34,8 +34,9 @@ def daemons(db_path: Path) -> Iterator[list[DaemonProcess]]:
             daemon.kill()
 
 
-def start_daemon(db: Path, daemons: list[DaemonProcess], *args: str,
-                 env: dict[str, str] | None = None) -> DaemonProcess:
+def start_daemon(
+    db: Path, daemons: list[DaemonProcess], *args: str, env: dict[str, str] | None = None
+) -> DaemonProcess:
     daemon = DaemonProcess(db, *args, env=env)
     daemons.append(daemon)
     return daemon.wait_ready()
@@ -54,8 +55,16 @@ def executed(db: Path, job: str, count: int) -> list[sqlite3.Row]:
 def test_fires_carry_headers_and_match_recorded_runs(
     jobctl: Invoke, db_path: Path, sink: Sink, daemons: list[DaemonProcess]
 ) -> None:
-    jobctl("add", "tick", "--url", f"{sink.url}/tick", "--every", "1s",
-           "--header", "X-Token: ${TICK_TOKEN}")
+    jobctl(
+        "add",
+        "tick",
+        "--url",
+        f"{sink.url}/tick",
+        "--every",
+        "1s",
+        "--header",
+        "X-Token: ${TICK_TOKEN}",
+    )
     daemon = start_daemon(db_path, daemons, env={"TICK_TOKEN": "sekrit-value"})
     wait_until(lambda: len(sink.requests_to("/tick")) >= 3, what="three fires")
     assert daemon.stop() == 0
@@ -69,7 +78,9 @@ def test_fires_carry_headers_and_match_recorded_runs(
         assert request.headers["User-Agent"] == f"jobctl/{__version__}"
         assert request.headers["X-Jobctl-Job"] == "tick"
         assert request.headers["X-Token"] == "sekrit-value"
-        slot = datetime.fromisoformat(request.headers["X-Jobctl-Scheduled-For"].replace("Z", "+00:00"))
+        slot = datetime.fromisoformat(
+            request.headers["X-Jobctl-Scheduled-For"].replace("Z", "+00:00")
+        )
         assert slot.microsecond == 0
         assert row["scheduled_for"].startswith(slot.strftime("%Y-%m-%dT%H:%M:%S"))
         assert request.at >= slot
@@ -117,12 +128,19 @@ def test_overlap_skip_records_skipped_slots(
     sink.replies["/busy"] = Reply(delay=2.5)
     jobctl("add", "busy", "--url", f"{sink.url}/busy", "--every", "1s")
     daemon = start_daemon(db_path, daemons)
-    wait_until(lambda: any(r["status"] == "skipped" for r in job_runs(db_path, "busy"))
-               and finished(db_path, "busy", 3), what="a skipped slot")
+    wait_until(
+        lambda: (
+            any(r["status"] == "skipped" for r in job_runs(db_path, "busy"))
+            and finished(db_path, "busy", 3)
+        ),
+        what="a skipped slot",
+    )
     daemon.stop()
     rows = job_runs(db_path, "busy")
-    assert max(len(sink.requests_to("/busy")), 1) <= len(
-        [r for r in rows if r["status"] in ("succeeded", "interrupted", "running")]) + 1
+    assert (
+        max(len(sink.requests_to("/busy")), 1)
+        <= len([r for r in rows if r["status"] in ("succeeded", "interrupted", "running")]) + 1
+    )
     skipped = [r for r in rows if r["status"] == "skipped"]
     assert skipped and all(r["trigger"] == "schedule" for r in skipped)
     job = query(db_path, "SELECT runs_skipped FROM jobs WHERE name = 'busy'")[0]
@@ -133,14 +151,27 @@ def test_retries_are_separate_attempts(
     jobctl: Invoke, db_path: Path, sink: Sink, daemons: list[DaemonProcess]
 ) -> None:
     sink.replies["/flaky"] = Reply(status=503)
-    jobctl("add", "flaky", "--url", f"{sink.url}/flaky", "--every", "1h", "--retries", "2",
-           "--backoff", "200ms")
+    jobctl(
+        "add",
+        "flaky",
+        "--url",
+        f"{sink.url}/flaky",
+        "--every",
+        "1h",
+        "--retries",
+        "2",
+        "--backoff",
+        "200ms",
+    )
     daemon = start_daemon(db_path, daemons)
     make_due_now(db_path)
     rows = wait_until(lambda: finished(db_path, "flaky", 3), what="three attempts")
     daemon.stop()
     assert [(r["attempt"], r["trigger"], r["status"]) for r in rows] == [
-        (1, "schedule", "failed"), (2, "retry", "failed"), (3, "retry", "failed")]
+        (1, "schedule", "failed"),
+        (2, "retry", "failed"),
+        (3, "retry", "failed"),
+    ]
     assert len({r["scheduled_for"] for r in rows}) == 1
     sent = {r.headers["X-Jobctl-Scheduled-For"] for r in sink.requests_to("/flaky")}
     assert len(sent) == 1
@@ -222,7 +253,8 @@ def test_downtime_gives_one_missed_row_and_one_catchup(
     jobctl("add", "gap", "--url", f"{sink.url}/gap", "--every", "1m")
     past = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
     sqlite3.connect(db_path, isolation_level=None).execute(
-        "UPDATE jobs SET next_run_at = ?", (past.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        "UPDATE jobs SET next_run_at = ?", (past.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
+    )
     daemon = start_daemon(db_path, daemons)
     wait_until(lambda: finished(db_path, "gap", 2), what="missed + catch-up rows")
     daemon.stop()
@@ -249,8 +281,17 @@ def test_exec_jobs_exit_codes_and_timeouts(
     pidfile = tmp_path / "child.pid"
     jobctl("add", "ok", "--exec", "echo hello", "--every", "1h")
     jobctl("add", "bad", "--exec", "sh -c 'echo oops >&2; exit 3'", "--every", "1h")
-    jobctl("add", "hang", "--exec", f"sleep 60 & echo $! > {pidfile}; wait", "--shell",
-           "--every", "1h", "--timeout", "1s")
+    jobctl(
+        "add",
+        "hang",
+        "--exec",
+        f"sleep 60 & echo $! > {pidfile}; wait",
+        "--shell",
+        "--every",
+        "1h",
+        "--timeout",
+        "1s",
+    )
     daemon = start_daemon(db_path, daemons)
     make_due_now(db_path)
     ok = wait_until(lambda: finished(db_path, "ok", 1))[0]
@@ -283,7 +324,8 @@ def test_a_broken_job_is_paused_and_the_others_still_fire(
     jobctl("add", "broken", "--url", f"{sink.url}/broken", "--every", "1s")
     # A row no jobctl command would write: the schedule no longer parses.
     sqlite3.connect(db_path, isolation_level=None).execute(
-        "UPDATE jobs SET schedule = 'every now and then' WHERE name = 'broken'")
+        "UPDATE jobs SET schedule = 'every now and then' WHERE name = 'broken'"
+    )
     daemon = start_daemon(db_path, daemons)
     wait_until(lambda: len(sink.requests_to("/good")) >= 2, what="the good job to fire")
     daemon.stop()

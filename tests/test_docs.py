@@ -33,29 +33,36 @@ REGENERATE_COMPLETIONS = "python -m jobctl.completions"
 
 def test_man_page_is_up_to_date() -> None:
     assert MAN_PAGE.read_text(encoding="utf-8") == render_manpage(), (
-        f"man/jobctl.1 is stale: run `{REGENERATE_MAN}`")
+        f"man/jobctl.1 is stale: run `{REGENERATE_MAN}`"
+    )
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_completion_scripts_are_up_to_date(shell: str) -> None:
     path = ROOT / "completions" / script_name(shell)
     assert path.read_text(encoding="utf-8") == completion_script(shell), (
-        f"{path.relative_to(ROOT)} is stale: run `{REGENERATE_COMPLETIONS}`")
+        f"{path.relative_to(ROOT)} is stale: run `{REGENERATE_COMPLETIONS}`"
+    )
 
 
 def test_man_page_renders_without_warnings() -> None:
     checked = []
     if shutil.which("groff"):
-        result = subprocess.run(["groff", "-man", "-ww", "-z", str(MAN_PAGE)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["groff", "-man", "-ww", "-z", str(MAN_PAGE)], capture_output=True, text=True
+        )
         assert (result.returncode, result.stderr) == (0, "")
         checked.append("groff")
     if shutil.which("mandoc"):
-        result = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(MAN_PAGE)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["mandoc", "-T", "lint", "-W", "warning", str(MAN_PAGE)], capture_output=True, text=True
+        )
         # The page carries the version, not a date, so that regenerating it is deterministic.
-        problems = [line for line in (result.stdout + result.stderr).splitlines()
-                    if "missing date" not in line]
+        problems = [
+            line
+            for line in (result.stdout + result.stderr).splitlines()
+            if "missing date" not in line
+        ]
         assert problems == []
         checked.append("mandoc")
     if not checked:
@@ -66,12 +73,21 @@ def test_man_page_documents_every_command_and_the_contract() -> None:
     page = MAN_PAGE.read_text(encoding="utf-8")
     for ctx, _command in walk_commands(cli, click.Context(cli, info_name="jobctl")):
         assert f'.SS "{ctx.command_path}"' in page
-    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "SCHEDULES",
-                    '"DAYLIGHT SAVING"', '"EXIT STATUS"', "ENVIRONMENT", "FILES", "EXAMPLES",
-                    '"SEE ALSO"'):
+    for section in (
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "COMMANDS",
+        "SCHEDULES",
+        '"DAYLIGHT SAVING"',
+        '"EXIT STATUS"',
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        '"SEE ALSO"',
+    ):
         assert f"\n.SH {section}\n" in page
-    for variable in ("JOBCTL_DB", "JOBCTL_ENV_FILE", "NO_COLOR", "NOTIFY_SOCKET",
-                     "JOURNAL_STREAM"):
+    for variable in ("JOBCTL_DB", "JOBCTL_ENV_FILE", "NO_COLOR", "NOTIFY_SOCKET", "JOURNAL_STREAM"):
         assert f"\\fB\\%{variable}\\fR" in page
     # roff: no line may start a request by accident, and minus signs are escaped.
     for line in page.splitlines():
@@ -85,19 +101,22 @@ def test_man_page_documents_every_command_and_the_contract() -> None:
 
 def all_commands() -> list[tuple[str, click.Command]]:
     root = click.Context(cli, info_name="jobctl", **cli.context_settings)
-    return [("jobctl", cli)] + [(ctx.command_path, command)
-                                for ctx, command in walk_commands(cli, root)]
+    return [("jobctl", cli)] + [
+        (ctx.command_path, command) for ctx, command in walk_commands(cli, root)
+    ]
 
 
-@pytest.mark.parametrize(("path", "command"), all_commands(),
-                         ids=[path for path, _ in all_commands()])
+@pytest.mark.parametrize(
+    ("path", "command"), all_commands(), ids=[path for path, _ in all_commands()]
+)
 def test_every_command_has_help_ending_with_examples(path: str, command: click.Command) -> None:
     help_text = inspect.cleandoc(command.help or "").partition("\f")[0]
     assert help_text, f"{path} has no help text"
     last = re.split(r"\n\s*\n", help_text.strip())[-1].removeprefix("\b").strip("\n")
     lines = last.splitlines()
     assert lines and lines[0].strip() == "Examples:", (
-        f"{path}: the help must end with a \\b block 'Examples:' and lines starting 'jobctl '")
+        f"{path}: the help must end with a \\b block 'Examples:' and lines starting 'jobctl '"
+    )
     assert any(line.strip().startswith("jobctl ") for line in lines[1:]), path
 
 
@@ -105,8 +124,9 @@ def test_top_level_help_lists_every_command() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     listed = re.findall(r"^  (\S+)", result.output.split("Commands:", 1)[1], re.MULTILINE)
-    visible = [name for name in cli.list_commands(click.Context(cli))
-               if not cli.commands[name].hidden]
+    visible = [
+        name for name in cli.list_commands(click.Context(cli)) if not cli.commands[name].hidden
+    ]
     assert listed == visible
 
 
@@ -134,9 +154,15 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     env["JOBCTL_DB"] = str(tmp_path / "tour.db")
     env["NO_COLOR"] = "1"
     for command in commands:
-        result = subprocess.run(["bash", "-c", command], env=env, cwd=tmp_path,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            ["bash", "-c", command],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, f"{command}\n{result.stderr}"
 
 
@@ -163,33 +189,42 @@ def add_runs(path: Path, job: str, count: int) -> None:
         conn.executemany(
             "INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
             "VALUES (?, 'manual', 'succeeded', '2026-01-01T00:00:00.000000Z', "
-            "'2026-01-01T00:00:00.000000Z')", [(job_id,)] * count)
+            "'2026-01-01T00:00:00.000000Z')",
+            [(job_id,)] * count,
+        )
     conn.close()
 
 
-def test_job_and_agent_names_complete_from_the_database(
-    jobctl: Invoke, db_path: Path
-) -> None:
+def test_job_and_agent_names_complete_from_the_database(jobctl: Invoke, db_path: Path) -> None:
     for name in ("backup", "backup-db", "report"):
-        assert jobctl("add", name, "--exec", "true", "--manual",
-                      "--description", f"the {name} job").exit_code == 0
+        assert (
+            jobctl(
+                "add", name, "--exec", "true", "--manual", "--description", f"the {name} job"
+            ).exit_code
+            == 0
+        )
     ctx = context_for(db_path)
-    assert values(complete_job_names(ctx, NAME_ARGUMENT, "")) == [
-        "backup", "backup-db", "report"]
+    assert values(complete_job_names(ctx, NAME_ARGUMENT, "")) == ["backup", "backup-db", "report"]
     items = complete_job_names(ctx, NAME_ARGUMENT, "back")
     assert [(item.value, item.help) for item in items] == [
-        ("backup", "the backup job"), ("backup-db", "the backup-db job")]
+        ("backup", "the backup job"),
+        ("backup-db", "the backup-db job"),
+    ]
     assert complete_job_names(ctx, NAME_ARGUMENT, "zzz") == []
     ctx.params["names"] = ("backup",)  # `jobctl rm backup <TAB>`
     assert values(complete_job_names(ctx, NAME_ARGUMENT, "")) == ["backup-db", "report"]
     conn = sqlite3.connect(db_path)
     with conn:
-        conn.execute("INSERT INTO agents (name, kind, created_at, updated_at) "
-                     "VALUES ('local', 'openai', 'x', 'x'), ('claude', 'command', 'x', 'x')")
+        conn.execute(
+            "INSERT INTO agents (name, kind, created_at, updated_at) "
+            "VALUES ('local', 'openai', 'x', 'x'), ('claude', 'command', 'x', 'x')"
+        )
     conn.close()
     agents = complete_agent_names(context_for(db_path), click.Argument(["agent"]), "")
     assert [(item.value, item.help) for item in agents] == [
-        ("claude", "command"), ("local", "openai")]
+        ("claude", "command"),
+        ("local", "openai"),
+    ]
 
 
 def test_run_ids_complete_newest_first(jobctl: Invoke, db_path: Path) -> None:
@@ -198,9 +233,11 @@ def test_run_ids_complete_newest_first(jobctl: Invoke, db_path: Path) -> None:
     ctx = context_for(db_path)
     argument = click.Argument(["run_id"])
     assert values(complete_run_ids(ctx, argument, "1")) == (
-        [str(n) for n in range(120, 99, -1)] + [str(n) for n in range(19, 9, -1)] + ["1"])
+        [str(n) for n in range(120, 99, -1)] + [str(n) for n in range(19, 9, -1)] + ["1"]
+    )
     assert values(complete_run_ids(ctx, argument, "11")) == (
-        [str(n) for n in range(119, 109, -1)] + ["11"])
+        [str(n) for n in range(119, 109, -1)] + ["11"]
+    )
     everything = complete_run_ids(ctx, argument, "")
     assert values(everything)[:2] == ["120", "119"]
     assert everything[0].help == "a succeeded 2026-01-01T00:00"
@@ -229,10 +266,8 @@ def test_completion_uses_the_db_given_on_the_command_line(
     """Through click's own completion protocol, as bash calls it on TAB."""
     assert jobctl("add", "from-env", "--exec", "true", "--manual").exit_code == 0
     other = tmp_path / "other.db"
-    assert jobctl("--db", str(other), "add", "alpha", "--exec", "true",
-                  "--manual").exit_code == 0
-    assert jobctl("--db", str(other), "add", "beta", "--exec", "true",
-                  "--manual").exit_code == 0
+    assert jobctl("--db", str(other), "add", "alpha", "--exec", "true", "--manual").exit_code == 0
+    assert jobctl("--db", str(other), "add", "beta", "--exec", "true", "--manual").exit_code == 0
 
     @click.group()
     @db_option
@@ -247,8 +282,11 @@ def test_completion_uses_the_db_given_on_the_command_line(
 
     def tab(words: str) -> list[str]:
         parts = words.split(" ")
-        env = {"_TOOL_COMPLETE": "bash_complete", "COMP_WORDS": words,
-               "COMP_CWORD": str(len(parts) - 1)}
+        env = {
+            "_TOOL_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(parts) - 1),
+        }
         result = CliRunner().invoke(tool, [], prog_name="tool", env=env)
         assert result.exit_code == 0, result.output
         return result.output.split()

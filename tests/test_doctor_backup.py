@@ -113,14 +113,24 @@ def test_doctor_warns_about_a_database_others_can_read(jobctl: Invoke, db_path: 
 def test_doctor_fails_on_a_corrupted_database_without_a_traceback(
     jobctl: Invoke, db_path: Path
 ) -> None:
-    jobctl("add", "job-0", "--url", "https://example.com/0", "--every", "5m",
-           "--description", "x" * 300)
+    jobctl(
+        "add",
+        "job-0",
+        "--url",
+        "https://example.com/0",
+        "--every",
+        "5m",
+        "--description",
+        "x" * 300,
+    )
     conn = sqlite3.connect(db_path, isolation_level=None)
     columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)") if row[1] != "id"]
     others = ", ".join(column for column in columns if column != "name")
     for number in range(1, 200):
-        conn.execute(f"INSERT INTO jobs (name, {others}) SELECT ?, {others} FROM jobs "
-                     "WHERE name = 'job-0'", (f"job-{number}",))
+        conn.execute(
+            f"INSERT INTO jobs (name, {others}) SELECT ?, {others} FROM jobs WHERE name = 'job-0'",
+            (f"job-{number}",),
+        )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     size = db_path.stat().st_size
@@ -160,8 +170,15 @@ def test_doctor_fails_on_a_schedule_that_no_longer_parses(jobctl: Invoke, db_pat
 def test_doctor_warns_about_undefined_secret_references(
     jobctl: Invoke, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobctl("add", "deploy", "--url", "https://ci.example.com/hook", "--manual",
-           "--header", "Authorization: Bearer ${DOCTOR_TOKEN}")
+    jobctl(
+        "add",
+        "deploy",
+        "--url",
+        "https://ci.example.com/hook",
+        "--manual",
+        "--header",
+        "Authorization: Bearer ${DOCTOR_TOKEN}",
+    )
     code, found = checks(jobctl)
     assert code == 0
     assert found["secrets"]["level"] == "warn"
@@ -208,9 +225,16 @@ def test_doctor_checks_agent_endpoints_and_commands(
         ("missing", "command", {"command": "no-such-agent-program-here --quiet"}),
     ]
     for name, kind, config in agents:
-        raw(db_path, "INSERT INTO agents (name, kind, config, created_at, updated_at) "
-                     "VALUES (?, ?, ?, ?, ?)", name, kind, json.dumps(config), now_text(),
-            now_text())
+        raw(
+            db_path,
+            "INSERT INTO agents (name, kind, config, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            name,
+            kind,
+            json.dumps(config),
+            now_text(),
+            now_text(),
+        )
     code, found = checks(jobctl)
     assert code == 1
     message = found["agents"]["message"]
@@ -224,11 +248,23 @@ def test_doctor_checks_agent_endpoints_and_commands(
 
 def test_doctor_warns_about_runs_whose_process_is_gone(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "ping", "--url", "https://example.com/", "--every", "5m")
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
-    raw(db_path, "INSERT INTO runs (job_id, trigger, status, scheduled_for, started_at, "
-                 "owner_pid, owner_host, created_at) SELECT id, 'manual', 'running', ?, ?, ?, "
-                 "?, ? FROM jobs", now_text(), now_text(), int(ended.stdout), HOST, now_text())
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    raw(
+        db_path,
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, started_at, "
+        "owner_pid, owner_host, created_at) SELECT id, 'manual', 'running', ?, ?, ?, "
+        "?, ? FROM jobs",
+        now_text(),
+        now_text(),
+        int(ended.stdout),
+        HOST,
+        now_text(),
+    )
     code, found = checks(jobctl)
     assert code == 0
     assert found["runs"]["level"] == "warn"
@@ -239,9 +275,14 @@ def test_doctor_fails_when_a_live_daemon_stopped_beating(jobctl: Invoke, db_path
     jobctl("add", "ping", "--url", "https://example.com/", "--every", "5m")
     # This test process stands in for a daemon whose loop hangs: alive (started before the
     # recorded start, so its pid is not a reused one), heartbeat a minute old.
-    raw(db_path, "INSERT INTO daemon (id, pid, host, started_at, last_tick_at) "
-                 "VALUES (1, ?, ?, ?, ?)", os.getpid(), HOST, now_text(),
-        now_text(timedelta(minutes=-1)))
+    raw(
+        db_path,
+        "INSERT INTO daemon (id, pid, host, started_at, last_tick_at) VALUES (1, ?, ?, ?, ?)",
+        os.getpid(),
+        HOST,
+        now_text(),
+        now_text(timedelta(minutes=-1)),
+    )
     code, found = checks(jobctl)
     assert code == 1
     assert found["daemon"]["level"] == "fail"
@@ -261,8 +302,13 @@ def test_backup_while_the_daemon_fires_then_restore_once_it_stopped(
     jobctl("add", "tick", "--exec", "echo tick", "--every", "1s")
     daemon = DaemonProcess(db_path).wait_ready()
     try:
-        wait_until(lambda: query(db_path, "SELECT count(*) FROM runs WHERE status = "
-                                          "'succeeded'")[0][0] >= 2, 10, "two runs")
+        wait_until(
+            lambda: (
+                query(db_path, "SELECT count(*) FROM runs WHERE status = 'succeeded'")[0][0] >= 2
+            ),
+            10,
+            "two runs",
+        )
         healthy = run_jobctl(db_path, "doctor")
         assert healthy.returncode == 0, healthy.stdout
         assert "ok    daemon running (pid" in healthy.stdout
@@ -303,8 +349,9 @@ def test_backup_while_the_daemon_fires_then_restore_once_it_stopped(
     assert str(kept) in restored.stdout
     after = run_jobctl(db_path, "doctor", "--json")
     assert after.returncode == 0, after.stdout
-    assert {item["check"] for item in json.loads(after.stdout)
-            if item["level"] != "ok"} == {"daemon"}
+    assert {item["check"] for item in json.loads(after.stdout) if item["level"] != "ok"} == {
+        "daemon"
+    }
 
 
 def test_backup_force_overwrites(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:

@@ -32,14 +32,22 @@ def step(conn: sqlite3.Connection, now: datetime, awake_since: datetime = T0) ->
 
 
 def finish(conn: sqlite3.Connection, claim: engine.Claim, status: str, at: datetime) -> list:
-    outcome = Outcome(status=status, started_at=claim.claimed_at, finished_at=at,
-                      exit_code=0 if status == "succeeded" else 1)
+    outcome = Outcome(
+        status=status,
+        started_at=claim.claimed_at,
+        finished_at=at,
+        exit_code=0 if status == "succeeded" else 1,
+    )
     return engine.record_outcomes(conn, [(claim, outcome)], at)
 
 
 def rows(conn: sqlite3.Connection) -> list[tuple]:
-    return [tuple(r) for r in conn.execute(
-        "SELECT trigger, status, attempt, scheduled_for FROM runs ORDER BY id")]
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT trigger, status, attempt, scheduled_for FROM runs ORDER BY id"
+        )
+    ]
 
 
 def ts(moment: datetime) -> str:
@@ -51,7 +59,8 @@ def test_due_slot_is_claimed_once_and_the_next_one_computed(conn: sqlite3.Connec
     assert step(conn, T0 + timedelta(seconds=30)).claims == []
     claimed = step(conn, T0 + timedelta(minutes=1, milliseconds=5)).claims
     assert [(c.job.name, c.scheduled_for, c.trigger) for c in claimed] == [
-        ("j", T0 + timedelta(minutes=1), "schedule")]
+        ("j", T0 + timedelta(minutes=1), "schedule")
+    ]
     assert step(conn, T0 + timedelta(minutes=1, seconds=1)).claims == []
     assert get_job(conn, "j").next_run_at == T0 + timedelta(minutes=2)
     assert rows(conn) == [("schedule", "running", 1, ts(T0 + timedelta(minutes=1)))]
@@ -64,8 +73,9 @@ def test_late_slots_seen_by_the_daemon_fire_late_not_missed(conn: sqlite3.Connec
     assert {c.trigger for c in claimed} == {"schedule"}
     add(conn, "k", every="1m")
     step(conn, T0 + timedelta(minutes=3, seconds=10), awake_since=T0)
-    statuses = conn.execute("SELECT status FROM runs JOIN jobs ON jobs.id = job_id "
-                            "WHERE name = 'k' ORDER BY runs.id").fetchall()
+    statuses = conn.execute(
+        "SELECT status FROM runs JOIN jobs ON jobs.id = job_id WHERE name = 'k' ORDER BY runs.id"
+    ).fetchall()
     assert [s[0] for s in statuses] == ["running", "skipped", "skipped"]
 
 
@@ -96,11 +106,14 @@ def test_overlap_allow_runs_side_by_side(conn: sqlite3.Connection) -> None:
     assert len(step(conn, T0 + timedelta(minutes=2)).claims) == 1
 
 
-@pytest.mark.parametrize(("policy", "catchups", "missed"), [
-    ("latest", [59], 58),
-    ("skip", [], 59),
-    ("all", [1], 0),
-])
+@pytest.mark.parametrize(
+    ("policy", "catchups", "missed"),
+    [
+        ("latest", [59], 58),
+        ("skip", [], 59),
+        ("all", [1], 0),
+    ],
+)
 def test_gap_while_down_gives_one_missed_row_and_catchup(
     conn: sqlite3.Connection, policy: str, catchups: list[int], missed: int
 ) -> None:
@@ -123,8 +136,10 @@ def test_gap_while_down_gives_one_missed_row_and_catchup(
     assert get_job(conn, "j").runs_missed == missed
     assert get_job(conn, "j").next_run_at == T0 + timedelta(minutes=60)
     if policy == "all":  # the rest wait their turn and start one after another
-        queued = conn.execute("SELECT scheduled_for FROM runs WHERE status = 'queued' "
-                              "AND trigger = 'catchup' ORDER BY id").fetchall()
+        queued = conn.execute(
+            "SELECT scheduled_for FROM runs WHERE status = 'queued' "
+            "AND trigger = 'catchup' ORDER BY id"
+        ).fetchall()
         assert len(queued) == 58
         finish(conn, result.claims[0], "succeeded", restart + timedelta(seconds=1))
         [second] = step(conn, restart + timedelta(seconds=2), awake_since=restart).claims
@@ -182,7 +197,10 @@ def test_retry_is_queued_with_backoff_then_claimed(conn: sqlite3.Connection) -> 
     assert step(conn, T0 + timedelta(hours=1, seconds=2)).claims == []
     [retry] = step(conn, recorded.retry_at + timedelta(milliseconds=1)).claims
     assert (retry.trigger, retry.attempt, retry.scheduled_for) == (
-        "retry", 2, T0 + timedelta(hours=1))
+        "retry",
+        2,
+        T0 + timedelta(hours=1),
+    )
     assert get_job(conn, "r").consecutive_failures == 0  # not final yet
 
 
@@ -216,8 +234,14 @@ def test_the_same_slot_cannot_be_recorded_twice(conn: sqlite3.Connection) -> Non
     step(conn, T0 + timedelta(minutes=1))
     job = get_job(conn, "j")
     with pytest.raises(sqlite3.IntegrityError):
-        runs.insert_run(conn, job_id=job.id or 0, trigger="schedule", status="running",
-                        scheduled_for=T0 + timedelta(minutes=1), now=T0)
+        runs.insert_run(
+            conn,
+            job_id=job.id or 0,
+            trigger="schedule",
+            status="running",
+            scheduled_for=T0 + timedelta(minutes=1),
+            now=T0,
+        )
 
 
 def test_orphans_of_dead_processes_are_interrupted(conn: sqlite3.Connection) -> None:

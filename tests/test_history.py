@@ -23,45 +23,76 @@ T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = runs.Owner.this_process()
 
 
-def fill(db_path: Path, jobctl: Invoke, outcomes: dict[str, list[str]],
-         start: datetime = T0) -> None:
+def fill(
+    db_path: Path, jobctl: Invoke, outcomes: dict[str, list[str]], start: datetime = T0
+) -> None:
     """Record runs through the daemon's own code path: claim a slot, then record outcomes."""
     for name in outcomes:
-        result = jobctl("add", name, "--url", "http://127.0.0.1:9/", "--every", "1m",
-                        "--tz", "UTC", "--catchup", "skip", "--overlap", "allow")
+        result = jobctl(
+            "add",
+            name,
+            "--url",
+            "http://127.0.0.1:9/",
+            "--every",
+            "1m",
+            "--tz",
+            "UTC",
+            "--catchup",
+            "skip",
+            "--overlap",
+            "allow",
+        )
         assert result.exit_code == 0, result.stderr
     conn = db.connect(db_path)
-    conn.executemany("UPDATE jobs SET next_run_at = ? WHERE name = ?",
-                     [(start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), name) for name in outcomes])
+    conn.executemany(
+        "UPDATE jobs SET next_run_at = ? WHERE name = ?",
+        [(start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), name) for name in outcomes],
+    )
     longest = max(len(v) for v in outcomes.values())
     for minute in range(longest):
         done = [name for name, plan in outcomes.items() if len(plan) <= minute]
-        conn.executemany("UPDATE jobs SET state = 'paused', next_run_at = NULL WHERE name = ?",
-                         [(name,) for name in done])
+        conn.executemany(
+            "UPDATE jobs SET state = 'paused', next_run_at = NULL WHERE name = ?",
+            [(name,) for name in done],
+        )
         now = start + timedelta(minutes=minute, milliseconds=10)
         step = engine.claim_due(conn, now, awake_since=start, owner=OWNER)
         finished = []
         for claim in step.claims:
             status = outcomes[claim.job.name][minute]
             duration = timedelta(milliseconds=100 * (minute + 1))
-            finished.append((claim, Outcome(
-                status=status, started_at=now, finished_at=now + duration,
-                http_status=200 if status == "succeeded" else 500,
-                error=None if status == "succeeded" else f"HTTP 500 at minute {minute}",
-                output=f"body {minute}")))
+            finished.append(
+                (
+                    claim,
+                    Outcome(
+                        status=status,
+                        started_at=now,
+                        finished_at=now + duration,
+                        http_status=200 if status == "succeeded" else 500,
+                        error=None if status == "succeeded" else f"HTTP 500 at minute {minute}",
+                        output=f"body {minute}",
+                    ),
+                )
+            )
         engine.record_outcomes(conn, finished, now)
     # Park the filled jobs' next slot far ahead so that a later fill claims only its own.
-    conn.executemany("UPDATE jobs SET state = 'enabled', next_run_at = ? WHERE name = ?",
-                     [("2099-01-01T00:00:00.000000Z", name) for name in outcomes])
+    conn.executemany(
+        "UPDATE jobs SET state = 'enabled', next_run_at = ? WHERE name = ?",
+        [("2099-01-01T00:00:00.000000Z", name) for name in outcomes],
+    )
     conn.close()
 
 
 @pytest.fixture
 def history_db(db_path: Path, jobctl: Invoke) -> Path:
-    fill(db_path, jobctl, {
-        "alpha": ["succeeded", "failed", "succeeded", "succeeded", "timed_out"],
-        "beta": ["succeeded"] * 3,
-    })
+    fill(
+        db_path,
+        jobctl,
+        {
+            "alpha": ["succeeded", "failed", "succeeded", "succeeded", "timed_out"],
+            "beta": ["succeeded"] * 3,
+        },
+    )
     return db_path
 
 
@@ -70,21 +101,24 @@ def test_runs_lists_newest_first_with_filters(history_db: Path, jobctl: Invoke) 
     assert [r["id"] for r in listed] == sorted((r["id"] for r in listed), reverse=True)
     assert len(listed) == 8
     alpha = json.loads(jobctl("runs", "alpha", "--json").stdout)
-    assert [r["status"] for r in alpha] == ["timed_out", "succeeded", "succeeded", "failed",
-                                             "succeeded"]
-    failed = json.loads(jobctl("runs", "--status", "failed", "--status", "timed_out",
-                               "--json").stdout)
+    assert [r["status"] for r in alpha] == [
+        "timed_out",
+        "succeeded",
+        "succeeded",
+        "failed",
+        "succeeded",
+    ]
+    failed = json.loads(
+        jobctl("runs", "--status", "failed", "--status", "timed_out", "--json").stdout
+    )
     assert {r["status"] for r in failed} == {"failed", "timed_out"} and len(failed) == 2
     assert len(json.loads(jobctl("runs", "--limit", "3", "--json").stdout)) == 3
     assert json.loads(jobctl("runs", "--trigger", "manual", "--json").stdout) == []
     assert len(json.loads(jobctl("runs", "beta", "--limit", "2", "--json").stdout)) == 2
     since = json.loads(jobctl("runs", "--since", "2026-06-01T12:03:00Z", "--json").stdout)
-    assert {r["scheduled_for"] for r in since} == {"2026-06-01T12:03:00Z",
-                                                   "2026-06-01T12:04:00Z"}
-    until = json.loads(jobctl("runs", "alpha", "--until", "2026-06-01T12:01:30Z",
-                              "--json").stdout)
-    assert [r["scheduled_for"] for r in until] == ["2026-06-01T12:01:00Z",
-                                                   "2026-06-01T12:00:00Z"]
+    assert {r["scheduled_for"] for r in since} == {"2026-06-01T12:03:00Z", "2026-06-01T12:04:00Z"}
+    until = json.loads(jobctl("runs", "alpha", "--until", "2026-06-01T12:01:30Z", "--json").stdout)
+    assert [r["scheduled_for"] for r in until] == ["2026-06-01T12:01:00Z", "2026-06-01T12:00:00Z"]
 
 
 def test_runs_options_may_follow_the_job_name(history_db: Path, jobctl: Invoke) -> None:
@@ -95,8 +129,7 @@ def test_runs_options_may_follow_the_job_name(history_db: Path, jobctl: Invoke) 
 
 def test_runs_formats(history_db: Path, jobctl: Invoke) -> None:
     lines = jobctl("runs", "--format", "jsonl").stdout.splitlines()
-    assert len(lines) == 8 and all(json.loads(line)["job"] in ("alpha", "beta")
-                                   for line in lines)
+    assert len(lines) == 8 and all(json.loads(line)["job"] in ("alpha", "beta") for line in lines)
     table = jobctl("runs", "alpha").stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "JOB", "TRIGGER"]
     assert "timed_out" in table[1] and "HTTP 500 at minute 4" in table[1]
@@ -146,8 +179,10 @@ def test_status_counts_recent_failures_and_missed_slots(db_path: Path, jobctl: I
     now = datetime.now(UTC).replace(microsecond=0)
     jobctl("add", "gap", "--exec", "true", "--every", "1m", "--catchup", "skip")
     conn = db.connect(db_path)
-    conn.execute("UPDATE jobs SET next_run_at = ?",
-                 ((now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+    conn.execute(
+        "UPDATE jobs SET next_run_at = ?",
+        ((now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
+    )
     engine.claim_due(conn, now, awake_since=now, owner=OWNER)
     data = json.loads(jobctl("status", "--json").stdout)
     assert data["missed_24h"] == 10
@@ -203,7 +238,11 @@ def test_closed_pipe_prints_no_traceback(history_db: Path) -> None:
     env = {**os.environ, "JOBCTL_DB": str(history_db)}
     result = subprocess.run(
         f"{sys.executable} -m jobctl runs --limit 0 --format jsonl | head -1",
-        shell=True, capture_output=True, text=True, env=env, cwd=ROOT,
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     assert result.stdout.count("\n") == 1
     assert "Traceback" not in result.stderr
@@ -214,12 +253,17 @@ def test_follow_shows_runs_the_daemon_starts(db_path: Path, jobctl: Invoke) -> N
     daemon = DaemonProcess(db_path).wait_ready()
     follower = subprocess.Popen(
         [sys.executable, "-m", "jobctl", "runs", "beat", "--follow", "--json", "--limit", "0"],
-        env={**os.environ, "JOBCTL_DB": str(db_path)}, cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "JOBCTL_DB": str(db_path)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        wait_until(lambda: len(query(db_path, "SELECT id FROM runs WHERE status = 'succeeded'"))
-                   >= 3, what="three runs")
+        wait_until(
+            lambda: len(query(db_path, "SELECT id FROM runs WHERE status = 'succeeded'")) >= 3,
+            what="three runs",
+        )
         follower.send_signal(signal.SIGINT)
         out, err = follower.communicate(timeout=10)
     finally:

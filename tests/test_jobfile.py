@@ -36,23 +36,107 @@ def add_agent(db_path: Path, name: str = "helper") -> None:
 
 def add_every_kind(jobctl: Invoke, db_path: Path) -> None:
     """One job of each action and trigger kind, with policies, headers and secrets."""
-    ok(jobctl("add", "backup", "--url", "https://example.com/backup", "--method", "POST",
-              "--cron", "0 3 * * *", "--tz", "Europe/Berlin", "--description", "nightly backup",
-              "--header", "Authorization: Bearer ${TOKEN}", "--header", "X-Trace: yes",
-              "--timeout", "90s", "--retries", "3", "--backoff", "250ms", "--overlap", "queue",
-              "--catchup", "all", "--catchup-window", "2h", "--jitter", "5s",
-              "--max-failures", "4", "--keep", "50", "--keep-for", "7d"))
-    ok(jobctl("add", "sync", "--url", "https://example.com/sync", "--every", "15m",
-              "--offset", "5m", "--json-body", '{"full": true}', "--method", "PUT",
-              "--expect", "200,204"))
-    ok(jobctl("add", "launch", "--url", "https://example.com/launch", "--at", FUTURE,
-              "--body", "line one\nline two\r\nline three"))
+    ok(
+        jobctl(
+            "add",
+            "backup",
+            "--url",
+            "https://example.com/backup",
+            "--method",
+            "POST",
+            "--cron",
+            "0 3 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--description",
+            "nightly backup",
+            "--header",
+            "Authorization: Bearer ${TOKEN}",
+            "--header",
+            "X-Trace: yes",
+            "--timeout",
+            "90s",
+            "--retries",
+            "3",
+            "--backoff",
+            "250ms",
+            "--overlap",
+            "queue",
+            "--catchup",
+            "all",
+            "--catchup-window",
+            "2h",
+            "--jitter",
+            "5s",
+            "--max-failures",
+            "4",
+            "--keep",
+            "50",
+            "--keep-for",
+            "7d",
+        )
+    )
+    ok(
+        jobctl(
+            "add",
+            "sync",
+            "--url",
+            "https://example.com/sync",
+            "--every",
+            "15m",
+            "--offset",
+            "5m",
+            "--json-body",
+            '{"full": true}',
+            "--method",
+            "PUT",
+            "--expect",
+            "200,204",
+        )
+    )
+    ok(
+        jobctl(
+            "add",
+            "launch",
+            "--url",
+            "https://example.com/launch",
+            "--at",
+            FUTURE,
+            "--body",
+            "line one\nline two\r\nline three",
+        )
+    )
     ok(jobctl("add", "secs", "--url", "https://example.com/s", "--cron", "*/10 * * * * *"))
     add_agent(db_path)
-    ok(jobctl("add", "summary", "--agent", "helper", "--prompt", "Summarise {payload}\n\nThanks",
-              "--manual"))
-    ok(jobctl("add", "report", "--exec", "make report | tee out.txt", "--shell", "--cwd", "/tmp",
-              "--env", "LEVEL=2", "--env", "API_KEY=${API_KEY}", "--every", "1h", "--paused"))
+    ok(
+        jobctl(
+            "add",
+            "summary",
+            "--agent",
+            "helper",
+            "--prompt",
+            "Summarise {payload}\n\nThanks",
+            "--manual",
+        )
+    )
+    ok(
+        jobctl(
+            "add",
+            "report",
+            "--exec",
+            "make report | tee out.txt",
+            "--shell",
+            "--cwd",
+            "/tmp",
+            "--env",
+            "LEVEL=2",
+            "--env",
+            "API_KEY=${API_KEY}",
+            "--every",
+            "1h",
+            "--paused",
+        )
+    )
     ok(jobctl("add", "tidy", "--exec", "rm -f /tmp/x", "--manual", "--tz", "Asia/Tokyo"))
 
 
@@ -74,7 +158,13 @@ def test_export_apply_round_trip(jobctl: Invoke, db_path: Path, tmp_path: Path, 
     add_agent(other)
     applied = ok(jobctl("apply", "-f", str(document), "--db", str(other)))
     assert applied.stdout.splitlines() == [
-        "+ backup", "+ launch", "+ report", "+ secs", "+ summary", "+ sync", "+ tidy",
+        "+ backup",
+        "+ launch",
+        "+ report",
+        "+ secs",
+        "+ summary",
+        "+ sync",
+        "+ tidy",
         "applied: 7 added, 0 changed, 0 removed, 0 unchanged",
     ]
     assert ok(jobctl("export", "--format", fmt, "--db", str(other))).stdout == exported
@@ -90,19 +180,39 @@ def test_export_document_shape(jobctl: Invoke, db_path: Path) -> None:
     assert doc["version"] == 1
     backup, report, tidy = doc["jobs"]
     assert backup == {
-        "name": "backup", "description": "nightly backup", "state": "enabled",
-        "action": "http", "trigger": "cron", "schedule": "0 3 * * *",
+        "name": "backup",
+        "description": "nightly backup",
+        "state": "enabled",
+        "action": "http",
+        "trigger": "cron",
+        "schedule": "0 3 * * *",
         "timezone": "Europe/Berlin",
-        "spec": {"url": "https://example.com/backup", "method": "POST",
-                 "headers": {"Authorization": "Bearer ${TOKEN}", "X-Trace": "yes"},
-                 "expect": "2xx"},
-        "policies": {"timeout": "1m30s", "retries": 3, "backoff": "250ms", "overlap": "queue",
-                     "catchup": "all", "catchup_window": "2h", "jitter": "5s",
-                     "max_failures": 4, "keep": 50, "keep_for": "7d"},
+        "spec": {
+            "url": "https://example.com/backup",
+            "method": "POST",
+            "headers": {"Authorization": "Bearer ${TOKEN}", "X-Trace": "yes"},
+            "expect": "2xx",
+        },
+        "policies": {
+            "timeout": "1m30s",
+            "retries": 3,
+            "backoff": "250ms",
+            "overlap": "queue",
+            "catchup": "all",
+            "catchup_window": "2h",
+            "jitter": "5s",
+            "max_failures": 4,
+            "keep": 50,
+            "keep_for": "7d",
+        },
     }
     assert report["state"] == "paused"
-    assert report["spec"] == {"command": "make report | tee out.txt", "cwd": "/tmp",
-                              "env": {"API_KEY": "${API_KEY}", "LEVEL": "2"}, "shell": True}
+    assert report["spec"] == {
+        "command": "make report | tee out.txt",
+        "cwd": "/tmp",
+        "env": {"API_KEY": "${API_KEY}", "LEVEL": "2"},
+        "shell": True,
+    }
     assert "schedule" not in tidy and "policies" not in tidy
 
 
@@ -141,7 +251,9 @@ timezone = "Asia/Tokyo"
 spec.command = "true"
 """)
     assert ok(jobctl("apply", "-f", str(document))).stdout.splitlines()[:2] == [
-        "+ ping", "+ toml-time"]
+        "+ ping",
+        "+ toml-time",
+    ]
     assert ok(jobctl("apply", "-f", str(document))).stdout.startswith("nothing to change")
     exported = ok(jobctl("export")).stdout
     assert 'timeout = "1m30s"' in exported and 'overlap = "allow"' in exported
@@ -155,7 +267,10 @@ def test_durations_that_text_cannot_hold_are_written_as_numbers(
     ok(jobctl("apply", "-f", str(write_json(tmp_path / "a.json", [entry]))))
     exported = ok(jobctl("export", "--json")).stdout
     assert json.loads(exported)["jobs"][0]["policies"] == {
-        "timeout": 1.5, "backoff": 0.0001, "jitter": "1s250ms"}
+        "timeout": 1.5,
+        "backoff": 0.0001,
+        "jitter": "1s250ms",
+    }
     (tmp_path / "b.json").write_text(exported)
     assert ok(jobctl("apply", "-f", str(tmp_path / "b.json"))).stdout.startswith("nothing")
 
@@ -166,8 +281,14 @@ def write_json(path: Path, jobs: list[dict[str, Any]]) -> Path:
 
 
 def http_entry(name: str, **extra: Any) -> dict[str, Any]:
-    entry = {"name": name, "action": "http", "trigger": "every", "schedule": "5m",
-             "timezone": "UTC", "spec": {"url": f"https://example.com/{name}"}}
+    entry = {
+        "name": name,
+        "action": "http",
+        "trigger": "every",
+        "schedule": "5m",
+        "timezone": "UTC",
+        "spec": {"url": f"https://example.com/{name}"},
+    }
     entry.update(extra)
     return entry
 
@@ -183,13 +304,20 @@ def test_changed_job_keeps_id_counters_and_next_run(
     before = dict(conn.execute("SELECT name, next_run_at FROM jobs").fetchall())
     ids = dict(conn.execute("SELECT name, id FROM jobs").fetchall())
 
-    write_json(document, [http_entry("a", description="now described"),
-                          http_entry("b", schedule="5m+150s")])
+    write_json(
+        document,
+        [http_entry("a", description="now described"), http_entry("b", schedule="5m+150s")],
+    )
     result = ok(jobctl("apply", "-f", str(document)))
     assert result.stdout.splitlines() == [
-        "~ a", "~ b", "applied: 0 added, 2 changed, 0 removed, 0 unchanged"]
-    rows = {row[0]: row[1:] for row in conn.execute(
-        "SELECT name, id, runs_total, next_run_at, description FROM jobs")}
+        "~ a",
+        "~ b",
+        "applied: 0 added, 2 changed, 0 removed, 0 unchanged",
+    ]
+    rows = {
+        row[0]: row[1:]
+        for row in conn.execute("SELECT name, id, runs_total, next_run_at, description FROM jobs")
+    }
     conn.close()
     assert rows["a"] == (ids["a"], 5, before["a"], "now described")
     assert rows["b"][:2] == (ids["b"], 5)
@@ -200,27 +328,48 @@ def test_changed_job_keeps_id_counters_and_next_run(
 def test_dry_run_prints_the_plan_and_writes_nothing(
     jobctl: Invoke, db_path: Path, tmp_path: Path
 ) -> None:
-    ok(jobctl("apply", "-f", str(write_json(tmp_path / "a.json",
-                                             [http_entry("keep"), http_entry("edit"),
-                                              http_entry("drop")]))))
-    document = write_json(tmp_path / "b.json", [
-        http_entry("keep"), http_entry("edit", schedule="10m"), http_entry("new")])
+    ok(
+        jobctl(
+            "apply",
+            "-f",
+            str(
+                write_json(
+                    tmp_path / "a.json",
+                    [http_entry("keep"), http_entry("edit"), http_entry("drop")],
+                )
+            ),
+        )
+    )
+    document = write_json(
+        tmp_path / "b.json",
+        [http_entry("keep"), http_entry("edit", schedule="10m"), http_entry("new")],
+    )
     before = dump_database(db_path)
     result = ok(jobctl("apply", "-f", str(document), "--dry-run", "--prune"))
     assert result.stdout.splitlines() == [
-        "would + new", "would ~ edit", "would - drop",
+        "would + new",
+        "would ~ edit",
+        "would - drop",
         "would apply: 1 added, 1 changed, 1 removed, 1 unchanged",
     ]
     assert dump_database(db_path) == before
     plan = json.loads(ok(jobctl("apply", "-f", str(document), "--dry-run", "--json")).stdout)
-    assert plan == {"added": ["new"], "changed": ["edit"], "removed": [],
-                    "unchanged": ["keep"], "dry_run": True}
+    assert plan == {
+        "added": ["new"],
+        "changed": ["edit"],
+        "removed": [],
+        "unchanged": ["keep"],
+        "dry_run": True,
+    }
     assert dump_database(db_path) == before
 
 
 def test_prune_removes_only_with_the_flag(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
-    ok(jobctl("apply", "-f", str(write_json(tmp_path / "a.json",
-                                             [http_entry("a"), http_entry("b")]))))
+    ok(
+        jobctl(
+            "apply", "-f", str(write_json(tmp_path / "a.json", [http_entry("a"), http_entry("b")]))
+        )
+    )
     document = write_json(tmp_path / "b.json", [http_entry("a")])
     result = ok(jobctl("apply", "-f", str(document)))
     assert result.stdout == "nothing to change: 1 job unchanged\n"
@@ -229,7 +378,9 @@ def test_prune_removes_only_with_the_flag(jobctl: Invoke, db_path: Path, tmp_pat
 
     result = ok(jobctl("apply", "-f", str(document), "--prune"))
     assert result.stdout.splitlines() == [
-        "- b", "applied: 0 added, 0 changed, 1 removed, 1 unchanged"]
+        "- b",
+        "applied: 0 added, 0 changed, 1 removed, 1 unchanged",
+    ]
     assert [job["name"] for job in json.loads(jobctl("list", "--json").stdout)] == ["a"]
 
 
@@ -246,31 +397,51 @@ def test_bad_entry_changes_nothing_and_is_named(
 ) -> None:
     ok(jobctl("apply", "-f", str(write_json(tmp_path / "a.json", [http_entry("a")]))))
     before = dump_database(db_path)
-    document = write_json(tmp_path / "b.json", [
-        http_entry("a", description="changed"), http_entry("b"),
-        http_entry("nightly", trigger="cron", schedule="0 25 * * *"), http_entry("c")])
+    document = write_json(
+        tmp_path / "b.json",
+        [
+            http_entry("a", description="changed"),
+            http_entry("b"),
+            http_entry("nightly", trigger="cron", schedule="0 25 * * *"),
+            http_entry("c"),
+        ],
+    )
     message = refused(jobctl("apply", "-f", str(document), "--prune"))
     assert message.startswith("jobctl: jobs[2] ('nightly'): invalid cron expression '0 25 * * *'")
     assert dump_database(db_path) == before
 
 
-@pytest.mark.parametrize(("entry", "expected"), [
-    (http_entry("a", shedule="5m"), "jobs[0] ('a'): unknown key 'shedule'; did you mean 'schedule'?"),
-    (http_entry("a", spec={"url": "https://h/", "header": {}}),
-     "jobs[0] ('a'): unknown http spec key 'header'; did you mean 'headers'?"),
-    (http_entry("a", policies={"retry": 2}),
-     "jobs[0] ('a'): unknown policy 'retry'; did you mean 'retries'?"),
-    (http_entry("a", spec={"url": "https://h/", "headers": {"X": 1}}),
-     "jobs[0] ('a'): spec.headers must be a table of text values"),
-    (http_entry("a", trigger="manual"), "jobs[0] ('a'): a manual trigger takes no schedule"),
-    (http_entry("a", action="ftp"), "jobs[0] ('a'): invalid action 'ftp': choose one of"),
-    (http_entry("a", spec={}), "jobs[0] ('a'): an http job needs spec.url"),
-    (http_entry("a", policies={"retries": "many"}), "jobs[0] ('a'): invalid --retries 'many'"),
-    (http_entry("Bad Name", spec={"url": "https://h/"}),
-     "jobs[0] ('Bad Name'): invalid job name"),
-    ({"name": None, "action": "nope", "trigger": "manual"}, "jobs[0]: invalid action 'nope'"),
-    ({"name": "a", "trigger": "manual"}, "jobs[0] ('a'): missing action: choose one of"),
-])
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (
+            http_entry("a", shedule="5m"),
+            "jobs[0] ('a'): unknown key 'shedule'; did you mean 'schedule'?",
+        ),
+        (
+            http_entry("a", spec={"url": "https://h/", "header": {}}),
+            "jobs[0] ('a'): unknown http spec key 'header'; did you mean 'headers'?",
+        ),
+        (
+            http_entry("a", policies={"retry": 2}),
+            "jobs[0] ('a'): unknown policy 'retry'; did you mean 'retries'?",
+        ),
+        (
+            http_entry("a", spec={"url": "https://h/", "headers": {"X": 1}}),
+            "jobs[0] ('a'): spec.headers must be a table of text values",
+        ),
+        (http_entry("a", trigger="manual"), "jobs[0] ('a'): a manual trigger takes no schedule"),
+        (http_entry("a", action="ftp"), "jobs[0] ('a'): invalid action 'ftp': choose one of"),
+        (http_entry("a", spec={}), "jobs[0] ('a'): an http job needs spec.url"),
+        (http_entry("a", policies={"retries": "many"}), "jobs[0] ('a'): invalid --retries 'many'"),
+        (
+            http_entry("Bad Name", spec={"url": "https://h/"}),
+            "jobs[0] ('Bad Name'): invalid job name",
+        ),
+        ({"name": None, "action": "nope", "trigger": "manual"}, "jobs[0]: invalid action 'nope'"),
+        ({"name": "a", "trigger": "manual"}, "jobs[0] ('a'): missing action: choose one of"),
+    ],
+)
 def test_entry_errors(jobctl: Invoke, tmp_path: Path, entry: dict[str, Any], expected: str) -> None:
     message = refused(jobctl("apply", "-f", str(write_json(tmp_path / "j.json", [entry]))))
     assert message.startswith(f"jobctl: {expected}"), message
@@ -279,23 +450,30 @@ def test_entry_errors(jobctl: Invoke, tmp_path: Path, entry: dict[str, Any], exp
 def test_duplicate_names_and_document_errors(jobctl: Invoke, tmp_path: Path) -> None:
     document = write_json(tmp_path / "j.json", [http_entry("a"), http_entry("b"), http_entry("a")])
     assert refused(jobctl("apply", "-f", str(document))) == (
-        "jobctl: jobs[2] ('a'): duplicate name: jobs[0] has it too")
+        "jobctl: jobs[2] ('a'): duplicate name: jobs[0] has it too"
+    )
     document.write_text('{"version": 1, "version": 1, "jobs": []}')
     assert "duplicate key 'version'" in refused(jobctl("apply", "-f", str(document)))
     document = tmp_path / "j.toml"
-    document.write_text('version = 2\n')
+    document.write_text("version = 2\n")
     assert refused(jobctl("apply", "-f", str(document))) == (
-        "jobctl: unsupported version 2: this jobctl reads version 1")
+        "jobctl: unsupported version 2: this jobctl reads version 1"
+    )
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text('[[jobs]]\nname = "a\n')
     assert refused(jobctl("apply", "-f", str(bad_toml))).startswith(
-        f"jobctl: {bad_toml}: invalid TOML: ")
+        f"jobctl: {bad_toml}: invalid TOML: "
+    )
     assert "cannot read" in refused(jobctl("apply", "-f", str(tmp_path / "missing.toml")))
 
 
 def test_unknown_agent_is_not_found(jobctl: Invoke, tmp_path: Path) -> None:
-    entry = {"name": "ask", "action": "agent", "trigger": "manual",
-             "spec": {"agent": "nope", "prompt": "hi"}}
+    entry = {
+        "name": "ask",
+        "action": "agent",
+        "trigger": "manual",
+        "spec": {"agent": "nope", "prompt": "hi"},
+    }
     message = refused(jobctl("apply", "-f", str(write_json(tmp_path / "j.json", [entry]))), 3)
     assert message.startswith("jobctl: jobs[0] ('ask'): no agent named 'nope'")
 
@@ -349,10 +527,28 @@ def test_fired_one_shot_stays_completed(jobctl: Invoke, db_path: Path, tmp_path:
 
 
 def test_export_warns_about_literal_secrets(jobctl: Invoke) -> None:
-    ok(jobctl("add", "literal", "--url", "https://user:hunter2@example.com/x", "--manual",
-              "--header", "Authorization: Bearer abc123"))
-    ok(jobctl("add", "referenced", "--url", "https://user:${PASSWORD}@example.com/x",
-              "--manual", "--header", "Authorization: Bearer ${TOKEN}"))
+    ok(
+        jobctl(
+            "add",
+            "literal",
+            "--url",
+            "https://user:hunter2@example.com/x",
+            "--manual",
+            "--header",
+            "Authorization: Bearer abc123",
+        )
+    )
+    ok(
+        jobctl(
+            "add",
+            "referenced",
+            "--url",
+            "https://user:${PASSWORD}@example.com/x",
+            "--manual",
+            "--header",
+            "Authorization: Bearer ${TOKEN}",
+        )
+    )
     result = ok(jobctl("export"))
     warnings = result.stderr.splitlines()
     assert len(warnings) == 2
@@ -377,9 +573,14 @@ def test_apply_from_stdin(jobctl: Invoke) -> None:
     text = '[[jobs]]\nname = "a"\naction = "exec"\ntrigger = "manual"\nspec.command = "true"\n'
     result = ok(jobctl("apply", "-f", "-", input=text))
     assert result.stdout.splitlines()[0] == "+ a"
-    document = json.dumps({"version": 1, "jobs": [{"name": "b", "action": "exec",
-                                                   "trigger": "manual",
-                                                   "spec": {"command": "true"}}]})
+    document = json.dumps(
+        {
+            "version": 1,
+            "jobs": [
+                {"name": "b", "action": "exec", "trigger": "manual", "spec": {"command": "true"}}
+            ],
+        }
+    )
     assert ok(jobctl("apply", "-f", "-", input=document)).stdout.splitlines()[0] == "+ b"
 
 
@@ -404,7 +605,7 @@ def test_bom_and_json_sniffing() -> None:
     from jobctl.jobfile import loads
 
     assert loads('\ufeff{"version": 1}') == {"version": 1}
-    assert loads('\ufeffversion = 1\n') == {"version": 1}
+    assert loads("\ufeffversion = 1\n") == {"version": 1}
 
 
 def test_bulk_builder_matches_build_job() -> None:
@@ -415,34 +616,54 @@ def test_bulk_builder_matches_build_job() -> None:
     now = datetime(2026, 3, 7, 12, 0, tzinfo=UTC)
     entries = [
         http_entry("a", trigger="cron", schedule="30 2 * * *", timezone="America/New_York"),
-        http_entry("b", trigger="cron", schedule="30 2 * * *", timezone="America/New_York",
-                   policies={"retries": 1}),
-        http_entry("c", trigger="cron", schedule="30 2 * * *", timezone="America/New_York",
-                   state="paused"),
-        http_entry("d", schedule="15m+5m"), http_entry("e", schedule="15m+5m"),
-        once_entry("f", "2026-12-01T09:00:00+01:00"), once_entry("g", "2026-12-01T09:00:00+01:00"),
+        http_entry(
+            "b",
+            trigger="cron",
+            schedule="30 2 * * *",
+            timezone="America/New_York",
+            policies={"retries": 1},
+        ),
+        http_entry(
+            "c", trigger="cron", schedule="30 2 * * *", timezone="America/New_York", state="paused"
+        ),
+        http_entry("d", schedule="15m+5m"),
+        http_entry("e", schedule="15m+5m"),
+        once_entry("f", "2026-12-01T09:00:00+01:00"),
+        once_entry("g", "2026-12-01T09:00:00+01:00"),
         http_entry("h", trigger="manual", schedule=None),
     ]
     builder = _JobBuilder(now)
     for entry in entries:
         options = entry_options({k: v for k, v in entry.items() if v is not None})
-        assert builder.build(options) == build_job(options, existing=None, now=now,
-                                                   allow_past=True)
+        assert builder.build(options) == build_job(options, existing=None, now=now, allow_past=True)
 
 
 def test_real_subprocess_round_trip_and_error(tmp_path: Path) -> None:
     env = {"JOBCTL_DB": str(tmp_path / "a.db"), "PATH": "/usr/bin:/bin"}
     command = [sys.executable, "-m", "jobctl"]
     document = json.dumps({"version": 1, "jobs": [http_entry("a"), http_entry("b")]})
-    done = subprocess.run([*command, "apply", "-f", "-"], input=document, env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*command, "apply", "-f", "-"],
+        input=document,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "applied: 2 added, 0 changed, 0 removed, 0 unchanged"
-    exported = subprocess.run([*command, "export"], env=env, capture_output=True, text=True,
-                              check=True).stdout
+    exported = subprocess.run(
+        [*command, "export"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     bad = exported.replace('schedule = "5m"', 'schedule = "5 minutes"', 1)
-    done = subprocess.run([*command, "apply", "-f", "-", "--prune"], input=bad, env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*command, "apply", "-f", "-", "--prune"],
+        input=bad,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("jobctl: jobs[0] ('a'): invalid interval '5 minutes'")
     assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
@@ -451,15 +672,31 @@ def test_real_subprocess_round_trip_and_error(tmp_path: Path) -> None:
 def test_notifications_and_forwarded_payloads_round_trip(
     jobctl: Invoke, db_path: Path, tmp_path: Path
 ) -> None:
-    ok(jobctl("add", "hooked", "--url", "https://example.com/in", "--manual", "--forward-payload",
-              "--notify-on", "failure", "https://example.com/alerts",
-              "--notify-on", "always", "${AUDIT_URL}", "--alert-if-no-success", "1d"))
+    ok(
+        jobctl(
+            "add",
+            "hooked",
+            "--url",
+            "https://example.com/in",
+            "--manual",
+            "--forward-payload",
+            "--notify-on",
+            "failure",
+            "https://example.com/alerts",
+            "--notify-on",
+            "always",
+            "${AUDIT_URL}",
+            "--alert-if-no-success",
+            "1d",
+        )
+    )
     exported = ok(jobctl("export", "--format", "json")).stdout
     document = json.loads(exported)["jobs"][0]
     assert document["spec"]["forward_payload"] is True
     assert document["policies"]["notify"] == [
         {"on": "failure", "url": "https://example.com/alerts"},
-        {"on": "always", "url": "${AUDIT_URL}"}]
+        {"on": "always", "url": "${AUDIT_URL}"},
+    ]
     (tmp_path / "jobs.json").write_text(exported)
     other = tmp_path / "other.db"
     ok(jobctl("--db", str(other), "apply", "-f", str(tmp_path / "jobs.json")))

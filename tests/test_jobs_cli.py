@@ -18,8 +18,20 @@ def job_json(jobctl: Invoke, name: str) -> dict:
 
 
 def test_add_http_job_with_every_trigger(jobctl: Invoke) -> None:
-    result = jobctl("add", "ping", "--url", "https://example.com/health", "--every", "15m",
-                    "--offset", "5m", "--tz", "Europe/Berlin", "--description", "health check")
+    result = jobctl(
+        "add",
+        "ping",
+        "--url",
+        "https://example.com/health",
+        "--every",
+        "15m",
+        "--offset",
+        "5m",
+        "--tz",
+        "Europe/Berlin",
+        "--description",
+        "health check",
+    )
     assert result.exit_code == 0, result.stderr
     assert "added job 'ping'" in result.stdout
     job = job_json(jobctl, "ping")
@@ -28,56 +40,125 @@ def test_add_http_job_with_every_trigger(jobctl: Invoke) -> None:
     assert job["timezone"] == "Europe/Berlin"
     assert job["action"] == "http"
     assert job["state"] == "enabled"
-    assert job["spec"] == {"method": "GET", "url": "https://example.com/health", "headers": {},
-                           "body": None, "expect": "2xx"}
+    assert job["spec"] == {
+        "method": "GET",
+        "url": "https://example.com/health",
+        "headers": {},
+        "body": None,
+        "expect": "2xx",
+    }
     assert job["next_run_at"].endswith(("05:00Z", "20:00Z", "35:00Z", "50:00Z"))
     assert len(job["upcoming"]) == 5
     assert job["policies"] == {
-        "timeout": 30.0, "retries": 0, "backoff": 10.0, "overlap": "skip", "catchup": "latest",
-        "catchup_window": 86400.0, "jitter": 0.0, "max_failures": None, "keep": 1000,
-        "keep_for": None, "alert_if_no_success": None, "notify": [],
+        "timeout": 30.0,
+        "retries": 0,
+        "backoff": 10.0,
+        "overlap": "skip",
+        "catchup": "latest",
+        "catchup_window": 86400.0,
+        "jitter": 0.0,
+        "max_failures": None,
+        "keep": 1000,
+        "keep_for": None,
+        "alert_if_no_success": None,
+        "notify": [],
     }
 
 
 def test_add_with_body_defaults_to_post_and_json_body_sets_content_type(jobctl: Invoke) -> None:
     assert jobctl("add", "a", "--url", "http://h/x", "--body", "hello", "--manual").exit_code == 0
     assert job_json(jobctl, "a")["spec"]["method"] == "POST"
-    assert jobctl("add", "b", "--url", "http://h/x", "--json-body", '{"k": 1}',
-                  "--manual").exit_code == 0
+    assert (
+        jobctl("add", "b", "--url", "http://h/x", "--json-body", '{"k": 1}', "--manual").exit_code
+        == 0
+    )
     spec = job_json(jobctl, "b")["spec"]
     assert spec["headers"] == {"Content-Type": "application/json"}
     assert spec["body"] == '{"k": 1}'
-    assert jobctl("add", "c", "--url", "http://h/x", "--body", "x", "--method", "put",
-                  "--manual").exit_code == 0
+    assert (
+        jobctl(
+            "add", "c", "--url", "http://h/x", "--body", "x", "--method", "put", "--manual"
+        ).exit_code
+        == 0
+    )
     assert job_json(jobctl, "c")["spec"]["method"] == "PUT"
 
 
 def test_body_from_file_and_stdin(jobctl: Invoke, tmp_path: Path) -> None:
     body_file = tmp_path / "body.json"
     body_file.write_text('{"from": "file"}')
-    assert jobctl("add", "f", "--url", "http://h/", "--body", f"@{body_file}",
-                  "--manual").exit_code == 0
+    assert (
+        jobctl("add", "f", "--url", "http://h/", "--body", f"@{body_file}", "--manual").exit_code
+        == 0
+    )
     assert job_json(jobctl, "f")["spec"]["body"] == '{"from": "file"}'
-    assert jobctl("add", "s", "--url", "http://h/", "--body", "-", "--manual",
-                  input="from stdin").exit_code == 0
+    assert (
+        jobctl(
+            "add", "s", "--url", "http://h/", "--body", "-", "--manual", input="from stdin"
+        ).exit_code
+        == 0
+    )
     assert job_json(jobctl, "s")["spec"]["body"] == "from stdin"
 
 
 def test_add_exec_job_with_policies(jobctl: Invoke, tmp_path: Path) -> None:
-    result = jobctl("add", "report", "--exec", "make report", "--cwd", str(tmp_path),
-                    "--env", "A=1", "--env", "B=two", "--cron", "0 9 * * 1-5",
-                    "--tz", "UTC", "--timeout", "5m", "--retries", "3", "--backoff", "30s",
-                    "--overlap", "queue", "--catchup", "all", "--catchup-window", "2h",
-                    "--jitter", "500ms", "--max-failures", "5", "--keep", "50",
-                    "--keep-for", "30d")
+    result = jobctl(
+        "add",
+        "report",
+        "--exec",
+        "make report",
+        "--cwd",
+        str(tmp_path),
+        "--env",
+        "A=1",
+        "--env",
+        "B=two",
+        "--cron",
+        "0 9 * * 1-5",
+        "--tz",
+        "UTC",
+        "--timeout",
+        "5m",
+        "--retries",
+        "3",
+        "--backoff",
+        "30s",
+        "--overlap",
+        "queue",
+        "--catchup",
+        "all",
+        "--catchup-window",
+        "2h",
+        "--jitter",
+        "500ms",
+        "--max-failures",
+        "5",
+        "--keep",
+        "50",
+        "--keep-for",
+        "30d",
+    )
     assert result.exit_code == 0, result.stderr
     job = job_json(jobctl, "report")
-    assert job["spec"] == {"command": "make report", "cwd": str(tmp_path),
-                           "env": {"A": "1", "B": "two"}, "shell": False}
+    assert job["spec"] == {
+        "command": "make report",
+        "cwd": str(tmp_path),
+        "env": {"A": "1", "B": "two"},
+        "shell": False,
+    }
     assert job["policies"] == {
-        "timeout": 300.0, "retries": 3, "backoff": 30.0, "overlap": "queue", "catchup": "all",
-        "catchup_window": 7200.0, "jitter": 0.5, "max_failures": 5, "keep": 50,
-        "keep_for": 2592000.0, "alert_if_no_success": None, "notify": [],
+        "timeout": 300.0,
+        "retries": 3,
+        "backoff": 30.0,
+        "overlap": "queue",
+        "catchup": "all",
+        "catchup_window": 7200.0,
+        "jitter": 0.5,
+        "max_failures": 5,
+        "keep": 50,
+        "keep_for": 2592000.0,
+        "alert_if_no_success": None,
+        "notify": [],
     }
     assert job["policies"]["timeout"] == 300.0
 
@@ -90,8 +171,9 @@ def test_default_timeout_follows_the_action_kind(jobctl: Invoke) -> None:
 
 
 def test_at_trigger_stores_resolved_time_with_offset(jobctl: Invoke) -> None:
-    result = jobctl("add", "once", "--exec", "true", "--at", "2099-07-01 09:30",
-                    "--tz", "Europe/Berlin")
+    result = jobctl(
+        "add", "once", "--exec", "true", "--at", "2099-07-01 09:30", "--tz", "Europe/Berlin"
+    )
     assert result.exit_code == 0, result.stderr
     job = job_json(jobctl, "once")
     assert job["trigger"] == "once"
@@ -116,28 +198,54 @@ def test_cron_presets_and_seconds_field(jobctl: Invoke) -> None:
     assert all(moment[17:19] in {"00", "10", "20", "30", "40", "50"} for moment in upcoming)
 
 
-def test_secrets_are_stored_as_written_and_redacted_in_show(jobctl: Invoke,
-                                                            db_path: Path) -> None:
-    result = jobctl("add", "s", "--url", "https://bob:hunter2@example.com/x?api_key=k123",
-                    "--header", "Authorization: Bearer literal-token",
-                    "--header", "X-Api-Key: ${API_KEY}", "--header", "Accept: text/plain",
-                    "--every", "1h")
+def test_secrets_are_stored_as_written_and_redacted_in_show(jobctl: Invoke, db_path: Path) -> None:
+    result = jobctl(
+        "add",
+        "s",
+        "--url",
+        "https://bob:hunter2@example.com/x?api_key=k123",
+        "--header",
+        "Authorization: Bearer literal-token",
+        "--header",
+        "X-Api-Key: ${API_KEY}",
+        "--header",
+        "Accept: text/plain",
+        "--every",
+        "1h",
+    )
     assert result.exit_code == 0, result.stderr
     shown = jobctl("show", "s").stdout + jobctl("show", "s", "--json").stdout
     shown += jobctl("list").stdout + jobctl("list", "--json").stdout
     for secret in ("hunter2", "k123", "literal-token"):
         assert secret not in shown
     spec = job_json(jobctl, "s")["spec"]
-    assert spec["headers"] == {"Authorization": "***", "X-Api-Key": "${API_KEY}",
-                               "Accept": "text/plain"}
+    assert spec["headers"] == {
+        "Authorization": "***",
+        "X-Api-Key": "${API_KEY}",
+        "Accept": "text/plain",
+    }
     assert spec["url"] == "https://bob:***@example.com/x?api_key=***"
     stored = sqlite3.connect(db_path).execute("SELECT spec FROM jobs").fetchone()[0]
     assert "hunter2" in stored and "${API_KEY}" in stored
 
 
 def test_edit_replaces_given_fields_only(jobctl: Invoke) -> None:
-    jobctl("add", "j", "--url", "http://h/", "--header", "A: 1", "--header", "B: 2",
-           "--every", "5m", "--description", "old", "--retries", "2")
+    jobctl(
+        "add",
+        "j",
+        "--url",
+        "http://h/",
+        "--header",
+        "A: 1",
+        "--header",
+        "B: 2",
+        "--every",
+        "5m",
+        "--description",
+        "old",
+        "--retries",
+        "2",
+    )
     before = job_json(jobctl, "j")
     result = jobctl("edit", "j", "--header", "C: 3", "--description", "")
     assert result.exit_code == 0, result.stderr
@@ -171,13 +279,19 @@ def test_edit_offset_alone_on_an_every_job(jobctl: Invoke) -> None:
 def test_rename_keeps_history(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "old", "--exec", "true", "--manual")
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
-                 "SELECT id, 'manual', 'succeeded', 'x', 'x' FROM jobs")
+    conn.execute(
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
+        "SELECT id, 'manual', 'succeeded', 'x', 'x' FROM jobs"
+    )
     conn.commit()
     assert jobctl("edit", "old", "--name", "new").exit_code == 0
     assert jobctl("show", "old").exit_code == 3
-    assert conn.execute("SELECT count(*) FROM runs JOIN jobs ON jobs.id = runs.job_id "
-                        "WHERE jobs.name = 'new'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE jobs.name = 'new'"
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def test_pause_and_resume(jobctl: Invoke) -> None:
@@ -211,20 +325,23 @@ def test_rm_removes_job_and_history(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "a", "--exec", "true", "--manual")
     jobctl("add", "b", "--exec", "true", "--manual")
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
-                 "SELECT id, 'manual', 'succeeded', 'x', 'x' FROM jobs WHERE name = 'a'")
+    conn.execute(
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
+        "SELECT id, 'manual', 'succeeded', 'x', 'x' FROM jobs WHERE name = 'a'"
+    )
     conn.commit()
     assert jobctl("rm", "a").exit_code == 0
     assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
     assert [j["name"] for j in json.loads(jobctl("list", "--json").stdout)] == ["b"]
 
 
-def test_rm_refuses_a_job_with_a_run_in_flight_unless_forced(jobctl: Invoke,
-                                                            db_path: Path) -> None:
+def test_rm_refuses_a_job_with_a_run_in_flight_unless_forced(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "a", "--exec", "true", "--manual")
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
-                 "SELECT id, 'manual', 'running', 'x', 'x' FROM jobs")
+    conn.execute(
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at) "
+        "SELECT id, 'manual', 'running', 'x', 'x' FROM jobs"
+    )
     conn.commit()
     result = jobctl("rm", "a")
     assert result.exit_code == 1
@@ -238,15 +355,40 @@ def test_list_table_and_json(jobctl: Invoke) -> None:
     jobctl("add", "script", "--exec", "backup.sh", "--manual")
     table = jobctl("list").stdout
     lines = table.splitlines()
-    assert lines[0].split() == ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS",
-                                "OK", "RECENT"]
+    assert lines[0].split() == [
+        "NAME",
+        "STATE",
+        "SCHEDULE",
+        "ACTION",
+        "NEXT",
+        "LAST",
+        "STATUS",
+        "OK",
+        "RECENT",
+    ]
     assert lines[1].startswith("script") and "manual" in lines[1]
     assert "cron */5 * * * *" in lines[2] and "GET https://example.com/" in lines[2]
     assert "in " in lines[2]
     listed = json.loads(jobctl("list", "--json").stdout)
-    contract = {"name", "description", "state", "action", "trigger", "schedule", "timezone",
-                "next_run_at", "last_run_at", "last_status", "runs_total", "runs_succeeded",
-                "runs_failed", "runs_skipped", "runs_missed", "spec", "policies"}
+    contract = {
+        "name",
+        "description",
+        "state",
+        "action",
+        "trigger",
+        "schedule",
+        "timezone",
+        "next_run_at",
+        "last_run_at",
+        "last_status",
+        "runs_total",
+        "runs_succeeded",
+        "runs_failed",
+        "runs_skipped",
+        "runs_missed",
+        "spec",
+        "policies",
+    }
     assert all(contract <= set(job) for job in listed)
 
 
@@ -256,11 +398,33 @@ def test_next_for_a_job_and_for_expressions(jobctl: Invoke) -> None:
     assert json.loads(result.stdout) == ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]
     text = jobctl("next", "j", "-n", "1", "--after", "2026-03-07 12:00").stdout
     assert "2026-03-08 03:00:00 -0400" in text and "America/New_York" in text
-    result = jobctl("next", "--every", "15m", "--offset", "5m", "--tz", "Asia/Kolkata",
-                    "--after", "2026-01-01T00:00:00Z", "-n", "2", "--json")
+    result = jobctl(
+        "next",
+        "--every",
+        "15m",
+        "--offset",
+        "5m",
+        "--tz",
+        "Asia/Kolkata",
+        "--after",
+        "2026-01-01T00:00:00Z",
+        "-n",
+        "2",
+        "--json",
+    )
     assert json.loads(result.stdout) == ["2026-01-01T00:05:00Z", "2026-01-01T00:20:00Z"]
-    result = jobctl("next", "--cron", "0 1 * * *", "--tz", "Europe/Berlin", "-n", "1",
-                    "--after", "2026-10-25T00:30:00+02:00", "--json")
+    result = jobctl(
+        "next",
+        "--cron",
+        "0 1 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "-n",
+        "1",
+        "--after",
+        "2026-10-25T00:30:00+02:00",
+        "--json",
+    )
     assert json.loads(result.stdout) == ["2026-10-24T23:00:00Z"]
 
 
@@ -269,8 +433,10 @@ def test_db_option_before_and_after_the_subcommand(jobctl: Invoke, tmp_path: Pat
     jobctl("--db", str(first), "add", "a", "--exec", "true", "--manual")
     jobctl("add", "b", "--exec", "true", "--manual", "--db", str(second))
     jobctl("--db", str(first), "add", "c", "--exec", "true", "--manual", "--db", str(second))
-    names = lambda path: [j["name"] for j in json.loads(  # noqa: E731
-        jobctl("list", "--json", "--db", str(path)).stdout)]
+
+    def names(path: Path) -> list[str]:
+        return [j["name"] for j in json.loads(jobctl("list", "--json", "--db", str(path)).stdout)]
+
     assert names(first) == ["a"]
     assert names(second) == ["b", "c"]
 
@@ -286,16 +452,22 @@ BAD_INPUTS = [
     (["add", "x", "--url", "http://h/", "--every", "15m", "--offset", "15m"], 2, "offset"),
     (["add", "x", "--url", "http://h/", "--at", "2001-01-01 00:00"], 2, "passed"),
     (["add", "x", "--url", "http://h/", "--at", "tomorrow-ish"], 2, "--at"),
-    (["add", "x", "--url", "http://h/", "--at", "2099-03-29 02:30", "--tz", "Europe/Berlin"],
-     2, "does not exist"),
+    (
+        ["add", "x", "--url", "http://h/", "--at", "2099-03-29 02:30", "--tz", "Europe/Berlin"],
+        2,
+        "does not exist",
+    ),
     (["add", "x", "--url", "http://h/", "--every", "1m", "--tz", "Mars/Olympus"], 2, "zone"),
     (["add", "x", "--url", "not a url", "--every", "1m"], 2, "--url"),
     (["add", "x", "--url", "ftp://h/", "--every", "1m"], 2, "http"),
     (["add", "x", "--url", "http://h:99999/", "--every", "1m"], 2, "--url"),
     (["add", "x", "--url", "http://h/", "--header", "NoColon", "--every", "1m"], 2, "--header"),
     (["add", "x", "--url", "http://h/", "--json-body", "{bad", "--every", "1m"], 2, "json"),
-    (["add", "x", "--url", "http://h/", "--body", "a", "--json-body", "{}", "--every", "1m"],
-     2, "combined"),
+    (
+        ["add", "x", "--url", "http://h/", "--body", "a", "--json-body", "{}", "--every", "1m"],
+        2,
+        "combined",
+    ),
     (["add", "x", "--url", "http://h/", "--expect", "abc", "--every", "1m"], 2, "--expect"),
     (["add", "x", "--url", "http://h/", "--method", "FETCH", "--every", "1m"], 2, "--method"),
     (["add", "x", "--url", "http://h/", "--timeout", "soon", "--every", "1m"], 2, "--timeout"),
@@ -312,8 +484,11 @@ BAD_INPUTS = [
     (["add", "x", "--exec", "true", "--env", "no-equals", "--every", "1m"], 2, "--env"),
     (["add", "x", "--exec", "true", "--method", "POST", "--every", "1m"], 2, "http"),
     (["add", "x", "--url", "http://h/", "--cwd", "/tmp", "--every", "1m"], 2, "exec"),
-    (["add", "x", "--url", "http://h/", "--body", "@/nonexistent/file", "--every", "1m"],
-     2, "cannot read"),
+    (
+        ["add", "x", "--url", "http://h/", "--body", "@/nonexistent/file", "--every", "1m"],
+        2,
+        "cannot read",
+    ),
     (["add", "x", "--agent", "nobody", "--prompt", "hi", "--every", "1m"], 3, "agent"),
     (["add", "dup", "--url", "http://h/", "--every", "1m"], 2, "already exists"),
     (["edit", "nope", "--every", "1m"], 3, "nope"),
@@ -330,8 +505,9 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "code", "words"), BAD_INPUTS,
-                         ids=[" ".join(case[0])[:60] for case in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("args", "code", "words"), BAD_INPUTS, ids=[" ".join(case[0])[:60] for case in BAD_INPUTS]
+)
 def test_bad_input_is_refused_cleanly(
     jobctl: Invoke, db_path: Path, args: list[str], code: int, words: str
 ) -> None:

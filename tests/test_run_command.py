@@ -40,15 +40,27 @@ def test_run_of_a_failing_job_exits_1_after_its_retries(
     jobctl: Invoke, db_path: Path, sink: Sink
 ) -> None:
     sink.replies["/down"] = Reply(status=502)
-    jobctl("add", "down", "--url", f"{sink.url}/down", "--manual", "--retries", "2",
-           "--backoff", "100ms")
+    jobctl(
+        "add",
+        "down",
+        "--url",
+        f"{sink.url}/down",
+        "--manual",
+        "--retries",
+        "2",
+        "--backoff",
+        "100ms",
+    )
     result = run_jobctl(db_path, "run", "down", "--json")
     assert result.returncode == 1
     assert result.stderr.count("failed") == 3
     assert json.loads(result.stdout)["attempt"] == 3
     rows = job_runs(db_path, "down")
     assert [(r["trigger"], r["attempt"], r["status"]) for r in rows] == [
-        ("manual", 1, "failed"), ("retry", 2, "failed"), ("retry", 3, "failed")]
+        ("manual", 1, "failed"),
+        ("retry", 2, "failed"),
+        ("retry", 3, "failed"),
+    ]
     assert len(sink.requests_to("/down")) == 3
 
 
@@ -58,17 +70,32 @@ def test_run_works_on_paused_jobs_and_exec_exit_codes(jobctl: Invoke, db_path: P
     assert result.returncode == 1
     run = json.loads(result.stdout)
     assert (run["status"], run["exit_code"], run["output"]) == ("failed", 7, "no\n")
-    assert set(run) >= {"id", "job", "trigger", "status", "attempt", "scheduled_for",
-                        "started_at", "finished_at", "duration_ms", "http_status",
-                        "exit_code", "error", "output"}
+    assert set(run) >= {
+        "id",
+        "job",
+        "trigger",
+        "status",
+        "attempt",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "http_status",
+        "exit_code",
+        "error",
+        "output",
+    }
 
 
 def test_manual_run_respects_overlap_skip(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
     started = tmp_path / "started"
     jobctl("add", "slow", "--exec", f"touch {started}; sleep 30", "--shell", "--manual")
-    first = subprocess.Popen(jobctl_command("run", "slow"), env={"JOBCTL_DB": str(db_path),
-                             "PATH": "/usr/bin:/bin"}, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        jobctl_command("run", "slow"),
+        env={"JOBCTL_DB": str(db_path), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_until(started.exists, what="the first run to start")
         second = run_jobctl(db_path, "run", "slow")
@@ -88,9 +115,12 @@ def test_killed_run_is_marked_interrupted_by_the_next_jobctl(
 ) -> None:
     started = tmp_path / "started"
     jobctl("add", "victim", "--exec", f"touch {started}; sleep 30", "--shell", "--manual")
-    process = subprocess.Popen(jobctl_command("run", "victim"),
-                               env={"JOBCTL_DB": str(db_path), "PATH": "/usr/bin:/bin"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        jobctl_command("run", "victim"),
+        env={"JOBCTL_DB": str(db_path), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until(started.exists, what="the run to start")
     process.kill()
     process.wait()

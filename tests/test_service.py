@@ -24,8 +24,9 @@ def stop_after(db_path: Path) -> Iterator[None]:
     run_jobctl(db_path, "daemon", "stop", "--timeout", "20s")
 
 
-def test_detach_status_stop(db_path: Path, tmp_path: Path, jobctl: Invoke,
-                            stop_after: None) -> None:
+def test_detach_status_stop(
+    db_path: Path, tmp_path: Path, jobctl: Invoke, stop_after: None
+) -> None:
     jobctl("add", "beat", "--exec", "echo beat", "--every", "1s")
     log_file = tmp_path / "logs" / "jobctl.log"
     started = run_jobctl(db_path, "daemon", "--detach", "--log-file", str(log_file))
@@ -98,10 +99,20 @@ class NotifySocket:
 def test_systemd_notify_protocol(db_path: Path, tmp_path: Path, jobctl: Invoke) -> None:
     jobctl("add", "j", "--exec", "true", "--every", "1h")
     notify = NotifySocket(tmp_path / "notify.sock")
-    env = {**os.environ, "JOBCTL_DB": str(db_path), "NOTIFY_SOCKET": str(notify.path),
-           "WATCHDOG_USEC": "1000000"}
-    process = subprocess.Popen(jobctl_command("daemon"), env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "JOBCTL_DB": str(db_path),
+        "NOTIFY_SOCKET": str(notify.path),
+        "WATCHDOG_USEC": "1000000",
+    }
+    process = subprocess.Popen(
+        jobctl_command("daemon"),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until(lambda: notify.lines().count("WATCHDOG=1") >= 3, what="watchdog pings")
         # Stall the loop: hold the write lock so its next transaction waits.
@@ -111,8 +122,10 @@ def test_systemd_notify_protocol(db_path: Path, tmp_path: Path, jobctl: Invoke) 
         time.sleep(3)
         blocker.execute("ROLLBACK")
         stall_end = time.monotonic()
-        wait_until(lambda: [t for t, line in notify.messages
-                            if line == "WATCHDOG=1" and t > stall_end], what="pings again")
+        wait_until(
+            lambda: [t for t, line in notify.messages if line == "WATCHDOG=1" and t > stall_end],
+            what="pings again",
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
         wait_until(lambda: "STOPPING=1" in notify.lines(), timeout=5, what="STOPPING=1")
@@ -129,16 +142,21 @@ def test_systemd_notify_protocol(db_path: Path, tmp_path: Path, jobctl: Invoke) 
     assert during == [], "a stuck loop must not keep pinging the watchdog"
 
 
-def test_journald_lines_carry_priorities_and_no_time(db_path: Path, tmp_path: Path,
-                                                     jobctl: Invoke) -> None:
+def test_journald_lines_carry_priorities_and_no_time(
+    db_path: Path, tmp_path: Path, jobctl: Invoke
+) -> None:
     jobctl("add", "j", "--exec", "true", "--every", "1h")
     log = tmp_path / "journal.txt"
     with open(log, "w") as stream:
         info = os.fstat(stream.fileno())
-        env = {**os.environ, "JOBCTL_DB": str(db_path),
-               "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
-        process = subprocess.Popen(jobctl_command("daemon"), env=env, cwd=ROOT,
-                                   stdout=stream, stderr=stream)
+        env = {
+            **os.environ,
+            "JOBCTL_DB": str(db_path),
+            "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}",
+        }
+        process = subprocess.Popen(
+            jobctl_command("daemon"), env=env, cwd=ROOT, stdout=stream, stderr=stream
+        )
         wait_until(lambda: "daemon started" in log.read_text(), what="start")
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
@@ -151,15 +169,22 @@ def test_sighup_reopens_a_moved_log_file(db_path: Path, tmp_path: Path, jobctl: 
     jobctl("add", "beat", "--exec", "true", "--every", "1s")
     log_file = tmp_path / "daemon.log"
     env = {**os.environ, "JOBCTL_DB": str(db_path)}
-    process = subprocess.Popen(jobctl_command("daemon", "--log-file", str(log_file)), env=env,
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        jobctl_command("daemon", "--log-file", str(log_file)),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_until(lambda: log_file.exists() and "beat run" in log_file.read_text(),
-                   what="a logged fire")
+        wait_until(
+            lambda: log_file.exists() and "beat run" in log_file.read_text(), what="a logged fire"
+        )
         log_file.rename(tmp_path / "daemon.log.1")
         process.send_signal(signal.SIGHUP)
-        wait_until(lambda: log_file.exists() and "SIGHUP" in log_file.read_text(),
-                   what="the new log file")
+        wait_until(
+            lambda: log_file.exists() and "SIGHUP" in log_file.read_text(), what="the new log file"
+        )
         wait_until(lambda: "beat run" in log_file.read_text(), what="fires in the new file")
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0

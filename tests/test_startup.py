@@ -11,7 +11,9 @@ HEAVY = ("aiohttp", "asyncio", "tabulate", "sqlite_utils", "cronsim", "tomli_w",
 def imported_modules(code: str) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     names = set()
     for line in result.stderr.splitlines():
@@ -27,14 +29,17 @@ def test_cli_import_leaves_heavy_libraries_out() -> None:
 
 
 def test_core_modules_never_import_click() -> None:
-    code = ("import sys, jobctl.jobs, jobctl.db, jobctl.schedule, jobctl.timeutil; "
-            "assert 'click' not in sys.modules, 'click imported by core'")
+    code = (
+        "import sys, jobctl.jobs, jobctl.db, jobctl.schedule, jobctl.timeutil; "
+        "assert 'click' not in sys.modules, 'click imported by core'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_version_is_a_constant() -> None:
-    result = subprocess.run([sys.executable, "-m", "jobctl", "--version"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "jobctl", "--version"], capture_output=True, text=True, check=True
+    )
     from jobctl import __version__
 
     assert result.stdout.strip() == f"jobctl {__version__}"

@@ -35,8 +35,10 @@ def listening(db_path: Path, jobctl: Invoke) -> Iterator[Any]:
         daemon = DaemonProcess(db_path, "--listen", "127.0.0.1:0")
         started.append(daemon)
         daemon.wait_ready()
-        row = wait_until(lambda: query(db_path, "SELECT listen FROM daemon WHERE listen "
-                                                "IS NOT NULL"), what="the listener")
+        row = wait_until(
+            lambda: query(db_path, "SELECT listen FROM daemon WHERE listen IS NOT NULL"),
+            what="the listener",
+        )
         return str(row[0][0])
 
     yield start
@@ -44,8 +46,9 @@ def listening(db_path: Path, jobctl: Invoke) -> Iterator[Any]:
         assert daemon.stop() == 0, daemon.log()
 
 
-def post(url: str, body: bytes = b"", headers: dict[str, str] | None = None
-         ) -> tuple[int, dict[str, Any]]:
+def post(
+    url: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -73,18 +76,29 @@ def enable_hook(jobctl: Invoke, name: str) -> str:
 def test_webhook_with_bearer_and_with_github_signature(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:
-    jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual", "--forward-payload",
-           "--overlap", "queue")
+    jobctl(
+        "add",
+        "deploy",
+        "--url",
+        f"{sink.url}/deploy",
+        "--manual",
+        "--forward-payload",
+        "--overlap",
+        "queue",
+    )
     secret = enable_hook(jobctl, "deploy")
     base = listening()
-    status, body = post(f"{base}/hooks/deploy", b'{"ref": "main"}',
-                        {"Authorization": f"Bearer {secret}"})
+    status, body = post(
+        f"{base}/hooks/deploy", b'{"ref": "main"}', {"Authorization": f"Bearer {secret}"}
+    )
     assert status == 202 and body["job"] == "deploy" and isinstance(body["run"], int)
     payload = b'{"ref": "release"}'
     signature = "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
-    status, second = post(f"{base}/hooks/deploy", payload,
-                          {"X-Hub-Signature-256": signature,
-                           "Content-Type": "application/json"})
+    status, second = post(
+        f"{base}/hooks/deploy",
+        payload,
+        {"X-Hub-Signature-256": signature, "Content-Type": "application/json"},
+    )
     assert status == 202
     wait_until(lambda: len(sink.requests_to("/deploy")) == 2, what="both runs")
     bodies = sorted(r.body for r in sink.requests_to("/deploy"))
@@ -110,8 +124,9 @@ def test_webhook_refusals(jobctl: Invoke, db_path: Path, sink: Sink, listening: 
     assert wrong == missing == unknown == no_hook == (401, {"error": "unauthorized"})
     bad_signature = post(f"{base}/hooks/open", b"x", {"X-Hub-Signature-256": "sha256=00"})
     assert bad_signature[0] == 401
-    too_big = post(f"{base}/hooks/open", b"x" * (1024 * 1024 + 1),
-                   {"Authorization": f"Bearer {secret}"})
+    too_big = post(
+        f"{base}/hooks/open", b"x" * (1024 * 1024 + 1), {"Authorization": f"Bearer {secret}"}
+    )
     assert too_big[0] == 413
     paused = post(f"{base}/hooks/asleep", b"x", {"Authorization": f"Bearer {sleepy}"})
     assert paused[0] == 409
@@ -125,26 +140,57 @@ def test_notifications_on_failure_and_auto_pause(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:
     sink.replies["/fails"] = Reply(status=500)
-    jobctl("add", "flaky", "--url", f"{sink.url}/fails", "--every", "1s", "--max-failures", "2",
-           "--notify-on", "failure", f"{sink.url}/notify")
+    jobctl(
+        "add",
+        "flaky",
+        "--url",
+        f"{sink.url}/fails",
+        "--every",
+        "1s",
+        "--max-failures",
+        "2",
+        "--notify-on",
+        "failure",
+        f"{sink.url}/notify",
+    )
     listening()
-    notes = wait_until(lambda: [json.loads(r.body) for r in sink.requests_to("/notify")]
-                       if len(sink.requests_to("/notify")) >= 3 else None,
-                       what="two failure notices and a pause notice")
+    notes = wait_until(
+        lambda: (
+            [json.loads(r.body) for r in sink.requests_to("/notify")]
+            if len(sink.requests_to("/notify")) >= 3
+            else None
+        ),
+        what="two failure notices and a pause notice",
+    )
     failures = [n for n in notes if n.get("status") == "failed"]
     assert failures and failures[0]["job"] == "flaky" and "HTTP 500" in failures[0]["text"]
     assert failures[0]["text"] == failures[0]["content"]
     assert any(n.get("event") == "auto_paused" for n in notes)
     job = query(db_path, "SELECT state, paused_reason FROM jobs")[0]
     assert job["state"] == "paused"
-    run = wait_until(lambda: [r for r in job_runs(db_path, "flaky")
-                              if r["details"] and "notifications" in r["details"]])[0]
+    run = wait_until(
+        lambda: [
+            r
+            for r in job_runs(db_path, "flaky")
+            if r["details"] and "notifications" in r["details"]
+        ]
+    )[0]
     assert json.loads(run["details"])["notifications"][0]["ok"] is True
 
 
 def test_dead_man_alert(jobctl: Invoke, db_path: Path, sink: Sink, listening: Any) -> None:
-    jobctl("add", "silent", "--url", f"{sink.url}/x", "--manual", "--alert-if-no-success", "1s",
-           "--notify-on", "failure", f"{sink.url}/alerts")
+    jobctl(
+        "add",
+        "silent",
+        "--url",
+        f"{sink.url}/x",
+        "--manual",
+        "--alert-if-no-success",
+        "1s",
+        "--notify-on",
+        "failure",
+        f"{sink.url}/alerts",
+    )
     listening()
     alert = wait_until(lambda: sink.requests_to("/alerts"), timeout=30, what="the alert")[0]
     data = json.loads(alert.body)
@@ -152,14 +198,24 @@ def test_dead_man_alert(jobctl: Invoke, db_path: Path, sink: Sink, listening: An
     assert "has not succeeded" in data["text"]
 
 
-def test_chains_run_after_success_or_failure(jobctl: Invoke, db_path: Path, sink: Sink,
-                                             listening: Any) -> None:
+def test_chains_run_after_success_or_failure(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
     sink.replies["/bad"] = Reply(status=503)
     jobctl("add", "build", "--url", f"{sink.url}/good", "--manual")
     jobctl("add", "broken", "--url", f"{sink.url}/bad", "--manual")
     jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual", "--after", "build")
-    jobctl("add", "cleanup", "--url", f"{sink.url}/cleanup", "--manual",
-           "--after", "broken:failed", "--after", "build:failed")
+    jobctl(
+        "add",
+        "cleanup",
+        "--url",
+        f"{sink.url}/cleanup",
+        "--manual",
+        "--after",
+        "broken:failed",
+        "--after",
+        "build:failed",
+    )
     cycle = jobctl("edit", "build", "--after", "deploy")
     assert cycle.exit_code == 2 and "cycle" in cycle.stderr
     assert jobctl("edit", "build", "--after", "build").exit_code == 2
@@ -167,19 +223,24 @@ def test_chains_run_after_success_or_failure(jobctl: Invoke, db_path: Path, sink
     listening()
     for name in ("build", "broken"):
         assert jobctl("run", name, "--queue").exit_code == 0
-    wait_until(lambda: sink.requests_to("/deploy") and sink.requests_to("/cleanup"),
-               what="the chained runs")
+    wait_until(
+        lambda: sink.requests_to("/deploy") and sink.requests_to("/cleanup"),
+        what="the chained runs",
+    )
     deploy = [r for r in job_runs(db_path, "deploy") if r["trigger"] == "chain"]
     build = job_runs(db_path, "build")
     assert len(deploy) == 1 and deploy[0]["caused_by"] == build[0]["id"]
     cleanup = [r for r in job_runs(db_path, "cleanup") if r["trigger"] == "chain"]
     assert len(cleanup) == 1
     assert json.loads(jobctl("show", "cleanup", "--json").stdout)["after"] == [
-        "broken:failed", "build:failed"]
+        "broken:failed",
+        "build:failed",
+    ]
 
 
-def test_healthz_and_metrics_match_the_runs(jobctl: Invoke, db_path: Path, sink: Sink,
-                                            listening: Any) -> None:
+def test_healthz_and_metrics_match_the_runs(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
     sink.replies["/no"] = Reply(status=500)
     jobctl("add", "yes", "--url", f"{sink.url}/yes", "--every", "1s")
     jobctl("add", "no", "--url", f"{sink.url}/no", "--every", "1s")
@@ -190,8 +251,8 @@ def test_healthz_and_metrics_match_the_runs(jobctl: Invoke, db_path: Path, sink:
     status, text = get(f"{base}/metrics")
     assert status == 200
     samples = _parse_prometheus(text)
-    succeeded = samples[('jobctl_runs_total', (("job", "yes"), ("status", "succeeded")))]
-    failed = samples[('jobctl_runs_total', (("job", "no"), ("status", "failed")))]
+    succeeded = samples[("jobctl_runs_total", (("job", "yes"), ("status", "succeeded")))]
+    failed = samples[("jobctl_runs_total", (("job", "no"), ("status", "failed")))]
     recorded = {row["name"]: row for row in query(db_path, "SELECT * FROM jobs")}
     # The metrics are read a moment after the runs: the database may be one fire ahead.
     assert 1 <= succeeded <= recorded["yes"]["runs_succeeded"]
@@ -211,14 +272,16 @@ def _parse_prometheus(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]]
         metric, value = line.rsplit(" ", 1)
         name, _, labels = metric.partition("{")
         pairs = tuple(
-            (key, val.strip('"')) for key, val in
-            (item.split("=", 1) for item in labels.rstrip("}").split(",") if item))
+            (key, val.strip('"'))
+            for key, val in (item.split("=", 1) for item in labels.rstrip("}").split(",") if item)
+        )
         samples[(name, pairs)] = float(value)
     return samples
 
 
-def test_burst_of_webhooks_while_jobs_fire(jobctl: Invoke, db_path: Path, sink: Sink,
-                                           listening: Any) -> None:
+def test_burst_of_webhooks_while_jobs_fire(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
     jobctl("add", "hooked", "--url", f"{sink.url}/hooked", "--manual", "--overlap", "allow")
     jobctl("add", "steady", "--url", f"{sink.url}/steady", "--every", "1s")
     secret = enable_hook(jobctl, "hooked")
@@ -228,20 +291,29 @@ def test_burst_of_webhooks_while_jobs_fire(jobctl: Invoke, db_path: Path, sink: 
     async def burst() -> list[dict[str, Any]]:
         limit = asyncio.Semaphore(50)
         async with aiohttp.ClientSession() as session:
+
             async def call(index: int) -> dict[str, Any]:
-                async with limit, session.post(
-                    f"{base}/hooks/hooked", data=str(index),
-                    headers={"Authorization": f"Bearer {secret}"},
-                ) as response:
+                async with (
+                    limit,
+                    session.post(
+                        f"{base}/hooks/hooked",
+                        data=str(index),
+                        headers={"Authorization": f"Bearer {secret}"},
+                    ) as response,
+                ):
                     assert response.status == 202
                     return dict(await response.json())
+
             return await asyncio.gather(*(call(i) for i in range(1000)))
 
     answers = asyncio.run(burst())
     run_ids = [answer["run"] for answer in answers]
     assert len(set(run_ids)) == 1000
-    wait_until(lambda: len(sink.requests_to("/hooked")) >= 1000, timeout=60,
-               what="every accepted call to fire")
+    wait_until(
+        lambda: len(sink.requests_to("/hooked")) >= 1000,
+        timeout=60,
+        what="every accepted call to fire",
+    )
     rows = [r for r in job_runs(db_path, "hooked")]
     assert sorted(r["id"] for r in rows) == sorted(run_ids)
     assert {r["trigger"] for r in rows} == {"webhook"}

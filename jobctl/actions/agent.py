@@ -79,8 +79,11 @@ class AgentFirer(SessionOwner):
             return await self._ask_http(agent, prompt, ctx)
         if agent.kind == "command":
             return await self._ask_command(agent, prompt, ctx)
-        return fail_before_start(f"agent {agent.name!r} has an unknown kind {agent.kind!r}",
-                                 utcnow(), {"agent": agent.name, "kind": agent.kind})
+        return fail_before_start(
+            f"agent {agent.name!r} has an unknown kind {agent.kind!r}",
+            utcnow(),
+            {"agent": agent.name, "kind": agent.kind},
+        )
 
     # ------------------------------------------------------------------------- HTTP kinds
 
@@ -133,14 +136,19 @@ class AgentFirer(SessionOwner):
             "system": expansion.redact(system) if system is not None else None,
             "prompt": expansion.redact(cap_output(text.encode())),
             "headers": {
-                name: REDACTED if name in from_reference or is_sensitive_header(name)
+                name: REDACTED
+                if name in from_reference or is_sensitive_header(name)
                 else expansion.redact(value)
                 for name, value in headers.items()
             },
         }
         details: dict[str, Any] = {
-            "agent": agent.name, "kind": kind, "model": model, "finish_reason": None,
-            "usage": _usage(None, None), "latency_ms": None,
+            "agent": agent.name,
+            "kind": kind,
+            "model": model,
+            "finish_reason": None,
+            "usage": _usage(None, None),
+            "latency_ms": None,
         }
 
         session = self._get_session()
@@ -159,15 +167,22 @@ class AgentFirer(SessionOwner):
         except TimeoutError:
             details["latency_ms"] = _elapsed_ms(clock)
             return Outcome(
-                status="timed_out", started_at=started_at, finished_at=utcnow(),
+                status="timed_out",
+                started_at=started_at,
+                finished_at=utcnow(),
                 error=f"timed out after {format_duration(ctx.timeout)}",
-                snapshot=snapshot, details=details,
+                snapshot=snapshot,
+                details=details,
             )
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             details["latency_ms"] = _elapsed_ms(clock)
             return Outcome(
-                status="failed", started_at=started_at, finished_at=utcnow(),
-                error=expansion.redact(describe_error(exc)), snapshot=snapshot, details=details,
+                status="failed",
+                started_at=started_at,
+                finished_at=utcnow(),
+                error=expansion.redact(describe_error(exc)),
+                snapshot=snapshot,
+                details=details,
             )
         finished_at = utcnow()
         details["latency_ms"] = _elapsed_ms(clock)
@@ -175,15 +190,22 @@ class AgentFirer(SessionOwner):
 
         def failed(error: str, output: str | None = raw_text) -> Outcome:
             return Outcome(
-                status="failed", started_at=started_at, finished_at=finished_at,
-                http_status=status, output=output, error=expansion.redact(error),
-                snapshot=snapshot, details=details,
+                status="failed",
+                started_at=started_at,
+                finished_at=finished_at,
+                http_status=status,
+                output=output,
+                error=expansion.redact(error),
+                snapshot=snapshot,
+                details=details,
             )
 
         if not 200 <= status <= 299:
             excerpt = _error_excerpt(data)
-            return failed(f"HTTP {status}{' ' + reason if reason else ''}"
-                          + (f": {excerpt}" if excerpt else ""))
+            return failed(
+                f"HTTP {status}{' ' + reason if reason else ''}"
+                + (f": {excerpt}" if excerpt else "")
+            )
         if not complete:
             return failed(f"malformed response: larger than {MAX_RESPONSE // (1024 * 1024)} MiB")
         try:
@@ -209,12 +231,17 @@ class AgentFirer(SessionOwner):
             return failed(f"empty answer{reason_text}")
         if finish in _CUT_SHORT:
             details["truncated"] = True
-            details["note"] = (f"the answer was cut short at the token limit "
-                               f"(finish reason {finish})")
+            details["note"] = (
+                f"the answer was cut short at the token limit (finish reason {finish})"
+            )
         return Outcome(
-            status="succeeded", started_at=started_at, finished_at=finished_at,
-            http_status=status, output=expansion.redact(cap_output(answer.encode())),
-            snapshot=snapshot, details=details,
+            status="succeeded",
+            started_at=started_at,
+            finished_at=finished_at,
+            http_status=status,
+            output=expansion.redact(cap_output(answer.encode())),
+            snapshot=snapshot,
+            details=details,
         )
 
     # --------------------------------------------------------------------- command kind
@@ -223,8 +250,12 @@ class AgentFirer(SessionOwner):
         command = str(agent.config.get("command") or "")
         expansion = Expansion(ctx.env)
         details: dict[str, Any] = {
-            "agent": agent.name, "kind": "command", "model": None, "finish_reason": None,
-            "usage": _usage(None, None), "latency_ms": None,
+            "agent": agent.name,
+            "kind": "command",
+            "model": None,
+            "finish_reason": None,
+            "usage": _usage(None, None),
+            "latency_ms": None,
         }
         try:
             text = _fill_placeholders(expansion(prompt), ctx)
@@ -276,9 +307,12 @@ class AgentFirer(SessionOwner):
             os.close(out_read)
             os.close(err_read)
             return Outcome(
-                status="failed", started_at=started_at, finished_at=utcnow(),
+                status="failed",
+                started_at=started_at,
+                finished_at=utcnow(),
                 error=expansion.redact(_start_error(exc, argv[0], None)),
-                snapshot=snapshot, details=details,
+                snapshot=snapshot,
+                details=details,
             )
         finally:
             os.close(out_write)
@@ -319,8 +353,7 @@ class AgentFirer(SessionOwner):
         error: str | None
         if timed_out:
             status = "timed_out"
-            error = (f"timed out after {format_duration(ctx.timeout)}; "
-                     "process group killed")
+            error = f"timed out after {format_duration(ctx.timeout)}; process group killed"
         elif code != 0:
             error = _exit_error(code)
             excerpt = _last_lines(error_text)
@@ -331,8 +364,14 @@ class AgentFirer(SessionOwner):
         else:
             status, error = "succeeded", None
         return Outcome(
-            status=status, started_at=started_at, finished_at=finished_at, exit_code=code,
-            output=answer, error=error, snapshot=snapshot, details=details,
+            status=status,
+            started_at=started_at,
+            finished_at=finished_at,
+            exit_code=code,
+            output=answer,
+            error=error,
+            snapshot=snapshot,
+            details=details,
         )
 
 
@@ -425,8 +464,9 @@ def _read_openai(document: Mapping[str, Any]) -> Answer:
     finish = str(finish) if finish is not None else None
     answer = _text_of(message.get("content"), "choices[0].message.content")
     usage = _mapping(document.get("usage"))
-    tokens = _usage(usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                    usage.get("total_tokens"))
+    tokens = _usage(
+        usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
+    )
     refusal: str | None = None
     if isinstance(message.get("refusal"), str) and message["refusal"].strip():
         refusal = _one_line(message["refusal"])
@@ -485,8 +525,11 @@ def _usage(prompt: Any, completion: Any, total: Any = None) -> dict[str, int | N
     prompt_tokens, completion_tokens, total_tokens = count(prompt), count(completion), count(total)
     if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
         total_tokens = prompt_tokens + completion_tokens
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": total_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": total_tokens,
+    }
 
 
 async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
@@ -541,8 +584,12 @@ def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
     """A snapshot when nothing was sent: the profile as written, literal secrets hidden."""
     config = agent.config
     if agent.kind == "command":
-        return {"agent": agent.name, "kind": agent.kind, "command": config.get("command"),
-                "prompt": cap_output(prompt.encode())}
+        return {
+            "agent": agent.name,
+            "kind": agent.kind,
+            "command": config.get("command"),
+            "prompt": cap_output(prompt.encode()),
+        }
     headers = {
         name: REDACTED if is_sensitive_header(name) else str(value)
         for name, value in (config.get("headers") or {}).items()

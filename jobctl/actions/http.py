@@ -86,16 +86,24 @@ class HttpFirer(SessionOwner):
     """Fires http specs through one ClientSession (created lazily in the running loop)."""
 
     async def post_json(
-        self, url_template: str, payload: Mapping[str, Any], env: Mapping[str, str],
-        *, timeout: float = 10.0,
+        self,
+        url_template: str,
+        payload: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        timeout: float = 10.0,
     ) -> dict[str, Any]:
         """POST a JSON document (an answer delivery or a notification); never raises.
 
         Returns what happened, for the run's record: redacted URL, status, ok, error.
         """
         expansion = Expansion(env)
-        record: dict[str, Any] = {"url": redact_url(url_template), "status": None,
-                                  "ok": False, "error": None}
+        record: dict[str, Any] = {
+            "url": redact_url(url_template),
+            "status": None,
+            "ok": False,
+            "error": None,
+        }
         try:
             url = expansion(url_template)
         except Failed as exc:
@@ -103,8 +111,11 @@ class HttpFirer(SessionOwner):
             return record
         try:
             async with self._get_session().post(
-                url, json=dict(payload), headers={"User-Agent": USER_AGENT},
-                timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
+                url,
+                json=dict(payload),
+                headers={"User-Agent": USER_AGENT},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
             ) as response:
                 record["status"] = response.status
                 record["ok"] = 200 <= response.status < 300

@@ -61,8 +61,26 @@ def open_db(ctx: click.Context, *, tidy: bool = False) -> sqlite3.Connection:
 
 
 COMMAND_ORDER = (
-    "add", "edit", "rm", "list", "show", "pause", "resume", "next", "run", "runs", "status",
-    "daemon", "agent", "hook", "export", "apply", "import", "doctor", "backup", "restore",
+    "add",
+    "edit",
+    "rm",
+    "list",
+    "show",
+    "pause",
+    "resume",
+    "next",
+    "run",
+    "runs",
+    "status",
+    "daemon",
+    "agent",
+    "hook",
+    "export",
+    "apply",
+    "import",
+    "doctor",
+    "backup",
+    "restore",
 )
 
 
@@ -93,7 +111,9 @@ def report_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) ->
         raise ReportedError(JobctlError(f"database error: {exc}")) from None
     except OverflowError:
         # A date or number beyond what the calendar and SQLite hold (year 9999, 2**63).
-        raise ReportedError(InvalidInput("a number or time in the arguments is out of range")) from None
+        raise ReportedError(
+            InvalidInput("a number or time in the arguments is out of range")
+        ) from None
     except UnicodeEncodeError:
         raise ReportedError(InvalidInput("the arguments hold bytes that are not UTF-8")) from None
 

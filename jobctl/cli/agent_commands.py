@@ -13,23 +13,45 @@ from jobctl.cli.complete import complete_agent_names
 from jobctl.errors import Failed, InvalidInput
 
 AGENT_OPTIONS: list[Callable[[F], F]] = [
-    click.option("--kind", type=click.Choice(["openai", "anthropic"]),
-                 help="API the agent speaks (default openai: any OpenAI-compatible server)."),
-    click.option("--url", metavar="URL",
-                 help="Base URL, like http://localhost:11434/v1 (anthropic: "
-                      "https://api.anthropic.com/v1 by default)."),
+    click.option(
+        "--kind",
+        type=click.Choice(["openai", "anthropic"]),
+        help="API the agent speaks (default openai: any OpenAI-compatible server).",
+    ),
+    click.option(
+        "--url",
+        metavar="URL",
+        help="Base URL, like http://localhost:11434/v1 (anthropic: "
+        "https://api.anthropic.com/v1 by default).",
+    ),
     click.option("--model", metavar="M", help="Model name, like gpt-4o-mini or llama3.1."),
-    click.option("--api-key-env", metavar="VAR",
-                 help="Environment variable holding the API key (the key is never stored)."),
+    click.option(
+        "--api-key-env",
+        metavar="VAR",
+        help="Environment variable holding the API key (the key is never stored).",
+    ),
     click.option("--system", metavar="TEXT|@FILE", help="System prompt."),
-    click.option("--temperature", metavar="F", help="Sampling temperature, 0 to 2 (anthropic: 0 to 1)."),
-    click.option("--max-tokens", metavar="N", help="Longest answer in tokens (anthropic default 1024)."),
-    click.option("--header", multiple=True, metavar="'K: V'",
-                 help="Extra request header (values may use ${NAME}); repeat for more."),
-    click.option("--timeout", metavar="D", help="Give up after D (default 10m; a job's --timeout wins)."),
-    click.option("--command", metavar="CMD",
-                 help="Make a command agent: the program to run; the prompt goes to its stdin, "
-                      "or replaces {prompt} as one argument."),
+    click.option(
+        "--temperature", metavar="F", help="Sampling temperature, 0 to 2 (anthropic: 0 to 1)."
+    ),
+    click.option(
+        "--max-tokens", metavar="N", help="Longest answer in tokens (anthropic default 1024)."
+    ),
+    click.option(
+        "--header",
+        multiple=True,
+        metavar="'K: V'",
+        help="Extra request header (values may use ${NAME}); repeat for more.",
+    ),
+    click.option(
+        "--timeout", metavar="D", help="Give up after D (default 10m; a job's --timeout wins)."
+    ),
+    click.option(
+        "--command",
+        metavar="CMD",
+        help="Make a command agent: the program to run; the prompt goes to its stdin, "
+        "or replaces {prompt} as one argument.",
+    ),
 ]
 
 
@@ -62,7 +84,9 @@ def _describe(agent: Any) -> str:
 
     if agent.kind == "command":
         return f"command agent {agent.name!r}: {agent_summary(agent)}"
-    return f"{agent.kind} agent {agent.name!r}: {agent.config.get('model')} at {agent_summary(agent)}"
+    return (
+        f"{agent.kind} agent {agent.name!r}: {agent.config.get('model')} at {agent_summary(agent)}"
+    )
 
 
 @cli.group()
@@ -158,15 +182,25 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     agents = list_agents(conn)
     users = [jobs_using(conn, item.name) for item in agents]
     if as_json:
-        click.echo(to_json([agent_to_dict(item, jobs)
-                            for item, jobs in zip(agents, users, strict=True)]))
+        click.echo(
+            to_json([agent_to_dict(item, jobs) for item, jobs in zip(agents, users, strict=True)])
+        )
         return
     if not agents:
-        click.echo("no agents yet: add one with "
-                   "`jobctl agent add NAME --url URL --model M`", err=True)
+        click.echo(
+            "no agents yet: add one with `jobctl agent add NAME --url URL --model M`", err=True
+        )
         return
-    rows = [[item.name, item.kind, item.config.get("model") or "-", agent_summary(item),
-             ", ".join(jobs) or "-"] for item, jobs in zip(agents, users, strict=True)]
+    rows = [
+        [
+            item.name,
+            item.kind,
+            item.config.get("model") or "-",
+            agent_summary(item),
+            ", ".join(jobs) or "-",
+        ]
+        for item, jobs in zip(agents, users, strict=True)
+    ]
     click.echo(table(rows, ["NAME", "KIND", "MODEL", "TARGET", "JOBS"]))
 
 
@@ -207,8 +241,10 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
             ("headers", ", ".join(f"{k}: {v}" for k, v in data["headers"].items()) or None),
         ]
     pairs += [
-        ("timeout", format_duration(found.timeout) if found.timeout is not None
-         else "10m (default)"),
+        (
+            "timeout",
+            format_duration(found.timeout) if found.timeout is not None else "10m (default)",
+        ),
         ("jobs", ", ".join(data["jobs"]) or None),
         ("created", local_text(found.created_at) if found.created_at else None),
         ("updated", local_text(found.updated_at) if found.updated_at else None),
@@ -217,7 +253,9 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 @agent.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_agent_names)
+@click.argument(
+    "names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_agent_names
+)
 @click.option("--force", is_flag=True, help="Remove even if jobs use it; those jobs are paused.")
 @db_option
 @click.pass_context
@@ -244,8 +282,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
 @db_option
 @json_option
 @click.pass_context
-def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None,
-          as_json: bool) -> None:
+def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_json: bool) -> None:
     """Send PROMPT (TEXT, @FILE or -) to an agent now and print its answer.
 
     The answer goes to stdout; model, finish reason, tokens and latency to stderr. `${NAME}`
@@ -269,21 +306,29 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None,
     text = read_text_argument(prompt, what="PROMPT")
     seconds = parse_policy("timeout", timeout) if timeout else None
     context = FireContext(
-        job=f"agent-test.{found.name}", run_id=0, scheduled_for=_now(), attempt=1,
-        timeout=seconds if seconds is not None else run_timeout(found), env=fire_environment(None),
+        job=f"agent-test.{found.name}",
+        run_id=0,
+        scheduled_for=_now(),
+        attempt=1,
+        timeout=seconds if seconds is not None else run_timeout(found),
+        env=fire_environment(None),
     )
     outcome = ask_now(found, text, context)
     details = outcome.details
     if as_json:
-        click.echo(to_json({
-            "answer": outcome.output if outcome.ok else None,
-            "status": outcome.status,
-            "error": outcome.error,
-            "model": details.get("model"),
-            "finish_reason": details.get("finish_reason"),
-            "usage": details.get("usage"),
-            "latency_ms": details.get("latency_ms"),
-        }))
+        click.echo(
+            to_json(
+                {
+                    "answer": outcome.output if outcome.ok else None,
+                    "status": outcome.status,
+                    "error": outcome.error,
+                    "model": details.get("model"),
+                    "finish_reason": details.get("finish_reason"),
+                    "usage": details.get("usage"),
+                    "latency_ms": details.get("latency_ms"),
+                }
+            )
+        )
         if not outcome.ok:
             ctx.exit(1)
         return
@@ -300,11 +345,14 @@ def _summary_line(details: dict[str, Any], exit_code: int | None) -> str:
     usage = details.get("usage") or {}
     tokens = "tokens unknown"
     if usage.get("total_tokens") is not None:
+
         def count(key: str) -> str:
             return "?" if usage.get(key) is None else str(usage[key])
 
-        tokens = (f"tokens {count('prompt_tokens')} in + {count('completion_tokens')} out = "
-                  f"{usage['total_tokens']}")
+        tokens = (
+            f"tokens {count('prompt_tokens')} in + {count('completion_tokens')} out = "
+            f"{usage['total_tokens']}"
+        )
     parts = [
         f"model {details.get('model') or '-'}",
         f"finish {details.get('finish_reason') or '-'}",

@@ -101,8 +101,11 @@ def complete_job_names(
         (*_prefix_range(incomplete), LIMIT),
     )
     given = _already_given(ctx, param)
-    return [CompletionItem(name, help=_one_line(description))
-            for name, description in rows if name not in given]
+    return [
+        CompletionItem(name, help=_one_line(description))
+        for name, description in rows
+        if name not in given
+    ]
 
 
 def complete_agent_names(
@@ -146,5 +149,7 @@ def complete_run_ids(
                 break
         return rows
 
-    return [CompletionItem(str(run_id), help=f"{job} {status} {str(slot)[:16]}")
-            for run_id, job, status, slot in _read(ctx, newest_runs)]
+    return [
+        CompletionItem(str(run_id), help=f"{job} {status} {str(slot)[:16]}")
+        for run_id, job, status, slot in _read(ctx, newest_runs)
+    ]

@@ -13,7 +13,9 @@ from jobctl.errors import InvalidInput
 
 @cli.command()
 @click.argument("names", metavar="[NAME]...", nargs=-1, shell_complete=complete_job_names)
-@click.option("--format", "fmt", type=click.Choice(["toml", "json"]), help="Document format (default toml).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["toml", "json"]), help="Document format (default toml)."
+)
 @db_option
 @json_option
 @click.pass_context
@@ -40,9 +42,20 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
 
 
 @cli.command()
-@click.option("-f", "--file", "path", metavar="FILE", required=True, help="TOML or JSON jobs file, or - for standard input.")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    metavar="FILE",
+    required=True,
+    help="TOML or JSON jobs file, or - for standard input.",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
-@click.option("--prune", is_flag=True, help="Also remove jobs (and their history) that the file does not list.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also remove jobs (and their history) that the file does not list.",
+)
 @db_option
 @json_option
 @click.pass_context

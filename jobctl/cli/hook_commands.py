@@ -32,11 +32,14 @@ def _print_secret(name: str, url: str, secret: str, as_json: bool, verb: str) ->
         click.echo(to_json({"job": name, "url": url, "secret": secret}))
         return
     click.echo(f"url:    {url}\nsecret: {secret}")
-    click.echo(f"webhook {verb} for {name}: the secret is shown only now; keep it somewhere "
-               "safe", err=True)
+    click.echo(
+        f"webhook {verb} for {name}: the secret is shown only now; keep it somewhere safe", err=True
+    )
     if "PORT" in url:
-        click.echo("start the daemon with --listen HOST:PORT (or pass --base-url) for the "
-                   "real URL", err=True)
+        click.echo(
+            "start the daemon with --listen HOST:PORT (or pass --base-url) for the real URL",
+            err=True,
+        )
 
 
 @hook.command(name="enable")

@@ -26,13 +26,25 @@ def import_() -> None:
 @import_.command(name="crontab")
 @click.argument("source", metavar="[FILE|-]", required=False)
 @click.option("--dry-run", is_flag=True, help="Print the jobs it would add; write nothing.")
-@click.option("--prefix", metavar="TEXT", default="", help="Start every generated job name with TEXT.")
-@click.option("--tz", metavar="ZONE", help="Zone of the entries no CRON_TZ line covers (default: the machine's).")
+@click.option(
+    "--prefix", metavar="TEXT", default="", help="Start every generated job name with TEXT."
+)
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    help="Zone of the entries no CRON_TZ line covers (default: the machine's).",
+)
 @db_option
 @json_option
 @click.pass_context
-def import_crontab(ctx: click.Context, source: str | None, dry_run: bool, prefix: str,
-                   tz: str | None, as_json: bool) -> None:
+def import_crontab(
+    ctx: click.Context,
+    source: str | None,
+    dry_run: bool,
+    prefix: str,
+    tz: str | None,
+    as_json: bool,
+) -> None:
     """Add an exec job for every entry of a user crontab (`crontab -l` output).
 
     Each job runs its command through /bin/sh (or the crontab's SHELL) in your home
@@ -57,11 +69,12 @@ def import_crontab(ctx: click.Context, source: str | None, dry_run: bool, prefix
             "give a crontab FILE, or - to read standard input: crontab -l | jobctl import crontab -"
         )
     text = sys.stdin.read() if source in (None, "-") else read_crontab_file(str(source))
-    result = import_entries(open_db(ctx), text, utcnow(), prefix=prefix, zone=tz,
-                            dry_run=dry_run)
+    result = import_entries(open_db(ctx), text, utcnow(), prefix=prefix, zone=tz, dry_run=dry_run)
     for skipped in result.skipped:
-        click.echo(f"jobctl: warning: line {skipped.line}: skipped {skipped.text!r}: "
-                   f"{skipped.reason}", err=True)
+        click.echo(
+            f"jobctl: warning: line {skipped.line}: skipped {skipped.text!r}: {skipped.reason}",
+            err=True,
+        )
     for warning in result.warnings:
         click.echo(f"jobctl: warning: {warning}", err=True)
     if as_json:
@@ -75,8 +88,10 @@ def import_crontab(ctx: click.Context, source: str | None, dry_run: bool, prefix
 
 def _import_text(result: Any, dry_run: bool) -> str:
     """One aligned line per job (name, schedule, zone, command), then a count."""
-    rows = [(item.job.name, item.job.schedule or "", item.job.timezone,
-             item.job.spec["command"]) for item in result.jobs]
+    rows = [
+        (item.job.name, item.job.schedule or "", item.job.timezone, item.job.spec["command"])
+        for item in result.jobs
+    ]
     widths = [max((len(row[column]) for row in rows), default=0) for column in range(3)]
     verb = "would add" if dry_run else "added"
     lines = [
@@ -84,8 +99,7 @@ def _import_text(result: Any, dry_run: bool) -> str:
         for name, schedule, zone, command in rows
     ]
     count = len(rows)
-    summary = (f"{'would import' if dry_run else 'imported'} {count} "
-               f"job{'' if count == 1 else 's'}")
+    summary = f"{'would import' if dry_run else 'imported'} {count} job{'' if count == 1 else 's'}"
     if result.skipped:
         skipped = len(result.skipped)
         summary += f"; skipped {skipped} line{'' if skipped == 1 else 's'} (see the warnings)"

@@ -16,38 +16,111 @@ from jobctl.errors import InvalidInput
 JOB_OPTIONS: list[Callable[[F], F]] = [
     click.option("--url", metavar="URL", help="HTTP action: the URL to request."),
     click.option("--agent", metavar="AGENT", help="Agent action: the agent to prompt."),
-    click.option("--prompt", metavar="TEXT|@FILE|-", help="Agent action: the prompt ({job}, {now}, {last_output} ... are filled in)."),
-    click.option("--deliver", metavar="URL", help="Agent action: POST the answer as JSON to URL (Slack, Discord, ...)."),
+    click.option(
+        "--prompt",
+        metavar="TEXT|@FILE|-",
+        help="Agent action: the prompt ({job}, {now}, {last_output} ... are filled in).",
+    ),
+    click.option(
+        "--deliver",
+        metavar="URL",
+        help="Agent action: POST the answer as JSON to URL (Slack, Discord, ...).",
+    ),
     click.option("--exec", "exec_", metavar="CMD", help="Exec action: the command line to run."),
-    click.option("--cron", metavar="EXPR", help="Cron expression (5 fields, 6 with seconds first, or @daily ...)."),
-    click.option("--every", metavar="DURATION", help="Fixed interval aligned to the clock, like 15m."),
-    click.option("--offset", metavar="DURATION", help="With --every: shift the slots (every 15m offset 5m: :05 :20 ...)."),
-    click.option("--at", metavar="TIME", help="Once, at TIME (YYYY-MM-DD HH:MM in the job's zone, or ISO-8601)."),
-    click.option("--manual", is_flag=True, default=None, help="Only when run by hand or by a webhook."),
+    click.option(
+        "--cron",
+        metavar="EXPR",
+        help="Cron expression (5 fields, 6 with seconds first, or @daily ...).",
+    ),
+    click.option(
+        "--every", metavar="DURATION", help="Fixed interval aligned to the clock, like 15m."
+    ),
+    click.option(
+        "--offset",
+        metavar="DURATION",
+        help="With --every: shift the slots (every 15m offset 5m: :05 :20 ...).",
+    ),
+    click.option(
+        "--at",
+        metavar="TIME",
+        help="Once, at TIME (YYYY-MM-DD HH:MM in the job's zone, or ISO-8601).",
+    ),
+    click.option(
+        "--manual", is_flag=True, default=None, help="Only when run by hand or by a webhook."
+    ),
     click.option("--method", metavar="M", help="HTTP method (default GET, or POST with a body)."),
     click.option("--header", multiple=True, metavar="'K: V'", help="HTTP header; repeat for more."),
     click.option("--body", metavar="TEXT|@FILE|-", help="HTTP request body."),
     click.option("--json-body", metavar="JSON", help="HTTP JSON body; sets Content-Type."),
-    click.option("--expect", metavar="CODES", help="Statuses that count as success (default 2xx; e.g. 200,204)."),
+    click.option(
+        "--expect",
+        metavar="CODES",
+        help="Statuses that count as success (default 2xx; e.g. 200,204).",
+    ),
     click.option("--cwd", metavar="DIR", help="Exec: working directory."),
-    click.option("--env", multiple=True, metavar="K=V", help="Exec: environment variable; repeat for more."),
-    click.option("--shell/--no-shell", default=None, help="Exec: run through /bin/sh (default: no shell)."),
-    click.option("--tz", metavar="ZONE", help="IANA time zone for the schedule (default: the machine's)."),
+    click.option(
+        "--env", multiple=True, metavar="K=V", help="Exec: environment variable; repeat for more."
+    ),
+    click.option(
+        "--shell/--no-shell", default=None, help="Exec: run through /bin/sh (default: no shell)."
+    ),
+    click.option(
+        "--tz", metavar="ZONE", help="IANA time zone for the schedule (default: the machine's)."
+    ),
     click.option("--description", metavar="TEXT", help="What the job is for."),
-    click.option("--timeout", metavar="D", help="Give up after D (default 30s http, 10m agent, 1h exec)."),
+    click.option(
+        "--timeout", metavar="D", help="Give up after D (default 30s http, 10m agent, 1h exec)."
+    ),
     click.option("--retries", metavar="N", help="Retries after a failure (default 0)."),
-    click.option("--backoff", metavar="D", help="First retry delay, doubling up to 1h (default 10s)."),
-    click.option("--overlap", type=click.Choice(["skip", "queue", "allow"]), help="While a run is in flight: skip (default), queue or allow."),
-    click.option("--catchup", type=click.Choice(["latest", "skip", "all"]), help="After downtime: fire the latest missed slot (default), none, or all."),
-    click.option("--catchup-window", metavar="D", help="How far back catch-up looks (default 24h)."),
-    click.option("--jitter", metavar="D", help="Random delay up to D before each fire (default 0)."),
-    click.option("--max-failures", metavar="N", help="Pause after N failures in a row (0 = off, the default)."),
+    click.option(
+        "--backoff", metavar="D", help="First retry delay, doubling up to 1h (default 10s)."
+    ),
+    click.option(
+        "--overlap",
+        type=click.Choice(["skip", "queue", "allow"]),
+        help="While a run is in flight: skip (default), queue or allow.",
+    ),
+    click.option(
+        "--catchup",
+        type=click.Choice(["latest", "skip", "all"]),
+        help="After downtime: fire the latest missed slot (default), none, or all.",
+    ),
+    click.option(
+        "--catchup-window", metavar="D", help="How far back catch-up looks (default 24h)."
+    ),
+    click.option(
+        "--jitter", metavar="D", help="Random delay up to D before each fire (default 0)."
+    ),
+    click.option(
+        "--max-failures",
+        metavar="N",
+        help="Pause after N failures in a row (0 = off, the default).",
+    ),
     click.option("--keep", metavar="N", help="Runs to keep in the history (default 1000)."),
     click.option("--keep-for", metavar="D", help="Drop runs older than D (default: keep)."),
-    click.option("--notify-on", nargs=2, multiple=True, metavar="WHEN URL", help="POST a JSON summary to URL after a run: WHEN is failure, success or always; repeat for more; an empty URL clears."),
-    click.option("--alert-if-no-success", metavar="D", help="Notify when the job has not succeeded for D (a dead-man's switch)."),
-    click.option("--after", multiple=True, metavar="JOB[:WHEN]", help="Run when JOB's run ends: succeeded (default), failed or finished; repeat for more."),
-    click.option("--forward-payload/--no-forward-payload", default=None, help="HTTP: send a webhook's body on as this request's body."),
+    click.option(
+        "--notify-on",
+        nargs=2,
+        multiple=True,
+        metavar="WHEN URL",
+        help="POST a JSON summary to URL after a run: WHEN is failure, success or always; repeat for more; an empty URL clears.",
+    ),
+    click.option(
+        "--alert-if-no-success",
+        metavar="D",
+        help="Notify when the job has not succeeded for D (a dead-man's switch).",
+    ),
+    click.option(
+        "--after",
+        multiple=True,
+        metavar="JOB[:WHEN]",
+        help="Run when JOB's run ends: succeeded (default), failed or finished; repeat for more.",
+    ),
+    click.option(
+        "--forward-payload/--no-forward-payload",
+        default=None,
+        help="HTTP: send a webhook's body on as this request's body.",
+    ),
 ]
 
 
@@ -148,7 +221,9 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
 
 
 @cli.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names)
+@click.argument(
+    "names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Remove even while a run is in flight.")
 @db_option
@@ -171,8 +246,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], yes: bool, force: bool) -> No
         click.echo(f"removed job {removed!r}")
 
 
-def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool
-               ) -> list[list[str]]:
+def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool) -> list[list[str]]:
     from jobctl.jobs import action_summary
     from jobctl.output import colour_status, unicode_ok
     from jobctl.schedule import describe
@@ -183,17 +257,19 @@ def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool
     for job, stat in zip(jobs, stats, strict=True):
         state = job.state + (f" ({job.paused_reason})" if job.paused_reason else "")
         rate = f"{stat.success_rate * 100:.0f}%" if stat.success_rate is not None else "-"
-        rows.append([
-            job.name,
-            colour_status(job.state, colour).replace(job.state, state),
-            describe(job.trigger, job.schedule),
-            action_summary(job),
-            humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
-            humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
-            colour_status(job.last_status, colour),
-            rate,
-            stat.strip(unicode) or "-",
-        ])
+        rows.append(
+            [
+                job.name,
+                colour_status(job.state, colour).replace(job.state, state),
+                describe(job.trigger, job.schedule),
+                action_summary(job),
+                humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
+                humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
+                colour_status(job.last_status, colour),
+                rate,
+                stat.strip(unicode) or "-",
+            ]
+        )
     return rows
 
 
@@ -217,8 +293,14 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     jobs = list_jobs(conn)
     stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
-        click.echo(to_json([job_to_dict(job) | stats_to_dict(stat)
-                            for job, stat in zip(jobs, stats, strict=True)]))
+        click.echo(
+            to_json(
+                [
+                    job_to_dict(job) | stats_to_dict(stat)
+                    for job, stat in zip(jobs, stats, strict=True)
+                ]
+            )
+        )
         return
     if not jobs:
         click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
@@ -291,16 +373,27 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
         ("last run", when(job.last_run_at)),
         ("last status", job.last_status),
         ("last success", when(job.last_success_at)),
-        ("runs", f"{job.runs_total} total, {job.runs_succeeded} succeeded, "
-                 f"{job.runs_failed} failed, {job.runs_skipped} skipped, "
-                 f"{job.runs_missed} missed"),
-        ("success rate", f"{data['success_rate'] * 100:.1f}%"
-         if data["success_rate"] is not None else None),
-        ("duration", f"avg {data['avg_duration_ms']} ms, p95 {data['p95_duration_ms']} ms"
-         if data["avg_duration_ms"] is not None else None),
+        (
+            "runs",
+            f"{job.runs_total} total, {job.runs_succeeded} succeeded, "
+            f"{job.runs_failed} failed, {job.runs_skipped} skipped, "
+            f"{job.runs_missed} missed",
+        ),
+        (
+            "success rate",
+            f"{data['success_rate'] * 100:.1f}%" if data["success_rate"] is not None else None,
+        ),
+        (
+            "duration",
+            f"avg {data['avg_duration_ms']} ms, p95 {data['p95_duration_ms']} ms"
+            if data["avg_duration_ms"] is not None
+            else None,
+        ),
         ("recent", _strip(data["recent"])),
-        ("policies", ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items()
-                               if k != "notify")),
+        (
+            "policies",
+            ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items() if k != "notify"),
+        ),
         ("notify", ", ".join(f"{t['on']}: {t['url']}" for t in data["policies"]["notify"])),
         ("runs after", ", ".join(data["after"])),
         ("webhook", "enabled (see `jobctl hook show`)" if data["webhook"] else None),
@@ -330,7 +423,9 @@ def _set_paused(ctx: click.Context, names: tuple[str, ...], paused: bool) -> Non
 
 
 @cli.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names)
+@click.argument(
+    "names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names
+)
 @db_option
 @click.pass_context
 def pause(ctx: click.Context, names: tuple[str, ...]) -> None:
@@ -345,7 +440,9 @@ def pause(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names)
+@click.argument(
+    "names", metavar="NAME...", nargs=-1, required=True, shell_complete=complete_job_names
+)
 @db_option
 @click.pass_context
 def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
@@ -360,7 +457,14 @@ def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 @cli.command(name="next")
 @click.argument("name", required=False, shell_complete=complete_job_names)
-@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many fire times.")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="How many fire times.",
+)
 @click.option("--after", metavar="TIME", help="Start after TIME instead of now.")
 @click.option("--cron", metavar="EXPR", help="Preview a cron expression instead of a job.")
 @click.option("--every", metavar="DURATION", help="Preview an interval instead of a job.")
@@ -370,8 +474,15 @@ def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
 @json_option
 @click.pass_context
 def next_(
-    ctx: click.Context, name: str | None, count: int, after: str | None, cron: str | None,
-    every: str | None, offset: str | None, tz: str | None, as_json: bool,
+    ctx: click.Context,
+    name: str | None,
+    count: int,
+    after: str | None,
+    cron: str | None,
+    every: str | None,
+    offset: str | None,
+    tz: str | None,
+    as_json: bool,
 ) -> None:
     """Preview the next fire times of a job, or of a cron expression or interval.
 

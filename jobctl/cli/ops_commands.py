@@ -18,9 +18,12 @@ LEVEL_COLOURS = {"ok": "32", "warn": "33", "fail": "31"}
 
 
 @cli.command()
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="The daemon's NAME=value file, to check ${NAME} references against "
-                   "(env JOBCTL_ENV_FILE).")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="The daemon's NAME=value file, to check ${NAME} references against (env JOBCTL_ENV_FILE).",
+)
 @db_option
 @json_option
 @click.pass_context
@@ -48,7 +51,8 @@ def doctor(ctx: click.Context, env_file: Path | None, as_json: bool) -> None:
             level = f"{result.level:<6}"
             if colour:
                 level = f"\x1b[{LEVEL_COLOURS[result.level]}m{result.level}\x1b[0m" + " " * (
-                    6 - len(result.level))
+                    6 - len(result.level)
+                )
             click.echo(f"{level}{result.message}")
         click.echo(summary(results))
     if failed(results):
@@ -86,11 +90,21 @@ def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
 
     result = backup_database(db_path(ctx), file, force=force)
     if as_json:
-        click.echo(to_json({"path": str(result.path), "bytes": result.bytes,
-                            "jobs": result.jobs, "runs": result.runs}))
+        click.echo(
+            to_json(
+                {
+                    "path": str(result.path),
+                    "bytes": result.bytes,
+                    "jobs": result.jobs,
+                    "runs": result.runs,
+                }
+            )
+        )
         return
-    click.echo(f"backed up to {result.path} ({_size(result.bytes)}, {result.jobs} jobs, "
-               f"{result.runs} runs)")
+    click.echo(
+        f"backed up to {result.path} ({_size(result.bytes)}, {result.jobs} jobs, "
+        f"{result.runs} runs)"
+    )
 
 
 @cli.command()
@@ -121,13 +135,19 @@ def restore(ctx: click.Context, file: Path, yes: bool) -> None:
             return
         if not sys.stdin.isatty():
             raise InvalidInput("restore replaces the database: confirm with --yes")
-        click.confirm(f"Replace {path} with {info.path} ({info.jobs} jobs, {info.runs} runs)?",
-                      abort=True)
+        click.confirm(
+            f"Replace {path} with {info.path} ({info.jobs} jobs, {info.runs} runs)?", abort=True
+        )
 
     result = restore_database(path, file, utcnow(), confirm)
     if result.kept is not None:
         click.echo(f"kept the previous database as {result.kept}")
-    upgraded = (f", schema upgraded from version {result.from_version} to {result.to_version}"
-                if result.to_version != result.from_version else "")
-    click.echo(f"restored {result.jobs} jobs and {result.runs} runs from {result.source} "
-               f"into {result.db_path}{upgraded}")
+    upgraded = (
+        f", schema upgraded from version {result.from_version} to {result.to_version}"
+        if result.to_version != result.from_version
+        else ""
+    )
+    click.echo(
+        f"restored {result.jobs} jobs and {result.runs} runs from {result.source} "
+        f"into {result.db_path}{upgraded}"
+    )

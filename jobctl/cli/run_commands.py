@@ -14,41 +14,107 @@ from jobctl.errors import Failed
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--max-http", type=click.IntRange(1, 100_000), default=256, show_default=True,
-              help="HTTP runs in flight at once.")
-@click.option("--max-agent", type=click.IntRange(1, 10_000), default=8, show_default=True,
-              help="Agent runs in flight at once.")
-@click.option("--max-exec", type=click.IntRange(1, 10_000), default=8, show_default=True,
-              help="Exec runs in flight at once.")
-@click.option("--grace", default="30s", show_default=True, metavar="D",
-              help="On SIGTERM, wait this long for runs in flight.")
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True, help="How much to log.")
-@click.option("--listen", metavar="HOST:PORT",
-              help="Serve webhooks, /healthz and /metrics (a bare PORT means 127.0.0.1).")
-@click.option("--detach", is_flag=True,
-              help="Run in the background (pidfile, log file); return once it is up.")
-@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="With --detach: the pidfile (default: <database>.pid).")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="Log to this file, rotated by size (default with --detach: the user "
-                   "log directory's jobctl.log).")
-@click.option("--log-max-bytes", type=click.IntRange(1024), default=10 * 1024 * 1024,
-              show_default=True, help="Rotate the log file at this size.")
-@click.option("--log-backups", type=click.IntRange(0, 100), default=5, show_default=True,
-              help="Rotated log files to keep.")
-@click.option("--systemd-unit", is_flag=True,
-              help="Print a systemd unit for this database and exit.")
+@click.option(
+    "--max-http",
+    type=click.IntRange(1, 100_000),
+    default=256,
+    show_default=True,
+    help="HTTP runs in flight at once.",
+)
+@click.option(
+    "--max-agent",
+    type=click.IntRange(1, 10_000),
+    default=8,
+    show_default=True,
+    help="Agent runs in flight at once.",
+)
+@click.option(
+    "--max-exec",
+    type=click.IntRange(1, 10_000),
+    default=8,
+    show_default=True,
+    help="Exec runs in flight at once.",
+)
+@click.option(
+    "--grace",
+    default="30s",
+    show_default=True,
+    metavar="D",
+    help="On SIGTERM, wait this long for runs in flight.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log.",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve webhooks, /healthz and /metrics (a bare PORT means 127.0.0.1).",
+)
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background (pidfile, log file); return once it is up.",
+)
+@click.option(
+    "--pidfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="With --detach: the pidfile (default: <database>.pid).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Log to this file, rotated by size (default with --detach: the user "
+    "log directory's jobctl.log).",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(1024),
+    default=10 * 1024 * 1024,
+    show_default=True,
+    help="Rotate the log file at this size.",
+)
+@click.option(
+    "--log-backups",
+    type=click.IntRange(0, 100),
+    default=5,
+    show_default=True,
+    help="Rotated log files to keep.",
+)
+@click.option(
+    "--systemd-unit", is_flag=True, help="Print a systemd unit for this database and exit."
+)
 @click.option("--user", "user_unit", is_flag=True, help="With --systemd-unit: a user unit.")
 @db_option
 @click.pass_context
-def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, grace: str,
-           env_file: Path | None, log_level: str, listen: str | None, detach: bool,
-           pidfile: Path | None,
-           log_file: Path | None, log_max_bytes: int, log_backups: int, systemd_unit: bool,
-           user_unit: bool) -> None:
+def daemon(
+    ctx: click.Context,
+    max_http: int,
+    max_agent: int,
+    max_exec: int,
+    grace: str,
+    env_file: Path | None,
+    log_level: str,
+    listen: str | None,
+    detach: bool,
+    pidfile: Path | None,
+    log_file: Path | None,
+    log_max_bytes: int,
+    log_backups: int,
+    systemd_unit: bool,
+    user_unit: bool,
+) -> None:
     """Run the scheduler (foreground, for systemd) until SIGTERM or SIGINT.
 
     Fires every due job, records every run, and picks up changes made with the other
@@ -79,10 +145,13 @@ def daemon(ctx: click.Context, max_http: int, max_agent: int, max_exec: int, gra
     if detach and log_file is None:
         log_file = default_log_path()
     config = DaemonConfig(
-        db_path=path, max_http=max_http, max_agent=max_agent, max_exec=max_exec,
-        grace=parse_duration(grace, what="--grace").total_seconds(), env_file=env_file,
-        log=LogConfig(level=log_level, file=log_file, max_bytes=log_max_bytes,
-                      backups=log_backups),
+        db_path=path,
+        max_http=max_http,
+        max_agent=max_agent,
+        max_exec=max_exec,
+        grace=parse_duration(grace, what="--grace").total_seconds(),
+        env_file=env_file,
+        log=LogConfig(level=log_level, file=log_file, max_bytes=log_max_bytes, backups=log_backups),
         listen=listen,
     )
     if listen:
@@ -107,8 +176,9 @@ def _detach(config: Any, pidfile: Path | None) -> None:
     lock.acquire()
     assert config.log.file is not None
     # The Daemon is built after the fork, so that it records the detached process as owner.
-    pid = detach(config.db_path, config.log.file, pidfile,
-                 lambda: Daemon(config, lock).run(locked=True))
+    pid = detach(
+        config.db_path, config.log.file, pidfile, lambda: Daemon(config, lock).run(locked=True)
+    )
     lock.release()
     if pid is not None:
         click.echo(f"jobctl daemon started (pid {pid}), logging to {config.log.file}")
@@ -116,13 +186,19 @@ def _detach(config: Any, pidfile: Path | None) -> None:
     from jobctl.service import tail_lines
 
     lines = "\n".join(f"  {line}" for line in tail_lines(config.log.file, 20))
-    raise Failed(f"the daemon did not come up within 10s; last lines of "
-                 f"{config.log.file}:\n{lines}")
+    raise Failed(
+        f"the daemon did not come up within 10s; last lines of {config.log.file}:\n{lines}"
+    )
 
 
 @daemon.command(name="stop")
-@click.option("--timeout", default="60s", show_default=True, metavar="D",
-              help="How long to wait for it to exit.")
+@click.option(
+    "--timeout",
+    default="60s",
+    show_default=True,
+    metavar="D",
+    help="How long to wait for it to exit.",
+)
 @db_option
 @click.pass_context
 def daemon_stop(ctx: click.Context, timeout: str) -> None:
@@ -145,8 +221,12 @@ def daemon_stop(ctx: click.Context, timeout: str) -> None:
 
 
 @daemon.command(name="status")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="The log file the daemon writes (default: the user log directory's).")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="The log file the daemon writes (default: the user log directory's).",
+)
 @db_option
 @json_option
 @click.pass_context
@@ -174,22 +254,40 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     if as_json:
         click.echo(to_json(info))
     else:
-        click.echo(key_values([
-            ("daemon", "running" if running else "not running"), ("pid", info["pid"]),
-            ("host", info["host"]), ("started", info["started_at"]),
-            ("last tick", info["last_tick_at"]), ("listening", info["listen"]),
-            ("database", info["database"]), ("log file", info["log_file"]),
-        ]))
+        click.echo(
+            key_values(
+                [
+                    ("daemon", "running" if running else "not running"),
+                    ("pid", info["pid"]),
+                    ("host", info["host"]),
+                    ("started", info["started_at"]),
+                    ("last tick", info["last_tick_at"]),
+                    ("listening", info["listen"]),
+                    ("database", info["database"]),
+                    ("log file", info["log_file"]),
+                ]
+            )
+        )
     if not running:
         sys.exit(4)
 
 
 @daemon.command(name="logs")
-@click.option("-n", "lines", type=click.IntRange(0), default=50, show_default=True,
-              help="How many of the last lines to print.")
+@click.option(
+    "-n",
+    "lines",
+    type=click.IntRange(0),
+    default=50,
+    show_default=True,
+    help="How many of the last lines to print.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="The log file (default: the one the daemon last logged to).")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="The log file (default: the one the daemon last logged to).",
+)
 @db_option
 @click.pass_context
 def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | None) -> None:
@@ -205,8 +303,9 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
 
     path = log_file or _recorded_log_file(db_path(ctx)) or default_log_path()
     if not path.exists():
-        raise Failed(f"no log file at {path} (the daemon logs there only with --detach or "
-                     "--log-file)")
+        raise Failed(
+            f"no log file at {path} (the daemon logs there only with --detach or --log-file)"
+        )
     for line in tail_lines(path, lines) if lines else []:
         click.echo(line)
     if follow:
@@ -238,10 +337,20 @@ def _report_attempt(recorded: Any) -> None:
     from jobctl.timeutil import iso_z
 
     claim, outcome = recorded.claim, recorded.outcome
-    code = (f"HTTP {outcome.http_status}" if outcome.http_status is not None
-            else f"exit {outcome.exit_code}" if outcome.exit_code is not None else "")
-    parts = [f"run {claim.run_id} of {claim.job.name}", f"attempt {claim.attempt}",
-             outcome.status, code, f"{outcome.duration_ms} ms"]
+    code = (
+        f"HTTP {outcome.http_status}"
+        if outcome.http_status is not None
+        else f"exit {outcome.exit_code}"
+        if outcome.exit_code is not None
+        else ""
+    )
+    parts = [
+        f"run {claim.run_id} of {claim.job.name}",
+        f"attempt {claim.attempt}",
+        outcome.status,
+        code,
+        f"{outcome.duration_ms} ms",
+    ]
     line = " · ".join(part for part in parts if part)
     if outcome.error:
         line += f": {outcome.error}"
@@ -254,13 +363,18 @@ def _report_attempt(recorded: Any) -> None:
 @click.argument("name", shell_complete=complete_job_names)
 @click.option("--queue", "queue_", is_flag=True, help="Ask the running daemon to fire it.")
 @click.option("--wait", is_flag=True, help="With --queue: wait for the result.")
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).",
+)
 @db_option
 @json_option
 @click.pass_context
-def run_(ctx: click.Context, name: str, queue_: bool, wait: bool, env_file: Path | None,
-         as_json: bool) -> None:
+def run_(
+    ctx: click.Context, name: str, queue_: bool, wait: bool, env_file: Path | None, as_json: bool
+) -> None:
     """Fire a job now, here, and print the result (exit 0 on success, 1 on failure).
 
     Works on paused and completed jobs too. Blocks through retries; with overlap `queue`
@@ -290,14 +404,20 @@ def run_(ctx: click.Context, name: str, queue_: bool, wait: bool, env_file: Path
         if status == "skipped":
             raise Failed(f"run {run_id} of {name} skipped: a run is in flight (overlap skip)")
         if not wait:
-            click.echo(to_json({"job": name, "run": run_id}) if as_json
-                       else f"queued run {run_id} of {name}")
+            click.echo(
+                to_json({"job": name, "run": run_id})
+                if as_json
+                else f"queued run {run_id} of {name}"
+            )
             return
         row = manual.wait_for_run(conn, run_id)
     else:
         env = fire_environment(env_file)
         result = manual.run_now(
-            conn, name, env=env, report=_report_attempt,
+            conn,
+            name,
+            env=env,
+            report=_report_attempt,
             on_wait=lambda: click.echo(f"waiting for the run of {name} in flight", err=True),
         )
         if isinstance(result, int):

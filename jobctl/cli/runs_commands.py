@@ -48,23 +48,53 @@ def runs() -> None:
 
 @runs.command(name="list")
 @click.argument("name", required=False, shell_complete=complete_job_names)
-@click.option("--status", "statuses", multiple=True, metavar="S",
-              help="Only runs with this status; repeat for more.")
-@click.option("--trigger", "triggers", multiple=True, metavar="T",
-              help="Only runs started this way (schedule, manual, retry, ...).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="S",
+    help="Only runs with this status; repeat for more.",
+)
+@click.option(
+    "--trigger",
+    "triggers",
+    multiple=True,
+    metavar="T",
+    help="Only runs started this way (schedule, manual, retry, ...).",
+)
 @click.option("--since", metavar="D|TIME", help="Only runs since: 24h ago, or a time.")
 @click.option("--until", metavar="D|TIME", help="Only runs until: 1h ago, or a time.")
-@click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
-              help="How many runs at most (0: all).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]),
-              default="table", show_default=True, help="Output format.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="How many runs at most (0: all).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing runs as they start and end.")
 @db_option
 @json_option
 @click.pass_context
-def runs_list(ctx: click.Context, name: str | None, statuses: tuple[str, ...],
-              triggers: tuple[str, ...], since: str | None, until: str | None, limit: int,
-              fmt: str, follow: bool, as_json: bool) -> None:
+def runs_list(
+    ctx: click.Context,
+    name: str | None,
+    statuses: tuple[str, ...],
+    triggers: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int,
+    fmt: str,
+    follow: bool,
+    as_json: bool,
+) -> None:
     """List runs, newest first.
 
     \b
@@ -78,7 +108,10 @@ def runs_list(ctx: click.Context, name: str | None, statuses: tuple[str, ...],
     validate_filter_values(statuses, triggers)
     now = _now()
     where = RunFilter(
-        job=name, statuses=statuses, triggers=triggers, limit=limit,
+        job=name,
+        statuses=statuses,
+        triggers=triggers,
+        limit=limit,
         since=parse_moment(since, now, what="--since") if since else None,
         until=parse_moment(until, now, what="--until") if until else None,
     )
@@ -110,8 +143,17 @@ def _print_runs(rows: list[Any], fmt: str, now: datetime) -> None:
     else:
         from jobctl.output import table, use_colour
 
-        headers = ["ID", "JOB", "TRIGGER", "SCHEDULED", "STARTED", "DURATION", "STATUS",
-                   "CODE", "ERROR"]
+        headers = [
+            "ID",
+            "JOB",
+            "TRIGGER",
+            "SCHEDULED",
+            "STARTED",
+            "DURATION",
+            "STATUS",
+            "CODE",
+            "ERROR",
+        ]
         colour = use_colour()
         click.echo(table([_run_cells(row, now, colour) for row in rows], headers))
 
@@ -121,10 +163,23 @@ def _print_csv(rows: list[Any]) -> None:
 
     from jobctl.runs import run_to_dict
 
-    fields = ["id", "job", "trigger", "status", "attempt", "scheduled_for", "started_at",
-              "finished_at", "duration_ms", "http_status", "exit_code", "error"]
-    writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore",
-                            lineterminator="\n")
+    fields = [
+        "id",
+        "job",
+        "trigger",
+        "status",
+        "attempt",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "http_status",
+        "exit_code",
+        "error",
+    ]
+    writer = csv.DictWriter(
+        sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow(run_to_dict(row))
@@ -136,14 +191,26 @@ def _run_cells(row: Any, now: datetime, colour: bool) -> list[str]:
 
     scheduled = from_db(row["scheduled_for"]).astimezone().strftime("%m-%d %H:%M:%S")
     started = humanize_delta(from_db(row["started_at"]), now) if row["started_at"] else "-"
-    duration = (format_duration(row["duration_ms"] / 1000) if row["duration_ms"] is not None
-                else "-")
-    code = (str(row["http_status"]) if row["http_status"] is not None
-            else str(row["exit_code"]) if row["exit_code"] is not None else "-")
+    duration = format_duration(row["duration_ms"] / 1000) if row["duration_ms"] is not None else "-"
+    code = (
+        str(row["http_status"])
+        if row["http_status"] is not None
+        else str(row["exit_code"])
+        if row["exit_code"] is not None
+        else "-"
+    )
     error = " ".join((row["error"] or "").split())
-    return [str(row["id"]), row["job"], row["trigger"], scheduled, started, duration,
-            colour_status(row["status"], colour), code,
-            error[:60] + ("…" if len(error) > 60 else "") or "-"]
+    return [
+        str(row["id"]),
+        row["job"],
+        row["trigger"],
+        scheduled,
+        started,
+        duration,
+        colour_status(row["status"], colour),
+        code,
+        error[:60] + ("…" if len(error) > 60 else "") or "-",
+    ]
 
 
 def _follow(conn: Any, where: Any, rows: list[Any], fmt: str) -> None:
@@ -168,8 +235,9 @@ def _follow(conn: Any, where: Any, rows: list[Any], fmt: str) -> None:
             time.sleep(FOLLOW_POLL)
             where.after_id = last_id
             new = list(reversed(_list(conn, where)))
-            pending = [run_id for run_id, status in shown.items()
-                       if status in ("running", "queued")]
+            pending = [
+                run_id for run_id, status in shown.items() if status in ("running", "queued")
+            ]
             emit(runs_by_id(conn, pending) + new)
             if new:
                 last_id = max(row["id"] for row in new)
@@ -223,20 +291,30 @@ def _render_run(data: dict[str, Any]) -> str:
 
     details = data.get("details") or {}
     pairs: list[tuple[str, Any]] = [
-        ("run", data["id"]), ("job", data["job"]), ("trigger", data["trigger"]),
-        ("status", data["status"]), ("attempt", data["attempt"]),
-        ("scheduled for", when(data["scheduled_for"])), ("started", when(data["started_at"])),
+        ("run", data["id"]),
+        ("job", data["job"]),
+        ("trigger", data["trigger"]),
+        ("status", data["status"]),
+        ("attempt", data["attempt"]),
+        ("scheduled for", when(data["scheduled_for"])),
+        ("started", when(data["started_at"])),
         ("finished", when(data["finished_at"])),
-        ("duration", format_duration(data["duration_ms"] / 1000)
-         if data["duration_ms"] is not None else None),
-        ("lateness", f"{data['lateness_ms']} ms" if data.get("lateness_ms") is not None
-         else None),
-        ("http status", data["http_status"]), ("exit code", data["exit_code"]),
+        (
+            "duration",
+            format_duration(data["duration_ms"] / 1000)
+            if data["duration_ms"] is not None
+            else None,
+        ),
+        ("lateness", f"{data['lateness_ms']} ms" if data.get("lateness_ms") is not None else None),
+        ("http status", data["http_status"]),
+        ("exit code", data["exit_code"]),
         ("error", data["error"]),
     ]
     if data["status"] == "missed":
-        pairs += [("missed slots", data.get("missed_count")),
-                  ("missed until", when(data.get("missed_until")))]
+        pairs += [
+            ("missed slots", data.get("missed_count")),
+            ("missed until", when(data.get("missed_until"))),
+        ]
     for key in ("agent", "model", "finish_reason", "usage", "latency_ms", "delivery"):
         if key in details:
             pairs.append((key.replace("_", " "), details[key]))
@@ -265,13 +343,15 @@ def _indent_mapping(mapping: dict[str, Any]) -> str:
 @runs.command(name="prune")
 @click.argument("name", required=False, shell_complete=complete_job_names)
 @click.option("--older-than", metavar="D", help="Remove runs older than D (e.g. 30d).")
-@click.option("--keep", type=click.IntRange(0), metavar="N",
-              help="Keep only the newest N runs of each job.")
+@click.option(
+    "--keep", type=click.IntRange(0), metavar="N", help="Keep only the newest N runs of each job."
+)
 @db_option
 @json_option
 @click.pass_context
-def runs_prune(ctx: click.Context, name: str | None, older_than: str | None,
-               keep: int | None, as_json: bool) -> None:
+def runs_prune(
+    ctx: click.Context, name: str | None, older_than: str | None, keep: int | None, as_json: bool
+) -> None:
     """Remove old runs; without options each job's --keep and --keep-for apply.
 
     Runs in flight are never removed; the lifetime counters stay as they are.
@@ -314,8 +394,7 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
             raise InvalidInput("runs clear removes history: confirm with --yes")
         click.confirm(f"Remove every run of {name} and reset its counters?", abort=True)
     removed = clear_runs(conn, name)
-    click.echo(to_json({"removed": removed}) if as_json
-               else f"removed {removed} runs of {name}")
+    click.echo(to_json({"removed": removed}) if as_json else f"removed {removed} runs of {name}")
 
 
 @cli.command()
@@ -357,17 +436,21 @@ def _render_status(summary: dict[str, Any], now: datetime) -> str:
     if daemon["running"]:
         started = moment(daemon["started_at"])
         tick = moment(daemon["last_tick_at"])
-        state = (f"running (pid {daemon['pid']} on {daemon['host']}, up "
-                 f"{humanize_delta(started, now).removesuffix(' ago') if started else '?'}, "
-                 f"last tick {humanize_delta(tick, now) if tick else '?'})")
+        state = (
+            f"running (pid {daemon['pid']} on {daemon['host']}, up "
+            f"{humanize_delta(started, now).removesuffix(' ago') if started else '?'}, "
+            f"last tick {humanize_delta(tick, now) if tick else '?'})"
+        )
     else:
         tick = moment(daemon["last_tick_at"])
         state = "not running" + (f" (last seen {humanize_delta(tick, now)})" if tick else "")
     jobs = summary["jobs"]
     pairs = [
         ("daemon", state),
-        ("jobs", f"{jobs['enabled']} enabled, {jobs['paused']} paused, "
-                 f"{jobs['completed']} completed"),
+        (
+            "jobs",
+            f"{jobs['enabled']} enabled, {jobs['paused']} paused, {jobs['completed']} completed",
+        ),
         ("failed (24h)", summary["failed_24h"]),
         ("missed (24h)", summary["missed_24h"]),
     ]
@@ -375,5 +458,6 @@ def _render_status(summary: dict[str, Any], now: datetime) -> str:
     if summary["upcoming"]:
         text += "\nnext fires:\n" + "\n".join(
             f"  {local_text(moment(item['at']) or now)}  {item['job']}"
-            for item in summary["upcoming"])
+            for item in summary["upcoming"]
+        )
     return text
