@@ -31,7 +31,9 @@ from jobctl.schedule import (
 from jobctl.timeutil import get_zone
 
 REPO = Path(__file__).resolve().parents[1]
-DEBIAN_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "cron-dst-debian.json"
+# Fire times recorded from Debian's real cron daemon (cron 3.0pl1-162) around the 2026 DST
+# changes, copied from the product brief's shared/cron-dst-debian.json so the suite stands alone.
+DEBIAN_VECTORS = REPO / "tests" / "fixtures" / "cron-dst-debian.json"
 
 
 def at(text: str) -> datetime:
