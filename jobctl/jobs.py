@@ -20,7 +20,15 @@ from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.schedule import Schedule
 from jobctl.secrets import has_reference, redact_headers, redact_url
-from jobctl.timeutil import from_db, get_zone, iso_z, local_zone_name, parse_time, to_db
+from jobctl.timeutil import (
+    format_duration,
+    from_db,
+    get_zone,
+    iso_z,
+    local_zone_name,
+    parse_time,
+    to_db,
+)
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 RESERVED_NAMES = frozenset({"list", "show", "prune", "clear"})
@@ -339,14 +347,15 @@ def _trigger(
             and existing.trigger == "every"
             and "+" in (existing.schedule or "")
         ):
-            kept = (existing.schedule or "").split("+", 1)[1]
+            # the stored offset as a duration: it may be in ms, which an interval may not
+            _, kept = schedule.parse_every(existing.schedule or "")
             every, _ = schedule.parse_every(text)
-            if schedule.parse_every(f"{kept}+0s")[0] >= every:
+            if kept >= every:
                 raise InvalidInput(
-                    f"the job's --offset {kept} is not shorter than --every {options['every']}: "
-                    "give a new --offset too (--offset 0s for none)"
+                    f"the job's --offset {format_duration(kept)} is not shorter than --every "
+                    f"{options['every']}: give a new --offset too (--offset 0s for none)"
                 )
-            text = f"{text}+{kept}"
+            return "every", schedule.format_every(every, kept), True
         return "every", _every_text(text), True
     at = parse_time(str(options["at"]), zone, what="--at")
     if at <= now and not allow_past:

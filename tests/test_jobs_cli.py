@@ -276,6 +276,19 @@ def test_edit_offset_alone_on_an_every_job(jobctl: Invoke) -> None:
     assert job_json(jobctl, "j")["schedule"] == "30m+5m"
 
 
+def test_edit_every_keeps_a_millisecond_offset(jobctl: Invoke) -> None:
+    assert jobctl("add", "x", "--exec", "true", "--every", "1s", "--offset", "60ms").exit_code == 0
+    result = jobctl("edit", "x", "--every", "2s")
+    assert result.exit_code == 0, result.stderr
+    assert job_json(jobctl, "x")["schedule"] == "2s+60ms"
+    # the kept offset is still checked against the new interval
+    jobctl("edit", "x", "--every", "10s", "--offset", "5s")
+    result = jobctl("edit", "x", "--every", "5s")
+    assert result.exit_code == 2
+    assert "--offset 5s is not shorter than --every 5s" in result.stderr
+    assert job_json(jobctl, "x")["schedule"] == "10s+5s"
+
+
 def test_rename_keeps_history(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "old", "--exec", "true", "--manual")
     conn = sqlite3.connect(db_path)
