@@ -25,12 +25,14 @@ from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.jobs import (
     _COLUMNS,
     ACTIONS,
+    SPEC_KEYS,
     TRIGGERS,
     Job,
     _column_values,
     build_job,
     compute_next_run,
     list_jobs,
+    ordered_spec,
 )
 from jobctl.secrets import literal_secrets, redact_url
 from jobctl.timeutil import to_db
@@ -49,12 +51,6 @@ ENTRY_KEYS = (
     "spec",
     "policies",
 )
-# Spec keys per action, in the order export writes them.
-SPEC_KEYS: dict[str, tuple[str, ...]] = {
-    "http": ("url", "method", "headers", "body", "expect", "forward_payload"),
-    "agent": ("agent", "prompt", "deliver"),
-    "exec": ("command", "cwd", "env", "shell"),
-}
 # Document keys holding text -> the CLI option each becomes (the first spec key per action
 # above is the one it cannot do without).
 _TEXT_ENTRY_OPTIONS = {
@@ -121,16 +117,12 @@ def export_entry(job: Job) -> dict[str, Any]:
     if job.schedule is not None:
         entry["schedule"] = job.schedule
     entry["timezone"] = job.timezone
-    known = SPEC_KEYS.get(job.action, ())
-    keys: Iterable[str] = known
-    if not job.spec.keys() <= set(known):
-        # Written too, so that apply refuses them instead of losing them.
-        keys = [*known, *sorted(key for key in job.spec if key not in known)]
-    spec = {}
-    for key in keys:
-        value = job.spec.get(key)
-        if value is not None and value != {}:
-            spec[key] = value
+    # Unknown keys are written too, so that apply refuses them instead of losing them.
+    spec = {
+        key: value
+        for key, value in ordered_spec(job.action, job.spec).items()
+        if value is not None and value != {}
+    }
     if spec:
         entry["spec"] = spec
     if job.policies:

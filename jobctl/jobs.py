@@ -38,6 +38,13 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ACTIONS = ("http", "agent", "exec")
 TRIGGERS = ("cron", "every", "once", "manual")
 
+# Spec keys per action, in the one order every output (JSON, show, export) writes them.
+SPEC_KEYS: dict[str, tuple[str, ...]] = {
+    "http": ("url", "method", "headers", "body", "expect", "forward_payload"),
+    "agent": ("agent", "prompt", "deliver"),
+    "exec": ("command", "cwd", "env", "shell"),
+}
+
 # Option name -> the action kind it belongs to.
 ACTION_FIELDS = {
     "method": "http",
@@ -710,8 +717,16 @@ def set_paused(
 # ---------------------------------------------------------------------------- rendering
 
 
+def ordered_spec(action: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's keys in SPEC_KEYS order (any unknown ones after, sorted)."""
+    known = SPEC_KEYS.get(action, ())
+    keys = [key for key in known if key in spec]
+    keys += sorted(key for key in spec if key not in known)
+    return {key: spec[key] for key in keys}
+
+
 def redacted_spec(job: Job) -> dict[str, Any]:
-    spec = dict(job.spec)
+    spec = ordered_spec(job.action, job.spec)
     if job.action == "http":
         spec["url"] = redact_url(spec.get("url", ""))
         spec["headers"] = redact_headers(spec.get("headers") or {})

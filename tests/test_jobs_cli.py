@@ -534,3 +534,28 @@ def test_bad_input_is_refused_cleanly(
     assert words.lower() in lines[0].lower()
     assert result.stdout == ""
     assert dump_database(db_path) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "keys"),
+    [
+        (["--exec", "true", "--env", "A=1"], ["command", "cwd", "env", "shell"]),
+        (
+            ["--url", "http://h/", "--header", "A: b", "--forward-payload"],
+            ["url", "method", "headers", "body", "expect", "forward_payload"],
+        ),
+    ],
+)
+def test_spec_keys_have_one_order_everywhere(
+    jobctl: Invoke, args: list[str], keys: list[str]
+) -> None:
+    added = jobctl("add", "j", *args, "--manual", "--json")
+    assert added.exit_code == 0, added.stderr
+    edited = jobctl("edit", "j", "--description", "d", "--json")
+    listed = json.loads(jobctl("list", "--json").stdout)[0]
+    exported = json.loads(jobctl("export", "--format", "json").stdout)["jobs"][0]
+    assert list(json.loads(added.stdout)["spec"]) == keys
+    assert list(json.loads(edited.stdout)["spec"]) == keys
+    assert list(listed["spec"]) == keys
+    assert list(job_json(jobctl, "j")["spec"]) == keys
+    assert list(exported["spec"]) == [key for key in keys if key in exported["spec"]]
