@@ -169,6 +169,21 @@ def _m006_history_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m007_exec_shell_explicit(conn: sqlite3.Connection) -> None:
+    # Exec jobs now run through /bin/sh -c by default; one stored without a `shell` key ran
+    # its words directly, and keeps doing so.
+    import json
+
+    rows = conn.execute("SELECT id, spec FROM jobs WHERE action = 'exec'").fetchall()
+    for job_id, text in rows:
+        spec = json.loads(text)
+        if "shell" not in spec:
+            spec["shell"] = False
+            conn.execute(
+                "UPDATE jobs SET spec = ? WHERE id = ?", (json.dumps(spec, sort_keys=True), job_id)
+            )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -177,6 +192,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("webhook secrets, chains, dead-man alerts", _m004_hooks_and_chains),
     ("an index of running runs", _m005_running_index),
     ("history indexes for list, runs --status and status", _m006_history_indexes),
+    ("exec jobs stored without `shell` keep running without one", _m007_exec_shell_explicit),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -258,14 +258,10 @@ def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> 
         spec["command"] = options["exec"]
     if options.get("shell") is not None:
         spec["shell"] = bool(options["shell"])
-    spec.setdefault("shell", False)
+    spec.setdefault("shell", True)  # through /bin/sh -c, as cron runs a command line
     if not str(spec.get("command", "")).strip():
         raise InvalidInput("invalid --exec '': give the command to run")
-    if not spec["shell"]:
-        try:
-            shlex.split(spec["command"])
-        except ValueError as exc:
-            raise InvalidInput(f"invalid --exec {spec['command']!r}: {exc}") from None
+    _check_quotes(spec["command"], shell=spec["shell"])
     if options.get("cwd") is not None:
         spec["cwd"] = (
             os.path.abspath(os.path.expanduser(options["cwd"])) if options["cwd"] else None
@@ -275,6 +271,44 @@ def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> 
         spec["env"] = dict(parse_env_pair(item) for item in options["env"] if item)
     spec.setdefault("env", {})
     return spec
+
+
+def _check_quotes(command: str, *, shell: bool) -> None:
+    """Refuse a command line whose quotes are not closed (sh would refuse it at every run)."""
+    try:
+        if shell:
+            # `#` starts a comment, whose text may hold a lone apostrophe
+            list(shlex.shlex(command, posix=True, punctuation_chars=True))
+        else:
+            shlex.split(command)
+    except ValueError as exc:
+        problem = str(exc) if not shell else _shell_syntax_error(command)
+        if problem:
+            raise InvalidInput(f"invalid --exec {command!r}: {problem}") from None
+
+
+def _shell_syntax_error(command: str) -> str | None:
+    """What `sh -n` says about the command, or None when it parses. Only asked when shlex
+    failed: its quoting is close to sh's, not equal (`"$(echo "it's")"` is fine in sh)."""
+    import subprocess
+
+    try:
+        checked = subprocess.run(
+            ["/bin/sh", "-n", "-c", command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=10,
+        )
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None  # no sh to ask here: the run reports it
+    if checked.returncode == 0:
+        return None
+    lines = checked.stderr.strip().splitlines()
+    message = lines[-1] if lines else f"sh -n exit code {checked.returncode}"
+    # dash says `sh: 1: Syntax error: ...`, bash `sh: -c: line 1: ...`
+    return re.sub(r"^(/bin/)?sh: (-c: )?(line )?\d+: ", "", message)
 
 
 def _build_http_spec(spec: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:

@@ -281,6 +281,8 @@ def test_exec_jobs_exit_codes_and_timeouts(
     pidfile = tmp_path / "child.pid"
     jobctl("add", "ok", "--exec", "echo hello", "--every", "1h")
     jobctl("add", "bad", "--exec", "sh -c 'echo oops >&2; exit 3'", "--every", "1h")
+    jobctl("add", "shelled", "--exec", "echo a; echo b >&2; exit 4", "--every", "1h")
+    jobctl("add", "direct", "--exec", "echo $0 a;", "--no-shell", "--every", "1h")
     jobctl(
         "add",
         "hang",
@@ -297,7 +299,11 @@ def test_exec_jobs_exit_codes_and_timeouts(
     ok = wait_until(lambda: finished(db_path, "ok", 1))[0]
     bad = wait_until(lambda: finished(db_path, "bad", 1))[0]
     hang = wait_until(lambda: finished(db_path, "hang", 1))[0]
+    shelled = wait_until(lambda: finished(db_path, "shelled", 1))[0]
+    direct = wait_until(lambda: finished(db_path, "direct", 1))[0]
     daemon.stop()
+    assert (shelled["status"], shelled["exit_code"], shelled["output"]) == ("failed", 4, "a\nb\n")
+    assert (direct["status"], direct["output"]) == ("succeeded", "$0 a;\n")
     assert (ok["status"], ok["exit_code"], ok["output"]) == ("succeeded", 0, "hello\n")
     assert (bad["status"], bad["exit_code"], bad["output"]) == ("failed", 3, "oops\n")
     assert hang["status"] == "timed_out"

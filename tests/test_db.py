@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -91,3 +92,36 @@ def test_upgrade_from_schema_version_1_keeps_jobs_and_runs(tmp_path: Path) -> No
     assert tuple(run) == ("succeeded", 200, None)
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "runs_one_per_slot" in indexes
+
+
+def test_exec_jobs_from_before_the_shell_default_keep_running_without_a_shell(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobctl.db"
+    names = [name for name, _ in db.MIGRATIONS]
+    before = names.index("exec jobs stored without `shell` keep running without one")
+    conn = sqlite3.connect(path, isolation_level=None)
+    db.configure(conn)
+    db.migrate(conn, db.MIGRATIONS[:before])
+    specs = {
+        "old": {"command": "echo $HOME", "cwd": None, "env": {}},
+        "shelled": {"command": "echo $HOME", "cwd": None, "env": {}, "shell": True},
+        "direct": {"command": "echo $HOME", "cwd": None, "env": {}, "shell": False},
+    }
+    for name, spec in specs.items():
+        conn.execute(
+            "INSERT INTO jobs (name, action, spec, trigger, timezone, created_at, updated_at) "
+            "VALUES (?, 'exec', ?, 'manual', 'UTC', 'x', 'x')",
+            (name, json.dumps(spec)),
+        )
+    conn.execute(
+        "INSERT INTO jobs (name, action, spec, trigger, timezone, created_at, updated_at) "
+        "VALUES ('web', 'http', '{\"url\": \"http://h/\"}', 'manual', 'UTC', 'x', 'x')"
+    )
+    conn.close()
+    conn = db.connect(path)
+    stored = {row[0]: json.loads(row[1]) for row in conn.execute("SELECT name, spec FROM jobs")}
+    assert stored["old"]["shell"] is False
+    assert stored["shelled"]["shell"] is True
+    assert stored["direct"]["shell"] is False
+    assert stored["web"] == {"url": "http://h/"}

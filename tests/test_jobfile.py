@@ -701,3 +701,24 @@ def test_notifications_and_forwarded_payloads_round_trip(
     other = tmp_path / "other.db"
     ok(jobctl("--db", str(other), "apply", "-f", str(tmp_path / "jobs.json")))
     assert ok(jobctl("--db", str(other), "export", "--format", "json")).stdout == exported
+
+
+def test_exec_entries_run_through_sh_unless_they_say_shell_false(
+    jobctl: Invoke, tmp_path: Path
+) -> None:
+    def exec_entry(name: str, **spec: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "action": "exec",
+            "trigger": "manual",
+            "spec": {"command": "echo $HOME", **spec},
+        }
+
+    document = write_json(
+        tmp_path / "j.json", [exec_entry("plain"), exec_entry("direct", shell=False)]
+    )
+    ok(jobctl("apply", "-f", str(document)))
+    assert json.loads(jobctl("show", "plain", "--json").stdout)["spec"]["shell"] is True
+    assert json.loads(jobctl("show", "direct", "--json").stdout)["spec"]["shell"] is False
+    exported = json.loads(ok(jobctl("export", "--format", "json")).stdout)["jobs"]
+    assert [job["spec"]["shell"] for job in exported] == [False, True]

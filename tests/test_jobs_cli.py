@@ -144,7 +144,7 @@ def test_add_exec_job_with_policies(jobctl: Invoke, tmp_path: Path) -> None:
         "command": "make report",
         "cwd": str(tmp_path),
         "env": {"A": "1", "B": "two"},
-        "shell": False,
+        "shell": True,
     }
     assert job["policies"] == {
         "timeout": 300.0,
@@ -264,7 +264,7 @@ def test_edit_changes_trigger_and_action_kinds(jobctl: Invoke) -> None:
     assert jobctl("edit", "j", "--exec", "echo hi", "--cron", "0 0 * * *").exit_code == 0
     job = job_json(jobctl, "j")
     assert (job["action"], job["trigger"]) == ("exec", "cron")
-    assert job["spec"] == {"command": "echo hi", "cwd": None, "env": {}, "shell": False}
+    assert job["spec"] == {"command": "echo hi", "cwd": None, "env": {}, "shell": True}
     assert jobctl("edit", "j", "--offset", "1m").exit_code == 2
 
 
@@ -559,3 +559,46 @@ def test_spec_keys_have_one_order_everywhere(
     assert list(listed["spec"]) == keys
     assert list(job_json(jobctl, "j")["spec"]) == keys
     assert list(exported["spec"]) == [key for key in keys if key in exported["spec"]]
+
+
+def test_show_says_how_an_exec_command_runs(jobctl: Invoke) -> None:
+    jobctl("add", "sh", "--exec", "echo a; exit 3", "--manual")
+    jobctl("add", "direct", "--exec", "echo a", "--no-shell", "--manual")
+    shelled = jobctl("show", "sh").stdout
+    assert "shell:      /bin/sh -c" in shelled
+    assert "shell:      none (the words are run directly)" in jobctl("show", "direct").stdout
+    assert "False" not in shelled and "True" not in shelled
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("echo 'unbalanced", (), "Unterminated quoted string"),
+        ("echo 'unbalanced", ("--no-shell",), "No closing quotation"),
+        ("echo a\\", ("--no-shell",), "No escaped character"),
+    ],
+)
+def test_exec_with_unclosed_quotes_is_refused(
+    jobctl: Invoke, db_path: Path, command: str, extra: tuple[str, ...], message: str
+) -> None:
+    jobctl("add", "keep", "--exec", "true", "--manual")
+    before = dump_database(db_path)
+    result = jobctl("add", "x", "--exec", command, *extra, "--manual")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("jobctl: invalid --exec") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert dump_database(db_path) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'echo "$(echo "it\'s")"',  # a new quoting context inside $( )
+        "echo done # it's fine",
+        "cat <<EOF\nit's\nEOF",
+        "echo a\\",
+    ],
+)
+def test_exec_shell_lines_that_sh_accepts_are_accepted(jobctl: Invoke, command: str) -> None:
+    result = jobctl("add", "x", "--exec", command, "--manual")
+    assert result.exit_code == 0, result.stderr

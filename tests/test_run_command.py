@@ -163,3 +163,38 @@ def test_unknown_job_and_bad_flags(jobctl: Invoke, db_path: Path) -> None:
     result = jobctl("run", "real", "--wait")
     assert result.exit_code == 2
     assert sqlite3.connect(db_path).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_exec_runs_through_sh_by_default_as_cron_does(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    jobctl("add", "exits", "--exec", "echo a; exit 3", "--every", "1m")
+    jobctl("add", "home", "--exec", "echo $HOME", "--manual")
+    jobctl("add", "guarded", "--exec", f"test -d {tmp_path}/nope && echo made", "--manual")
+    env = {"HOME": str(tmp_path)}
+    exits = run_jobctl(db_path, "run", "exits", "--json", env=env)
+    assert exits.returncode == 1
+    run = json.loads(exits.stdout)
+    assert (run["status"], run["exit_code"], run["output"]) == ("failed", 3, "a\n")
+    home = run_jobctl(db_path, "run", "home", "--json", env=env)
+    assert home.returncode == 0, home.stderr
+    assert json.loads(home.stdout)["output"] == f"{tmp_path}\n"
+    guarded = run_jobctl(db_path, "run", "guarded", "--json", env=env)
+    run = json.loads(guarded.stdout)
+    assert (guarded.returncode, run["exit_code"], run["output"]) == (1, 1, "")
+    snapshot = query(db_path, "SELECT snapshot FROM runs WHERE id = ?", run["id"])[0][0]
+    assert json.loads(snapshot)["shell"] is True
+
+
+def test_exec_no_shell_runs_the_words_directly(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    jobctl("add", "plain", "--exec", "echo $HOME; exit 3", "--no-shell", "--manual")
+    env = {"HOME": str(tmp_path)}
+    direct = run_jobctl(db_path, "run", "plain", "--json", env=env)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["output"] == "$HOME; exit 3\n"
+    assert jobctl("edit", "plain", "--shell").exit_code == 0
+    shelled = run_jobctl(db_path, "run", "plain", "--json", env=env)
+    run = json.loads(shelled.stdout)
+    assert (shelled.returncode, run["exit_code"], run["output"]) == (1, 3, f"{tmp_path}\n")

@@ -62,7 +62,10 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
         "--env", multiple=True, metavar="K=V", help="Exec: environment variable; repeat for more."
     ),
     click.option(
-        "--shell/--no-shell", default=None, help="Exec: run through /bin/sh (default: no shell)."
+        "--shell/--no-shell",
+        default=None,
+        help="Exec: run CMD with /bin/sh -c, as cron does (the default); --no-shell splits it "
+        "into words and runs the program directly.",
     ),
     click.option(
         "--tz", metavar="ZONE", help="IANA time zone for the schedule (default: the machine's)."
@@ -177,6 +180,7 @@ def add(ctx: click.Context, /, name: str, paused: bool, as_json: bool, **params:
     Examples:
       jobctl add backup --url https://example.com/backup --method POST --cron '0 3 * * *'
       jobctl add report --exec 'make report' --cwd ~/src/site --every 1h --offset 5m
+      jobctl add nightly --exec 'cd ~/site && make deploy >> deploy.log 2>&1' --cron '0 3 * * *'
     """
     from jobctl.jobs import add_job, job_to_dict
     from jobctl.output import to_json
@@ -365,6 +369,8 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
     for key, value in data["spec"].items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or None
+        elif job.action == "exec" and key == "shell":
+            value = "/bin/sh -c" if value else "none (the words are run directly)"
         pairs.append((f"  {key}", value))
     pairs += [
         ("trigger", describe(job.trigger, job.schedule)),
