@@ -1,9 +1,11 @@
 """Jobs as a file: `export` writes TOML or JSON, `apply` reads it back in one transaction.
 
-A document is `version = 1` and an array of `[[jobs]]` tables. Each entry is turned into the
-options mapping the command line uses, so `jobs.build_job` does all the validation. `apply`
-is idempotent (an entry equal to the stored job is not written) and is the bulk path: it
-loads the stored jobs once and writes with executemany.
+A document is `version = 1`, an array of `[[agents]]` tables (the agent profiles that agent
+jobs prompt; API keys are only ever variable names) and an array of `[[jobs]]` tables. Each
+entry is turned into the options mapping the command line uses, so `agents.build_agent` and
+`jobs.build_job` do all the validation. `apply` writes agents before jobs, in the same
+transaction; it is idempotent (an entry equal to the stored one is not written) and is the
+bulk path: it loads the stored jobs once and writes with executemany.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from jobctl import policies
+from jobctl.agents import KINDS, Agent, build_agent, list_agents
 from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.jobs import (
@@ -39,7 +42,23 @@ from jobctl.timeutil import to_db
 
 VERSION = 1
 FORMATS = ("toml", "json")
-DOCUMENT_KEYS = ("version", "jobs")
+DOCUMENT_KEYS = ("version", "agents", "jobs")
+# An agent entry: its name and kind, then its settings in the order export writes them.
+AGENT_KEYS = (
+    "name",
+    "kind",
+    "url",
+    "model",
+    "api_key_env",
+    "system",
+    "temperature",
+    "max_tokens",
+    "headers",
+    "command",
+    "timeout",
+)
+_AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
+_AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
 ENTRY_KEYS = (
     "name",
     "description",
@@ -148,24 +167,50 @@ def _policy_text(name: str, value: Any) -> Any:
     return text if exact else value
 
 
-def export_document(jobs: Iterable[Job]) -> dict[str, Any]:
-    return {"version": VERSION, "jobs": [export_entry(job) for job in jobs]}
+def export_agent_entry(agent: Agent) -> dict[str, Any]:
+    """One `[[agents]]` table: the profile as stored (an API key only as a variable name)."""
+    entry: dict[str, Any] = {"name": agent.name, "kind": agent.kind}
+    # Unknown keys are written too, so that apply refuses them instead of losing them.
+    unknown = sorted(key for key in agent.config if key not in AGENT_KEYS)
+    for key in [*AGENT_KEYS[2:], *unknown]:
+        value = agent.config.get(key)
+        if value is not None and value != {}:
+            entry[key] = _policy_text("timeout", value) if key == "timeout" else value
+    return entry
+
+
+def export_document(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "agents": [export_agent_entry(agent) for agent in agents],
+        "jobs": [export_entry(job) for job in jobs],
+    }
 
 
 def export_jobs(
     conn: sqlite3.Connection, names: Iterable[str] = (), fmt: str = "toml"
 ) -> tuple[str, list[str]]:
-    """The named jobs (all by default) as a document, and a warning per literal secret."""
+    """The named jobs (all by default) and their agents (all agents when no names are
+    given) as a document, and a warning per literal secret."""
+    wanted = list(names)
     with _bulk_work():
-        jobs = list_jobs(conn, names)
-        return dumps(export_document(jobs), fmt), literal_secret_warnings(jobs)
+        jobs = list_jobs(conn, wanted)
+        agents = list_agents(conn)
+        if wanted:
+            used = {job.spec.get("agent") for job in jobs if job.action == "agent"}
+            agents = [agent for agent in agents if agent.name in used]
+        return dumps(export_document(jobs, agents), fmt), literal_secret_warnings(jobs, agents)
 
 
-def literal_secret_warnings(jobs: Iterable[Job]) -> list[str]:
+def literal_secret_warnings(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -> list[str]:
     """One line per literal secret an export writes, suggesting a `${NAME}` reference."""
+    advice = "use a ${NAME} reference, expanded by the daemon at fire time"
     return [
-        f"job {job.name!r}: {what} written as a literal secret; "
-        "use a ${NAME} reference, expanded by the daemon at fire time"
+        f"agent {agent.name!r}: {what} written as a literal secret; {advice}"
+        for agent in agents
+        for what in literal_secrets(agent.config)
+    ] + [
+        f"job {job.name!r}: {what} written as a literal secret; {advice}"
         for job in jobs
         for what in [*literal_secrets(job.spec), *_notify_secrets(job)]
     ]
@@ -261,14 +306,14 @@ def read_document(path: str) -> dict[str, Any]:
         raise InvalidInput(f"{source}: {exc}") from None
 
 
-def _entries(doc: Mapping[str, Any]) -> list[Any]:
+def _entries(doc: Mapping[str, Any], key: str = "jobs") -> list[Any]:
     _refuse_unknown(doc, DOCUMENT_KEYS, "key")
     version = doc.get("version", VERSION)
     if version != VERSION or isinstance(version, bool):
         raise InvalidInput(f"unsupported version {version!r}: this jobctl reads version {VERSION}")
-    entries = doc.get("jobs", [])
+    entries = doc.get(key, [])
     if not isinstance(entries, list):
-        raise InvalidInput("`jobs` must be an array of tables ([[jobs]] in TOML)")
+        raise InvalidInput(f"`{key}` must be an array of tables ([[{key}]] in TOML)")
     return entries
 
 
@@ -363,7 +408,7 @@ def _spec_options(action: str, spec: Any) -> dict[str, Any]:
         if value is None:
             continue
         if key in ("headers", "env"):
-            options[_TABLE_SPEC_OPTIONS[key][0]] = _pairs(key, value)
+            options[_TABLE_SPEC_OPTIONS[key][0]] = _pairs(key, value, f"spec.{key}")
         elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {_type_name(value)}")
@@ -376,15 +421,15 @@ def _spec_options(action: str, spec: Any) -> dict[str, Any]:
     return options
 
 
-def _pairs(key: str, table: Any) -> tuple[str, ...]:
+def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
     """spec.headers / spec.env as the CLI's repeated 'K: V' / 'K=V' options."""
     option, separator = _TABLE_SPEC_OPTIONS[key]
     if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
-        raise InvalidInput(f"spec.{key} must be a table of text values")
+        raise InvalidInput(f"{where} must be a table of text values")
     for name in table:
         # The CLI form splits at the first separator, so a name holding one would shift it.
         if separator.strip() in name:
-            raise InvalidInput(f"invalid {option} name {name!r} in spec.{key}")
+            raise InvalidInput(f"invalid {option} name {name!r} in {where}")
     return tuple(f"{name}{separator}{value}" for name, value in table.items())
 
 
@@ -409,6 +454,35 @@ def _trigger_options(entry: Mapping[str, Any]) -> dict[str, Any]:
     ]
 
 
+def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An `[[agents]]` entry as the options mapping `agent add` passes to `build_agent`."""
+    _refuse_unknown(entry, AGENT_KEYS, "agent key")
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise InvalidInput(_choice_message("kind", kind, KINDS))
+    refused = _AGENT_HTTP_KEYS if kind == "command" else ("command",)
+    for key in refused:
+        if key in entry:
+            raise InvalidInput(f"{key} does not apply to a {kind} agent")
+    if kind == "command" and entry.get("command") is None:
+        raise InvalidInput("a command agent needs command, the program to run")
+    options: dict[str, Any] = {"name": _require_text(entry.get("name"), "name")}
+    if kind != "command":
+        options["kind"] = kind  # `--command` alone makes a command agent
+    for key in _AGENT_TEXT_KEYS:
+        if entry.get(key) is not None:
+            options[key] = _require_text(entry[key], key)
+    for key in ("temperature", "max_tokens", "timeout"):
+        value = entry.get(key)
+        if value is not None:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise InvalidInput(f"{key} must be text or a number, not {_type_name(value)}")
+            options[key] = value
+    if entry.get("headers") is not None:
+        options["header"] = _pairs("headers", entry["headers"], "headers")
+    return options
+
+
 # ---------------------------------------------------------------------------- applying
 
 
@@ -424,6 +498,32 @@ class Plan:
     not_in_file: list[str] = field(default_factory=list)
     # Changed jobs whose schedule or state changed: their schedule columns are rewritten.
     retimed: set[str] = field(default_factory=set)
+    agents: AgentPlan = field(default_factory=lambda: AgentPlan())
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.agents.has_changes)
+
+    def names(self) -> dict[str, Any]:
+        return {
+            "added": [job.name for job in self.added],
+            "changed": [job.name for job in self.changed],
+            "removed": [job.name for job in self.removed],
+            "unchanged": [job.name for job in self.unchanged],
+            "agents": self.agents.names(),
+        }
+
+
+@dataclass
+class AgentPlan:
+    """What `apply` does to agent profiles; written before the jobs that may use them."""
+
+    added: list[Agent] = field(default_factory=list)
+    changed: list[Agent] = field(default_factory=list)
+    removed: list[Agent] = field(default_factory=list)
+    unchanged: list[Agent] = field(default_factory=list)
+    # Stored agents the file does not list, kept (no --prune, or a job still uses them).
+    not_in_file: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -431,10 +531,10 @@ class Plan:
 
     def names(self) -> dict[str, list[str]]:
         return {
-            "added": [job.name for job in self.added],
-            "changed": [job.name for job in self.changed],
-            "removed": [job.name for job in self.removed],
-            "unchanged": [job.name for job in self.unchanged],
+            "added": [agent.name for agent in self.added],
+            "changed": [agent.name for agent in self.changed],
+            "removed": [agent.name for agent in self.removed],
+            "unchanged": [agent.name for agent in self.unchanged],
         }
 
 
@@ -447,9 +547,11 @@ def plan_apply(
     """
     entries = _entries(doc)
     stored = {job.name: job for job in _stored_jobs(conn)}
-    agents = {str(row[0]) for row in conn.execute("SELECT name FROM agents")}
-    builder = _JobBuilder(now)
     plan = Plan()
+    stored_agents = {agent.name: agent for agent in list_agents(conn)}
+    listed_agents = _plan_agents(plan.agents, _entries(doc, "agents"), stored_agents)
+    agents = set(stored_agents) | listed_agents
+    builder = _JobBuilder(now)
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         name = entry.get("name") if isinstance(entry, Mapping) else None
@@ -471,7 +573,42 @@ def plan_apply(
         _refuse_busy(conn, plan.removed)
     else:
         plan.not_in_file = missing
+    if "agents" in doc:  # a file from before agents were exported says nothing about them
+        # with --prune, the file's jobs are all the jobs there will be
+        remaining = [*plan.added, *plan.changed, *plan.unchanged]
+        used = {job.spec.get("agent") for job in remaining if job.action == "agent"}
+        for name in sorted(set(stored_agents) - listed_agents):
+            if prune and name not in used:
+                plan.agents.removed.append(stored_agents[name])
+            else:
+                plan.agents.not_in_file.append(name)
     return plan
+
+
+def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent]) -> set[str]:
+    """Validate the `[[agents]]` entries into the plan; returns the names the file lists."""
+    listed: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        where = f"agents[{index}]" + (f" ({name!r})" if isinstance(name, str) else "")
+        try:
+            if not isinstance(entry, Mapping):
+                raise InvalidInput(f"an entry must be a table, not {_type_name(entry)}")
+            if isinstance(name, str) and name in listed:
+                raise InvalidInput(f"duplicate name: agents[{listed[name]}] has it too")
+            new = build_agent(agent_entry_options(entry))
+        except JobctlError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        listed[new.name] = index
+        old = stored.get(new.name)
+        if old is None:
+            plan.added.append(new)
+        elif (old.kind, old.config) == (new.kind, new.config):
+            plan.unchanged.append(old)
+        else:
+            new.id, new.created_at = old.id, old.created_at
+            plan.changed.append(new)
+    return set(listed)
 
 
 def _stored_jobs(conn: sqlite3.Connection) -> list[Job]:
@@ -653,9 +790,11 @@ def apply_plan(conn: sqlite3.Connection, plan: Plan, now: datetime) -> None:
     if not plan.has_changes:
         return
     with write_transaction(conn):
+        _write_agents(conn, plan.agents, now)  # first: the jobs may prompt them
         _delete_jobs(conn, plan.removed)
         _update_jobs(conn, plan.changed, plan.retimed, now)
         _insert_jobs(conn, plan.added, now)
+        _delete_agents(conn, plan.agents.removed)
 
 
 def _changed_meanwhile() -> Failed:
@@ -663,6 +802,52 @@ def _changed_meanwhile() -> Failed:
         "the jobs changed while the file was checked (another jobctl wrote to the "
         "database): nothing was applied; run apply again"
     )
+
+
+def _write_agents(conn: sqlite3.Connection, plan: AgentPlan, now: datetime) -> None:
+    for agent in plan.changed:
+        agent.updated_at = now
+        cursor = conn.execute(
+            "UPDATE agents SET kind = ?, config = ?, updated_at = ? WHERE id = ? AND name = ?",
+            (
+                agent.kind,
+                json.dumps(agent.config, sort_keys=True),
+                to_db(now),
+                agent.id,
+                agent.name,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise _changed_meanwhile()
+    for agent in plan.added:
+        agent.created_at = agent.updated_at = now
+        try:
+            cursor = conn.execute(
+                "INSERT INTO agents (name, kind, config, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    agent.name,
+                    agent.kind,
+                    json.dumps(agent.config, sort_keys=True),
+                    to_db(now),
+                    to_db(now),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise _changed_meanwhile() from None
+        agent.id = cursor.lastrowid
+
+
+def _delete_agents(conn: sqlite3.Connection, agents: list[Agent]) -> None:
+    """After the jobs are written: an agent is removed only while no job prompts it."""
+    for agent in agents:
+        cursor = conn.execute(
+            "DELETE FROM agents WHERE id = ? AND NOT EXISTS (SELECT 1 FROM jobs "
+            "WHERE action = 'agent' AND json_extract(spec, '$.agent') = agents.name)",
+            (agent.id,),
+        )
+        if cursor.rowcount != 1:
+            raise _changed_meanwhile()
 
 
 def _delete_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> None:

@@ -27,7 +27,7 @@ def add_agent(db_path: Path, name: str = "helper") -> None:
     with conn:
         conn.execute(
             "INSERT INTO agents (name, kind, config, created_at, updated_at) "
-            "VALUES (?, 'command', '{}', '2026-01-01T00:00:00.000000Z', "
+            "VALUES (?, 'command', '{\"command\": \"cat\"}', '2026-01-01T00:00:00.000000Z', "
             "'2026-01-01T00:00:00.000000Z')",
             (name,),
         )
@@ -153,11 +153,10 @@ def test_export_apply_round_trip(jobctl: Invoke, db_path: Path, tmp_path: Path, 
     document = tmp_path / f"jobs.{fmt}"
     document.write_text(exported)
 
-    other = tmp_path / "other.db"
-    ok(jobctl("list", "--db", str(other)))  # create it, to add the agent
-    add_agent(other)
+    other = tmp_path / "other.db"  # a fresh database: the agent comes from the file too
     applied = ok(jobctl("apply", "-f", str(document), "--db", str(other)))
     assert applied.stdout.splitlines() == [
+        "+ agent helper",
         "+ backup",
         "+ launch",
         "+ report",
@@ -165,7 +164,8 @@ def test_export_apply_round_trip(jobctl: Invoke, db_path: Path, tmp_path: Path, 
         "+ summary",
         "+ sync",
         "+ tidy",
-        "applied: 7 added, 0 changed, 0 removed, 0 unchanged",
+        "applied: 7 added, 0 changed, 0 removed, 0 unchanged; "
+        "agents: 1 added, 0 changed, 0 removed, 0 unchanged",
     ]
     assert ok(jobctl("export", "--format", fmt, "--db", str(other))).stdout == exported
     assert definitions(jobctl, other) == definitions(jobctl, db_path)
@@ -222,7 +222,7 @@ def test_second_apply_changes_nothing(jobctl: Invoke, db_path: Path, tmp_path: P
     document.write_text(ok(jobctl("export")).stdout)
     before = dump_database(db_path)
     result = ok(jobctl("apply", "-f", str(document)))
-    assert result.stdout == "nothing to change: 7 jobs unchanged\n"
+    assert result.stdout == "nothing to change: 7 jobs and 1 agent unchanged\n"
     assert dump_database(db_path) == before
     names = json.loads(ok(jobctl("apply", "-f", str(document), "--json")).stdout)
     assert names["added"] == names["changed"] == names["removed"] == []
@@ -359,6 +359,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
         "changed": ["edit"],
         "removed": [],
         "unchanged": ["keep"],
+        "agents": {"added": [], "changed": [], "removed": [], "unchanged": []},
         "dry_run": True,
     }
     assert dump_database(db_path) == before
@@ -566,7 +567,7 @@ def test_export_warns_about_literal_secrets(jobctl: Invoke) -> None:
 def test_export_unknown_name_is_not_found(jobctl: Invoke) -> None:
     assert refused(jobctl("export", "nope"), 3).startswith("jobctl: no job named 'nope'")
     empty = ok(jobctl("export", "--json"))
-    assert json.loads(empty.stdout) == {"version": 1, "jobs": []}
+    assert json.loads(empty.stdout) == {"version": 1, "agents": [], "jobs": []}
 
 
 def test_apply_from_stdin(jobctl: Invoke) -> None:
@@ -722,3 +723,264 @@ def test_exec_entries_run_through_sh_unless_they_say_shell_false(
     assert json.loads(jobctl("show", "direct", "--json").stdout)["spec"]["shell"] is False
     exported = json.loads(ok(jobctl("export", "--format", "json")).stdout)["jobs"]
     assert [job["spec"]["shell"] for job in exported] == [False, True]
+
+
+def add_agents_and_their_jobs(jobctl: Invoke) -> None:
+    ok(
+        jobctl(
+            "agent",
+            "add",
+            "gpt",
+            "--url",
+            "https://api.example.com/v1",
+            "--model",
+            "gpt-4o-mini",
+            "--api-key-env",
+            "GPT_KEY",
+            "--system",
+            "Be brief.",
+            "--temperature",
+            "0.2",
+            "--max-tokens",
+            "500",
+            "--header",
+            "X-Team: ops",
+            "--timeout",
+            "2m",
+        )
+    )
+    ok(jobctl("agent", "add", "claude", "--kind", "anthropic", "--model", "claude-x"))
+    ok(jobctl("agent", "add", "coder", "--command", "my-agent --print {prompt}"))
+    ok(jobctl("agent", "add", "spare", "--command", "cat"))
+    ok(jobctl("add", "ask", "--agent", "gpt", "--prompt", "hi", "--manual"))
+    ok(jobctl("add", "code", "--agent", "coder", "--prompt", "fix it", "--manual"))
+    ok(jobctl("add", "ping", "--url", "https://example.com/", "--manual"))
+
+
+def agents_json(jobctl: Invoke, db: Path) -> list[dict[str, Any]]:
+    agents = json.loads(ok(jobctl("agent", "list", "--json", "--db", str(db))).stdout)
+    for agent in agents:
+        del agent["created_at"], agent["updated_at"]
+    return agents
+
+
+@pytest.mark.parametrize("fmt", ["toml", "json"])
+def test_agents_are_exported_and_applied_first(
+    jobctl: Invoke, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setenv("GPT_KEY", "sk-the-real-key")
+    add_agents_and_their_jobs(jobctl)
+    exported = ok(jobctl("export", "--format", fmt))
+    assert "sk-the-real-key" not in exported.stdout
+    assert exported.stderr == ""
+    document = tmp_path / f"jobs.{fmt}"
+    document.write_text(exported.stdout)
+    if fmt == "json":
+        doc = json.loads(exported.stdout)
+        assert list(doc) == ["version", "agents", "jobs"]
+        assert doc["agents"][2] == {
+            "name": "gpt",
+            "kind": "openai",
+            "url": "https://api.example.com/v1",
+            "model": "gpt-4o-mini",
+            "api_key_env": "GPT_KEY",
+            "system": "Be brief.",
+            "temperature": 0.2,
+            "max_tokens": 500,
+            "headers": {"X-Team": "ops"},
+            "timeout": "2m",
+        }
+
+    other = tmp_path / "fresh.db"
+    applied = ok(jobctl("apply", "-f", str(document), "--db", str(other)))
+    assert applied.stdout.splitlines()[:4] == [
+        "+ agent claude",
+        "+ agent coder",
+        "+ agent gpt",
+        "+ agent spare",
+    ]
+    assert agents_json(jobctl, other) == agents_json(jobctl, db_path)
+    assert ok(jobctl("export", "--format", fmt, "--db", str(other))).stdout == exported.stdout
+    again = ok(jobctl("apply", "-f", str(document), "--db", str(other)))
+    assert again.stdout == "nothing to change: 3 jobs and 4 agents unchanged\n"
+
+
+def test_export_of_named_jobs_carries_only_their_agents(jobctl: Invoke) -> None:
+    add_agents_and_their_jobs(jobctl)
+    doc = json.loads(ok(jobctl("export", "code", "ping", "--json")).stdout)
+    assert [agent["name"] for agent in doc["agents"]] == ["coder"]
+    assert doc["agents"][0] == {
+        "name": "coder",
+        "kind": "command",
+        "command": "my-agent --print {prompt}",
+    }
+
+
+def test_export_warns_about_an_agents_literal_secret(jobctl: Invoke) -> None:
+    ok(
+        jobctl(
+            "agent",
+            "add",
+            "gpt",
+            "--url",
+            "https://api.example.com/v1",
+            "--model",
+            "m",
+            "--header",
+            "Authorization: Bearer sk-literal",
+        )
+    )
+    result = ok(jobctl("export"))
+    assert "sk-literal" in result.stdout  # written as stored, so that apply round-trips
+    assert result.stderr == (
+        "jobctl: warning: agent 'gpt': header Authorization written as a literal secret; "
+        "use a ${NAME} reference, expanded by the daemon at fire time\n"
+    )
+
+
+def agent_entry(name: str, **settings: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "command", "command": "cat", **settings}
+
+
+def agent_job(name: str, agent: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "action": "agent",
+        "trigger": "manual",
+        "spec": {"agent": agent, "prompt": "hi"},
+    }
+
+
+def write_doc(path: Path, agents: list[dict[str, Any]] | None, jobs: list[Any]) -> Path:
+    doc: dict[str, Any] = {"version": 1, "jobs": jobs}
+    if agents is not None:
+        doc["agents"] = agents
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_apply_changes_an_agent_in_place(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
+    document = write_doc(tmp_path / "a.json", [agent_entry("helper")], [agent_job("ask", "helper")])
+    ok(jobctl("apply", "-f", str(document)))
+    [before] = agents_json(jobctl, db_path)
+    write_doc(
+        document, [agent_entry("helper", command="tee", timeout="1m")], [agent_job("ask", "helper")]
+    )
+    dry = ok(jobctl("apply", "-f", str(document), "--dry-run"))
+    assert dry.stdout.splitlines() == [
+        "would ~ agent helper",
+        "would apply: 0 added, 0 changed, 0 removed, 1 unchanged; "
+        "agents: 0 added, 1 changed, 0 removed, 0 unchanged",
+    ]
+    assert agents_json(jobctl, db_path) == [before]
+    plan = json.loads(ok(jobctl("apply", "-f", str(document), "--json")).stdout)
+    assert plan["agents"] == {"added": [], "changed": ["helper"], "removed": [], "unchanged": []}
+    [after] = agents_json(jobctl, db_path)
+    assert (after["command"], after["timeout"]) == ("tee", 60.0)
+
+
+def test_prune_removes_only_agents_that_nothing_in_the_file_uses(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    for name in ("used", "unused", "listed"):
+        ok(jobctl("agent", "add", name, "--command", "cat"))
+    ok(jobctl("add", "ask", "--agent", "used", "--prompt", "hi", "--manual"))
+    ok(jobctl("add", "gone", "--agent", "unused", "--prompt", "hi", "--manual"))
+    jobs = [agent_job("ask", "used")]
+
+    old_format = write_doc(tmp_path / "old.json", None, jobs)
+    result = ok(jobctl("apply", "-f", str(old_format), "--prune"))
+    assert result.stdout.splitlines() == [
+        "- gone",
+        "applied: 0 added, 0 changed, 1 removed, 1 unchanged",
+    ]
+    assert [agent["name"] for agent in agents_json(jobctl, db_path)] == ["listed", "unused", "used"]
+
+    document = write_doc(tmp_path / "new.json", [agent_entry("listed")], jobs)
+    kept = ok(jobctl("apply", "-f", str(document)))
+    assert "2 agents in the database are not in the file and kept" in kept.stderr
+    assert [agent["name"] for agent in agents_json(jobctl, db_path)] == ["listed", "unused", "used"]
+    pruned = ok(jobctl("apply", "-f", str(document), "--prune"))
+    assert pruned.stdout.splitlines()[0] == "- agent unused"
+    assert "1 agent in the database is not in the file and kept (its jobs use them)" in (
+        pruned.stderr
+    )
+    assert [agent["name"] for agent in agents_json(jobctl, db_path)] == ["listed", "used"]
+    assert ok(jobctl("apply", "-f", str(document), "--prune")).stdout.startswith(
+        "nothing to change"
+    )
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ({"name": "a", "kind": "robot"}, "agents[0] ('a'): invalid kind 'robot'"),
+        ({"name": "a", "kind": "command"}, "agents[0] ('a'): a command agent needs command"),
+        (agent_entry("a", model="m"), "agents[0] ('a'): model does not apply to a command agent"),
+        (
+            {"name": "a", "kind": "openai", "url": "https://h/v1", "model": "m", "api_key": "k"},
+            "agents[0] ('a'): unknown agent key 'api_key'",
+        ),
+        (
+            {"name": "a", "kind": "openai", "url": "https://h/v1", "model": "m", "temperature": 9},
+            "agents[0] ('a'): invalid --temperature 9",
+        ),
+        (agent_entry("a", timeout=True), "agents[0] ('a'): timeout must be text or a number"),
+        (agent_entry("Bad Name"), "agents[0] ('Bad Name'): invalid agent name"),
+    ],
+)
+def test_bad_agent_entry_changes_nothing(
+    jobctl: Invoke, db_path: Path, tmp_path: Path, agent: dict[str, Any], expected: str
+) -> None:
+    ok(jobctl("add", "keep", "--url", "https://example.com/", "--manual"))
+    before = dump_database(db_path)
+    document = write_doc(tmp_path / "bad.json", [agent_entry("fine"), agent], [])
+    message = refused(jobctl("apply", "-f", str(document)))
+    assert message.startswith(f"jobctl: {expected.replace('[0]', '[1]')}")
+    assert dump_database(db_path) == before
+
+
+def test_a_bad_job_leaves_the_files_agents_unwritten(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    ok(jobctl("add", "keep", "--url", "https://example.com/", "--manual"))
+    before = dump_database(db_path)
+    document = write_doc(
+        tmp_path / "bad.json",
+        [agent_entry("helper")],
+        [agent_job("ask", "helper"), agent_job("lost", "nobody")],
+    )
+    message = refused(jobctl("apply", "-f", str(document)), 3)
+    assert message.startswith("jobctl: jobs[1] ('lost'): no agent named 'nobody'")
+    assert dump_database(db_path) == before
+    duplicate = write_doc(tmp_path / "dup.json", [agent_entry("a"), agent_entry("a")], [])
+    assert "agents[1] ('a'): duplicate name" in refused(jobctl("apply", "-f", str(duplicate)))
+
+
+def test_agents_changed_between_plan_and_write_are_not_overwritten(db_path: Path) -> None:
+    from jobctl.db import connect
+    from jobctl.errors import Failed
+    from jobctl.jobfile import apply_document, apply_plan, plan_apply
+
+    now = datetime.now(UTC)
+    conn = connect(db_path)
+    apply_document(conn, {"agents": [agent_entry("spare"), agent_entry("other")]}, now)
+    # --prune would remove `spare`, but meanwhile another jobctl adds a job that prompts it
+    plan = plan_apply(conn, {"agents": [agent_entry("other")], "jobs": []}, now, prune=True)
+    assert [agent.name for agent in plan.agents.removed] == ["spare"]
+    apply_document(conn, {"jobs": [agent_job("ask", "spare")]}, now)
+    before = list(conn.iterdump())
+    with pytest.raises(Failed, match="changed while the file was checked"):
+        apply_plan(conn, plan, now)
+    assert list(conn.iterdump()) == before
+    # and an agent added meanwhile under a name the file adds
+    plan = plan_apply(conn, {"agents": [agent_entry("spare"), agent_entry("new")]}, now)
+    conn.execute(
+        "INSERT INTO agents (name, kind, config, created_at, updated_at) "
+        "VALUES ('new', 'command', '{\"command\": \"cat\"}', 'x', 'x')"
+    )
+    before = list(conn.iterdump())
+    with pytest.raises(Failed, match="changed while the file was checked"):
+        apply_plan(conn, plan, now)
+    assert list(conn.iterdump()) == before
+    conn.close()

@@ -20,11 +20,13 @@ from jobctl.errors import InvalidInput
 @json_option
 @click.pass_context
 def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
-    """Print jobs (all, or those named) as a file that `jobctl apply` reads back.
+    """Print jobs (all, or those named) and agents as a file that `jobctl apply` reads back.
 
-    Jobs are written as stored, secrets included, so that apply round-trips: a literal
-    secret (an Authorization header, a password in a URL) is written with a warning on
-    stderr; `${NAME}` references stay references. --json is --format json.
+    The agents are all of them, or with NAMEs the ones those jobs prompt; an agent's API key
+    is only ever the name of its variable. Jobs and agents are written as stored, secrets
+    included, so that apply round-trips: a literal secret (an Authorization header, a
+    password in a URL) is written with a warning on stderr; `${NAME}` references stay
+    references. --json is --format json.
 
     \b
     Examples:
@@ -54,7 +56,8 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
 @click.option(
     "--prune",
     is_flag=True,
-    help="Also remove jobs (and their history) that the file does not list.",
+    help="Also remove jobs (and their history) that the file does not list, and agents it "
+    "does not list that none of its jobs use.",
 )
 @db_option
 @json_option
@@ -62,9 +65,11 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
 def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bool) -> None:
     """Make the jobs match a file from `jobctl export`: add, change, and with --prune remove.
 
-    All or nothing: a bad entry anywhere changes nothing and is named in the error. Applying
-    the same file again changes nothing. A changed job keeps its history; a job renamed in
-    the file is a new job (rename with `jobctl edit NAME --name NEW` to keep the history).
+    Agents in the file are applied first, so its agent jobs find them. All or nothing: a bad
+    entry anywhere changes nothing and is named in the error. Applying the same file again
+    changes nothing. A changed job keeps its history; a job renamed in the file is a new job
+    (rename with `jobctl edit NAME --name NEW` to keep the history). A file without an
+    `agents` list leaves the agents alone.
 
     \b
     Examples:
@@ -82,31 +87,47 @@ def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bo
         click.echo(to_json({**plan.names(), "dry_run": dry_run}))
     else:
         click.echo(_plan_text(plan, dry_run))
-    if plan.not_in_file:
-        count = len(plan.not_in_file)
-        click.echo(
-            f"jobctl: {_count(count, 'job')} in the database {'is' if count == 1 else 'are'} "
-            "not in the file and kept (--prune removes them)",
-            err=True,
-        )
+    for names, noun, why in (
+        (plan.not_in_file, "job", "--prune removes them"),
+        (
+            plan.agents.not_in_file,
+            "agent",
+            "its jobs use them" if prune else "--prune removes those no job uses",
+        ),
+    ):
+        if names:
+            count = len(names)
+            click.echo(
+                f"jobctl: {_count(count, noun)} in the database {'is' if count == 1 else 'are'} "
+                f"not in the file and kept ({why})",
+                err=True,
+            )
 
 
 def _plan_text(plan: Any, dry_run: bool) -> str:
     names = plan.names()
+    agents = names["agents"]
     prefix = "would " if dry_run else ""
-    lines = [
-        f"{prefix}{mark} {name}"
-        for mark, key in (("+", "added"), ("~", "changed"), ("-", "removed"))
-        for name in names[key]
-    ]
+    marks = (("+", "added"), ("~", "changed"), ("-", "removed"))
+    lines = [f"{prefix}{mark} agent {name}" for mark, key in marks for name in agents[key]]
+    lines += [f"{prefix}{mark} {name}" for mark, key in marks for name in names[key]]
     if plan.has_changes:
-        lines.append(
+        summary = (
             f"{'would apply' if dry_run else 'applied'}: {len(names['added'])} added, "
             f"{len(names['changed'])} changed, {len(names['removed'])} removed, "
             f"{len(names['unchanged'])} unchanged"
         )
+        if any(agents.values()):
+            summary += (
+                f"; agents: {len(agents['added'])} added, {len(agents['changed'])} changed, "
+                f"{len(agents['removed'])} removed, {len(agents['unchanged'])} unchanged"
+            )
+        lines.append(summary)
     else:
-        lines.append(f"nothing to change: {_count(len(names['unchanged']), 'job')} unchanged")
+        unchanged = _count(len(names["unchanged"]), "job")
+        if agents["unchanged"]:
+            unchanged += f" and {_count(len(agents['unchanged']), 'agent')}"
+        lines.append(f"nothing to change: {unchanged} unchanged")
     return "\n".join(lines)
 
 
