@@ -1,6 +1,6 @@
 """Jobs as a file: `export` writes TOML or JSON, `apply` reads it back in one transaction.
 
-A document is `version = 1`, an array of `[[agents]]` tables (the agent profiles that agent
+A document is `version = 1`, an `agents` array of tables (the agent profiles that agent
 jobs prompt; API keys are only ever variable names) and an array of `[[jobs]]` tables. Each
 entry is turned into the options mapping the command line uses, so `agents.build_agent` and
 `jobs.build_job` do all the validation. `apply` writes agents before jobs, in the same
