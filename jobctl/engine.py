@@ -287,6 +287,8 @@ def _prepare(conn: sqlite3.Connection, claim: Claim) -> Claim:
         "SELECT * FROM agents WHERE name = ?", (claim.job.spec.get("agent"),)
     ).fetchone()
     claim.agent = Agent.from_row(row) if row else None
+    if claim.agent is not None:
+        claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
     if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
         previous = conn.execute(
             "SELECT output FROM runs WHERE job_id = ? AND status = 'succeeded' "
@@ -811,14 +813,12 @@ class Firers:
 
     async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
         from jobctl.actions import fail_before_start
-        from jobctl.agents import run_timeout
         from jobctl.timeutil import get_zone, utcnow
 
         if claim.agent is None:
             name = claim.job.spec.get("agent")
             return fail_before_start(f"agent {name!r} does not exist (any more)", utcnow())
         now = utcnow()
-        context.timeout = run_timeout(claim.agent, claim.job.policies)
         context.placeholders = {
             "job": claim.job.name,
             "scheduled_for": iso_z(claim.scheduled_for) or "",
