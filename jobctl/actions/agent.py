@@ -95,7 +95,7 @@ class AgentFirer(SessionOwner):
         headers: dict[str, str] = {}
         from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
-            url = expansion(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
+            url = expansion.url(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
             text = _fill_placeholders(expansion(prompt), ctx)
             system = expansion(str(config["system"])) if config.get("system") else None
             for name, template in (config.get("headers") or {}).items():
