@@ -22,7 +22,7 @@ from typing import Any
 from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.jobs import NAME_PATTERN, parse_header, validate_url
-from jobctl.policies import DEFAULT_TIMEOUTS, parse_policy
+from jobctl.policies import effective, parse_policy
 from jobctl.secrets import redact_headers, redact_url
 from jobctl.timeutil import from_db, iso_z, to_db
 
@@ -68,11 +68,7 @@ class Agent:
 
 def run_timeout(agent: Agent, job_policies: Mapping[str, Any] | None = None) -> float:
     """Seconds a run of `agent` may take: the job's own timeout, else the agent's, else 10m."""
-    if job_policies and job_policies.get("timeout") is not None:
-        return float(job_policies["timeout"])
-    if agent.timeout is not None:
-        return agent.timeout
-    return DEFAULT_TIMEOUTS["agent"]
+    return float(effective("agent", job_policies or {}, agent_timeout=agent.timeout)["timeout"])
 
 
 # ---------------------------------------------------------------------------- validation

@@ -23,6 +23,7 @@ from jobctl import engine, runs
 from jobctl.db import connect, write_transaction
 from jobctl.errors import InvalidInput
 from jobctl.liveness import InstanceLock
+from jobctl.secrets import FireEnvironment, RedactingLogFilter, Redactor, file_secrets
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
 from jobctl.timeutil import format_duration, iso_z, to_db, utcnow
 
@@ -78,15 +79,13 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def fire_environment(env_file: Path | None) -> dict[str, str]:
-    """Where `${NAME}` references come from: the process environment, then the env file."""
-    env = dict(os.environ)
+def fire_environment(env_file: Path | None) -> FireEnvironment:
+    """Where `${NAME}` references come from: the process environment, then the env file
+    (whose values are secrets wherever they show up)."""
     chosen = env_file or (
         Path(os.environ["JOBCTL_ENV_FILE"]) if os.environ.get("JOBCTL_ENV_FILE") else None
     )
-    if chosen is not None:
-        env.update(read_env_file(chosen))
-    return env
+    return FireEnvironment(os.environ, read_env_file(chosen) if chosen is not None else {})
 
 
 class Daemon:
@@ -94,6 +93,7 @@ class Daemon:
         self.config = config
         self.owner = runs.Owner.this_process()
         self.env: Mapping[str, str] = fire_environment(config.env_file)
+        self._log_filter = RedactingLogFilter(Redactor(file_secrets(self.env)))
         self.conn: sqlite3.Connection | None = None
         self.lock = lock or InstanceLock(config.db_path)
         self._stop = asyncio.Event()
@@ -142,6 +142,7 @@ class Daemon:
         else:
             self.lock.acquire()
         self._log_handler = setup_logging(self.config.log)
+        self._log_handler.addFilter(self._log_filter)
         try:
             return asyncio.run(self._main())
         finally:
@@ -188,6 +189,7 @@ class Daemon:
         except InvalidInput as exc:
             log.error("SIGHUP: kept the previous environment: %s", exc)
             return
+        self._log_filter.redactor = Redactor(file_secrets(self.env))
         log.info("SIGHUP: log file reopened, environment re-read")
 
     def _status_line(self) -> str:

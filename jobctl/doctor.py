@@ -8,6 +8,7 @@ the daemon's lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jobctl.backup import SQLITE_MAGIC, has_table, integrity_problems, is_wal_header, open_read_only
-from jobctl.errors import JobctlError
+from jobctl.errors import Failed, JobctlError
 from jobctl.timeutil import format_duration, from_db, utcnow
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -297,7 +298,8 @@ def _load_jobs(ctx: Context) -> list[sqlite3.Row]:
     assert ctx.conn is not None
     if not ctx.jobs:
         ctx.jobs = ctx.conn.execute(
-            "SELECT name, action, spec, trigger, schedule, timezone, state FROM jobs ORDER BY name"
+            "SELECT name, action, spec, policies, trigger, schedule, timezone, state FROM jobs "
+            "ORDER BY name"
         ).fetchall()
     return ctx.jobs
 
@@ -391,8 +393,12 @@ def check_agents(ctx: Context) -> Check:
     rows = ctx.conn.execute("SELECT name, kind, config FROM agents ORDER BY name").fetchall()
     if not rows:
         return Check("agents", OK, "no agents to check")
+    from jobctl.secrets import expand, has_reference
+
     problems: list[str] = []
     endpoints: dict[str, tuple[str, int]] = {}
+    hidden: dict[str, bool] = {}  # agents whose host comes from a secret
+    unchecked: list[str] = []  # agents whose URL names an undefined secret
     for row in rows:
         try:
             config = json.loads(row["config"] or "{}")
@@ -400,10 +406,22 @@ def check_agents(ctx: Context) -> Check:
             problems.append(f"{row['name']} (unreadable configuration)")
             continue
         if row["kind"] in HTTP_AGENT_KINDS:
+            if has_reference(config.get("url")):
+                # reached as the daemon would (expanded), never shown expanded; an undefined
+                # name is the secrets check's to report
+                try:
+                    url, _ = expand(str(config["url"]), _fire_env(ctx))
+                    hidden[row["name"]] = True
+                except Failed:
+                    unchecked.append(row["name"])
+                    continue
+                config = {**config, "url": url}
             try:
                 endpoints[row["name"]] = _endpoint(row["kind"], config)
             except ValueError as exc:
-                problems.append(f"{row['name']} ({exc})")
+                problems.append(
+                    f"{row['name']} ({'its URL is not usable' if hidden.get(row['name']) else exc})"
+                )
         elif row["kind"] == "command":
             problem = _command_problem(str(config.get("command") or ""))
             if problem:
@@ -414,56 +432,105 @@ def check_agents(ctx: Context) -> Check:
         for name, answer in answers.items():
             if answer is not None:
                 host, port = endpoints[name]
-                problems.append(f"{name} ({host}:{port}: {answer})")
+                where = "its URL" if hidden.get(name) else f"{host}:{port}"
+                problems.append(f"{name} ({where}: {answer})")
     if problems:
         return Check("agents", FAIL, f"agents not usable: {_listed(sorted(problems))}")
+    if unchecked:
+        return Check(
+            "agents",
+            WARN,
+            f"not checked (their URL uses an undefined ${{NAME}}, see secrets): "
+            f"{_listed(unchecked)}",
+        )
     return Check("agents", OK, f"agents reachable ({len(rows)})")
 
 
 # ------------------------------------------------------------------------------ secrets
 
 
-def _texts(spec: Mapping[str, Any]) -> list[str]:
-    """Every field of a spec that may hold `${NAME}` references."""
-    texts = [spec.get(key) for key in ("url", "body", "prompt", "command")]
+def _texts(config: Mapping[str, Any]) -> list[str]:
+    """Every field of a job's spec or an agent's config that may hold `${NAME}` references
+    (the action's, --deliver, and an agent's url, system prompt, headers and command)."""
+    keys = ("url", "body", "prompt", "command", "deliver", "system")
+    texts = [config.get(key) for key in keys]
     for key in ("headers", "env"):
-        values = spec.get(key)
+        values = config.get(key)
         if isinstance(values, Mapping):
             texts.extend(values.values())
     return [str(text) for text in texts if text]
 
 
-def check_secrets(ctx: Context) -> Check:
+def _notify_urls(policies_text: str | None) -> list[str]:
+    """The --notify-on URLs of a job's stored policies (expanded when a notification goes)."""
+    items = _json_object(policies_text).get("notify")
+    if not isinstance(items, list):
+        return []
+    return [str(item["url"]) for item in items if isinstance(item, Mapping) and item.get("url")]
+
+
+def _json_object(text: str | None) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _secret_users(ctx: Context) -> dict[str, list[str]]:
+    """Each `${NAME}` (and each agent's --api-key-env) -> who needs it: job names, `agent X`."""
     from jobctl.secrets import references
 
-    defined = set(ctx.environ)
+    assert ctx.conn is not None
+    users: dict[str, list[str]] = {}
+
+    def need(name: str, user: str) -> None:
+        if user not in users.setdefault(name, []):
+            users[name].append(user)
+
+    for job in _load_jobs(ctx):
+        spec = _json_object(job["spec"])
+        for text in [*_texts(spec), *_notify_urls(job["policies"])]:
+            for name in references(text):
+                need(name, job["name"])
+    for row in ctx.conn.execute("SELECT name, config FROM agents ORDER BY name"):
+        config = _json_object(row["config"])
+        user = f"agent {row['name']}"
+        for text in _texts(config):
+            for name in references(text):
+                need(name, user)
+        if config.get("api_key_env"):
+            need(str(config["api_key_env"]), user)
+    return users
+
+
+def _fire_env(ctx: Context) -> dict[str, str]:
+    """What `${NAME}` expands from, as for the daemon (an unreadable env file adds nothing)."""
+    env = dict(ctx.environ)
+    if ctx.env_file is not None:
+        from jobctl.daemon import read_env_file
+
+        with contextlib.suppress(JobctlError):
+            env.update(read_env_file(ctx.env_file))
+    return env
+
+
+def check_secrets(ctx: Context) -> Check:
     source = "the environment"
     if ctx.env_file is not None:
         from jobctl.daemon import read_env_file
 
         try:
-            defined |= set(read_env_file(ctx.env_file))
+            read_env_file(ctx.env_file)
         except JobctlError as exc:
             return Check("secrets", FAIL, str(exc))
         source += f" or {ctx.env_file}"
-    missing: dict[str, list[str]] = {}
-    used: set[str] = set()
-    for job in _load_jobs(ctx):
-        try:
-            spec = json.loads(job["spec"])
-        except ValueError:
-            continue
-        if not isinstance(spec, Mapping):
-            continue
-        for text in _texts(spec):
-            for name in references(text):
-                used.add(name)
-                if name not in defined and job["name"] not in missing.setdefault(name, []):
-                    missing[name].append(job["name"])
-    missing = {name: jobs for name, jobs in missing.items() if jobs}
+    defined = set(_fire_env(ctx))
+    used = _secret_users(ctx)
+    missing = {name: users for name, users in used.items() if name not in defined}
     if missing:
         listed = [
-            f"${{{name}}} (used by {', '.join(jobs)})" for name, jobs in sorted(missing.items())
+            f"${{{name}}} (used by {', '.join(users)})" for name, users in sorted(missing.items())
         ]
         return Check("secrets", WARN, f"references not defined in {source}: {_listed(listed)}")
     if not used:

@@ -287,6 +287,8 @@ def _prepare(conn: sqlite3.Connection, claim: Claim) -> Claim:
         "SELECT * FROM agents WHERE name = ?", (claim.job.spec.get("agent"),)
     ).fetchone()
     claim.agent = Agent.from_row(row) if row else None
+    if claim.agent is not None:
+        claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
     if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
         previous = conn.execute(
             "SELECT output FROM runs WHERE job_id = ? AND status = 'succeeded' "
@@ -802,23 +804,23 @@ class Firers:
         )
         spec = claim.job.spec
         if claim.job.action == "http":
-            return await self.http.fire(spec, context)
-        if claim.job.action == "exec":
-            return await run_command(spec, context)
-        if claim.job.action == "agent":
-            return await self._ask(claim, context)
-        return fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
+            outcome = await self.http.fire(spec, context)
+        elif claim.job.action == "exec":
+            outcome = await run_command(spec, context)
+        elif claim.job.action == "agent":
+            outcome = await self._ask(claim, context)
+        else:
+            outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
+        return _without_file_secrets(outcome, env)
 
     async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
         from jobctl.actions import fail_before_start
-        from jobctl.agents import run_timeout
         from jobctl.timeutil import get_zone, utcnow
 
         if claim.agent is None:
             name = claim.job.spec.get("agent")
             return fail_before_start(f"agent {name!r} does not exist (any more)", utcnow())
         now = utcnow()
-        context.timeout = run_timeout(claim.agent, claim.job.policies)
         context.placeholders = {
             "job": claim.job.name,
             "scheduled_for": iso_z(claim.scheduled_for) or "",
@@ -848,3 +850,22 @@ class Firers:
             await self._http.close()
         if self._agents is not None:
             await self._agents.close()
+
+
+def _without_file_secrets(outcome: Outcome, env: Mapping[str, str]) -> Outcome:
+    """The last pass before an outcome is stored: no env file value, in any form, anywhere.
+
+    The actions already mask what they expanded; this also covers text no action produced
+    from a reference (a spec written with a literal that happens to be a secret, say).
+    """
+    from jobctl.secrets import Redactor, file_secrets
+
+    redact = Redactor(file_secrets(env))
+    if not redact:
+        return outcome
+    outcome.output = redact(outcome.output) if outcome.output else outcome.output
+    outcome.error = redact(outcome.error) if outcome.error else outcome.error
+    if outcome.snapshot is not None:
+        outcome.snapshot = redact.data(outcome.snapshot)
+    outcome.details = redact.data(outcome.details)
+    return outcome

@@ -87,6 +87,9 @@ class Job:
     last_success_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The agent's own --timeout, for an agent job whose agent was looked up (see
+    # use_agent_timeout); it is the job's timeout when the job sets none.
+    agent_timeout: float | None = field(default=None, repr=False, compare=False)
     _effective: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -126,8 +129,14 @@ class Job:
         # Computed once per Job object (the daemon asks several times per fire); a copy,
         # so that a caller changing it changes nothing here.
         if self._effective is None:
-            self._effective = policies.effective(self.action, self.policies)
+            self._effective = policies.effective(
+                self.action, self.policies, agent_timeout=self.agent_timeout
+            )
         return dict(self._effective)
+
+    def use_agent_timeout(self, seconds: float | None) -> None:
+        self.agent_timeout = seconds
+        self._effective = None
 
     def build_schedule(self) -> Schedule | None:
         return schedule.build_schedule(self.trigger, self.schedule, self.timezone)
@@ -616,6 +625,20 @@ def check_agent(conn: sqlite3.Connection, job: Job) -> None:
         name = job.spec.get("agent")
         if conn.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone() is None:
             raise NotFound(f"no agent named {name!r}: add it with `jobctl agent add {name} ...`")
+        load_agent_timeouts(conn, [job])
+
+
+def load_agent_timeouts(conn: sqlite3.Connection, jobs: Iterable[Job]) -> None:
+    """Give each agent job its agent's --timeout, which is its own when it sets none."""
+    wanted = [job for job in jobs if job.action == "agent"]
+    if not wanted:
+        return
+    timeouts = {
+        name: json.loads(config).get("timeout")
+        for name, config in conn.execute("SELECT name, config FROM agents")
+    }
+    for job in wanted:
+        job.use_agent_timeout(timeouts.get(job.spec.get("agent")))
 
 
 def insert_job(conn: sqlite3.Connection, job: Job, now: datetime) -> Job:
@@ -674,7 +697,9 @@ def get_job(conn: sqlite3.Connection, name: str) -> Job:
     row = conn.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(_not_found_message(conn, name))
-    return Job.from_row(row)
+    job = Job.from_row(row)
+    load_agent_timeouts(conn, [job])
+    return job
 
 
 def _not_found_message(conn: sqlite3.Connection, name: str) -> str:
@@ -693,7 +718,9 @@ def list_jobs(conn: sqlite3.Connection, names: Iterable[str] = ()) -> list[Job]:
     wanted = list(names)
     if wanted:
         return get_jobs(conn, wanted)
-    return [Job.from_row(row) for row in conn.execute("SELECT * FROM jobs ORDER BY name")]
+    jobs = [Job.from_row(row) for row in conn.execute("SELECT * FROM jobs ORDER BY name")]
+    load_agent_timeouts(conn, jobs)
+    return jobs
 
 
 def running_run_count(conn: sqlite3.Connection, job_id: int) -> int:

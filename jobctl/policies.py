@@ -115,9 +115,18 @@ def parse_policy(policy: str, value: Any) -> Any:
     raise InvalidInput(f"unknown policy {policy!r}")
 
 
-def effective(action: str, stored: Mapping[str, Any]) -> dict[str, Any]:
-    """Every policy with its effective value; a policy that is off is None."""
-    result: dict[str, Any] = {"timeout": DEFAULT_TIMEOUTS[action]}
+def effective(
+    action: str, stored: Mapping[str, Any], *, agent_timeout: float | None = None
+) -> dict[str, Any]:
+    """Every policy with its effective value; a policy that is off is None.
+
+    The one place a run's timeout is decided: the job's own, else (for an agent job) the
+    agent's `--timeout`, else the action kind's default.
+    """
+    default = DEFAULT_TIMEOUTS[action]
+    if action == "agent" and agent_timeout is not None:
+        default = float(agent_timeout)
+    result: dict[str, Any] = {"timeout": default}
     result.update(DEFAULTS)
     result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
     if result["max_failures"] == 0:

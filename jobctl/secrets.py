@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from jobctl.errors import Failed
 
 REDACTED = "***"
+# Values shorter than this are never masked: `***` for every "1" or "yes" in an output would
+# hide everything and protect nothing (a secret that short can be guessed anyway).
+MIN_SECRET_LENGTH = 4
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _SENSITIVE_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
@@ -45,6 +52,127 @@ def expand(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         return value
 
     return REFERENCE.sub(substitute, text), values
+
+
+def expand_url(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Expand references in a URL, each percent-encoded for the part it sits in, so that a
+    value with `& ? # @ /` stays data and cannot change the URL's structure.
+
+    A reference that is the URL's start (the whole base, `${BASE}/hook`) or sits in the host
+    and port goes in as it is: those parts have no escaping.
+    """
+    if "${" not in text:
+        return text, []
+    expand(text, env)  # fails on an undefined name, as for any other field
+    values: list[str] = []
+    first = REFERENCE.match(text)
+    if first is not None:  # the base URL itself comes from a secret
+        base = env[first.group(1)]
+        values.append(base)
+        text = base + text[first.end() :]
+    tokens: dict[str, str] = {}
+
+    def tokenize(match: re.Match[str]) -> str:
+        token = f"jobctlref{len(tokens)}z"
+        tokens[token] = env[match.group(1)]
+        return token
+
+    tokenized = REFERENCE.sub(tokenize, text)
+    try:
+        parts = urlsplit(tokenized)
+    except ValueError:
+        parts = urlsplit("")
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    for token, value in tokens.items():
+        values.append(value)
+        if token in hostport and token not in userinfo:
+            encoded = value
+        else:
+            encoded = quote(value, safe="")
+        tokenized = tokenized.replace(token, encoded)
+    return tokenized, values
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every form a secret value may take on its way back into an output or an error."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return set()
+    forms = {
+        value,
+        json.dumps(value)[1:-1],  # as a JSON string echoes it: \u00e9, \"
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),  # keeps "/"
+        quote_plus(value),
+        quote_plus(value, safe="/"),
+        value.casefold(),  # host names come back lower-cased (matched ignoring case anyway)
+    }
+    try:
+        forms.add(value.encode("idna").decode("ascii"))  # a host name with non-ASCII letters
+    except UnicodeError:
+        pass
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+@lru_cache(maxsize=256)
+def _pattern_for(values: frozenset[str]) -> re.Pattern[str]:
+    """One regex for all forms, longest first; cached, as a burst of runs shares its secrets."""
+    forms = {form for value in values for form in secret_forms(value)}
+    alternatives = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(re.escape(form) for form in alternatives), re.IGNORECASE)
+
+
+class Redactor:
+    """Masks every form of a set of secret values (secret_forms), ignoring case, longest first."""
+
+    __slots__ = ("_pattern", "_values")
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        new = {value for value in values if len(value) >= MIN_SECRET_LENGTH} - self._values
+        if new:
+            self._values |= new
+            self._pattern = None
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __call__(self, text: str) -> str:
+        if not self._values or not text:
+            return text
+        if self._pattern is None:
+            self._pattern = _pattern_for(frozenset(self._values))
+        return self._pattern.sub(REDACTED, text)
+
+    def data(self, value: Any) -> Any:
+        """`value` with every string in it (JSON-like: dicts, lists) redacted."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {key: self.data(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(item) for item in value]
+        return value
+
+
+class FireEnvironment(dict[str, str]):
+    """Where `${NAME}` comes from; `file_values` are the env file's values, each a secret
+    wherever it shows up (in a command's own output too), whether referenced or not."""
+
+    file_values: frozenset[str] = frozenset()
+
+    def __init__(self, base: Mapping[str, str], file_values: Mapping[str, str]) -> None:
+        super().__init__(base)
+        self.update(file_values)
+        self.file_values = frozenset(file_values.values())
+
+
+def file_secrets(env: Mapping[str, str]) -> frozenset[str]:
+    return env.file_values if isinstance(env, FireEnvironment) else frozenset()
 
 
 def is_sensitive_header(name: str) -> bool:
@@ -95,15 +223,6 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def redact_values(text: str | None, secrets: list[str]) -> str | None:
-    """Replace every expanded secret value in `text` (longest first) with `***`."""
-    if not text:
-        return text
-    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
-
-
 def literal_secrets(spec: Mapping[str, object]) -> list[str]:
     """Describe each literal secret an exported spec would write (for export's warnings)."""
     found: list[str] = []
@@ -117,3 +236,24 @@ def literal_secrets(spec: Mapping[str, object]) -> list[str]:
         if isinstance(url, str) and redact_url(url) != url:
             found.append(what)
     return found
+
+
+class RedactingLogFilter(logging.Filter):
+    """Masks secrets (every form, see Redactor) in log lines, their tracebacks included."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.redactor:
+            return True
+        record.msg = self.redactor(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor(record.stack_info)
+        return True

@@ -165,3 +165,53 @@ def test_webhook_payload_reaches_the_prompt_but_never_a_secret(
         row["output"] == 'answer to: Triage this push: {"ref": "main", "sneaky": "${TOP_SECRET}"}'
     )
     assert "hunter2" not in json.dumps(agent_server.last("openai").body)
+
+
+def test_an_agents_timeout_is_the_jobs_when_the_job_sets_none(
+    jobctl: Invoke, db_path: Path
+) -> None:
+    from jobctl.db import connect
+    from jobctl.engine import Claim, start_manual
+    from jobctl.runs import Owner
+    from jobctl.timeutil import utcnow
+
+    assert (
+        jobctl(
+            "agent",
+            "add",
+            "slow",
+            "--command",
+            fake_agent_command("--sleep", "30"),
+            "--timeout",
+            "5m",
+        ).exit_code
+        == 0
+    )
+    assert jobctl("add", "ask", "--agent", "slow", "--prompt", "hi", "--manual").exit_code == 0
+    assert (
+        jobctl(
+            "add", "own", "--agent", "slow", "--prompt", "hi", "--manual", "--timeout", "1m"
+        ).exit_code
+        == 0
+    )
+
+    def shown(name: str) -> float:
+        return json.loads(jobctl("show", name, "--json").stdout)["policies"]["timeout"]
+
+    assert shown("ask") == 300.0 and shown("own") == 60.0
+    assert "timeout 5m," in jobctl("show", "ask").stdout
+    listed = {item["name"]: item for item in json.loads(jobctl("list", "--json").stdout)}
+    assert listed["ask"]["policies"]["timeout"] == 300.0
+    assert listed["own"]["policies"]["timeout"] == 60.0
+    edited = json.loads(jobctl("edit", "ask", "--description", "d", "--json").stdout)
+    assert edited["policies"]["timeout"] == 300.0
+
+    # the agent's timeout changes: so does every job that leans on it, and its runs
+    assert jobctl("agent", "edit", "slow", "--timeout", "1s").exit_code == 0
+    assert shown("ask") == 1.0 and shown("own") == 60.0
+    result = jobctl("run", "ask")
+    assert result.exit_code == 1
+    assert "timed out after 1s" in result.stdout + result.stderr
+
+    claim = start_manual(connect(db_path), "ask", utcnow(), Owner.this_process())
+    assert isinstance(claim, Claim) and claim.timeout == 1.0  # the claim says what runs use

@@ -511,6 +511,8 @@ def test_agent_test_without_the_key_sends_nothing(
     result = jobctl("agent", "test", "gpt", "hi")
     assert result.exit_code == 1
     assert f"the environment variable {KEY_ENV} (its --api-key-env) is not set" in result.stderr
+    assert result.stderr.startswith("jobctl: agent 'gpt': the environment variable")
+    assert result.stderr.count("agent 'gpt'") == 1  # named once, not "agent 'gpt': agent 'gpt':"
     assert server.count() == sent
 
 

@@ -414,3 +414,74 @@ def test_restore_upgrades_an_older_backup(jobctl: Invoke, db_path: Path, tmp_pat
     assert job_names(db_path) == ["nightly"]
     assert query(old, "PRAGMA user_version")[0][0] == 1  # the backup itself is untouched
     assert checks(jobctl)[1]["schema"]["level"] == "ok"
+
+
+def test_doctor_checks_references_in_deliver_notify_and_agents(
+    jobctl: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DR_AGENT_URL", "DR_AGENT_HEADER", "DR_KEY", "DR_DELIVER", "DR_NOTIFY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("JOBCTL_ENV_FILE", raising=False)
+    assert (
+        jobctl(
+            "agent",
+            "add",
+            "gpt",
+            "--url",
+            "https://${DR_AGENT_URL}/v1",
+            "--model",
+            "m",
+            "--header",
+            "X-Team: ${DR_AGENT_HEADER}",
+            "--api-key-env",
+            "DR_KEY",
+        ).exit_code
+        == 0
+    )
+    assert (
+        jobctl(
+            "add",
+            "digest",
+            "--agent",
+            "gpt",
+            "--prompt",
+            "hi",
+            "--manual",
+            "--deliver",
+            "https://chat.example.com/hook?t=${DR_DELIVER}",
+        ).exit_code
+        == 0
+    )
+    assert (
+        jobctl(
+            "add",
+            "ping",
+            "--url",
+            "https://example.com/",
+            "--manual",
+            "--notify-on",
+            "failure",
+            "https://alerts.example.com/${DR_NOTIFY}",
+        ).exit_code
+        == 0
+    )
+    code, found = checks(jobctl)
+    assert code == 0 and found["secrets"]["level"] == "warn"
+    message = found["secrets"]["message"]
+    for expected in (
+        "${DR_DELIVER} (used by digest)",
+        "${DR_NOTIFY} (used by ping)",
+        "${DR_AGENT_URL} (used by agent gpt)",
+        "${DR_AGENT_HEADER} (used by agent gpt)",
+        "${DR_KEY} (used by agent gpt)",
+    ):
+        assert expected in message
+    assert found["agents"]["level"] == "warn"  # not "reachable": its host is unknown
+    assert "gpt" in found["agents"]["message"]
+
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text("DR_AGENT_URL=h\nDR_AGENT_HEADER=t\nDR_KEY=k\nDR_DELIVER=d\nDR_NOTIFY=n\n")
+    env_file.chmod(0o600)
+    found = checks(jobctl, "--env-file", str(env_file))[1]
+    assert found["secrets"] == {**found["secrets"], "level": "ok"}
+    assert "(5 names)" in found["secrets"]["message"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobctl.secrets import REDACTED, expand
+from jobctl.secrets import Redactor, expand, expand_url, file_secrets
 
 OUTPUT_CAP = 64 * 1024  # bytes of output/body stored per run
 
@@ -82,34 +82,42 @@ def fail_before_start(
 
 
 class Expansion:
-    """Expands ${NAME} references and remembers every value used, for redaction."""
+    """Expands ${NAME} references and remembers every value used, for redaction.
 
-    __slots__ = ("_longest_first", "env", "secrets")
+    The env file's values are secrets from the start: they are masked in whatever this
+    run's redact() sees, even when a command prints one without referencing it.
+    """
+
+    __slots__ = ("env", "redactor", "secrets")
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.secrets: list[str] = []
-        self._longest_first: list[str] | None = None
+        self.redactor = Redactor(file_secrets(env))
 
     def __call__(self, text: str) -> str:
         """Raises jobctl.errors.Failed for an undefined name."""
         if "${" not in text:  # the common case costs one scan, not a regex
             return text
         expanded, values = expand(text, self.env)
-        self.secrets.extend(values)
-        self._longest_first = None
+        self._remember(values)
         return expanded
 
-    def redact(self, text: str) -> str:
-        """Every expanded value in `text` as `***` (secrets.redact_values, sorted once)."""
-        if not self.secrets or not text:
+    def url(self, text: str) -> str:
+        """A URL's references, each percent-encoded for its part (secrets.expand_url)."""
+        if "${" not in text:
             return text
-        if self._longest_first is None:
-            self._longest_first = sorted({s for s in self.secrets if s}, key=len, reverse=True)
-        for value in self._longest_first:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        expanded, values = expand_url(text, self.env)
+        self._remember(values)
+        return expanded
+
+    def _remember(self, values: list[str]) -> None:
+        self.secrets.extend(values)
+        self.redactor.add(values)
+
+    def redact(self, text: str) -> str:
+        """Every form of every secret value in `text` as `***` (secrets.Redactor)."""
+        return self.redactor(text)
 
 
 __all__ = [

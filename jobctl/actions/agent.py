@@ -80,7 +80,7 @@ class AgentFirer(SessionOwner):
         if agent.kind == "command":
             return await self._ask_command(agent, prompt, ctx)
         return fail_before_start(
-            f"agent {agent.name!r} has an unknown kind {agent.kind!r}",
+            f"unknown agent kind {agent.kind!r}",
             utcnow(),
             {"agent": agent.name, "kind": agent.kind},
         )
@@ -95,7 +95,7 @@ class AgentFirer(SessionOwner):
         headers: dict[str, str] = {}
         from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
-            url = expansion(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
+            url = expansion.url(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
             text = _fill_placeholders(expansion(prompt), ctx)
             system = expansion(str(config["system"])) if config.get("system") else None
             for name, template in (config.get("headers") or {}).items():
@@ -403,8 +403,9 @@ def _api_key(agent: AgentProfile, expansion: Expansion) -> str | None:
         return None
     if not expansion.env.get(env_name):
         raise Failed(
-            f"agent {agent.name!r}: the environment variable {env_name} (its --api-key-env) is "
-            "not set: set it in the daemon's environment or its env file"
+            # no "agent 'x':" here: `agent test` names the agent, and a run's job does
+            f"the environment variable {env_name} (its --api-key-env) is not set: set it in "
+            "the daemon's environment or its env file"
         )
     return expansion(f"${{{env_name}}}")  # through Expansion, so the key is redacted everywhere
 

@@ -105,7 +105,7 @@ class HttpFirer(SessionOwner):
             "error": None,
         }
         try:
-            url = expansion(url_template)
+            url = expansion.url(url_template)
         except Failed as exc:
             record["error"] = str(exc)
             return record
@@ -141,7 +141,7 @@ class HttpFirer(SessionOwner):
         headers: dict[str, str] = {}
         from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
-            url = expansion(str(spec["url"]))
+            url = expansion.url(str(spec["url"]))
             for name, template in (spec.get("headers") or {}).items():
                 if name.lower().startswith(_OWN_PREFIX):
                     continue  # ours carry the run's identity; a job may not forge them
@@ -272,7 +272,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno:
+    if isinstance(exc, OSError) and exc.errno and exc.errno > 0:  # getaddrinfo's are < 0
         return os.strerror(exc.errno)  # asyncio's strerror is "Connect call failed (...)"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror

@@ -1,0 +1,144 @@
+"""Secrets come back transformed (JSON-escaped, percent-encoded, lower-cased in a host name):
+every form is masked wherever output is stored or printed (issue 12.4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+from jobctl.actions import Expansion
+from jobctl.secrets import (
+    MIN_SECRET_LENGTH,
+    FireEnvironment,
+    RedactingLogFilter,
+    Redactor,
+    expand_url,
+)
+from tests.realparts import DaemonProcess, Reply, Sink, query, run_jobctl, wait_until
+
+TOKEN = "Sécret&Tok?en#47@x/y z"  # non-ASCII, URL delimiters and a space
+HOST = "Zq7xk9SuperSecret4711"  # a host name comes back lower-cased
+FILE_ONLY = "Ünreferenced-file-value-8812"  # in the env file, referenced by no job
+
+
+def forms(value: str) -> list[str]:
+    """The forms the issue names, each of which must never be stored or printed."""
+    return [
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        value.lower(),
+        value.upper(),
+        value.casefold(),
+    ]
+
+
+def leaks(data: bytes, values: list[str]) -> list[str]:
+    lowered = data.lower()
+    return [
+        form
+        for value in values
+        for form in forms(value)
+        if form.encode() in data or form.lower().encode() in lowered
+    ]
+
+
+def test_every_form_is_masked_and_short_values_are_not() -> None:
+    redact = Redactor([TOKEN, HOST, "abc"])
+    for form in forms(TOKEN) + forms(HOST):
+        assert redact(f"<{form}>") == "<***>", form
+    assert redact("abc") == "abc"  # shorter than MIN_SECRET_LENGTH: masking it hides too much
+    assert MIN_SECRET_LENGTH == 4
+    assert redact("cannot resolve host zq7xk9supersecret4711.invalid") == (
+        "cannot resolve host ***.invalid"
+    )
+
+
+def test_a_url_reference_is_encoded_for_its_part() -> None:
+    env = {"T": "a&b=c?d#e@f/g h", "BASE": "https://api.example.com/v1", "H": "example.org"}
+    url, values = expand_url("https://u:${T}@${H}:8443/p/${T}?q=${T}&r=1#${T}", env)
+    encoded = quote(env["T"], safe="")
+    assert url == f"https://u:{encoded}@example.org:8443/p/{encoded}?q={encoded}&r=1#{encoded}"
+    assert env["T"] in values and "example.org" in values
+    assert expand_url("${BASE}/hook?k=${T}", env)[0] == f"{env['BASE']}/hook?k={encoded}"
+    assert expand_url("https://example.com/", env) == ("https://example.com/", [])
+
+
+def test_env_file_values_are_secrets_even_unreferenced() -> None:
+    env = FireEnvironment({"PATH": "/usr/bin"}, {"K": FILE_ONLY})
+    expansion = Expansion(env)
+    assert expansion.redact(f"printed {quote(FILE_ONLY)} itself") == "printed *** itself"
+    assert expansion.redact("/usr/bin") == "/usr/bin"  # the process environment is not
+
+
+def test_the_log_filter_masks_messages_and_tracebacks() -> None:
+    record = logging.LogRecord("jobctl", logging.ERROR, __file__, 1, "token %s", (TOKEN,), None)
+    try:
+        raise ValueError(json.dumps(TOKEN))
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    RedactingLogFilter(Redactor([TOKEN])).filter(record)
+    text = logging.Formatter().format(record)
+    assert "token ***" in text and not leaks(text.encode(), [TOKEN])
+
+
+def test_no_form_of_a_secret_reaches_the_database_the_log_or_any_output(
+    tmp_path: Path, db_path: Path, sink: Sink
+) -> None:
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text(f"TOKEN='{TOKEN}'\nHOST={HOST}\nFILE_ONLY={FILE_ONLY}\n")
+    env_file.chmod(0o600)
+    echo_path = "/echo/" + quote(TOKEN, safe="&@")  # as sent: & and @ need no escaping there
+    echoed = " | ".join([*forms(TOKEN), *forms(FILE_ONLY)])
+    sink.replies[echo_path] = Reply(status=500, body=echoed.encode())
+    printer = (
+        "import json, os, urllib.parse as u; t = os.environ['T']; "
+        "print(t, json.dumps(t), u.quote(t), u.quote_plus(t), t.upper())"
+    )
+    jobs = {
+        "echo": ("--url", f"{sink.url}/echo/${{TOKEN}}", "--header", "X-Token: ${TOKEN}"),
+        "badhost": ("--url", "http://${HOST}.invalid/", "--timeout", "10s"),
+        "printer": ("--exec", f'{sys.executable} -c "{printer}"', "--env", "T=${TOKEN}"),
+        "catfile": ("--exec", f"cat {env_file}"),
+    }
+    for name, args in jobs.items():
+        result = run_jobctl(db_path, "add", name, *args, "--manual")
+        assert result.returncode == 0, result.stderr
+
+    daemon = DaemonProcess(db_path, "--env-file", str(env_file)).wait_ready()
+    try:
+        for name in jobs:
+            assert run_jobctl(db_path, "run", name, "--queue").returncode == 0
+        wait_until(
+            lambda: len(query(db_path, "SELECT id FROM runs WHERE finished_at IS NOT NULL")) == 4,
+            what="the four runs to finish",
+        )
+        printed = [
+            run_jobctl(db_path, *args)
+            for args in (("runs", "--json"), ("runs", "show", "1"), ("runs", "show", "3"))
+        ]
+        here = run_jobctl(db_path, "run", "printer", "--env-file", str(env_file))
+    finally:
+        assert daemon.stop() == 0
+
+    received = sink.requests_to(echo_path)  # the structure held: the token stayed in the path
+    assert len(received) == 1
+    assert received[0].headers["X-Token"].encode("latin-1").decode() == TOKEN
+    rows = {row["id"]: row for row in query(db_path, "SELECT * FROM runs")}
+    assert "cannot resolve host ***.invalid" in rows[2]["error"]
+    assert "Unknown error" not in rows[2]["error"]  # getaddrinfo's codes are not errno values
+    assert rows[1]["error"] == "HTTP 500 Internal Server Error (expected 2xx)"
+    assert "***" in rows[1]["output"] and "***" in rows[3]["output"]
+    assert "***" in rows[4]["output"]
+    secrets = [TOKEN, HOST, FILE_ONLY]
+    for result in [*printed, here]:
+        assert result.stdout and not leaks((result.stdout + result.stderr).encode(), secrets)
+    for path in (db_path, Path(f"{db_path}-wal"), daemon.log_path):
+        if path.exists():
+            assert not leaks(path.read_bytes(), secrets), path
