@@ -322,3 +322,14 @@ def test_burst_of_webhooks_while_jobs_fire(
     steady = [r for r in job_runs(db_path, "steady") if r["trigger"] == "schedule"]
     late = [r for r in steady if r["started_at"] and r["started_at"][:19] > r["scheduled_for"][:19]]
     assert len(late) <= 1, "scheduled fires stay on time (to the second) during the burst"
+
+
+def test_hook_show_and_disable_without_a_webhook_exit_3(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "plain", "--url", "http://127.0.0.1:9/x", "--manual")
+    for command in ("show", "disable"):
+        result = jobctl("hook", command, "plain")
+        assert result.exit_code == 3, (command, result.stderr)
+        assert result.stderr.startswith("jobctl: ") and "has no webhook" in result.stderr
+        assert result.stderr.count("\n") == 1
+    assert jobctl("hook", "show", "ghost").exit_code == 3
+    assert jobctl("hook", "disable", "ghost").exit_code == 3
