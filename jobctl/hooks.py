@@ -18,6 +18,7 @@ from jobctl.errors import Failed
 from jobctl.jobs import get_job
 
 PATH_PREFIX = "/hooks/"
+CREDENTIAL_HEADERS = ("Authorization", "X-Hub-Signature-256")
 # Compared against when the job is unknown, so both answers take the same time.
 _DUMMY_SECRET = secrets.token_urlsafe(32)
 
@@ -78,11 +79,14 @@ def authenticate(secret: str | None, headers: Mapping[str, str], body: bytes) ->
     key = secret or _DUMMY_SECRET
     authorization = headers.get("Authorization", "")
     signature = headers.get("X-Hub-Signature-256", "")
+    # surrogateescape: bytes that were not UTF-8 compare as themselves (and never match).
     if authorization.startswith("Bearer "):
-        ok = hmac.compare_digest(authorization[7:].strip().encode(), key.encode())
+        given = authorization[7:].strip().encode("utf-8", "surrogateescape")
+        ok = hmac.compare_digest(given, key.encode())
     elif signature.startswith("sha256="):
         expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-        ok = hmac.compare_digest(signature[7:].strip().lower().encode(), expected.encode())
+        given = signature[7:].strip().lower().encode("utf-8", "surrogateescape")
+        ok = hmac.compare_digest(given, expected.encode())
     else:
         ok = False
     return ok and secret is not None

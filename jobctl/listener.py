@@ -135,6 +135,11 @@ class Listener:
             return _json({"error": "request body not received in time"}, 408)
         conn = self.daemon.conn
         assert conn is not None
+        if not _is_text(name, *(request.headers.get(h, "") for h in hooks.CREDENTIAL_HEADERS)):
+            # aiohttp hands on bytes that are not UTF-8 as lone surrogates: no secret has them.
+            log.warning("webhook %s: refused credentials that are not UTF-8 text", _printable(name))
+            self.daemon.metrics.webhooks["unauthorized"] += 1
+            return _json({"error": "unauthorized"}, 401)
         secret = hooks.secret_for(conn, name)
         if not hooks.authenticate(secret, request.headers, body):
             # The same answer for an unknown job: names are not disclosed.
@@ -166,6 +171,22 @@ class Listener:
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
         )
+
+
+def _is_text(*values: str) -> bool:
+    """False when a value carries bytes that were not UTF-8 (decoded as lone surrogates)."""
+    try:
+        for value in values:
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(value: str) -> str:
+    """A value from a request, safe to log: undecodable bytes shown as U+FFFD."""
+    text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return ascii(text)[1:-1] if not text.isprintable() else text
 
 
 def _json(body: Mapping[str, object], status: int) -> web.Response:

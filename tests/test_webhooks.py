@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -333,3 +334,46 @@ def test_hook_show_and_disable_without_a_webhook_exit_3(jobctl: Invoke, db_path:
         assert result.stderr.count("\n") == 1
     assert jobctl("hook", "show", "ghost").exit_code == 3
     assert jobctl("hook", "disable", "ghost").exit_code == 3
+
+
+def raw_post(base: str, path: bytes, headers: list[bytes], body: bytes = b"{}") -> int:
+    """POST over a plain socket, so header bytes that are not UTF-8 reach the daemon as such."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    lines = [b"POST " + path + b" HTTP/1.1", b"Host: " + host.encode(), b"Connection: close"]
+    lines += [*headers, b"Content-Length: " + str(len(body)).encode()]
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_non_utf8_credentials_are_refused_as_unauthorized(
+    jobctl: Invoke, db_path: Path, sink: Sink, tmp_path: Path
+) -> None:
+    jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual")
+    secret = enable_hook(jobctl, "deploy")
+    daemon = DaemonProcess(db_path, "--listen", "127.0.0.1:0").wait_ready()
+    try:
+        base = wait_until(
+            lambda: query(db_path, "SELECT listen FROM daemon WHERE listen IS NOT NULL"),
+            what="the listener",
+        )[0][0]
+        bad = [
+            (b"/hooks/deploy", [b"Authorization: Bearer \xff"]),
+            (b"/hooks/deploy", [b"X-Hub-Signature-256: sha256=\xff\xfe"]),
+            (b"/hooks/deploy", [b"Authorization: Bearer " + secret.encode() + b"\xff"]),
+        ]
+        assert [raw_post(base, path, headers) for path, headers in bad] == [401] * len(bad)
+        good = [b"Authorization: Bearer " + secret.encode()]
+        assert raw_post(base, b"/hooks/dep%FFloy", good) == 401  # no such job
+        assert raw_post(base, b"/hooks/deploy", good) == 202  # the daemon still serves
+        wait_until(lambda: sink.requests_to("/deploy"), what="the good call's run")
+    finally:
+        assert daemon.stop() == 0
+    log = daemon.log()
+    assert "Traceback" not in log and "Error handling request" not in log, log
+    refusals = [line for line in log.splitlines() if "not UTF-8" in line]
+    assert len(refusals) == 3, log
+    assert len(job_runs(db_path, "deploy")) == 1
