@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,17 +120,16 @@ class Daemon:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    def accept_webhook(self, name: str, payload: str) -> tuple[int | None, str]:
-        """Queue a webhook run for the loop to fire; (run id, queued|skipped) or paused."""
+    def accept_webhook(
+        self, name: str, payload: str, replay_keys: Sequence[str] = ()
+    ) -> tuple[int | None, str]:
+        """Queue a webhook run for the loop to fire: see engine.queue_webhook."""
         assert self.conn is not None
-        from jobctl.jobs import get_job
-
-        if get_job(self.conn, name).state == "paused":
-            return None, "paused"
-        run_id, status = engine.queue_manual(
-            self.conn, name, utcnow(), payload=payload, trigger="webhook"
+        run_id, status = engine.queue_webhook(
+            self.conn, name, utcnow(), payload=payload, replay_keys=replay_keys
         )
-        self._wake.set()
+        if status in ("queued", "skipped"):
+            self._wake.set()
         return run_id, status
 
     # ------------------------------------------------------------------ lifecycle

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -587,33 +587,68 @@ def queue_manual(
     from jobctl.jobs import get_job
 
     with write_transaction(conn):
+        return _queue(conn, get_job(conn, name), now, payload=payload, trigger=trigger)
+
+
+def queue_webhook(
+    conn: sqlite3.Connection,
+    name: str,
+    now: datetime,
+    *,
+    payload: str,
+    replay_keys: Sequence[str] = (),
+) -> tuple[int | None, str]:
+    """A webhook's run: (run id, queued|skipped), (original run id, duplicate) or paused.
+
+    The replay check, the run and the remembered keys share one write transaction, so two
+    copies of a request arriving at once start one run.
+    """
+    from jobctl import hooks
+    from jobctl.jobs import get_job
+
+    with write_transaction(conn):
         job = get_job(conn, name)
         assert job.id is not None
-        overlap = job.effective_policies()["overlap"]
-        details = {"payload": payload} if payload is not None else None
-        if overlap == "skip" and _latest_active(conn, job.id):
-            runs.count_skipped(conn, job.id)
-            run_id = runs.insert_run(
-                conn,
-                job_id=job.id,
-                trigger=trigger,
-                status="skipped",
-                scheduled_for=now,
-                now=now,
-                error="skipped: a run of this job was in flight (overlap skip)",
-            )
-            return run_id, "skipped"
+        original = hooks.seen_delivery(conn, job.id, replay_keys, now)
+        if original is not None:
+            return original, "duplicate"
+        if job.state == "paused":
+            return None, "paused"
+        run_id, status = _queue(conn, job, now, payload=payload, trigger="webhook")
+        hooks.remember_delivery(conn, job.id, replay_keys, run_id, now)
+        return run_id, status
+
+
+def _queue(
+    conn: sqlite3.Connection, job: Job, now: datetime, *, payload: str | None, trigger: str
+) -> tuple[int, str]:
+    """The queued (or overlap-skipped) row, inside the caller's write transaction."""
+    assert job.id is not None
+    overlap = job.effective_policies()["overlap"]
+    details = {"payload": payload} if payload is not None else None
+    if overlap == "skip" and _latest_active(conn, job.id):
+        runs.count_skipped(conn, job.id)
         run_id = runs.insert_run(
             conn,
             job_id=job.id,
             trigger=trigger,
-            status="queued",
+            status="skipped",
             scheduled_for=now,
             now=now,
-            due_at=now,
-            details=details,
+            error="skipped: a run of this job was in flight (overlap skip)",
         )
-        return run_id, "queued"
+        return run_id, "skipped"
+    run_id = runs.insert_run(
+        conn,
+        job_id=job.id,
+        trigger=trigger,
+        status="queued",
+        scheduled_for=now,
+        now=now,
+        due_at=now,
+        details=details,
+    )
+    return run_id, "queued"
 
 
 # ---------------------------------------------------------------------------- recording

@@ -146,13 +146,19 @@ class Listener:
             self.daemon.metrics.webhooks["unauthorized"] += 1
             return _json({"error": "unauthorized"}, 401)
         try:
-            run_id, status = self.daemon.accept_webhook(name, body.decode("utf-8", "replace"))
+            keys = hooks.replay_keys(request.headers)
+        except InvalidInput as exc:
+            self.daemon.metrics.webhooks["invalid"] += 1
+            return _json({"error": str(exc)}, 400)
+        try:
+            run_id, status = self.daemon.accept_webhook(name, body.decode("utf-8", "replace"), keys)
         except NotFound:
             return _json({"error": "unauthorized"}, 401)
-        if status == "paused":
-            self.daemon.metrics.webhooks["paused"] += 1
-            return _json({"error": f"job {name} is paused"}, 409)
         self.daemon.metrics.webhooks[status] += 1
+        if status == "paused":
+            return _json({"error": f"job {name} is paused"}, 409)
+        if status == "duplicate":
+            return _json({"job": name, "run": run_id, "duplicate": True}, 200)
         return _json({"job": name, "run": run_id, "status": status}, 202)
 
     async def healthz(self, request: web.Request) -> web.Response:

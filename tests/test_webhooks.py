@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -377,3 +379,116 @@ def test_non_utf8_credentials_are_refused_as_unauthorized(
     refusals = [line for line in log.splitlines() if "not UTF-8" in line]
     assert len(refusals) == 3, log
     assert len(job_runs(db_path, "deploy")) == 1
+
+
+def test_replayed_github_delivery_starts_one_run(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
+    jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual", "--overlap", "allow")
+    secret = enable_hook(jobctl, "deploy")
+    base = listening()
+    payload = b'{"ref": "main"}'
+    captured = {
+        "X-Hub-Signature-256": "sha256="
+        + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest(),
+        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "Content-Type": "application/json",
+    }
+    answers = [post(f"{base}/hooks/deploy", payload, captured) for _ in range(20)]
+    status, first = answers[0]
+    assert status == 202 and isinstance(first["run"], int)
+    assert answers[1:] == [(200, {"job": "deploy", "run": first["run"], "duplicate": True})] * 19
+    wait_until(lambda: sink.requests_to("/deploy"), what="the one run")
+    assert [r["id"] for r in job_runs(db_path, "deploy")] == [first["run"]]
+
+    # Two copies at once: still one run. Without any key, every call is a new run.
+    async def at_once(headers: dict[str, str], copies: int) -> list[tuple[int, Any]]:
+        async with aiohttp.ClientSession() as session:
+
+            async def call() -> tuple[int, Any]:
+                url = f"{base}/hooks/deploy"
+                async with session.post(url, data=b"x", headers=headers) as response:
+                    return response.status, await response.json()
+
+            return await asyncio.gather(*(call() for _ in range(copies)))
+
+    bearer = {"Authorization": f"Bearer {secret}"}
+    keyed = asyncio.run(at_once({**bearer, "Idempotency-Key": "order-7"}, 10))
+    assert sorted(status for status, _ in keyed) == [200] * 9 + [202]
+    assert len({body["run"] for _, body in keyed}) == 1
+    unkeyed = asyncio.run(at_once(bearer, 3))
+    assert [status for status, _ in unkeyed] == [202] * 3
+    assert len(job_runs(db_path, "deploy")) == 1 + 1 + 3
+    wait_until(lambda: len(sink.requests_to("/deploy")) == 5, what="every run to fire")
+
+    # A key another job saw is no repeat for this one; an unusable key is refused.
+    jobctl("add", "other", "--url", f"{sink.url}/other", "--manual")
+    other = enable_hook(jobctl, "other")
+    again = post(
+        f"{base}/hooks/other",
+        b"x",
+        {"Authorization": f"Bearer {other}", "Idempotency-Key": "order-7"},
+    )
+    assert again[0] == 202
+    too_long = {**bearer, "Idempotency-Key": "k" * 256}
+    assert post(f"{base}/hooks/deploy", b"x", too_long)[0] == 400
+    not_text = [b"Authorization: Bearer " + secret.encode(), b"Idempotency-Key: \xff"]
+    assert raw_post(base, b"/hooks/deploy", not_text) == 400
+    assert len(job_runs(db_path, "deploy")) == 5
+
+
+def test_replay_window_is_24_hours_per_job(jobctl: Invoke, db_path: Path) -> None:
+    from jobctl import db, engine
+
+    jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
+    jobctl("add", "b", "--url", "http://127.0.0.1:9/b", "--manual", "--overlap", "allow")
+    conn = db.connect(db_path)
+    t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    keys = ["delivery:d1", "idempotency:k1"]
+    first, status = engine.queue_webhook(conn, "a", t0, payload="", replay_keys=keys)
+    assert status == "queued"
+    almost = t0 + timedelta(hours=24) - timedelta(seconds=1)
+    for key in keys:  # either header alone is a repeat
+        assert engine.queue_webhook(conn, "a", almost, payload="", replay_keys=[key]) == (
+            first,
+            "duplicate",
+        )
+    other, status = engine.queue_webhook(conn, "b", almost, payload="", replay_keys=keys)
+    assert status == "queued"
+    later, status = engine.queue_webhook(
+        conn, "a", t0 + timedelta(hours=24, seconds=1), payload="", replay_keys=keys
+    )
+    assert status == "queued" and later != first
+    # Expired entries are pruned as requests come in; a removed job takes its own along.
+    seen = "SELECT job_id, run_id FROM hook_deliveries ORDER BY job_id, key"
+    assert {run for _, run in conn.execute(seen)} == {other, later}
+    assert jobctl("rm", "b", "--yes", "--force").exit_code == 0
+    assert {run for _, run in conn.execute(seen)} == {later}
+    conn.close()
+
+
+def test_two_processes_with_one_key_start_one_run(jobctl: Invoke, db_path: Path) -> None:
+    from jobctl import db, engine
+
+    jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
+    start = threading.Barrier(4)
+    results: list[tuple[int | None, str]] = []
+
+    def call() -> None:
+        conn = db.connect(db_path)
+        start.wait()
+        results.append(
+            engine.queue_webhook(
+                conn, "a", datetime.now(UTC), payload="", replay_keys=["delivery:same"]
+            )
+        )
+        conn.close()
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(status for _, status in results) == ["duplicate"] * 3 + ["queued"]
+    assert len({run for run, _ in results}) == 1
+    assert len(job_runs(db_path, "a")) == 1

@@ -18,10 +18,17 @@ def hook() -> None:
     Callers send `Authorization: Bearer SECRET`, or sign the body like GitHub
     (`X-Hub-Signature-256`). The daemon must run with --listen.
 
+    A repeat of a request starts nothing: for 24 hours the daemon remembers each
+    job's `X-GitHub-Delivery` ids and `Idempotency-Key` values and answers a repeat
+    200 with the first request's run id and "duplicate": true. A request with
+    neither header is always a new run: send a unique Idempotency-Key to be safe
+    from replays.
+
     \b
     Examples:
       jobctl hook enable deploy
       curl -X POST -H "Authorization: Bearer $SECRET" http://127.0.0.1:8787/hooks/deploy
+      curl -X POST -H "Authorization: Bearer $SECRET" -H "Idempotency-Key: $(uuidgen)" "$URL"
     """
 
 
