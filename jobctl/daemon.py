@@ -121,12 +121,21 @@ class Daemon:
         return len(self._tasks)
 
     def accept_webhook(
-        self, name: str, payload: str, replay_keys: Sequence[str] = ()
+        self,
+        name: str,
+        payload: str,
+        payload_type: str | None = None,
+        replay_keys: Sequence[str] = (),
     ) -> tuple[int | None, str]:
         """Queue a webhook run for the loop to fire: see engine.queue_webhook."""
         assert self.conn is not None
         run_id, status = engine.queue_webhook(
-            self.conn, name, utcnow(), payload=payload, replay_keys=replay_keys
+            self.conn,
+            name,
+            utcnow(),
+            payload=payload,
+            payload_type=payload_type,
+            replay_keys=replay_keys,
         )
         if status in ("queued", "skipped"):
             self._wake.set()

@@ -151,7 +151,9 @@ class Listener:
             self.daemon.metrics.webhooks["invalid"] += 1
             return _json({"error": str(exc)}, 400)
         try:
-            run_id, status = self.daemon.accept_webhook(name, body.decode("utf-8", "replace"), keys)
+            run_id, status = self.daemon.accept_webhook(
+                name, body.decode("utf-8", "replace"), _content_type(request), keys
+            )
         except NotFound:
             return _json({"error": "unauthorized"}, 401)
         self.daemon.metrics.webhooks[status] += 1
@@ -177,6 +179,14 @@ class Listener:
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
         )
+
+
+def _content_type(request: web.Request) -> str | None:
+    """The caller's Content-Type as sent (parameters and all), when it is sane to pass on."""
+    value = request.headers.get("Content-Type", "").strip()
+    if not value or len(value) > 255 or not value.isascii() or not value.isprintable():
+        return None
+    return value
 
 
 def _is_text(*values: str) -> bool:

@@ -492,3 +492,43 @@ def test_two_processes_with_one_key_start_one_run(jobctl: Invoke, db_path: Path)
     assert sorted(status for _, status in results) == ["duplicate"] * 3 + ["queued"]
     assert len({run for run, _ in results}) == 1
     assert len(job_runs(db_path, "a")) == 1
+
+
+def test_forwarded_payload_keeps_the_callers_content_type(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
+    sink.replies["/flaky"] = Reply(status=503)
+    forward = ["--manual", "--forward-payload", "--overlap", "allow"]
+    jobctl(
+        "add", "flaky", "--url", f"{sink.url}/flaky", *forward, "--retries", "1", "--backoff", "1s"
+    )
+    jobctl(
+        "add",
+        "typed",
+        "--url",
+        f"{sink.url}/typed",
+        *forward,
+        "--header",
+        "content-type: text/x-job",
+    )
+    flaky = {"Authorization": f"Bearer {enable_hook(jobctl, 'flaky')}"}
+    typed = {"Authorization": f"Bearer {enable_hook(jobctl, 'typed')}"}
+    base = listening()
+    json_type = {"Content-Type": "application/json; charset=utf-8"}
+    assert post(f"{base}/hooks/flaky", b'{"a": 1}', {**flaky, **json_type})[0] == 202
+    assert post(f"{base}/hooks/typed", b'{"b": 2}', {**typed, **json_type})[0] == 202
+    wait_until(lambda: len(sink.requests_to("/flaky")) == 2, what="the run and its retry")
+    wait_until(lambda: sink.requests_to("/typed"), what="the typed run")
+
+    def types(received: Any) -> list[str]:
+        return [v for k, v in received.headers.items() if k.lower() == "content-type"]
+
+    for received in [*sink.requests_to("/flaky"), *sink.requests_to("/typed")]:
+        assert types(received) == ["application/json; charset=utf-8"], received.headers
+    # A caller that names no type: the job's own header, else none of ours.
+    assert (
+        raw_post(base, b"/hooks/typed", [f"Authorization: {typed['Authorization']}".encode()])
+        == 202
+    )
+    wait_until(lambda: len(sink.requests_to("/typed")) == 2, what="the untyped call")
+    assert types(sink.requests_to("/typed")[1]) == ["text/x-job"]
