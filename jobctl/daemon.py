@@ -52,6 +52,7 @@ class DaemonConfig:
     env_file: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
     listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
+    metrics_token_env: str | None = None  # the variable that holds /metrics' bearer token
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -173,7 +174,9 @@ class Daemon:
         if self.config.listen:
             from jobctl.listener import Listener, parse_listen
 
-            self.listener = Listener(self, *parse_listen(self.config.listen))
+            token_env = self.config.metrics_token_env
+            token = self.env.get(token_env) if token_env else None
+            self.listener = Listener(self, *parse_listen(self.config.listen), metrics_token=token)
             await self.listener.start()
         self._heartbeat(first=True)
         log.info("daemon started (pid %d) on %s", os.getpid(), self.config.db_path)

@@ -7,6 +7,8 @@ serves Prometheus text. Handlers only queue work; firing stays with the tick loo
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -90,11 +92,23 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond loopback
+
+
 class Listener:
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
+    def __init__(
+        self, daemon: Daemon, host: str, port: int, *, metrics_token: str | None = None
+    ) -> None:
         self.daemon = daemon
         self.host = host
         self.port = port
+        self.metrics_token = metrics_token
         self._runner: web.AppRunner | None = None
 
     @property
@@ -116,6 +130,10 @@ class Listener:
         if self.port == 0 and self._runner.addresses:  # the port the system picked
             self.port = int(self._runner.addresses[0][1])
         log.info("listening on %s", self.url)
+        if self.metrics_token is None and not is_loopback(self.host):
+            log.warning(
+                "listening beyond loopback without --metrics-token-env: /metrics answers 401"
+            )
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -173,11 +191,29 @@ class Listener:
         return _json(body, 200 if age < STUCK_AFTER else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        if not self._may_read_metrics(request):
+            return web.Response(
+                text="unauthorized\n",
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="jobctl"'},
+            )
         return web.Response(
             text=render_metrics(self.daemon),
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    def _may_read_metrics(self, request: web.Request) -> bool:
+        """With a token, only its bearer; without one, anyone on loopback and nobody beyond."""
+        if self.metrics_token is None:
+            return is_loopback(self.host)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        given_bytes = given.strip().encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(
+            given_bytes, self.metrics_token.encode("utf-8", "surrogateescape")
         )
 
 

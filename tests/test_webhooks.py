@@ -532,3 +532,66 @@ def test_forwarded_payload_keeps_the_callers_content_type(
     )
     wait_until(lambda: len(sink.requests_to("/typed")) == 2, what="the untyped call")
     assert types(sink.requests_to("/typed")[1]) == ["text/x-job"]
+
+
+def get_with(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def _listening_port(db_path: Path, daemon: DaemonProcess) -> int:
+    row = wait_until(
+        lambda: query(
+            db_path, "SELECT listen FROM daemon WHERE listen IS NOT NULL AND pid = ?", daemon.pid
+        ),
+        what="the listener",
+    )
+    return int(str(row[0][0]).rsplit(":", 1)[1])
+
+
+def test_metrics_token(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
+    jobctl("add", "secret-job-name", "--url", "http://127.0.0.1:9/x", "--manual")
+    env_file = tmp_path / "daemon.env"
+    env_file.write_text("METRICS_TOKEN=s3cret-metrics\n")
+    # With a token (here from the env file), /metrics wants it, wherever the listener binds.
+    daemon = DaemonProcess(
+        db_path,
+        "--listen",
+        "0.0.0.0:0",
+        "--env-file",
+        str(env_file),
+        "--metrics-token-env",
+        "METRICS_TOKEN",
+    ).wait_ready()
+    try:
+        base = f"http://127.0.0.1:{_listening_port(db_path, daemon)}"
+        assert get_with(f"{base}/metrics", {}) == 401
+        assert get_with(f"{base}/metrics", {"Authorization": "Bearer wrong"}) == 401
+        assert get_with(f"{base}/metrics", {"Authorization": "Basic s3cret-metrics"}) == 401
+        assert get_with(f"{base}/metrics", {"Authorization": "Bearer s3cret-metrics"}) == 200
+        assert get_with(f"{base}/healthz", {}) == 200
+    finally:
+        assert daemon.stop() == 0
+    assert "without --metrics-token-env" not in daemon.log()
+    # Beyond loopback without a token: refused, and said at start.
+    daemon = DaemonProcess(db_path, "--listen", "0.0.0.0:0").wait_ready()
+    try:
+        base = f"http://127.0.0.1:{_listening_port(db_path, daemon)}"
+        status, text = get(f"{base}/metrics")
+        assert status == 401 and "secret-job-name" not in text
+        assert get(f"{base}/healthz")[0] == 200
+    finally:
+        assert daemon.stop() == 0
+    warnings = [line for line in daemon.log().splitlines() if "--metrics-token-env" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0].upper(), daemon.log()
+
+
+def test_metrics_token_env_must_be_set(jobctl: Invoke, db_path: Path) -> None:
+    result = jobctl("daemon", "--listen", "0", "--metrics-token-env", "JOBCTL_TEST_NO_SUCH_VAR")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("jobctl: --metrics-token-env JOBCTL_TEST_NO_SUCH_VAR")
+    assert not db_path.exists()
