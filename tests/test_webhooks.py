@@ -352,7 +352,7 @@ def raw_post(base: str, path: bytes, headers: list[bytes], body: bytes = b"{}") 
 
 
 def test_non_utf8_credentials_are_refused_as_unauthorized(
-    jobctl: Invoke, db_path: Path, sink: Sink, tmp_path: Path
+    jobctl: Invoke, db_path: Path, sink: Sink
 ) -> None:
     jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual")
     secret = enable_hook(jobctl, "deploy")
