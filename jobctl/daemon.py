@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ class DaemonConfig:
     env_file: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
     listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
+    metrics_token_env: str | None = None  # the variable that holds /metrics' bearer token
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -120,17 +121,25 @@ class Daemon:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    def accept_webhook(self, name: str, payload: str) -> tuple[int | None, str]:
-        """Queue a webhook run for the loop to fire; (run id, queued|skipped) or paused."""
+    def accept_webhook(
+        self,
+        name: str,
+        payload: str,
+        payload_type: str | None = None,
+        replay_keys: Sequence[str] = (),
+    ) -> tuple[int | None, str]:
+        """Queue a webhook run for the loop to fire: see engine.queue_webhook."""
         assert self.conn is not None
-        from jobctl.jobs import get_job
-
-        if get_job(self.conn, name).state == "paused":
-            return None, "paused"
-        run_id, status = engine.queue_manual(
-            self.conn, name, utcnow(), payload=payload, trigger="webhook"
+        run_id, status = engine.queue_webhook(
+            self.conn,
+            name,
+            utcnow(),
+            payload=payload,
+            payload_type=payload_type,
+            replay_keys=replay_keys,
         )
-        self._wake.set()
+        if status in ("queued", "skipped"):
+            self._wake.set()
         return run_id, status
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,7 +175,9 @@ class Daemon:
         if self.config.listen:
             from jobctl.listener import Listener, parse_listen
 
-            self.listener = Listener(self, *parse_listen(self.config.listen))
+            token_env = self.config.metrics_token_env
+            token = self.env.get(token_env) if token_env else None
+            self.listener = Listener(self, *parse_listen(self.config.listen), metrics_token=token)
             await self.listener.start()
         self._heartbeat(first=True)
         log.info("daemon started (pid %d) on %s", os.getpid(), self.config.db_path)

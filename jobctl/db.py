@@ -184,6 +184,25 @@ def _m007_exec_shell_explicit(conn: sqlite3.Connection) -> None:
             )
 
 
+def _m008_webhook_deliveries(conn: sqlite3.Connection) -> None:
+    # Replay protection: each X-GitHub-Delivery id and Idempotency-Key a job's webhook saw
+    # in the last 24 hours, with the run it started. The primary key makes a repeat lose
+    # even when two copies arrive at once; run_id is no foreign key, since history is pruned.
+    execute_script(
+        conn,
+        """
+        CREATE TABLE hook_deliveries (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            run_id INTEGER NOT NULL,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (job_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX hook_deliveries_seen_at ON hook_deliveries (seen_at);
+        """,
+    )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -193,6 +212,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("an index of running runs", _m005_running_index),
     ("history indexes for list, runs --status and status", _m006_history_indexes),
     ("exec jobs stored without `shell` keep running without one", _m007_exec_shell_explicit),
+    ("webhook deliveries seen, against replays", _m008_webhook_deliveries),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

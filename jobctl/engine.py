@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ class Claim:
     reserved_by: runs.Owner | None = None  # `jobctl run` keeps its own retries
     agent: Any = None  # agents.Agent for agent jobs, loaded when the run is claimed
     last_output: str = ""  # the previous successful answer, for {last_output}
+    payload_type: str | None = None  # the webhook's Content-Type, kept for --forward-payload
 
     @property
     def timeout(self) -> float:
@@ -461,6 +462,7 @@ def _claim_queued(
                     from_db(row["slot"]),
                     now,
                     payload=details.get("payload"),
+                    payload_type=details.get("payload_type"),
                 ),
             )
         )
@@ -589,33 +591,86 @@ def queue_manual(
     from jobctl.jobs import get_job
 
     with write_transaction(conn):
+        return _queue(conn, get_job(conn, name), now, payload=payload, trigger=trigger)
+
+
+def queue_webhook(
+    conn: sqlite3.Connection,
+    name: str,
+    now: datetime,
+    *,
+    payload: str,
+    payload_type: str | None = None,
+    replay_keys: Sequence[str] = (),
+) -> tuple[int | None, str]:
+    """A webhook's run: (run id, queued|skipped), (original run id, duplicate) or paused.
+
+    The replay check, the run and the remembered keys share one write transaction, so two
+    copies of a request arriving at once start one run.
+    """
+    from jobctl import hooks
+    from jobctl.jobs import get_job
+
+    with write_transaction(conn):
         job = get_job(conn, name)
         assert job.id is not None
-        overlap = job.effective_policies()["overlap"]
-        details = {"payload": payload} if payload is not None else None
-        if overlap == "skip" and _latest_active(conn, job.id):
-            runs.count_skipped(conn, job.id)
-            run_id = runs.insert_run(
-                conn,
-                job_id=job.id,
-                trigger=trigger,
-                status="skipped",
-                scheduled_for=now,
-                now=now,
-                error="skipped: a run of this job was in flight (overlap skip)",
-            )
-            return run_id, "skipped"
+        original = hooks.seen_delivery(conn, job.id, replay_keys, now)
+        if original is not None:
+            return original, "duplicate"
+        if job.state == "paused":
+            return None, "paused"
+        run_id, status = _queue(
+            conn, job, now, payload=payload, payload_type=payload_type, trigger="webhook"
+        )
+        hooks.remember_delivery(conn, job.id, replay_keys, run_id, now)
+        return run_id, status
+
+
+def _queue(
+    conn: sqlite3.Connection,
+    job: Job,
+    now: datetime,
+    *,
+    payload: str | None,
+    trigger: str,
+    payload_type: str | None = None,
+) -> tuple[int, str]:
+    """The queued (or overlap-skipped) row, inside the caller's write transaction."""
+    assert job.id is not None
+    overlap = job.effective_policies()["overlap"]
+    details = _payload_details(payload, payload_type)
+    if overlap == "skip" and _latest_active(conn, job.id):
+        runs.count_skipped(conn, job.id)
         run_id = runs.insert_run(
             conn,
             job_id=job.id,
             trigger=trigger,
-            status="queued",
+            status="skipped",
             scheduled_for=now,
             now=now,
-            due_at=now,
-            details=details,
+            error="skipped: a run of this job was in flight (overlap skip)",
         )
-        return run_id, "queued"
+        return run_id, "skipped"
+    run_id = runs.insert_run(
+        conn,
+        job_id=job.id,
+        trigger=trigger,
+        status="queued",
+        scheduled_for=now,
+        now=now,
+        due_at=now,
+        details=details,
+    )
+    return run_id, "queued"
+
+
+def _payload_details(payload: str | None, payload_type: str | None) -> dict[str, Any] | None:
+    if payload is None:
+        return None
+    details: dict[str, Any] = {"payload": payload}
+    if payload_type:
+        details["payload_type"] = payload_type
+    return details
 
 
 # ---------------------------------------------------------------------------- recording
@@ -739,7 +794,7 @@ def schedule_retry(
         attempt=claim.attempt + 1,
         due_at=due,
         owner=claim.reserved_by,
-        details={"payload": claim.payload} if claim.payload else None,
+        details=_payload_details(claim.payload, claim.payload_type),
     )
     return due
 
@@ -801,6 +856,7 @@ class Firers:
             timeout=claim.timeout,
             env=env,
             payload=claim.payload,
+            payload_type=claim.payload_type,
         )
         spec = claim.job.spec
         if claim.job.action == "http":

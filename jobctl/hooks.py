@@ -10,14 +10,22 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from jobctl.db import write_transaction
-from jobctl.errors import Failed
+from jobctl.errors import Failed, InvalidInput
 from jobctl.jobs import get_job
+from jobctl.timeutil import to_db
 
 PATH_PREFIX = "/hooks/"
+CREDENTIAL_HEADERS = ("Authorization", "X-Hub-Signature-256")
+# A repeat of one of these (per job, within REPLAY_WINDOW) starts nothing; the prefix
+# keeps a GitHub delivery id and a caller's key of the same text apart.
+REPLAY_HEADERS = (("X-GitHub-Delivery", "delivery:"), ("Idempotency-Key", "idempotency:"))
+REPLAY_WINDOW = timedelta(hours=24)
+MAX_REPLAY_KEY = 255
 # Compared against when the job is unknown, so both answers take the same time.
 _DUMMY_SECRET = secrets.token_urlsafe(32)
 
@@ -78,11 +86,61 @@ def authenticate(secret: str | None, headers: Mapping[str, str], body: bytes) ->
     key = secret or _DUMMY_SECRET
     authorization = headers.get("Authorization", "")
     signature = headers.get("X-Hub-Signature-256", "")
+    # surrogateescape: bytes that were not UTF-8 compare as themselves (and never match).
     if authorization.startswith("Bearer "):
-        ok = hmac.compare_digest(authorization[7:].strip().encode(), key.encode())
+        given = authorization[7:].strip().encode("utf-8", "surrogateescape")
+        ok = hmac.compare_digest(given, key.encode())
     elif signature.startswith("sha256="):
         expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-        ok = hmac.compare_digest(signature[7:].strip().lower().encode(), expected.encode())
+        given = signature[7:].strip().lower().encode("utf-8", "surrogateescape")
+        ok = hmac.compare_digest(given, expected.encode())
     else:
         ok = False
     return ok and secret is not None
+
+
+def replay_keys(headers: Mapping[str, str]) -> list[str]:
+    """The request's delivery id and idempotency key, as stored; InvalidInput if unusable."""
+    keys = []
+    for header, prefix in REPLAY_HEADERS:
+        value = headers.get(header, "").strip()
+        if not value:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{header} is not UTF-8 text") from None
+        if len(value) > MAX_REPLAY_KEY or not value.isprintable():
+            raise InvalidInput(
+                f"{header} must be printable text of at most {MAX_REPLAY_KEY} characters"
+            )
+        keys.append(prefix + value)
+    return keys
+
+
+def seen_delivery(
+    conn: sqlite3.Connection, job_id: int, keys: Sequence[str], now: datetime
+) -> int | None:
+    """The run started by an earlier request with one of `keys`, forgetting expired ones.
+
+    Runs inside the caller's write transaction, the one that then claims the run.
+    """
+    conn.execute("DELETE FROM hook_deliveries WHERE seen_at < ?", (to_db(now - REPLAY_WINDOW),))
+    if not keys:
+        return None
+    marks = ", ".join("?" * len(keys))
+    row = conn.execute(
+        f"SELECT run_id FROM hook_deliveries WHERE job_id = ? AND key IN ({marks}) "
+        "ORDER BY seen_at LIMIT 1",
+        (job_id, *keys),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def remember_delivery(
+    conn: sqlite3.Connection, job_id: int, keys: Sequence[str], run_id: int, now: datetime
+) -> None:
+    conn.executemany(
+        "INSERT INTO hook_deliveries (job_id, key, run_id, seen_at) VALUES (?, ?, ?, ?)",
+        [(job_id, key, run_id, to_db(now)) for key in keys],
+    )

@@ -7,6 +7,8 @@ serves Prometheus text. Handlers only queue work; firing stays with the tick loo
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -90,11 +92,23 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond loopback
+
+
 class Listener:
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
+    def __init__(
+        self, daemon: Daemon, host: str, port: int, *, metrics_token: str | None = None
+    ) -> None:
         self.daemon = daemon
         self.host = host
         self.port = port
+        self.metrics_token = metrics_token
         self._runner: web.AppRunner | None = None
 
     @property
@@ -116,6 +130,10 @@ class Listener:
         if self.port == 0 and self._runner.addresses:  # the port the system picked
             self.port = int(self._runner.addresses[0][1])
         log.info("listening on %s", self.url)
+        if self.metrics_token is None and not is_loopback(self.host):
+            log.warning(
+                "listening beyond loopback without --metrics-token-env: /metrics answers 401"
+            )
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -135,19 +153,32 @@ class Listener:
             return _json({"error": "request body not received in time"}, 408)
         conn = self.daemon.conn
         assert conn is not None
+        if not _is_text(name, *(request.headers.get(h, "") for h in hooks.CREDENTIAL_HEADERS)):
+            # aiohttp hands on bytes that are not UTF-8 as lone surrogates: no secret has them.
+            log.warning("webhook %s: refused credentials that are not UTF-8 text", _printable(name))
+            self.daemon.metrics.webhooks["unauthorized"] += 1
+            return _json({"error": "unauthorized"}, 401)
         secret = hooks.secret_for(conn, name)
         if not hooks.authenticate(secret, request.headers, body):
             # The same answer for an unknown job: names are not disclosed.
             self.daemon.metrics.webhooks["unauthorized"] += 1
             return _json({"error": "unauthorized"}, 401)
         try:
-            run_id, status = self.daemon.accept_webhook(name, body.decode("utf-8", "replace"))
+            keys = hooks.replay_keys(request.headers)
+        except InvalidInput as exc:
+            self.daemon.metrics.webhooks["invalid"] += 1
+            return _json({"error": str(exc)}, 400)
+        try:
+            run_id, status = self.daemon.accept_webhook(
+                name, body.decode("utf-8", "replace"), _content_type(request), keys
+            )
         except NotFound:
             return _json({"error": "unauthorized"}, 401)
-        if status == "paused":
-            self.daemon.metrics.webhooks["paused"] += 1
-            return _json({"error": f"job {name} is paused"}, 409)
         self.daemon.metrics.webhooks[status] += 1
+        if status == "paused":
+            return _json({"error": f"job {name} is paused"}, 409)
+        if status == "duplicate":
+            return _json({"job": name, "run": run_id, "duplicate": True}, 200)
         return _json({"job": name, "run": run_id, "status": status}, 202)
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -160,12 +191,54 @@ class Listener:
         return _json(body, 200 if age < STUCK_AFTER else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        if not self._may_read_metrics(request):
+            return web.Response(
+                text="unauthorized\n",
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="jobctl"'},
+            )
         return web.Response(
             text=render_metrics(self.daemon),
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
         )
+
+    def _may_read_metrics(self, request: web.Request) -> bool:
+        """With a token, only its bearer; without one, anyone on loopback and nobody beyond."""
+        if self.metrics_token is None:
+            return is_loopback(self.host)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        given_bytes = given.strip().encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(
+            given_bytes, self.metrics_token.encode("utf-8", "surrogateescape")
+        )
+
+
+def _content_type(request: web.Request) -> str | None:
+    """The caller's Content-Type as sent (parameters and all), when it is sane to pass on."""
+    value = request.headers.get("Content-Type", "").strip()
+    if not value or len(value) > 255 or not value.isascii() or not value.isprintable():
+        return None
+    return value
+
+
+def _is_text(*values: str) -> bool:
+    """False when a value carries bytes that were not UTF-8 (decoded as lone surrogates)."""
+    try:
+        for value in values:
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(value: str) -> str:
+    """A value from a request, safe to log: undecodable bytes shown as U+FFFD."""
+    text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return ascii(text)[1:-1] if not text.isprintable() else text
 
 
 def _json(body: Mapping[str, object], status: int) -> web.Response:

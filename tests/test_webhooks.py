@@ -6,9 +6,12 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +325,273 @@ def test_burst_of_webhooks_while_jobs_fire(
     steady = [r for r in job_runs(db_path, "steady") if r["trigger"] == "schedule"]
     late = [r for r in steady if r["started_at"] and r["started_at"][:19] > r["scheduled_for"][:19]]
     assert len(late) <= 1, "scheduled fires stay on time (to the second) during the burst"
+
+
+def test_hook_show_and_disable_without_a_webhook_exit_3(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "plain", "--url", "http://127.0.0.1:9/x", "--manual")
+    for command in ("show", "disable"):
+        result = jobctl("hook", command, "plain")
+        assert result.exit_code == 3, (command, result.stderr)
+        assert result.stderr.startswith("jobctl: ") and "has no webhook" in result.stderr
+        assert result.stderr.count("\n") == 1
+    assert jobctl("hook", "show", "ghost").exit_code == 3
+    assert jobctl("hook", "disable", "ghost").exit_code == 3
+
+
+def raw_post(base: str, path: bytes, headers: list[bytes], body: bytes = b"{}") -> int:
+    """POST over a plain socket, so header bytes that are not UTF-8 reach the daemon as such."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    lines = [b"POST " + path + b" HTTP/1.1", b"Host: " + host.encode(), b"Connection: close"]
+    lines += [*headers, b"Content-Length: " + str(len(body)).encode()]
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_non_utf8_credentials_are_refused_as_unauthorized(
+    jobctl: Invoke, db_path: Path, sink: Sink
+) -> None:
+    jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual")
+    secret = enable_hook(jobctl, "deploy")
+    daemon = DaemonProcess(db_path, "--listen", "127.0.0.1:0").wait_ready()
+    try:
+        base = wait_until(
+            lambda: query(db_path, "SELECT listen FROM daemon WHERE listen IS NOT NULL"),
+            what="the listener",
+        )[0][0]
+        bad = [
+            (b"/hooks/deploy", [b"Authorization: Bearer \xff"]),
+            (b"/hooks/deploy", [b"X-Hub-Signature-256: sha256=\xff\xfe"]),
+            (b"/hooks/deploy", [b"Authorization: Bearer " + secret.encode() + b"\xff"]),
+        ]
+        assert [raw_post(base, path, headers) for path, headers in bad] == [401] * len(bad)
+        good = [b"Authorization: Bearer " + secret.encode()]
+        assert raw_post(base, b"/hooks/dep%FFloy", good) == 401  # no such job
+        assert raw_post(base, b"/hooks/deploy", good) == 202  # the daemon still serves
+        wait_until(lambda: sink.requests_to("/deploy"), what="the good call's run")
+    finally:
+        assert daemon.stop() == 0
+    log = daemon.log()
+    assert "Traceback" not in log and "Error handling request" not in log, log
+    refusals = [line for line in log.splitlines() if "not UTF-8" in line]
+    assert len(refusals) == 3, log
+    assert len(job_runs(db_path, "deploy")) == 1
+
+
+def test_replayed_github_delivery_starts_one_run(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
+    jobctl("add", "deploy", "--url", f"{sink.url}/deploy", "--manual", "--overlap", "allow")
+    secret = enable_hook(jobctl, "deploy")
+    base = listening()
+    payload = b'{"ref": "main"}'
+    captured = {
+        "X-Hub-Signature-256": "sha256="
+        + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest(),
+        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "Content-Type": "application/json",
+    }
+    answers = [post(f"{base}/hooks/deploy", payload, captured) for _ in range(20)]
+    status, first = answers[0]
+    assert status == 202 and isinstance(first["run"], int)
+    assert answers[1:] == [(200, {"job": "deploy", "run": first["run"], "duplicate": True})] * 19
+    wait_until(lambda: sink.requests_to("/deploy"), what="the one run")
+    assert [r["id"] for r in job_runs(db_path, "deploy")] == [first["run"]]
+
+    # Two copies at once: still one run. Without any key, every call is a new run.
+    async def at_once(headers: dict[str, str], copies: int) -> list[tuple[int, Any]]:
+        async with aiohttp.ClientSession() as session:
+
+            async def call() -> tuple[int, Any]:
+                url = f"{base}/hooks/deploy"
+                async with session.post(url, data=b"x", headers=headers) as response:
+                    return response.status, await response.json()
+
+            return await asyncio.gather(*(call() for _ in range(copies)))
+
+    bearer = {"Authorization": f"Bearer {secret}"}
+    keyed = asyncio.run(at_once({**bearer, "Idempotency-Key": "order-7"}, 10))
+    assert sorted(status for status, _ in keyed) == [200] * 9 + [202]
+    assert len({body["run"] for _, body in keyed}) == 1
+    unkeyed = asyncio.run(at_once(bearer, 3))
+    assert [status for status, _ in unkeyed] == [202] * 3
+    assert len(job_runs(db_path, "deploy")) == 1 + 1 + 3
+    wait_until(lambda: len(sink.requests_to("/deploy")) == 5, what="every run to fire")
+
+    # A key another job saw is no repeat for this one; an unusable key is refused.
+    jobctl("add", "other", "--url", f"{sink.url}/other", "--manual")
+    other = enable_hook(jobctl, "other")
+    again = post(
+        f"{base}/hooks/other",
+        b"x",
+        {"Authorization": f"Bearer {other}", "Idempotency-Key": "order-7"},
+    )
+    assert again[0] == 202
+    too_long = {**bearer, "Idempotency-Key": "k" * 256}
+    assert post(f"{base}/hooks/deploy", b"x", too_long)[0] == 400
+    not_text = [b"Authorization: Bearer " + secret.encode(), b"Idempotency-Key: \xff"]
+    assert raw_post(base, b"/hooks/deploy", not_text) == 400
+    assert len(job_runs(db_path, "deploy")) == 5
+
+
+def test_replay_window_is_24_hours_per_job(jobctl: Invoke, db_path: Path) -> None:
+    from jobctl import db, engine
+
+    jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
+    jobctl("add", "b", "--url", "http://127.0.0.1:9/b", "--manual", "--overlap", "allow")
+    conn = db.connect(db_path)
+    t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    keys = ["delivery:d1", "idempotency:k1"]
+    first, status = engine.queue_webhook(conn, "a", t0, payload="", replay_keys=keys)
+    assert status == "queued"
+    almost = t0 + timedelta(hours=24) - timedelta(seconds=1)
+    for key in keys:  # either header alone is a repeat
+        assert engine.queue_webhook(conn, "a", almost, payload="", replay_keys=[key]) == (
+            first,
+            "duplicate",
+        )
+    other, status = engine.queue_webhook(conn, "b", almost, payload="", replay_keys=keys)
+    assert status == "queued"
+    later, status = engine.queue_webhook(
+        conn, "a", t0 + timedelta(hours=24, seconds=1), payload="", replay_keys=keys
+    )
+    assert status == "queued" and later != first
+    # Expired entries are pruned as requests come in; a removed job takes its own along.
+    seen = "SELECT job_id, run_id FROM hook_deliveries ORDER BY job_id, key"
+    assert {run for _, run in conn.execute(seen)} == {other, later}
+    assert jobctl("rm", "b", "--yes", "--force").exit_code == 0
+    assert {run for _, run in conn.execute(seen)} == {later}
+    conn.close()
+
+
+def test_two_processes_with_one_key_start_one_run(jobctl: Invoke, db_path: Path) -> None:
+    from jobctl import db, engine
+
+    jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
+    start = threading.Barrier(4)
+    results: list[tuple[int | None, str]] = []
+
+    def call() -> None:
+        conn = db.connect(db_path)
+        start.wait()
+        results.append(
+            engine.queue_webhook(
+                conn, "a", datetime.now(UTC), payload="", replay_keys=["delivery:same"]
+            )
+        )
+        conn.close()
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(status for _, status in results) == ["duplicate"] * 3 + ["queued"]
+    assert len({run for run, _ in results}) == 1
+    assert len(job_runs(db_path, "a")) == 1
+
+
+def test_forwarded_payload_keeps_the_callers_content_type(
+    jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
+) -> None:
+    sink.replies["/flaky"] = Reply(status=503)
+    forward = ["--manual", "--forward-payload", "--overlap", "allow"]
+    jobctl(
+        "add", "flaky", "--url", f"{sink.url}/flaky", *forward, "--retries", "1", "--backoff", "1s"
+    )
+    jobctl(
+        "add",
+        "typed",
+        "--url",
+        f"{sink.url}/typed",
+        *forward,
+        "--header",
+        "content-type: text/x-job",
+    )
+    flaky = {"Authorization": f"Bearer {enable_hook(jobctl, 'flaky')}"}
+    typed = {"Authorization": f"Bearer {enable_hook(jobctl, 'typed')}"}
+    base = listening()
+    json_type = {"Content-Type": "application/json; charset=utf-8"}
+    assert post(f"{base}/hooks/flaky", b'{"a": 1}', {**flaky, **json_type})[0] == 202
+    assert post(f"{base}/hooks/typed", b'{"b": 2}', {**typed, **json_type})[0] == 202
+    wait_until(lambda: len(sink.requests_to("/flaky")) == 2, what="the run and its retry")
+    wait_until(lambda: sink.requests_to("/typed"), what="the typed run")
+
+    def types(received: Any) -> list[str]:
+        return [v for k, v in received.headers.items() if k.lower() == "content-type"]
+
+    for received in [*sink.requests_to("/flaky"), *sink.requests_to("/typed")]:
+        assert types(received) == ["application/json; charset=utf-8"], received.headers
+    # A caller that names no type: the job's own header, else none of ours.
+    assert (
+        raw_post(base, b"/hooks/typed", [f"Authorization: {typed['Authorization']}".encode()])
+        == 202
+    )
+    wait_until(lambda: len(sink.requests_to("/typed")) == 2, what="the untyped call")
+    assert types(sink.requests_to("/typed")[1]) == ["text/x-job"]
+
+
+def get_with(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def _listening_port(db_path: Path, daemon: DaemonProcess) -> int:
+    row = wait_until(
+        lambda: query(
+            db_path, "SELECT listen FROM daemon WHERE listen IS NOT NULL AND pid = ?", daemon.pid
+        ),
+        what="the listener",
+    )
+    return int(str(row[0][0]).rsplit(":", 1)[1])
+
+
+def test_metrics_token(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
+    jobctl("add", "secret-job-name", "--url", "http://127.0.0.1:9/x", "--manual")
+    env_file = tmp_path / "daemon.env"
+    env_file.write_text("METRICS_TOKEN=s3cret-metrics\n")
+    # With a token (here from the env file), /metrics wants it, wherever the listener binds.
+    daemon = DaemonProcess(
+        db_path,
+        "--listen",
+        "0.0.0.0:0",
+        "--env-file",
+        str(env_file),
+        "--metrics-token-env",
+        "METRICS_TOKEN",
+    ).wait_ready()
+    try:
+        base = f"http://127.0.0.1:{_listening_port(db_path, daemon)}"
+        assert get_with(f"{base}/metrics", {}) == 401
+        assert get_with(f"{base}/metrics", {"Authorization": "Bearer wrong"}) == 401
+        assert get_with(f"{base}/metrics", {"Authorization": "Basic s3cret-metrics"}) == 401
+        assert get_with(f"{base}/metrics", {"Authorization": "Bearer s3cret-metrics"}) == 200
+        assert get_with(f"{base}/healthz", {}) == 200
+    finally:
+        assert daemon.stop() == 0
+    assert "without --metrics-token-env" not in daemon.log()
+    # Beyond loopback without a token: refused, and said at start.
+    daemon = DaemonProcess(db_path, "--listen", "0.0.0.0:0").wait_ready()
+    try:
+        base = f"http://127.0.0.1:{_listening_port(db_path, daemon)}"
+        status, text = get(f"{base}/metrics")
+        assert status == 401 and "secret-job-name" not in text
+        assert get(f"{base}/healthz")[0] == 200
+    finally:
+        assert daemon.stop() == 0
+    warnings = [line for line in daemon.log().splitlines() if "--metrics-token-env" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0].upper(), daemon.log()
+
+
+def test_metrics_token_env_must_be_set(jobctl: Invoke, db_path: Path) -> None:
+    result = jobctl("daemon", "--listen", "0", "--metrics-token-env", "JOBCTL_TEST_NO_SUCH_VAR")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("jobctl: --metrics-token-env JOBCTL_TEST_NO_SUCH_VAR")
+    assert not db_path.exists()

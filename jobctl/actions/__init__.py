@@ -24,6 +24,7 @@ class FireContext:
     timeout: float  # seconds
     env: Mapping[str, str]  # where ${NAME} references are expanded from
     payload: str | None = None  # webhook body
+    payload_type: str | None = None  # its Content-Type, as the caller sent it
     # Prompt placeholders ({job}, {now}, {last_output} ...), filled in after secrets are
     # expanded, so that text from outside (a payload, an answer) can never pull a secret in.
     placeholders: Mapping[str, str] | None = None

@@ -155,6 +155,10 @@ class HttpFirer(SessionOwner):
             if spec.get("forward_payload") and ctx.payload is not None:
                 # The webhook's body goes on as sent: never expanded, it comes from outside.
                 body = ctx.payload
+                if ctx.payload_type:  # and so does its type (else aiohttp says octet-stream)
+                    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                    from_reference = {k for k in from_reference if k.lower() != "content-type"}
+                    headers["Content-Type"] = ctx.payload_type
         except Failed as exc:
             return fail_before_start(str(exc), utcnow(), _redacted_template(method, spec))
         if not any(name.lower() == "user-agent" for name in headers):

@@ -6,7 +6,7 @@ import click
 
 from jobctl.cli import cli, db_option, json_option, open_db
 from jobctl.cli.complete import complete_job_names
-from jobctl.errors import Failed
+from jobctl.errors import NotFound
 
 BASE_URL_HELP = "Public base URL when a reverse proxy fronts the daemon."
 
@@ -18,10 +18,17 @@ def hook() -> None:
     Callers send `Authorization: Bearer SECRET`, or sign the body like GitHub
     (`X-Hub-Signature-256`). The daemon must run with --listen.
 
+    A repeat of a request starts nothing: for 24 hours the daemon remembers each
+    job's `X-GitHub-Delivery` ids and `Idempotency-Key` values and answers a repeat
+    200 with the first request's run id and "duplicate": true. A request with
+    neither header is always a new run: send a unique Idempotency-Key to be safe
+    from replays.
+
     \b
     Examples:
       jobctl hook enable deploy
       curl -X POST -H "Authorization: Bearer $SECRET" http://127.0.0.1:8787/hooks/deploy
+      curl -X POST -H "Authorization: Bearer $SECRET" -H "Idempotency-Key: $(uuidgen)" "$URL"
     """
 
 
@@ -97,7 +104,7 @@ def hook_disable(ctx: click.Context, name: str) -> None:
     from jobctl import hooks
 
     if not hooks.disable(open_db(ctx), name):
-        raise Failed(f"job {name!r} has no webhook")
+        raise NotFound(f"job {name!r} has no webhook")
     click.echo(f"webhook disabled for {name}")
 
 
@@ -119,6 +126,6 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
 
     conn = open_db(ctx)
     if not hooks.is_enabled(conn, name):
-        raise Failed(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
+        raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
     url = hooks.hook_url(conn, name, base_url)
     click.echo(to_json({"job": name, "url": url, "enabled": True}) if as_json else url)

@@ -10,7 +10,7 @@ import click
 
 from jobctl.cli import cli, db_option, db_path, json_option, open_db
 from jobctl.cli.complete import complete_job_names
-from jobctl.errors import Failed
+from jobctl.errors import Failed, InvalidInput
 
 
 @cli.group(invoke_without_command=True)
@@ -61,6 +61,13 @@ from jobctl.errors import Failed
     help="Serve webhooks, /healthz and /metrics (a bare PORT means 127.0.0.1).",
 )
 @click.option(
+    "--metrics-token-env",
+    metavar="NAME",
+    help="Require `Authorization: Bearer TOKEN` for /metrics, TOKEN read from this "
+    "environment variable (or the env file) at start. Without it /metrics is open on "
+    "loopback and refused beyond.",
+)
+@click.option(
     "--detach",
     is_flag=True,
     help="Run in the background (pidfile, log file); return once it is up.",
@@ -107,6 +114,7 @@ def daemon(
     env_file: Path | None,
     log_level: str,
     listen: str | None,
+    metrics_token_env: str | None,
     detach: bool,
     pidfile: Path | None,
     log_file: Path | None,
@@ -153,12 +161,18 @@ def daemon(
         env_file=env_file,
         log=LogConfig(level=log_level, file=log_file, max_bytes=log_max_bytes, backups=log_backups),
         listen=listen,
+        metrics_token_env=metrics_token_env,
     )
     if listen:
         from jobctl.listener import parse_listen
 
         parse_listen(listen)  # a bad address fails here, before anything starts
-    fire_environment(env_file)  # a bad env file fails here, before anything starts
+    env = fire_environment(env_file)  # a bad env file fails here, before anything starts
+    if metrics_token_env is not None and not env.get(metrics_token_env):
+        raise InvalidInput(
+            f"--metrics-token-env {metrics_token_env}: no such variable in the environment "
+            "or the env file (or it is empty)"
+        )
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)
