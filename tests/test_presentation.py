@@ -240,7 +240,14 @@ def test_click_default_group_is_gone() -> None:
 # ------------------------------------------------------------------------------ status
 
 
-def record(db_path: Path, job: str, status: str, created: datetime, finished: datetime) -> None:
+def record(
+    db_path: Path,
+    job: str,
+    status: str,
+    created: datetime,
+    finished: datetime,
+    details: dict[str, object] | None = None,
+) -> None:
     """One finished run, written through the engine's own claim and record steps."""
     conn = db.connect(db_path)
     conn.execute(
@@ -256,6 +263,7 @@ def record(db_path: Path, job: str, status: str, created: datetime, finished: da
         http_status=500,
         error="HTTP 500" if status != "succeeded" else None,
         output="",
+        details=details or {},
     )
     engine.record_outcomes(conn, [(claim, outcome)], finished)
     conn.execute(
@@ -304,3 +312,37 @@ def test_status_counts_each_status_and_names_failing_jobs(db_path: Path, jobctl:
     assert "1 succeeded, 3 failed, 1 timed out, 1 interrupted" in text
     assert "flaky (2), report (2), web (1)" in text
     assert "flaky (auto-paused after 2 failures in a row)" in text
+
+
+# ----------------------------------------------------------------- runs show, --since
+
+
+def test_runs_show_prints_token_usage_and_delivery_readably(db_path: Path, jobctl: Invoke) -> None:
+    assert jobctl("add", "ask", "--url", "http://127.0.0.1:9/", "--every", "1m").exit_code == 0
+    now = datetime.now(UTC).replace(microsecond=0)
+    details = {
+        "model": "m1",
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        "latency_ms": 42,
+        "delivery": {
+            "url": "https://hooks.example/x",
+            "status": 500,
+            "ok": False,
+            "error": "HTTP 500",
+        },
+    }
+    record(db_path, "ask", "succeeded", now, now, details)
+    text = jobctl("runs", "show", "1").stdout
+    assert "tokens:" in text and "11 in + 7 out = 18" in text
+    assert "latency:" in text and "42 ms" in text
+    assert "failed to deliver to https://hooks.example/x (HTTP 500): HTTP 500" in text
+    assert "{" not in text
+
+
+def test_since_error_names_the_forms_runs_takes(db_path: Path, jobctl: Invoke) -> None:
+    result = jobctl("runs", "--since", "yesterday")
+    assert result.exit_code == 2
+    assert "job's zone" not in result.stderr
+    assert "24h" in result.stderr and "2026-12-01 09:00" in result.stderr
+    # `add --at` still names the job's zone, which is where it reads the time.
+    assert "job's zone" in jobctl("add", "x", "--url", "http://h/", "--at", "soon").stderr
