@@ -43,12 +43,18 @@ class RunFilter:
     after_id: int | None = None
 
 
+MOMENT_FORMS = (
+    "use a duration ago like 24h or 30m, a local time like 2026-12-01 09:00, "
+    "or ISO-8601 with an offset, like 2026-12-01T09:00:00+01:00"
+)
+
+
 def parse_moment(text: str, now: datetime, *, what: str) -> datetime:
     """`24h` (that long ago) or a time (ISO-8601, or local `YYYY-MM-DD HH:MM`)."""
     try:
         return now - parse_duration(text, what=what)
     except InvalidInput:
-        return parse_time(text, get_zone(local_zone_name()), what=what)
+        return parse_time(text, get_zone(local_zone_name()), what=what, forms=MOMENT_FORMS)
 
 
 def validate_filter_values(statuses: Iterable[str], triggers: Iterable[str]) -> None:
@@ -163,28 +169,24 @@ def stats_to_dict(stats: JobStats) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ status
 
 
+FINISHED = tuple(status for status in STATUSES if status not in ("queued", "running"))
+
+
 def status_summary(
     conn: sqlite3.Connection, now: datetime, *, daemon_running: bool, upcoming: int = 5
 ) -> dict[str, Any]:
-    """The contract's `status --json` document (the daemon block filled by the caller)."""
+    """The contract's `status --json` document (the daemon block filled by the caller).
+
+    The 24-hour figures count runs that finished in the window, by status, whenever they
+    were created; `failed_24h` is the sum of the failure statuses (failed, timed_out,
+    interrupted), `missed_24h` the missed slots.
+    """
     from jobctl.timeutil import iso_z
 
     counts = {"enabled": 0, "paused": 0, "completed": 0}
     for state, count in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
         counts[state] = count
-    day_ago = to_db(now - timedelta(hours=24))
-    # (status, id) ranges from the first run of the window: no scan of a day of runs.
-    first = first_run_since(conn, day_ago)
-    failed = conn.execute(
-        f"SELECT count(*) FROM runs WHERE status IN ({', '.join('?' * len(FAILURES))}) "
-        "AND id >= ? AND finished_at >= ?",
-        (*sorted(FAILURES), first, day_ago),
-    ).fetchone()[0]
-    missed = conn.execute(
-        "SELECT coalesce(sum(coalesce(json_extract(details, '$.missed_count'), 1)), 0) "
-        "FROM runs WHERE status = 'missed' AND id >= ? AND finished_at >= ?",
-        (first, day_ago),
-    ).fetchone()[0]
+    window = finished_since(conn, now - timedelta(hours=24))
     daemon = conn.execute("SELECT * FROM daemon WHERE id = 1").fetchone()
     return {
         "daemon": {
@@ -196,12 +198,88 @@ def status_summary(
             "listen": daemon["listen"] if daemon and daemon_running else None,
         },
         "jobs": counts,
-        "failed_24h": failed,
-        "missed_24h": missed,
+        "failed_24h": sum(window.counts[status] for status in FAILURES),
+        "missed_24h": window.missed_slots,
+        "counts_24h": window.counts,
+        "failing_jobs": window.failing_jobs(conn),
+        "auto_paused": [
+            {"job": name, "reason": reason}
+            for name, reason in conn.execute(
+                "SELECT name, paused_reason FROM jobs WHERE state = 'paused' "
+                "AND paused_reason IS NOT NULL ORDER BY name"
+            )
+        ],
         "upcoming": [
             {"job": name, "at": iso_z(at)} for name, at in upcoming_fires(conn, now, upcoming)
         ],
     }
+
+
+@dataclass
+class FinishedRuns:
+    """What finished in a window: counts by status, missed slots, failures per job."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FINISHED, 0))
+    missed_slots: int = 0
+    failures: dict[int, int] = field(default_factory=dict)  # job id -> failed runs
+
+    def failing_jobs(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        """`{"job", "failures"}` for each job that failed in the window, most failures first."""
+        names = dict(
+            conn.execute(
+                f"SELECT id, name FROM jobs WHERE id IN ({', '.join('?' * len(self.failures))})",
+                list(self.failures),
+            ).fetchall()
+        )
+        failing = [
+            {"job": names[job_id], "failures": count}
+            for job_id, count in self.failures.items()
+            if job_id in names
+        ]
+        return sorted(failing, key=lambda item: (-item["failures"], item["job"]))
+
+    def add(self, status: str, job_id: int, count: int, slots: int) -> None:
+        self.counts[status] = self.counts.get(status, 0) + count
+        if status in FAILURES:
+            self.failures[job_id] = self.failures.get(job_id, 0) + count
+        if status == "missed":
+            self.missed_slots += slots
+
+
+def finished_since(conn: sqlite3.Connection, since: datetime) -> FinishedRuns:
+    """Runs whose finished_at is at or after `since`, without reading a day of rows.
+
+    Runs created in the window are counted from the (status, id) index alone (they finished
+    after they were created); failures and missed rows, which are few, are read for their
+    job and slot count. Runs created before the window and finished in it (long ones) come
+    from the finished_at index, whose entries carry the id.
+    """
+    start = to_db(since)
+    first = first_run_since(conn, start)
+    result = FinishedRuns()
+    slots = "coalesce(json_extract(details, '$.missed_count'), 1)"
+    for status in FINISHED:
+        if status in FAILURES or status == "missed":
+            rows = conn.execute(
+                f"SELECT job_id, count(*), sum({slots}) FROM runs "
+                "WHERE status = ? AND id >= ? GROUP BY job_id",
+                (status, first),
+            ).fetchall()
+            for job_id, count, missed in rows:
+                result.add(status, job_id, count, missed)
+        else:
+            count = conn.execute(
+                "SELECT count(*) FROM runs WHERE status = ? AND id >= ?", (status, first)
+            ).fetchone()[0]
+            result.add(status, 0, count, 0)
+    # `+id`: the id bound must not pick the key over the finished_at index.
+    for status, job_id, count, missed in conn.execute(
+        f"SELECT status, job_id, count(*), sum({slots}) FROM runs INDEXED BY runs_finished_at "
+        "WHERE finished_at >= ? AND +id < ? GROUP BY status, job_id",
+        (start, first),
+    ):
+        result.add(status, job_id, count, missed)
+    return result
 
 
 def first_run_since(conn: sqlite3.Connection, since: str) -> int:

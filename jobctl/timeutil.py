@@ -123,8 +123,19 @@ def is_nonexistent(local: datetime) -> bool:
 _LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
 
 
-def parse_time(text: str, zone: ZoneInfo, *, what: str = "time") -> datetime:
-    """ISO-8601 with an offset, or local `YYYY-MM-DD HH:MM[:SS]` read in `zone`."""
+TIME_FORMS = (
+    "use YYYY-MM-DD HH:MM[:SS] (in the job's zone) "
+    "or ISO-8601 with an offset, like 2026-12-01T09:00:00+01:00"
+)
+
+
+def parse_time(
+    text: str, zone: ZoneInfo, *, what: str = "time", forms: str = TIME_FORMS
+) -> datetime:
+    """ISO-8601 with an offset, or local `YYYY-MM-DD HH:MM[:SS]` read in `zone`.
+
+    `forms` is the hint for an unreadable time, naming the zone as the command reads it.
+    """
     raw = text.strip()
     candidate = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     try:
@@ -141,10 +152,7 @@ def parse_time(text: str, zone: ZoneInfo, *, what: str = "time") -> datetime:
         except ValueError:
             continue
     if local is None:
-        raise InvalidInput(
-            f"invalid {what} {text!r}: use YYYY-MM-DD HH:MM[:SS] (in the job's zone) "
-            "or ISO-8601 with an offset, like 2026-12-01T09:00:00+01:00"
-        )
+        raise InvalidInput(f"invalid {what} {text!r}: {forms}")
     if is_nonexistent(local):
         raise InvalidInput(
             f"invalid {what} {text!r}: that local time does not exist in {zone.key} "

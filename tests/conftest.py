@@ -29,6 +29,7 @@ def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "data" / "jobctl.db"
     monkeypatch.setenv("JOBCTL_DB", str(path))
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("COLUMNS", raising=False)  # tables fit only when asked
     return path
 
 

@@ -40,6 +40,12 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")(func)
 
 
+def wide_option(func: F) -> F:
+    return click.option(
+        "--wide", "-w", is_flag=True, help="Show everything in full, however wide the lines."
+    )(func)
+
+
 def db_path(ctx: click.Context) -> Any:
     from jobctl.paths import resolve_db_path
 

@@ -8,7 +8,7 @@ rather than a traceback in the middle of someone's command line.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -152,4 +152,56 @@ def complete_run_ids(
     return [
         CompletionItem(str(run_id), help=f"{job} {status} {str(slot)[:16]}")
         for run_id, job, status, slot in _read(ctx, newest_runs)
+    ]
+
+
+def _words(values: Iterable[str], incomplete: str) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(value) for value in values if value.startswith(incomplete)]
+
+
+def complete_statuses(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Run statuses for `runs --status`."""
+    from jobctl.runs import STATUSES
+
+    return _words(STATUSES, incomplete)
+
+
+def complete_triggers(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Run triggers for `runs --trigger`."""
+    from jobctl.runs import TRIGGERS
+
+    return _words(TRIGGERS, incomplete)
+
+
+def zone_names() -> list[str]:
+    """IANA zone names, read from the tzdata package's index (zoneinfo's own listing walks
+    /usr/share/zoneinfo and takes over 100 ms, too slow for a TAB)."""
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec("tzdata")
+        if spec is not None and spec.origin:
+            with open(os.path.join(os.path.dirname(spec.origin), "zones"), encoding="utf-8") as f:
+                return f.read().split()
+    except OSError:
+        pass
+    import zoneinfo
+
+    return sorted(zoneinfo.available_timezones())
+
+
+def complete_zones(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """IANA time zones for `--tz`: `Europe/Be` gives Europe/Belgrade and Europe/Berlin."""
+    lowered = incomplete.lower()
+    return _words(sorted(name for name in zone_names() if name.lower().startswith(lowered)), "")[
+        :LIMIT
     ]

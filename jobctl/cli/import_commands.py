@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.cli.complete import complete_zones
 from jobctl.errors import InvalidInput
 
 
@@ -32,6 +33,7 @@ def import_() -> None:
 @click.option(
     "--tz",
     metavar="ZONE",
+    shell_complete=complete_zones,
     help="Zone of the entries no CRON_TZ line covers (default: the machine's).",
 )
 @db_option

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db
-from jobctl.cli.complete import complete_job_names
+from jobctl.cli import F, cli, db_option, json_option, open_db, wide_option
+from jobctl.cli.complete import complete_job_names, complete_zones
 from jobctl.errors import InvalidInput
 
 JOB_OPTIONS: list[Callable[[F], F]] = [
@@ -68,7 +68,10 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
         "into words and runs the program directly.",
     ),
     click.option(
-        "--tz", metavar="ZONE", help="IANA time zone for the schedule (default: the machine's)."
+        "--tz",
+        metavar="ZONE",
+        shell_complete=complete_zones,
+        help="IANA time zone for the schedule (default: the machine's).",
     ),
     click.option("--description", metavar="TEXT", help="What the job is for."),
     click.option(
@@ -278,20 +281,26 @@ def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool) -
 
 
 @cli.command(name="list")
+@wide_option
 @db_option
 @json_option
 @click.pass_context
-def list_(ctx: click.Context, as_json: bool) -> None:
+def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     """List jobs with their schedule, next run and last outcome.
+
+    On a terminal the table fits its width: long states, schedules and actions are cut
+    short, and LAST, RECENT and OK make way if needed. Names are always whole; --wide, or
+    output to a pipe, shows everything.
 
     \b
     Examples:
       jobctl list
+      jobctl list --wide
       jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
     """
     from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
     from jobctl.jobs import job_to_dict, list_jobs
-    from jobctl.output import table, to_json, use_colour
+    from jobctl.output import Column, output_width, table, to_json, use_colour
 
     conn = open_db(ctx, tidy=True)
     jobs = list_jobs(conn)
@@ -309,17 +318,32 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if not jobs:
         click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
         return
-    headers = ["NAME", "STATE", "SCHEDULE", "ACTION", "NEXT", "LAST", "STATUS", "OK", "RECENT"]
-    click.echo(table(_list_rows(jobs, stats, _now(), use_colour()), headers))
+    # Free text is cut to fit; OK, RECENT, then LAST go when cutting is not enough.
+    columns = [
+        Column("NAME"),
+        Column("STATE", shrink=True),
+        Column("SCHEDULE", shrink=True),
+        Column("ACTION", shrink=True),
+        Column("NEXT"),
+        Column("LAST", drop=3),
+        Column("STATUS"),
+        Column("OK", drop=1),
+        Column("RECENT", drop=2),
+    ]
+    rows = _list_rows(jobs, stats, _now(), use_colour())
+    click.echo(table(rows, columns, width=output_width(wide=wide)))
 
 
 @cli.command()
 @click.argument("name", shell_complete=complete_job_names)
+@wide_option
 @db_option
 @json_option
 @click.pass_context
-def show(ctx: click.Context, name: str, as_json: bool) -> None:
+def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     """Show everything about a job, with its next 5 fire times.
+
+    On a terminal, long values wrap onto indented lines within its width (--wide: never).
 
     \b
     Examples:
@@ -346,10 +370,14 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         data["upcoming"] = [iso_z(moment) for moment in upcoming]
         click.echo(to_json(data))
         return
-    click.echo(_render_show(job, data, upcoming))
+    from jobctl.output import output_width
+
+    click.echo(_render_show(job, data, upcoming, output_width(wide=wide)))
 
 
-def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> str:
+def _render_show(
+    job: Any, data: dict[str, Any], upcoming: list[datetime], width: int | None
+) -> str:
     from jobctl.output import key_values
     from jobctl.policies import as_text
     from jobctl.schedule import describe
@@ -368,7 +396,7 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
     ]
     for key, value in data["spec"].items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or None
+            value = [f"{k}: {v}" for k, v in value.items()]
         elif job.action == "exec" and key == "shell":
             value = "/bin/sh -c" if value else "none (the words are run directly)"
         pairs.append((f"  {key}", value))
@@ -398,13 +426,13 @@ def _render_show(job: Any, data: dict[str, Any], upcoming: list[datetime]) -> st
         ("recent", _strip(data["recent"])),
         (
             "policies",
-            ", ".join(f"{k} {as_text(k, v)}" for k, v in data["policies"].items() if k != "notify"),
+            [f"{k} {as_text(k, v)}" for k, v in data["policies"].items() if k != "notify"],
         ),
-        ("notify", ", ".join(f"{t['on']}: {t['url']}" for t in data["policies"]["notify"])),
-        ("runs after", ", ".join(data["after"])),
+        ("notify", [f"{t['on']}: {t['url']}" for t in data["policies"]["notify"]]),
+        ("runs after", list(data["after"])),
         ("webhook", "enabled (see `jobctl hook show`)" if data["webhook"] else None),
     ]
-    text = key_values(pairs)
+    text = key_values(pairs, width=width)
     if upcoming:
         text += f"\nnext {len(upcoming)} fires ({job.timezone}):\n"
         text += "\n".join(f"  {local_text(moment, zone)}" for moment in upcoming)
@@ -475,7 +503,12 @@ def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.option("--cron", metavar="EXPR", help="Preview a cron expression instead of a job.")
 @click.option("--every", metavar="DURATION", help="Preview an interval instead of a job.")
 @click.option("--offset", metavar="DURATION", help="With --every: the offset.")
-@click.option("--tz", metavar="ZONE", help="Time zone for --cron/--every (default: the machine's).")
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    shell_complete=complete_zones,
+    help="Time zone for --cron/--every (default: the machine's).",
+)
 @db_option
 @json_option
 @click.pass_context

@@ -5,14 +5,21 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click_default_group import DefaultGroup
 
-from jobctl.cli import cli, db_option, db_path, json_option, open_db
-from jobctl.cli.complete import complete_job_names, complete_run_ids
+from jobctl.cli import cli, db_option, db_path, json_option, open_db, wide_option
+from jobctl.cli.complete import (
+    complete_job_names,
+    complete_run_ids,
+    complete_statuses,
+    complete_triggers,
+)
 from jobctl.errors import DaemonUnavailable, InvalidInput
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 FOLLOW_POLL = 0.5
 
@@ -23,17 +30,76 @@ def _now() -> datetime:
     return utcnow()
 
 
-class RunsGroup(DefaultGroup):  # type: ignore[misc]
-    """`runs` alone lists, also when only the group's own options (`--db X`) were given."""
+class RunsGroup(click.Group):
+    """`runs [NAME] [OPTIONS]` lists; `runs show|prune|clear ...` are subcommands.
+
+    Arguments that do not start with a subcommand's name go to `list` (`runs backup
+    --limit 5`, `runs --status failed`, `runs` alone); `runs --help` shows list's options.
+    """
+
+    default_command = "list"
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest: list[str] = super().parse_args(ctx, args)
-        if not ctx._protected_args and not ctx.args:
-            ctx._protected_args = [self.default_cmd_name]
-        return rest
+        args = list(args)
+        position = self._after_own_options(ctx, args)
+        completing_here = ctx.resilient_parsing and position == len(args)
+        if position is not None and position <= len(args) and not completing_here:
+            if position == len(args) or args[position] not in self.commands:
+                args.insert(position, self.default_command)
+        return super().parse_args(ctx, args)
+
+    def _after_own_options(self, ctx: click.Context, args: list[str]) -> int | None:
+        """Where the group's own options (`--db X`) end; None if `--help` is among them."""
+        takes_value: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for name in (*param.opts, *param.secondary_opts):
+                    takes_value[name] = not param.is_flag
+        position = 0
+        while position < len(args):
+            name, has_equals, _ = args[position].partition("=")
+            if name not in takes_value:
+                return position
+            if name in ctx.help_option_names:
+                return None
+            position += 2 if takes_value[name] and not has_equals else 1
+        return position  # past the end when the last option lacks its value
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[NAME] [OPTIONS] | COMMAND [ARGS]..."]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list options with the group's own, then the subcommands."""
+        records = []
+        seen: set[str] = set()
+        listing = self.commands[self.default_command]
+        for param in [*listing.get_params(ctx), *self.get_params(ctx)]:
+            record = param.get_help_record(ctx)
+            if record is None or not isinstance(param, click.Option) or record[0] in seen:
+                continue
+            seen.add(record[0])
+            records.append(record)
+        with formatter.section("Options"):
+            formatter.write_dl(records)
+        self.format_commands(ctx, formatter)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """`runs <TAB>`: the subcommands, and what `runs list` takes (job names, options)."""
+        results = super().shell_complete(ctx, incomplete)
+        listing = self.commands[self.default_command]
+        with listing.make_context(
+            self.default_command, [], parent=ctx, resilient_parsing=True
+        ) as list_ctx:
+            known = {item.value for item in results}
+            if incomplete.startswith("-"):
+                extra = listing.shell_complete(list_ctx, incomplete)
+            else:
+                name = next(p for p in listing.params if isinstance(p, click.Argument))
+                extra = name.shell_complete(list_ctx, incomplete)
+        return results + [item for item in extra if item.value not in known]
 
 
-@cli.group(cls=RunsGroup, default="list", default_if_no_args=True)
+@cli.group(cls=RunsGroup)
 @db_option
 def runs() -> None:
     """Run history: `jobctl runs [NAME]` lists; show, prune and clear are subcommands.
@@ -53,6 +119,7 @@ def runs() -> None:
     "statuses",
     multiple=True,
     metavar="S",
+    shell_complete=complete_statuses,
     help="Only runs with this status; repeat for more.",
 )
 @click.option(
@@ -60,6 +127,7 @@ def runs() -> None:
     "triggers",
     multiple=True,
     metavar="T",
+    shell_complete=complete_triggers,
     help="Only runs started this way (schedule, manual, retry, ...).",
 )
 @click.option("--since", metavar="D|TIME", help="Only runs since: 24h ago, or a time.")
@@ -80,6 +148,7 @@ def runs() -> None:
     help="Output format.",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing runs as they start and end.")
+@wide_option
 @db_option
 @json_option
 @click.pass_context
@@ -93,9 +162,13 @@ def runs_list(
     limit: int,
     fmt: str,
     follow: bool,
+    wide: bool,
     as_json: bool,
 ) -> None:
     """List runs, newest first.
+
+    On a terminal the table fits its width: errors are cut short, and STARTED, TRIGGER,
+    CODE and DURATION make way if needed; --wide, or output to a pipe, shows everything.
 
     \b
     Examples:
@@ -104,6 +177,7 @@ def runs_list(
       jobctl runs --follow
     """
     from jobctl.history import RunFilter, list_runs, parse_moment, validate_filter_values
+    from jobctl.output import output_width
 
     validate_filter_values(statuses, triggers)
     now = _now()
@@ -120,12 +194,12 @@ def runs_list(
     conn = open_db(ctx, tidy=True)
     rows = list_runs(conn, where)
     if follow:
-        _follow(conn, where, rows, fmt)
+        _follow(conn, where, rows, fmt, output_width(wide=wide))
         return
-    _print_runs(rows, fmt, now)
+    _print_runs(rows, fmt, now, output_width(wide=wide))
 
 
-def _print_runs(rows: list[Any], fmt: str, now: datetime) -> None:
+def _print_runs(rows: list[Any], fmt: str, now: datetime, width: int | None) -> None:
     from jobctl.output import to_json
     from jobctl.runs import run_to_dict
 
@@ -143,19 +217,25 @@ def _print_runs(rows: list[Any], fmt: str, now: datetime) -> None:
     else:
         from jobctl.output import table, use_colour
 
-        headers = [
-            "ID",
-            "JOB",
-            "TRIGGER",
-            "SCHEDULED",
-            "STARTED",
-            "DURATION",
-            "STATUS",
-            "CODE",
-            "ERROR",
-        ]
         colour = use_colour()
-        click.echo(table([_run_cells(row, now, colour) for row in rows], headers))
+        click.echo(table([_run_cells(row, now, colour) for row in rows], _columns(), width=width))
+
+
+def _columns() -> list[Any]:
+    """The `runs` table: ERROR is cut to fit; STARTED, TRIGGER, CODE, DURATION make way."""
+    from jobctl.output import Column
+
+    return [
+        Column("ID"),
+        Column("JOB"),
+        Column("TRIGGER", drop=2),
+        Column("SCHEDULED"),
+        Column("STARTED", drop=1),
+        Column("DURATION", drop=4),
+        Column("STATUS"),
+        Column("CODE", drop=3),
+        Column("ERROR", shrink=True),
+    ]
 
 
 def _print_csv(rows: list[Any]) -> None:
@@ -209,23 +289,28 @@ def _run_cells(row: Any, now: datetime, colour: bool) -> list[str]:
         duration,
         colour_status(row["status"], colour),
         code,
-        error[:60] + ("…" if len(error) > 60 else "") or "-",
+        error or "-",
     ]
 
 
-def _follow(conn: Any, where: Any, rows: list[Any], fmt: str) -> None:
+def _follow(conn: Any, where: Any, rows: list[Any], fmt: str, width: int | None) -> None:
     """Print what exists (oldest first), then new runs and status changes until Ctrl-C."""
     from jobctl.history import runs_by_id
 
     shown: dict[int, str] = {}
+    printer = _FollowTable(conn, width) if fmt == "table" else None
 
     def emit(batch: list[Any]) -> None:
         fresh = [row for row in batch if shown.get(row["id"]) != row["status"]]
         for row in fresh:
             shown[row["id"]] = row["status"]
-        if fresh:
-            _print_runs(fresh, fmt if fmt != "json" else "jsonl", _now())
-            sys.stdout.flush()
+        if not fresh:
+            return
+        if printer is not None:
+            printer.print(fresh)
+        else:
+            _print_runs(fresh, fmt if fmt != "json" else "jsonl", _now(), width)
+        sys.stdout.flush()
 
     emit(list(reversed(rows)))
     last_id = max((row["id"] for row in rows), default=_max_run_id(conn))
@@ -245,6 +330,40 @@ def _follow(conn: Any, where: Any, rows: list[Any], fmt: str) -> None:
         return
 
 
+class _FollowTable:
+    """The `runs --follow` table: one header, and column widths fixed when it is printed
+    (wide enough for the longest job name and the ids to come), so rows stay aligned."""
+
+    def __init__(self, conn: Any, width: int | None) -> None:
+        self.conn = conn
+        self.width = width
+        self.layout: Any = None
+
+    def print(self, rows: list[Any]) -> None:
+        from jobctl.output import table_layout, use_colour
+
+        colour = use_colour()
+        cells = [_run_cells(row, _now(), colour) for row in rows]
+        if self.layout is None:
+            longest_name = self.conn.execute("SELECT coalesce(max(length(name)), 0) FROM jobs")
+            widest = [
+                "9" * (len(str(_max_run_id(self.conn))) + 1),
+                "x" * longest_name.fetchone()[0],
+                "schedule",
+                "12-31 23:59:59",
+                "59m ago",
+                "59m59s",
+                "interrupted",
+                "999",
+                # ERROR takes the rest of the line on a terminal.
+                "x" * (self.width or 0),
+            ]
+            self.layout = table_layout([*cells, widest], _columns(), self.width)
+            click.echo(self.layout.render_header())
+        for row in cells:
+            click.echo(self.layout.render(row))
+
+
 def _list(conn: Any, where: Any) -> list[Any]:
     from jobctl.history import list_runs
 
@@ -257,28 +376,31 @@ def _max_run_id(conn: Any) -> int:
 
 @runs.command(name="show")
 @click.argument("run_id", type=click.IntRange(1, 2**63 - 1), shell_complete=complete_run_ids)
+@wide_option
 @db_option
 @json_option
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> None:
     """Everything about one run: request sent, response, output, error, timings.
+
+    On a terminal, long values wrap onto indented lines within its width (--wide: never).
 
     \b
     Examples:
       jobctl runs show 42
       jobctl runs show 42 --json | jq -r .output
     """
-    from jobctl.output import to_json
+    from jobctl.output import output_width, to_json
     from jobctl.runs import get_run, run_to_dict
 
     data = run_to_dict(get_run(open_db(ctx, tidy=True), run_id), full=True)
     if as_json:
         click.echo(to_json(data))
         return
-    click.echo(_render_run(data))
+    click.echo(_render_run(data, output_width(wide=wide)))
 
 
-def _render_run(data: dict[str, Any]) -> str:
+def _render_run(data: dict[str, Any], width: int | None = None) -> str:
     from jobctl.output import key_values
     from jobctl.timeutil import format_duration
 
@@ -315,10 +437,16 @@ def _render_run(data: dict[str, Any]) -> str:
             ("missed slots", data.get("missed_count")),
             ("missed until", when(data.get("missed_until"))),
         ]
-    for key in ("agent", "model", "finish_reason", "usage", "latency_ms", "delivery"):
+    for key in ("agent", "model", "finish_reason"):
         if key in details:
             pairs.append((key.replace("_", " "), details[key]))
-    text = key_values(pairs)
+    if "usage" in details:
+        pairs.append(("tokens", _usage_text(details["usage"])))
+    if details.get("latency_ms") is not None:
+        pairs.append(("latency", f"{details['latency_ms']} ms"))
+    if "delivery" in details:
+        pairs.append(("delivery", _delivery_text(details["delivery"])))
+    text = key_values(pairs, width=width)
     snapshot = data.get("snapshot")
     if snapshot:
         text += "\n\nrequest:\n" + _indent_mapping(snapshot)
@@ -327,6 +455,33 @@ def _render_run(data: dict[str, Any]) -> str:
     if data["output"]:
         text += "\n\noutput:\n" + data["output"].rstrip("\n")
     return text
+
+
+def _usage_text(usage: Any) -> Any:
+    """`11 in + 7 out = 18`, as `agent test` prints the token counts an agent reported."""
+    if not isinstance(usage, dict):
+        return usage
+    if usage.get("total_tokens") is None:
+        return "unknown"
+
+    def count(key: str) -> str:
+        return "?" if usage.get(key) is None else str(usage[key])
+
+    return (
+        f"{count('prompt_tokens')} in + {count('completion_tokens')} out = {count('total_tokens')}"
+    )
+
+
+def _delivery_text(delivery: Any) -> Any:
+    """`delivered to URL (HTTP 200)` or `failed to deliver to URL: reason`."""
+    if not isinstance(delivery, dict):
+        return delivery
+    url = delivery.get("url") or "?"
+    status = f" (HTTP {delivery['status']})" if delivery.get("status") is not None else ""
+    if delivery.get("ok"):
+        return f"delivered to {url}{status}"
+    reason = f": {delivery['error']}" if delivery.get("error") else ""
+    return f"failed to deliver to {url}{status}{reason}"
 
 
 def _indent_mapping(mapping: dict[str, Any]) -> str:
@@ -403,7 +558,11 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, check: bool, as_json: bool) -> None:
-    """Daemon liveness, jobs by state, failures and missed slots in 24h, the next fires.
+    """Daemon liveness, jobs by state, runs of the last 24h, failing jobs, the next fires.
+
+    The 24-hour counts are runs that finished in the window, by status (a long run started
+    before it counts too); the jobs with failures (failed, timed out, interrupted) are named
+    with their count, and jobs that jobctl paused itself with the reason.
 
     \b
     Examples:
@@ -420,12 +579,26 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(summary))
     else:
-        click.echo(_render_status(summary, now))
+        from jobctl.output import output_width
+
+        click.echo(_render_status(summary, now, output_width()))
     if check and not summary["daemon"]["running"]:
         raise DaemonUnavailable("the daemon is not running")
 
 
-def _render_status(summary: dict[str, Any], now: datetime) -> str:
+def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
+    """`3 succeeded`, `2 timed out`, `1 missed (4 slots)`: the statuses that occurred."""
+    texts = []
+    for status, count in counts.items():
+        if count:
+            text = f"{count} {status.replace('_', ' ')}"
+            if status == "missed" and missed_slots != count:
+                text += f" ({missed_slots} slots)"
+            texts.append(text)
+    return texts
+
+
+def _render_status(summary: dict[str, Any], now: datetime, width: int | None = None) -> str:
     from jobctl.output import key_values
     from jobctl.timeutil import humanize_delta, local_text
 
@@ -451,10 +624,17 @@ def _render_status(summary: dict[str, Any], now: datetime) -> str:
             "jobs",
             f"{jobs['enabled']} enabled, {jobs['paused']} paused, {jobs['completed']} completed",
         ),
-        ("failed (24h)", summary["failed_24h"]),
-        ("missed (24h)", summary["missed_24h"]),
+        ("runs (24h)", _count_texts(summary["counts_24h"], summary["missed_24h"]) or "none"),
+        (
+            "failing (24h)",
+            [f"{item['job']} ({item['failures']})" for item in summary["failing_jobs"]],
+        ),
+        (
+            "auto-paused",
+            [f"{item['job']} ({item['reason']})" for item in summary["auto_paused"]],
+        ),
     ]
-    text = key_values(pairs)
+    text = key_values(pairs, width=width)
     if summary["upcoming"]:
         text += "\nnext fires:\n" + "\n".join(
             f"  {local_text(moment(item['at']) or now)}  {item['job']}"
