@@ -135,7 +135,7 @@ def test_systemd_notify_protocol(db_path: Path, tmp_path: Path, jobctl: Invoke) 
         notify.close()
     lines = notify.lines()
     assert lines.index("READY=1") < lines.index("WATCHDOG=1") < lines.index("STOPPING=1")
-    assert any(line.startswith("STATUS=") and "jobs enabled" in line for line in lines)
+    assert any(line.startswith("STATUS=1 job enabled, ") for line in lines)
     assert f"MAINPID={process.pid}" in lines
     pings = [t for t, line in notify.messages if line == "WATCHDOG=1"]
     during = [t for t in pings if stall_start + 1.0 < t < stall_end - 0.2]
