@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Invoke, dump_database
+from tests.conftest import Invoke, create_database, dump_database
 
 FUTURE = (datetime.now(UTC) + timedelta(days=400)).strftime("%Y-%m-%d 10:00")
 
@@ -154,7 +154,7 @@ def test_export_apply_round_trip(jobctl: Invoke, db_path: Path, tmp_path: Path, 
     document.write_text(exported)
 
     other = tmp_path / "other.db"
-    ok(jobctl("list", "--db", str(other)))  # create it, to add the agent
+    create_database(other)  # to add the agent
     add_agent(other)
     applied = ok(jobctl("apply", "-f", str(document), "--db", str(other)))
     assert applied.stdout.splitlines() == [
@@ -563,7 +563,8 @@ def test_export_warns_about_literal_secrets(jobctl: Invoke) -> None:
     assert ok(jobctl("export", "referenced", "--json")).stderr == ""
 
 
-def test_export_unknown_name_is_not_found(jobctl: Invoke) -> None:
+def test_export_unknown_name_is_not_found(jobctl: Invoke, db_path: Path) -> None:
+    create_database(db_path)
     assert refused(jobctl("export", "nope"), 3).startswith("jobctl: no job named 'nope'")
     empty = ok(jobctl("export", "--json"))
     assert json.loads(empty.stdout) == {"version": 1, "jobs": []}

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db
+from jobctl.cli import F, cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_job_names
 from jobctl.errors import InvalidInput
 
@@ -289,7 +289,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import table, to_json, use_colour
 
-    conn = open_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True)
     jobs = list_jobs(conn)
     stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
@@ -328,7 +328,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    conn = open_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True)
     job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
@@ -503,7 +503,7 @@ def next_(
     if name:
         if tz:
             raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
-        job = get_job(open_db(ctx), name)
+        job = get_job(read_db(ctx), name)
         zone_name = job.timezone
         plan = job.build_schedule()
         if plan is None:

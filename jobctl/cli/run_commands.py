@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, db_path, json_option, open_db
+from jobctl.cli import cli, db_option, db_path, json_option, open_db, read_db, require_db
 from jobctl.cli.complete import complete_job_names
-from jobctl.errors import Failed
+from jobctl.errors import Failed, Interrupted
 
 
 @cli.group(invoke_without_command=True)
@@ -159,6 +159,9 @@ def daemon(
 
         parse_listen(listen)  # a bad address fails here, before anything starts
     fire_environment(env_file)  # a bad env file fails here, before anything starts
+    from jobctl.db import require_writable
+
+    require_writable(path)  # one line, before the lock file or the log is touched
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)
@@ -244,7 +247,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     from jobctl.paths import default_log_path
     from jobctl.timeutil import utcnow
 
-    conn = open_db(ctx)
+    conn = read_db(ctx)
     path = db_path(ctx)
     running = daemon_running(conn, path)
     info = status_summary(conn, utcnow(), daemon_running=running, upcoming=0)["daemon"]
@@ -301,19 +304,23 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
     from jobctl.paths import default_log_path
     from jobctl.service import follow_log, tail_lines
 
+    if log_file is None:
+        require_db(ctx)
     path = log_file or _recorded_log_file(db_path(ctx)) or default_log_path()
     if not path.exists():
         raise Failed(
             f"no log file at {path} (the daemon logs there only with --detach or --log-file)"
         )
-    for line in tail_lines(path, lines) if lines else []:
-        click.echo(line)
-    if follow:
-        try:
+    try:
+        for line in tail_lines(path, lines) if lines else []:
+            click.echo(line)
+        if follow:
             for line in follow_log(path):
                 click.echo(line)
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        # Following stops only when interrupted: that is its normal end.
 
 
 def _recorded_log_file(database: Path) -> Path | None:
@@ -410,7 +417,13 @@ def run_(
                 else f"queued run {run_id} of {name}"
             )
             return
-        row = manual.wait_for_run(conn, run_id)
+        try:
+            row = manual.wait_for_run(conn, run_id)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; run {run_id} of {name} goes on in the daemon: "
+                f"`jobctl runs show {run_id}` shows it, `jobctl runs {name} --follow` follows it"
+            ) from None
     else:
         env = fire_environment(env_file)
         result = manual.run_now(
