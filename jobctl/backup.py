@@ -1,4 +1,4 @@
-"""Backups and restores of the database with SQLite's online backup API, and a read-only open.
+"""Backups and restores of the database with SQLite's online backup API.
 
 The backup API copies a consistent snapshot while the daemon keeps writing; the result is one
 self-contained file (its WAL checkpointed into it), checked with `integrity_check`.
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from jobctl.errors import DaemonUnavailable, Failed, InvalidInput
+from jobctl.db import open_read_only
+from jobctl.errors import DaemonUnavailable, Failed, InvalidInput, NotFound
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BACKUP_PAGES = 1024  # pages copied per step (4 MiB at the default page size)
@@ -66,46 +67,6 @@ def read_header(path: Path) -> bytes:
 def is_wal_header(header: bytes) -> bool:
     """Bytes 18 and 19 (file format write/read version) are 2 in WAL mode."""
     return len(header) >= 20 and header[18] == 2 and header[19] == 2
-
-
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """Open an existing database for reading only: never creates, migrates or writes it.
-
-    `mode=ro` leaves behind the -wal and -shm files it had to create, so when there is no
-    -wal (no other connection is open) a read-write open with `query_only` is used instead:
-    as the last connection it removes them again on close, and with an empty WAL it writes
-    nothing to the database file. Where neither works (a directory we may not write in, so
-    no -shm can be made) the file is read as immutable.
-    """
-    if not path.is_file():
-        raise Failed(f"no database at {path}")
-    uri = path.absolute().as_uri()
-    wal_exists = path.with_name(path.name + "-wal").exists()
-    modes = ["mode=ro"] if wal_exists else ["mode=rw", "mode=ro"]
-    modes.append("mode=ro&immutable=1")
-    error: sqlite3.OperationalError | None = None
-    for mode in modes:
-        conn = sqlite3.connect(
-            f"{uri}?{mode}",
-            uri=True,
-            isolation_level=None,
-            timeout=OPEN_TIMEOUT,
-            check_same_thread=False,
-        )
-        try:
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the file
-        except sqlite3.OperationalError as exc:  # cannot open this way (read-only directory ...)
-            conn.close()
-            error = exc
-            continue
-        except BaseException:
-            conn.close()
-            raise
-        conn.row_factory = sqlite3.Row
-        return conn
-    assert error is not None
-    raise error
 
 
 def integrity_problems(conn: sqlite3.Connection, limit: int = 10) -> list[str]:
@@ -234,7 +195,7 @@ def _install(temporary: Path, target: Path, *, force: bool) -> None:
 def backup_database(db_path: Path, target: Path, *, force: bool = False) -> BackupResult:
     """Write a complete, verified copy of the database to `target` (mode 0600)."""
     if not db_path.is_file():
-        raise Failed(f"no database at {db_path}")
+        raise NotFound(f"no database at {db_path}")
     target = target.expanduser().absolute()
     if target.is_dir():
         raise InvalidInput(f"{target} is a directory: give the backup's file name")
@@ -261,17 +222,11 @@ def backup_database(db_path: Path, target: Path, *, force: bool = False) -> Back
 
 def _backup_into(db_path: Path, temporary: Path) -> tuple[int, int]:
     try:
-        source = sqlite3.connect(
-            f"{db_path.absolute().as_uri()}?mode=rw",
-            uri=True,
-            isolation_level=None,
-            timeout=OPEN_TIMEOUT,
-        )
+        source = open_read_only(db_path)  # also a database this process may not write
     except sqlite3.Error as exc:
         raise Failed(f"cannot open {db_path}: {exc}") from None
     target = sqlite3.connect(temporary, isolation_level=None)
     try:
-        source.execute("PRAGMA query_only = ON")
         if not has_table(source, "jobs"):
             raise Failed(f"{db_path} is not a jobctl database")
         _copy(source, target)
@@ -391,9 +346,10 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
     meanwhile, so none can start. `confirm` raises to stop before anything changed.
     """
     from jobctl import runs
-    from jobctl.db import connect, schema_version, write_transaction
+    from jobctl.db import connect, require_writable, schema_version, write_transaction
     from jobctl.liveness import InstanceLock
 
+    require_writable(db_path)
     source = source.expanduser().absolute()
     info = inspect_database(source)
     if db_path.exists() and source.resolve() == db_path.resolve():

@@ -208,7 +208,12 @@ class Daemon:
         enabled = self.conn.execute("SELECT count(*) FROM jobs WHERE state = 'enabled'").fetchone()[
             0
         ]
-        return f"{enabled} jobs enabled, {len(self._tasks)} runs in flight, {self.ticks} ticks"
+        tasks = len(self._tasks)
+        return (
+            f"{enabled} job{'' if enabled == 1 else 's'} enabled, "
+            f"{tasks} run{'' if tasks == 1 else 's'} in flight, "
+            f"{self.ticks} tick{'' if self.ticks == 1 else 's'}"
+        )
 
     def _request_stop(self, signum: int) -> None:
         if not self._stop.is_set():
@@ -505,7 +510,8 @@ class Daemon:
         if item.auto_paused:
             text = (
                 f"jobctl: {item.claim.job.name} was paused after "
-                f"{stored.get('max_failures')} failures in a row"
+                f"{stored.get('max_failures')} failure{'' if stored.get('max_failures') == 1 else 's'} "
+                "in a row"
             )
             pause = {
                 "job": item.claim.job.name,

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jobctl.errors import Failed, InvalidInput
+from jobctl.errors import Failed, InvalidInput, NotFound
 
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_READONLY = 8
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -241,13 +242,36 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
+def unwritable_reason(path: Path) -> str | None:
+    """Why this process cannot write the database (and its -wal, -shm), or None if it can.
+
+    `access()` answers for this process: a read-only file system refuses even root.
+    """
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    directory = path.parent
+    while not directory.exists():  # the nearest directory that exists is where we create
+        directory = directory.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"its directory {directory} is not writable"
+    return None
+
+
+def require_writable(path: Path) -> None:
+    """Failed (exit 1, one line) when the database cannot be written here."""
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise Failed(f"cannot write the database {path}: {reason}")
+
+
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
-    """Open (creating if asked) and migrate the database at `path`."""
+    """Open (creating if asked) and migrate the database at `path`, for reading and writing."""
     if path.is_dir():
         raise InvalidInput(f"database path {str(path)!r} is a directory")
+    if not path.exists() and not create:
+        raise NotFound(f"no database at {path}")
+    require_writable(path)
     if not path.exists():
-        if not create:
-            raise Failed(f"no database at {path}")
         try:
             _create_private_file(path)
         except OSError as exc:
@@ -256,20 +280,143 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
         )
+    except sqlite3.Error as exc:
+        raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    try:
         configure(conn)
         migrate(conn)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _is_read_only_error(exc):
+            raise Failed(f"cannot write the database {path}: {exc}") from None
         raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
+def connect_for_reading(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """Open an existing database for a command that only reads: (connection, writable).
+
+    A database this process may write is opened (and migrated) as usual; one it may not
+    (read-only file system, file or directory without write permission) is opened read-only,
+    which works as long as its schema is current.
+    """
+    if path.is_dir():
+        raise InvalidInput(f"database path {str(path)!r} is a directory")
+    if not path.exists():
+        raise NotFound(f"no database at {path}")
+    if unwritable_reason(path) is None:
+        return connect(path, create=False), True
+    try:
+        conn = open_read_only(path)
+        check_owned(conn)
+        version = schema_version(conn)
+    except sqlite3.DatabaseError as exc:
+        raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    if version < SCHEMA_VERSION:
+        conn.close()
+        raise Failed(
+            f"{path} needs an upgrade to schema version {SCHEMA_VERSION}, and this process "
+            f"cannot write it: {unwritable_reason(path)}"
+        )
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn, False
+
+
+def empty_database() -> sqlite3.Connection:
+    """An empty jobctl database in memory: what a database not created yet reads as."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    configure(conn)
+    migrate(conn)
+    return conn
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing database for reading only: never creates, migrates or writes it.
+
+    `mode=ro` leaves behind the -wal and -shm files it had to create, so when there is no
+    -wal (no other connection is open) a read-write open with `query_only` is used instead:
+    as the last connection it removes them again on close, and with an empty WAL it writes
+    nothing to the database file. Where neither works (a directory we may not write in, so
+    no -shm can be made) the file is read as immutable.
+    """
+    if not path.is_file():
+        raise NotFound(f"no database at {path}")
+    uri = path.absolute().as_uri()
+    wal_exists = path.with_name(path.name + "-wal").exists()
+    writable = unwritable_reason(path) is None
+    modes = ["mode=rw", "mode=ro"] if writable and not wal_exists else ["mode=ro"]
+    modes.append("mode=ro&immutable=1")
+    error: sqlite3.OperationalError | None = None
+    for mode in modes:
+        conn = sqlite3.connect(
+            f"{uri}?{mode}",
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the file
+        except sqlite3.OperationalError as exc:  # cannot open this way (read-only directory ...)
+            conn.close()
+            error = exc
+            continue
+        except BaseException:
+            conn.close()
+            raise
+        conn.row_factory = sqlite3.Row
+        return conn
+    assert error is not None
+    raise error
+
+
+def _is_read_only_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == SQLITE_READONLY
+
+
 def configure(conn: sqlite3.Connection) -> None:
+    """Connection settings, then WAL: only once the file is known to be jobctl's.
+
+    A file that is refused (another program's SQLite database, a newer schema) is left
+    byte for byte as it was: nothing here writes to it before `check_owned`.
+    """
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+    check_owned(conn)
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def check_owned(conn: sqlite3.Connection, known: int | None = None) -> None:
+    """Failed unless the file is empty or jobctl's, in a schema this version knows."""
+    known = SCHEMA_VERSION if known is None else known
+    version = schema_version(conn)
+    if version > known:
+        raise Failed(
+            f"{_file_name(conn)} has schema version {version}, newer than this jobctl knows "
+            f"({known}): upgrade jobctl"
+        )
+    if (version == 0 and _has_foreign_tables(conn)) or (
+        version > 0 and not _has_table(conn, "jobs")
+    ):
+        raise Failed(f"{_file_name(conn)} is an SQLite database but not a jobctl one")
+
+
+def _file_name(conn: sqlite3.Connection) -> str:
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return str(row[2]) or "the database"
+    return "the database"
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -282,13 +429,7 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[str, Migration]] | 
     version = schema_version(conn)
     if version == len(steps):
         return version
-    if version > len(steps):
-        raise Failed(
-            f"database schema version {version} is newer than this jobctl knows "
-            f"({len(steps)}): upgrade jobctl"
-        )
-    if version == 0 and _has_foreign_tables(conn):
-        raise Failed("the file is an SQLite database but not a jobctl one")
+    check_owned(conn, len(steps))
     for index in range(version, len(steps)):
         with write_transaction(conn):
             # Another process may have migrated while we waited for the lock.
@@ -304,3 +445,10 @@ def _has_foreign_tables(conn: sqlite3.Connection) -> bool:
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
     ).fetchone()
     return bool(row[0])
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None

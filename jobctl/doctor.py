@@ -2,7 +2,7 @@
 anything.
 
 Each check returns one `Check` (ok, warn or fail, and a one-line message). The database is
-opened read-only (see backup.open_read_only): doctor never creates it, migrates it, or takes
+opened read-only (see db.open_read_only): doctor never creates it, migrates it, or takes
 the daemon's lock.
 """
 
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobctl.backup import SQLITE_MAGIC, has_table, integrity_problems, is_wal_header, open_read_only
+from jobctl.backup import SQLITE_MAGIC, has_table, integrity_problems, is_wal_header
+from jobctl.db import open_read_only
 from jobctl.errors import Failed, JobctlError
 from jobctl.timeutil import format_duration, from_db, utcnow
 
@@ -131,7 +132,11 @@ def _listed(items: list[str]) -> str:
 def _open(ctx: Context) -> Check:
     path = ctx.db_path
     if not path.exists():
-        return Check("database", FAIL, f"no database at {path}")
+        # Only the default database gets here (a named one that is missing is not found):
+        # not created yet, it reads as empty.
+        return Check(
+            "database", WARN, f"no database yet at {path}: the first command that writes creates it"
+        )
     if not path.is_file():
         return Check("database", FAIL, f"{path} is not a file")
     try:

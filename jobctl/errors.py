@@ -31,3 +31,9 @@ class DaemonUnavailable(JobctlError):
     """The daemon is needed and not running, or another daemon holds the database."""
 
     exit_code = 4
+
+
+class Interrupted(JobctlError):
+    """Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it."""
+
+    exit_code = 130

@@ -67,19 +67,26 @@ EXIT_STATUS = (
         "1",
         "The job or operation ran and failed, or was refused in the current state (for "
         "example `jobctl run` of a failing job, `agent rm` of an agent a job still uses, "
-        "a file that is not a usable jobctl database).",
+        "a file that is not a usable jobctl database, a database this process may not "
+        "write given to a command that writes).",
     ),
     ("2", "Bad usage or bad input; nothing was changed."),
     (
         "3",
         "Not found: no such job, run or agent, also when it is named inside an option "
         "(`add --agent nope`). A command that names several jobs changes none of them if "
-        "any is unknown.",
+        "any is unknown. Also a command that only reads given a database (`--db`, "
+        "`JOBCTL_DB`) that does not exist.",
     ),
     (
         "4",
         "The daemon is needed and not running (`status --check`, `run --queue`), or "
         "another daemon already holds the database.",
+    ),
+    (
+        "130",
+        "Interrupted (Ctrl-C). Commands that only follow (`runs --follow`, `daemon logs -f`) "
+        "exit 0 when interrupted.",
     ),
 )
 

@@ -139,7 +139,8 @@ def auto_pause_if_failing(
         return False
     cursor = conn.execute(
         "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = ?, "
-        "paused_reason = 'auto-paused after ' || consecutive_failures || ' failures in a row' "
+        "paused_reason = 'auto-paused after ' || consecutive_failures || ' failure' "
+        "|| CASE consecutive_failures WHEN 1 THEN '' ELSE 's' END || ' in a row' "
         "WHERE id = ? AND state = 'enabled' AND consecutive_failures >= ?",
         (to_db(now), job_id, max_failures),
     )

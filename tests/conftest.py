@@ -45,6 +45,13 @@ def jobctl(db_path: Path) -> Invoke:
     return invoke
 
 
+def create_database(path: Path) -> None:
+    """An empty jobctl database at `path` (reading commands no longer create one)."""
+    from jobctl.db import connect
+
+    connect(path).close()
+
+
 def dump_database(path: Path) -> list[str]:
     """Every row of every table, to check that a refused command changed nothing."""
     if not path.exists():

@@ -17,7 +17,7 @@ from jobctl.actions.agent import AgentFirer
 from jobctl.agents import Agent, build_agent, run_timeout
 from jobctl.errors import InvalidInput
 from tests.agent_servers import AgentServer, fake_agent_command, start_agent_server
-from tests.conftest import Invoke, dump_database
+from tests.conftest import Invoke, create_database, dump_database
 
 KEY = "sk-test-Zq81kd0-very-secret"  # an API key: must never be stored or shown
 KEY_ENV = "JOBCTL_TEST_AGENT_KEY"
@@ -167,7 +167,8 @@ def test_anthropic_gets_its_default_url_and_command_agents_keep_their_command(
     assert "command:" in jobctl("agent", "show", "coder").stdout
 
 
-def test_empty_listing(jobctl: Invoke) -> None:
+def test_empty_listing(jobctl: Invoke, db_path: Path) -> None:
+    create_database(db_path)
     assert jobctl("agent", "list", "--json").stdout.strip() == "[]"
     result = jobctl("agent", "list")
     assert result.exit_code == 0 and result.stdout == ""

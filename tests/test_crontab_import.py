@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobctl.crontab import name_stem, parse_crontab, unescape_percent, unique_name
-from tests.conftest import Invoke, dump_database
+from tests.conftest import Invoke, create_database, dump_database
 
 HOME = os.path.expanduser("~")
 
@@ -142,7 +142,7 @@ def test_realistic_crontab_becomes_jobs(jobctl: Invoke) -> None:
 
 
 def test_dry_run_prints_one_line_per_job_and_writes_nothing(jobctl: Invoke, db_path: Path) -> None:
-    assert jobctl("list").exit_code == 0  # the database exists, empty
+    create_database(db_path)
     before = dump_database(db_path)
     result = jobctl("import", "crontab", "-", "--dry-run", "--tz", "UTC", input=CRONTAB)
     assert result.exit_code == 0, result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Invoke, dump_database
+from tests.conftest import Invoke, create_database, dump_database
 from tests.realparts import ROOT, job_runs, wait_until
 
 
@@ -89,6 +89,7 @@ def test_numbers_and_times_out_of_range_are_bad_input(
 
 def test_runs_with_only_the_db_option_lists(jobctl: Invoke, tmp_path: Path) -> None:
     other = tmp_path / "other.db"
+    create_database(other)
     result = jobctl("runs", "--db", str(other))
     assert result.exit_code == 0
     assert json.loads(jobctl("runs", "--db", str(other), "--json").stdout) == []

@@ -215,6 +215,13 @@ def test_auto_pause_after_failures_in_a_row(conn: sqlite3.Connection) -> None:
     assert job.next_run_at is None and job.runs_failed == 2
 
 
+def test_auto_pause_after_one_failure_says_failure(conn: sqlite3.Connection) -> None:
+    add(conn, "f", every="1m", max_failures="1")
+    [claim] = step(conn, T0 + timedelta(minutes=1)).claims
+    finish(conn, claim, "failed", T0 + timedelta(minutes=1, seconds=1))
+    assert get_job(conn, "f").paused_reason == "auto-paused after 1 failure in a row"
+
+
 def test_success_resets_the_failure_count(conn: sqlite3.Connection) -> None:
     add(conn, "f", every="1m", max_failures="2")
     [claim] = step(conn, T0 + timedelta(minutes=1)).claims

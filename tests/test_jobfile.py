@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Invoke, dump_database
+from tests.conftest import Invoke, create_database, dump_database
 
 FUTURE = (datetime.now(UTC) + timedelta(days=400)).strftime("%Y-%m-%d 10:00")
 
@@ -564,7 +564,8 @@ def test_export_warns_about_literal_secrets(jobctl: Invoke) -> None:
     assert ok(jobctl("export", "referenced", "--json")).stderr == ""
 
 
-def test_export_unknown_name_is_not_found(jobctl: Invoke) -> None:
+def test_export_unknown_name_is_not_found(jobctl: Invoke, db_path: Path) -> None:
+    create_database(db_path)
     assert refused(jobctl("export", "nope"), 3).startswith("jobctl: no job named 'nope'")
     empty = ok(jobctl("export", "--json"))
     assert json.loads(empty.stdout) == {"version": 1, "agents": [], "jobs": []}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Invoke, dump_database
+from tests.conftest import Invoke, create_database, dump_database
 
 
 def job_json(jobctl: Invoke, name: str) -> dict:
@@ -362,7 +362,8 @@ def test_rm_refuses_a_job_with_a_run_in_flight_unless_forced(jobctl: Invoke, db_
     assert jobctl("rm", "a", "--force").exit_code == 0
 
 
-def test_list_table_and_json(jobctl: Invoke) -> None:
+def test_list_table_and_json(jobctl: Invoke, db_path: Path) -> None:
+    create_database(db_path)
     assert jobctl("list", "--json").stdout.strip() == "[]"
     jobctl("add", "web", "--url", "https://example.com/", "--cron", "*/5 * * * *")
     jobctl("add", "script", "--exec", "backup.sh", "--manual")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db
+from jobctl.cli import F, cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_agent_names
 from jobctl.errors import Failed, InvalidInput
 
@@ -178,7 +178,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     from jobctl.agents import agent_summary, agent_to_dict, jobs_using, list_agents
     from jobctl.output import table, to_json
 
-    conn = open_db(ctx)
+    conn = read_db(ctx)
     agents = list_agents(conn)
     users = [jobs_using(conn, item.name) for item in agents]
     if as_json:
@@ -221,7 +221,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     from jobctl.output import key_values, to_json
     from jobctl.timeutil import format_duration, local_text
 
-    conn = open_db(ctx)
+    conn = read_db(ctx)
     found = get_agent(conn, name)
     data = agent_to_dict(found, jobs_using(conn, found.name))
     if as_json:
@@ -302,7 +302,7 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     from jobctl.output import to_json
     from jobctl.policies import parse_policy
 
-    found = get_agent(open_db(ctx), name)
+    found = get_agent(read_db(ctx), name)
     text = read_text_argument(prompt, what="PROMPT")
     seconds = parse_policy("timeout", timeout) if timeout else None
     context = FireContext(

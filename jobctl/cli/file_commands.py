@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.cli import cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_job_names
 from jobctl.errors import InvalidInput
 
@@ -37,7 +37,7 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
 
     if as_json and fmt == "toml":
         raise InvalidInput("--json and --format toml cannot be combined")
-    text, warnings = export_jobs(open_db(ctx), names, "json" if as_json else fmt or "toml")
+    text, warnings = export_jobs(read_db(ctx), names, "json" if as_json else fmt or "toml")
     for warning in warnings:
         click.echo(f"jobctl: warning: {warning}", err=True)
     click.echo(text, nl=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from jobctl.cli import cli, db_option, json_option, open_db
+from jobctl.cli import cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_job_names
 from jobctl.errors import NotFound
 
@@ -124,7 +124,7 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
     from jobctl import hooks
     from jobctl.output import to_json
 
-    conn = open_db(ctx)
+    conn = read_db(ctx)
     if not hooks.is_enabled(conn, name):
         raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
     url = hooks.hook_url(conn, name, base_url)

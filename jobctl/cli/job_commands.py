@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db, wide_option
+from jobctl.cli import F, cli, db_option, json_option, open_db, read_db, wide_option
 from jobctl.cli.complete import complete_job_names, complete_zones
 from jobctl.errors import InvalidInput
 
@@ -302,7 +302,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import Column, output_width, table, to_json, use_colour
 
-    conn = open_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True)
     jobs = list_jobs(conn)
     stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
@@ -356,7 +356,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    conn = open_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True)
     job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
@@ -542,7 +542,7 @@ def next_(
     if name:
         if tz:
             raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
-        job = get_job(open_db(ctx), name)
+        job = get_job(read_db(ctx), name)
         zone_name = job.timezone
         plan = job.build_schedule()
         if plan is None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jobctl.cli import cli, db_option, db_path, json_option
+from jobctl.cli import cli, counted, db_option, db_path, json_option, require_db
 from jobctl.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def doctor(ctx: click.Context, env_file: Path | None, as_json: bool) -> None:
     from jobctl.doctor import failed, run_checks, summary
     from jobctl.output import to_json, use_colour
 
+    require_db(ctx)
     results = run_checks(db_path(ctx), env_file=env_file)
     if as_json:
         click.echo(to_json([result.to_dict() for result in results]))
@@ -102,8 +103,8 @@ def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
         )
         return
     click.echo(
-        f"backed up to {result.path} ({_size(result.bytes)}, {result.jobs} jobs, "
-        f"{result.runs} runs)"
+        f"backed up to {result.path} ({_size(result.bytes)}, {counted(result.jobs, 'job')}, "
+        f"{counted(result.runs, 'run')})"
     )
 
 
@@ -136,7 +137,9 @@ def restore(ctx: click.Context, file: Path, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise InvalidInput("restore replaces the database: confirm with --yes")
         click.confirm(
-            f"Replace {path} with {info.path} ({info.jobs} jobs, {info.runs} runs)?", abort=True
+            f"Replace {path} with {info.path} "
+            f"({counted(info.jobs, 'job')}, {counted(info.runs, 'run')})?",
+            abort=True,
         )
 
     result = restore_database(path, file, utcnow(), confirm)
@@ -148,6 +151,7 @@ def restore(ctx: click.Context, file: Path, yes: bool) -> None:
         else ""
     )
     click.echo(
-        f"restored {result.jobs} jobs and {result.runs} runs from {result.source} "
+        f"restored {counted(result.jobs, 'job')} and {counted(result.runs, 'run')} "
+        f"from {result.source} "
         f"into {result.db_path}{upgraded}"
     )

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, db_path, json_option, open_db
+from jobctl.cli import cli, db_option, db_path, json_option, open_db, read_db, require_db
 from jobctl.cli.complete import complete_job_names
-from jobctl.errors import Failed, InvalidInput
+from jobctl.errors import Failed, Interrupted, InvalidInput
 
 
 @cli.group(invoke_without_command=True)
@@ -173,6 +173,9 @@ def daemon(
             f"--metrics-token-env {metrics_token_env}: no such variable in the environment "
             "or the env file (or it is empty)"
         )
+    from jobctl.db import require_writable
+
+    require_writable(path)  # one line, before the lock file or the log is touched
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)
@@ -258,7 +261,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     from jobctl.paths import default_log_path
     from jobctl.timeutil import utcnow
 
-    conn = open_db(ctx)
+    conn = read_db(ctx)
     path = db_path(ctx)
     running = daemon_running(conn, path)
     info = status_summary(conn, utcnow(), daemon_running=running, upcoming=0)["daemon"]
@@ -315,19 +318,23 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
     from jobctl.paths import default_log_path
     from jobctl.service import follow_log, tail_lines
 
+    if log_file is None:
+        require_db(ctx)
     path = log_file or _recorded_log_file(db_path(ctx)) or default_log_path()
     if not path.exists():
         raise Failed(
             f"no log file at {path} (the daemon logs there only with --detach or --log-file)"
         )
-    for line in tail_lines(path, lines) if lines else []:
-        click.echo(line)
-    if follow:
-        try:
+    try:
+        for line in tail_lines(path, lines) if lines else []:
+            click.echo(line)
+        if follow:
             for line in follow_log(path):
                 click.echo(line)
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        # Following stops only when interrupted: that is its normal end.
 
 
 def _recorded_log_file(database: Path) -> Path | None:
@@ -424,7 +431,13 @@ def run_(
                 else f"queued run {run_id} of {name}"
             )
             return
-        row = manual.wait_for_run(conn, run_id)
+        try:
+            row = manual.wait_for_run(conn, run_id)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; run {run_id} of {name} goes on in the daemon: "
+                f"`jobctl runs show {run_id}` shows it, `jobctl runs {name} --follow` follows it"
+            ) from None
     else:
         env = fire_environment(env_file)
         result = manual.run_now(

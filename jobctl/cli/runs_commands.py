@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from jobctl.cli import cli, db_option, db_path, json_option, open_db, wide_option
+from jobctl.cli import cli, counted, db_option, db_path, json_option, open_db, read_db, wide_option
 from jobctl.cli.complete import (
     complete_job_names,
     complete_run_ids,
@@ -191,7 +191,7 @@ def runs_list(
     )
     if as_json:
         fmt = "jsonl" if follow else "json"
-    conn = open_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True)
     rows = list_runs(conn, where)
     if follow:
         _follow(conn, where, rows, fmt, output_width(wide=wide))
@@ -312,10 +312,10 @@ def _follow(conn: Any, where: Any, rows: list[Any], fmt: str, width: int | None)
             _print_runs(fresh, fmt if fmt != "json" else "jsonl", _now(), width)
         sys.stdout.flush()
 
-    emit(list(reversed(rows)))
-    last_id = max((row["id"] for row in rows), default=_max_run_id(conn))
-    where.limit = 0
-    try:
+    try:  # following stops only when interrupted: that is its normal end (exit 0)
+        emit(list(reversed(rows)))
+        last_id = max((row["id"] for row in rows), default=_max_run_id(conn))
+        where.limit = 0
         while True:
             time.sleep(FOLLOW_POLL)
             where.after_id = last_id
@@ -393,7 +393,7 @@ def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> Non
     from jobctl.output import output_width, to_json
     from jobctl.runs import get_run, run_to_dict
 
-    data = run_to_dict(get_run(open_db(ctx, tidy=True), run_id), full=True)
+    data = run_to_dict(get_run(read_db(ctx, tidy=True), run_id), full=True)
     if as_json:
         click.echo(to_json(data))
         return
@@ -522,7 +522,7 @@ def runs_prune(
 
     age = parse_duration(older_than, what="--older-than") if older_than else None
     removed = sum(prune_runs(open_db(ctx), _now(), job=name, keep=keep, older_than=age))
-    click.echo(to_json({"removed": removed}) if as_json else f"removed {removed} runs")
+    click.echo(to_json({"removed": removed}) if as_json else f"removed {counted(removed, 'run')}")
 
 
 @runs.command(name="clear")
@@ -549,7 +549,9 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
             raise InvalidInput("runs clear removes history: confirm with --yes")
         click.confirm(f"Remove every run of {name} and reset its counters?", abort=True)
     removed = clear_runs(conn, name)
-    click.echo(to_json({"removed": removed}) if as_json else f"removed {removed} runs of {name}")
+    click.echo(
+        to_json({"removed": removed}) if as_json else f"removed {counted(removed, 'run')} of {name}"
+    )
 
 
 @cli.command()
@@ -573,7 +575,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     from jobctl.liveness import daemon_running
     from jobctl.output import to_json
 
-    conn = open_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True)
     now = _now()
     summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
     if as_json:
