@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,13 +287,42 @@ def stop_daemon(db_path: Path, timeout: float) -> int | None:
 # ------------------------------------------------------------------------------- systemd
 
 
-def systemd_unit(db_path: Path, *, user: bool, env_file: Path | None = None) -> str:
-    """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening)."""
+# Characters that need no quoting in an ExecStart word (after % and $ are doubled).
+_UNIT_WORD_SAFE = re.compile(r"[A-Za-z0-9_@%$+=:,./-]+")
+_UNIT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def systemd_word(word: str) -> str:
+    """One ExecStart word by systemd's rules (systemd.service(5), "Command lines").
+
+    `%` is a specifier and `$` an environment reference everywhere, quoted or not, so they
+    are doubled; a word with anything but plain characters goes in double quotes, where
+    systemd reads C-style backslash escapes.
+    """
+    word = word.replace("%", "%%").replace("$", "$$")
+    if _UNIT_WORD_SAFE.fullmatch(word):
+        return word
+    quoted = "".join(
+        _UNIT_ESCAPES.get(
+            char, f"\\x{ord(char):02x}" if ord(char) < 0x20 or char == "\x7f" else char
+        )
+        for char in word
+    )
+    return f'"{quoted}"'
+
+
+def jobctl_program() -> str:
+    """The absolute path of the `jobctl` program running now (a unit needs one)."""
     program = shutil.which("jobctl") or str(Path(sys.argv[0]).resolve())
-    program = str(Path(program).resolve()) if not program.startswith("/") else program
-    command = f"{program} daemon --db {db_path}"
-    if env_file is not None:
-        command += f" --env-file {env_file}"
+    return str(Path(program).resolve()) if not program.startswith("/") else program
+
+
+def systemd_unit(db_path: Path, daemon_args: Sequence[str], *, user: bool) -> str:
+    """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening).
+
+    `daemon_args` are the daemon's own options, given as they are to be passed on.
+    """
+    argv = [jobctl_program(), "daemon", "--db", str(db_path), *daemon_args]
     lines = [
         "[Unit]",
         "Description=jobctl scheduler (HTTP, agent and command jobs)",
@@ -303,7 +333,7 @@ def systemd_unit(db_path: Path, *, user: bool, env_file: Path | None = None) -> 
         "[Service]",
         "Type=notify",
         "NotifyAccess=main",
-        f"ExecStart={command}",
+        f"ExecStart={' '.join(systemd_word(word) for word in argv)}",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=5s",

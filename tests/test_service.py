@@ -203,3 +203,124 @@ def test_systemd_unit(db_path: Path) -> None:
     assert exec_start.split("=", 1)[1].startswith("/")
     assert f"--db {db_path}" in exec_start
     assert "WantedBy=default.target" in unit
+
+
+# systemd's C-style escapes (systemd.syntax(7) "Quoting"), decoded by the test's own splitter
+_SYSTEMD_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_SYSTEMD_ESCAPES |= {"v": "\v", "\\": "\\", '"': '"', "'": "'", "s": " "}
+
+
+def systemd_split(line: str) -> list[str]:
+    """An ExecStart value as systemd turns it into argv: specifiers, quotes, escapes, `$$`.
+
+    Written from systemd.service(5) "Command lines", independently of jobctl's quoting.
+    Unresolved `%x` specifiers and `$NAME` references fail the test instead of expanding.
+    """
+    words: list[str] = []
+    index = 0
+    while index < len(line):
+        if line[index] in " \t":
+            index += 1
+            continue
+        word, quote = "", ""
+        while index < len(line) and (quote or line[index] not in " \t"):
+            char = line[index]
+            if char == "%":
+                assert line[index + 1] == "%", f"a specifier %{line[index + 1]} in {line!r}"
+                word += "%"
+                index += 2
+            elif char == "$":
+                assert line[index + 1] == "$", f"an environment reference in {line!r}"
+                word += "$"
+                index += 2
+            elif char in "\"'" and not quote:
+                quote = char
+                index += 1
+            elif char == quote:
+                quote = ""
+                index += 1
+                assert index == len(line) or line[index] in " \t", "text right after a quote"
+            elif char == "\\":
+                code = line[index + 1]
+                if code == "x":
+                    word += chr(int(line[index + 2 : index + 4], 16))
+                    index += 4
+                else:
+                    word += _SYSTEMD_ESCAPES[code]
+                    index += 2
+            else:
+                word += char
+                index += 1
+        assert not quote, f"unterminated quote in {line!r}"
+        assert word != ";", "a lone semicolon would separate commands"
+        words.append(word)
+    return words
+
+
+def unit_exec_start(unit: str) -> list[str]:
+    lines = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert len(lines) == 1, unit
+    return systemd_split(lines[0].removeprefix("ExecStart="))
+
+
+def test_systemd_splitter_reads_systemd_quoting() -> None:
+    assert systemd_split(r'/bin/x "a b" c\x20d "e\"f" 100%% $$HOME "\\;" ') == [
+        "/bin/x",
+        "a b",
+        "c d",
+        'e"f',
+        "100%",
+        "$HOME",
+        "\\;",
+    ]
+
+
+def test_systemd_unit_carries_every_daemon_option(
+    db_path: Path, tmp_path: Path, jobctl: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOBCTL_ENV_FILE", raising=False)
+    options = [
+        "--listen", "127.0.0.1:8787",
+        "--max-exec", "4",
+        "--grace", "1m",
+        "--log-level", "debug",
+        "--max-http", "10",
+    ]  # fmt: skip
+    result = jobctl("daemon", "--systemd-unit", "--user", *options)
+    assert result.exit_code == 0, result.stderr
+    argv = unit_exec_start(result.stdout)
+    assert argv[0].startswith("/") and argv[1] == "daemon"
+    given = argv[2:]
+    assert given[:2] == ["--db", str(db_path)]
+    pairs = {given[i]: given[i + 1] for i in range(2, len(given), 2)}
+    assert pairs == dict(zip(options[::2], options[1::2], strict=True))
+
+    # Values systemd would otherwise split, expand or unescape; relative paths made absolute.
+    odd = 'secrets $HOME 100% "quoted" \\ back\tslash;.env'
+    weird_db = tmp_path / "my data%d" / "jobs $x.db"
+    result = jobctl(
+        "--db", str(weird_db), "daemon", "--systemd-unit", "--env-file", odd, "--log-file", "d.log"
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert unit_exec_start(result.stdout)[2:] == [
+        "--db", str(weird_db),
+        "--env-file", str(tmp_path / odd),
+        "--log-file", str(tmp_path / "d.log"),
+    ]  # fmt: skip
+    assert "WantedBy=multi-user.target" in result.stdout
+
+    # The daemon's env file named in the environment is carried too.
+    monkeypatch.setenv("JOBCTL_ENV_FILE", "env/secrets.env")
+    result = jobctl("daemon", "--systemd-unit")
+    assert unit_exec_start(result.stdout)[2:] == [
+        "--db", str(db_path), "--env-file", str(tmp_path / "env" / "secrets.env"),
+    ]  # fmt: skip
+
+
+def test_systemd_unit_refuses_launch_options(db_path: Path, jobctl: Invoke) -> None:
+    result = jobctl("daemon", "--systemd-unit", "--detach")
+    assert result.exit_code == 2 and "--detach" in result.stderr
+    result = jobctl("daemon", "--user", "--max-http", "3")
+    assert result.exit_code == 2 and "--systemd-unit" in result.stderr
+    assert not db_path.exists()

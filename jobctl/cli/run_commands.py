@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,9 @@ from jobctl.errors import Failed
     help="Rotated log files to keep.",
 )
 @click.option(
-    "--systemd-unit", is_flag=True, help="Print a systemd unit for this database and exit."
+    "--systemd-unit",
+    is_flag=True,
+    help="Print a systemd unit that runs the daemon with the other options given, and exit.",
 )
 @click.option("--user", "user_unit", is_flag=True, help="With --systemd-unit: a user unit.")
 @db_option
@@ -138,8 +141,10 @@ def daemon(
 
     path = db_path(ctx)
     if systemd_unit:
-        click.echo(unit_text(path, user=user_unit, env_file=env_file), nl=False)
+        click.echo(unit_text(path, _unit_daemon_args(ctx), user=user_unit), nl=False)
         return
+    if user_unit:
+        raise click.UsageError("--user goes with --systemd-unit")
     if pidfile and not detach:
         raise click.UsageError("--pidfile goes with --detach")
     if detach and log_file is None:
@@ -162,6 +167,55 @@ def daemon(
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)
+
+
+# Options of `jobctl daemon` that are about the unit or the launch, not the daemon it runs.
+_NOT_FOR_THE_UNIT = {"systemd_unit", "user_unit", "detach", "pidfile"}
+
+
+def _unit_daemon_args(ctx: click.Context) -> list[str]:
+    """The daemon options given on this command line, to be given again in ExecStart.
+
+    Built from the command's parameters, so that an option added later is carried too.
+    Paths become absolute: systemd starts the daemon in /.
+    """
+    from click.core import ParameterSource
+
+    for name in ("detach", "pidfile"):
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(
+                "--systemd-unit writes a unit for the foreground daemon: drop --detach and --pidfile"
+            )
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    args: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or not name or name in _NOT_FOR_THE_UNIT:
+            continue
+        if name not in ctx.params or ctx.get_parameter_source(name) not in given:
+            continue
+        value = ctx.params[name]
+        flag = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+        if param.count:
+            args += [flag] * int(value)
+        elif param.is_flag:
+            if value:
+                args.append(flag)
+            elif param.secondary_opts:
+                args.append(param.secondary_opts[0])
+        else:
+            for item in value if param.multiple else (value,):
+                if item is not None:
+                    items = item if isinstance(item, tuple) else (item,)
+                    args += [flag, *(_unit_word(part) for part in items)]
+    if ctx.params.get("env_file") is None and os.environ.get("JOBCTL_ENV_FILE"):
+        # fire_environment reads this variable; the unit's daemon will not have it
+        args += ["--env-file", _unit_word(Path(os.environ["JOBCTL_ENV_FILE"]))]
+    return args
+
+
+def _unit_word(value: object) -> str:
+    return str(value.absolute() if isinstance(value, Path) else value)
 
 
 def _detach(config: Any, pidfile: Path | None) -> None:
