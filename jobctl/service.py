@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobctl.errors import DaemonUnavailable, Failed
+from jobctl.errors import DaemonUnavailable, Failed, JobctlError
 from jobctl.paths import lock_path, pid_path
 
 log = logging.getLogger("jobctl.daemon")
@@ -155,6 +155,43 @@ def reopen_log(handler: logging.Handler | None) -> None:
             handler.release()
 
 
+# ----------------------------------------------------------------------------- listening
+
+
+def listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> Failed:
+    # asyncio words its own strerror ("error while attempting to bind ..."); errno is plain
+    reason = exc.strerror or str(exc)
+    if exc.errno and not isinstance(exc, socket.gaierror):
+        reason = os.strerror(exc.errno)
+    reason = reason.lower()
+    return Failed(f"cannot listen on {listen_address(host, port)}: {reason}")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail now, with one line, when the listener could not bind HOST:PORT.
+
+    Binds as asyncio's server does (SO_REUSEADDR, IPv6 sockets IPv6-only, every address
+    the host name has) and lets go at once.
+    """
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise cannot_listen(host, port, exc) from None
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise cannot_listen(host, port, exc) from None
+
+
 # ----------------------------------------------------------------------------- detaching
 
 
@@ -195,6 +232,9 @@ def detach(
                 _write_pidfile(pid_file)
                 try:
                     code = start()
+                except JobctlError as exc:  # the launcher shows the log's last lines
+                    log.error("%s", exc)
+                    code = exc.exit_code
                 finally:
                     pid_file.unlink(missing_ok=True)
     finally:

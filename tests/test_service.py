@@ -63,6 +63,26 @@ def test_detach_fails_loudly_on_a_bad_env_file(db_path: Path, tmp_path: Path) ->
     assert run_jobctl(db_path, "daemon", "status").returncode == 4
 
 
+def test_listen_address_in_use_is_one_line_before_detaching(db_path: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        expected = f"jobctl: cannot listen on {address}: address already in use\n"
+
+        foreground = run_jobctl(db_path, "daemon", "--listen", address)
+        assert (foreground.returncode, foreground.stderr) == (1, expected)
+
+        log_file = tmp_path / "detached.log"
+        detached = run_jobctl(
+            db_path, "daemon", "--detach", "--listen", address, "--log-file", str(log_file)
+        )
+        assert (detached.returncode, detached.stderr, detached.stdout) == (1, expected, "")
+        assert not log_file.exists()  # refused here, not after a fork and a 10 s wait
+        assert not db_path.with_name("jobctl.db.pid").exists()
+    assert run_jobctl(db_path, "daemon", "status").returncode == 4
+
+
 class NotifySocket:
     """Stands in for systemd: an AF_UNIX datagram socket recording what it receives."""
 

@@ -228,6 +228,15 @@ def _detach(config: Any, pidfile: Path | None) -> None:
     connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
     lock = InstanceLock(config.db_path)
     lock.acquire()
+    if config.listen:  # here, not in the background: a busy port is one line, at once
+        from jobctl.listener import parse_listen
+        from jobctl.service import check_can_listen
+
+        try:
+            check_can_listen(*parse_listen(config.listen))
+        except Failed:
+            lock.release()
+            raise
     assert config.log.file is not None
     # The Daemon is built after the fork, so that it records the detached process as owner.
     pid = detach(
