@@ -57,6 +57,37 @@ def test_detach_status_stop(
     assert "daemon stopped" in log_file.read_text()
 
 
+def test_detached_daemons_on_two_databases_log_apart(tmp_path: Path) -> None:
+    databases = {name: tmp_path / name / "jobs.db" for name in ("alpha", "bravo")}
+    try:
+        for name, database in databases.items():
+            added = run_jobctl(database, "add", name, "--exec", "echo tick", "--every", "1s")
+            assert added.returncode == 0, added.stderr
+            started = run_jobctl(database, "daemon", "--detach")
+            assert started.returncode == 0, started.stderr
+            assert f"logging to {database}.log" in started.stdout
+        for name, database in databases.items():
+            wait_until(
+                lambda database=database, name=name: f"{name} run" in daemon_logs(database),
+                what=f"{name}'s fires in its own log",
+            )
+        for name, database in databases.items():
+            other = next(other for other in databases if other != name)
+            assert f"{other} run" not in daemon_logs(database)
+            assert f"{other} run" not in Path(f"{database}.log").read_text()
+            status = run_jobctl(database, "daemon", "status", "--json")
+            assert f'"log_file": "{database}.log"' in status.stdout
+    finally:
+        for database in databases.values():
+            run_jobctl(database, "daemon", "stop", "--timeout", "20s")
+
+
+def daemon_logs(database: Path) -> str:
+    result = run_jobctl(database, "daemon", "logs", "-n", "1000")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_detach_fails_loudly_on_a_bad_env_file(db_path: Path, tmp_path: Path) -> None:
     result = run_jobctl(db_path, "daemon", "--detach", "--env-file", str(tmp_path / "nope"))
     assert result.returncode == 2 and "env file" in result.stderr

@@ -76,8 +76,7 @@ from jobctl.errors import Failed
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Log to this file, rotated by size (default with --detach: the user "
-    "log directory's jobctl.log).",
+    help="Log to this file, rotated by size (default with --detach: <database>.log).",
 )
 @click.option(
     "--log-max-bytes",
@@ -148,7 +147,7 @@ def daemon(
     if pidfile and not detach:
         raise click.UsageError("--pidfile goes with --detach")
     if detach and log_file is None:
-        log_file = default_log_path()
+        log_file = default_log_path(path)
     config = DaemonConfig(
         db_path=path,
         max_http=max_http,
@@ -288,7 +287,8 @@ def daemon_stop(ctx: click.Context, timeout: str) -> None:
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="The log file the daemon writes (default: the user log directory's).",
+    help="The log file the daemon writes (default: the one it last logged to, else "
+    "<database>.log).",
 )
 @db_option
 @json_option
@@ -312,7 +312,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     running = daemon_running(conn, path)
     info = status_summary(conn, utcnow(), daemon_running=running, upcoming=0)["daemon"]
     row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
-    info["log_file"] = str(log_file or (row and row[0]) or default_log_path())
+    info["log_file"] = str(log_file or (row and row[0]) or default_log_path(path))
     info["database"] = str(path)
     if as_json:
         click.echo(to_json(info))
@@ -349,7 +349,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="The log file (default: the one the daemon last logged to).",
+    help="The log file (default: the one the daemon last logged to, else <database>.log).",
 )
 @db_option
 @click.pass_context
@@ -364,7 +364,8 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
     from jobctl.paths import default_log_path
     from jobctl.service import follow_log, tail_lines
 
-    path = log_file or _recorded_log_file(db_path(ctx)) or default_log_path()
+    database = db_path(ctx)
+    path = log_file or _recorded_log_file(database) or default_log_path(database)
     if not path.exists():
         raise Failed(
             f"no log file at {path} (the daemon logs there only with --detach or --log-file)"
