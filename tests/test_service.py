@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -15,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Invoke
-from tests.realparts import ROOT, jobctl_command, query, run_jobctl, wait_until
+from tests.realparts import (
+    ROOT,
+    DaemonProcess,
+    jobctl_command,
+    query,
+    run_jobctl,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -80,6 +89,28 @@ def test_detached_daemons_on_two_databases_log_apart(tmp_path: Path) -> None:
     finally:
         for database in databases.values():
             run_jobctl(database, "daemon", "stop", "--timeout", "20s")
+
+
+def test_daemon_status_shows_human_times_and_json_shows_utc(db_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "1h")
+    daemon = DaemonProcess(db_path).wait_ready()
+    try:
+        table = jobctl("daemon", "status").stdout
+        started = re.search(r"^started: +(.+)$", table, re.M)
+        assert started, table
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \(up (\d+s|now)\)", started[1]
+        )
+        assert re.search(r"^last tick: +(\d+s ago|now)$", table, re.M), table
+        info = json.loads(jobctl("daemon", "status", "--json").stdout)
+        for key in ("started_at", "last_tick_at"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", info[key])
+    finally:
+        assert daemon.stop() == 0
+    stopped = jobctl("daemon", "status")
+    assert stopped.exit_code == 4
+    assert re.search(r"^started: +\d{4}-\d\d-\d\d \S+ [+-]\d{4}$", stopped.stdout, re.M)
+    assert "up " not in stopped.stdout
 
 
 def daemon_logs(database: Path) -> str:

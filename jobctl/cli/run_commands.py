@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -310,21 +311,23 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     conn = open_db(ctx)
     path = db_path(ctx)
     running = daemon_running(conn, path)
-    info = status_summary(conn, utcnow(), daemon_running=running, upcoming=0)["daemon"]
+    now = utcnow()
+    info = status_summary(conn, now, daemon_running=running, upcoming=0)["daemon"]
     row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
     info["log_file"] = str(log_file or (row and row[0]) or default_log_path(path))
     info["database"] = str(path)
     if as_json:
         click.echo(to_json(info))
     else:
+        started, last_tick = _human_daemon_times(info, running, now)
         click.echo(
             key_values(
                 [
                     ("daemon", "running" if running else "not running"),
                     ("pid", info["pid"]),
                     ("host", info["host"]),
-                    ("started", info["started_at"]),
-                    ("last tick", info["last_tick_at"]),
+                    ("started", started),
+                    ("last tick", last_tick),
                     ("listening", info["listen"]),
                     ("database", info["database"]),
                     ("log file", info["log_file"]),
@@ -333,6 +336,25 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
         )
     if not running:
         sys.exit(4)
+
+
+def _human_daemon_times(
+    info: dict[str, Any], running: bool, now: datetime
+) -> tuple[str | None, str | None]:
+    """`started` in local time (with `up 1m` while it runs) and `last tick` as `3s ago`."""
+    from jobctl.timeutil import humanize_delta, local_text
+
+    started = last_tick = None
+    if info["started_at"]:
+        moment = datetime.fromisoformat(info["started_at"].replace("Z", "+00:00"))
+        started = local_text(moment)
+        if running:
+            started += f" (up {humanize_delta(moment, now).removesuffix(' ago')})"
+    if info["last_tick_at"]:
+        last_tick = humanize_delta(
+            datetime.fromisoformat(info["last_tick_at"].replace("Z", "+00:00")), now
+        )
+    return started, last_tick
 
 
 @daemon.command(name="logs")
