@@ -352,9 +352,18 @@ def systemd_word(word: str) -> str:
 
 
 def jobctl_program() -> str:
-    """The absolute path of the `jobctl` program running now (a unit needs one)."""
-    program = shutil.which("jobctl") or str(Path(sys.argv[0]).resolve())
-    return str(Path(program).resolve()) if not program.startswith("/") else program
+    """The absolute path of the `jobctl` program running now (a unit needs one).
+
+    The script this process was started as, else the one installed beside this Python
+    (`python -m jobctl`), else the first on PATH.
+    """
+    started_as = Path(sys.argv[0])
+    if started_as.name == "jobctl" and started_as.is_file():
+        return str(started_as.absolute())
+    beside = Path(sys.executable).parent / "jobctl"
+    if beside.is_file():
+        return str(beside.absolute())
+    return str(Path(shutil.which("jobctl") or "jobctl").absolute())
 
 
 def systemd_unit(db_path: Path, daemon_args: Sequence[str], *, user: bool) -> str:
