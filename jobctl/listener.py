@@ -126,7 +126,13 @@ class Listener:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=2)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            from jobctl.service import cannot_listen
+
+            await self._runner.cleanup()
+            raise cannot_listen(self.host, self.port, exc) from None
         if self.port == 0 and self._runner.addresses:  # the port the system picked
             self.port = int(self._runner.addresses[0][1])
         log.info("listening on %s", self.url)

@@ -124,9 +124,9 @@ FILES = (
         "The pidfile written by `jobctl daemon --detach`, unless `--pidfile` is given.",
     ),
     (
-        "~/.local/state/jobctl/log/jobctl.log",
-        "The log file of a detached daemon on Linux (the user log directory of platformdirs; "
-        "on macOS `~/Library/Logs/jobctl/jobctl.log`).",
+        "<database>.log",
+        "The log file of a detached daemon, beside its database (one per database), "
+        "unless `--log-file` is given; rotated as `<database>.log.1` and so on.",
     ),
     (
         "env file",

@@ -30,7 +30,6 @@ def pid_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".pid")
 
 
-def default_log_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir(APP_NAME)) / "jobctl.log"
+def default_log_path(db_path: Path) -> Path:
+    """A detached daemon's log, beside its database: one log per database, like the lock."""
+    return db_path.with_name(db_path.name + ".log")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,11 +17,11 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobctl.errors import DaemonUnavailable, Failed
+from jobctl.errors import DaemonUnavailable, Failed, JobctlError
 from jobctl.paths import lock_path, pid_path
 
 log = logging.getLogger("jobctl.daemon")
@@ -154,6 +155,43 @@ def reopen_log(handler: logging.Handler | None) -> None:
             handler.release()
 
 
+# ----------------------------------------------------------------------------- listening
+
+
+def listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> Failed:
+    # asyncio words its own strerror ("error while attempting to bind ..."); errno is plain
+    reason = exc.strerror or str(exc)
+    if exc.errno and not isinstance(exc, socket.gaierror):
+        reason = os.strerror(exc.errno)
+    reason = reason.lower()
+    return Failed(f"cannot listen on {listen_address(host, port)}: {reason}")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail now, with one line, when the listener could not bind HOST:PORT.
+
+    Binds as asyncio's server does (SO_REUSEADDR, IPv6 sockets IPv6-only, every address
+    the host name has) and lets go at once.
+    """
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise cannot_listen(host, port, exc) from None
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise cannot_listen(host, port, exc) from None
+
+
 # ----------------------------------------------------------------------------- detaching
 
 
@@ -194,6 +232,9 @@ def detach(
                 _write_pidfile(pid_file)
                 try:
                     code = start()
+                except JobctlError as exc:  # the launcher shows the log's last lines
+                    log.error("%s", exc)
+                    code = exc.exit_code
                 finally:
                     pid_file.unlink(missing_ok=True)
     finally:
@@ -286,13 +327,51 @@ def stop_daemon(db_path: Path, timeout: float) -> int | None:
 # ------------------------------------------------------------------------------- systemd
 
 
-def systemd_unit(db_path: Path, *, user: bool, env_file: Path | None = None) -> str:
-    """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening)."""
-    program = shutil.which("jobctl") or str(Path(sys.argv[0]).resolve())
-    program = str(Path(program).resolve()) if not program.startswith("/") else program
-    command = f"{program} daemon --db {db_path}"
-    if env_file is not None:
-        command += f" --env-file {env_file}"
+# Characters that need no quoting in an ExecStart word (after % and $ are doubled).
+_UNIT_WORD_SAFE = re.compile(r"[A-Za-z0-9_@%$+=:,./-]+")
+_UNIT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def systemd_word(word: str) -> str:
+    """One ExecStart word by systemd's rules (systemd.service(5), "Command lines").
+
+    `%` is a specifier and `$` an environment reference everywhere, quoted or not, so they
+    are doubled; a word with anything but plain characters goes in double quotes, where
+    systemd reads C-style backslash escapes.
+    """
+    word = word.replace("%", "%%").replace("$", "$$")
+    if _UNIT_WORD_SAFE.fullmatch(word):
+        return word
+    quoted = "".join(
+        _UNIT_ESCAPES.get(
+            char, f"\\x{ord(char):02x}" if ord(char) < 0x20 or char == "\x7f" else char
+        )
+        for char in word
+    )
+    return f'"{quoted}"'
+
+
+def jobctl_program() -> str:
+    """The absolute path of the `jobctl` program running now (a unit needs one).
+
+    The script this process was started as, else the one installed beside this Python
+    (`python -m jobctl`), else the first on PATH.
+    """
+    started_as = Path(sys.argv[0])
+    if started_as.name == "jobctl" and started_as.is_file():
+        return str(started_as.absolute())
+    beside = Path(sys.executable).parent / "jobctl"
+    if beside.is_file():
+        return str(beside.absolute())
+    return str(Path(shutil.which("jobctl") or "jobctl").absolute())
+
+
+def systemd_unit(db_path: Path, daemon_args: Sequence[str], *, user: bool) -> str:
+    """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening).
+
+    `daemon_args` are the daemon's own options, given as they are to be passed on.
+    """
+    argv = [jobctl_program(), "daemon", "--db", str(db_path), *daemon_args]
     lines = [
         "[Unit]",
         "Description=jobctl scheduler (HTTP, agent and command jobs)",
@@ -303,7 +382,7 @@ def systemd_unit(db_path: Path, *, user: bool, env_file: Path | None = None) -> 
         "[Service]",
         "Type=notify",
         "NotifyAccess=main",
-        f"ExecStart={command}",
+        f"ExecStart={' '.join(systemd_word(word) for word in argv)}",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=5s",

@@ -37,6 +37,42 @@ def test_man_page_is_up_to_date() -> None:
     )
 
 
+def test_install_puts_the_man_page_where_man_finds_it(tmp_path: Path) -> None:
+    """A (non-editable) install, as the README's, lays <env>/share/man/man1/jobctl.1."""
+    source = tmp_path / "source"  # build from a copy: setuptools writes build/ beside it
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("jobctl", "man"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels, source],
+        check=True,
+        capture_output=True,
+    )
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
+    subprocess.run(
+        [*pip, "--python", env / "bin" / "python", "install", "--no-deps", "--no-index",
+         *wheels.glob("jobctl-*.whl")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    installed = env / "share" / "man" / "man1" / "jobctl.1"
+    assert installed.read_bytes() == MAN_PAGE.read_bytes()
+    if shutil.which("man") is None:
+        return
+    found = subprocess.run(
+        ["man", "-w", "jobctl"],
+        env={"PATH": f"{env / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert found.stdout.strip() == str(installed), found.stderr
+
+
 @pytest.mark.parametrize("shell", SHELLS)
 def test_completion_scripts_are_up_to_date(shell: str) -> None:
     path = ROOT / "completions" / script_name(shell)

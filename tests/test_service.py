@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -15,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Invoke
-from tests.realparts import ROOT, jobctl_command, query, run_jobctl, wait_until
+from tests.realparts import (
+    ROOT,
+    DaemonProcess,
+    jobctl_command,
+    query,
+    run_jobctl,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -57,11 +66,84 @@ def test_detach_status_stop(
     assert "daemon stopped" in log_file.read_text()
 
 
+def test_detached_daemons_on_two_databases_log_apart(tmp_path: Path) -> None:
+    databases = {name: tmp_path / name / "jobs.db" for name in ("alpha", "bravo")}
+    try:
+        for name, database in databases.items():
+            added = run_jobctl(database, "add", name, "--exec", "echo tick", "--every", "1s")
+            assert added.returncode == 0, added.stderr
+            started = run_jobctl(database, "daemon", "--detach")
+            assert started.returncode == 0, started.stderr
+            assert f"logging to {database}.log" in started.stdout
+        for name, database in databases.items():
+            wait_until(
+                lambda database=database, name=name: f"{name} run" in daemon_logs(database),
+                what=f"{name}'s fires in its own log",
+            )
+        for name, database in databases.items():
+            other = next(other for other in databases if other != name)
+            assert f"{other} run" not in daemon_logs(database)
+            assert f"{other} run" not in Path(f"{database}.log").read_text()
+            status = run_jobctl(database, "daemon", "status", "--json")
+            assert f'"log_file": "{database}.log"' in status.stdout
+    finally:
+        for database in databases.values():
+            run_jobctl(database, "daemon", "stop", "--timeout", "20s")
+
+
+def test_daemon_status_shows_human_times_and_json_shows_utc(db_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "1h")
+    daemon = DaemonProcess(db_path).wait_ready()
+    try:
+        table = jobctl("daemon", "status").stdout
+        started = re.search(r"^started: +(.+)$", table, re.M)
+        assert started, table
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \(up (\d+s|now)\)", started[1]
+        )
+        assert re.search(r"^last tick: +(\d+s ago|now)$", table, re.M), table
+        info = json.loads(jobctl("daemon", "status", "--json").stdout)
+        for key in ("started_at", "last_tick_at"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", info[key])
+    finally:
+        assert daemon.stop() == 0
+    stopped = jobctl("daemon", "status")
+    assert stopped.exit_code == 4
+    assert re.search(r"^started: +\d{4}-\d\d-\d\d \S+ [+-]\d{4}$", stopped.stdout, re.M)
+    assert "up " not in stopped.stdout
+
+
+def daemon_logs(database: Path) -> str:
+    result = run_jobctl(database, "daemon", "logs", "-n", "1000")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_detach_fails_loudly_on_a_bad_env_file(db_path: Path, tmp_path: Path) -> None:
     result = run_jobctl(db_path, "daemon", "--detach", "--env-file", str(tmp_path / "nope"))
     assert result.returncode == 2 and "env file" in result.stderr
     assert not db_path.exists()  # no daemon started: none created the database
     assert run_jobctl(db_path, "daemon", "status").returncode == 3  # no database at ...
+
+
+def test_listen_address_in_use_is_one_line_before_detaching(db_path: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        expected = f"jobctl: cannot listen on {address}: address already in use\n"
+
+        foreground = run_jobctl(db_path, "daemon", "--listen", address)
+        assert (foreground.returncode, foreground.stderr) == (1, expected)
+
+        log_file = tmp_path / "detached.log"
+        detached = run_jobctl(
+            db_path, "daemon", "--detach", "--listen", address, "--log-file", str(log_file)
+        )
+        assert (detached.returncode, detached.stderr, detached.stdout) == (1, expected, "")
+        assert not log_file.exists()  # refused here, not after a fork and a 10 s wait
+        assert not db_path.with_name("jobctl.db.pid").exists()
+    assert run_jobctl(db_path, "daemon", "status").returncode == 4
 
 
 class NotifySocket:
@@ -201,6 +283,128 @@ def test_systemd_unit(db_path: Path) -> None:
     assert "Type=notify" in unit and "WatchdogSec=" in unit and "Restart=on-failure" in unit
     assert "NoNewPrivileges=yes" in unit and "PrivateTmp=yes" in unit
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    assert exec_start.split("=", 1)[1].startswith("/")
+    program = Path(unit_exec_start(unit)[0])  # this install's script, also under python -m
+    assert program.is_absolute() and program.name == "jobctl" and os.access(program, os.X_OK)
     assert f"--db {db_path}" in exec_start
     assert "WantedBy=default.target" in unit
+
+
+# systemd's C-style escapes (systemd.syntax(7) "Quoting"), decoded by the test's own splitter
+_SYSTEMD_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_SYSTEMD_ESCAPES |= {"v": "\v", "\\": "\\", '"': '"', "'": "'", "s": " "}
+
+
+def systemd_split(line: str) -> list[str]:
+    """An ExecStart value as systemd turns it into argv: specifiers, quotes, escapes, `$$`.
+
+    Written from systemd.service(5) "Command lines", independently of jobctl's quoting.
+    Unresolved `%x` specifiers and `$NAME` references fail the test instead of expanding.
+    """
+    words: list[str] = []
+    index = 0
+    while index < len(line):
+        if line[index] in " \t":
+            index += 1
+            continue
+        word, quote = "", ""
+        while index < len(line) and (quote or line[index] not in " \t"):
+            char = line[index]
+            if char == "%":
+                assert line[index + 1] == "%", f"a specifier %{line[index + 1]} in {line!r}"
+                word += "%"
+                index += 2
+            elif char == "$":
+                assert line[index + 1] == "$", f"an environment reference in {line!r}"
+                word += "$"
+                index += 2
+            elif char in "\"'" and not quote:
+                quote = char
+                index += 1
+            elif char == quote:
+                quote = ""
+                index += 1
+                assert index == len(line) or line[index] in " \t", "text right after a quote"
+            elif char == "\\":
+                code = line[index + 1]
+                if code == "x":
+                    word += chr(int(line[index + 2 : index + 4], 16))
+                    index += 4
+                else:
+                    word += _SYSTEMD_ESCAPES[code]
+                    index += 2
+            else:
+                word += char
+                index += 1
+        assert not quote, f"unterminated quote in {line!r}"
+        assert word != ";", "a lone semicolon would separate commands"
+        words.append(word)
+    return words
+
+
+def unit_exec_start(unit: str) -> list[str]:
+    lines = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert len(lines) == 1, unit
+    return systemd_split(lines[0].removeprefix("ExecStart="))
+
+
+def test_systemd_splitter_reads_systemd_quoting() -> None:
+    assert systemd_split(r'/bin/x "a b" c\x20d "e\"f" 100%% $$HOME "\\;" ') == [
+        "/bin/x",
+        "a b",
+        "c d",
+        'e"f',
+        "100%",
+        "$HOME",
+        "\\;",
+    ]
+
+
+def test_systemd_unit_carries_every_daemon_option(
+    db_path: Path, tmp_path: Path, jobctl: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOBCTL_ENV_FILE", raising=False)
+    options = [
+        "--listen", "127.0.0.1:8787",
+        "--max-exec", "4",
+        "--grace", "1m",
+        "--log-level", "debug",
+        "--max-http", "10",
+    ]  # fmt: skip
+    result = jobctl("daemon", "--systemd-unit", "--user", *options)
+    assert result.exit_code == 0, result.stderr
+    argv = unit_exec_start(result.stdout)
+    assert argv[0].startswith("/") and argv[1] == "daemon"
+    given = argv[2:]
+    assert given[:2] == ["--db", str(db_path)]
+    pairs = {given[i]: given[i + 1] for i in range(2, len(given), 2)}
+    assert pairs == dict(zip(options[::2], options[1::2], strict=True))
+
+    # Values systemd would otherwise split, expand or unescape; relative paths made absolute.
+    odd = 'secrets $HOME 100% "quoted" \\ back\tslash;.env'
+    weird_db = tmp_path / "my data%d" / "jobs $x.db"
+    result = jobctl(
+        "--db", str(weird_db), "daemon", "--systemd-unit", "--env-file", odd, "--log-file", "d.log"
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert unit_exec_start(result.stdout)[2:] == [
+        "--db", str(weird_db),
+        "--env-file", str(tmp_path / odd),
+        "--log-file", str(tmp_path / "d.log"),
+    ]  # fmt: skip
+    assert "WantedBy=multi-user.target" in result.stdout
+
+    # The daemon's env file named in the environment is carried too.
+    monkeypatch.setenv("JOBCTL_ENV_FILE", "env/secrets.env")
+    result = jobctl("daemon", "--systemd-unit")
+    assert unit_exec_start(result.stdout)[2:] == [
+        "--db", str(db_path), "--env-file", str(tmp_path / "env" / "secrets.env"),
+    ]  # fmt: skip
+
+
+def test_systemd_unit_refuses_launch_options(db_path: Path, jobctl: Invoke) -> None:
+    result = jobctl("daemon", "--systemd-unit", "--detach")
+    assert result.exit_code == 2 and "--detach" in result.stderr
+    result = jobctl("daemon", "--user", "--max-http", "3")
+    assert result.exit_code == 2 and "--systemd-unit" in result.stderr
+    assert not db_path.exists()

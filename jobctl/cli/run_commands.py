@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,7 @@ from jobctl.errors import Failed, Interrupted, InvalidInput
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Log to this file, rotated by size (default with --detach: the user "
-    "log directory's jobctl.log).",
+    help="Log to this file, rotated by size (default with --detach: <database>.log).",
 )
 @click.option(
     "--log-max-bytes",
@@ -100,7 +101,9 @@ from jobctl.errors import Failed, Interrupted, InvalidInput
     help="Rotated log files to keep.",
 )
 @click.option(
-    "--systemd-unit", is_flag=True, help="Print a systemd unit for this database and exit."
+    "--systemd-unit",
+    is_flag=True,
+    help="Print a systemd unit that runs the daemon with the other options given, and exit.",
 )
 @click.option("--user", "user_unit", is_flag=True, help="With --systemd-unit: a user unit.")
 @db_option
@@ -146,12 +149,14 @@ def daemon(
 
     path = db_path(ctx)
     if systemd_unit:
-        click.echo(unit_text(path, user=user_unit, env_file=env_file), nl=False)
+        click.echo(unit_text(path, _unit_daemon_args(ctx), user=user_unit), nl=False)
         return
+    if user_unit:
+        raise click.UsageError("--user goes with --systemd-unit")
     if pidfile and not detach:
         raise click.UsageError("--pidfile goes with --detach")
     if detach and log_file is None:
-        log_file = default_log_path()
+        log_file = default_log_path(path)
     config = DaemonConfig(
         db_path=path,
         max_http=max_http,
@@ -181,6 +186,55 @@ def daemon(
     _detach(config, pidfile)
 
 
+# Options of `jobctl daemon` that are about the unit or the launch, not the daemon it runs.
+_NOT_FOR_THE_UNIT = {"systemd_unit", "user_unit", "detach", "pidfile"}
+
+
+def _unit_daemon_args(ctx: click.Context) -> list[str]:
+    """The daemon options given on this command line, to be given again in ExecStart.
+
+    Built from the command's parameters, so that an option added later is carried too.
+    Paths become absolute: systemd starts the daemon in /.
+    """
+    from click.core import ParameterSource
+
+    for name in ("detach", "pidfile"):
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(
+                "--systemd-unit writes a unit for the foreground daemon: drop --detach and --pidfile"
+            )
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    args: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or not name or name in _NOT_FOR_THE_UNIT:
+            continue
+        if name not in ctx.params or ctx.get_parameter_source(name) not in given:
+            continue
+        value = ctx.params[name]
+        flag = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+        if param.count:
+            args += [flag] * int(value)
+        elif param.is_flag:
+            if value:
+                args.append(flag)
+            elif param.secondary_opts:
+                args.append(param.secondary_opts[0])
+        else:
+            for item in value if param.multiple else (value,):
+                if item is not None:
+                    items = item if isinstance(item, tuple) else (item,)
+                    args += [flag, *(_unit_word(part) for part in items)]
+    if ctx.params.get("env_file") is None and os.environ.get("JOBCTL_ENV_FILE"):
+        # fire_environment reads this variable; the unit's daemon will not have it
+        args += ["--env-file", _unit_word(Path(os.environ["JOBCTL_ENV_FILE"]))]
+    return args
+
+
+def _unit_word(value: object) -> str:
+    return str(value.absolute() if isinstance(value, Path) else value)
+
+
 def _detach(config: Any, pidfile: Path | None) -> None:
     """Check the configuration and the lock here, then start the daemon in the background."""
     from jobctl.daemon import Daemon
@@ -191,6 +245,15 @@ def _detach(config: Any, pidfile: Path | None) -> None:
     connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
     lock = InstanceLock(config.db_path)
     lock.acquire()
+    if config.listen:  # here, not in the background: a busy port is one line, at once
+        from jobctl.listener import parse_listen
+        from jobctl.service import check_can_listen
+
+        try:
+            check_can_listen(*parse_listen(config.listen))
+        except Failed:
+            lock.release()
+            raise
     assert config.log.file is not None
     # The Daemon is built after the fork, so that it records the detached process as owner.
     pid = detach(
@@ -242,7 +305,8 @@ def daemon_stop(ctx: click.Context, timeout: str) -> None:
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="The log file the daemon writes (default: the user log directory's).",
+    help="The log file the daemon writes (default: the one it last logged to, else "
+    "<database>.log).",
 )
 @db_option
 @json_option
@@ -264,21 +328,23 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     conn = read_db(ctx)
     path = db_path(ctx)
     running = daemon_running(conn, path)
-    info = status_summary(conn, utcnow(), daemon_running=running, upcoming=0)["daemon"]
+    now = utcnow()
+    info = status_summary(conn, now, daemon_running=running, upcoming=0)["daemon"]
     row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
-    info["log_file"] = str(log_file or (row and row[0]) or default_log_path())
+    info["log_file"] = str(log_file or (row and row[0]) or default_log_path(path))
     info["database"] = str(path)
     if as_json:
         click.echo(to_json(info))
     else:
+        started, last_tick = _human_daemon_times(info, running, now)
         click.echo(
             key_values(
                 [
                     ("daemon", "running" if running else "not running"),
                     ("pid", info["pid"]),
                     ("host", info["host"]),
-                    ("started", info["started_at"]),
-                    ("last tick", info["last_tick_at"]),
+                    ("started", started),
+                    ("last tick", last_tick),
                     ("listening", info["listen"]),
                     ("database", info["database"]),
                     ("log file", info["log_file"]),
@@ -287,6 +353,25 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
         )
     if not running:
         sys.exit(4)
+
+
+def _human_daemon_times(
+    info: dict[str, Any], running: bool, now: datetime
+) -> tuple[str | None, str | None]:
+    """`started` in local time (with `up 1m` while it runs) and `last tick` as `3s ago`."""
+    from jobctl.timeutil import humanize_delta, local_text
+
+    started = last_tick = None
+    if info["started_at"]:
+        moment = datetime.fromisoformat(info["started_at"].replace("Z", "+00:00"))
+        started = local_text(moment)
+        if running:
+            started += f" (up {humanize_delta(moment, now).removesuffix(' ago')})"
+    if info["last_tick_at"]:
+        last_tick = humanize_delta(
+            datetime.fromisoformat(info["last_tick_at"].replace("Z", "+00:00")), now
+        )
+    return started, last_tick
 
 
 @daemon.command(name="logs")
@@ -303,7 +388,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="The log file (default: the one the daemon last logged to).",
+    help="The log file (default: the one the daemon last logged to, else <database>.log).",
 )
 @db_option
 @click.pass_context
@@ -320,7 +405,8 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
 
     if log_file is None:
         require_db(ctx)
-    path = log_file or _recorded_log_file(db_path(ctx)) or default_log_path()
+    database = db_path(ctx)
+    path = log_file or _recorded_log_file(database) or default_log_path(database)
     if not path.exists():
         raise Failed(
             f"no log file at {path} (the daemon logs there only with --detach or --log-file)"
