@@ -88,7 +88,7 @@ def test_the_default_database_not_created_yet_reads_as_empty(
     assert json.loads(jobctl("list", "--json").stdout) == []
     assert json.loads(jobctl("runs", "--json").stdout) == []
     assert json.loads(jobctl("agent", "list", "--json").stdout) == []
-    assert json.loads(jobctl("export", "--json").stdout) == {"version": 1, "jobs": []}
+    assert json.loads(jobctl("export", "--json").stdout) == {"version": 1, "agents": [], "jobs": []}
     status = jobctl("status", "--json")
     assert status.exit_code == 0
     assert json.loads(status.stdout)["jobs"] == {"enabled": 0, "paused": 0, "completed": 0}
