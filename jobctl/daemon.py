@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,7 +159,7 @@ class Daemon:
             "agent": asyncio.Semaphore(self.config.max_agent),
             "exec": asyncio.Semaphore(self.config.max_exec),
         }
-        self._firers = engine.Firers(max_http=self.config.max_http)
+        self._firers = engine.Firers(max_http=self.config.max_http, on_process=self._record_process)
         self._firers.http  # noqa: B018 - import aiohttp now, not on the first fire
         self._recover()
         if self.config.listen:
@@ -203,19 +203,26 @@ class Daemon:
         self._stop.set()
         self._wake.set()
 
-    def _recover(self) -> None:
-        """Runs left `running` by a dead process become interrupted (and maybe retried)."""
+    def _recover(self, ended: Mapping[int, str] | None = None) -> None:
+        """Runs left `running` by a dead process become interrupted (and maybe retried).
+
+        Their commands' process groups are ended first (`ended`: those already ended, with
+        a grace; at start-up here, before anything fires)."""
         assert self.conn is not None
+        if ended is None:
+            ended = runs.end_orphaned_groups(self.conn)
         now = utcnow()
         with write_transaction(self.conn):
-            orphans = runs.mark_interrupted(self.conn, now)
+            orphans = runs.mark_interrupted(self.conn, now, ended=ended)
             retried = engine.retry_interrupted(self.conn, orphans, now)
             runs.release_reserved(self.conn)
         for orphan in orphans:
+            note = ended.get(orphan.run_id)
             log.warning(
-                "run %d of %s was left running by a process that died: interrupted",
+                "run %d of %s was left running by a process that died: interrupted%s",
                 orphan.run_id,
                 orphan.job,
+                f"; {note}" if note else "",
             )
         if retried:
             log.info("queued %d retries of interrupted runs", retried)
@@ -295,7 +302,7 @@ class Daemon:
                         self.notifier.status(self._status_line())
                 if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
                     last_orphan_check = mono
-                    self._check_orphans()
+                    self._spawn_background(self._check_orphans())
                 if mono - last_dead_man_check >= DEAD_MAN_CHECK_EVERY:
                     last_dead_man_check = mono
                     self._check_dead_men(now)
@@ -393,13 +400,33 @@ class Daemon:
             else:
                 self.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
 
-    def _check_orphans(self) -> None:
-        """A `jobctl run` killed mid-run leaves a row whose owner is gone: interrupt it."""
+    async def _check_orphans(self) -> None:
+        """A `jobctl run` killed mid-run leaves a row whose owner is gone: end its command's
+        process group (waiting out the grace in a thread, not in the loop), interrupt it."""
         assert self.conn is not None
         try:
-            self._recover()
+            groups = runs.orphaned_groups(self.conn)
+            ended: dict[int, str] = {}
+            if groups:
+                from jobctl.processes import ORPHAN_GRACE, end_groups
+
+                ended = await asyncio.to_thread(end_groups, groups, ORPHAN_GRACE)
+            self._recover(ended)
         except sqlite3.Error:
             log.exception("orphan check failed")
+
+    def _spawn_background(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _record_process(self, run_id: int, pid: int) -> None:
+        assert self.conn is not None
+        try:
+            with write_transaction(self.conn):
+                runs.record_process_group(self.conn, run_id, pid)
+        except sqlite3.Error as exc:
+            log.warning("run %d: could not record its process group %d: %s", run_id, pid, exc)
 
     # -------------------------------------------------------------------- firing
 

@@ -169,6 +169,18 @@ def _m006_history_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m007_run_process_group(conn: sqlite3.Connection) -> None:
+    # An exec run's process group and its leader's start (clock ticks since boot), so that
+    # whoever takes over a dead owner's run can end the command's processes, and only them.
+    execute_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN pgid INTEGER;
+        ALTER TABLE runs ADD COLUMN pgid_started INTEGER;
+        """,
+    )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -177,6 +189,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("webhook secrets, chains, dead-man alerts", _m004_hooks_and_chains),
     ("an index of running runs", _m005_running_index),
     ("history indexes for list, runs --status and status", _m006_history_indexes),
+    ("exec runs' process groups", _m007_run_process_group),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,234 @@
+"""Crash safety: what is left running when the daemon or `jobctl run` is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobctl import processes
+from tests.realparts import (
+    ROOT,
+    DaemonProcess,
+    add_job,
+    job_runs,
+    jobctl_command,
+    make_due_now,
+    run_jobctl,
+    wait_until,
+)
+
+
+@pytest.fixture
+def daemons(db_path: Path) -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.kill()
+
+
+def start_daemon(db: Path, daemons: list[DaemonProcess], *args: str) -> DaemonProcess:
+    daemon = DaemonProcess(db, *args)
+    daemons.append(daemon)
+    return daemon.wait_ready()
+
+
+def sleep_copies(marker: str) -> list[int]:
+    """Live `sleep MARKER` processes, found through /proc (zombies are not alive)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state = handle.read().rpartition(b")")[2].split()[0]
+        except OSError:
+            continue
+        if argv[0].endswith(b"sleep") and marker.encode() in argv[1:2] and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+class CopyCounter:
+    """Counts the copies of a command every few milliseconds; remembers the most seen."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.most = max(self.most, len(sleep_copies(self.marker)))
+            time.sleep(0.01)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.most
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A unique sleep length (990.xxxxxx seconds) that names this test's processes."""
+    value = f"990.{uuid.uuid4().int % 10**6:06d}"
+    yield value
+    for pid in sleep_copies(value):  # never leave one behind, whatever the test did
+        os.kill(pid, signal.SIGKILL)
+
+
+def command_for(marker: str, shell: bool) -> list[str]:
+    # Through sh with a second command, sh stays as the sleep's parent: the sleep is then a
+    # grandchild, which the death signal does not reach.
+    if shell:
+        return ["--exec", f"sleep {marker}; true", "--shell"]
+    return ["--exec", f"sleep {marker}", "--no-shell"]
+
+
+@pytest.mark.parametrize("shell", [False, True], ids=["direct-child", "grandchild"])
+def test_kill_9_of_the_daemon_leaves_at_most_one_copy(
+    db_path: Path, daemons: list[DaemonProcess], marker: str, shell: bool
+) -> None:
+    add_job(db_path, "long", *command_for(marker, shell), "--every", "2s")
+    first = start_daemon(db_path, daemons)
+    make_due_now(db_path, "long")
+    old = wait_until(lambda: sleep_copies(marker), what="the first copy")
+    row = wait_until(lambda: [r for r in job_runs(db_path, "long") if r["pgid"]], what="pgid")[0]
+    assert row["pgid"] == (old[0] if not shell else row["pgid"])
+    assert row["pgid_started"] == processes.start_ticks(row["pgid"])
+    counter = CopyCounter(marker)
+    try:
+        first.kill()
+        if not shell:  # the kernel took the direct child along with the daemon
+            wait_until(lambda: not sleep_copies(marker), 10, "the death signal")
+        second = start_daemon(db_path, daemons)
+        wait_until(lambda: not any(map(_alive, old)), 10, "the orphan to be ended")
+        interrupted = wait_until(
+            lambda: [r for r in job_runs(db_path, "long") if r["status"] == "interrupted"],
+            what="the interrupted row",
+        )
+        make_due_now(db_path, "long")
+        wait_until(lambda: set(sleep_copies(marker)) - set(old), what="the new daemon's copy")
+        assert second.stop() == 0
+    finally:
+        most = counter.stop()
+    assert most <= 1
+    assert not sleep_copies(marker)  # a clean stop ends its own run too
+    if shell:
+        assert f"process group {row['pgid']} was ended (SIGTERM)" in interrupted[0]["error"]
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_bytes().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def start_manual_run(db: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        jobctl_command("run", "long"),
+        env={**os.environ, "JOBCTL_DB": str(db)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("shell", [False, True], ids=["direct-child", "grandchild"])
+def test_kill_9_of_jobctl_run_leaves_no_copy_behind(
+    db_path: Path, daemons: list[DaemonProcess], marker: str, shell: bool
+) -> None:
+    add_job(db_path, "long", *command_for(marker, shell), "--manual")
+    runner = start_manual_run(db_path)
+    try:
+        old = wait_until(lambda: sleep_copies(marker), what="the command")
+        wait_until(lambda: job_runs(db_path, "long")[0]["pgid"], what="the recorded group")
+    finally:
+        runner.kill()
+        runner.wait()
+    if not shell:
+        wait_until(lambda: not sleep_copies(marker), 10, "the death signal")
+    start_daemon(db_path, daemons)
+    wait_until(lambda: not any(map(_alive, old)), 10, "the orphan to be ended")
+    rows = wait_until(
+        lambda: [r for r in job_runs(db_path, "long") if r["status"] == "interrupted"],
+        what="the interrupted row",
+    )
+    if shell:
+        assert "was ended (SIGTERM)" in rows[0]["error"]
+
+
+def test_a_reader_ends_the_group_of_a_killed_jobctl_run(db_path: Path, marker: str) -> None:
+    add_job(db_path, "long", *command_for(marker, True), "--manual")
+    runner = start_manual_run(db_path)
+    try:
+        old = wait_until(lambda: sleep_copies(marker), what="the command")
+        wait_until(lambda: job_runs(db_path, "long")[0]["pgid"], what="the recorded group")
+    finally:
+        runner.kill()
+        runner.wait()
+    assert sleep_copies(marker) == old  # the grandchild outlived its owner
+    result = run_jobctl(db_path, "runs", "long", "--json")
+    assert result.returncode == 0, result.stderr
+    assert not any(map(_alive, old))
+    assert '"interrupted"' in result.stdout
+
+
+def test_a_group_that_ignores_sigterm_is_killed_after_the_grace(marker: str) -> None:
+    child = subprocess.Popen(
+        ["sh", "-c", f"trap '' TERM; sleep {marker}; true"], start_new_session=True
+    )
+    try:
+        wait_until(lambda: sleep_copies(marker), what="the sleep")
+        started = processes.start_ticks(child.pid)
+        assert started is not None
+        group = processes.RunGroup(7, child.pid, started)
+        notes = processes.end_groups([group], grace=0.3)
+        assert notes == {7: f"its process group {child.pid} was killed (SIGKILL) after 0.3s"}
+        wait_until(lambda: not sleep_copies(marker), 5, "the kill")
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_reused_group_id_is_left_alone(marker: str) -> None:
+    child = subprocess.Popen(["sleep", marker], start_new_session=True)
+    try:
+        started = processes.start_ticks(child.pid)
+        assert started is not None
+        # the run's group had this id but a leader that started earlier: not the same group
+        stale = processes.RunGroup(7, child.pid, started - 1)
+        assert processes.end_groups([stale], grace=0.1) == {}
+        assert processes.kill_group(stale) is None
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize(
+    ("leader_started", "members", "same"),
+    [
+        (100, [(50, 100), (51, 120)], True),  # the leader alive, started when recorded
+        (100, [(50, 130), (51, 140)], False),  # a new leader with the old id
+        (100, [(51, 120), (52, 101)], True),  # leader gone, descendants started later
+        (100, [(51, 99)], False),  # a member older than our leader is not ours
+    ],
+)
+def test_is_same_group(leader_started: int, members: list[tuple[int, int]], same: bool) -> None:
+    found = [processes.Member(pid, started) for pid, started in members]
+    assert processes.is_same_group(50, leader_started, found) is same
