@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from jobctl import engine, runs
 from jobctl.db import connect, write_transaction
 from jobctl.errors import InvalidInput
-from jobctl.liveness import InstanceLock
+from jobctl.liveness import FileIdentity, InstanceLock, file_identity, moved_away
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
 from jobctl.timeutil import format_duration, iso_z, to_db, utcnow
 
@@ -40,6 +40,7 @@ PRUNE_EVERY = 60.0
 DEAD_MAN_CHECK_EVERY = 10.0  # how often `--alert-if-no-success` windows are checked  # retention (`--keep`, `--keep-for`), in small batches between fires
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
+FILES_LOST_EXIT = 1  # the database or lock file went away under the daemon
 
 
 @dataclass
@@ -115,6 +116,8 @@ class Daemon:
         self.listener: Listener | None = None
         self.last_loop_monotonic = time.monotonic()
         self.last_tick_wall = self.started_at
+        self.db_identity: FileIdentity | None = None
+        self.exit_code = 0
 
     @property
     def in_flight(self) -> int:
@@ -150,6 +153,7 @@ class Daemon:
 
     async def _main(self) -> int:
         self.conn = connect(self.config.db_path)
+        self.db_identity = file_identity(self.config.db_path)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
@@ -178,7 +182,7 @@ class Daemon:
             pruner.cancel()
             await asyncio.gather(pruner, return_exceptions=True)
             await self._shutdown(flusher)
-        return 0
+        return self.exit_code
 
     def _reload(self) -> None:
         """SIGHUP: reopen the log file (after logrotate) and re-read the env file."""
@@ -293,6 +297,8 @@ class Daemon:
             self._notice_suspend(now, last_wall, mono - last_mono)
             last_wall, last_mono = now, mono
             try:
+                if mono - last_heartbeat >= HEARTBEAT_EVERY and not self._files_in_place():
+                    break
                 self._step(now)
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:
@@ -311,6 +317,22 @@ class Daemon:
                 log.exception("scheduling step failed")
                 timeout = IDLE_POLL
             data_version = await self._sleep(timeout, data_version)
+
+    def _files_in_place(self) -> bool:
+        """Is the database still the file we opened, and the lock still ours? If not (deleted,
+        replaced), stop: firing on would write history nobody reads, and a second daemon
+        may lock the new file. A non-zero exit has systemd start us on the right one."""
+        assert self.db_identity is not None
+        problem = moved_away(self.config.db_path, self.db_identity, "database file")
+        problem = problem or self.lock.lost()
+        if problem is None:
+            return True
+        log.critical("%s while the daemon ran: stopping (exit %d)", problem, FILES_LOST_EXIT)
+        if self.notifier.enabled:
+            self.notifier.status(f"stopping: {problem}")
+        self.exit_code = FILES_LOST_EXIT
+        self._stop.set()
+        return False
 
     def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
         jump = (now - last_wall).total_seconds() - mono_elapsed

@@ -51,6 +51,12 @@ class InstanceLock:
         self._handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
         self._handle.flush()
 
+    def lost(self) -> str | None:
+        """Why this process no longer holds the lock its path names (deleted or replaced
+        file: a second daemon could lock the new one), or None while it does."""
+        assert self._handle is not None
+        return moved_away(self.path, file_identity(self._handle.fileno()), "lock file")
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -69,6 +75,28 @@ class InstanceLock:
                 return True
             fcntl.flock(handle, fcntl.LOCK_UN)
         return False
+
+
+FileIdentity = tuple[int, int]  # (st_dev, st_ino)
+
+
+def file_identity(file: Path | int) -> FileIdentity:
+    """The device and inode of an open file descriptor or of a path."""
+    stat = os.fstat(file) if isinstance(file, int) else os.stat(file)
+    return stat.st_dev, stat.st_ino
+
+
+def moved_away(path: Path, identity: FileIdentity, what: str) -> str | None:
+    """None while `path` still names the file `identity` was taken from, else what happened."""
+    try:
+        current = file_identity(path)
+    except FileNotFoundError:
+        return f"the {what} {path} was deleted"
+    except OSError as exc:
+        return f"the {what} {path} cannot be checked: {exc.strerror}"
+    if current != identity:
+        return f"the {what} {path} was replaced by another file"
+    return None
 
 
 def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from jobctl import processes
 from tests.realparts import (
     ROOT,
     DaemonProcess,
+    Sink,
     add_job,
     job_runs,
     jobctl_command,
@@ -232,3 +234,59 @@ def test_a_reused_group_id_is_left_alone(marker: str) -> None:
 def test_is_same_group(leader_started: int, members: list[tuple[int, int]], same: bool) -> None:
     found = [processes.Member(pid, started) for pid, started in members]
     assert processes.is_same_group(50, leader_started, found) is same
+
+
+# ------------------------------------------------------- the database or lock file goes away
+
+
+def _remove_database(db: Path) -> None:
+    for path in db.parent.glob(db.name + "*"):
+        if not path.name.endswith(".lock"):
+            path.unlink()
+
+
+def _replace_database(db: Path) -> None:
+    copy = db.with_name("copy.db")
+    copy.write_bytes(db.read_bytes())
+    os.replace(copy, db)
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (_remove_database, "database file {db} was deleted"),
+        (_replace_database, "database file {db} was replaced"),
+        (lambda db: Path(f"{db}.lock").unlink(), "lock file {db}.lock was deleted"),
+    ],
+    ids=["db-deleted", "db-replaced", "lock-deleted"],
+)
+def test_a_daemon_whose_files_went_away_stops_with_an_error(
+    db_path: Path, daemons: list[DaemonProcess], sink: Sink, change: Any, what: str
+) -> None:
+    add_job(db_path, "ping", "--url", f"{sink.url}/ping", "--every", "1s")
+    daemon = start_daemon(db_path, daemons)
+    wait_until(lambda: sink.requests_to("/ping"), what="a first fire")
+    change(db_path)
+    code = daemon.process.wait(timeout=20)
+    assert code != 0
+    log = daemon.log()
+    critical = [line for line in log.splitlines() if "CRITICAL" in line]
+    assert len(critical) == 1, log
+    assert what.format(db=db_path) in critical[0]
+    assert "Traceback" not in log
+    # the file now at the path gets a daemon again
+    second = start_daemon(db_path, daemons)
+    assert second.stop() == 0
+
+
+def test_a_second_daemon_after_the_lock_was_deleted_leaves_one_running(
+    db_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    first = start_daemon(db_path, daemons)
+    Path(f"{db_path}.lock").unlink()
+    second = DaemonProcess(db_path)
+    daemons.append(second)
+    assert first.process.wait(timeout=20) != 0  # the one that lost its lock file stops
+    second.wait_ready()
+    assert "lock file" in first.log()
+    assert second.stop() == 0
