@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobctl.daemon")
 
+_SQLITE_IOERR = 10  # primary result codes (extended codes keep them in the low byte)
+_SQLITE_FULL = 13
+
 IDLE_POLL = 0.25  # seconds between checks for changes made by other processes
 MIN_TICK = 0.005  # slots this close together share one claim transaction
 HEARTBEAT_EVERY = 1.0
@@ -41,6 +44,8 @@ DEAD_MAN_CHECK_EVERY = 10.0  # how often `--alert-if-no-success` windows are che
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
 FILES_LOST_EXIT = 1  # the database or lock file went away under the daemon
+WRITE_RETRY = 1.0  # seconds between attempts while the database cannot be written
+TROUBLE_LOG_EVERY = 60.0  # one log line a minute while it cannot
 
 
 @dataclass
@@ -118,6 +123,9 @@ class Daemon:
         self.last_tick_wall = self.started_at
         self.db_identity: FileIdentity | None = None
         self.exit_code = 0
+        self.write_trouble: str | None = None  # why the database cannot be written now
+        self._trouble_since = 0.0  # monotonic
+        self._trouble_logged = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -199,7 +207,10 @@ class Daemon:
         enabled = self.conn.execute("SELECT count(*) FROM jobs WHERE state = 'enabled'").fetchone()[
             0
         ]
-        return f"{enabled} jobs enabled, {len(self._tasks)} runs in flight, {self.ticks} ticks"
+        line = f"{enabled} jobs enabled, {len(self._tasks)} runs in flight, {self.ticks} ticks"
+        if self.write_trouble is not None:
+            line = f"{self.write_trouble} for {self._trouble_age()}; {line}"
+        return line
 
     def _request_stop(self, signum: int) -> None:
         if not self._stop.is_set():
@@ -251,6 +262,23 @@ class Daemon:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
+        try:
+            self._record_shutdown()
+        except sqlite3.Error as exc:  # a full disk, say: stop cleanly all the same
+            log.error(
+                "could not record how the runs in flight ended (%s): the next jobctl process "
+                "to open the database marks those left running interrupted",
+                exc,
+            )
+        if self._background:  # notifications on their way get a moment, not forever
+            await asyncio.wait(self._background, timeout=5)
+        await self._firers.close()
+        self.conn.close()
+        log.info("daemon stopped")
+
+    def _record_shutdown(self) -> None:
+        """The last outcomes; runs still in flight interrupted; the heartbeat stopped."""
+        assert self.conn is not None
         self._flush()
         now = utcnow()
         with write_transaction(self.conn):
@@ -274,11 +302,6 @@ class Daemon:
             )
         for orphan in interrupted:
             log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
-        if self._background:  # notifications on their way get a moment, not forever
-            await asyncio.wait(self._background, timeout=5)
-        await self._firers.close()
-        self.conn.close()
-        log.info("daemon stopped")
 
     # ---------------------------------------------------------------------- loop
 
@@ -299,6 +322,9 @@ class Daemon:
             try:
                 if mono - last_heartbeat >= HEARTBEAT_EVERY and not self._files_in_place():
                     break
+                if self.write_trouble is not None:
+                    self._heartbeat()  # the probe: raises while the database cannot be written
+                    self._write_recovered()
                 self._step(now)
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:
@@ -313,9 +339,12 @@ class Daemon:
                     last_dead_man_check = mono
                     self._check_dead_men(now)
                 timeout = self._sleep_for(utcnow())
-            except Exception:  # one failing step is logged; the loop goes on
-                log.exception("scheduling step failed")
-                timeout = IDLE_POLL
+            except Exception as exc:  # one failing step is logged; the loop goes on
+                if self._cannot_write(exc):
+                    timeout = WRITE_RETRY
+                else:
+                    log.exception("scheduling step failed")
+                    timeout = IDLE_POLL
             data_version = await self._sleep(timeout, data_version)
 
     def _files_in_place(self) -> bool:
@@ -333,6 +362,44 @@ class Daemon:
         self.exit_code = FILES_LOST_EXIT
         self._stop.set()
         return False
+
+    def _cannot_write(self, exc: BaseException) -> bool:
+        """True for a database that cannot be written (disk full, I/O error): logged once
+        when it starts and once a minute while it lasts, and shown by /healthz and the
+        systemd STATUS line; nothing fires, as no run row can be written first."""
+        if not isinstance(exc, sqlite3.Error):
+            return False
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in (_SQLITE_FULL, _SQLITE_IOERR):
+            return False
+        mono = time.monotonic()
+        if self.write_trouble is None:
+            self.write_trouble = f"cannot write the database ({exc})"
+            self._trouble_since = self._trouble_logged = mono
+            log.error(
+                "%s: nothing fires until it can; trying again every %s",
+                self.write_trouble,
+                format_duration(WRITE_RETRY),
+            )
+        elif mono - self._trouble_logged >= TROUBLE_LOG_EVERY:
+            self._trouble_logged = mono
+            log.error("still %s, for %s", self.write_trouble, self._trouble_age())
+        else:
+            return True
+        if self.notifier.enabled:
+            self.notifier.status(self._status_line())
+        return True
+
+    def _write_recovered(self) -> None:
+        if self.write_trouble is None:
+            return
+        log.warning("the database can be written again, after %s", self._trouble_age())
+        self.write_trouble = None
+        if self.notifier.enabled:
+            self.notifier.status(self._status_line())
+
+    def _trouble_age(self) -> str:
+        return format_duration(max(1, round(time.monotonic() - self._trouble_since)))
 
     def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
         jump = (now - last_wall).total_seconds() - mono_elapsed
@@ -487,8 +554,9 @@ class Daemon:
                 for count in prune_runs(self.conn, started, job_ids=job_ids, batch=200):
                     removed += count
                     await asyncio.sleep(0)
-            except Exception:  # retention must never stop for good
-                log.exception("pruning runs failed")
+            except Exception as exc:  # retention must never stop for good
+                if not self._cannot_write(exc):
+                    log.exception("pruning runs failed")
             if removed:
                 log.debug("pruned %d old runs", removed)
 
@@ -499,10 +567,11 @@ class Daemon:
             self._finished_ready.clear()
             try:
                 self._flush()
-            except Exception:
-                log.exception("recording outcomes failed; will retry")
+            except Exception as exc:
+                if not self._cannot_write(exc):
+                    log.exception("recording outcomes failed; will retry")
                 self._finished_ready.set()
-                await asyncio.sleep(1)
+                await asyncio.sleep(WRITE_RETRY)
 
     def _flush(self) -> None:
         assert self.conn is not None

@@ -204,7 +204,12 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors, not all
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _create_private_file(path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import IO
 from jobctl import runs
 from jobctl.errors import DaemonUnavailable
 from jobctl.paths import lock_path
-from jobctl.timeutil import from_db, utcnow
+from jobctl.timeutil import format_duration, from_db, utcnow
 
 HEARTBEAT_FRESH = timedelta(seconds=15)
 
@@ -110,3 +110,31 @@ def daemon_running(conn: sqlite3.Connection, db_path: Path) -> bool:
     """A daemon holds the database's lock and its heartbeat is fresh."""
     age = heartbeat_age(conn, utcnow())
     return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
+
+
+def daemon_problem(conn: sqlite3.Connection, db_path: Path, now: datetime) -> str | None:
+    """What keeps a daemon that holds the lock from working, as far as a reader can tell.
+
+    A daemon that cannot write the database cannot say so in it; a reader sees the heartbeat
+    go stale while the lock stays held, and can look at the free space itself.
+    """
+    if not InstanceLock.is_held(db_path):
+        return None
+    age = heartbeat_age(conn, now)
+    since = None
+    if age is not None and age > HEARTBEAT_FRESH:
+        since = f"its last heartbeat was {format_duration(round(age.total_seconds()))} ago"
+    if filesystem_full(db_path):
+        text = "the filesystem holding the database is full: runs cannot be recorded"
+        return f"{text} ({since})" if since else text
+    if since:
+        return f"it holds the lock but {since}: stuck, or unable to write the database"
+    return None
+
+
+def filesystem_full(db_path: Path) -> bool:
+    try:
+        stat = os.statvfs(db_path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail == 0

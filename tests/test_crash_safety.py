@@ -1,14 +1,19 @@
-"""Crash safety: what is left running when the daemon or `jobctl run` is killed with SIGKILL."""
+"""Crash safety: a killed daemon or `jobctl run`, a database or lock file that goes away,
+a full disk."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +23,17 @@ from jobctl import processes
 from tests.realparts import (
     ROOT,
     DaemonProcess,
+    Reply,
     Sink,
     add_job,
     job_runs,
     jobctl_command,
     make_due_now,
+    query,
     run_jobctl,
     wait_until,
 )
+from tests.test_service import NotifySocket
 
 
 @pytest.fixture
@@ -290,3 +298,107 @@ def test_a_second_daemon_after_the_lock_was_deleted_leaves_one_running(
     second.wait_ready()
     assert "lock file" in first.log()
     assert second.stop() == 0
+
+
+# ------------------------------------------------------------------------------ full disk
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs (mounting needs root, as the tests run here); skipped where not allowed."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write zeros until the filesystem has no space left."""
+    filler = directory / "filler"
+    with open(filler, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def healthz(base: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_full_disk_is_reported_once_and_the_daemon_stops_cleanly(
+    small_filesystem: Path, tmp_path: Path, sink: Sink
+) -> None:
+    db = small_filesystem / "jobs.db"
+    sink.replies["/slow"] = Reply(delay=1.5)
+    add_job(db, "slow", "--url", f"{sink.url}/slow", "--every", "1s")
+    notify = NotifySocket(tmp_path / "notify")
+    daemon = DaemonProcess(db, "--listen", "127.0.0.1:0", env={"NOTIFY_SOCKET": str(notify.path)})
+    try:
+        daemon.wait_ready()
+        base = wait_until(lambda: query(db, "SELECT listen FROM daemon")[0][0], what="listen")
+        wait_until(lambda: sink.requests_to("/slow"), what="a first fire")
+        filler = fill(small_filesystem)
+        _, body = wait_until(
+            lambda: (reply := healthz(base))[0] == 503 and reply, what="/healthz to say 503"
+        )
+        assert body["status"] == "cannot write" and "full" in body["problem"]
+        assert any("STATUS=cannot write the database" in line for line in notify.lines())
+        # status reads the free space itself: the daemon cannot write its heartbeat
+        status = run_jobctl(db, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert "is full" in json.loads(status.stdout)["daemon"]["problem"]
+        assert run_jobctl(db, "status", "--check").returncode == 4
+        # the loop goes on trying (its ticks advance) without flooding the log
+        started = body["last_tick_at"]
+        wait_until(
+            lambda: _seconds_between(started, healthz(base)[1]["last_tick_at"]) >= 3,
+            what="three seconds of the daemon's own ticks",
+        )
+        errors = [line for line in daemon.log().splitlines() if " ERROR " in line]
+        assert len(errors) == 1, daemon.log()
+        assert "cannot write the database" in errors[0]
+        assert "Traceback" not in daemon.log()
+        filler.unlink()
+        wait_until(lambda: healthz(base)[0] == 200, what="/healthz to recover")
+        assert "can be written again" in daemon.log()
+        count = len(sink.requests_to("/slow"))
+        wait_until(lambda: len(sink.requests_to("/slow")) > count, what="fires again")
+        # full again while a run is in flight, then SIGTERM: a clean stop all the same
+        filler = fill(small_filesystem)
+        wait_until(lambda: healthz(base)[0] == 503, what="/healthz to say 503 again")
+        assert daemon.stop() == 0
+        log = daemon.log()
+        assert "Traceback" not in log and "Unclosed" not in log, log
+        assert "daemon stopped" in log
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+        notify.close()
+    filler.unlink()
+    runs_listed = run_jobctl(db, "runs", "--json")  # a reader tidies what was left running
+    assert runs_listed.returncode == 0, runs_listed.stderr
+    assert "running" not in {run["status"] for run in json.loads(runs_listed.stdout)}
+
+
+def _seconds_between(first: str, second: str) -> float:
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(second) - parse(first)).total_seconds()

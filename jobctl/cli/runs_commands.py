@@ -398,7 +398,11 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--check", is_flag=True, help="Exit 4 when the daemon is not running.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 4 when the daemon is not running or cannot work (a full disk, a stuck loop).",
+)
 @db_option
 @json_option
 @click.pass_context
@@ -411,18 +415,22 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
       jobctl status --check || systemctl --user restart jobctl
     """
     from jobctl.history import status_summary
-    from jobctl.liveness import daemon_running
+    from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
 
     conn = open_db(ctx, tidy=True)
     now = _now()
     summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
+    problem = daemon_problem(conn, db_path(ctx), now)
+    summary["daemon"]["problem"] = problem
     if as_json:
         click.echo(to_json(summary))
     else:
         click.echo(_render_status(summary, now))
     if check and not summary["daemon"]["running"]:
         raise DaemonUnavailable("the daemon is not running")
+    if check and problem:
+        raise DaemonUnavailable(f"the daemon is not working: {problem}")
 
 
 def _render_status(summary: dict[str, Any], now: datetime) -> str:
@@ -447,6 +455,7 @@ def _render_status(summary: dict[str, Any], now: datetime) -> str:
     jobs = summary["jobs"]
     pairs = [
         ("daemon", state),
+        *([("problem", daemon["problem"])] if daemon.get("problem") else []),
         (
             "jobs",
             f"{jobs['enabled']} enabled, {jobs['paused']} paused, {jobs['completed']} completed",
