@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from jobctl import engine, runs
 from jobctl.db import connect, write_transaction
 from jobctl.errors import InvalidInput
-from jobctl.liveness import InstanceLock
+from jobctl.liveness import FileIdentity, InstanceLock, file_identity, moved_away
 from jobctl.secrets import FireEnvironment, RedactingLogFilter, Redactor, file_secrets
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
 from jobctl.timeutil import format_duration, iso_z, to_db, utcnow
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobctl.daemon")
 
+_SQLITE_IOERR = 10  # primary result codes (extended codes keep them in the low byte)
+_SQLITE_FULL = 13
+
 IDLE_POLL = 0.25  # seconds between checks for changes made by other processes
 MIN_TICK = 0.005  # slots this close together share one claim transaction
 HEARTBEAT_EVERY = 1.0
@@ -41,6 +44,9 @@ PRUNE_EVERY = 60.0
 DEAD_MAN_CHECK_EVERY = 10.0  # how often `--alert-if-no-success` windows are checked  # retention (`--keep`, `--keep-for`), in small batches between fires
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
+FILES_LOST_EXIT = 1  # the database or lock file went away under the daemon
+WRITE_RETRY = 1.0  # seconds between attempts while the database cannot be written
+TROUBLE_LOG_EVERY = 60.0  # one log line a minute while it cannot
 
 
 @dataclass
@@ -116,6 +122,11 @@ class Daemon:
         self.listener: Listener | None = None
         self.last_loop_monotonic = time.monotonic()
         self.last_tick_wall = self.started_at
+        self.db_identity: FileIdentity | None = None
+        self.exit_code = 0
+        self.write_trouble: str | None = None  # why the database cannot be written now
+        self._trouble_since = 0.0  # monotonic
+        self._trouble_logged = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -160,6 +171,7 @@ class Daemon:
 
     async def _main(self) -> int:
         self.conn = connect(self.config.db_path)
+        self.db_identity = file_identity(self.config.db_path)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
@@ -169,7 +181,7 @@ class Daemon:
             "agent": asyncio.Semaphore(self.config.max_agent),
             "exec": asyncio.Semaphore(self.config.max_exec),
         }
-        self._firers = engine.Firers(max_http=self.config.max_http)
+        self._firers = engine.Firers(max_http=self.config.max_http, on_process=self._record_process)
         self._firers.http  # noqa: B018 - import aiohttp now, not on the first fire
         self._recover()
         if self.config.listen:
@@ -190,7 +202,7 @@ class Daemon:
             pruner.cancel()
             await asyncio.gather(pruner, return_exceptions=True)
             await self._shutdown(flusher)
-        return 0
+        return self.exit_code
 
     def _reload(self) -> None:
         """SIGHUP: reopen the log file (after logrotate) and re-read the env file."""
@@ -209,11 +221,14 @@ class Daemon:
             0
         ]
         tasks = len(self._tasks)
-        return (
+        line = (
             f"{enabled} job{'' if enabled == 1 else 's'} enabled, "
             f"{tasks} run{'' if tasks == 1 else 's'} in flight, "
             f"{self.ticks} tick{'' if self.ticks == 1 else 's'}"
         )
+        if self.write_trouble is not None:
+            line = f"{self.write_trouble} for {self._trouble_age()}; {line}"
+        return line
 
     def _request_stop(self, signum: int) -> None:
         if not self._stop.is_set():
@@ -221,19 +236,26 @@ class Daemon:
         self._stop.set()
         self._wake.set()
 
-    def _recover(self) -> None:
-        """Runs left `running` by a dead process become interrupted (and maybe retried)."""
+    def _recover(self, ended: Mapping[int, str] | None = None) -> None:
+        """Runs left `running` by a dead process become interrupted (and maybe retried).
+
+        Their commands' process groups are ended first (`ended`: those already ended, with
+        a grace; at start-up here, before anything fires)."""
         assert self.conn is not None
+        if ended is None:
+            ended = runs.end_orphaned_groups(self.conn)
         now = utcnow()
         with write_transaction(self.conn):
-            orphans = runs.mark_interrupted(self.conn, now)
+            orphans = runs.mark_interrupted(self.conn, now, ended=ended)
             retried = engine.retry_interrupted(self.conn, orphans, now)
             runs.release_reserved(self.conn)
         for orphan in orphans:
+            note = ended.get(orphan.run_id)
             log.warning(
-                "run %d of %s was left running by a process that died: interrupted",
+                "run %d of %s was left running by a process that died: interrupted%s",
                 orphan.run_id,
                 orphan.job,
+                f"; {note}" if note else "",
             )
         if retried:
             log.info("queued %d retries of interrupted runs", retried)
@@ -258,6 +280,23 @@ class Daemon:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
+        try:
+            self._record_shutdown()
+        except sqlite3.Error as exc:  # a full disk, say: stop cleanly all the same
+            log.error(
+                "could not record how the runs in flight ended (%s): the next jobctl process "
+                "to open the database marks those left running interrupted",
+                exc,
+            )
+        if self._background:  # notifications on their way get a moment, not forever
+            await asyncio.wait(self._background, timeout=5)
+        await self._firers.close()
+        self.conn.close()
+        log.info("daemon stopped")
+
+    def _record_shutdown(self) -> None:
+        """The last outcomes; runs still in flight interrupted; the heartbeat stopped."""
+        assert self.conn is not None
         self._flush()
         now = utcnow()
         with write_transaction(self.conn):
@@ -281,11 +320,6 @@ class Daemon:
             )
         for orphan in interrupted:
             log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
-        if self._background:  # notifications on their way get a moment, not forever
-            await asyncio.wait(self._background, timeout=5)
-        await self._firers.close()
-        self.conn.close()
-        log.info("daemon stopped")
 
     # ---------------------------------------------------------------------- loop
 
@@ -304,6 +338,11 @@ class Daemon:
             self._notice_suspend(now, last_wall, mono - last_mono)
             last_wall, last_mono = now, mono
             try:
+                if mono - last_heartbeat >= HEARTBEAT_EVERY and not self._files_in_place():
+                    break
+                if self.write_trouble is not None:
+                    self._heartbeat()  # the probe: raises while the database cannot be written
+                    self._write_recovered()
                 self._step(now)
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:
@@ -313,15 +352,72 @@ class Daemon:
                         self.notifier.status(self._status_line())
                 if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
                     last_orphan_check = mono
-                    self._check_orphans()
+                    self._spawn_background(self._check_orphans())
                 if mono - last_dead_man_check >= DEAD_MAN_CHECK_EVERY:
                     last_dead_man_check = mono
                     self._check_dead_men(now)
                 timeout = self._sleep_for(utcnow())
-            except Exception:  # one failing step is logged; the loop goes on
-                log.exception("scheduling step failed")
-                timeout = IDLE_POLL
+            except Exception as exc:  # one failing step is logged; the loop goes on
+                if self._cannot_write(exc):
+                    timeout = WRITE_RETRY
+                else:
+                    log.exception("scheduling step failed")
+                    timeout = IDLE_POLL
             data_version = await self._sleep(timeout, data_version)
+
+    def _files_in_place(self) -> bool:
+        """Is the database still the file we opened, and the lock still ours? If not (deleted,
+        replaced), stop: firing on would write history nobody reads, and a second daemon
+        may lock the new file. A non-zero exit has systemd start us on the right one."""
+        assert self.db_identity is not None
+        problem = moved_away(self.config.db_path, self.db_identity, "database file")
+        problem = problem or self.lock.lost()
+        if problem is None:
+            return True
+        log.critical("%s while the daemon ran: stopping (exit %d)", problem, FILES_LOST_EXIT)
+        if self.notifier.enabled:
+            self.notifier.status(f"stopping: {problem}")
+        self.exit_code = FILES_LOST_EXIT
+        self._stop.set()
+        return False
+
+    def _cannot_write(self, exc: BaseException) -> bool:
+        """True for a database that cannot be written (disk full, I/O error): logged once
+        when it starts and once a minute while it lasts, and shown by /healthz and the
+        systemd STATUS line; nothing fires, as no run row can be written first."""
+        if not isinstance(exc, sqlite3.Error):
+            return False
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in (_SQLITE_FULL, _SQLITE_IOERR):
+            return False
+        mono = time.monotonic()
+        if self.write_trouble is None:
+            self.write_trouble = f"cannot write the database ({exc})"
+            self._trouble_since = self._trouble_logged = mono
+            log.error(
+                "%s: nothing fires until it can; trying again every %s",
+                self.write_trouble,
+                format_duration(WRITE_RETRY),
+            )
+        elif mono - self._trouble_logged >= TROUBLE_LOG_EVERY:
+            self._trouble_logged = mono
+            log.error("still %s, for %s", self.write_trouble, self._trouble_age())
+        else:
+            return True
+        if self.notifier.enabled:
+            self.notifier.status(self._status_line())
+        return True
+
+    def _write_recovered(self) -> None:
+        if self.write_trouble is None:
+            return
+        log.warning("the database can be written again, after %s", self._trouble_age())
+        self.write_trouble = None
+        if self.notifier.enabled:
+            self.notifier.status(self._status_line())
+
+    def _trouble_age(self) -> str:
+        return format_duration(max(1, round(time.monotonic() - self._trouble_since)))
 
     def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
         jump = (now - last_wall).total_seconds() - mono_elapsed
@@ -411,13 +507,33 @@ class Daemon:
             else:
                 self.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
 
-    def _check_orphans(self) -> None:
-        """A `jobctl run` killed mid-run leaves a row whose owner is gone: interrupt it."""
+    async def _check_orphans(self) -> None:
+        """A `jobctl run` killed mid-run leaves a row whose owner is gone: end its command's
+        process group (waiting out the grace in a thread, not in the loop), interrupt it."""
         assert self.conn is not None
         try:
-            self._recover()
+            groups = runs.orphaned_groups(self.conn)
+            ended: dict[int, str] = {}
+            if groups:
+                from jobctl.processes import ORPHAN_GRACE, end_groups
+
+                ended = await asyncio.to_thread(end_groups, groups, ORPHAN_GRACE)
+            self._recover(ended)
         except sqlite3.Error:
             log.exception("orphan check failed")
+
+    def _spawn_background(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _record_process(self, run_id: int, pid: int) -> None:
+        assert self.conn is not None
+        try:
+            with write_transaction(self.conn):
+                runs.record_process_group(self.conn, run_id, pid)
+        except sqlite3.Error as exc:
+            log.warning("run %d: could not record its process group %d: %s", run_id, pid, exc)
 
     # -------------------------------------------------------------------- firing
 
@@ -456,8 +572,9 @@ class Daemon:
                 for count in prune_runs(self.conn, started, job_ids=job_ids, batch=200):
                     removed += count
                     await asyncio.sleep(0)
-            except Exception:  # retention must never stop for good
-                log.exception("pruning runs failed")
+            except Exception as exc:  # retention must never stop for good
+                if not self._cannot_write(exc):
+                    log.exception("pruning runs failed")
             if removed:
                 log.debug("pruned %d old runs", removed)
 
@@ -468,10 +585,11 @@ class Daemon:
             self._finished_ready.clear()
             try:
                 self._flush()
-            except Exception:
-                log.exception("recording outcomes failed; will retry")
+            except Exception as exc:
+                if not self._cannot_write(exc):
+                    log.exception("recording outcomes failed; will retry")
                 self._finished_ready.set()
-                await asyncio.sleep(1)
+                await asyncio.sleep(WRITE_RETRY)
 
     def _flush(self) -> None:
         assert self.conn is not None

@@ -204,6 +204,18 @@ def _m008_webhook_deliveries(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m009_run_process_group(conn: sqlite3.Connection) -> None:
+    # An exec run's process group and its leader's start (clock ticks since boot), so that
+    # whoever takes over a dead owner's run can end the command's processes, and only them.
+    execute_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN pgid INTEGER;
+        ALTER TABLE runs ADD COLUMN pgid_started INTEGER;
+        """,
+    )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -214,6 +226,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("history indexes for list, runs --status and status", _m006_history_indexes),
     ("exec jobs stored without `shell` keep running without one", _m007_exec_shell_explicit),
     ("webhook deliveries seen, against replays", _m008_webhook_deliveries),
+    ("exec runs' process groups", _m009_run_process_group),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -228,7 +241,12 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors, not all
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _create_private_file(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -821,8 +821,13 @@ def retry_interrupted(conn: sqlite3.Connection, orphans: list[runs.Orphan], now:
 class Firers:
     """The action runners of one process: one HTTP session, bounded per action kind."""
 
-    def __init__(self, *, max_http: int = 256) -> None:
+    def __init__(
+        self, *, max_http: int = 256, on_process: Callable[[int, int], None] | None = None
+    ) -> None:
+        """`on_process(run_id, pid)` is told of each command a run starts (it must not raise):
+        the caller records the process group, for a takeover should this process die."""
         self.max_http = max_http
+        self.on_process = on_process
         self._http: HttpFirer | None = None
         self._agents: AgentFirer | None = None
 
@@ -858,6 +863,9 @@ class Firers:
             payload=claim.payload,
             payload_type=claim.payload_type,
         )
+        if self.on_process is not None:
+            report, run_id = self.on_process, claim.run_id
+            context.on_process = lambda pid: report(run_id, pid)
         spec = claim.job.spec
         if claim.job.action == "http":
             outcome = await self.http.fire(spec, context)

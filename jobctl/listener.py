@@ -189,12 +189,15 @@ class Listener:
 
     async def healthz(self, request: web.Request) -> web.Response:
         age = time.monotonic() - self.daemon.last_loop_monotonic
+        trouble = self.daemon.write_trouble
+        status = "stuck" if age >= STUCK_AFTER else "cannot write" if trouble else "ok"
         body = {
-            "status": "ok" if age < STUCK_AFTER else "stuck",
+            "status": status,
             "last_tick_at": iso_z(self.daemon.last_tick_wall),
             "seconds_since_tick": round(age, 3),
+            "problem": trouble,
         }
-        return _json(body, 200 if age < STUCK_AFTER else 503)
+        return _json(body, 200 if status == "ok" else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         if not self._may_read_metrics(request):

@@ -16,7 +16,7 @@ from typing import IO
 from jobctl import runs
 from jobctl.errors import DaemonUnavailable
 from jobctl.paths import lock_path
-from jobctl.timeutil import from_db, utcnow
+from jobctl.timeutil import format_duration, from_db, utcnow
 
 HEARTBEAT_FRESH = timedelta(seconds=15)
 
@@ -51,6 +51,12 @@ class InstanceLock:
         self._handle.write(f"pid {os.getpid()} on {runs.HOST}\n")
         self._handle.flush()
 
+    def lost(self) -> str | None:
+        """Why this process no longer holds the lock its path names (deleted or replaced
+        file: a second daemon could lock the new one), or None while it does."""
+        assert self._handle is not None
+        return moved_away(self.path, file_identity(self._handle.fileno()), "lock file")
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -71,6 +77,28 @@ class InstanceLock:
         return False
 
 
+FileIdentity = tuple[int, int]  # (st_dev, st_ino)
+
+
+def file_identity(file: Path | int) -> FileIdentity:
+    """The device and inode of an open file descriptor or of a path."""
+    stat = os.fstat(file) if isinstance(file, int) else os.stat(file)
+    return stat.st_dev, stat.st_ino
+
+
+def moved_away(path: Path, identity: FileIdentity, what: str) -> str | None:
+    """None while `path` still names the file `identity` was taken from, else what happened."""
+    try:
+        current = file_identity(path)
+    except FileNotFoundError:
+        return f"the {what} {path} was deleted"
+    except OSError as exc:
+        return f"the {what} {path} cannot be checked: {exc.strerror}"
+    if current != identity:
+        return f"the {what} {path} was replaced by another file"
+    return None
+
+
 def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:
     row = conn.execute("SELECT last_tick_at, stopped_at FROM daemon WHERE id = 1").fetchone()
     if row is None or row["stopped_at"]:
@@ -82,3 +110,31 @@ def daemon_running(conn: sqlite3.Connection, db_path: Path) -> bool:
     """A daemon holds the database's lock and its heartbeat is fresh."""
     age = heartbeat_age(conn, utcnow())
     return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
+
+
+def daemon_problem(conn: sqlite3.Connection, db_path: Path, now: datetime) -> str | None:
+    """What keeps a daemon that holds the lock from working, as far as a reader can tell.
+
+    A daemon that cannot write the database cannot say so in it; a reader sees the heartbeat
+    go stale while the lock stays held, and can look at the free space itself.
+    """
+    if not InstanceLock.is_held(db_path):
+        return None
+    age = heartbeat_age(conn, now)
+    since = None
+    if age is not None and age > HEARTBEAT_FRESH:
+        since = f"its last heartbeat was {format_duration(round(age.total_seconds()))} ago"
+    if filesystem_full(db_path):
+        text = "the filesystem holding the database is full: runs cannot be recorded"
+        return f"{text} ({since})" if since else text
+    if since:
+        return f"it holds the lock but {since}: stuck, or unable to write the database"
+    return None
+
+
+def filesystem_full(db_path: Path) -> bool:
+    try:
+        stat = os.statvfs(db_path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail == 0

@@ -87,7 +87,14 @@ async def _fire_with_retries(
     env: Mapping[str, str],
     report: Report,
 ) -> engine.Recorded:
-    firers = engine.Firers(max_http=4)
+    def record_process(run_id: int, pid: int) -> None:
+        try:
+            with write_transaction(conn):
+                runs.record_process_group(conn, run_id, pid)
+        except sqlite3.Error:
+            pass  # the death signal still takes the command along if we are killed
+
+    firers = engine.Firers(max_http=4, on_process=record_process)
     try:
         while True:
             outcome = await firers.fire(claim, env)

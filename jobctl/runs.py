@@ -9,11 +9,12 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobctl import processes
 from jobctl.db import write_transaction
 from jobctl.timeutil import from_db, to_db
 
@@ -193,14 +194,19 @@ def mark_interrupted(
     *,
     run_ids: Iterable[int] | None = None,
     reason: str = "interrupted: the process running it stopped",
+    ended: Mapping[int, str] | None = None,
 ) -> list[Orphan]:
     """Mark `running` rows interrupted: the given ones, or those whose owner is gone.
 
-    Only owners on this host can be checked; rows of other hosts are left alone.
+    Only owners on this host can be checked; rows of other hosts are left alone. A run's
+    process group that may still live is ended first, so that no copy of its command runs
+    on unsupervised: `ended` holds the notes of groups the caller already ended (with a
+    grace, outside the transaction); any other is killed here at once.
     """
     rows = conn.execute(
         "SELECT runs.id, runs.job_id, jobs.name, runs.trigger, runs.attempt, "
-        "runs.scheduled_for, runs.owner_pid, runs.owner_host, runs.started_at "
+        "runs.scheduled_for, runs.owner_pid, runs.owner_host, runs.started_at, "
+        "runs.pgid, runs.pgid_started "
         "FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.status = 'running'"
     ).fetchall()
     wanted = set(run_ids) if run_ids is not None else None
@@ -209,15 +215,17 @@ def mark_interrupted(
         if wanted is not None:
             if row["id"] not in wanted:
                 continue
-        elif row["owner_host"] != HOST or process_exists(
-            row["owner_pid"] or 0, since=from_db(row["started_at"]) if row["started_at"] else None
-        ):
+        elif not _owner_gone(row):
             continue
+        note = (ended or {}).get(row["id"])
+        group = _run_group(row)
+        if note is None and group is not None and row["owner_host"] == HOST:
+            note = processes.kill_group(group)
         conn.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?, "
             "duration_ms = CAST((julianday(?) - julianday(started_at)) * 86400000 AS INTEGER) "
             "WHERE id = ? AND status = 'running'",
-            (to_db(now), reason, to_db(now), row["id"]),
+            (to_db(now), f"{reason}; {note}" if note else reason, to_db(now), row["id"]),
         )
         started = row["started_at"]
         count_executed(
@@ -234,6 +242,50 @@ def mark_interrupted(
             )
         )
     return orphans
+
+
+def _owner_gone(row: sqlite3.Row) -> bool:
+    if row["owner_host"] != HOST:
+        return False
+    since = from_db(row["started_at"]) if row["started_at"] else None
+    return not process_exists(row["owner_pid"] or 0, since=since)
+
+
+def _run_group(row: sqlite3.Row) -> processes.RunGroup | None:
+    if row["pgid"] is None or row["pgid_started"] is None:
+        return None
+    return processes.RunGroup(row["id"], row["pgid"], row["pgid_started"])
+
+
+def orphaned_groups(conn: sqlite3.Connection) -> list[processes.RunGroup]:
+    """Read-only: the process groups of `running` rows whose owner on this host is gone."""
+    rows = conn.execute(
+        "SELECT id, owner_pid, owner_host, started_at, pgid, pgid_started FROM runs "
+        "WHERE status = 'running' AND owner_host = ? AND pgid IS NOT NULL",
+        (HOST,),
+    ).fetchall()
+    return [group for row in rows if _owner_gone(row) and (group := _run_group(row)) is not None]
+
+
+def end_orphaned_groups(
+    conn: sqlite3.Connection, grace: float = processes.ORPHAN_GRACE
+) -> dict[int, str]:
+    """No transaction: SIGTERM the groups of dead owners' runs, SIGKILL them after `grace`.
+
+    Pass the result to mark_interrupted(ended=...). Until then the rows stay `running`, so
+    the overlap policy starts no second copy while the first is being ended.
+    """
+    groups = orphaned_groups(conn)
+    return processes.end_groups(groups, grace) if groups else {}
+
+
+def record_process_group(conn: sqlite3.Connection, run_id: int, pgid: int) -> None:
+    """The run's command started as the leader of group `pgid`: remember it (and when the
+    leader started, so that a reused id is never taken for it) for whoever takes over."""
+    conn.execute(
+        "UPDATE runs SET pgid = ?, pgid_started = ? WHERE id = ? AND status = 'running'",
+        (pgid, processes.start_ticks(pgid), run_id),
+    )
 
 
 def release_reserved(conn: sqlite3.Connection) -> int:
@@ -264,18 +316,21 @@ def has_orphans(conn: sqlite3.Connection) -> bool:
 
 
 def tidy_orphans(conn: sqlite3.Connection, now: datetime) -> None:
-    """What any jobctl process does on its way: mark dead owners' runs interrupted."""
+    """What any jobctl process does on its way: end dead owners' process groups and mark
+    their runs interrupted."""
     try:
         if has_orphans(conn):
-            mark_orphans(conn, now)
+            mark_orphans(conn, now, ended=end_orphaned_groups(conn))
     except sqlite3.Error:  # a read-only database, or a busy one: the daemon will do it
         pass
 
 
-def mark_orphans(conn: sqlite3.Connection, now: datetime) -> list[Orphan]:
+def mark_orphans(
+    conn: sqlite3.Connection, now: datetime, *, ended: Mapping[int, str] | None = None
+) -> list[Orphan]:
     """Own transaction: interrupted rows for every dead owner on this host."""
     with write_transaction(conn):
-        return mark_interrupted(conn, now)
+        return mark_interrupted(conn, now, ended=ended)
 
 
 # ------------------------------------------------------------------------------ reading

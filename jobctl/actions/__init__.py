@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,9 @@ class FireContext:
     # Prompt placeholders ({job}, {now}, {last_output} ...), filled in after secrets are
     # expanded, so that text from outside (a payload, an answer) can never pull a secret in.
     placeholders: Mapping[str, str] | None = None
+    # Told the pid of a command the run started (its process group's id), so that the
+    # engine can record it for a takeover should this process die.
+    on_process: Callable[[int], None] | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ from jobctl.actions.exec import (
     _exit_error,
     _start_error,
     _terminate_group,
+    die_with_parent,
 )
 from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error, read_limited
 from jobctl.errors import Failed
@@ -302,6 +303,7 @@ class AgentFirer(SessionOwner):
                 stderr=err_write,
                 env=env,
                 start_new_session=True,  # its own process group, so a timeout can kill it whole
+                preexec_fn=die_with_parent(),  # and it dies with us (see actions.exec)
             )
         except (OSError, ValueError) as exc:
             os.close(out_read)
@@ -317,6 +319,8 @@ class AgentFirer(SessionOwner):
         finally:
             os.close(out_write)
             os.close(err_write)
+        if ctx.on_process is not None:
+            ctx.on_process(process.pid)
 
         stdout = _Collector(out_read)
         stderr = _Collector(err_read)

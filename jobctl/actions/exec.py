@@ -7,7 +7,8 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobctl.actions import (
@@ -87,6 +88,7 @@ async def run_command(
             cwd=cwd,
             env=env,
             start_new_session=True,  # its own process group, so a timeout can kill it whole
+            preexec_fn=die_with_parent(),
         )
     except (OSError, ValueError) as exc:
         os.close(read_fd)
@@ -99,6 +101,8 @@ async def run_command(
         )
     finally:
         os.close(write_fd)
+    if ctx.on_process is not None:
+        ctx.on_process(process.pid)
 
     collector = _Collector(read_fd)
     timed_out = False
@@ -207,6 +211,43 @@ async def _terminate_group(process: asyncio.subprocess.Process, grace: float) ->
     await process.wait()
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the kernel SIGKILL the child when this thread dies (Linux).
+
+    A kill -9 of the daemon or of `jobctl run` then takes the direct child with it. Only the
+    child: a grandchild (a command `sh -c` runs without exec) lives on in the group, which the
+    process that takes the run over ends. PDEATHSIG follows the *thread* that forked, so
+    commands must be started from a thread that lives as long as the process (the event
+    loop's). The function runs between fork and exec, where other threads' locks may be
+    held: it only calls a C function resolved here, in the parent, and os.getppid().
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    global _prctl
+    if _prctl is None:
+        import ctypes
+
+        try:
+            function = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            return None
+        function.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        function.restype = ctypes.c_int
+        _prctl = function
+    prctl, parent, kill = _prctl, os.getpid(), int(signal.SIGKILL)
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), kill)
+
+    return set_death_signal
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)
@@ -281,4 +322,4 @@ def _snapshot(
     return {"command": redact(command), "cwd": cwd, "env": shown_env, "shell": shell}
 
 
-__all__ = ["DRAIN_AFTER_EXIT", "KILL_GRACE", "run_command"]
+__all__ = ["DRAIN_AFTER_EXIT", "KILL_GRACE", "die_with_parent", "run_command"]

@@ -555,7 +555,11 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--check", is_flag=True, help="Exit 4 when the daemon is not running.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 4 when the daemon is not running or cannot work (a full disk, a stuck loop).",
+)
 @db_option
 @json_option
 @click.pass_context
@@ -572,12 +576,14 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
       jobctl status --check || systemctl --user restart jobctl
     """
     from jobctl.history import status_summary
-    from jobctl.liveness import daemon_running
+    from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
 
     conn = read_db(ctx, tidy=True)
     now = _now()
     summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
+    problem = daemon_problem(conn, db_path(ctx), now)
+    summary["daemon"]["problem"] = problem
     if as_json:
         click.echo(to_json(summary))
     else:
@@ -586,6 +592,8 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
         click.echo(_render_status(summary, now, output_width()))
     if check and not summary["daemon"]["running"]:
         raise DaemonUnavailable("the daemon is not running")
+    if check and problem:
+        raise DaemonUnavailable(f"the daemon is not working: {problem}")
 
 
 def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
@@ -622,6 +630,7 @@ def _render_status(summary: dict[str, Any], now: datetime, width: int | None = N
     jobs = summary["jobs"]
     pairs = [
         ("daemon", state),
+        *([("problem", daemon["problem"])] if daemon.get("problem") else []),
         (
             "jobs",
             f"{jobs['enabled']} enabled, {jobs['paused']} paused, {jobs['completed']} completed",
