@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from jobctl import policies, schedule
 from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, NotFound
+from jobctl.models import ActionKind, ScheduleKind
 from jobctl.schedule import Schedule
 from jobctl.secrets import has_reference, redact_headers, redact_url
 from jobctl.timeutil import (
@@ -35,8 +36,8 @@ RESERVED_NAMES = frozenset({"list", "show", "prune", "clear"})
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 EXPECT_ITEM = re.compile(r"[1-5]xx|[1-5][0-9]{2}(-[1-5][0-9]{2})?")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-ACTIONS = ("http", "agent", "exec")
-TRIGGERS = ("cron", "every", "once", "manual")
+ACTIONS = tuple(m.value for m in ActionKind)
+TRIGGERS = tuple(m.value for m in ScheduleKind)
 
 # Spec keys per action, in the one order every output (JSON, show, export) writes them.
 SPEC_KEYS: dict[str, tuple[str, ...]] = {

@@ -12,10 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from jobctl.errors import InvalidInput
+from jobctl.models import Catchup, Overlap
 from jobctl.timeutil import format_duration, parse_duration
 
-OVERLAP_CHOICES = ("skip", "queue", "allow")
-CATCHUP_CHOICES = ("latest", "skip", "all")
+OVERLAP_CHOICES = tuple(m.value for m in Overlap)
+CATCHUP_CHOICES = tuple(m.value for m in Catchup)
 
 DEFAULT_TIMEOUTS = {"http": 30.0, "agent": 600.0, "exec": 3600.0}
 DEFAULTS: dict[str, Any] = {

@@ -16,21 +16,11 @@ from typing import Any
 
 from jobctl import processes
 from jobctl.db import write_transaction
+from jobctl.models import FAILURES, RunStatus, RunTrigger
 from jobctl.timeutil import from_db, to_db
 
-STATUSES = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "skipped",
-    "missed",
-    "interrupted",
-)
-TRIGGERS = ("schedule", "manual", "webhook", "retry", "catchup", "chain")
-EXECUTED = frozenset({"succeeded", "failed", "timed_out", "interrupted"})
-FAILURES = frozenset({"failed", "timed_out", "interrupted"})
+STATUSES = tuple(m.value for m in RunStatus)
+TRIGGERS = tuple(m.value for m in RunTrigger)
 
 # The node name, as socket.gethostname() gives it, without importing socket (10 ms at start-up).
 HOST = os.uname().nodename
