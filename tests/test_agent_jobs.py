@@ -32,7 +32,9 @@ def agent_server() -> Iterator[AgentServer]:
 
 
 def finished(db: Path, job: str, count: int) -> list:
-    rows = [r for r in job_runs(db, job) if r["status"] not in ("running", "queued")]
+    # Runs that executed: a slot skipped while a slow answer was in flight (a loaded machine)
+    # is not an answer.
+    rows = [r for r in job_runs(db, job) if r["status"] not in ("running", "queued", "skipped")]
     return rows if len(rows) >= count else []
 
 
