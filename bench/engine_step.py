@@ -17,9 +17,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobctl import db, engine, runs
+from jobctl import engine, runs
 from jobctl.actions import Outcome
 from jobctl.jobs import build_job, insert_job
+from jobctl.store import sqlite as db
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

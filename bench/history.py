@@ -11,7 +11,7 @@
 Target: each command within 100 ms of the CLI's own start-up time (`jobctl --version`).
 
 The database is built straight into the real schema: the jobs with `jobctl apply`, then the
-runs with executemany through `jobctl.db.connect` (the big run indexes are dropped during
+runs with executemany through `jobctl.store.sqlite.connection.connect` (the big run indexes are dropped during
 the load and re-created from their own stored SQL, which is faster than maintaining them
 row by row, though it leaves them more compact than a daemon-grown file), and the jobs'
 counters set from what was inserted. It is cached in /tmp/jobctl-bench-history.db with a
@@ -599,7 +599,7 @@ def load_runs(
 def build(
     db: Path, jobs: int, runs: int, days: int, seed: int, *, keep_indexes: bool = False
 ) -> dict[str, Any]:
-    from jobctl.db import connect, write_transaction
+    from jobctl.store.sqlite import connect, write_transaction
 
     started = time.perf_counter()
     remove_db(db)
@@ -847,18 +847,18 @@ def child_main(task: str, payload: dict[str, Any]) -> Any:
 
 def capture_sql(db: Path, args: list[str]) -> list[str]:
     """Run the command in this process and return every statement it sent to SQLite."""
-    import jobctl.db
+    import jobctl.store.sqlite.connection
     from jobctl.cli import cli
 
     statements: list[str] = []
-    real_connect = jobctl.db.connect
+    real_connect = jobctl.store.sqlite.connection.connect
 
     def traced(path: Path, *, create: bool = True) -> sqlite3.Connection:
         conn = real_connect(path, create=create)
         conn.set_trace_callback(statements.append)
         return conn
 
-    jobctl.db.connect = traced  # type: ignore[assignment]
+    jobctl.store.sqlite.connection.connect = traced  # type: ignore[assignment]
     try:
         with (
             contextlib.redirect_stdout(io.StringIO()),
@@ -867,7 +867,7 @@ def capture_sql(db: Path, args: list[str]) -> list[str]:
         ):
             cli.main(["--db", str(db), *args], prog_name="jobctl")
     finally:
-        jobctl.db.connect = real_connect
+        jobctl.store.sqlite.connection.connect = real_connect
     return statements
 
 
@@ -1049,9 +1049,9 @@ def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100) -
     `rounds`. Adds rows to `db`: use a copy."""
     from jobctl import runs as run_rows
     from jobctl.actions import Outcome
-    from jobctl.db import connect, write_transaction
     from jobctl.engine import Claim, record_outcomes
     from jobctl.jobs import Job
+    from jobctl.store.sqlite import connect, write_transaction
 
     conn = connect(db)
     jobs = [

@@ -83,7 +83,7 @@ def to_db(moment: datetime) -> str:
 
 def add_history(db: Path, per_job: int, seed: int) -> None:
     """Give every job `per_job` finished runs so `list` shows rates and recent strips."""
-    from jobctl.db import connect, write_transaction
+    from jobctl.store.sqlite import connect, write_transaction
 
     rng = random.Random(seed)
     now = datetime.now(UTC)

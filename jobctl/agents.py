@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.jobs import NAME_PATTERN, parse_header, validate_url
 from jobctl.policies import effective, parse_policy
 from jobctl.secrets import redact_headers, redact_url
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import from_db, iso_z, to_db
 
 KINDS = ("openai", "anthropic", "command")

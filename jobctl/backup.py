@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from jobctl.db import open_read_only
 from jobctl.errors import DaemonUnavailable, Failed, InvalidInput, NotFound
+from jobctl.store.sqlite import open_read_only
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BACKUP_PAGES = 1024  # pages copied per step (4 MiB at the default page size)
@@ -90,7 +90,7 @@ def _counts(conn: sqlite3.Connection) -> tuple[int, int]:
 
 def inspect_database(path: Path) -> DatabaseInfo:
     """Check that `path` is a sound jobctl database this version can use (Failed if not)."""
-    from jobctl.db import SCHEMA_VERSION, schema_version
+    from jobctl.store.sqlite import SCHEMA_VERSION, schema_version
 
     if not path.exists():
         raise Failed(f"no such file: {path}")
@@ -346,8 +346,8 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
     meanwhile, so none can start. `confirm` raises to stop before anything changed.
     """
     from jobctl import runs
-    from jobctl.db import connect, require_writable, schema_version, write_transaction
     from jobctl.liveness import InstanceLock
+    from jobctl.store.sqlite import connect, require_writable, schema_version, write_transaction
 
     require_writable(db_path)
     source = source.expanduser().absolute()

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jobctl.db import write_transaction
 from jobctl.errors import InvalidInput, JobctlError
 from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES, Job, build_job, insert_job
 from jobctl.secrets import references
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import get_zone
 
 _ENV_LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")

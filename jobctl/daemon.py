@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
-from jobctl.db import connect, write_transaction
 from jobctl.errors import InvalidInput
 from jobctl.liveness import FileIdentity, InstanceLock, file_identity, moved_away
 from jobctl.secrets import FireEnvironment, RedactingLogFilter, Redactor, file_secrets
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
-from jobctl.timeutil import format_duration, iso_z, to_db, utcnow
+from jobctl.store import SqliteStore, StoreError, open_store
+from jobctl.timeutil import format_duration, iso_z, utcnow
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
@@ -101,7 +100,7 @@ class Daemon:
         self.owner = runs.Owner.this_process()
         self.env: Mapping[str, str] = fire_environment(config.env_file)
         self._log_filter = RedactingLogFilter(Redactor(file_secrets(self.env)))
-        self.conn: sqlite3.Connection | None = None
+        self.store: SqliteStore | None = None
         self.lock = lock or InstanceLock(config.db_path)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -140,9 +139,9 @@ class Daemon:
         replay_keys: Sequence[str] = (),
     ) -> tuple[int | None, str]:
         """Queue a webhook run for the loop to fire: see engine.queue_webhook."""
-        assert self.conn is not None
+        assert self.store is not None
         run_id, status = engine.queue_webhook(
-            self.conn,
+            self.store.conn,
             name,
             utcnow(),
             payload=payload,
@@ -170,7 +169,7 @@ class Daemon:
             self.lock.release()
 
     async def _main(self) -> int:
-        self.conn = connect(self.config.db_path)
+        self.store = open_store(self.config.db_path)
         self.db_identity = file_identity(self.config.db_path)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -216,10 +215,8 @@ class Daemon:
         log.info("SIGHUP: log file reopened, environment re-read")
 
     def _status_line(self) -> str:
-        assert self.conn is not None
-        enabled = self.conn.execute("SELECT count(*) FROM jobs WHERE state = 'enabled'").fetchone()[
-            0
-        ]
+        assert self.store is not None
+        enabled = self.store.count_enabled_jobs()
         tasks = len(self._tasks)
         line = (
             f"{enabled} job{'' if enabled == 1 else 's'} enabled, "
@@ -241,14 +238,14 @@ class Daemon:
 
         Their commands' process groups are ended first (`ended`: those already ended, with
         a grace; at start-up here, before anything fires)."""
-        assert self.conn is not None
+        assert self.store is not None
         if ended is None:
-            ended = runs.end_orphaned_groups(self.conn)
+            ended = runs.end_orphaned_groups(self.store.conn)
         now = utcnow()
-        with write_transaction(self.conn):
-            orphans = runs.mark_interrupted(self.conn, now, ended=ended)
-            retried = engine.retry_interrupted(self.conn, orphans, now)
-            runs.release_reserved(self.conn)
+        with self.store.write():
+            orphans = runs.mark_interrupted(self.store.conn, now, ended=ended)
+            retried = engine.retry_interrupted(self.store.conn, orphans, now)
+            runs.release_reserved(self.store.conn)
         for orphan in orphans:
             note = ended.get(orphan.run_id)
             log.warning(
@@ -261,7 +258,7 @@ class Daemon:
             log.info("queued %d retries of interrupted runs", retried)
 
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
-        assert self.conn is not None and self._firers is not None
+        assert self.store is not None and self._firers is not None
         self.notifier.stopping()
         if self.listener is not None:
             await self.listener.stop()  # no new webhook runs while we wind down
@@ -282,7 +279,7 @@ class Daemon:
             await flusher
         try:
             self._record_shutdown()
-        except sqlite3.Error as exc:  # a full disk, say: stop cleanly all the same
+        except StoreError as exc:  # a full disk, say: stop cleanly all the same
             log.error(
                 "could not record how the runs in flight ended (%s): the next jobctl process "
                 "to open the database marks those left running interrupted",
@@ -291,40 +288,30 @@ class Daemon:
         if self._background:  # notifications on their way get a moment, not forever
             await asyncio.wait(self._background, timeout=5)
         await self._firers.close()
-        self.conn.close()
+        self.store.close()
         log.info("daemon stopped")
 
     def _record_shutdown(self) -> None:
         """The last outcomes; runs still in flight interrupted; the heartbeat stopped."""
-        assert self.conn is not None
+        assert self.store is not None
         self._flush()
         now = utcnow()
-        with write_transaction(self.conn):
-            left = [
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
-                    "AND owner_host = ?",
-                    (self.owner.pid, self.owner.host),
-                )
-            ]
+        with self.store.write():
+            left = self.store.running_run_ids(self.owner.pid, self.owner.host)
             interrupted = runs.mark_interrupted(
-                self.conn,
+                self.store.conn,
                 now,
                 run_ids=left,
                 reason="interrupted: the daemon stopped before the run finished",
             )
-            self.conn.execute(
-                "UPDATE daemon SET stopped_at = ?, last_tick_at = ? WHERE id = 1",
-                (to_db(now), to_db(now)),
-            )
+            self.store.heartbeat_stop(now)
         for orphan in interrupted:
             log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
 
     # ---------------------------------------------------------------------- loop
 
     async def _loop(self) -> None:
-        assert self.conn is not None
+        assert self.store is not None
         last_wall = utcnow()
         last_mono = time.monotonic()
         last_heartbeat = last_mono
@@ -385,7 +372,7 @@ class Daemon:
         """True for a database that cannot be written (disk full, I/O error): logged once
         when it starts and once a minute while it lasts, and shown by /healthz and the
         systemd STATUS line; nothing fires, as no run row can be written first."""
-        if not isinstance(exc, sqlite3.Error):
+        if not isinstance(exc, StoreError):
             return False
         code = getattr(exc, "sqlite_errorcode", None)
         if code is None or code & 0xFF not in (_SQLITE_FULL, _SQLITE_IOERR):
@@ -429,11 +416,13 @@ class Daemon:
             self.awake_since = now
 
     def _step(self, now: datetime) -> None:
-        assert self.conn is not None
+        assert self.store is not None
         # Record what has finished first, so that a run that is over does not count as
         # in flight for the overlap policy.
         self._flush()
-        step = engine.claim_due(self.conn, now, awake_since=self.awake_since, owner=self.owner)
+        step = engine.claim_due(
+            self.store.conn, now, awake_since=self.awake_since, owner=self.owner
+        )
         self.ticks += 1
         for name, count, first, last in step.missed:
             log.warning(
@@ -458,8 +447,8 @@ class Daemon:
             self._tasks[claim.run_id] = asyncio.create_task(self._fire(claim))
 
     def _sleep_for(self, now: datetime) -> float:
-        assert self.conn is not None
-        wake = engine.next_wake(self.conn)
+        assert self.store is not None
+        wake = engine.next_wake(self.store.conn)
         if wake is None:
             return IDLE_POLL
         until = (wake - now).total_seconds()
@@ -484,42 +473,37 @@ class Daemon:
                 return current
 
     def _data_version(self) -> int:
-        assert self.conn is not None
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        assert self.store is not None
+        return self.store.data_version()
 
     def _heartbeat(self, *, first: bool = False) -> None:
-        assert self.conn is not None
-        now = to_db(utcnow())
-        with write_transaction(self.conn):
-            if first:
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO daemon (id, pid, host, started_at, last_tick_at, "
-                    "listen, stopped_at, log_file) VALUES (1, ?, ?, ?, ?, ?, NULL, ?)",
-                    (
-                        self.owner.pid,
-                        self.owner.host,
-                        to_db(self.started_at),
-                        now,
-                        self.listener.url if self.listener else None,
-                        str(self.config.log.file) if self.config.log.file else None,
-                    ),
-                )
-            else:
-                self.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
+        assert self.store is not None
+        now = utcnow()
+        if first:
+            self.store.heartbeat_start(
+                pid=self.owner.pid,
+                host=self.owner.host,
+                started_at=self.started_at,
+                now=now,
+                listen=self.listener.url if self.listener else None,
+                log_file=str(self.config.log.file) if self.config.log.file else None,
+            )
+        else:
+            self.store.heartbeat(now)
 
     async def _check_orphans(self) -> None:
         """A `jobctl run` killed mid-run leaves a row whose owner is gone: end its command's
         process group (waiting out the grace in a thread, not in the loop), interrupt it."""
-        assert self.conn is not None
+        assert self.store is not None
         try:
-            groups = runs.orphaned_groups(self.conn)
+            groups = runs.orphaned_groups(self.store.conn)
             ended: dict[int, str] = {}
             if groups:
                 from jobctl.processes import ORPHAN_GRACE, end_groups
 
                 ended = await asyncio.to_thread(end_groups, groups, ORPHAN_GRACE)
             self._recover(ended)
-        except sqlite3.Error:
+        except StoreError:
             log.exception("orphan check failed")
 
     def _spawn_background(self, work: Coroutine[None, None, None]) -> None:
@@ -528,11 +512,11 @@ class Daemon:
         task.add_done_callback(self._background.discard)
 
     def _record_process(self, run_id: int, pid: int) -> None:
-        assert self.conn is not None
+        assert self.store is not None
         try:
-            with write_transaction(self.conn):
-                runs.record_process_group(self.conn, run_id, pid)
-        except sqlite3.Error as exc:
+            with self.store.write():
+                runs.record_process_group(self.store.conn, run_id, pid)
+        except StoreError as exc:
             log.warning("run %d: could not record its process group %d: %s", run_id, pid, exc)
 
     # -------------------------------------------------------------------- firing
@@ -560,16 +544,16 @@ class Daemon:
         """Apply each job's retention every minute; yield to firing between batches."""
         from jobctl.history import jobs_to_prune, prune_runs
 
-        assert self.conn is not None
+        assert self.store is not None
         since = datetime.fromtimestamp(0, UTC)  # the first pass looks at every job with runs
         while True:
             await asyncio.sleep(PRUNE_EVERY)
             removed = 0
             started = utcnow()
             try:
-                job_ids = jobs_to_prune(self.conn, since)
+                job_ids = jobs_to_prune(self.store.conn, since)
                 since = started
-                for count in prune_runs(self.conn, started, job_ids=job_ids, batch=200):
+                for count in prune_runs(self.store.conn, started, job_ids=job_ids, batch=200):
                     removed += count
                     await asyncio.sleep(0)
             except Exception as exc:  # retention must never stop for good
@@ -592,12 +576,12 @@ class Daemon:
                 await asyncio.sleep(WRITE_RETRY)
 
     def _flush(self) -> None:
-        assert self.conn is not None
+        assert self.store is not None
         if not self._finished:
             return
         batch, self._finished = self._finished, []
         try:
-            recorded = engine.record_outcomes(self.conn, batch, utcnow())
+            recorded = engine.record_outcomes(self.store.conn, batch, utcnow())
         except BaseException:
             self._finished = batch + self._finished
             raise
@@ -647,9 +631,8 @@ class Daemon:
     async def _send_notifications(
         self, run_id: int, events: list[tuple[str, dict[str, object]]]
     ) -> None:
-        import json
 
-        assert self._firers is not None and self.conn is not None
+        assert self._firers is not None and self.store is not None
         results = await asyncio.gather(
             *(self._firers.http.post_json(url, payload, self.env) for url, payload in events)
         )
@@ -657,34 +640,20 @@ class Daemon:
             if not result["ok"]:
                 log.warning("notification to %s failed: %s", result["url"], result["error"])
         try:
-            with write_transaction(self.conn):
-                self.conn.execute(
-                    "UPDATE runs SET details = json_set(coalesce(details, '{}'), "
-                    "'$.notifications', json(?)) WHERE id = ?",
-                    (json.dumps(results), run_id),
-                )
-        except sqlite3.Error:
+            self.store.record_notifications(run_id, results)
+        except StoreError:
             log.exception("recording notification results failed")
 
     def _check_dead_men(self, now: datetime) -> None:
         """Alert once when a job with --alert-if-no-success has not succeeded for that long."""
-        assert self.conn is not None
-        from jobctl.jobs import Job
-
-        rows = self.conn.execute(
-            "SELECT * FROM jobs WHERE state = 'enabled' AND alerted_at IS NULL "
-            "AND policies LIKE '%alert_if_no_success%'"
-        ).fetchall()
-        for row in rows:
-            job = Job.from_row(row)
+        assert self.store is not None
+        for job in self.store.jobs_due_for_alert():
             window = job.policies.get("alert_if_no_success")
             since = job.last_success_at or job.created_at
             if not window or since is None or (now - since).total_seconds() < window:
                 continue
-            with write_transaction(self.conn):
-                self.conn.execute(
-                    "UPDATE jobs SET alerted_at = ? WHERE id = ?", (to_db(now), job.id)
-                )
+            assert job.id is not None
+            self.store.mark_alerted(job.id, now)
             text = (
                 f"jobctl: {job.name} has not succeeded for "
                 f"{format_duration(round((now - since).total_seconds()))} "

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jobctl.backup import SQLITE_MAGIC, has_table, integrity_problems, is_wal_header
-from jobctl.db import open_read_only
 from jobctl.errors import Failed, JobctlError
+from jobctl.store.sqlite import open_read_only
 from jobctl.timeutil import format_duration, from_db, utcnow
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -191,7 +191,7 @@ def check_wal(ctx: Context) -> Check:
 
 
 def check_schema(ctx: Context) -> Check:
-    from jobctl.db import SCHEMA_VERSION, schema_version
+    from jobctl.store.sqlite import SCHEMA_VERSION, schema_version
 
     assert ctx.conn is not None
     version = schema_version(ctx.conn)

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobctl import runs
-from jobctl.db import write_transaction
 from jobctl.jobs import Job
 from jobctl.policies import backoff_delay
 from jobctl.schedule import EverySchedule, Schedule
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import from_db, iso_z, to_db
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobctl.db import write_transaction
 from jobctl.errors import InvalidInput
 from jobctl.jobs import Job, get_job
 from jobctl.models import EXECUTED, FAILURES
 from jobctl.runs import RUN_COLUMNS, STATUSES, TRIGGERS
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import from_db, get_zone, local_zone_name, parse_duration, parse_time, to_db
 
 STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `show`

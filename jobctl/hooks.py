@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput
 from jobctl.jobs import get_job
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import to_db
 
 PATH_PREFIX = "/hooks/"

@@ -23,7 +23,6 @@ from typing import Any
 
 from jobctl import policies
 from jobctl.agents import KINDS, Agent, build_agent, list_agents
-from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.jobs import (
     _COLUMNS,
@@ -38,6 +37,7 @@ from jobctl.jobs import (
     ordered_spec,
 )
 from jobctl.secrets import literal_secrets, redact_url
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import to_db
 
 VERSION = 1

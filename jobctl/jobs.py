@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jobctl import policies, schedule
-from jobctl.db import write_transaction
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.models import ActionKind, ScheduleKind
 from jobctl.schedule import Schedule
 from jobctl.secrets import has_reference, redact_headers, redact_url
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import (
     format_duration,
     from_db,

@@ -157,8 +157,8 @@ class Listener:
             return _json({"error": "request body too large (1 MiB at most)"}, 413)
         except TimeoutError:
             return _json({"error": "request body not received in time"}, 408)
-        conn = self.daemon.conn
-        assert conn is not None
+        assert self.daemon.store is not None
+        conn = self.daemon.store.conn
         if not _is_text(name, *(request.headers.get(h, "") for h in hooks.CREDENTIAL_HEADERS)):
             # aiohttp hands on bytes that are not UTF-8 as lone surrogates: no secret has them.
             log.warning("webhook %s: refused credentials that are not UTF-8 text", _printable(name))
@@ -256,8 +256,8 @@ def _json(body: Mapping[str, object], status: int) -> web.Response:
 
 def render_metrics(daemon: Daemon) -> str:
     """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
-    conn = daemon.conn
-    assert conn is not None
+    assert daemon.store is not None
+    conn = daemon.store.conn
     metrics = daemon.metrics
     lines = [
         "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from jobctl import engine, runs
-from jobctl.db import write_transaction
 from jobctl.errors import DaemonUnavailable
 from jobctl.liveness import daemon_running
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import utcnow
 
 QUEUE_POLL = 0.2

@@ -6,11 +6,13 @@
   terminal status.
 
 Every enum is a `StrEnum`, so a member is the very text stored in the database and printed in
-JSON: `RunStatus.FAILED == "failed"`.
+JSON: `RunStatus.FAILED == "failed"`. The dataclasses are what the store returns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -94,3 +96,49 @@ class Catchup(StrEnum):
     LATEST = "latest"
     SKIP = "skip"
     ALL = "all"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run row: a fire of a job, from the moment it was claimed or queued.
+
+    Times are aware UTC datetimes; `snapshot` and `details` are the stored JSON text.
+    `job` is the job's name when the row was read together with its job.
+    """
+
+    id: int
+    job_id: int
+    trigger: RunTrigger
+    status: RunStatus
+    attempt: int
+    scheduled_for: datetime
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    due_at: datetime | None = None
+    duration_ms: int | None = None
+    http_status: int | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    output: str | None = None
+    snapshot: str | None = None
+    details: str | None = None
+    owner_pid: int | None = None
+    owner_host: str | None = None
+    caused_by: int | None = None
+    pgid: int | None = None
+    pgid_started: int | None = None
+    job: str | None = None
+
+
+@dataclass(frozen=True)
+class DaemonRow:
+    """The last daemon's heartbeat on a database (one row; `stopped_at` once it stopped)."""
+
+    pid: int
+    host: str
+    started_at: datetime
+    last_tick_at: datetime
+    listen: str | None = None
+    stopped_at: datetime | None = None
+    log_file: str | None = None

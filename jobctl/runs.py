@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from jobctl import processes
-from jobctl.db import write_transaction
 from jobctl.models import FAILURES, RunStatus, RunTrigger
+from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import from_db, to_db
 
 STATUSES = tuple(m.value for m in RunStatus)

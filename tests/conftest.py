@@ -47,7 +47,7 @@ def jobctl(db_path: Path) -> Invoke:
 
 def create_database(path: Path) -> None:
     """An empty jobctl database at `path` (reading commands no longer create one)."""
-    from jobctl.db import connect
+    from jobctl.store.sqlite import connect
 
     connect(path).close()
 

@@ -172,9 +172,9 @@ def test_webhook_payload_reaches_the_prompt_but_never_a_secret(
 def test_an_agents_timeout_is_the_jobs_when_the_job_sets_none(
     jobctl: Invoke, db_path: Path
 ) -> None:
-    from jobctl.db import connect
     from jobctl.engine import Claim, start_manual
     from jobctl.runs import Owner
+    from jobctl.store.sqlite import connect
     from jobctl.timeutil import utcnow
 
     assert (

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import db
 from jobctl.errors import Failed
+from jobctl.store import sqlite as db
 
 
 def test_blank_database_is_private_and_migrated(tmp_path: Path) -> None:

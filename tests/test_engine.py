@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import db, engine, runs
+from jobctl import engine, runs
 from jobctl.actions import Outcome
 from jobctl.jobs import add_job, get_job
+from jobctl.store import sqlite as db
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = runs.Owner.this_process()

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import db, engine, history, runs
+from jobctl import engine, history, runs
 from jobctl.actions import Outcome
+from jobctl.store import sqlite as db
 from tests.conftest import Invoke
 from tests.realparts import ROOT, DaemonProcess, query, wait_until
 

@@ -587,9 +587,9 @@ def test_apply_from_stdin(jobctl: Invoke) -> None:
 
 
 def test_jobs_changed_between_plan_and_write_are_not_overwritten(db_path: Path) -> None:
-    from jobctl.db import connect
     from jobctl.errors import Failed
     from jobctl.jobfile import apply_document, apply_plan, plan_apply
+    from jobctl.store.sqlite import connect
 
     now = datetime.now(UTC)
     conn = connect(db_path)
@@ -959,9 +959,9 @@ def test_a_bad_job_leaves_the_files_agents_unwritten(
 
 
 def test_agents_changed_between_plan_and_write_are_not_overwritten(db_path: Path) -> None:
-    from jobctl.db import connect
     from jobctl.errors import Failed
     from jobctl.jobfile import apply_document, apply_plan, plan_apply
+    from jobctl.store.sqlite import connect
 
     now = datetime.now(UTC)
     conn = connect(db_path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jobctl import db
+from jobctl.store import sqlite as db
 from tests.conftest import Invoke, create_database
 from tests.realparts import ROOT, jobctl_command, run_jobctl
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import db, engine
+from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.output import Column, display_width, fit_widths, table
+from jobctl.store import sqlite as db
 from tests.conftest import Invoke
 from tests.realparts import ROOT, DaemonProcess, query, wait_until
 from tests.test_history import OWNER, fill

@@ -30,7 +30,7 @@ def test_cli_import_leaves_heavy_libraries_out() -> None:
 
 def test_core_modules_never_import_click() -> None:
     code = (
-        "import sys, jobctl.jobs, jobctl.db, jobctl.schedule, jobctl.timeutil; "
+        "import sys, jobctl.jobs, jobctl.store, jobctl.schedule, jobctl.timeutil; "
         "assert 'click' not in sys.modules, 'click imported by core'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

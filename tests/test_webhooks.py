@@ -438,7 +438,8 @@ def test_replayed_github_delivery_starts_one_run(
 
 
 def test_replay_window_is_24_hours_per_job(jobctl: Invoke, db_path: Path) -> None:
-    from jobctl import db, engine
+    from jobctl import engine
+    from jobctl.store import sqlite as db
 
     jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
     jobctl("add", "b", "--url", "http://127.0.0.1:9/b", "--manual", "--overlap", "allow")
@@ -468,7 +469,8 @@ def test_replay_window_is_24_hours_per_job(jobctl: Invoke, db_path: Path) -> Non
 
 
 def test_two_processes_with_one_key_start_one_run(jobctl: Invoke, db_path: Path) -> None:
-    from jobctl import db, engine
+    from jobctl import engine
+    from jobctl.store import sqlite as db
 
     jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
     start = threading.Barrier(4)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from jobctl import __version__
 from jobctl.errors import Interrupted, InvalidInput, JobctlError
+from jobctl.store import StoreError
+
+if TYPE_CHECKING:
+    from jobctl.store import SqliteStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,36 +61,36 @@ def db_is_explicit(ctx: click.Context) -> bool:
     return bool(ctx.meta.get(DB_KEY) or os.environ.get("JOBCTL_DB"))
 
 
-def open_db(ctx: click.Context) -> sqlite3.Connection:
+def open_db(ctx: click.Context) -> SqliteStore:
     """The database for a command that writes: created and migrated if need be."""
-    from jobctl.db import connect
+    from jobctl.store import open_store
 
-    conn = connect(db_path(ctx))
-    ctx.call_on_close(conn.close)
-    return conn
+    store = open_store(db_path(ctx))
+    ctx.call_on_close(store.close)
+    return store
 
 
-def read_db(ctx: click.Context, *, tidy: bool = False) -> sqlite3.Connection:
+def read_db(ctx: click.Context, *, tidy: bool = False) -> SqliteStore:
     """The database for a command that only reads; never created here.
 
     A named database (`--db`, JOBCTL_DB) that does not exist is not found (exit 3); the
     default one that does not exist yet reads as empty. One this process may not write is
     read read-only, and then `tidy` (mark runs of dead processes interrupted) is skipped.
     """
-    from jobctl.db import connect_for_reading, empty_database
+    from jobctl.store import empty_store, open_store_for_reading
 
     path = db_path(ctx)
     if not path.exists() and not db_is_explicit(ctx):
-        conn, writable = empty_database(), False
+        store = empty_store()
     else:
-        conn, writable = connect_for_reading(path)
-    ctx.call_on_close(conn.close)
-    if tidy and writable:
+        store = open_store_for_reading(path)
+    ctx.call_on_close(store.close)
+    if tidy and store.writable:
         from jobctl.runs import tidy_orphans
         from jobctl.timeutil import utcnow
 
-        tidy_orphans(conn, utcnow())
-    return conn
+        tidy_orphans(store.conn, utcnow())
+    return store
 
 
 def require_db(ctx: click.Context) -> None:
@@ -176,7 +179,7 @@ def report_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) ->
         if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
             raise ReportedError(Interrupted("interrupted")) from None
         raise
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         raise ReportedError(JobctlError(f"database error: {exc}")) from None
     except OverflowError:
         # A date or number beyond what the calendar and SQLite hold (year 9999, 2**63).

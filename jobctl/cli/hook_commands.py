@@ -65,7 +65,7 @@ def hook_enable(ctx: click.Context, name: str, base_url: str | None, as_json: bo
     """
     from jobctl import hooks
 
-    conn = open_db(ctx)
+    conn = open_db(ctx).conn
     secret = hooks.set_secret(conn, name)
     _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "enabled")
 
@@ -85,7 +85,7 @@ def hook_rotate(ctx: click.Context, name: str, base_url: str | None, as_json: bo
     """
     from jobctl import hooks
 
-    conn = open_db(ctx)
+    conn = open_db(ctx).conn
     secret = hooks.set_secret(conn, name, rotate=True)
     _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "rotated")
 
@@ -103,7 +103,7 @@ def hook_disable(ctx: click.Context, name: str) -> None:
     """
     from jobctl import hooks
 
-    if not hooks.disable(open_db(ctx), name):
+    if not hooks.disable(open_db(ctx).conn, name):
         raise NotFound(f"job {name!r} has no webhook")
     click.echo(f"webhook disabled for {name}")
 
@@ -124,7 +124,7 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
     from jobctl import hooks
     from jobctl.output import to_json
 
-    conn = read_db(ctx)
+    conn = read_db(ctx).conn
     if not hooks.is_enabled(conn, name):
         raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
     url = hooks.hook_url(conn, name, base_url)

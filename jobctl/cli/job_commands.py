@@ -192,7 +192,7 @@ def add(ctx: click.Context, /, name: str, paused: bool, as_json: bool, **params:
     options["name"] = name
     if paused:
         options["state"] = "paused"
-    job = add_job(open_db(ctx), options, _now())
+    job = add_job(open_db(ctx).conn, options, _now())
     if as_json:
         click.echo(to_json(job_to_dict(job)))
     else:
@@ -220,7 +220,7 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
     options = _options_from_click(params)
     if not options:
         raise InvalidInput("nothing to change: give at least one option (see `jobctl edit --help`)")
-    job = edit_job(open_db(ctx), name, options, _now())
+    job = edit_job(open_db(ctx).conn, name, options, _now())
     if as_json:
         click.echo(to_json(job_to_dict(job)))
     else:
@@ -245,7 +245,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], yes: bool, force: bool) -> No
     """
     from jobctl.jobs import get_jobs, remove_jobs
 
-    conn = open_db(ctx)
+    conn = open_db(ctx).conn
     if not yes and sys.stdin.isatty():
         get_jobs(conn, names)  # unknown names fail before the question
         click.confirm(f"Remove {', '.join(names)} and all their runs?", abort=True)
@@ -302,7 +302,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import Column, output_width, table, to_json, use_colour
 
-    conn = read_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True).conn
     jobs = list_jobs(conn)
     stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
@@ -356,7 +356,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    conn = read_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True).conn
     job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
@@ -449,7 +449,7 @@ def _strip(recent: list[str]) -> str | None:
 def _set_paused(ctx: click.Context, names: tuple[str, ...], paused: bool) -> None:
     from jobctl.jobs import set_paused
 
-    for job in set_paused(open_db(ctx), names, paused, _now()):
+    for job in set_paused(open_db(ctx).conn, names, paused, _now()):
         if paused:
             click.echo(f"paused job {job.name!r}")
         else:
@@ -542,7 +542,7 @@ def next_(
     if name:
         if tz:
             raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
-        job = get_job(read_db(ctx), name)
+        job = get_job(read_db(ctx).conn, name)
         zone_name = job.timezone
         plan = job.build_schedule()
         if plan is None:

@@ -178,7 +178,7 @@ def daemon(
             f"--metrics-token-env {metrics_token_env}: no such variable in the environment "
             "or the env file (or it is empty)"
         )
-    from jobctl.db import require_writable
+    from jobctl.store.sqlite import require_writable
 
     require_writable(path)  # one line, before the lock file or the log is touched
     if not detach:
@@ -238,9 +238,9 @@ def _unit_word(value: object) -> str:
 def _detach(config: Any, pidfile: Path | None) -> None:
     """Check the configuration and the lock here, then start the daemon in the background."""
     from jobctl.daemon import Daemon
-    from jobctl.db import connect
     from jobctl.liveness import InstanceLock
     from jobctl.service import detach
+    from jobctl.store.sqlite import connect
 
     connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
     lock = InstanceLock(config.db_path)
@@ -325,7 +325,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     from jobctl.paths import default_log_path
     from jobctl.timeutil import utcnow
 
-    conn = read_db(ctx)
+    conn = read_db(ctx).conn
     path = db_path(ctx)
     running = daemon_running(conn, path)
     now = utcnow()
@@ -497,7 +497,7 @@ def run_(
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
 
-    conn = open_db(ctx)
+    conn = open_db(ctx).conn
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:

@@ -191,7 +191,7 @@ def runs_list(
     )
     if as_json:
         fmt = "jsonl" if follow else "json"
-    conn = read_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True).conn
     rows = list_runs(conn, where)
     if follow:
         _follow(conn, where, rows, fmt, output_width(wide=wide))
@@ -393,7 +393,7 @@ def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> Non
     from jobctl.output import output_width, to_json
     from jobctl.runs import get_run, run_to_dict
 
-    data = run_to_dict(get_run(read_db(ctx, tidy=True), run_id), full=True)
+    data = run_to_dict(get_run(read_db(ctx, tidy=True).conn, run_id), full=True)
     if as_json:
         click.echo(to_json(data))
         return
@@ -521,7 +521,7 @@ def runs_prune(
     from jobctl.timeutil import parse_duration
 
     age = parse_duration(older_than, what="--older-than") if older_than else None
-    removed = sum(prune_runs(open_db(ctx), _now(), job=name, keep=keep, older_than=age))
+    removed = sum(prune_runs(open_db(ctx).conn, _now(), job=name, keep=keep, older_than=age))
     click.echo(to_json({"removed": removed}) if as_json else f"removed {counted(removed, 'run')}")
 
 
@@ -542,7 +542,7 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
     from jobctl.jobs import get_job
     from jobctl.output import to_json
 
-    conn = open_db(ctx)
+    conn = open_db(ctx).conn
     get_job(conn, name)
     if not yes:
         if not sys.stdin.isatty():
@@ -579,7 +579,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
 
-    conn = read_db(ctx, tidy=True)
+    conn = read_db(ctx, tidy=True).conn
     now = _now()
     summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
     problem = daemon_problem(conn, db_path(ctx), now)

@@ -1,0 +1,29 @@
+"""What every group of SQLite operations stands on: the connection and write transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from jobctl.store.sqlite.transaction import write_transaction
+
+
+class Connected:
+    """Holds the connection; the operation groups are mixins over it."""
+
+    conn: sqlite3.Connection
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT (rolled back on any exception); operations called
+        inside join it."""
+        with write_transaction(self.conn):
+            yield
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,40 @@
+"""The SQLite store: one connection and every operation, grouped by concern into mixins."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from jobctl.store.sqlite import connection
+from jobctl.store.sqlite.daemon_row import DaemonRowOps
+from jobctl.store.sqlite.jobs import JobOps
+from jobctl.store.sqlite.runs import RunOps
+
+
+class SqliteStore(DaemonRowOps, JobOps, RunOps):
+    """A jobctl database in SQLite.
+
+    `conn` is the raw connection, for the modules whose SQL has not moved here yet and for
+    tests that look at the file directly.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, writable: bool = True) -> None:
+        self.conn = conn
+        self.writable = writable
+
+
+def open_store(path: Path, *, create: bool = True) -> SqliteStore:
+    """Open (creating if asked) and migrate the database at `path`, for reading and writing."""
+    return SqliteStore(connection.connect(path, create=create))
+
+
+def open_store_for_reading(path: Path) -> SqliteStore:
+    """An existing database for a command that only reads; read-only (and then not
+    `writable`) where this process may not write it."""
+    conn, writable = connection.connect_for_reading(path)
+    return SqliteStore(conn, writable=writable)
+
+
+def empty_store() -> SqliteStore:
+    """An empty database in memory: what a database not created yet reads as."""
+    return SqliteStore(connection.empty_database(), writable=False)

@@ -1,0 +1,83 @@
+"""The store's named operations, on a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from jobctl.jobs import build_job, insert_job
+from jobctl.models import RunStatus, RunTrigger
+from jobctl.store import open_store
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def test_jobs_due_for_alert_reads_the_policy_not_the_text(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "jobctl.db")
+    entries = {
+        "watched": {
+            "alert_if_no_success": "1h",
+            "notify_on": [("failure", "http://127.0.0.1:9/alert")],
+        },
+        # Its policies mention the word, in a URL, without the policy: a LIKE matched it.
+        "other": {"notify_on": [("failure", "http://127.0.0.1:9/alert_if_no_success")]},
+    }
+    with store.write():
+        for name, extra in entries.items():
+            options = {"name": name, "url": "http://127.0.0.1:9/x", "every": "1m", "tz": "UTC"}
+            job = build_job({**options, **extra}, existing=None, now=T0)
+            insert_job(store.conn, job, T0)
+    assert [job.name for job in store.jobs_due_for_alert()] == ["watched"]
+    watched = store.jobs_due_for_alert()[0]
+    assert watched.id is not None
+    store.mark_alerted(watched.id, T0)
+    assert store.jobs_due_for_alert() == []
+
+
+def test_heartbeat_row_round_trip(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "jobctl.db")
+    assert store.daemon_row() is None
+    store.heartbeat_start(
+        pid=42, host="h", started_at=T0, now=T0, listen="http://127.0.0.1:1", log_file=None
+    )
+    store.heartbeat(T0 + timedelta(seconds=5))
+    row = store.daemon_row()
+    assert row is not None
+    assert (row.pid, row.host, row.listen, row.stopped_at) == (42, "h", "http://127.0.0.1:1", None)
+    assert row.last_tick_at == T0 + timedelta(seconds=5)
+    with store.write():
+        store.heartbeat_stop(T0 + timedelta(seconds=9))
+    row = store.daemon_row()
+    assert row is not None and row.stopped_at == T0 + timedelta(seconds=9)
+
+
+def test_get_run_returns_a_typed_run(tmp_path: Path) -> None:
+    from jobctl import runs
+
+    store = open_store(tmp_path / "jobctl.db")
+    with store.write():
+        job = insert_job(
+            store.conn,
+            build_job(
+                {"name": "a", "url": "http://127.0.0.1:9/x", "every": "1m", "tz": "UTC"},
+                existing=None,
+                now=T0,
+            ),
+            T0,
+        )
+        assert job.id is not None
+        run_id = runs.insert_run(
+            store.conn,
+            job_id=job.id,
+            trigger=RunTrigger.MANUAL,
+            status=RunStatus.RUNNING,
+            scheduled_for=T0,
+            now=T0,
+            owner=runs.Owner(7, "h"),
+        )
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.job, run.trigger, run.status, run.started_at) == ("a", "manual", "running", T0)
+    assert run.started_at is not None and run.started_at.tzinfo is not None
+    assert store.running_run_ids(7, "h") == [run_id]
+    assert store.get_run(run_id + 1) is None
