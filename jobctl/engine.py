@@ -610,11 +610,13 @@ def queue_webhook(
     """
     from jobctl import hooks
     from jobctl.jobs import get_job
+    from jobctl.store import SqliteStore
 
+    store = SqliteStore(conn)  # until this module takes the store (helper s-runs)
     with write_transaction(conn):
         job = get_job(conn, name)
         assert job.id is not None
-        original = hooks.seen_delivery(conn, job.id, replay_keys, now)
+        original = hooks.seen_delivery(store, job.id, replay_keys, now)
         if original is not None:
             return original, "duplicate"
         if job.state == "paused":
@@ -622,7 +624,7 @@ def queue_webhook(
         run_id, status = _queue(
             conn, job, now, payload=payload, payload_type=payload_type, trigger="webhook"
         )
-        hooks.remember_delivery(conn, job.id, replay_keys, run_id, now)
+        hooks.remember_delivery(store, job.id, replay_keys, run_id, now)
         return run_id, status
 
 

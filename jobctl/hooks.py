@@ -9,15 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from jobctl.errors import Failed, InvalidInput
-from jobctl.jobs import get_job
-from jobctl.store.sqlite import write_transaction
-from jobctl.timeutil import to_db
+
+if TYPE_CHECKING:
+    from jobctl.jobs import Job
+    from jobctl.store import Store
 
 PATH_PREFIX = "/hooks/"
 CREDENTIAL_HEADERS = ("Authorization", "X-Hub-Signature-256")
@@ -34,51 +35,48 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def set_secret(conn: sqlite3.Connection, name: str, *, rotate: bool = False) -> str:
-    """Enable (or, with rotate, replace) the job's webhook secret; returns the new secret."""
+def set_secret(store: Store, job: Job, *, rotate: bool = False) -> str:
+    """Enable (or, with rotate, replace) the job's webhook secret; returns the new secret.
+
+    In the caller's write transaction, the one that read the job.
+    """
+    assert job.id is not None
+    current = store.webhook_secret(job.id)
+    if rotate and not current:
+        raise Failed(f"job {job.name!r} has no webhook: enable it with `jobctl hook enable`")
+    if not rotate and current:
+        raise Failed(
+            f"job {job.name!r} already has a webhook: `jobctl hook rotate {job.name}` "
+            "replaces its secret"
+        )
     secret = new_secret()
-    with write_transaction(conn):
-        job = get_job(conn, name)
-        current = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
-        if rotate and not current[0]:
-            raise Failed(f"job {name!r} has no webhook: enable it with `jobctl hook enable`")
-        if not rotate and current[0]:
-            raise Failed(
-                f"job {name!r} already has a webhook: `jobctl hook rotate {name}` "
-                "replaces its secret"
-            )
-        conn.execute("UPDATE jobs SET hook_secret = ? WHERE id = ?", (secret, job.id))
+    store.set_webhook_secret(job.id, secret)
     return secret
 
 
-def disable(conn: sqlite3.Connection, name: str) -> bool:
-    with write_transaction(conn):
-        job = get_job(conn, name)
-        cursor = conn.execute(
-            "UPDATE jobs SET hook_secret = NULL WHERE id = ? AND hook_secret IS NOT NULL", (job.id,)
-        )
-    return cursor.rowcount > 0
+def disable(store: Store, job: Job) -> bool:
+    """In the caller's write transaction: False when the job had no webhook."""
+    assert job.id is not None
+    return store.clear_webhook_secret(job.id)
 
 
-def is_enabled(conn: sqlite3.Connection, name: str) -> bool:
-    job = get_job(conn, name)
-    row = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
-    return bool(row[0])
+def is_enabled(store: Store, job: Job) -> bool:
+    assert job.id is not None
+    return store.webhook_secret(job.id) is not None
 
 
-def listen_address(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT listen FROM daemon WHERE id = 1").fetchone()
-    return row[0] if row and row[0] else None
+def listen_address(store: Store) -> str | None:
+    daemon = store.daemon_row()
+    return daemon.listen if daemon is not None and daemon.listen else None
 
 
-def hook_url(conn: sqlite3.Connection, name: str, base_url: str | None) -> str:
-    base = (base_url or listen_address(conn) or "http://127.0.0.1:PORT").rstrip("/")
+def hook_url(store: Store, name: str, base_url: str | None) -> str:
+    base = (base_url or listen_address(store) or "http://127.0.0.1:PORT").rstrip("/")
     return f"{base}{PATH_PREFIX}{quote(name)}"
 
 
-def secret_for(conn: sqlite3.Connection, name: str) -> str | None:
-    row = conn.execute("SELECT hook_secret FROM jobs WHERE name = ?", (name,)).fetchone()
-    return row[0] if row and row[0] else None
+def secret_for(store: Store, name: str) -> str | None:
+    return store.webhook_secret_by_name(name)
 
 
 def authenticate(secret: str | None, headers: Mapping[str, str], body: bytes) -> bool:
@@ -118,29 +116,16 @@ def replay_keys(headers: Mapping[str, str]) -> list[str]:
     return keys
 
 
-def seen_delivery(
-    conn: sqlite3.Connection, job_id: int, keys: Sequence[str], now: datetime
-) -> int | None:
+def seen_delivery(store: Store, job_id: int, keys: Sequence[str], now: datetime) -> int | None:
     """The run started by an earlier request with one of `keys`, forgetting expired ones.
 
     Runs inside the caller's write transaction, the one that then claims the run.
     """
-    conn.execute("DELETE FROM hook_deliveries WHERE seen_at < ?", (to_db(now - REPLAY_WINDOW),))
-    if not keys:
-        return None
-    marks = ", ".join("?" * len(keys))
-    row = conn.execute(
-        f"SELECT run_id FROM hook_deliveries WHERE job_id = ? AND key IN ({marks}) "
-        "ORDER BY seen_at LIMIT 1",
-        (job_id, *keys),
-    ).fetchone()
-    return int(row[0]) if row else None
+    store.forget_deliveries(now - REPLAY_WINDOW)
+    return store.delivery_run(job_id, keys)
 
 
 def remember_delivery(
-    conn: sqlite3.Connection, job_id: int, keys: Sequence[str], run_id: int, now: datetime
+    store: Store, job_id: int, keys: Sequence[str], run_id: int, now: datetime
 ) -> None:
-    conn.executemany(
-        "INSERT INTO hook_deliveries (job_id, key, run_id, seen_at) VALUES (?, ?, ?, ?)",
-        [(job_id, key, run_id, to_db(now)) for key in keys],
-    )
+    store.remember_delivery(job_id, keys, run_id, now)

@@ -158,13 +158,13 @@ class Listener:
         except TimeoutError:
             return _json({"error": "request body not received in time"}, 408)
         assert self.daemon.store is not None
-        conn = self.daemon.store.conn
+        store = self.daemon.store
         if not _is_text(name, *(request.headers.get(h, "") for h in hooks.CREDENTIAL_HEADERS)):
             # aiohttp hands on bytes that are not UTF-8 as lone surrogates: no secret has them.
             log.warning("webhook %s: refused credentials that are not UTF-8 text", _printable(name))
             self.daemon.metrics.webhooks["unauthorized"] += 1
             return _json({"error": "unauthorized"}, 401)
-        secret = hooks.secret_for(conn, name)
+        secret = hooks.secret_for(store, name)
         if not hooks.authenticate(secret, request.headers, body):
             # The same answer for an unknown job: names are not disclosed.
             self.daemon.metrics.webhooks["unauthorized"] += 1
@@ -257,7 +257,7 @@ def _json(body: Mapping[str, object], status: int) -> web.Response:
 def render_metrics(daemon: Daemon) -> str:
     """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
     assert daemon.store is not None
-    conn = daemon.store.conn
+    store = daemon.store
     metrics = daemon.metrics
     lines = [
         "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",
@@ -275,21 +275,15 @@ def render_metrics(daemon: Daemon) -> str:
         f"jobctl_runs_in_flight {daemon.in_flight}",
     ]
     lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
-    states = dict.fromkeys(("enabled", "paused", "completed"), 0)
-    states.update(dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")))
+    states = store.job_state_counts()
     lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
     lines += [
         "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
         "# TYPE jobctl_last_success_timestamp_seconds gauge",
     ]
-    from jobctl.timeutil import from_db
-
-    for name, when in conn.execute(
-        "SELECT name, last_success_at FROM jobs WHERE last_success_at IS NOT NULL ORDER BY name"
-    ):
+    for name, when in store.last_successes():
         lines.append(
-            f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} '
-            f"{from_db(when).timestamp():.3f}"
+            f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} {when.timestamp():.3f}'
         )
     lines += [
         "# HELP jobctl_webhook_requests_total Webhook calls by outcome.",

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from jobctl import runs
 from jobctl.errors import DaemonUnavailable
 from jobctl.paths import lock_path
-from jobctl.timeutil import format_duration, from_db, utcnow
+from jobctl.timeutil import format_duration, utcnow
+
+if TYPE_CHECKING:
+    from jobctl.store import Store
 
 HEARTBEAT_FRESH = timedelta(seconds=15)
 
@@ -99,20 +101,21 @@ def moved_away(path: Path, identity: FileIdentity, what: str) -> str | None:
     return None
 
 
-def heartbeat_age(conn: sqlite3.Connection, now: datetime) -> timedelta | None:
-    row = conn.execute("SELECT last_tick_at, stopped_at FROM daemon WHERE id = 1").fetchone()
-    if row is None or row["stopped_at"]:
+def heartbeat_age(store: Store, now: datetime) -> timedelta | None:
+    """How long ago the running daemon's heartbeat beat; None if it stopped or never ran."""
+    row = store.daemon_row()
+    if row is None or row.stopped_at:
         return None
-    return now - from_db(row["last_tick_at"])
+    return now - row.last_tick_at
 
 
-def daemon_running(conn: sqlite3.Connection, db_path: Path) -> bool:
+def daemon_running(store: Store, db_path: Path) -> bool:
     """A daemon holds the database's lock and its heartbeat is fresh."""
-    age = heartbeat_age(conn, utcnow())
+    age = heartbeat_age(store, utcnow())
     return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
 
 
-def daemon_problem(conn: sqlite3.Connection, db_path: Path, now: datetime) -> str | None:
+def daemon_problem(store: Store, db_path: Path, now: datetime) -> str | None:
     """What keeps a daemon that holds the lock from working, as far as a reader can tell.
 
     A daemon that cannot write the database cannot say so in it; a reader sees the heartbeat
@@ -120,7 +123,7 @@ def daemon_problem(conn: sqlite3.Connection, db_path: Path, now: datetime) -> st
     """
     if not InstanceLock.is_held(db_path):
         return None
-    age = heartbeat_age(conn, now)
+    age = heartbeat_age(store, now)
     since = None
     if age is not None and age > HEARTBEAT_FRESH:
         since = f"its last heartbeat was {format_duration(round(age.total_seconds()))} ago"

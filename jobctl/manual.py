@@ -8,12 +8,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
 from jobctl.errors import DaemonUnavailable
 from jobctl.liveness import daemon_running
 from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from jobctl.store import Store
 
 QUEUE_POLL = 0.2
 
@@ -111,9 +115,9 @@ async def _fire_with_retries(
         await firers.close()
 
 
-def require_daemon(conn: sqlite3.Connection, db_path: Path) -> None:
+def require_daemon(store: Store, db_path: Path) -> None:
     """Exit 4 unless a daemon holds the database and its heartbeat is fresh."""
-    if not daemon_running(conn, db_path):
+    if not daemon_running(store, db_path):
         raise DaemonUnavailable(
             f"no daemon is running on {db_path}: start one with `jobctl daemon`, "
             "or run the job here without --queue"

@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections import deque
@@ -261,23 +260,14 @@ def _write_pidfile(path: Path) -> None:
 
 
 def _wait_for_heartbeat(db_path: Path, launched: float, timeout: float, child: int) -> int | None:
-    from jobctl.timeutil import from_db
+    from jobctl.store import peek_daemon_row
 
     os.waitpid(child, 0)  # the intermediate process exits as soon as it has detached
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            conn = sqlite3.connect(db_path, timeout=1)
-            try:
-                row = conn.execute(
-                    "SELECT pid, started_at, stopped_at FROM daemon WHERE id = 1"
-                ).fetchone()
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            row = None
-        if row and not row[2] and from_db(row[1]).timestamp() >= launched - 1:
-            return int(row[0])
+        row = peek_daemon_row(db_path, timeout=1)
+        if row and not row.stopped_at and row.started_at.timestamp() >= launched - 1:
+            return row.pid
         time.sleep(0.1)
     return None
 

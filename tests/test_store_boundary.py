@@ -13,18 +13,14 @@ NOT_MOVED_YET = {
     "agents.py",
     "backup.py",
     "cli/complete.py",
-    "cli/run_commands.py",
     "crontab.py",
     "doctor.py",
     "engine.py",
     "history.py",
-    "hooks.py",
     "jobfile.py",
     "jobs.py",
-    "liveness.py",
     "manual.py",
     "runs.py",
-    "service.py",
 }
 
 

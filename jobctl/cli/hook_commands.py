@@ -63,11 +63,7 @@ def hook_enable(ctx: click.Context, name: str, base_url: str | None, as_json: bo
       jobctl hook enable deploy
       jobctl hook enable deploy --base-url https://jobs.example.com --json
     """
-    from jobctl import hooks
-
-    conn = open_db(ctx).conn
-    secret = hooks.set_secret(conn, name)
-    _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "enabled")
+    _new_secret(ctx, name, base_url, as_json, rotate=False)
 
 
 @hook.command(name="rotate")
@@ -83,11 +79,20 @@ def hook_rotate(ctx: click.Context, name: str, base_url: str | None, as_json: bo
     Examples:
       jobctl hook rotate deploy
     """
-    from jobctl import hooks
+    _new_secret(ctx, name, base_url, as_json, rotate=True)
 
-    conn = open_db(ctx).conn
-    secret = hooks.set_secret(conn, name, rotate=True)
-    _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "rotated")
+
+def _new_secret(
+    ctx: click.Context, name: str, base_url: str | None, as_json: bool, *, rotate: bool
+) -> None:
+    from jobctl import hooks
+    from jobctl.jobs import get_job
+
+    store = open_db(ctx)
+    with store.write():
+        secret = hooks.set_secret(store, get_job(store.conn, name), rotate=rotate)
+    url = hooks.hook_url(store, name, base_url)
+    _print_secret(name, url, secret, as_json, "rotated" if rotate else "enabled")
 
 
 @hook.command(name="disable")
@@ -102,8 +107,12 @@ def hook_disable(ctx: click.Context, name: str) -> None:
       jobctl hook disable deploy
     """
     from jobctl import hooks
+    from jobctl.jobs import get_job
 
-    if not hooks.disable(open_db(ctx).conn, name):
+    store = open_db(ctx)
+    with store.write():
+        disabled = hooks.disable(store, get_job(store.conn, name))
+    if not disabled:
         raise NotFound(f"job {name!r} has no webhook")
     click.echo(f"webhook disabled for {name}")
 
@@ -122,10 +131,11 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
       jobctl hook show deploy
     """
     from jobctl import hooks
+    from jobctl.jobs import get_job
     from jobctl.output import to_json
 
-    conn = read_db(ctx).conn
-    if not hooks.is_enabled(conn, name):
+    store = read_db(ctx)
+    if not hooks.is_enabled(store, get_job(store.conn, name)):
         raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
-    url = hooks.hook_url(conn, name, base_url)
+    url = hooks.hook_url(store, name, base_url)
     click.echo(to_json({"job": name, "url": url, "enabled": True}) if as_json else url)

@@ -356,14 +356,15 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    conn = read_db(ctx, tidy=True).conn
+    store = read_db(ctx, tidy=True)
+    conn = store.conn
     job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
     upcoming = fire_times(plan, now, 5) if plan is not None else []
     data = job_to_dict(job) | stats_to_dict(job_stats(conn, job))
     data["after"] = chains_of(conn, job.id or 0)
-    data["webhook"] = hooks.is_enabled(conn, job.name)
+    data["webhook"] = hooks.is_enabled(store, job)
     if as_json:
         from jobctl.timeutil import iso_z
 

@@ -325,13 +325,14 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     from jobctl.paths import default_log_path
     from jobctl.timeutil import utcnow
 
-    conn = read_db(ctx).conn
+    store = read_db(ctx)
     path = db_path(ctx)
-    running = daemon_running(conn, path)
+    running = daemon_running(store, path)
     now = utcnow()
-    info = status_summary(conn, now, daemon_running=running, upcoming=0)["daemon"]
-    row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
-    info["log_file"] = str(log_file or (row and row[0]) or default_log_path(path))
+    info = status_summary(store.conn, now, daemon_running=running, upcoming=0)["daemon"]
+    row = store.daemon_row()
+    recorded = row.log_file if row is not None else None
+    info["log_file"] = str(log_file or recorded or default_log_path(path))
     info["database"] = str(path)
     if as_json:
         click.echo(to_json(info))
@@ -425,19 +426,10 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
 
 def _recorded_log_file(database: Path) -> Path | None:
     """The log file the last daemon on this database wrote to (without creating anything)."""
-    import sqlite3
+    from jobctl.store import peek_daemon_row
 
-    if not database.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return Path(row[0]) if row and row[0] else None
+    row = peek_daemon_row(database, timeout=5.0)
+    return Path(row.log_file) if row is not None and row.log_file else None
 
 
 def _report_attempt(recorded: Any) -> None:
@@ -497,7 +489,8 @@ def run_(
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
 
-    conn = open_db(ctx).conn
+    store = open_db(ctx)
+    conn = store.conn
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:
@@ -506,7 +499,7 @@ def run_(
         from jobctl.timeutil import utcnow
 
         get_job(conn, name)
-        manual.require_daemon(conn, db_path(ctx))
+        manual.require_daemon(store, db_path(ctx))
         run_id, status = queue_manual(conn, name, utcnow())
         if status == "skipped":
             raise Failed(f"run {run_id} of {name} skipped: a run is in flight (overlap skip)")

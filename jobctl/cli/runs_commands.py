@@ -579,10 +579,10 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
 
-    conn = read_db(ctx, tidy=True).conn
+    store = read_db(ctx, tidy=True)
     now = _now()
-    summary = status_summary(conn, now, daemon_running=daemon_running(conn, db_path(ctx)))
-    problem = daemon_problem(conn, db_path(ctx), now)
+    summary = status_summary(store.conn, now, daemon_running=daemon_running(store, db_path(ctx)))
+    problem = daemon_problem(store, db_path(ctx), now)
     summary["daemon"]["problem"] = problem
     if as_json:
         click.echo(to_json(summary))

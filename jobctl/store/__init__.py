@@ -21,6 +21,7 @@ from jobctl.store.sqlite import (
     empty_store,
     open_store,
     open_store_for_reading,
+    peek_daemon_row,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "empty_store",
     "open_store",
     "open_store_for_reading",
+    "peek_daemon_row",
 ]

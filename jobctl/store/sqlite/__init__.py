@@ -14,6 +14,7 @@ from jobctl.store.sqlite.connection import (
     require_writable,
     unwritable_reason,
 )
+from jobctl.store.sqlite.daemon_row import peek_daemon_row
 from jobctl.store.sqlite.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -44,6 +45,7 @@ __all__ = [
     "open_read_only",
     "open_store",
     "open_store_for_reading",
+    "peek_daemon_row",
     "require_writable",
     "schema_version",
     "unwritable_reason",

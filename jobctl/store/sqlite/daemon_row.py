@@ -6,8 +6,9 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
-from jobctl.models import DaemonRow
+from jobctl.models import DaemonRow, JobState
 from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import from_db, to_db
 
@@ -22,6 +23,24 @@ def _daemon_row(row: sqlite3.Row) -> DaemonRow:
         stopped_at=from_db(row["stopped_at"]) if row["stopped_at"] else None,
         log_file=row["log_file"] if "log_file" in row.keys() else None,  # schema 3 added it
     )
+
+
+def peek_daemon_row(path: Path, *, timeout: float = 1.0) -> DaemonRow | None:
+    """The heartbeat row of the database at `path`, read without opening it as a store
+    (nothing is created or migrated): None when the file, the row or the table is missing,
+    or the file cannot be read."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=timeout)
+        try:
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM daemon WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return _daemon_row(row) if row is not None else None
 
 
 class DaemonRowOps(Connected):
@@ -78,3 +97,19 @@ class DaemonRowOps(Connected):
                 (json.dumps(results), run_id),
             )
 
+    def job_state_counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state, zero where none)."""
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in self.conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
+            counts[JobState(state)] = int(count)
+        return counts
+
+    def last_successes(self) -> list[tuple[str, datetime]]:
+        """(job name, when it last succeeded) for the jobs that ever did, by name."""
+        return [
+            (name, from_db(when))
+            for name, when in self.conn.execute(
+                "SELECT name, last_success_at FROM jobs WHERE last_success_at IS NOT NULL "
+                "ORDER BY name"
+            )
+        ]
