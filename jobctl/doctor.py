@@ -2,7 +2,7 @@
 anything.
 
 Each check returns one `Check` (ok, warn or fail, and a one-line message). The database is
-opened read-only (see db.open_read_only): doctor never creates it, migrates it, or takes
+opened read-only (store.open_store_read_only): doctor never creates it, migrates it, or takes
 the daemon's lock.
 """
 
@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import socket
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -23,10 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobctl.backup import SQLITE_MAGIC, has_table, integrity_problems, is_wal_header
+from jobctl.backup import SQLITE_MAGIC, is_wal_header
 from jobctl.errors import Failed, JobctlError
-from jobctl.store.sqlite import open_read_only
-from jobctl.timeutil import format_duration, from_db, utcnow
+from jobctl.models import StoredJob
+from jobctl.store import SqliteStore, StoreError, open_store_read_only
+from jobctl.timeutil import format_duration, utcnow
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LEVELS = (OK, WARN, FAIL)
@@ -49,14 +49,14 @@ class Check:
 
 @dataclass
 class Context:
-    """What the checks look at; `conn` is None when the database could not be read."""
+    """What the checks look at; `store` is None when the database could not be read."""
 
     db_path: Path
     env_file: Path | None
     now: datetime
     environ: Mapping[str, str]
-    conn: sqlite3.Connection | None = None
-    jobs: list[sqlite3.Row] = field(default_factory=list)
+    store: SqliteStore | None = None
+    jobs: list[StoredJob] = field(default_factory=list)
     bad_zones: set[str] = field(default_factory=set)
 
 
@@ -78,7 +78,7 @@ def run_checks(
     results = [_open(ctx)]
     sound = False  # the database opened and passed its integrity check
     try:
-        if ctx.conn is not None:
+        if ctx.store is not None:
             integrity = _guarded("integrity", check_integrity, ctx)
             results.append(integrity)
             sound = integrity.level == OK
@@ -94,8 +94,8 @@ def run_checks(
         if sound:
             results.extend(_guarded(name, check, ctx) for name, check in JOB_CHECKS)
     finally:
-        if ctx.conn is not None:
-            ctx.conn.close()
+        if ctx.store is not None:
+            ctx.store.close()
     return results
 
 
@@ -103,7 +103,7 @@ def _guarded(name: str, check: Callable[[Context], Check], ctx: Context) -> Chec
     """A check that cannot read the database fails; it never stops the others."""
     try:
         return check(ctx)
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         return Check(name, FAIL, f"{name}: cannot read the database: {exc}")
 
 
@@ -147,31 +147,29 @@ def _open(ctx: Context) -> Check:
     if header and not header.startswith(SQLITE_MAGIC):
         return Check("database", FAIL, f"{path} is not an SQLite database")
     try:
-        conn = open_read_only(path)
-    except (sqlite3.Error, JobctlError) as exc:
+        store = open_store_read_only(path)
+    except (StoreError, JobctlError) as exc:
         return Check("database", FAIL, f"cannot open {path}: {exc}")
     try:
-        if not has_table(conn, "jobs"):
-            tables = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-            ).fetchone()[0]
-            conn.close()
+        if not store.has_table("jobs"):
+            tables = store.table_count()
+            store.close()
             if tables:
                 return Check("database", FAIL, f"{path} is an SQLite database but not a jobctl one")
             return Check("database", WARN, f"{path} is empty: it is set up on next open")
-        jobs = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
-    except sqlite3.Error as exc:
-        conn.close()
+        jobs = store.job_count()
+    except StoreError as exc:
+        store.close()
         return Check("database", FAIL, f"cannot read {path}: {exc}")
-    ctx.conn = conn
+    ctx.store = store
     return Check("database", OK, f"database opens ({path}, {jobs} job{'s' if jobs != 1 else ''})")
 
 
 def check_integrity(ctx: Context) -> Check:
-    assert ctx.conn is not None
+    assert ctx.store is not None
     try:
-        problems = integrity_problems(ctx.conn)
-    except sqlite3.DatabaseError as exc:  # too damaged for the check to finish
+        problems = ctx.store.integrity_problems()
+    except StoreError as exc:  # too damaged for the check to finish
         return Check("integrity", FAIL, f"integrity check failed: {exc}")
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -191,10 +189,10 @@ def check_wal(ctx: Context) -> Check:
 
 
 def check_schema(ctx: Context) -> Check:
-    from jobctl.store.sqlite import SCHEMA_VERSION, schema_version
+    from jobctl.store.sqlite import SCHEMA_VERSION
 
-    assert ctx.conn is not None
-    version = schema_version(ctx.conn)
+    assert ctx.store is not None
+    version = ctx.store.schema_version()
     if version == SCHEMA_VERSION:
         return Check("schema", OK, f"schema version {version} (current)")
     if version < SCHEMA_VERSION:
@@ -251,24 +249,21 @@ def check_daemon(ctx: Context) -> Check:
     """From the heartbeat and the owner's pid: never touches the daemon's lock."""
     from jobctl import runs
 
-    assert ctx.conn is not None
-    row = ctx.conn.execute(
-        "SELECT pid, host, started_at, last_tick_at, stopped_at FROM daemon WHERE id = 1"
-    ).fetchone()
+    assert ctx.store is not None
+    row = ctx.store.daemon_row()
     start = "start it with `jobctl daemon`"
     if row is None:
         return Check("daemon", WARN, f"daemon not running (never ran on this database): {start}")
-    last_tick = from_db(row["last_tick_at"])
-    age = max(timedelta(0), ctx.now - last_tick)
+    age = max(timedelta(0), ctx.now - row.last_tick_at)
     ago = f"{format_duration(round(age.total_seconds()))} ago"
-    if row["stopped_at"]:
+    if row.stopped_at:
         return Check("daemon", WARN, f"daemon not running (stopped {ago}): {start}")
-    pid, host = row["pid"], row["host"]
+    pid, host = row.pid, row.host
     if host != runs.HOST:
         if age <= HEARTBEAT_STALE:
             return Check("daemon", OK, f"daemon running on {host} (pid {pid}, heartbeat {ago})")
         return Check("daemon", WARN, f"daemon on {host} (pid {pid}) last seen {ago}")
-    if not runs.process_exists(pid, since=from_db(row["started_at"])):
+    if not runs.process_exists(pid, since=row.started_at):
         return Check(
             "daemon",
             WARN,
@@ -299,13 +294,10 @@ def check_timezone_database(ctx: Context) -> Check:
     return Check("timezones", OK, "time zone database present")
 
 
-def _load_jobs(ctx: Context) -> list[sqlite3.Row]:
-    assert ctx.conn is not None
+def _load_jobs(ctx: Context) -> list[StoredJob]:
+    assert ctx.store is not None
     if not ctx.jobs:
-        ctx.jobs = ctx.conn.execute(
-            "SELECT name, action, spec, policies, trigger, schedule, timezone, state FROM jobs "
-            "ORDER BY name"
-        ).fetchall()
+        ctx.jobs = ctx.store.stored_jobs()
     return ctx.jobs
 
 
@@ -316,17 +308,17 @@ def check_job_zones(ctx: Context) -> Check:
     bad: list[str] = []
     for job in jobs:
         try:
-            get_zone(job["timezone"])
+            get_zone(job.timezone)
         except JobctlError:
-            bad.append(f"{job['name']} ({job['timezone']})")
-            ctx.bad_zones.add(job["name"])
+            bad.append(f"{job.name} ({job.timezone})")
+            ctx.bad_zones.add(job.name)
     if bad:
         return Check(
             "job zones",
             FAIL,
             f"unknown time zone in {len(bad)} job{'s' if len(bad) != 1 else ''}: {_listed(bad)}",
         )
-    zones = len({job["timezone"] for job in jobs})
+    zones = len({job.timezone for job in jobs})
     return Check("job zones", OK, f"job time zones valid ({zones} zone{'s' if zones != 1 else ''})")
 
 
@@ -336,13 +328,13 @@ def check_schedules(ctx: Context) -> Check:
     bad: list[str] = []
     checked = 0
     for job in _load_jobs(ctx):
-        if job["name"] in ctx.bad_zones:
+        if job.name in ctx.bad_zones:
             continue  # already reported, and no schedule can be built without a zone
         checked += 1
         try:
-            build_schedule(job["trigger"], job["schedule"], job["timezone"])
+            build_schedule(job.schedule_kind, job.schedule, job.timezone)
         except (JobctlError, ValueError) as exc:
-            bad.append(f"{job['name']} ({exc})")
+            bad.append(f"{job.name} ({exc})")
     if bad:
         return Check("schedules", FAIL, f"schedules that no longer parse: {_listed(bad)}")
     return Check("schedules", OK, f"schedules parse ({checked} job{'s' if checked != 1 else ''})")
@@ -394,8 +386,8 @@ def _command_problem(command: str) -> str | None:
 
 
 def check_agents(ctx: Context) -> Check:
-    assert ctx.conn is not None
-    rows = ctx.conn.execute("SELECT name, kind, config FROM agents ORDER BY name").fetchall()
+    assert ctx.store is not None
+    rows = ctx.store.stored_agents()
     if not rows:
         return Check("agents", OK, "no agents to check")
     from jobctl.secrets import expand, has_reference
@@ -406,31 +398,31 @@ def check_agents(ctx: Context) -> Check:
     unchecked: list[str] = []  # agents whose URL names an undefined secret
     for row in rows:
         try:
-            config = json.loads(row["config"] or "{}")
+            config = json.loads(row.config or "{}")
         except ValueError:
-            problems.append(f"{row['name']} (unreadable configuration)")
+            problems.append(f"{row.name} (unreadable configuration)")
             continue
-        if row["kind"] in HTTP_AGENT_KINDS:
+        if row.kind in HTTP_AGENT_KINDS:
             if has_reference(config.get("url")):
                 # reached as the daemon would (expanded), never shown expanded; an undefined
                 # name is the secrets check's to report
                 try:
                     url, _ = expand(str(config["url"]), _fire_env(ctx))
-                    hidden[row["name"]] = True
+                    hidden[row.name] = True
                 except Failed:
-                    unchecked.append(row["name"])
+                    unchecked.append(row.name)
                     continue
                 config = {**config, "url": url}
             try:
-                endpoints[row["name"]] = _endpoint(row["kind"], config)
+                endpoints[row.name] = _endpoint(row.kind, config)
             except ValueError as exc:
                 problems.append(
-                    f"{row['name']} ({'its URL is not usable' if hidden.get(row['name']) else exc})"
+                    f"{row.name} ({'its URL is not usable' if hidden.get(row.name) else exc})"
                 )
-        elif row["kind"] == "command":
+        elif row.kind == "command":
             problem = _command_problem(str(config.get("command") or ""))
             if problem:
-                problems.append(f"{row['name']} ({problem})")
+                problems.append(f"{row.name} ({problem})")
     if endpoints:
         with ThreadPoolExecutor(max_workers=min(16, len(endpoints))) as pool:
             answers = dict(zip(endpoints, pool.map(_reach, endpoints.values()), strict=True))
@@ -486,7 +478,7 @@ def _secret_users(ctx: Context) -> dict[str, list[str]]:
     """Each `${NAME}` (and each agent's --api-key-env) -> who needs it: job names, `agent X`."""
     from jobctl.secrets import references
 
-    assert ctx.conn is not None
+    assert ctx.store is not None
     users: dict[str, list[str]] = {}
 
     def need(name: str, user: str) -> None:
@@ -494,13 +486,13 @@ def _secret_users(ctx: Context) -> dict[str, list[str]]:
             users[name].append(user)
 
     for job in _load_jobs(ctx):
-        spec = _json_object(job["spec"])
-        for text in [*_texts(spec), *_notify_urls(job["policies"])]:
+        spec = _json_object(job.spec)
+        for text in [*_texts(spec), *_notify_urls(job.policies)]:
             for name in references(text):
-                need(name, job["name"])
-    for row in ctx.conn.execute("SELECT name, config FROM agents ORDER BY name"):
-        config = _json_object(row["config"])
-        user = f"agent {row['name']}"
+                need(name, job.name)
+    for row in ctx.store.stored_agents():
+        config = _json_object(row.config)
+        user = f"agent {row.name}"
         for text in _texts(config):
             for name in references(text):
                 need(name, user)
@@ -554,23 +546,17 @@ def check_orphaned_runs(ctx: Context) -> Check:
     """`running` rows whose process is gone: the next jobctl process marks them interrupted."""
     from jobctl import runs
 
-    assert ctx.conn is not None
-    rows = ctx.conn.execute(
-        "SELECT runs.id, jobs.name, runs.owner_pid, runs.owner_host, runs.started_at "
-        "FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.status = 'running' "
-        "ORDER BY runs.id"
-    ).fetchall()
+    assert ctx.store is not None
+    rows = ctx.store.running_runs()
     orphans = [
         row
         for row in rows
-        if row["owner_host"] == runs.HOST
-        and not runs.process_exists(
-            row["owner_pid"] or 0, since=from_db(row["started_at"]) if row["started_at"] else None
-        )
+        if row.owner_host == runs.HOST
+        and not runs.process_exists(row.owner_pid or 0, since=row.started_at)
     ]
     if orphans:
         count = len(orphans)
-        listed = _listed([f"{row['id']} ({row['name']})" for row in orphans])
+        listed = _listed([f"{row.id} ({row.job})" for row in orphans])
         return Check(
             "runs",
             WARN,

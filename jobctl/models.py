@@ -142,3 +142,27 @@ class DaemonRow:
     listen: str | None = None
     stopped_at: datetime | None = None
     log_file: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """A job's definition as stored, its JSON (`spec`, `policies`) left as text: what
+    `doctor` checks before anything trusts it to parse."""
+
+    name: str
+    action: str
+    spec: str
+    policies: str
+    schedule_kind: str
+    schedule: str | None
+    timezone: str
+    state: str
+
+
+@dataclass(frozen=True)
+class StoredAgent:
+    """An agent's definition as stored, its `config` JSON left as text (see StoredJob)."""
+
+    name: str
+    kind: str
+    config: str

@@ -11,10 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jobctl"
 # This list may only shrink: a module that no longer imports sqlite3 must leave it.
 NOT_MOVED_YET = {
     "agents.py",
-    "backup.py",
     "cli/complete.py",
     "crontab.py",
-    "doctor.py",
     "engine.py",
     "history.py",
     "jobfile.py",

@@ -21,6 +21,7 @@ from jobctl.store.sqlite import (
     empty_store,
     open_store,
     open_store_for_reading,
+    open_store_read_only,
     peek_daemon_row,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "empty_store",
     "open_store",
     "open_store_for_reading",
+    "open_store_read_only",
     "peek_daemon_row",
 ]

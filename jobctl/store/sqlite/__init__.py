@@ -24,7 +24,13 @@ from jobctl.store.sqlite.migrations import (
     migrate,
     schema_version,
 )
-from jobctl.store.sqlite.store import SqliteStore, empty_store, open_store, open_store_for_reading
+from jobctl.store.sqlite.store import (
+    SqliteStore,
+    empty_store,
+    open_store,
+    open_store_for_reading,
+    open_store_read_only,
+)
 from jobctl.store.sqlite.transaction import write_transaction
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "open_read_only",
     "open_store",
     "open_store_for_reading",
+    "open_store_read_only",
     "peek_daemon_row",
     "require_writable",
     "schema_version",

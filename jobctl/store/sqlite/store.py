@@ -6,13 +6,15 @@ import sqlite3
 from pathlib import Path
 
 from jobctl.store.sqlite import connection
+from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
+from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.runs import RunOps
 
 
-class SqliteStore(DaemonRowOps, JobOps, RunOps, HookOps):
+class SqliteStore(DaemonRowOps, JobOps, RunOps, HookOps, FileOps, DefinitionOps):
     """A jobctl database in SQLite.
 
     `conn` is the raw connection, for the modules whose SQL has not moved here yet and for
@@ -34,6 +36,12 @@ def open_store_for_reading(path: Path) -> SqliteStore:
     `writable`) where this process may not write it."""
     conn, writable = connection.connect_for_reading(path)
     return SqliteStore(conn, writable=writable)
+
+
+def open_store_read_only(path: Path) -> SqliteStore:
+    """An existing file, only read: never created, migrated or written, whatever its schema
+    (for doctor and restore's checks). The store's errors are raised as they come."""
+    return SqliteStore(connection.open_read_only(path), writable=False)
 
 
 def empty_store() -> SqliteStore:
