@@ -244,6 +244,8 @@ def main() -> None:
 # Registering the commands: each module adds its own to `cli`,
 from jobctl.cli import (  # noqa: E402
     agent_commands,  # noqa: F401
+    daemon_commands,  # noqa: F401
+    daemon_info_commands,  # noqa: F401
     file_commands,  # noqa: F401
     hook_commands,  # noqa: F401
     import_commands,  # noqa: F401
