@@ -347,7 +347,13 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
     """
     from jobctl import runs
     from jobctl.liveness import InstanceLock
-    from jobctl.store.sqlite import connect, require_writable, schema_version, write_transaction
+    from jobctl.store.sqlite import (
+        SqliteStore,
+        connect,
+        require_writable,
+        schema_version,
+        write_transaction,
+    )
 
     require_writable(db_path)
     source = source.expanduser().absolute()
@@ -370,7 +376,7 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
             with write_transaction(conn):
                 # The backup may have been taken while a daemon ran: none runs now.
                 conn.execute("UPDATE daemon SET stopped_at = last_tick_at WHERE stopped_at IS NULL")
-            runs.mark_orphans(conn, now)
+            runs.mark_orphans(SqliteStore(conn), now)
             jobs, run_count = _counts(conn)
             version = schema_version(conn)
         finally:

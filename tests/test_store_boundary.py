@@ -16,13 +16,11 @@ NOT_MOVED_YET = {
     "cli/run_commands.py",
     "crontab.py",
     "doctor.py",
-    "engine.py",
     "history.py",
     "hooks.py",
     "jobfile.py",
     "jobs.py",
     "liveness.py",
-    "manual.py",
     "runs.py",
     "service.py",
 }

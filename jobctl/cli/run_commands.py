@@ -497,7 +497,8 @@ def run_(
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
 
-    conn = open_db(ctx).conn
+    store = open_db(ctx)
+    conn = store.conn
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:
@@ -506,8 +507,8 @@ def run_(
         from jobctl.timeutil import utcnow
 
         get_job(conn, name)
-        manual.require_daemon(conn, db_path(ctx))
-        run_id, status = queue_manual(conn, name, utcnow())
+        manual.require_daemon(store, db_path(ctx))
+        run_id, status = queue_manual(store, name, utcnow())
         if status == "skipped":
             raise Failed(f"run {run_id} of {name} skipped: a run is in flight (overlap skip)")
         if not wait:
@@ -518,7 +519,7 @@ def run_(
             )
             return
         try:
-            row = manual.wait_for_run(conn, run_id)
+            row = get_run(conn, manual.wait_for_run(store, run_id).id)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; run {run_id} of {name} goes on in the daemon: "
@@ -527,7 +528,7 @@ def run_(
     else:
         env = fire_environment(env_file)
         result = manual.run_now(
-            conn,
+            store,
             name,
             env=env,
             report=_report_attempt,
