@@ -56,7 +56,7 @@ def _record_one(
     if not store.finish_run(claim.run_id, outcome):
         return recorded  # the row was marked interrupted meanwhile (or the job was removed)
     assert claim.job.id is not None
-    status = RunStatus(outcome.status)
+    status = outcome.status  # a RunStatus value (kept as text: no enum lookup per run)
     recorded.retry_at = schedule_retry(store, claim, status, outcome.finished_at)
     store.count_executed(claim.job.id, status, outcome.started_at, final=recorded.retry_at is None)
     if recorded.retry_at is None and status != RunStatus.SUCCEEDED:
@@ -68,7 +68,7 @@ def _record_one(
     return recorded
 
 
-def _queue_chained(store: Store, claim: Claim, status: RunStatus, now: datetime) -> list[str]:
+def _queue_chained(store: Store, claim: Claim, status: str, now: datetime) -> list[str]:
     """Queue runs of the jobs that run after this one ended this way (trigger `chain`)."""
     assert claim.job.id is not None
     wanted = ("finished", "succeeded") if status == RunStatus.SUCCEEDED else ("finished", "failed")
@@ -102,7 +102,7 @@ def _queue_chained(store: Store, claim: Claim, status: RunStatus, now: datetime)
 
 
 def schedule_retry(
-    store: Store, claim: Claim, status: RunStatus, finished_at: datetime
+    store: Store, claim: Claim, status: str, finished_at: datetime
 ) -> datetime | None:
     """Queue the next attempt of a failed run if the job's retries allow; its due time."""
     policy = claim.job.effective_policies()

@@ -54,10 +54,10 @@ class ClaimOps(Connected):
         claimed_next_run_at: datetime,
         next_run_at: datetime | None,
         last_slot_at: datetime | None,
-        state: JobState,
+        state: str,
     ) -> bool:
-        """Move the job on to its next slot, if nobody moved it on from
-        `claimed_next_run_at` meanwhile; False if somebody did."""
+        """Move the job on to its next slot (in `state`, a JobState value), if nobody moved
+        it on from `claimed_next_run_at` meanwhile; False if somebody did."""
         cursor = self.conn.execute(
             "UPDATE jobs SET next_run_at = ?, last_slot_at = ?, state = ? "
             "WHERE id = ? AND next_run_at = ?",

@@ -181,9 +181,10 @@ class RunOps(Connected):
         )
 
     def count_executed(
-        self, job_id: int, status: RunStatus, started_at: datetime, *, final: bool
+        self, job_id: int, status: str, started_at: datetime, *, final: bool
     ) -> None:
-        """Lifetime counters and last-run fields of the job; `final` = no retry follows."""
+        """Lifetime counters and last-run fields of the job (`status` a RunStatus value);
+        `final` = no retry follows."""
         succeeded = status == RunStatus.SUCCEEDED
         self.conn.execute(
             """
@@ -207,7 +208,7 @@ class RunOps(Connected):
                 "ok": int(succeeded),
                 "failed": int(status in FAILURES),
                 "started": to_db(started_at),
-                "status": str(status),
+                "status": status,
                 "final": int(final),
                 "job_id": job_id,
             },
