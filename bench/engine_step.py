@@ -17,17 +17,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobctl import engine, runs
+from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.jobs import build_job, insert_job
-from jobctl.store import sqlite as db
+from jobctl.models import Owner
+from jobctl.store import SqliteStore, open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def make_database(jobs: int) -> db.sqlite3.Connection:
-    conn = db.connect(Path(tempfile.mkdtemp()) / "engine.db")
-    with db.write_transaction(conn):
+def make_database(jobs: int) -> SqliteStore:
+    store = open_store(Path(tempfile.mkdtemp()) / "engine.db")
+    with store.write():
         for index in range(jobs):
             job = build_job(
                 {
@@ -39,23 +40,23 @@ def make_database(jobs: int) -> db.sqlite3.Connection:
                 existing=None,
                 now=T0,
             )
-            insert_job(conn, job, T0)
-    return conn
+            insert_job(store.conn, job, T0)
+    return store
 
 
-def one_round(conn: db.sqlite3.Connection, second: int) -> int:
+def one_round(store: SqliteStore, second: int) -> int:
     now = T0 + timedelta(seconds=second, milliseconds=5)
-    owner = runs.Owner.this_process()
+    owner = Owner.this_process()
     claims: list[engine.Claim] = []
     while True:
-        step = engine.claim_due(conn, now, awake_since=T0, owner=owner)
+        step = engine.claim_due(store, now, awake_since=T0, owner=owner)
         if not step.claims:
             break
         claims += step.claims
     finished = now + timedelta(milliseconds=3)
     snapshot = {"method": "GET", "url": "http://127.0.0.1:9/x", "headers": {}, "body": None}
     engine.record_outcomes(
-        conn,
+        store,
         [
             (
                 claim,
@@ -82,12 +83,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    conn = make_database(args.n)
-    one_round(conn, 1)  # warm caches
+    store = make_database(args.n)
+    one_round(store, 1)  # warm caches
     times = []
     for second in range(2, 2 + args.rounds):
         start = time.perf_counter()
-        count = one_round(conn, second)
+        count = one_round(store, second)
         times.append((time.perf_counter() - start) * 1000)
     median = statistics.median(times)
     print(
@@ -97,7 +98,7 @@ def main() -> None:
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
-        one_round(conn, 2 + args.rounds)
+        one_round(store, 2 + args.rounds)
         profile.disable()
         pstats.Stats(profile).sort_stats("tottime").print_stats(15)
 

@@ -1051,9 +1051,11 @@ def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100) -
     from jobctl.actions import Outcome
     from jobctl.engine import Claim, record_outcomes
     from jobctl.jobs import Job
-    from jobctl.store.sqlite import connect, write_transaction
+    from jobctl.models import RunStatus, RunTrigger
+    from jobctl.store import open_store
 
-    conn = connect(db)
+    store = open_store(db)
+    conn = store.conn
     jobs = [
         Job.from_row(row)
         for row in conn.execute("SELECT * FROM jobs WHERE trigger != 'manual' ORDER BY id")
@@ -1067,25 +1069,24 @@ def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100) -
         for _ in range(0, count, batch):
             now = datetime.now(UTC)
             claims = []
-            with write_transaction(conn):
+            with store.write():
                 for _ in range(batch):
                     k = next(counter)
                     job = jobs[k % len(jobs)]
                     assert job.id is not None
                     slot = base + timedelta(seconds=k)
-                    run_id = run_rows.insert_run(
-                        conn,
+                    run_id = store.insert_run(
                         job_id=job.id,
-                        trigger="schedule",
-                        status="running",
+                        trigger=RunTrigger.SCHEDULE,
+                        status=RunStatus.RUNNING,
                         scheduled_for=slot,
                         now=now,
                         owner=owner,
                     )
-                    claims.append(Claim(run_id, job, "schedule", 1, slot, now))
+                    claims.append(Claim(run_id, job, RunTrigger.SCHEDULE, 1, slot, now))
             done = datetime.now(UTC)
             record_outcomes(
-                conn,
+                store,
                 [
                     (
                         claim,

@@ -222,7 +222,7 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
             with store.write():
                 # The backup may have been taken while a daemon ran: none runs now.
                 store.heartbeat_stop_if_running()
-            runs.mark_orphans(store.conn, now)
+            runs.mark_orphans(store, now)
             jobs, run_count = store.row_counts()
             version = store.schema_version()
         finally:

@@ -141,7 +141,7 @@ class Daemon:
         """Queue a webhook run for the loop to fire: see engine.queue_webhook."""
         assert self.store is not None
         run_id, status = engine.queue_webhook(
-            self.store.conn,
+            self.store,
             name,
             utcnow(),
             payload=payload,
@@ -240,12 +240,12 @@ class Daemon:
         a grace; at start-up here, before anything fires)."""
         assert self.store is not None
         if ended is None:
-            ended = runs.end_orphaned_groups(self.store.conn)
+            ended = runs.end_orphaned_groups(self.store)
         now = utcnow()
         with self.store.write():
-            orphans = runs.mark_interrupted(self.store.conn, now, ended=ended)
-            retried = engine.retry_interrupted(self.store.conn, orphans, now)
-            runs.release_reserved(self.store.conn)
+            orphans = runs.mark_interrupted(self.store, now, ended=ended)
+            retried = engine.retry_interrupted(self.store, orphans, now)
+            runs.release_reserved(self.store)
         for orphan in orphans:
             note = ended.get(orphan.run_id)
             log.warning(
@@ -299,7 +299,7 @@ class Daemon:
         with self.store.write():
             left = self.store.running_run_ids(self.owner.pid, self.owner.host)
             interrupted = runs.mark_interrupted(
-                self.store.conn,
+                self.store,
                 now,
                 run_ids=left,
                 reason="interrupted: the daemon stopped before the run finished",
@@ -420,9 +420,7 @@ class Daemon:
         # Record what has finished first, so that a run that is over does not count as
         # in flight for the overlap policy.
         self._flush()
-        step = engine.claim_due(
-            self.store.conn, now, awake_since=self.awake_since, owner=self.owner
-        )
+        step = engine.claim_due(self.store, now, awake_since=self.awake_since, owner=self.owner)
         self.ticks += 1
         for name, count, first, last in step.missed:
             log.warning(
@@ -448,7 +446,7 @@ class Daemon:
 
     def _sleep_for(self, now: datetime) -> float:
         assert self.store is not None
-        wake = engine.next_wake(self.store.conn)
+        wake = engine.next_wake(self.store)
         if wake is None:
             return IDLE_POLL
         until = (wake - now).total_seconds()
@@ -496,7 +494,7 @@ class Daemon:
         process group (waiting out the grace in a thread, not in the loop), interrupt it."""
         assert self.store is not None
         try:
-            groups = runs.orphaned_groups(self.store.conn)
+            groups = runs.orphaned_groups(self.store)
             ended: dict[int, str] = {}
             if groups:
                 from jobctl.processes import ORPHAN_GRACE, end_groups
@@ -515,7 +513,7 @@ class Daemon:
         assert self.store is not None
         try:
             with self.store.write():
-                runs.record_process_group(self.store.conn, run_id, pid)
+                runs.record_process_group(self.store, run_id, pid)
         except StoreError as exc:
             log.warning("run %d: could not record its process group %d: %s", run_id, pid, exc)
 
@@ -581,7 +579,7 @@ class Daemon:
             return
         batch, self._finished = self._finished, []
         try:
-            recorded = engine.record_outcomes(self.store.conn, batch, utcnow())
+            recorded = engine.record_outcomes(self.store, batch, utcnow())
         except BaseException:
             self._finished = batch + self._finished
             raise

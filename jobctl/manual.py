@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
-from jobctl.errors import DaemonUnavailable
+from jobctl.errors import DaemonUnavailable, NotFound
 from jobctl.liveness import daemon_running
-from jobctl.store.sqlite import write_transaction
+from jobctl.models import Owner, Run
+from jobctl.store import StoreError
 from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ Report = Callable[[engine.Recorded], None]
 
 
 def run_now(
-    conn: sqlite3.Connection,
+    store: Store,
     name: str,
     *,
     env: Mapping[str, str],
@@ -37,10 +37,10 @@ def run_now(
     Returns the last attempt's record, or the id of the `skipped` run when the overlap
     policy skipped it. With overlap `queue`, waits for the run in flight to end first.
     """
-    owner = runs.Owner.this_process()
+    owner = Owner.this_process()
     waited = False
     while True:
-        started = engine.start_manual(conn, name, utcnow(), owner)
+        started = engine.start_manual(store, name, utcnow(), owner)
         if started is not None:
             break
         if on_wait is not None and not waited:
@@ -52,24 +52,14 @@ def run_now(
     claim = started
     previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     try:
-        return asyncio.run(_fire_with_retries(conn, claim, owner, env, report))
+        return asyncio.run(_fire_with_retries(store, claim, owner, env, report))
     except KeyboardInterrupt:
-        with write_transaction(conn):
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT id FROM runs WHERE status = 'running' AND owner_pid = ? "
-                    "AND owner_host = ?",
-                    (owner.pid, owner.host),
-                )
-            ]
+        with store.write():
+            ids = store.running_run_ids(owner.pid, owner.host)
             runs.mark_interrupted(
-                conn, utcnow(), run_ids=ids, reason="interrupted: stopped by the person running it"
+                store, utcnow(), run_ids=ids, reason="interrupted: stopped by the person running it"
             )
-            conn.execute(
-                "DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? AND owner_host = ?",
-                (owner.pid, owner.host),
-            )
+            store.delete_queued_runs_of(owner)
         raise
     finally:
         for signum, handler in previous.items():
@@ -85,29 +75,29 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 async def _fire_with_retries(
-    conn: sqlite3.Connection,
+    store: Store,
     claim: engine.Claim,
-    owner: runs.Owner,
+    owner: Owner,
     env: Mapping[str, str],
     report: Report,
 ) -> engine.Recorded:
     def record_process(run_id: int, pid: int) -> None:
         try:
-            with write_transaction(conn):
-                runs.record_process_group(conn, run_id, pid)
-        except sqlite3.Error:
+            with store.write():
+                runs.record_process_group(store, run_id, pid)
+        except StoreError:
             pass  # the death signal still takes the command along if we are killed
 
     firers = engine.Firers(max_http=4, on_process=record_process)
     try:
         while True:
             outcome = await firers.fire(claim, env)
-            recorded = engine.record_outcomes(conn, [(claim, outcome)], utcnow())[0]
+            recorded = engine.record_outcomes(store, [(claim, outcome)], utcnow())[0]
             report(recorded)
             if recorded.retry_at is None:
                 return recorded
             await asyncio.sleep(max(0.0, (recorded.retry_at - utcnow()).total_seconds()))
-            following = engine.claim_reserved_retry(conn, claim, utcnow(), owner)
+            following = engine.claim_reserved_retry(store, claim, utcnow(), owner)
             if following is None:  # the daemon took the retry over
                 return recorded
             claim = following
@@ -124,19 +114,16 @@ def require_daemon(store: Store, db_path: Path) -> None:
         )
 
 
-def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL) -> sqlite3.Row:
+def wait_for_run(store: Store, run_id: int, *, poll: float = QUEUE_POLL) -> Run:
     """Block until the run (and any retry of it) has a final status; return the last one."""
     while True:
-        row = runs.get_run(conn, run_id)
-        if row["status"] not in ("queued", "running"):
-            following = conn.execute(
-                "SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) "
-                "AND trigger = 'retry' AND scheduled_for = (SELECT scheduled_for FROM runs "
-                "WHERE id = ?) AND attempt = ? ",
-                (run_id, run_id, row["attempt"] + 1),
-            ).fetchone()
+        run = store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id} (see `jobctl runs`)")
+        if not run.status.in_flight:
+            following = store.next_attempt_id(run_id)
             if following is None:
-                return row
-            run_id = following[0]
+                return run
+            run_id = following
             continue
         time.sleep(poll)

@@ -11,9 +11,14 @@ JSON: `RunStatus.FAILED == "failed"`. The dataclasses are what the store returns
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobctl.jobs import Job
 
 
 class RunStatus(StrEnum):
@@ -166,3 +171,41 @@ class StoredAgent:
     name: str
     kind: str
     config: str
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs a fire: orphans are found by checking it still exists."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), HOST)
+
+
+# The node name, as socket.gethostname() gives it, without importing socket (10 ms at start-up).
+HOST = os.uname().nodename
+
+
+@dataclass(frozen=True)
+class UnreadableJob:
+    """A due job whose stored row could not be read: the engine pauses it."""
+
+    id: int
+    name: str
+    error: Exception
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A queued run whose time has come, read together with its job."""
+
+    run_id: int
+    trigger: RunTrigger
+    attempt: int
+    scheduled_for: datetime
+    job: Job
+    payload: str | None = None
+    payload_type: str | None = None

@@ -174,7 +174,7 @@ def test_an_agents_timeout_is_the_jobs_when_the_job_sets_none(
 ) -> None:
     from jobctl.engine import Claim, start_manual
     from jobctl.runs import Owner
-    from jobctl.store.sqlite import connect
+    from jobctl.store import open_store
     from jobctl.timeutil import utcnow
 
     assert (
@@ -215,5 +215,5 @@ def test_an_agents_timeout_is_the_jobs_when_the_job_sets_none(
     assert result.exit_code == 1
     assert "timed out after 1s" in result.stdout + result.stderr
 
-    claim = start_manual(connect(db_path), "ask", utcnow(), Owner.this_process())
+    claim = start_manual(open_store(db_path), "ask", utcnow(), Owner.this_process())
     assert isinstance(claim, Claim) and claim.timeout == 1.0  # the claim says what runs use

@@ -13,6 +13,7 @@ import pytest
 from jobctl import engine, runs
 from jobctl.actions import Outcome
 from jobctl.jobs import add_job, get_job
+from jobctl.store import SqliteStore
 from jobctl.store import sqlite as db
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -29,7 +30,7 @@ def add(conn: sqlite3.Connection, name: str, now: datetime = T0, **options: obje
 
 
 def step(conn: sqlite3.Connection, now: datetime, awake_since: datetime = T0) -> engine.Step:
-    return engine.claim_due(conn, now, awake_since=awake_since, owner=OWNER)
+    return engine.claim_due(SqliteStore(conn), now, awake_since=awake_since, owner=OWNER)
 
 
 def finish(conn: sqlite3.Connection, claim: engine.Claim, status: str, at: datetime) -> list:
@@ -39,7 +40,7 @@ def finish(conn: sqlite3.Connection, claim: engine.Claim, status: str, at: datet
         finished_at=at,
         exit_code=0 if status == "succeeded" else 1,
     )
-    return engine.record_outcomes(conn, [(claim, outcome)], at)
+    return engine.record_outcomes(SqliteStore(conn), [(claim, outcome)], at)
 
 
 def rows(conn: sqlite3.Connection) -> list[tuple]:
@@ -242,8 +243,7 @@ def test_the_same_slot_cannot_be_recorded_twice(conn: sqlite3.Connection) -> Non
     step(conn, T0 + timedelta(minutes=1))
     job = get_job(conn, "j")
     with pytest.raises(sqlite3.IntegrityError):
-        runs.insert_run(
-            conn,
+        SqliteStore(conn).insert_run(
             job_id=job.id or 0,
             trigger="schedule",
             status="running",
@@ -256,7 +256,7 @@ def test_orphans_of_dead_processes_are_interrupted(conn: sqlite3.Connection) -> 
     add(conn, "j", every="1m")
     [claim] = step(conn, T0 + timedelta(minutes=1)).claims
     conn.execute("UPDATE runs SET owner_pid = 2147483000 WHERE id = ?", (claim.run_id,))
-    orphans = runs.mark_orphans(conn, T0 + timedelta(minutes=2))
+    orphans = runs.mark_orphans(SqliteStore(conn), T0 + timedelta(minutes=2))
     assert [o.run_id for o in orphans] == [claim.run_id]
     assert rows(conn)[0][1] == "interrupted"
     assert get_job(conn, "j").runs_failed == 1
@@ -269,7 +269,7 @@ def test_live_owner_is_left_alone_but_a_reused_pid_is_not(conn: sqlite3.Connecti
     add(conn, "j", every="1m", now=now - timedelta(minutes=5))
     conn.execute("UPDATE jobs SET next_run_at = ?", (ts(now),))
     step(conn, now + timedelta(seconds=1), awake_since=now)
-    assert runs.mark_orphans(conn, now + timedelta(seconds=2)) == []
+    assert runs.mark_orphans(SqliteStore(conn), now + timedelta(seconds=2)) == []
 
 
 def test_a_queued_run_behind_one_in_flight_does_not_make_the_loop_spin(
@@ -278,8 +278,8 @@ def test_a_queued_run_behind_one_in_flight_does_not_make_the_loop_spin(
     add(conn, "j", every="1h", overlap="queue")
     conn.execute("UPDATE jobs SET next_run_at = ?", (ts(T0),))
     [first] = step(conn, T0).claims
-    engine.queue_manual(conn, "j", T0 + timedelta(seconds=1))
+    engine.queue_manual(SqliteStore(conn), "j", T0 + timedelta(seconds=1))
     conn.execute("UPDATE jobs SET next_run_at = NULL")  # only the queued run is left
-    assert engine.next_wake(conn) is None
+    assert engine.next_wake(SqliteStore(conn)) is None
     finish(conn, first, "succeeded", T0 + timedelta(seconds=2))
-    assert engine.next_wake(conn) == T0 + timedelta(seconds=1)
+    assert engine.next_wake(SqliteStore(conn)) == T0 + timedelta(seconds=1)

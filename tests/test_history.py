@@ -16,6 +16,7 @@ import pytest
 
 from jobctl import engine, history, runs
 from jobctl.actions import Outcome
+from jobctl.store import SqliteStore
 from jobctl.store import sqlite as db
 from tests.conftest import Invoke
 from tests.realparts import ROOT, DaemonProcess, query, wait_until
@@ -57,7 +58,7 @@ def fill(
             [(name,) for name in done],
         )
         now = start + timedelta(minutes=minute, milliseconds=10)
-        step = engine.claim_due(conn, now, awake_since=start, owner=OWNER)
+        step = engine.claim_due(SqliteStore(conn), now, awake_since=start, owner=OWNER)
         finished = []
         for claim in step.claims:
             status = outcomes[claim.job.name][minute]
@@ -75,7 +76,7 @@ def fill(
                     ),
                 )
             )
-        engine.record_outcomes(conn, finished, now)
+        engine.record_outcomes(SqliteStore(conn), finished, now)
     # Park the filled jobs' next slot far ahead so that a later fill claims only its own.
     conn.executemany(
         "UPDATE jobs SET state = 'enabled', next_run_at = ? WHERE name = ?",
@@ -184,7 +185,7 @@ def test_status_counts_recent_failures_and_missed_slots(db_path: Path, jobctl: I
         "UPDATE jobs SET next_run_at = ?",
         ((now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
     )
-    engine.claim_due(conn, now, awake_since=now, owner=OWNER)
+    engine.claim_due(SqliteStore(conn), now, awake_since=now, owner=OWNER)
     data = json.loads(jobctl("status", "--json").stdout)
     assert data["missed_24h"] == 10
     assert json.loads(jobctl("show", "gap", "--json").stdout)["runs_missed"] == 10
@@ -215,7 +216,9 @@ def test_prune_never_removes_runs_in_flight(db_path: Path) -> None:
 
     add_job(conn, {"name": "j", "exec": "true", "every": "1m", "overlap": "allow"}, T0)
     conn.execute("UPDATE jobs SET next_run_at = ?", ("2026-06-01T12:01:00.000000Z",))
-    step = engine.claim_due(conn, T0 + timedelta(minutes=3), awake_since=T0, owner=OWNER)
+    step = engine.claim_due(
+        SqliteStore(conn), T0 + timedelta(minutes=3), awake_since=T0, owner=OWNER
+    )
     assert len(step.claims) == 3
     assert sum(history.prune_runs(conn, T0, job="j", keep=0)) == 0
 

@@ -15,6 +15,7 @@ import pytest
 from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.output import Column, display_width, fit_widths, table
+from jobctl.store import SqliteStore
 from jobctl.store import sqlite as db
 from tests.conftest import Invoke
 from tests.realparts import ROOT, DaemonProcess, query, wait_until
@@ -255,7 +256,7 @@ def record(
         "UPDATE jobs SET state = 'enabled', next_run_at = ? WHERE name = ?",
         (created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), job),
     )
-    step = engine.claim_due(conn, created, awake_since=created, owner=OWNER)
+    step = engine.claim_due(SqliteStore(conn), created, awake_since=created, owner=OWNER)
     (claim,) = step.claims
     outcome = Outcome(
         status=status,
@@ -266,7 +267,7 @@ def record(
         output="",
         details=details or {},
     )
-    engine.record_outcomes(conn, [(claim, outcome)], finished)
+    engine.record_outcomes(SqliteStore(conn), [(claim, outcome)], finished)
     conn.execute(
         "UPDATE jobs SET next_run_at = '2099-01-01T00:00:00.000000Z' WHERE name = ?", (job,)
     )

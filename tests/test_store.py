@@ -52,7 +52,7 @@ def test_heartbeat_row_round_trip(tmp_path: Path) -> None:
 
 
 def test_get_run_returns_a_typed_run(tmp_path: Path) -> None:
-    from jobctl import runs
+    from jobctl.models import Owner
 
     store = open_store(tmp_path / "jobctl.db")
     with store.write():
@@ -66,14 +66,13 @@ def test_get_run_returns_a_typed_run(tmp_path: Path) -> None:
             T0,
         )
         assert job.id is not None
-        run_id = runs.insert_run(
-            store.conn,
+        run_id = store.insert_run(
             job_id=job.id,
             trigger=RunTrigger.MANUAL,
             status=RunStatus.RUNNING,
             scheduled_for=T0,
             now=T0,
-            owner=runs.Owner(7, "h"),
+            owner=Owner(7, "h"),
         )
     run = store.get_run(run_id)
     assert run is not None

@@ -13,11 +13,9 @@ NOT_MOVED_YET = {
     "agents.py",
     "cli/complete.py",
     "crontab.py",
-    "engine.py",
     "history.py",
     "jobfile.py",
     "jobs.py",
-    "manual.py",
     "runs.py",
 }
 

@@ -439,25 +439,26 @@ def test_replayed_github_delivery_starts_one_run(
 
 def test_replay_window_is_24_hours_per_job(jobctl: Invoke, db_path: Path) -> None:
     from jobctl import engine
-    from jobctl.store import sqlite as db
+    from jobctl.store import open_store
 
     jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
     jobctl("add", "b", "--url", "http://127.0.0.1:9/b", "--manual", "--overlap", "allow")
-    conn = db.connect(db_path)
+    store = open_store(db_path)
+    conn = store.conn
     t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     keys = ["delivery:d1", "idempotency:k1"]
-    first, status = engine.queue_webhook(conn, "a", t0, payload="", replay_keys=keys)
+    first, status = engine.queue_webhook(store, "a", t0, payload="", replay_keys=keys)
     assert status == "queued"
     almost = t0 + timedelta(hours=24) - timedelta(seconds=1)
     for key in keys:  # either header alone is a repeat
-        assert engine.queue_webhook(conn, "a", almost, payload="", replay_keys=[key]) == (
+        assert engine.queue_webhook(store, "a", almost, payload="", replay_keys=[key]) == (
             first,
             "duplicate",
         )
-    other, status = engine.queue_webhook(conn, "b", almost, payload="", replay_keys=keys)
+    other, status = engine.queue_webhook(store, "b", almost, payload="", replay_keys=keys)
     assert status == "queued"
     later, status = engine.queue_webhook(
-        conn, "a", t0 + timedelta(hours=24, seconds=1), payload="", replay_keys=keys
+        store, "a", t0 + timedelta(hours=24, seconds=1), payload="", replay_keys=keys
     )
     assert status == "queued" and later != first
     # Expired entries are pruned as requests come in; a removed job takes its own along.
@@ -470,21 +471,21 @@ def test_replay_window_is_24_hours_per_job(jobctl: Invoke, db_path: Path) -> Non
 
 def test_two_processes_with_one_key_start_one_run(jobctl: Invoke, db_path: Path) -> None:
     from jobctl import engine
-    from jobctl.store import sqlite as db
+    from jobctl.store import open_store
 
     jobctl("add", "a", "--url", "http://127.0.0.1:9/a", "--manual", "--overlap", "allow")
     start = threading.Barrier(4)
     results: list[tuple[int | None, str]] = []
 
     def call() -> None:
-        conn = db.connect(db_path)
+        store = open_store(db_path)
         start.wait()
         results.append(
             engine.queue_webhook(
-                conn, "a", datetime.now(UTC), payload="", replay_keys=["delivery:same"]
+                store, "a", datetime.now(UTC), payload="", replay_keys=["delivery:same"]
             )
         )
-        conn.close()
+        store.close()
 
     threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:

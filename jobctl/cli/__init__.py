@@ -89,7 +89,7 @@ def read_db(ctx: click.Context, *, tidy: bool = False) -> SqliteStore:
         from jobctl.runs import tidy_orphans
         from jobctl.timeutil import utcnow
 
-        tidy_orphans(store.conn, utcnow())
+        tidy_orphans(store, utcnow())
     return store
 
 

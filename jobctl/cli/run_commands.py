@@ -81,7 +81,7 @@ def run_(
 
         get_job(conn, name)
         manual.require_daemon(store, db_path(ctx))
-        run_id, status = queue_manual(conn, name, utcnow())
+        run_id, status = queue_manual(store, name, utcnow())
         if status == "skipped":
             raise Failed(f"run {run_id} of {name} skipped: a run is in flight (overlap skip)")
         if not wait:
@@ -92,7 +92,7 @@ def run_(
             )
             return
         try:
-            row = manual.wait_for_run(conn, run_id)
+            row = get_run(conn, manual.wait_for_run(store, run_id).id)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; run {run_id} of {name} goes on in the daemon: "
@@ -101,7 +101,7 @@ def run_(
     else:
         env = fire_environment(env_file)
         result = manual.run_now(
-            conn,
+            store,
             name,
             env=env,
             report=_report_attempt,

@@ -1,13 +1,20 @@
-"""Run rows: reading and writing them (the rules for when are the engine's)."""
+"""Run rows: reading and writing them, and the job counters a finished run moves (the
+rules for when are the engine's)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from jobctl.models import Run, RunStatus, RunTrigger
+from jobctl.models import FAILURES, JobState, Owner, Run, RunStatus, RunTrigger
 from jobctl.store.sqlite.base import Connected
-from jobctl.timeutil import from_db
+from jobctl.timeutil import from_db, to_db
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
 
 
 def _time(text: str | None) -> datetime | None:
@@ -63,3 +70,193 @@ class RunOps(Connected):
                 (RunStatus.RUNNING, pid, host),
             )
         ]
+
+    # ------------------------------------------------------------ writing (caller's transaction)
+
+    def insert_run(
+        self,
+        *,
+        job_id: int,
+        trigger: RunTrigger,
+        status: RunStatus,
+        scheduled_for: datetime,
+        now: datetime,
+        attempt: int = 1,
+        owner: Owner | None = None,
+        due_at: datetime | None = None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        caused_by: int | None = None,
+    ) -> int:
+        """A new run row; a `running` one starts at `now`, a skipped or missed one ends then."""
+        started = to_db(now) if status == RunStatus.RUNNING else None
+        finished = to_db(now) if status in (RunStatus.SKIPPED, RunStatus.MISSED) else None
+        cursor = self.conn.execute(
+            "INSERT INTO runs (job_id, trigger, status, attempt, scheduled_for, started_at, "
+            "finished_at, error, details, owner_pid, owner_host, due_at, created_at, caused_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                trigger,
+                status,
+                attempt,
+                to_db(scheduled_for),
+                started,
+                finished,
+                error,
+                json.dumps(details) if details else None,
+                owner.pid if owner else None,
+                owner.host if owner else None,
+                to_db(due_at) if due_at else None,
+                to_db(now),
+                caused_by,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_run(self, run_id: int, outcome: Outcome) -> bool:
+        """A `running` row takes its outcome; False if it was no longer running (marked
+        interrupted meanwhile, or its job removed)."""
+        cursor = self.conn.execute(
+            "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, "
+            "http_status = ?, exit_code = ?, error = ?, output = ?, snapshot = ?, "
+            "details = ? WHERE id = ? AND status = 'running'",
+            (
+                outcome.status,
+                to_db(outcome.started_at),
+                to_db(outcome.finished_at),
+                outcome.duration_ms,
+                outcome.http_status,
+                outcome.exit_code,
+                outcome.error,
+                outcome.output,
+                json.dumps(outcome.snapshot) if outcome.snapshot is not None else None,
+                json.dumps(outcome.details) if outcome.details else None,
+                run_id,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def interrupt_run(self, run_id: int, now: datetime, error: str) -> None:
+        """A `running` row ends `interrupted` at `now`."""
+        self.conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?, "
+            "duration_ms = CAST((julianday(?) - julianday(started_at)) * 86400000 AS INTEGER) "
+            "WHERE id = ? AND status = 'running'",
+            (to_db(now), error, to_db(now), run_id),
+        )
+
+    def record_process_group(self, run_id: int, pgid: int, pgid_started: int | None) -> None:
+        """The run's command leads process group `pgid`, whose leader started at
+        `pgid_started` (clock ticks since boot)."""
+        self.conn.execute(
+            "UPDATE runs SET pgid = ?, pgid_started = ? WHERE id = ? AND status = 'running'",
+            (pgid, pgid_started, run_id),
+        )
+
+    def release_run(self, run_id: int) -> None:
+        """A queued run kept by a process goes to whichever process claims it first."""
+        self.conn.execute(
+            "UPDATE runs SET owner_pid = NULL, owner_host = NULL WHERE id = ?", (run_id,)
+        )
+
+    def delete_queued_runs_of(self, owner: Owner) -> None:
+        """The queued runs `owner` kept for itself go away (it stops, taking them along)."""
+        self.conn.execute(
+            "DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? AND owner_host = ?",
+            (owner.pid, owner.host),
+        )
+
+    # --------------------------------------------------------------- job counters of runs
+
+    def count_skipped(self, job_id: int, count: int = 1) -> None:
+        self.conn.execute(
+            "UPDATE jobs SET runs_skipped = runs_skipped + ? WHERE id = ?", (count, job_id)
+        )
+
+    def count_missed(self, job_id: int, slots: int) -> None:
+        self.conn.execute(
+            "UPDATE jobs SET runs_missed = runs_missed + ? WHERE id = ?", (slots, job_id)
+        )
+
+    def count_executed(
+        self, job_id: int, status: str, started_at: datetime, *, final: bool
+    ) -> None:
+        """Lifetime counters and last-run fields of the job (`status` a RunStatus value);
+        `final` = no retry follows."""
+        succeeded = status == RunStatus.SUCCEEDED
+        self.conn.execute(
+            """
+            UPDATE jobs SET
+                runs_total = runs_total + 1,
+                runs_succeeded = runs_succeeded + :ok,
+                runs_failed = runs_failed + :failed,
+                last_status = CASE WHEN last_run_at IS NULL OR last_run_at <= :started
+                                   THEN :status ELSE last_status END,
+                last_run_at = max(coalesce(last_run_at, ''), :started),
+                last_success_at = CASE WHEN :ok
+                                       THEN max(coalesce(last_success_at, ''), :started)
+                                       ELSE last_success_at END,
+                consecutive_failures = CASE WHEN :ok THEN 0
+                                            WHEN :final THEN consecutive_failures + 1
+                                            ELSE consecutive_failures END,
+                alerted_at = CASE WHEN :ok THEN NULL ELSE alerted_at END
+            WHERE id = :job_id
+            """,
+            {
+                "ok": int(succeeded),
+                "failed": int(status in FAILURES),
+                "started": to_db(started_at),
+                "status": status,
+                "final": int(final),
+                "job_id": job_id,
+            },
+        )
+
+    def pause_if_failing(self, job_id: int, max_failures: int, now: datetime) -> bool:
+        """Pause the job if it is enabled and failed `max_failures` times in a row (or more);
+        True if it did."""
+        cursor = self.conn.execute(
+            "UPDATE jobs SET state = ?, next_run_at = NULL, updated_at = ?, "
+            "paused_reason = 'auto-paused after ' || consecutive_failures || ' failure' "
+            "|| CASE consecutive_failures WHEN 1 THEN '' ELSE 's' END || ' in a row' "
+            "WHERE id = ? AND state = ? AND consecutive_failures >= ?",
+            (JobState.PAUSED, to_db(now), job_id, JobState.ENABLED, max_failures),
+        )
+        return cursor.rowcount > 0
+
+    # ------------------------------------------------------------------- reading in flight
+
+    def running_runs(self, *, host: str | None = None) -> list[Run]:
+        """The `running` rows (of owners on `host`, if given), with their jobs' names."""
+        where = "runs.status = 'running'"
+        params: tuple[str, ...] = ()
+        if host is not None:
+            where += " AND runs.owner_host = ?"
+            params = (host,)
+        rows = self.conn.execute(
+            "SELECT runs.*, jobs.name AS job FROM runs JOIN jobs ON jobs.id = runs.job_id "
+            f"WHERE {where}",
+            params,
+        ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def reserved_queued_runs(self, host: str) -> list[Run]:
+        """Queued runs kept by a process on `host` for itself (`jobctl run`'s retries)."""
+        rows = self.conn.execute(
+            "SELECT * FROM runs WHERE status = 'queued' AND owner_pid IS NOT NULL "
+            "AND owner_host = ?",
+            (host,),
+        ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def next_attempt_id(self, run_id: int) -> int | None:
+        """The retry queued after run `run_id` (same job and slot, the next attempt), if any."""
+        row = self.conn.execute(
+            "SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) "
+            "AND trigger = 'retry' AND scheduled_for = (SELECT scheduled_for FROM runs "
+            "WHERE id = ?) AND attempt = (SELECT attempt + 1 FROM runs WHERE id = ?)",
+            (run_id, run_id, run_id),
+        ).fetchone()
+        return int(row[0]) if row is not None else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jobctl.store.sqlite import connection
 from jobctl.store.sqlite.backup import FileOps
+from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.hooks import HookOps
@@ -14,7 +15,7 @@ from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.runs import RunOps
 
 
-class SqliteStore(DaemonRowOps, JobOps, RunOps, HookOps, FileOps, DefinitionOps):
+class SqliteStore(DaemonRowOps, JobOps, RunOps, ClaimOps, HookOps, FileOps, DefinitionOps):
     """A jobctl database in SQLite.
 
     `conn` is the raw connection, for the modules whose SQL has not moved here yet and for

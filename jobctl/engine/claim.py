@@ -1,0 +1,363 @@
+"""Claiming: what is due, and a `running` row written for every fire before any starts.
+
+One short write transaction claims every due slot and every queued run that may start;
+slots missed while no daemon watched are recorded and caught up by the job's policy.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from jobctl.engine.gaps import TINY, walk_gap
+from jobctl.jobs import Job
+from jobctl.models import (
+    JobState,
+    Overlap,
+    RunStatus,
+    RunTrigger,
+    ScheduleKind,
+    UnreadableJob,
+)
+from jobctl.models import Owner as Owner
+from jobctl.schedule import Schedule
+from jobctl.timeutil import iso_z
+
+if TYPE_CHECKING:
+    from jobctl.agents import Agent
+    from jobctl.store import Store
+
+MAX_SLOTS_PER_TICK = 10  # a job far behind catches up over a few ticks, never floods one
+MAX_CATCHUP_ALL = 100  # `--catchup all` fires at most this many missed slots per gap
+CLAIM_BATCH = 200  # jobs claimed per step: a burst starts firing before all of it is claimed
+
+# Queued runs of these triggers are skipped while their job is paused; a person's are not.
+AUTOMATIC = frozenset(
+    {RunTrigger.SCHEDULE, RunTrigger.CATCHUP, RunTrigger.WEBHOOK, RunTrigger.CHAIN}
+)
+
+
+@dataclass
+class Claim:
+    """A run row written as `running`, ready to fire."""
+
+    run_id: int
+    job: Job
+    trigger: RunTrigger
+    attempt: int
+    scheduled_for: datetime
+    claimed_at: datetime
+    delay: float = 0.0  # jitter, seconds to wait before firing
+    payload: str | None = None
+    reserved_by: Owner | None = None  # `jobctl run` keeps its own retries
+    agent: Agent | None = None  # for agent jobs, loaded when the run is claimed
+    last_output: str = ""  # the previous successful answer, for {last_output}
+    payload_type: str | None = None  # the webhook's Content-Type, kept for --forward-payload
+
+    @property
+    def timeout(self) -> float:
+        return float(self.job.effective_policies()["timeout"])
+
+
+@dataclass
+class Step:
+    """What one claim step did, for the daemon to fire and to log."""
+
+    claims: list[Claim] = field(default_factory=list)
+    skipped: list[tuple[str, datetime, str]] = field(default_factory=list)
+    queued: list[tuple[str, datetime]] = field(default_factory=list)
+    missed: list[tuple[str, int, datetime, datetime]] = field(default_factory=list)
+    broken: list[tuple[str, str]] = field(default_factory=list)
+
+
+def claim_due(
+    store: Store,
+    now: datetime,
+    *,
+    awake_since: datetime,
+    owner: Owner,
+    limit: int = CLAIM_BATCH,
+) -> Step:
+    """Claim every due slot and every queued run that may start, in one transaction.
+
+    Slots before `awake_since` passed while no daemon was watching: they are missed (one
+    row per gap) and handled by the job's catch-up policy; later slots are due, maybe late.
+    """
+    step = Step()
+    with store.write():
+        active = store.running_counts()
+        for job in store.due_jobs(now, limit):
+            _claim_isolated(store, job, now, awake_since, owner, active, step)
+        _claim_queued(store, now, owner, active, step)
+    return step
+
+
+def _claim_isolated(
+    store: Store,
+    job: Job | UnreadableJob,
+    now: datetime,
+    awake_since: datetime,
+    owner: Owner,
+    active: dict[int, int],
+    step: Step,
+) -> None:
+    """Claim one job's slots; a job that cannot be scheduled is paused, not retried forever."""
+    if isinstance(job, UnreadableJob):
+        _pause_broken(store, job.id, job.name, job.error, step)
+        return
+    assert job.id is not None
+    try:
+        plan = job.build_schedule()
+        if plan is not None and job.next_run_at is not None:
+            plan.next_after(job.next_run_at)  # fails here, before anything is written
+    except Exception as exc:  # a broken row must not stop every other job from firing
+        _pause_broken(store, job.id, job.name, exc, step)
+        return
+    if plan is None or job.next_run_at is None or job.next_run_at >= awake_since:
+        _claim_job_slots(store, job, plan, now, awake_since, owner, active, step)
+        return
+    # A gap walks many slots and writes several rows: undo them all if it fails.
+    claims_before = len(step.claims)
+    try:
+        with store.savepoint():
+            _claim_job_slots(store, job, plan, now, awake_since, owner, active, step)
+    except Exception as exc:
+        del step.claims[claims_before:]
+        _pause_broken(store, job.id, job.name, exc, step)
+
+
+def _pause_broken(store: Store, job_id: int, name: str, exc: Exception, step: Step) -> None:
+    reason = f"paused: its schedule could not be computed ({exc})"
+    store.pause_unschedulable(job_id, reason[:300])
+    step.broken.append((name, reason))
+
+
+def _claim_job_slots(
+    store: Store,
+    job: Job,
+    plan: Schedule | None,
+    now: datetime,
+    awake_since: datetime,
+    owner: Owner,
+    active: dict[int, int],
+    step: Step,
+) -> None:
+    assert job.id is not None and job.next_run_at is not None
+    slot: datetime | None = job.next_run_at
+    last_slot = job.last_slot_at
+    if plan is None:  # a manual job with a stale next_run_at: nothing to fire
+        slot = None
+    elif slot is not None and slot < awake_since:
+        slot, last_slot = _handle_gap(store, job, plan, slot, now, awake_since, owner, active, step)
+    fired = 0
+    while slot is not None and slot <= now and fired < MAX_SLOTS_PER_TICK:
+        _fire_or_skip(store, job, RunTrigger.SCHEDULE, slot, now, owner, active, step)
+        last_slot = slot
+        fired += 1
+        slot = plan.next_after(slot) if plan is not None else None
+    state = JobState.COMPLETED if job.trigger == ScheduleKind.ONCE and slot is None else job.state
+    moved = store.advance_job(
+        job.id,
+        claimed_next_run_at=job.next_run_at,
+        next_run_at=slot,
+        last_slot_at=last_slot,
+        state=state,
+    )
+    if not moved:  # someone else moved the job on: undo this job's claims
+        raise RuntimeError(f"lost the claim on job {job.name!r}")
+
+
+def _fire_or_skip(
+    store: Store,
+    job: Job,
+    trigger: RunTrigger,
+    slot: datetime,
+    now: datetime,
+    owner: Owner,
+    active: dict[int, int],
+    step: Step,
+) -> None:
+    """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
+    assert job.id is not None
+    overlap = job.effective_policies()["overlap"]
+    if active.get(job.id) and overlap != Overlap.ALLOW:
+        if overlap == Overlap.QUEUE and not store.has_queued(job.id):
+            store.insert_run(
+                job_id=job.id,
+                trigger=trigger,
+                status=RunStatus.QUEUED,
+                scheduled_for=slot,
+                now=now,
+                due_at=slot,
+            )
+            step.queued.append((job.name, slot))
+            return
+        store.insert_run(
+            job_id=job.id,
+            trigger=trigger,
+            status=RunStatus.SKIPPED,
+            scheduled_for=slot,
+            now=now,
+            error="skipped: the previous run was still running (overlap skip)",
+        )
+        store.count_skipped(job.id)
+        step.skipped.append((job.name, slot, trigger))
+        return
+    step.claims.append(claim_run(store, job, trigger, slot, now, owner, attempt=1))
+    active[job.id] = active.get(job.id, 0) + 1
+
+
+def claim_run(
+    store: Store,
+    job: Job,
+    trigger: RunTrigger,
+    slot: datetime,
+    now: datetime,
+    owner: Owner,
+    *,
+    attempt: int,
+    payload: str | None = None,
+) -> Claim:
+    """A new `running` row for `slot`, as a Claim ready to fire (jittered if scheduled)."""
+    assert job.id is not None
+    run_id = store.insert_run(
+        job_id=job.id,
+        trigger=trigger,
+        status=RunStatus.RUNNING,
+        scheduled_for=slot,
+        now=now,
+        attempt=attempt,
+        owner=owner,
+    )
+    jitter = float(job.effective_policies()["jitter"] or 0)
+    scheduled = trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP)
+    delay = random.uniform(0, jitter) if jitter and scheduled else 0.0
+    return prepare(store, Claim(run_id, job, trigger, attempt, slot, now, delay, payload))
+
+
+def prepare(store: Store, claim: Claim) -> Claim:
+    """Load what an agent run needs from the store while the claim's transaction is open."""
+    if claim.job.action != "agent":
+        return claim
+    from jobctl.prompts import uses
+
+    name = claim.job.spec.get("agent")
+    claim.agent = store.find_agent(str(name)) if name is not None else None
+    if claim.agent is not None:
+        claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
+    if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
+        assert claim.job.id is not None
+        claim.last_output = store.last_success_output(claim.job.id) or ""
+    return claim
+
+
+def _handle_gap(
+    store: Store,
+    job: Job,
+    plan: Schedule,
+    first: datetime,
+    now: datetime,
+    awake_since: datetime,
+    owner: Owner,
+    active: dict[int, int],
+    step: Step,
+) -> tuple[datetime | None, datetime | None]:
+    """Record the slots in [first, awake_since) as missed and fire catch-up runs.
+
+    Returns the first slot at or after awake_since and the last slot handled.
+    """
+    assert job.id is not None
+    policy = job.effective_policies()
+    window = timedelta(seconds=policy["catchup_window"])
+    keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy["catchup"]]
+    gap = walk_gap(plan, first, awake_since, now - window, keep)
+    catchups = gap.recent
+    missed_count = gap.count - len(catchups)
+    if missed_count > 0:
+        last_missed = gap.newest_missed
+        details = {
+            "missed_count": missed_count,
+            "missed_until": iso_z(last_missed),
+            "estimated": gap.estimated,
+        }
+        store.insert_run(
+            job_id=job.id,
+            trigger=RunTrigger.SCHEDULE,
+            status=RunStatus.MISSED,
+            scheduled_for=first,
+            now=now,
+            details=details,
+            error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
+            f"{iso_z(first)} to {iso_z(last_missed)}: no daemon was running",
+        )
+        store.count_missed(job.id, missed_count)
+        step.missed.append((job.name, missed_count, first, last_missed or first))
+    for index, slot in enumerate(catchups):
+        if index and policy["overlap"] != Overlap.ALLOW:
+            # `--catchup all` fires every slot, one after another unless overlap allows more.
+            store.insert_run(
+                job_id=job.id,
+                trigger=RunTrigger.CATCHUP,
+                status=RunStatus.QUEUED,
+                scheduled_for=slot,
+                now=now,
+                due_at=slot,
+            )
+        else:
+            _fire_or_skip(store, job, RunTrigger.CATCHUP, slot, now, owner, active, step)
+    return plan.next_after(awake_since - TINY), gap.last
+
+
+def _claim_queued(
+    store: Store,
+    now: datetime,
+    owner: Owner,
+    active: dict[int, int],
+    step: Step,
+) -> None:
+    """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
+    for queued in store.due_queued_runs(now):
+        job = queued.job
+        assert job.id is not None
+        if queued.trigger in AUTOMATIC and job.state == JobState.PAUSED:
+            store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
+            store.count_skipped(job.id)
+            continue
+        if active.get(job.id) and job.effective_policies()["overlap"] != Overlap.ALLOW:
+            continue  # waits for the run in flight
+        store.start_queued_run(queued.run_id, now, owner)
+        step.claims.append(
+            prepare(
+                store,
+                Claim(
+                    queued.run_id,
+                    job,
+                    queued.trigger,
+                    queued.attempt,
+                    queued.scheduled_for,
+                    now,
+                    payload=queued.payload,
+                    payload_type=queued.payload_type,
+                ),
+            )
+        )
+        active[job.id] = active.get(job.id, 0) + 1
+
+
+def next_wake(store: Store) -> datetime | None:
+    """The earliest time anything becomes due: a job's next slot or a queued run."""
+    # A queued run waiting behind a run in flight is not due: the end of that run wakes
+    # the loop, so counting it here would only make the loop spin.
+    return store.next_wake()
+
+
+def payload_details(payload: str | None, payload_type: str | None) -> dict[str, Any] | None:
+    """What a run row keeps of the payload it fires with (in its details)."""
+    if payload is None:
+        return None
+    details: dict[str, Any] = {"payload": payload}
+    if payload_type:
+        details["payload_type"] = payload_type
+    return details

@@ -1,0 +1,138 @@
+"""Recording what a fire did: the run's row, the job's counters, retries, auto-pause, chains.
+
+Outcomes are recorded in one short write transaction per batch (group commit), after the
+fires, never while one runs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from jobctl import runs
+from jobctl.engine.claim import Claim, payload_details
+from jobctl.models import Overlap, RunStatus, RunTrigger
+from jobctl.policies import backoff_delay
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
+    from jobctl.store import Store
+
+
+@dataclass
+class Recorded:
+    """What recording an outcome led to, for logging."""
+
+    claim: Claim
+    outcome: Outcome
+    retry_at: datetime | None = None
+    auto_paused: bool = False
+    chained: list[str] = field(default_factory=list)
+
+
+def record_outcomes(
+    store: Store, finished: list[tuple[Claim, Outcome]], now: datetime
+) -> list[Recorded]:
+    """Finish many runs in one transaction (group commit): rows, counters, retries, pauses."""
+    results = []
+    with store.write():
+        chained = store.any_chains()
+        for claim, outcome in finished:
+            results.append(_record_one(store, claim, outcome, now, chains=chained))
+    return results
+
+
+def _record_one(
+    store: Store,
+    claim: Claim,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    chains: bool = True,
+) -> Recorded:
+    recorded = Recorded(claim, outcome)
+    if not store.finish_run(claim.run_id, outcome):
+        return recorded  # the row was marked interrupted meanwhile (or the job was removed)
+    assert claim.job.id is not None
+    status = outcome.status  # a RunStatus value (kept as text: no enum lookup per run)
+    recorded.retry_at = schedule_retry(store, claim, status, outcome.finished_at)
+    store.count_executed(claim.job.id, status, outcome.started_at, final=recorded.retry_at is None)
+    if recorded.retry_at is None and status != RunStatus.SUCCEEDED:
+        recorded.auto_paused = runs.auto_pause_if_failing(
+            store, claim.job.id, claim.job.effective_policies()["max_failures"], now
+        )
+    if recorded.retry_at is None and chains:
+        recorded.chained = _queue_chained(store, claim, status, now)
+    return recorded
+
+
+def _queue_chained(store: Store, claim: Claim, status: str, now: datetime) -> list[str]:
+    """Queue runs of the jobs that run after this one ended this way (trigger `chain`)."""
+    assert claim.job.id is not None
+    wanted = ("finished", "succeeded") if status == RunStatus.SUCCEEDED else ("finished", "failed")
+    queued = []
+    for job in store.jobs_chained_after(claim.job.id, wanted):
+        assert job.id is not None
+        running = store.has_running(job.id)
+        if running and job.effective_policies()["overlap"] == Overlap.SKIP:
+            store.insert_run(
+                job_id=job.id,
+                trigger=RunTrigger.CHAIN,
+                status=RunStatus.SKIPPED,
+                scheduled_for=now,
+                now=now,
+                caused_by=claim.run_id,
+                error="skipped: the previous run was still running (overlap skip)",
+            )
+            store.count_skipped(job.id)
+            continue
+        store.insert_run(
+            job_id=job.id,
+            trigger=RunTrigger.CHAIN,
+            status=RunStatus.QUEUED,
+            scheduled_for=now,
+            now=now,
+            due_at=now,
+            caused_by=claim.run_id,
+        )
+        queued.append(job.name)
+    return queued
+
+
+def schedule_retry(
+    store: Store, claim: Claim, status: str, finished_at: datetime
+) -> datetime | None:
+    """Queue the next attempt of a failed run if the job's retries allow; its due time."""
+    policy = claim.job.effective_policies()
+    if status == RunStatus.SUCCEEDED or claim.attempt > policy["retries"]:
+        return None
+    assert claim.job.id is not None
+    delay = backoff_delay(policy["backoff"], claim.attempt + 1) * random.uniform(0.8, 1.2)
+    due = finished_at + timedelta(seconds=delay)
+    store.insert_run(
+        job_id=claim.job.id,
+        trigger=RunTrigger.RETRY,
+        status=RunStatus.QUEUED,
+        scheduled_for=claim.scheduled_for,
+        now=finished_at,
+        attempt=claim.attempt + 1,
+        due_at=due,
+        owner=claim.reserved_by,
+        details=payload_details(claim.payload, claim.payload_type),
+    )
+    return due
+
+
+def retry_interrupted(store: Store, orphans: list[runs.Orphan], now: datetime) -> int:
+    """After marking orphans interrupted, queue retries for jobs whose policy has them."""
+    queued = 0
+    for orphan in orphans:
+        job = store.job_by_id(orphan.job_id)
+        if job is None:
+            continue
+        claim = Claim(orphan.run_id, job, orphan.trigger, orphan.attempt, orphan.scheduled_for, now)
+        if schedule_retry(store, claim, RunStatus.INTERRUPTED, now) is not None:
+            queued += 1
+    return queued

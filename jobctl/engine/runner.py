@@ -1,0 +1,135 @@
+"""Firing a claim: hand it to its action (HTTP, command, agent) and take back an Outcome.
+
+Shared by the daemon and `jobctl run`; never touches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from jobctl.models import ActionKind
+from jobctl.timeutil import iso_z
+
+if TYPE_CHECKING:
+    from jobctl.actions import FireContext, Outcome
+    from jobctl.actions.agent import AgentFirer
+    from jobctl.actions.http import HttpFirer
+    from jobctl.engine.claim import Claim
+
+
+class Firers:
+    """The action runners of one process: one HTTP session, bounded per action kind."""
+
+    def __init__(
+        self, *, max_http: int = 256, on_process: Callable[[int, int], None] | None = None
+    ) -> None:
+        """`on_process(run_id, pid)` is told of each command a run starts (it must not raise):
+        the caller records the process group, for a takeover should this process die."""
+        self.max_http = max_http
+        self.on_process = on_process
+        self._http: HttpFirer | None = None
+        self._agents: AgentFirer | None = None
+
+    @property
+    def agents(self) -> AgentFirer:
+        if self._agents is None:
+            from jobctl.actions.agent import AgentFirer
+
+            self._agents = AgentFirer()
+        return self._agents
+
+    @property
+    def http(self) -> HttpFirer:
+        # Created on first use: aiohttp costs ~150 ms to import, which exec-only runs skip.
+        if self._http is None:
+            from jobctl.actions.http import HttpFirer
+
+            self._http = HttpFirer(max_connections=self.max_http)
+        return self._http
+
+    async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
+        from jobctl.actions import FireContext, fail_before_start
+        from jobctl.actions.exec import run_command
+        from jobctl.timeutil import utcnow
+
+        context = FireContext(
+            job=claim.job.name,
+            run_id=claim.run_id,
+            scheduled_for=claim.scheduled_for,
+            attempt=claim.attempt,
+            timeout=claim.timeout,
+            env=env,
+            payload=claim.payload,
+            payload_type=claim.payload_type,
+        )
+        if self.on_process is not None:
+            report, run_id = self.on_process, claim.run_id
+            context.on_process = lambda pid: report(run_id, pid)
+        spec = claim.job.spec
+        if claim.job.action == ActionKind.HTTP:
+            outcome = await self.http.fire(spec, context)
+        elif claim.job.action == ActionKind.EXEC:
+            outcome = await run_command(spec, context)
+        elif claim.job.action == ActionKind.AGENT:
+            outcome = await self._ask(claim, context)
+        else:
+            outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
+        return _without_file_secrets(outcome, env)
+
+    async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
+        from jobctl.actions import fail_before_start
+        from jobctl.timeutil import get_zone, utcnow
+
+        if claim.agent is None:
+            name = claim.job.spec.get("agent")
+            return fail_before_start(f"agent {name!r} does not exist (any more)", utcnow())
+        now = utcnow()
+        context.placeholders = {
+            "job": claim.job.name,
+            "scheduled_for": iso_z(claim.scheduled_for) or "",
+            "now": now.astimezone(get_zone(claim.job.timezone)).isoformat(timespec="seconds"),
+            "last_output": claim.last_output,
+            "payload": claim.payload or "",
+        }
+        outcome = await self.agents.ask(claim.agent, str(claim.job.spec["prompt"]), context)
+        deliver = claim.job.spec.get("deliver")
+        if deliver:
+            text = outcome.output or outcome.error or ""
+            outcome.details["delivery"] = await self.http.post_json(
+                deliver,
+                {
+                    "job": claim.job.name,
+                    "run": claim.run_id,
+                    "status": outcome.status,
+                    "text": text,
+                    "content": text[:2000],
+                },
+                context.env,
+            )
+        return outcome
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._agents is not None:
+            await self._agents.close()
+
+
+def _without_file_secrets(outcome: Outcome, env: Mapping[str, str]) -> Outcome:
+    """The last pass before an outcome is stored: no env file value, in any form, anywhere.
+
+    The actions already mask what they expanded; this also covers text no action produced
+    from a reference (a spec written with a literal that happens to be a secret, say).
+    """
+    from jobctl.secrets import Redactor, file_secrets
+
+    redact = Redactor(file_secrets(env))
+    if not redact:
+        return outcome
+    outcome.output = redact(outcome.output) if outcome.output else outcome.output
+    outcome.error = redact(outcome.error) if outcome.error else outcome.error
+    if outcome.snapshot is not None:
+        outcome.snapshot = redact.data(outcome.snapshot)
+    outcome.details = redact.data(outcome.details)
+    return outcome
