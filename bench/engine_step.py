@@ -19,7 +19,8 @@ from pathlib import Path
 
 from jobctl import engine, runs
 from jobctl.actions import Outcome
-from jobctl.jobs import build_job, insert_job
+from jobctl.catalog import insert_job
+from jobctl.job_options import build_job
 from jobctl.store import sqlite as db
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -39,7 +40,7 @@ def make_database(jobs: int) -> db.sqlite3.Connection:
                 existing=None,
                 now=T0,
             )
-            insert_job(conn, job, T0)
+            insert_job(db.SqliteStore(conn), job, T0)
     return conn
 
 

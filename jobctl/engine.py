@@ -516,10 +516,11 @@ def start_manual(
     Returns the Claim; the id of a `skipped` row when the overlap policy skips it; or None
     when the policy is `queue` and a run is in flight (the caller waits and tries again).
     """
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
+    from jobctl.store.sqlite import SqliteStore
 
     with write_transaction(conn):
-        job = get_job(conn, name)
+        job = get_job(SqliteStore(conn), name)
         assert job.id is not None
         orphans = runs.mark_interrupted(conn, now)
         retry_interrupted(conn, orphans, now)
@@ -588,10 +589,11 @@ def queue_manual(
     trigger: str = "manual",
 ) -> tuple[int, str]:
     """Ask the daemon to run `name`: a queued row it picks up (or a skipped one)."""
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
+    from jobctl.store.sqlite import SqliteStore
 
     with write_transaction(conn):
-        return _queue(conn, get_job(conn, name), now, payload=payload, trigger=trigger)
+        return _queue(conn, get_job(SqliteStore(conn), name), now, payload=payload, trigger=trigger)
 
 
 def queue_webhook(
@@ -609,10 +611,11 @@ def queue_webhook(
     copies of a request arriving at once start one run.
     """
     from jobctl import hooks
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
+    from jobctl.store.sqlite import SqliteStore
 
     with write_transaction(conn):
-        job = get_job(conn, name)
+        job = get_job(SqliteStore(conn), name)
         assert job.id is not None
         original = hooks.seen_delivery(conn, job.id, replay_keys, now)
         if original is not None:

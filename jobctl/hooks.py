@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from jobctl.catalog import get_job
 from jobctl.errors import Failed, InvalidInput
-from jobctl.jobs import get_job
-from jobctl.store.sqlite import write_transaction
+from jobctl.store.sqlite import SqliteStore, write_transaction
 from jobctl.timeutil import to_db
 
 PATH_PREFIX = "/hooks/"
@@ -38,7 +38,7 @@ def set_secret(conn: sqlite3.Connection, name: str, *, rotate: bool = False) -> 
     """Enable (or, with rotate, replace) the job's webhook secret; returns the new secret."""
     secret = new_secret()
     with write_transaction(conn):
-        job = get_job(conn, name)
+        job = get_job(SqliteStore(conn), name)
         current = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
         if rotate and not current[0]:
             raise Failed(f"job {name!r} has no webhook: enable it with `jobctl hook enable`")
@@ -53,7 +53,7 @@ def set_secret(conn: sqlite3.Connection, name: str, *, rotate: bool = False) -> 
 
 def disable(conn: sqlite3.Connection, name: str) -> bool:
     with write_transaction(conn):
-        job = get_job(conn, name)
+        job = get_job(SqliteStore(conn), name)
         cursor = conn.execute(
             "UPDATE jobs SET hook_secret = NULL WHERE id = ? AND hook_secret IS NOT NULL", (job.id,)
         )
@@ -61,7 +61,7 @@ def disable(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def is_enabled(conn: sqlite3.Connection, name: str) -> bool:
-    job = get_job(conn, name)
+    job = get_job(SqliteStore(conn), name)
     row = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
     return bool(row[0])
 

@@ -501,11 +501,12 @@ def run_(
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:
+        from jobctl.catalog import get_job
         from jobctl.engine import queue_manual
-        from jobctl.jobs import get_job
+        from jobctl.store.sqlite import SqliteStore
         from jobctl.timeutil import utcnow
 
-        get_job(conn, name)
+        get_job(SqliteStore(conn), name)
         manual.require_daemon(conn, db_path(ctx))
         run_id, status = queue_manual(conn, name, utcnow())
         if status == "skipped":

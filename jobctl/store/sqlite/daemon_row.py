@@ -77,4 +77,3 @@ class DaemonRowOps(Connected):
                 "'$.notifications', json(?)) WHERE id = ?",
                 (json.dumps(results), run_id),
             )
-

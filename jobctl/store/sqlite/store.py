@@ -6,12 +6,13 @@ import sqlite3
 from pathlib import Path
 
 from jobctl.store.sqlite import connection
+from jobctl.store.sqlite.agents import AgentOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.runs import RunOps
 
 
-class SqliteStore(DaemonRowOps, JobOps, RunOps):
+class SqliteStore(DaemonRowOps, JobOps, AgentOps, RunOps):
     """A jobctl database in SQLite.
 
     `conn` is the raw connection, for the modules whose SQL has not moved here yet and for
