@@ -19,7 +19,8 @@ from pathlib import Path
 
 from jobctl import engine
 from jobctl.actions import Outcome
-from jobctl.jobs import build_job, insert_job
+from jobctl.catalog import insert_job
+from jobctl.job_options import build_job
 from jobctl.models import Owner
 from jobctl.store import SqliteStore, open_store
 
@@ -40,7 +41,7 @@ def make_database(jobs: int) -> SqliteStore:
                 existing=None,
                 now=T0,
             )
-            insert_job(store.conn, job, T0)
+            insert_job(store, job, T0)
     return store
 
 

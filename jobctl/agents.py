@@ -13,18 +13,20 @@ import json
 import math
 import re
 import shlex
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.jobs import NAME_PATTERN, parse_header, validate_url
 from jobctl.policies import effective, parse_policy
 from jobctl.secrets import redact_headers, redact_url
-from jobctl.store.sqlite import write_transaction
-from jobctl.timeutil import from_db, iso_z, to_db
+from jobctl.timeutil import from_db, iso_z
+
+if TYPE_CHECKING:
+    from jobctl.jobs import Row
+    from jobctl.store.protocol import Store
 
 KINDS = ("openai", "anthropic", "command")
 HTTP_KINDS = ("openai", "anthropic")
@@ -49,7 +51,8 @@ class Agent:
     id: int | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Agent:
+    def from_row(cls, row: Row) -> Agent:
+        """The agent from its stored row (the store calls this)."""
         return cls(
             id=row["id"],
             name=row["name"],
@@ -271,69 +274,47 @@ def _build_http_config(config: dict[str, Any], kind: str, options: Mapping[str, 
 # ------------------------------------------------------------------------------ storage
 
 
-def _not_found_message(conn: sqlite3.Connection, name: str) -> str:
-    names = [row[0] for row in conn.execute("SELECT name FROM agents")]
-    close = difflib.get_close_matches(name, names, n=1)
+def _not_found_message(store: Store, name: str) -> str:
+    close = difflib.get_close_matches(name, store.agent_names(), n=1)
     hint = f": did you mean {close[0]!r}?" if close else " (see `jobctl agent list`)"
     return f"no agent named {name!r}{hint}"
 
 
-def get_agent(conn: sqlite3.Connection, name: str) -> Agent:
-    row = conn.execute("SELECT * FROM agents WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise NotFound(_not_found_message(conn, name))
-    return Agent.from_row(row)
+def get_agent(store: Store, name: str) -> Agent:
+    agent = store.agent_named(name)
+    if agent is None:
+        raise NotFound(_not_found_message(store, name))
+    return agent
 
 
-def list_agents(conn: sqlite3.Connection) -> list[Agent]:
-    return [Agent.from_row(row) for row in conn.execute("SELECT * FROM agents ORDER BY name")]
+def list_agents(store: Store) -> list[Agent]:
+    return store.all_agents()
 
 
-def jobs_using(conn: sqlite3.Connection, name: str) -> list[str]:
+def jobs_using(store: Store, name: str) -> list[str]:
     """Names of the jobs whose action prompts the agent `name`."""
-    rows = conn.execute(
-        "SELECT name FROM jobs WHERE action = 'agent' AND json_extract(spec, '$.agent') = ? "
-        "ORDER BY name",
-        (name,),
-    )
-    return [str(row[0]) for row in rows]
+    return store.jobs_using_agent(name)
 
 
-def add_agent(conn: sqlite3.Connection, options: Mapping[str, Any], now: datetime) -> Agent:
+def add_agent(store: Store, options: Mapping[str, Any], now: datetime) -> Agent:
     agent = build_agent(options)
-    with write_transaction(conn):
-        if conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent.name,)).fetchone():
+    with store.write():
+        if store.agent_named(agent.name) is not None:
             raise InvalidInput(
                 f"an agent named {agent.name!r} already exists: use "
                 f"`jobctl agent edit {agent.name}` to change it"
             )
         agent.created_at = agent.updated_at = now
-        cursor = conn.execute(
-            "INSERT INTO agents (name, kind, config, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                agent.name,
-                agent.kind,
-                json.dumps(agent.config, sort_keys=True),
-                to_db(now),
-                to_db(now),
-            ),
-        )
-        agent.id = cursor.lastrowid
+        agent.id = store.insert_agent(agent)
     return agent
 
 
-def edit_agent(
-    conn: sqlite3.Connection, name: str, options: Mapping[str, Any], now: datetime
-) -> Agent:
+def edit_agent(store: Store, name: str, options: Mapping[str, Any], now: datetime) -> Agent:
     """Each option given replaces that field; the rest stay as they were."""
-    with write_transaction(conn):
-        agent = build_agent(options, get_agent(conn, name))
+    with store.write():
+        agent = build_agent(options, get_agent(store, name))
         agent.updated_at = now
-        conn.execute(
-            "UPDATE agents SET kind = ?, config = ?, updated_at = ? WHERE id = ?",
-            (agent.kind, json.dumps(agent.config, sort_keys=True), to_db(now), agent.id),
-        )
+        store.update_agent(agent)
     return agent
 
 
@@ -344,14 +325,14 @@ class Removed:
 
 
 def remove_agents(
-    conn: sqlite3.Connection, names: Iterable[str], *, force: bool, now: datetime
+    store: Store, names: Iterable[str], *, force: bool, now: datetime
 ) -> list[Removed]:
     """Remove every named agent or none: an unknown name, or one still in use without
     `force`, changes nothing. With `force`, the jobs using them are paused, saying why."""
     removed: list[Removed] = []
-    with write_transaction(conn):
-        agents = [get_agent(conn, name) for name in dict.fromkeys(names)]
-        users = {agent.name: jobs_using(conn, agent.name) for agent in agents}
+    with store.write():
+        agents = [get_agent(store, name) for name in dict.fromkeys(names)]
+        users = {agent.name: store.jobs_using_agent(agent.name) for agent in agents}
         if not force:
             for agent in agents:
                 jobs = users[agent.name]
@@ -363,30 +344,18 @@ def remove_agents(
                         f"to remove the agent and pause {which}"
                     )
         for agent in agents:
-            paused = _pause_jobs(conn, users[agent.name], f"agent {agent.name} was removed", now)
-            conn.execute("DELETE FROM agents WHERE id = ?", (agent.id,))
+            assert agent.id is not None
+            # completed one-shots stay completed
+            paused = store.pause_jobs_named(
+                users[agent.name], f"agent {agent.name} was removed", now
+            )
+            store.delete_agent(agent.id)
             removed.append(Removed(agent.name, paused))
     return removed
 
 
-def remove_agent(conn: sqlite3.Connection, name: str, force: bool, now: datetime) -> Removed:
-    return remove_agents(conn, [name], force=force, now=now)[0]
-
-
-def _pause_jobs(
-    conn: sqlite3.Connection, names: list[str], reason: str, now: datetime
-) -> list[str]:
-    """Pause the named jobs inside the caller's transaction; completed one-shots stay so."""
-    paused = []
-    for name in names:
-        cursor = conn.execute(
-            "UPDATE jobs SET state = 'paused', paused_reason = ?, next_run_at = NULL, "
-            "updated_at = ? WHERE name = ? AND state != 'completed'",
-            (reason, to_db(now), name),
-        )
-        if cursor.rowcount:
-            paused.append(name)
-    return paused
+def remove_agent(store: Store, name: str, force: bool, now: datetime) -> Removed:
+    return remove_agents(store, [name], force=force, now=now)[0]
 
 
 # ---------------------------------------------------------------------------- rendering

@@ -12,16 +12,20 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from jobctl.catalog import insert_job
 from jobctl.errors import InvalidInput, JobctlError
-from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES, Job, build_job, insert_job
+from jobctl.job_options import build_job
+from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES, Job
 from jobctl.secrets import references
-from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import get_zone
+
+if TYPE_CHECKING:
+    from jobctl.store.protocol import Store
 
 _ENV_LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
 _ENTRY = re.compile(r"\s*(\S+\s+\S+\s+\S+\s+\S+\s+\S+)\s+(\S.*)")
@@ -311,7 +315,7 @@ def _reference_warnings(entries: Iterable[CrontabEntry]) -> list[str]:
 
 
 def plan_import(
-    conn: sqlite3.Connection,
+    store: Store,
     crontab: Crontab,
     now: datetime,
     *,
@@ -323,7 +327,7 @@ def plan_import(
     prefix = _validate_prefix(prefix)
     default_zone = get_zone(zone).key if zone else None
     default_home = home if home is not None else os.path.expanduser("~")
-    taken = {row[0] for row in conn.execute("SELECT name FROM jobs")}
+    taken = set(store.job_names())
     planned = []
     for entry in crontab.entries:
         name = unique_name(name_stem(entry.command), prefix, taken)
@@ -346,7 +350,7 @@ def plan_import(
 
 
 def import_crontab(
-    conn: sqlite3.Connection,
+    store: Store,
     text: str,
     now: datetime,
     *,
@@ -364,11 +368,11 @@ def import_crontab(
     crontab = parse_crontab(text)
     warnings = _reference_warnings(crontab.entries)
     if dry_run or not crontab.entries:
-        planned = plan_import(conn, crontab, now, prefix=prefix, zone=zone, home=home)
+        planned = plan_import(store, crontab, now, prefix=prefix, zone=zone, home=home)
     else:
-        with write_transaction(conn):
+        with store.write():
             # Named inside the write lock, so a job added meanwhile cannot take a name.
-            planned = plan_import(conn, crontab, now, prefix=prefix, zone=zone, home=home)
+            planned = plan_import(store, crontab, now, prefix=prefix, zone=zone, home=home)
             for item in planned:
-                insert_job(conn, item.job, now)
+                insert_job(store, item.job, now)
     return CrontabImport(planned, crontab.skipped, warnings)

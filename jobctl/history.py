@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from jobctl.catalog import get_job
 from jobctl.errors import InvalidInput
-from jobctl.jobs import Job, get_job
+from jobctl.jobs import Job
 from jobctl.models import EXECUTED, FAILURES
 from jobctl.runs import RUN_COLUMNS, STATUSES, TRIGGERS
-from jobctl.store.sqlite import write_transaction
+from jobctl.store.sqlite import SqliteStore, write_transaction
 from jobctl.timeutil import from_db, get_zone, local_zone_name, parse_duration, parse_time, to_db
 
 STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `show`
@@ -84,7 +85,7 @@ def list_runs(conn: sqlite3.Connection, where: RunFilter) -> list[sqlite3.Row]:
     clauses: list[str] = []
     params: list[Any] = []
     if where.job is not None:
-        job = get_job(conn, where.job)
+        job = get_job(SqliteStore(conn), where.job)
         clauses.append("runs.job_id = ?")
         params.append(job.id)
     if where.statuses:
@@ -392,7 +393,7 @@ def prune_runs(
     Counters are lifetime figures and are not lowered.
     """
     if job:
-        jobs = [get_job(conn, job)]
+        jobs = [get_job(SqliteStore(conn), job)]
     elif job_ids is not None:
         ids = list(job_ids)
         jobs = [
@@ -428,7 +429,7 @@ def prune_runs(
 def clear_runs(conn: sqlite3.Connection, name: str) -> int:
     """Delete every finished run of a job and reset its counters."""
     with write_transaction(conn):
-        job = get_job(conn, name)
+        job = get_job(SqliteStore(conn), name)
         removed = conn.execute(
             "DELETE FROM runs WHERE job_id = ? AND status NOT IN ('running', 'queued')",
             (job.id,),

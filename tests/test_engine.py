@@ -12,7 +12,7 @@ import pytest
 
 from jobctl import engine, runs
 from jobctl.actions import Outcome
-from jobctl.jobs import add_job, get_job
+from jobctl.catalog import add_job, get_job
 from jobctl.store import SqliteStore
 from jobctl.store import sqlite as db
 
@@ -26,7 +26,7 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
 
 
 def add(conn: sqlite3.Connection, name: str, now: datetime = T0, **options: object) -> None:
-    add_job(conn, {"name": name, "exec": "true", "tz": "UTC", **options}, now)
+    add_job(SqliteStore(conn), {"name": name, "exec": "true", "tz": "UTC", **options}, now)
 
 
 def step(conn: sqlite3.Connection, now: datetime, awake_since: datetime = T0) -> engine.Step:
@@ -64,7 +64,7 @@ def test_due_slot_is_claimed_once_and_the_next_one_computed(conn: sqlite3.Connec
         ("j", T0 + timedelta(minutes=1), "schedule")
     ]
     assert step(conn, T0 + timedelta(minutes=1, seconds=1)).claims == []
-    assert get_job(conn, "j").next_run_at == T0 + timedelta(minutes=2)
+    assert get_job(SqliteStore(conn), "j").next_run_at == T0 + timedelta(minutes=2)
     assert rows(conn) == [("schedule", "running", 1, ts(T0 + timedelta(minutes=1)))]
 
 
@@ -86,7 +86,7 @@ def test_overlap_skip_records_a_skipped_run(conn: sqlite3.Connection) -> None:
     [first] = step(conn, T0 + timedelta(minutes=1)).claims
     assert step(conn, T0 + timedelta(minutes=2)).claims == []
     assert rows(conn)[1][:2] == ("schedule", "skipped")
-    assert get_job(conn, "j").runs_skipped == 1
+    assert get_job(SqliteStore(conn), "j").runs_skipped == 1
     finish(conn, first, "succeeded", T0 + timedelta(minutes=2, seconds=1))
     assert len(step(conn, T0 + timedelta(minutes=3)).claims) == 1
 
@@ -135,8 +135,8 @@ def test_gap_while_down_gives_one_missed_row_and_catchup(
         assert f"missed {missed} slots" in row["error"]
     else:
         assert missed_rows == []
-    assert get_job(conn, "j").runs_missed == missed
-    assert get_job(conn, "j").next_run_at == T0 + timedelta(minutes=60)
+    assert get_job(SqliteStore(conn), "j").runs_missed == missed
+    assert get_job(SqliteStore(conn), "j").next_run_at == T0 + timedelta(minutes=60)
     if policy == "all":  # the rest wait their turn and start one after another
         queued = conn.execute(
             "SELECT scheduled_for FROM runs WHERE status = 'queued' "
@@ -153,7 +153,7 @@ def test_catchup_window_limits_what_fires(conn: sqlite3.Connection) -> None:
     restart = T0 + timedelta(hours=5, minutes=45)
     result = step(conn, restart, awake_since=restart)
     assert result.claims == []
-    assert get_job(conn, "j").runs_missed == 5
+    assert get_job(SqliteStore(conn), "j").runs_missed == 5
 
 
 def test_long_gap_of_a_one_second_job_is_one_row(conn: sqlite3.Connection) -> None:
@@ -163,7 +163,7 @@ def test_long_gap_of_a_one_second_job_is_one_row(conn: sqlite3.Connection) -> No
     assert len(result.claims) == 1
     [count] = conn.execute("SELECT count(*) FROM runs WHERE status = 'missed'").fetchone()
     assert count == 1
-    assert get_job(conn, "j").runs_missed == 86_400 - 1 - 1
+    assert get_job(SqliteStore(conn), "j").runs_missed == 86_400 - 1 - 1
 
 
 def test_cron_gap_is_counted(conn: sqlite3.Connection) -> None:
@@ -171,13 +171,13 @@ def test_cron_gap_is_counted(conn: sqlite3.Connection) -> None:
     restart = T0 + timedelta(hours=2, minutes=5)
     result = step(conn, restart, awake_since=restart)
     assert [c.scheduled_for for c in result.claims] == [T0 + timedelta(hours=2)]
-    assert get_job(conn, "c").runs_missed == 11
+    assert get_job(SqliteStore(conn), "c").runs_missed == 11
 
 
 def test_one_shot_completes_after_it_fires(conn: sqlite3.Connection) -> None:
     add(conn, "once", at="2026-06-01T12:30:00Z")
     [claim] = step(conn, T0 + timedelta(minutes=30)).claims
-    job = get_job(conn, "once")
+    job = get_job(SqliteStore(conn), "once")
     assert (job.state, job.next_run_at) == ("completed", None)
     finish(conn, claim, "succeeded", T0 + timedelta(minutes=31))
     assert step(conn, T0 + timedelta(hours=1)).claims == []
@@ -203,7 +203,7 @@ def test_retry_is_queued_with_backoff_then_claimed(conn: sqlite3.Connection) -> 
         2,
         T0 + timedelta(hours=1),
     )
-    assert get_job(conn, "r").consecutive_failures == 0  # not final yet
+    assert get_job(SqliteStore(conn), "r").consecutive_failures == 0  # not final yet
 
 
 def test_auto_pause_after_failures_in_a_row(conn: sqlite3.Connection) -> None:
@@ -212,7 +212,7 @@ def test_auto_pause_after_failures_in_a_row(conn: sqlite3.Connection) -> None:
         [claim] = step(conn, T0 + timedelta(minutes=minute)).claims
         [recorded] = finish(conn, claim, "failed", T0 + timedelta(minutes=minute, seconds=1))
     assert recorded.auto_paused
-    job = get_job(conn, "f")
+    job = get_job(SqliteStore(conn), "f")
     assert job.state == "paused" and "2 failures in a row" in (job.paused_reason or "")
     assert job.next_run_at is None and job.runs_failed == 2
 
@@ -221,7 +221,7 @@ def test_auto_pause_after_one_failure_says_failure(conn: sqlite3.Connection) -> 
     add(conn, "f", every="1m", max_failures="1")
     [claim] = step(conn, T0 + timedelta(minutes=1)).claims
     finish(conn, claim, "failed", T0 + timedelta(minutes=1, seconds=1))
-    assert get_job(conn, "f").paused_reason == "auto-paused after 1 failure in a row"
+    assert get_job(SqliteStore(conn), "f").paused_reason == "auto-paused after 1 failure in a row"
 
 
 def test_success_resets_the_failure_count(conn: sqlite3.Connection) -> None:
@@ -232,7 +232,7 @@ def test_success_resets_the_failure_count(conn: sqlite3.Connection) -> None:
     finish(conn, claim, "succeeded", T0 + timedelta(minutes=2, seconds=1))
     [claim] = step(conn, T0 + timedelta(minutes=3)).claims
     finish(conn, claim, "failed", T0 + timedelta(minutes=3, seconds=1))
-    job = get_job(conn, "f")
+    job = get_job(SqliteStore(conn), "f")
     assert (job.state, job.consecutive_failures) == ("enabled", 1)
     assert (job.runs_total, job.runs_succeeded, job.runs_failed) == (3, 1, 2)
     assert job.last_status == "failed"
@@ -241,7 +241,7 @@ def test_success_resets_the_failure_count(conn: sqlite3.Connection) -> None:
 def test_the_same_slot_cannot_be_recorded_twice(conn: sqlite3.Connection) -> None:
     add(conn, "j", every="1m")
     step(conn, T0 + timedelta(minutes=1))
-    job = get_job(conn, "j")
+    job = get_job(SqliteStore(conn), "j")
     with pytest.raises(sqlite3.IntegrityError):
         SqliteStore(conn).insert_run(
             job_id=job.id or 0,
@@ -259,7 +259,7 @@ def test_orphans_of_dead_processes_are_interrupted(conn: sqlite3.Connection) -> 
     orphans = runs.mark_orphans(SqliteStore(conn), T0 + timedelta(minutes=2))
     assert [o.run_id for o in orphans] == [claim.run_id]
     assert rows(conn)[0][1] == "interrupted"
-    assert get_job(conn, "j").runs_failed == 1
+    assert get_job(SqliteStore(conn), "j").runs_failed == 1
 
 
 def test_live_owner_is_left_alone_but_a_reused_pid_is_not(conn: sqlite3.Connection) -> None:

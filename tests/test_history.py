@@ -212,9 +212,10 @@ def test_prune_by_age_and_by_job_policy(history_db: Path, jobctl: Invoke) -> Non
 
 def test_prune_never_removes_runs_in_flight(db_path: Path) -> None:
     conn = db.connect(db_path)
-    from jobctl.jobs import add_job
+    from jobctl.catalog import add_job
+    from jobctl.store.sqlite import SqliteStore
 
-    add_job(conn, {"name": "j", "exec": "true", "every": "1m", "overlap": "allow"}, T0)
+    add_job(SqliteStore(conn), {"name": "j", "exec": "true", "every": "1m", "overlap": "allow"}, T0)
     conn.execute("UPDATE jobs SET next_run_at = ?", ("2026-06-01T12:01:00.000000Z",))
     step = engine.claim_due(
         SqliteStore(conn), T0 + timedelta(minutes=3), awake_since=T0, owner=OWNER

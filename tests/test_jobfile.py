@@ -587,18 +587,19 @@ def test_apply_from_stdin(jobctl: Invoke) -> None:
 
 
 def test_jobs_changed_between_plan_and_write_are_not_overwritten(db_path: Path) -> None:
+    from jobctl.apply import apply_document, apply_plan, plan_apply
     from jobctl.errors import Failed
-    from jobctl.jobfile import apply_document, apply_plan, plan_apply
-    from jobctl.store.sqlite import connect
+    from jobctl.store import open_store
 
     now = datetime.now(UTC)
-    conn = connect(db_path)
-    apply_document(conn, {"jobs": [http_entry("a"), http_entry("b")]}, now)
-    plan = plan_apply(conn, {"jobs": [http_entry("a", description="x"), http_entry("c")]}, now)
+    store = open_store(db_path)
+    conn = store.conn
+    apply_document(store, {"jobs": [http_entry("a"), http_entry("b")]}, now)
+    plan = plan_apply(store, {"jobs": [http_entry("a", description="x"), http_entry("c")]}, now)
     conn.execute("DELETE FROM jobs WHERE name = 'a'")  # another jobctl, meanwhile
     before = list(conn.iterdump())
     with pytest.raises(Failed, match="changed while the file was checked"):
-        apply_plan(conn, plan, now)
+        apply_plan(store, plan, now)
     assert list(conn.iterdump()) == before
     conn.close()
 
@@ -612,8 +613,9 @@ def test_bom_and_json_sniffing() -> None:
 
 def test_bulk_builder_matches_build_job() -> None:
     """Sharing a schedule between entries gives exactly what build_job gives each one."""
-    from jobctl.jobfile import _JobBuilder, entry_options
-    from jobctl.jobs import build_job
+    from jobctl.apply import _JobBuilder
+    from jobctl.file_entries import entry_options
+    from jobctl.job_options import build_job
 
     now = datetime(2026, 3, 7, 12, 0, tzinfo=UTC)
     entries = [
@@ -959,29 +961,30 @@ def test_a_bad_job_leaves_the_files_agents_unwritten(
 
 
 def test_agents_changed_between_plan_and_write_are_not_overwritten(db_path: Path) -> None:
+    from jobctl.apply import apply_document, apply_plan, plan_apply
     from jobctl.errors import Failed
-    from jobctl.jobfile import apply_document, apply_plan, plan_apply
-    from jobctl.store.sqlite import connect
+    from jobctl.store import open_store
 
     now = datetime.now(UTC)
-    conn = connect(db_path)
-    apply_document(conn, {"agents": [agent_entry("spare"), agent_entry("other")]}, now)
+    store = open_store(db_path)
+    conn = store.conn
+    apply_document(store, {"agents": [agent_entry("spare"), agent_entry("other")]}, now)
     # --prune would remove `spare`, but meanwhile another jobctl adds a job that prompts it
-    plan = plan_apply(conn, {"agents": [agent_entry("other")], "jobs": []}, now, prune=True)
+    plan = plan_apply(store, {"agents": [agent_entry("other")], "jobs": []}, now, prune=True)
     assert [agent.name for agent in plan.agents.removed] == ["spare"]
-    apply_document(conn, {"jobs": [agent_job("ask", "spare")]}, now)
+    apply_document(store, {"jobs": [agent_job("ask", "spare")]}, now)
     before = list(conn.iterdump())
     with pytest.raises(Failed, match="changed while the file was checked"):
-        apply_plan(conn, plan, now)
+        apply_plan(store, plan, now)
     assert list(conn.iterdump()) == before
     # and an agent added meanwhile under a name the file adds
-    plan = plan_apply(conn, {"agents": [agent_entry("spare"), agent_entry("new")]}, now)
+    plan = plan_apply(store, {"agents": [agent_entry("spare"), agent_entry("new")]}, now)
     conn.execute(
         "INSERT INTO agents (name, kind, config, created_at, updated_at) "
         "VALUES ('new', 'command', '{\"command\": \"cat\"}', 'x', 'x')"
     )
     before = list(conn.iterdump())
     with pytest.raises(Failed, match="changed while the file was checked"):
-        apply_plan(conn, plan, now)
+        apply_plan(store, plan, now)
     assert list(conn.iterdump()) == before
     conn.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobctl.jobs import build_job, insert_job
+from jobctl.catalog import insert_job
+from jobctl.job_options import build_job
 from jobctl.models import RunStatus, RunTrigger
 from jobctl.store import open_store
 
@@ -26,7 +27,7 @@ def test_jobs_due_for_alert_reads_the_policy_not_the_text(tmp_path: Path) -> Non
         for name, extra in entries.items():
             options = {"name": name, "url": "http://127.0.0.1:9/x", "every": "1m", "tz": "UTC"}
             job = build_job({**options, **extra}, existing=None, now=T0)
-            insert_job(store.conn, job, T0)
+            insert_job(store, job, T0)
     assert [job.name for job in store.jobs_due_for_alert()] == ["watched"]
     watched = store.jobs_due_for_alert()[0]
     assert watched.id is not None
@@ -57,7 +58,7 @@ def test_get_run_returns_a_typed_run(tmp_path: Path) -> None:
     store = open_store(tmp_path / "jobctl.db")
     with store.write():
         job = insert_job(
-            store.conn,
+            store,
             build_job(
                 {"name": "a", "url": "http://127.0.0.1:9/x", "every": "1m", "tz": "UTC"},
                 existing=None,

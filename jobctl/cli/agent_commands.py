@@ -126,7 +126,7 @@ def add(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
 
     options = _options_from_click(params)
     options["name"] = name
-    added = add_agent(open_db(ctx).conn, options, _now())
+    added = add_agent(open_db(ctx), options, _now())
     if as_json:
         click.echo(to_json(agent_to_dict(added, [])))
     else:
@@ -155,10 +155,10 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
         raise InvalidInput(
             "nothing to change: give at least one option (see `jobctl agent edit --help`)"
         )
-    conn = open_db(ctx).conn
-    edited = edit_agent(conn, name, options, _now())
+    store = open_db(ctx)
+    edited = edit_agent(store, name, options, _now())
     if as_json:
-        click.echo(to_json(agent_to_dict(edited, jobs_using(conn, edited.name))))
+        click.echo(to_json(agent_to_dict(edited, jobs_using(store, edited.name))))
     else:
         click.echo(f"updated {_describe(edited)}")
 
@@ -178,9 +178,9 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     from jobctl.agents import agent_summary, agent_to_dict, jobs_using, list_agents
     from jobctl.output import table, to_json
 
-    conn = read_db(ctx).conn
-    agents = list_agents(conn)
-    users = [jobs_using(conn, item.name) for item in agents]
+    store = read_db(ctx)
+    agents = list_agents(store)
+    users = [jobs_using(store, item.name) for item in agents]
     if as_json:
         click.echo(
             to_json([agent_to_dict(item, jobs) for item, jobs in zip(agents, users, strict=True)])
@@ -221,9 +221,9 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     from jobctl.output import key_values, to_json
     from jobctl.timeutil import format_duration, local_text
 
-    conn = read_db(ctx).conn
-    found = get_agent(conn, name)
-    data = agent_to_dict(found, jobs_using(conn, found.name))
+    store = read_db(ctx)
+    found = get_agent(store, name)
+    data = agent_to_dict(found, jobs_using(store, found.name))
     if as_json:
         click.echo(to_json(data))
         return
@@ -269,7 +269,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     """
     from jobctl.agents import remove_agents
 
-    for removed in remove_agents(open_db(ctx).conn, names, force=force, now=_now()):
+    for removed in remove_agents(open_db(ctx), names, force=force, now=_now()):
         click.echo(f"removed agent {removed.agent!r}")
         for job in removed.paused_jobs:
             click.echo(f"paused job {job!r}: agent {removed.agent} was removed", err=True)
@@ -302,7 +302,7 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     from jobctl.output import to_json
     from jobctl.policies import parse_policy
 
-    found = get_agent(read_db(ctx).conn, name)
+    found = get_agent(read_db(ctx), name)
     text = read_text_argument(prompt, what="PROMPT")
     seconds = parse_policy("timeout", timeout) if timeout else None
     context = FireContext(

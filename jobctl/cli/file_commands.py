@@ -37,7 +37,7 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
 
     if as_json and fmt == "toml":
         raise InvalidInput("--json and --format toml cannot be combined")
-    text, warnings = export_jobs(read_db(ctx).conn, names, "json" if as_json else fmt or "toml")
+    text, warnings = export_jobs(read_db(ctx), names, "json" if as_json else fmt or "toml")
     for warning in warnings:
         click.echo(f"jobctl: warning: {warning}", err=True)
     click.echo(text, nl=False)
@@ -76,11 +76,12 @@ def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bo
       jobctl apply -f jobs.toml --dry-run
       jobctl export | ssh other-host jobctl apply -f - --prune
     """
-    from jobctl.jobfile import apply_document, read_document
+    from jobctl.apply import apply_document
+    from jobctl.jobfile import read_document
     from jobctl.timeutil import utcnow
 
     doc = read_document(path)
-    plan = apply_document(open_db(ctx).conn, doc, utcnow(), prune=prune, dry_run=dry_run)
+    plan = apply_document(open_db(ctx), doc, utcnow(), prune=prune, dry_run=dry_run)
     if as_json:
         from jobctl.output import to_json
 

@@ -86,11 +86,11 @@ def _new_secret(
     ctx: click.Context, name: str, base_url: str | None, as_json: bool, *, rotate: bool
 ) -> None:
     from jobctl import hooks
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
 
     store = open_db(ctx)
     with store.write():
-        secret = hooks.set_secret(store, get_job(store.conn, name), rotate=rotate)
+        secret = hooks.set_secret(store, get_job(store, name), rotate=rotate)
     url = hooks.hook_url(store, name, base_url)
     _print_secret(name, url, secret, as_json, "rotated" if rotate else "enabled")
 
@@ -107,11 +107,11 @@ def hook_disable(ctx: click.Context, name: str) -> None:
       jobctl hook disable deploy
     """
     from jobctl import hooks
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
 
     store = open_db(ctx)
     with store.write():
-        disabled = hooks.disable(store, get_job(store.conn, name))
+        disabled = hooks.disable(store, get_job(store, name))
     if not disabled:
         raise NotFound(f"job {name!r} has no webhook")
     click.echo(f"webhook disabled for {name}")
@@ -131,11 +131,11 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
       jobctl hook show deploy
     """
     from jobctl import hooks
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
     from jobctl.output import to_json
 
     store = read_db(ctx)
-    if not hooks.is_enabled(store, get_job(store.conn, name)):
+    if not hooks.is_enabled(store, get_job(store, name)):
         raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
     url = hooks.hook_url(store, name, base_url)
     click.echo(to_json({"job": name, "url": url, "enabled": True}) if as_json else url)

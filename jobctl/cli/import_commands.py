@@ -71,9 +71,7 @@ def import_crontab(
             "give a crontab FILE, or - to read standard input: crontab -l | jobctl import crontab -"
         )
     text = sys.stdin.read() if source in (None, "-") else read_crontab_file(str(source))
-    result = import_entries(
-        open_db(ctx).conn, text, utcnow(), prefix=prefix, zone=tz, dry_run=dry_run
-    )
+    result = import_entries(open_db(ctx), text, utcnow(), prefix=prefix, zone=tz, dry_run=dry_run)
     for skipped in result.skipped:
         click.echo(
             f"jobctl: warning: line {skipped.line}: skipped {skipped.text!r}: {skipped.reason}",

@@ -185,14 +185,15 @@ def add(ctx: click.Context, /, name: str, paused: bool, as_json: bool, **params:
       jobctl add report --exec 'make report' --cwd ~/src/site --every 1h --offset 5m
       jobctl add nightly --exec 'cd ~/site && make deploy >> deploy.log 2>&1' --cron '0 3 * * *'
     """
-    from jobctl.jobs import add_job, job_to_dict
+    from jobctl.catalog import add_job
+    from jobctl.jobs import job_to_dict
     from jobctl.output import to_json
 
     options = _options_from_click(params)
     options["name"] = name
     if paused:
         options["state"] = "paused"
-    job = add_job(open_db(ctx).conn, options, _now())
+    job = add_job(open_db(ctx), options, _now())
     if as_json:
         click.echo(to_json(job_to_dict(job)))
     else:
@@ -214,13 +215,14 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
       jobctl edit backup --cron '30 3 * * *' --tz Europe/Berlin
       jobctl edit backup --header 'Authorization: Bearer ${BACKUP_TOKEN}'
     """
-    from jobctl.jobs import edit_job, job_to_dict
+    from jobctl.catalog import edit_job
+    from jobctl.jobs import job_to_dict
     from jobctl.output import to_json
 
     options = _options_from_click(params)
     if not options:
         raise InvalidInput("nothing to change: give at least one option (see `jobctl edit --help`)")
-    job = edit_job(open_db(ctx).conn, name, options, _now())
+    job = edit_job(open_db(ctx), name, options, _now())
     if as_json:
         click.echo(to_json(job_to_dict(job)))
     else:
@@ -243,13 +245,13 @@ def rm(ctx: click.Context, names: tuple[str, ...], yes: bool, force: bool) -> No
       jobctl rm old-report
       jobctl rm a b c --yes
     """
-    from jobctl.jobs import get_jobs, remove_jobs
+    from jobctl.catalog import get_jobs, remove_jobs
 
-    conn = open_db(ctx).conn
+    store = open_db(ctx)
     if not yes and sys.stdin.isatty():
-        get_jobs(conn, names)  # unknown names fail before the question
+        get_jobs(store, names)  # unknown names fail before the question
         click.confirm(f"Remove {', '.join(names)} and all their runs?", abort=True)
-    for removed in remove_jobs(conn, names, force=force):
+    for removed in remove_jobs(store, names, force=force):
         click.echo(f"removed job {removed!r}")
 
 
@@ -298,13 +300,14 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
       jobctl list --wide
       jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
     """
+    from jobctl.catalog import list_jobs
     from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
-    from jobctl.jobs import job_to_dict, list_jobs
+    from jobctl.jobs import job_to_dict
     from jobctl.output import Column, output_width, table, to_json, use_colour
 
-    conn = read_db(ctx, tidy=True).conn
-    jobs = list_jobs(conn)
-    stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
+    store = read_db(ctx, tidy=True)
+    jobs = list_jobs(store)
+    stats = [job_stats(store.conn, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
         click.echo(
             to_json(
@@ -351,19 +354,19 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
       jobctl show backup --json
     """
     from jobctl import hooks
+    from jobctl.catalog import chains_of, get_job
     from jobctl.history import job_stats, stats_to_dict
-    from jobctl.jobs import chains_of, get_job, job_to_dict
+    from jobctl.jobs import job_to_dict
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
     store = read_db(ctx, tidy=True)
-    conn = store.conn
-    job = get_job(conn, name)
+    job = get_job(store, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
     upcoming = fire_times(plan, now, 5) if plan is not None else []
-    data = job_to_dict(job) | stats_to_dict(job_stats(conn, job))
-    data["after"] = chains_of(conn, job.id or 0)
+    data = job_to_dict(job) | stats_to_dict(job_stats(store.conn, job))
+    data["after"] = chains_of(store, job.id or 0)
     data["webhook"] = hooks.is_enabled(store, job)
     if as_json:
         from jobctl.timeutil import iso_z
@@ -448,9 +451,9 @@ def _strip(recent: list[str]) -> str | None:
 
 
 def _set_paused(ctx: click.Context, names: tuple[str, ...], paused: bool) -> None:
-    from jobctl.jobs import set_paused
+    from jobctl.catalog import set_paused
 
-    for job in set_paused(open_db(ctx).conn, names, paused, _now()):
+    for job in set_paused(open_db(ctx), names, paused, _now()):
         if paused:
             click.echo(f"paused job {job.name!r}")
         else:
@@ -531,7 +534,7 @@ def next_(
       jobctl next backup -n 3
       jobctl next --cron '30 2 * * *' --tz America/New_York --after '2026-03-07 12:00'
     """
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
     from jobctl.output import to_json
     from jobctl.schedule import build_schedule, fire_times, validate_fires
     from jobctl.timeutil import get_zone, iso_z, local_text, local_zone_name, parse_time
@@ -543,7 +546,7 @@ def next_(
     if name:
         if tz:
             raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
-        job = get_job(read_db(ctx).conn, name)
+        job = get_job(read_db(ctx), name)
         zone_name = job.timezone
         plan = job.build_schedule()
         if plan is None:

@@ -75,11 +75,11 @@ def run_(
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:
+        from jobctl.catalog import get_job
         from jobctl.engine import queue_manual
-        from jobctl.jobs import get_job
         from jobctl.timeutil import utcnow
 
-        get_job(conn, name)
+        get_job(store, name)
         manual.require_daemon(store, db_path(ctx))
         run_id, status = queue_manual(store, name, utcnow())
         if status == "skipped":

@@ -538,12 +538,13 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
     Examples:
       jobctl runs clear backup --yes
     """
+    from jobctl.catalog import get_job
     from jobctl.history import clear_runs
-    from jobctl.jobs import get_job
     from jobctl.output import to_json
+    from jobctl.store.sqlite import SqliteStore
 
     conn = open_db(ctx).conn
-    get_job(conn, name)
+    get_job(SqliteStore(conn), name)
     if not yes:
         if not sys.stdin.isatty():
             raise InvalidInput("runs clear removes history: confirm with --yes")

@@ -22,10 +22,9 @@ IN_FLIGHT_SKIP = "skipped: a run of this job was in flight (overlap skip)"
 
 def _get_job(store: Store, name: str) -> Job:
     """The job named `name`, or NotFound (with a "did you mean")."""
-    # jobs.get_job still takes the raw connection: this seam goes when jobs.py moves.
-    from jobctl.jobs import get_job
+    from jobctl.catalog import get_job
 
-    return get_job(store.conn, name)  # type: ignore[attr-defined]
+    return get_job(store, name)
 
 
 def start_manual(

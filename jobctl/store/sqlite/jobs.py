@@ -1,19 +1,111 @@
-"""Jobs as the daemon reads them between fires: dead-man alerts and the status line."""
+"""Job rows and the chains between jobs: reading and writing them.
+
+Which jobs may be written (names, agents, cycles, runs in flight) is decided by
+`jobctl.catalog` and `jobctl.apply`; these operations only read and write rows. Those that
+write join the caller's transaction unless they say "own transaction".
+"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-from jobctl.models import JobState
+from jobctl.jobs import Job
+from jobctl.models import JobState, RunStatus
 from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import to_db
 
-if TYPE_CHECKING:
-    from jobctl.jobs import Job
+# The columns a job's definition and timing are written to (counters and last-run fields
+# are the engine's: recording a run writes them).
+JOB_COLUMNS = (
+    "name",
+    "description",
+    "state",
+    "paused_reason",
+    "action",
+    "spec",
+    "trigger",
+    "schedule",
+    "timezone",
+    "policies",
+    "next_run_at",
+    "last_slot_at",
+    "consecutive_failures",
+    "updated_at",
+)
+# What `apply` rewrites for a changed job. The daemon also writes state and timing (a fire,
+# an auto-pause), so those are written only when the file changes the schedule or state.
+DEFINITION_COLUMNS = ("description", "action", "spec", "policies", "updated_at")
+TIMING_COLUMNS = (
+    "state",
+    "paused_reason",
+    "trigger",
+    "schedule",
+    "timezone",
+    "next_run_at",
+    "last_slot_at",
+    "consecutive_failures",
+)
+_IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED)
+
+
+def _time(value: datetime | None) -> str | None:
+    return to_db(value) if value else None
+
+
+def _column_values(job: Job) -> dict[str, Any]:
+    return {
+        "name": job.name,
+        "description": job.description,
+        "state": job.state,
+        "paused_reason": job.paused_reason,
+        "action": job.action,
+        "spec": json.dumps(job.spec, sort_keys=True),
+        "trigger": job.trigger,
+        "schedule": job.schedule,
+        "timezone": job.timezone,
+        "policies": json.dumps(job.policies, sort_keys=True),
+        "next_run_at": _time(job.next_run_at),
+        "last_slot_at": _time(job.last_slot_at),
+        "consecutive_failures": job.consecutive_failures,
+        "updated_at": _time(job.updated_at),
+    }
+
+
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}, created_at) "
+    f"VALUES ({', '.join('?' * (len(JOB_COLUMNS) + 1))})"
+)
+
+
+def _insert_values(job: Job) -> list[Any]:
+    return [*_column_values(job).values(), _time(job.created_at)]
 
 
 class JobOps(Connected):
+    # ------------------------------------------------------------------- reading
+
+    def job_named(self, name: str) -> Job | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+        return Job.from_row(row) if row is not None else None
+
+    def all_jobs(self) -> list[Job]:
+        """Every job, by name."""
+        return [Job.from_row(row) for row in self.conn.execute("SELECT * FROM jobs ORDER BY name")]
+
+    def job_names(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM jobs")]
+
+    def job_name_taken(self, name: str, *, other_than: int | None = None) -> bool:
+        """Whether a job (other than the one with id `other_than`) has this name."""
+        row = self.conn.execute(
+            "SELECT 1 FROM jobs WHERE name = ? AND id IS NOT ?", (name, other_than)
+        ).fetchone()
+        return row is not None
+
     def count_enabled_jobs(self) -> int:
         row = self.conn.execute(
             "SELECT count(*) FROM jobs WHERE state = ?", (JobState.ENABLED,)
@@ -23,9 +115,6 @@ class JobOps(Connected):
     def jobs_due_for_alert(self) -> list[Job]:
         """Enabled jobs with an `alert_if_no_success` window not alerted since their last
         success (whether the window has passed is the caller's rule)."""
-        # jobs.py still opens the store itself; imported here until it no longer does.
-        from jobctl.jobs import Job
-
         rows = self.conn.execute(
             "SELECT * FROM jobs WHERE state = ? AND alerted_at IS NULL "
             "AND json_extract(policies, '$.alert_if_no_success') IS NOT NULL",
@@ -37,3 +126,118 @@ class JobOps(Connected):
         """Own transaction: the job's dead-man alert went out at `now`."""
         with self.write():
             self.conn.execute("UPDATE jobs SET alerted_at = ? WHERE id = ?", (to_db(now), job_id))
+
+    def count_in_flight(self, job_id: int) -> int:
+        """The job's runs queued or running."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM runs WHERE job_id = ? AND status IN (?, ?)",
+            (job_id, *_IN_FLIGHT),
+        ).fetchone()
+        return int(row[0])
+
+    def job_ids_in_flight(self) -> set[int]:
+        """The jobs with a run queued or running."""
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT job_id FROM runs WHERE status IN (?, ?)", _IN_FLIGHT
+            )
+        }
+
+    # ------------------------------------------------------------------- writing
+
+    def insert_job(self, job: Job) -> int:
+        """Insert the job (its name must be free); returns its id."""
+        cursor = self.conn.execute(_INSERT_JOB, _insert_values(job))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update_job(self, job: Job) -> None:
+        """Write the job's definition and timing over the row with its id."""
+        values = _column_values(job)
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        self.conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*values.values(), job.id])
+
+    def delete_jobs(self, job_ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in job_ids])
+
+    def insert_jobs(self, jobs: Sequence[Job]) -> bool:
+        """Insert many jobs and give each its id; False (nothing written) when one's name
+        is taken meanwhile."""
+        (last_id,) = self.conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()
+        try:
+            self.conn.executemany(_INSERT_JOB, [_insert_values(job) for job in jobs])
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc):
+                raise
+            return False
+        ids = dict(self.conn.execute("SELECT name, id FROM jobs WHERE id > ?", (last_id,)))
+        for job in jobs:
+            job.id = ids.get(job.name)
+        return True
+
+    def update_jobs_matching(self, jobs: Sequence[Job], *, timing: bool) -> int:
+        """Rewrite each job's definition (and with `timing` its state and schedule too) where
+        its row still has its id and name; returns how many rows matched."""
+        columns = (*DEFINITION_COLUMNS, *TIMING_COLUMNS) if timing else DEFINITION_COLUMNS
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        rows = []
+        for job in jobs:
+            values = _column_values(job)
+            rows.append([*(values[column] for column in columns), job.id, job.name])
+        cursor = self.conn.executemany(
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND name = ?", rows
+        )
+        return cursor.rowcount
+
+    def delete_jobs_matching(self, jobs: Sequence[Job]) -> int:
+        """Delete each job whose row still has its id and name; returns how many matched."""
+        cursor = self.conn.executemany(
+            "DELETE FROM jobs WHERE id = ? AND name = ?", [(job.id, job.name) for job in jobs]
+        )
+        return cursor.rowcount
+
+    def pause_jobs_named(self, names: Iterable[str], reason: str, now: datetime) -> list[str]:
+        """Pause the named jobs that are not completed (a fired one-shot stays completed);
+        returns the names paused."""
+        paused = []
+        for name in names:
+            cursor = self.conn.execute(
+                "UPDATE jobs SET state = ?, paused_reason = ?, next_run_at = NULL, "
+                "updated_at = ? WHERE name = ? AND state != ?",
+                (JobState.PAUSED, reason, to_db(now), name, JobState.COMPLETED),
+            )
+            if cursor.rowcount:
+                paused.append(name)
+        return paused
+
+    # -------------------------------------------------------------------- chains
+
+    def replace_chains(self, job_id: int, upstreams: Iterable[tuple[int, str]]) -> None:
+        """The job runs after each (upstream job id, on status) given, and no others."""
+        self.conn.execute("DELETE FROM chains WHERE job_id = ?", (job_id,))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO chains (job_id, upstream_id, on_status) VALUES (?, ?, ?)",
+            [(job_id, upstream_id, when) for upstream_id, when in upstreams],
+        )
+
+    def downstream_job_ids(self, job_id: int) -> list[int]:
+        """The jobs that run directly after this one."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT job_id FROM chains WHERE upstream_id = ?", (job_id,)
+            )
+        ]
+
+    def upstreams_of(self, job_id: int) -> list[tuple[str, str]]:
+        """(upstream job name, on status) for each job this one runs after, by name."""
+        return [
+            (row[0], row[1])
+            for row in self.conn.execute(
+                "SELECT jobs.name, chains.on_status FROM chains "
+                "JOIN jobs ON jobs.id = chains.upstream_id "
+                "WHERE chains.job_id = ? ORDER BY jobs.name",
+                (job_id,),
+            )
+        ]

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from jobctl.store.sqlite import connection
+from jobctl.store.sqlite.agents import AgentOps
 from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
@@ -15,7 +16,9 @@ from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.runs import RunOps
 
 
-class SqliteStore(DaemonRowOps, JobOps, RunOps, ClaimOps, HookOps, FileOps, DefinitionOps):
+class SqliteStore(
+    DaemonRowOps, JobOps, AgentOps, RunOps, ClaimOps, HookOps, FileOps, DefinitionOps
+):
     """A jobctl database in SQLite.
 
     `conn` is the raw connection, for the modules whose SQL has not moved here yet and for

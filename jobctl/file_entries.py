@@ -1,0 +1,231 @@
+"""A jobs file's entries as the options the command line passes.
+
+Each `[[jobs]]` entry becomes the options mapping `jobctl add` builds, and each `[[agents]]`
+entry the one `jobctl agent add` builds, so `job_options.build_job` and `agents.build_agent`
+do all the validation. Errors say which key is wrong and suggest the closest known one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from jobctl import policies
+from jobctl.agents import KINDS
+from jobctl.errors import InvalidInput
+from jobctl.jobfile import AGENT_KEYS, DOCUMENT_KEYS, VERSION
+from jobctl.jobs import ACTIONS, SPEC_KEYS, TRIGGERS
+
+_AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
+_AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
+ENTRY_KEYS = (
+    "name",
+    "description",
+    "state",
+    "action",
+    "trigger",
+    "schedule",
+    "timezone",
+    "spec",
+    "policies",
+)
+# Document keys holding text -> the CLI option each becomes (the first spec key per action
+# above is the one it cannot do without).
+_TEXT_ENTRY_OPTIONS = {
+    "name": "name",
+    "description": "description",
+    "state": "state",
+    "timezone": "tz",
+}
+_TEXT_SPEC_OPTIONS = {
+    "url": "url",
+    "method": "method",
+    "body": "body",
+    "expect": "expect",
+    "agent": "agent",
+    "prompt": "prompt",
+    "deliver": "deliver",
+    "command": "exec",
+    "cwd": "cwd",
+}
+# Spec tables -> the repeated CLI option and its 'K: V' / 'K=V' separator.
+_TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
+
+
+def document_entries(doc: Mapping[str, Any], key: str = "jobs") -> list[Any]:
+    _refuse_unknown(doc, DOCUMENT_KEYS, "key")
+    version = doc.get("version", VERSION)
+    if version != VERSION or isinstance(version, bool):
+        raise InvalidInput(f"unsupported version {version!r}: this jobctl reads version {VERSION}")
+    entries = doc.get(key, [])
+    if not isinstance(entries, list):
+        raise InvalidInput(f"`{key}` must be an array of tables ([[{key}]] in TOML)")
+    return entries
+
+
+def _refuse_unknown(table: Mapping[str, Any], known: tuple[str, ...], what: str) -> None:
+    if table.keys() <= set(known):
+        return
+    allowed = list(known)
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(allowed)})"
+            raise InvalidInput(f"unknown {what} {key!r}{hint}")
+
+
+def _require_text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, not {type_name(value)}")
+    return value
+
+
+def _choice_message(key: str, value: Any, choices: Iterable[str]) -> str:
+    problem = f"missing {key}" if value is None else f"invalid {key} {value!r}"
+    return f"{problem}: choose one of {', '.join(choices)}"
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A document entry as the options mapping `add` passes to `jobs.build_job`."""
+    _refuse_unknown(entry, ENTRY_KEYS, "key")
+    options: dict[str, Any] = {}
+    for key, option in _TEXT_ENTRY_OPTIONS.items():
+        value = entry.get(key)
+        if value is not None:
+            options[option] = _require_text(value, key)
+    action = entry.get("action")
+    if action not in ACTIONS:
+        raise InvalidInput(_choice_message("action", action, ACTIONS))
+    options.update(_spec_options(action, entry.get("spec")))
+    options.update(_trigger_options(entry))
+    raw_policies = entry.get("policies")
+    if raw_policies is not None:
+        if not isinstance(raw_policies, Mapping):
+            raise InvalidInput(f"policies must be a table, not {type_name(raw_policies)}")
+        _refuse_unknown(raw_policies, (*policies.POLICY_NAMES, "notify"), "policy")
+        for name, value in raw_policies.items():
+            if name == "notify":
+                options["notify_on"] = _notify_pairs(value)
+                continue
+            if not isinstance(value, str | int | float):
+                raise InvalidInput(
+                    f"policies.{name} must be text or a number, not {type_name(value)}"
+                )
+            options[name] = value
+    return options
+
+
+def _notify_pairs(value: Any) -> list[tuple[str, str]]:
+    """policies.notify: a list of {on, url} tables, as `--notify-on WHEN URL` pairs."""
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise InvalidInput("policies.notify must be a list of {on, url} tables")
+    pairs = []
+    for item in value:
+        _refuse_unknown(item, ("on", "url"), "policies.notify key")
+        pairs.append(
+            (
+                _require_text(item.get("on"), "policies.notify.on"),
+                _require_text(item.get("url"), "policies.notify.url"),
+            )
+        )
+    return pairs
+
+
+def _spec_options(action: str, spec: Any) -> dict[str, Any]:
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise InvalidInput(f"spec must be a table, not {type_name(spec)}")
+    _refuse_unknown(spec, SPEC_KEYS[action], f"{action} spec key")
+    options: dict[str, Any] = {}
+    for key, value in spec.items():
+        if value is None:
+            continue
+        if key in ("headers", "env"):
+            options[_TABLE_SPEC_OPTIONS[key][0]] = _pairs(key, value, f"spec.{key}")
+        elif key in ("shell", "forward_payload"):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
+            options[key] = value
+        else:
+            options[_TEXT_SPEC_OPTIONS[key]] = _require_text(value, f"spec.{key}")
+    main_key = SPEC_KEYS[action][0]
+    if _TEXT_SPEC_OPTIONS[main_key] not in options:
+        raise InvalidInput(f"an {action} job needs spec.{main_key}")
+    return options
+
+
+def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
+    """spec.headers / spec.env as the CLI's repeated 'K: V' / 'K=V' options."""
+    option, separator = _TABLE_SPEC_OPTIONS[key]
+    if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
+        raise InvalidInput(f"{where} must be a table of text values")
+    for name in table:
+        # The CLI form splits at the first separator, so a name holding one would shift it.
+        if separator.strip() in name:
+            raise InvalidInput(f"invalid {option} name {name!r} in {where}")
+    return tuple(f"{name}{separator}{value}" for name, value in table.items())
+
+
+def _trigger_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+    trigger = entry.get("trigger")
+    if trigger not in TRIGGERS:
+        raise InvalidInput(_choice_message("trigger", trigger, TRIGGERS))
+    schedule = entry.get("schedule")
+    if trigger == "manual":
+        if schedule is not None:
+            raise InvalidInput("a manual trigger takes no schedule")
+        return {"manual": True}
+    if isinstance(schedule, datetime) and trigger == "once":
+        schedule = schedule.isoformat()  # a TOML date-time; without an offset, in the job's zone
+    if not isinstance(schedule, str) or not schedule.strip():
+        raise InvalidInput(
+            f"the {trigger} trigger needs a schedule"
+            + (f" as text, not {type_name(schedule)}" if schedule is not None else "")
+        )
+    return {"cron": {"cron": schedule}, "every": {"every": schedule}, "once": {"at": schedule}}[
+        trigger
+    ]
+
+
+def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An `[[agents]]` entry as the options mapping `agent add` passes to `build_agent`."""
+    _refuse_unknown(entry, AGENT_KEYS, "agent key")
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise InvalidInput(_choice_message("kind", kind, KINDS))
+    refused = _AGENT_HTTP_KEYS if kind == "command" else ("command",)
+    for key in refused:
+        if key in entry:
+            raise InvalidInput(f"{key} does not apply to a {kind} agent")
+    if kind == "command" and entry.get("command") is None:
+        raise InvalidInput("a command agent needs command, the program to run")
+    options: dict[str, Any] = {"name": _require_text(entry.get("name"), "name")}
+    if kind != "command":
+        options["kind"] = kind  # `--command` alone makes a command agent
+    for key in _AGENT_TEXT_KEYS:
+        if entry.get(key) is not None:
+            options[key] = _require_text(entry[key], key)
+    for key in ("temperature", "max_tokens", "timeout"):
+        value = entry.get(key)
+        if value is not None:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise InvalidInput(f"{key} must be text or a number, not {type_name(value)}")
+            options[key] = value
+    if entry.get("headers") is not None:
+        options["header"] = _pairs("headers", entry["headers"], "headers")
+    return options
