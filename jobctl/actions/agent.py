@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import shlex
-import subprocess
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -19,16 +18,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
-from jobctl.actions.exec import (
-    DRAIN_AFTER_EXIT,
-    KILL_GRACE,
-    _Collector,
-    _exit_error,
-    _start_error,
-    _terminate_group,
-    die_with_parent,
-)
 from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error, read_limited
+from jobctl.actions.process import KILL_GRACE, CannotStart, exit_error, run_process
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
 from jobctl.timeutil import format_duration, iso_z, utcnow
@@ -288,78 +279,40 @@ class AgentFirer(SessionOwner):
         env["JOBCTL_SCHEDULED_FOR"] = iso_z(ctx.scheduled_for) or ""
         env["JOBCTL_AGENT"] = agent.name
 
-        # Our own pipes (as in exec): a background child holding one cannot hang the run.
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
         started_at = utcnow()
-        clock = time.monotonic()
         try:
-            os.set_blocking(out_read, False)
-            os.set_blocking(err_read, False)
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=subprocess.DEVNULL if prompt_as_argument else subprocess.PIPE,
-                stdout=out_write,
-                stderr=err_write,
+            exited = await run_process(
+                argv,
                 env=env,
-                start_new_session=True,  # its own process group, so a timeout can kill it whole
-                preexec_fn=die_with_parent(),  # and it dies with us (see actions.exec)
+                timeout=ctx.timeout,
+                stdin=None if prompt_as_argument else text.encode(),
+                separate_stderr=True,
+                kill_grace=self.kill_grace,
+                on_process=ctx.on_process,
             )
-        except (OSError, ValueError) as exc:
-            os.close(out_read)
-            os.close(err_read)
+        except CannotStart as exc:
             return Outcome(
                 status="failed",
                 started_at=started_at,
                 finished_at=utcnow(),
-                error=expansion.redact(_start_error(exc, argv[0], None)),
+                error=expansion.redact(str(exc)),
                 snapshot=snapshot,
                 details=details,
             )
-        finally:
-            os.close(out_write)
-            os.close(err_write)
-        if ctx.on_process is not None:
-            ctx.on_process(process.pid)
+        finished_at = exited.finished_at
+        details["latency_ms"] = round(exited.elapsed * 1000)
 
-        stdout = _Collector(out_read)
-        stderr = _Collector(err_read)
-        feeder = None
-        if not prompt_as_argument:
-            feeder = asyncio.create_task(_feed(process, text.encode()))
-        timed_out = False
-        try:
-            try:
-                async with asyncio.timeout(ctx.timeout):
-                    await process.wait()
-            except TimeoutError:
-                timed_out = True
-                await _terminate_group(process, self.kill_grace)
-            finished_at = utcnow()
-            details["latency_ms"] = _elapsed_ms(clock)
-            await stdout.wait_eof(DRAIN_AFTER_EXIT)
-            await stderr.wait_eof(DRAIN_AFTER_EXIT)
-        except asyncio.CancelledError:
-            # the daemon is stopping: leave no orphaned process group behind
-            await _terminate_group(process, self.kill_grace)
-            raise
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-            stdout.close()
-            stderr.close()
-
-        answer = expansion.redact(cap_output(stdout.data(), stdout.total))
-        error_text = expansion.redact(cap_output(stderr.data(), stderr.total))
+        answer = expansion.redact(exited.output.text())
+        error_text = expansion.redact(exited.errors.text())
         details["stderr"] = error_text
-        code = process.returncode
+        code = exited.exit_code
         status = "failed"
         error: str | None
-        if timed_out:
+        if exited.timed_out:
             status = "timed_out"
             error = f"timed out after {format_duration(ctx.timeout)}; process group killed"
         elif code != 0:
-            error = _exit_error(code)
+            error = exit_error(code)
             excerpt = _last_lines(error_text)
             if excerpt:
                 error += f": {excerpt}"
@@ -535,18 +488,6 @@ def _usage(prompt: Any, completion: Any, total: Any = None) -> dict[str, int | N
         "completion_tokens": completion_tokens,
         "total_tokens": total_tokens,
     }
-
-
-async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
-    """Write the prompt to stdin, then close it so the agent sees the end of its input."""
-    assert process.stdin is not None
-    try:
-        process.stdin.write(data)
-        await process.stdin.drain()
-        process.stdin.close()
-        await process.stdin.wait_closed()
-    except OSError:
-        pass  # the agent stopped reading (broken pipe); its exit status tells the rest
 
 
 def _error_excerpt(data: bytes) -> str:

@@ -141,8 +141,9 @@ def daemon(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from jobctl.daemon import Daemon, DaemonConfig, fire_environment
+    from jobctl.daemon import Daemon, DaemonConfig
     from jobctl.paths import default_log_path
+    from jobctl.secrets import fire_environment
     from jobctl.service import LogConfig
     from jobctl.service import systemd_unit as unit_text
     from jobctl.timeutil import parse_duration
@@ -493,7 +494,7 @@ def run_(
       jobctl run backup --queue --wait
     """
     from jobctl import manual
-    from jobctl.daemon import fire_environment
+    from jobctl.secrets import fire_environment
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
 
