@@ -18,10 +18,17 @@ from typing import Any, Protocol
 import aiohttp
 
 from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
-from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error, read_limited
 from jobctl.actions.process import KILL_GRACE, CannotStart, exit_error, run_process
+from jobctl.actions.request import (
+    RequestHeaders,
+    SessionOwner,
+    describe_error,
+    read_limited,
+    shown_template_headers,
+    shown_url,
+)
 from jobctl.errors import Failed
-from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
+from jobctl.secrets import redact_url
 from jobctl.timeutil import format_duration, iso_z, utcnow
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -31,7 +38,6 @@ ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
 MAX_RESPONSE = 16 * 1024 * 1024  # bytes of an API response we are willing to parse
 EXCERPT = 300  # characters of an error body or stderr quoted in a run's error
 _CUT_SHORT = {"length", "max_tokens"}  # finish reasons of an answer cut at the token limit
-_OWN_PREFIX = "x-jobctl-"
 
 
 class AgentProfile(Protocol):
@@ -84,21 +90,11 @@ class AgentFirer(SessionOwner):
         kind = agent.kind
         model = str(config.get("model") or "")
         expansion = Expansion(ctx.env)
-        headers: dict[str, str] = {}
-        from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
             url = expansion.url(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
             text = _fill_placeholders(expansion(prompt), ctx)
             system = expansion(str(config["system"])) if config.get("system") else None
-            for name, template in (config.get("headers") or {}).items():
-                if name.lower().startswith(_OWN_PREFIX):
-                    continue  # ours carry the run's identity; an agent may not forge them
-                value = expansion(str(template))
-                if value != template:
-                    from_reference.add(name)
-                if "\r" in value or "\n" in value:
-                    raise Failed(f"header {name}: its value contains a line break")
-                headers[name] = value
+            headers = RequestHeaders.expand(config.get("headers") or {}, expansion)
             key = _api_key(agent, expansion)
         except Failed as exc:
             return fail_before_start(
@@ -107,32 +103,23 @@ class AgentFirer(SessionOwner):
         if kind == "openai":
             body = _openai_body(config, model, system, text)
             if key is not None:
-                _replace_header(headers, "Authorization", f"Bearer {key}")
+                headers.replace("Authorization", f"Bearer {key}")
         else:
             body = _anthropic_body(config, model, system, text)
             if key is not None:
-                _replace_header(headers, "x-api-key", key)
-            if not _has_header(headers, "anthropic-version"):
-                headers["anthropic-version"] = ANTHROPIC_VERSION
-        _replace_header(headers, "Content-Type", "application/json")
-        if not _has_header(headers, "User-Agent"):
-            headers["User-Agent"] = USER_AGENT
-        headers["X-Jobctl-Job"] = ctx.job
-        headers["X-Jobctl-Run"] = str(ctx.run_id)
-        headers["X-Jobctl-Scheduled-For"] = iso_z(ctx.scheduled_for) or ""
+                headers.replace("x-api-key", key)
+            if not headers.has("anthropic-version"):
+                headers.values["anthropic-version"] = ANTHROPIC_VERSION
+        headers.replace("Content-Type", "application/json")
+        headers.add_own(ctx)
         snapshot = {
             "agent": agent.name,
             "kind": kind,
-            "url": _redact_url(url, expansion),
+            "url": shown_url(url, expansion),
             "model": model,
             "system": expansion.redact(system) if system is not None else None,
             "prompt": expansion.redact(cap_output(text.encode())),
-            "headers": {
-                name: REDACTED
-                if name in from_reference or is_sensitive_header(name)
-                else expansion.redact(value)
-                for name, value in headers.items()
-            },
+            "headers": headers.shown(expansion),
         }
         details: dict[str, Any] = {
             "agent": agent.name,
@@ -150,7 +137,7 @@ class AgentFirer(SessionOwner):
             async with session.post(
                 url,
                 data=json.dumps(body).encode(),
-                headers=headers,
+                headers=headers.values,
                 timeout=aiohttp.ClientTimeout(total=ctx.timeout),
             ) as response:
                 data, complete = await read_limited(response.content, MAX_RESPONSE)
@@ -367,17 +354,6 @@ def _api_key(agent: AgentProfile, expansion: Expansion) -> str | None:
     return expansion(f"${{{env_name}}}")  # through Expansion, so the key is redacted everywhere
 
 
-def _has_header(headers: Mapping[str, str], name: str) -> bool:
-    return any(key.lower() == name.lower() for key in headers)
-
-
-def _replace_header(headers: dict[str, str], name: str, value: str) -> None:
-    """Set `name`, dropping a configured header that differs only in case (sent twice else)."""
-    for key in [key for key in headers if key.lower() == name.lower()]:
-        del headers[key]
-    headers[name] = value
-
-
 def _openai_body(
     config: Mapping[str, Any], model: str, system: str | None, prompt: str
 ) -> dict[str, Any]:
@@ -522,10 +498,6 @@ def _elapsed_ms(start: float) -> int:
     return round((time.monotonic() - start) * 1000)
 
 
-def _redact_url(url: str, expansion: Expansion) -> str:
-    return redact_url(expansion.redact(url))
-
-
 def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
     """A snapshot when nothing was sent: the profile as written, literal secrets hidden."""
     config = agent.config
@@ -536,10 +508,6 @@ def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
             "command": config.get("command"),
             "prompt": cap_output(prompt.encode()),
         }
-    headers = {
-        name: REDACTED if is_sensitive_header(name) else str(value)
-        for name, value in (config.get("headers") or {}).items()
-    }
     return {
         "agent": agent.name,
         "kind": agent.kind,
@@ -547,7 +515,7 @@ def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
         "model": config.get("model"),
         "system": config.get("system"),
         "prompt": cap_output(prompt.encode()),
-        "headers": headers,
+        "headers": shown_template_headers(config.get("headers") or {}),
     }
 
 

@@ -297,10 +297,10 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     from jobctl.actions import FireContext
     from jobctl.actions.agent import ask_now
     from jobctl.agents import get_agent, run_timeout
-    from jobctl.secrets import fire_environment
     from jobctl.jobs import read_text_argument
     from jobctl.output import to_json
     from jobctl.policies import parse_policy
+    from jobctl.secrets import fire_environment
 
     found = get_agent(read_db(ctx), name)
     text = read_text_argument(prompt, what="PROMPT")

@@ -494,9 +494,9 @@ def run_(
       jobctl run backup --queue --wait
     """
     from jobctl import manual
-    from jobctl.secrets import fire_environment
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
+    from jobctl.secrets import fire_environment
 
     conn = open_db(ctx)
     if wait and not queue_:
