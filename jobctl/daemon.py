@@ -29,7 +29,7 @@ from jobctl.timeutil import format_duration, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
-    from jobctl.listener import Listener
+    from jobctl.listener import Gauges, Health, Listener
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -119,6 +119,35 @@ class Daemon:
         if status in ("queued", "skipped"):
             self._wake.set()
         return run_id, status
+
+    # ------------------------------------------------ what the listener reads (ListenerHost)
+
+    def webhook_secret(self, name: str) -> str | None:
+        from jobctl.hooks import secret_for
+
+        assert self.conn is not None
+        return secret_for(self.conn, name)
+
+    def health(self) -> Health:
+        from jobctl.listener import Health
+
+        return Health(self.last_loop_monotonic, self.last_tick_wall, self.write_trouble)
+
+    def gauges(self) -> Gauges:
+        from jobctl.listener import Gauges
+        from jobctl.timeutil import from_db
+
+        conn = self.conn
+        assert conn is not None
+        states = dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"))
+        successes = [
+            (name, from_db(when))
+            for name, when in conn.execute(
+                "SELECT name, last_success_at FROM jobs"
+                " WHERE last_success_at IS NOT NULL ORDER BY name"
+            )
+        ]
+        return Gauges(self.started_at, self.ticks, self.in_flight, states, successes)
 
     # ------------------------------------------------------------------ lifecycle
 
