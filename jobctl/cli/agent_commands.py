@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_agent_names
+from jobctl.cli.shared import F, cli, db_option, json_option, open_db, read_db
 from jobctl.errors import Failed, InvalidInput
 
 AGENT_OPTIONS: list[Callable[[F], F]] = [

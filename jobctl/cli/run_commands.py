@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, db_path, json_option, open_db, read_db, require_db
 from jobctl.cli.complete import complete_job_names
+from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db, read_db, require_db
 from jobctl.errors import Failed, Interrupted, InvalidInput
 
 
