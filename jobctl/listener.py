@@ -118,11 +118,7 @@ class ListenerHost(Protocol):
         ...
 
     def accept_webhook(
-        self,
-        name: str,
-        payload: str,
-        payload_type: str | None = None,
-        replay_keys: Sequence[str] = (),
+        self, name: str, payload: str, payload_type: str | None, replay_keys: Sequence[str]
     ) -> tuple[int | None, str]:
         """Queue a run of job `name`: (run id, status); raises NotFound."""
         ...
