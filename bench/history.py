@@ -1050,8 +1050,7 @@ def write_cost(db: Path, rounds: int = 5, runs: int = 2_000, batch: int = 100) -
     from jobctl import runs as run_rows
     from jobctl.actions import Outcome
     from jobctl.engine import Claim, record_outcomes
-    from jobctl.jobs import Job
-    from jobctl.models import RunStatus, RunTrigger
+    from jobctl.models import Job, RunStatus, RunTrigger
     from jobctl.store import open_store
 
     store = open_store(db)

@@ -9,23 +9,22 @@ The API key is never stored: only the name of the environment variable that hold
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.jobs import NAME_PATTERN, parse_header, validate_url
+from jobctl.models import Agent
 from jobctl.policies import effective, parse_policy
 from jobctl.secrets import redact_headers, redact_url
-from jobctl.timeutil import from_db, iso_z
+from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
-    from jobctl.jobs import Row
     from jobctl.store.protocol import Store
 
 KINDS = ("openai", "anthropic", "command")
@@ -39,34 +38,6 @@ HTTP_FIELDS = ("url", "model", "api_key_env", "system", "temperature", "max_toke
 # Where each HTTP kind's requests go after the base URL (as actions/agent.py posts them;
 # not imported from there, which would load aiohttp into every `agent` command).
 ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
-
-
-@dataclass
-class Agent:
-    name: str
-    kind: str
-    config: dict[str, Any] = field(default_factory=dict)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    id: int | None = None
-
-    @classmethod
-    def from_row(cls, row: Row) -> Agent:
-        """The agent from its stored row (the store calls this)."""
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            kind=row["kind"],
-            config=json.loads(row["config"]),
-            created_at=from_db(row["created_at"]),
-            updated_at=from_db(row["updated_at"]),
-        )
-
-    @property
-    def timeout(self) -> float | None:
-        """The agent's own timeout in seconds, if it sets one."""
-        value = self.config.get("timeout")
-        return float(value) if value is not None else None
 
 
 def run_timeout(agent: Agent, job_policies: Mapping[str, Any] | None = None) -> float:

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.agents import Agent, build_agent
+from jobctl.agents import build_agent
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.file_entries import agent_entry_options, document_entries, entry_options, type_name
 from jobctl.job_options import build_job
 from jobctl.jobfile import bulk_work, export_entry
-from jobctl.jobs import Job, compute_next_run
-from jobctl.models import ActionKind, JobState, ScheduleKind
+from jobctl.jobs import compute_next_run
+from jobctl.models import ActionKind, Agent, Job, JobState, ScheduleKind
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.job_options import build_job, parse_after
-from jobctl.jobs import Job, compute_next_run
-from jobctl.models import ActionKind, JobState
+from jobctl.jobs import compute_next_run
+from jobctl.models import ActionKind, Job, JobState
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from jobctl.catalog import insert_job
 from jobctl.errors import InvalidInput, JobctlError
 from jobctl.job_options import build_job
-from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES, Job
+from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES
+from jobctl.models import Job
 from jobctl.secrets import references
 from jobctl.timeutil import get_zone
 

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 from jobctl import engine, runs
 from jobctl.errors import InvalidInput
 from jobctl.liveness import FileIdentity, InstanceLock, file_identity, moved_away
-from jobctl.secrets import FireEnvironment, RedactingLogFilter, Redactor, file_secrets
+from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
 from jobctl.store import SqliteStore, StoreError, open_store
 from jobctl.timeutil import format_duration, iso_z, utcnow
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
-    from jobctl.listener import Listener
+    from jobctl.listener import Gauges, Health, Listener
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -59,39 +59,6 @@ class DaemonConfig:
     log: LogConfig = field(default_factory=LogConfig)
     listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
     metrics_token_env: str | None = None  # the variable that holds /metrics' bearer token
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """`NAME=value` lines (optional `export`, quotes, `#` comments), as systemd and docker take."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read env file {str(path)!r}: {exc.strerror}") from None
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
-            raise InvalidInput(f"env file {str(path)!r} line {number}: expected NAME=value")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name] = value
-    return values
-
-
-def fire_environment(env_file: Path | None) -> FireEnvironment:
-    """Where `${NAME}` references come from: the process environment, then the env file
-    (whose values are secrets wherever they show up)."""
-    chosen = env_file or (
-        Path(os.environ["JOBCTL_ENV_FILE"]) if os.environ.get("JOBCTL_ENV_FILE") else None
-    )
-    return FireEnvironment(os.environ, read_env_file(chosen) if chosen is not None else {})
 
 
 class Daemon:
@@ -151,6 +118,28 @@ class Daemon:
         if status in ("queued", "skipped"):
             self._wake.set()
         return run_id, status
+
+    # ------------------------------------------------ what the listener reads (ListenerHost)
+
+    def webhook_secret(self, name: str) -> str | None:
+        from jobctl.hooks import secret_for
+
+        assert self.store is not None
+        return secret_for(self.store, name)
+
+    def health(self) -> Health:
+        from jobctl.listener import Health
+
+        return Health(self.last_loop_monotonic, self.last_tick_wall, self.write_trouble)
+
+    def gauges(self) -> Gauges:
+        from jobctl.listener import Gauges
+
+        assert self.store is not None
+        states = {str(state): count for state, count in self.store.job_state_counts().items()}
+        return Gauges(
+            self.started_at, self.ticks, self.in_flight, states, self.store.last_successes()
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from jobctl.catalog import get_job
 from jobctl.errors import InvalidInput
-from jobctl.jobs import Job
-from jobctl.models import EXECUTED, FAILURES
+from jobctl.models import EXECUTED, FAILURES, Job
 from jobctl.runs import RUN_COLUMNS, STATUSES, TRIGGERS
 from jobctl.store.sqlite import SqliteStore, write_transaction
 from jobctl.timeutil import from_db, get_zone, local_zone_name, parse_duration, parse_time, to_db

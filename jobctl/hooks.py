@@ -17,7 +17,7 @@ from urllib.parse import quote
 from jobctl.errors import Failed, InvalidInput
 
 if TYPE_CHECKING:
-    from jobctl.jobs import Job
+    from jobctl.models import Job
     from jobctl.store import Store
 
 PATH_PREFIX = "/hooks/"

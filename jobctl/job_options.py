@@ -20,7 +20,6 @@ from jobctl.errors import InvalidInput
 from jobctl.jobs import (
     ACTION_FIELDS,
     METHODS,
-    Job,
     compute_next_run,
     parse_env_pair,
     parse_header,
@@ -29,7 +28,7 @@ from jobctl.jobs import (
     validate_state,
     validate_url,
 )
-from jobctl.models import JobState, ScheduleKind
+from jobctl.models import Job, JobState, ScheduleKind
 from jobctl.timeutil import format_duration, get_zone, local_zone_name, parse_time
 
 

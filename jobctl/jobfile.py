@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jobctl import policies
-from jobctl.agents import Agent, list_agents
+from jobctl.agents import list_agents
 from jobctl.catalog import list_jobs
 from jobctl.errors import InvalidInput
-from jobctl.jobs import Job, ordered_spec
-from jobctl.models import ActionKind
+from jobctl.jobs import ordered_spec
+from jobctl.models import ActionKind, Agent, Job
 from jobctl.secrets import literal_secrets, redact_url
 
 if TYPE_CHECKING:

@@ -6,21 +6,18 @@ removing and reading jobs in a store is `jobctl.catalog`.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
-from jobctl import policies, schedule
+from jobctl import schedule
 from jobctl.errors import InvalidInput
-from jobctl.models import ActionKind, JobState, ScheduleKind
-from jobctl.schedule import Schedule
+from jobctl.models import ActionKind, Job, JobState, ScheduleKind
 from jobctl.secrets import has_reference, redact_headers, redact_url
-from jobctl.timeutil import from_db, iso_z
+from jobctl.timeutil import iso_z
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 RESERVED_NAMES = frozenset({"list", "show", "prune", "clear"})
@@ -51,95 +48,6 @@ ACTION_FIELDS = {
     "env": "exec",
     "shell": "exec",
 }
-
-
-class Row(Protocol):
-    """A stored row read by column name (what the store hands `Job.from_row`)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-@dataclass
-class Job:
-    name: str
-    action: str
-    spec: dict[str, Any]
-    trigger: str
-    schedule: str | None
-    timezone: str
-    description: str = ""
-    state: str = JobState.ENABLED
-    paused_reason: str | None = None
-    policies: dict[str, Any] = field(default_factory=dict)
-    next_run_at: datetime | None = None
-    last_slot_at: datetime | None = None
-    id: int | None = None
-    consecutive_failures: int = 0
-    runs_total: int = 0
-    runs_succeeded: int = 0
-    runs_failed: int = 0
-    runs_skipped: int = 0
-    runs_missed: int = 0
-    last_run_at: datetime | None = None
-    last_status: str | None = None
-    last_success_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    # The agent's own --timeout, for an agent job whose agent was looked up (see
-    # use_agent_timeout); it is the job's timeout when the job sets none.
-    agent_timeout: float | None = field(default=None, repr=False, compare=False)
-    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
-
-    @classmethod
-    def from_row(cls, row: Row) -> Job:
-        """The job from its stored row (the store calls this)."""
-
-        def when(key: str) -> datetime | None:
-            value = row[key]
-            return from_db(value) if value else None
-
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            description=row["description"],
-            state=row["state"],
-            paused_reason=row["paused_reason"],
-            action=row["action"],
-            spec=json.loads(row["spec"]),
-            trigger=row["trigger"],
-            schedule=row["schedule"],
-            timezone=row["timezone"],
-            policies=json.loads(row["policies"]),
-            next_run_at=when("next_run_at"),
-            last_slot_at=when("last_slot_at"),
-            consecutive_failures=row["consecutive_failures"],
-            runs_total=row["runs_total"],
-            runs_succeeded=row["runs_succeeded"],
-            runs_failed=row["runs_failed"],
-            runs_skipped=row["runs_skipped"],
-            runs_missed=row["runs_missed"],
-            last_run_at=when("last_run_at"),
-            last_status=row["last_status"],
-            last_success_at=when("last_success_at"),
-            created_at=when("created_at"),
-            updated_at=when("updated_at"),
-        )
-
-    def effective_policies(self) -> dict[str, Any]:
-        # Computed once per Job object (the daemon asks several times per fire); a copy,
-        # so that a caller changing it changes nothing here.
-        if self._effective is None:
-            self._effective = policies.effective(
-                self.action, self.policies, agent_timeout=self.agent_timeout
-            )
-        return dict(self._effective)
-
-    def use_agent_timeout(self, seconds: float | None) -> None:
-        self.agent_timeout = seconds
-        self._effective = None
-
-    def build_schedule(self) -> Schedule | None:
-        return schedule.build_schedule(self.trigger, self.schedule, self.timezone)
 
 
 # ---------------------------------------------------------------------------- validation

@@ -1,7 +1,8 @@
 """The daemon's HTTP listener (aiohttp's server, in the daemon's own event loop).
 
 POST /hooks/NAME starts a run, GET /healthz says whether the loop is alive, GET /metrics
-serves Prometheus text. Handlers only queue work; firing stays with the tick loop.
+serves Prometheus text. Handlers only queue work; firing stays with the tick loop. The
+listener sees its host only through `ListenerHost` (the daemon implements it).
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from aiohttp import web
 
 from jobctl import hooks
 from jobctl.errors import InvalidInput, NotFound
 from jobctl.timeutil import iso_z
-
-if TYPE_CHECKING:
-    from jobctl.daemon import Daemon
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -88,6 +87,47 @@ class Metrics:
         self.lateness.observe(job, max(0.0, lateness))
 
 
+@dataclass(frozen=True)
+class Health:
+    """How the loop is doing, for /healthz."""
+
+    last_loop_monotonic: float  # time.monotonic() at the loop's last iteration
+    last_tick_at: datetime  # the wall clock then
+    write_trouble: str | None  # why the database cannot be written now, if it cannot
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The host's state now, for /metrics."""
+
+    started_at: datetime
+    ticks: int  # scheduling steps taken
+    in_flight: int  # runs executing
+    jobs_by_state: Mapping[str, int]
+    last_successes: Sequence[tuple[str, datetime]]  # (job, when it last succeeded), by name
+
+
+class ListenerHost(Protocol):
+    """What the listener needs of the process it serves (jobctl.daemon.Daemon has it)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    def webhook_secret(self, name: str) -> str | None:
+        """The secret of job `name`'s webhook; None for no such job or no webhook."""
+        ...
+
+    def accept_webhook(
+        self, name: str, payload: str, payload_type: str | None, replay_keys: Sequence[str]
+    ) -> tuple[int | None, str]:
+        """Queue a run of job `name`: (run id, status); raises NotFound."""
+        ...
+
+    def health(self) -> Health: ...
+
+    def gauges(self) -> Gauges: ...
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -103,9 +143,9 @@ def is_loopback(host: str) -> bool:
 
 class Listener:
     def __init__(
-        self, daemon: Daemon, host: str, port: int, *, metrics_token: str | None = None
+        self, host_process: ListenerHost, host: str, port: int, *, metrics_token: str | None = None
     ) -> None:
-        self.daemon = daemon
+        self.host_process = host_process
         self.host = host
         self.port = port
         self.metrics_token = metrics_token
@@ -157,30 +197,28 @@ class Listener:
             return _json({"error": "request body too large (1 MiB at most)"}, 413)
         except TimeoutError:
             return _json({"error": "request body not received in time"}, 408)
-        assert self.daemon.store is not None
-        store = self.daemon.store
         if not _is_text(name, *(request.headers.get(h, "") for h in hooks.CREDENTIAL_HEADERS)):
             # aiohttp hands on bytes that are not UTF-8 as lone surrogates: no secret has them.
             log.warning("webhook %s: refused credentials that are not UTF-8 text", _printable(name))
-            self.daemon.metrics.webhooks["unauthorized"] += 1
+            self.host_process.metrics.webhooks["unauthorized"] += 1
             return _json({"error": "unauthorized"}, 401)
-        secret = hooks.secret_for(store, name)
+        secret = self.host_process.webhook_secret(name)
         if not hooks.authenticate(secret, request.headers, body):
             # The same answer for an unknown job: names are not disclosed.
-            self.daemon.metrics.webhooks["unauthorized"] += 1
+            self.host_process.metrics.webhooks["unauthorized"] += 1
             return _json({"error": "unauthorized"}, 401)
         try:
             keys = hooks.replay_keys(request.headers)
         except InvalidInput as exc:
-            self.daemon.metrics.webhooks["invalid"] += 1
+            self.host_process.metrics.webhooks["invalid"] += 1
             return _json({"error": str(exc)}, 400)
         try:
-            run_id, status = self.daemon.accept_webhook(
+            run_id, status = self.host_process.accept_webhook(
                 name, body.decode("utf-8", "replace"), _content_type(request), keys
             )
         except NotFound:
             return _json({"error": "unauthorized"}, 401)
-        self.daemon.metrics.webhooks[status] += 1
+        self.host_process.metrics.webhooks[status] += 1
         if status == "paused":
             return _json({"error": f"job {name} is paused"}, 409)
         if status == "duplicate":
@@ -188,12 +226,13 @@ class Listener:
         return _json({"job": name, "run": run_id, "status": status}, 202)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        age = time.monotonic() - self.daemon.last_loop_monotonic
-        trouble = self.daemon.write_trouble
+        health = self.host_process.health()
+        age = time.monotonic() - health.last_loop_monotonic
+        trouble = health.write_trouble
         status = "stuck" if age >= STUCK_AFTER else "cannot write" if trouble else "ok"
         body = {
             "status": status,
-            "last_tick_at": iso_z(self.daemon.last_tick_wall),
+            "last_tick_at": iso_z(health.last_tick_at),
             "seconds_since_tick": round(age, 3),
             "problem": trouble,
         }
@@ -207,7 +246,7 @@ class Listener:
                 headers={"WWW-Authenticate": 'Bearer realm="jobctl"'},
             )
         return web.Response(
-            text=render_metrics(self.daemon),
+            text=render_metrics(self.host_process.metrics, self.host_process.gauges()),
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
@@ -254,11 +293,8 @@ def _json(body: Mapping[str, object], status: int) -> web.Response:
     return web.Response(text=json.dumps(body), status=status, content_type="application/json")
 
 
-def render_metrics(daemon: Daemon) -> str:
+def render_metrics(metrics: Metrics, gauges: Gauges) -> str:
     """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
-    assert daemon.store is not None
-    store = daemon.store
-    metrics = daemon.metrics
     lines = [
         "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",
         "# TYPE jobctl_runs_total counter",
@@ -272,16 +308,17 @@ def render_metrics(daemon: Daemon) -> str:
     lines += [
         "# HELP jobctl_runs_in_flight Runs executing now.",
         "# TYPE jobctl_runs_in_flight gauge",
-        f"jobctl_runs_in_flight {daemon.in_flight}",
+        f"jobctl_runs_in_flight {gauges.in_flight}",
     ]
     lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
-    states = store.job_state_counts()
+    states = dict.fromkeys(("enabled", "paused", "completed"), 0)
+    states.update(gauges.jobs_by_state)
     lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
     lines += [
         "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
         "# TYPE jobctl_last_success_timestamp_seconds gauge",
     ]
-    for name, when in store.last_successes():
+    for name, when in gauges.last_successes:
         lines.append(
             f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} {when.timestamp():.3f}'
         )
@@ -296,9 +333,9 @@ def render_metrics(daemon: Daemon) -> str:
     lines += [
         "# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
         "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
-        f"jobctl_daemon_start_timestamp_seconds {daemon.started_at.timestamp():.3f}",
+        f"jobctl_daemon_start_timestamp_seconds {gauges.started_at.timestamp():.3f}",
         "# HELP jobctl_ticks_total Scheduling steps taken.",
         "# TYPE jobctl_ticks_total counter",
-        f"jobctl_ticks_total {daemon.ticks}",
+        f"jobctl_ticks_total {gauges.ticks}",
     ]
     return "\n".join(lines) + "\n"

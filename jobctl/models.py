@@ -11,14 +11,17 @@ JSON: `RunStatus.FAILED == "failed"`. The dataclasses are what the store returns
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from jobctl.jobs import Job
+from jobctl import schedule
+from jobctl.schedule import Schedule
+from jobctl.timeutil import from_db
 
 
 class RunStatus(StrEnum):
@@ -209,3 +212,174 @@ class QueuedRun:
     job: Job
     payload: str | None = None
     payload_type: str | None = None
+
+
+# ------------------------------------------------------------------------------ policies
+
+DEFAULT_TIMEOUTS = {"http": 30.0, "agent": 600.0, "exec": 3600.0}
+DEFAULTS: dict[str, Any] = {
+    "retries": 0,
+    "backoff": 10.0,
+    "overlap": "skip",
+    "catchup": "latest",
+    "catchup_window": 86400.0,
+    "jitter": 0.0,
+    "max_failures": None,
+    "keep": 1000,
+    "keep_for": None,
+    "alert_if_no_success": None,
+}
+POLICY_NAMES = (
+    "timeout",
+    "retries",
+    "backoff",
+    "overlap",
+    "catchup",
+    "catchup_window",
+    "jitter",
+    "max_failures",
+    "keep",
+    "keep_for",
+    "alert_if_no_success",
+)
+
+
+def effective(
+    action: str, stored: Mapping[str, Any], *, agent_timeout: float | None = None
+) -> dict[str, Any]:
+    """Every policy with its effective value; a policy that is off is None.
+
+    The one place a run's timeout is decided: the job's own, else (for an agent job) the
+    agent's `--timeout`, else the action kind's default.
+    """
+    default = DEFAULT_TIMEOUTS[action]
+    if action == "agent" and agent_timeout is not None:
+        default = float(agent_timeout)
+    result: dict[str, Any] = {"timeout": default}
+    result.update(DEFAULTS)
+    result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
+    if result["max_failures"] == 0:
+        result["max_failures"] = None
+    effective_policies = {name: result[name] for name in POLICY_NAMES}
+    effective_policies["notify"] = list(stored.get("notify") or [])
+    return effective_policies
+
+
+# --------------------------------------------------------------------------- jobs, agents
+
+
+class Row(Protocol):
+    """A stored row read by column name (what the store hands `Job.from_row`)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+@dataclass
+class Job:
+    name: str
+    action: str
+    spec: dict[str, Any]
+    trigger: str
+    schedule: str | None
+    timezone: str
+    description: str = ""
+    state: str = JobState.ENABLED
+    paused_reason: str | None = None
+    policies: dict[str, Any] = field(default_factory=dict)
+    next_run_at: datetime | None = None
+    last_slot_at: datetime | None = None
+    id: int | None = None
+    consecutive_failures: int = 0
+    runs_total: int = 0
+    runs_succeeded: int = 0
+    runs_failed: int = 0
+    runs_skipped: int = 0
+    runs_missed: int = 0
+    last_run_at: datetime | None = None
+    last_status: str | None = None
+    last_success_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    # The agent's own --timeout, for an agent job whose agent was looked up (see
+    # use_agent_timeout); it is the job's timeout when the job sets none.
+    agent_timeout: float | None = field(default=None, repr=False, compare=False)
+    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Job:
+        """The job from its stored row (the store calls this)."""
+
+        def when(key: str) -> datetime | None:
+            value = row[key]
+            return from_db(value) if value else None
+
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            description=row["description"],
+            state=row["state"],
+            paused_reason=row["paused_reason"],
+            action=row["action"],
+            spec=json.loads(row["spec"]),
+            trigger=row["trigger"],
+            schedule=row["schedule"],
+            timezone=row["timezone"],
+            policies=json.loads(row["policies"]),
+            next_run_at=when("next_run_at"),
+            last_slot_at=when("last_slot_at"),
+            consecutive_failures=row["consecutive_failures"],
+            runs_total=row["runs_total"],
+            runs_succeeded=row["runs_succeeded"],
+            runs_failed=row["runs_failed"],
+            runs_skipped=row["runs_skipped"],
+            runs_missed=row["runs_missed"],
+            last_run_at=when("last_run_at"),
+            last_status=row["last_status"],
+            last_success_at=when("last_success_at"),
+            created_at=when("created_at"),
+            updated_at=when("updated_at"),
+        )
+
+    def effective_policies(self) -> dict[str, Any]:
+        # Computed once per Job object (the daemon asks several times per fire); a copy,
+        # so that a caller changing it changes nothing here.
+        if self._effective is None:
+            self._effective = effective(
+                self.action, self.policies, agent_timeout=self.agent_timeout
+            )
+        return dict(self._effective)
+
+    def use_agent_timeout(self, seconds: float | None) -> None:
+        self.agent_timeout = seconds
+        self._effective = None
+
+    def build_schedule(self) -> Schedule | None:
+        return schedule.build_schedule(self.trigger, self.schedule, self.timezone)
+
+
+@dataclass
+class Agent:
+    name: str
+    kind: str
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Agent:
+        """The agent from its stored row (the store calls this)."""
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            kind=row["kind"],
+            config=json.loads(row["config"]),
+            created_at=from_db(row["created_at"]),
+            updated_at=from_db(row["updated_at"]),
+        )
+
+    @property
+    def timeout(self) -> float | None:
+        """The agent's own timeout in seconds, if it sets one."""
+        value = self.config.get("timeout")
+        return float(value) if value is not None else None

@@ -12,25 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 from jobctl.errors import InvalidInput
+from jobctl.models import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
+from jobctl.models import DEFAULTS as DEFAULTS
+from jobctl.models import POLICY_NAMES as POLICY_NAMES
 from jobctl.models import Catchup, Overlap
+from jobctl.models import effective as effective
 from jobctl.timeutil import format_duration, parse_duration
 
 OVERLAP_CHOICES = tuple(m.value for m in Overlap)
 CATCHUP_CHOICES = tuple(m.value for m in Catchup)
 
-DEFAULT_TIMEOUTS = {"http": 30.0, "agent": 600.0, "exec": 3600.0}
-DEFAULTS: dict[str, Any] = {
-    "retries": 0,
-    "backoff": 10.0,
-    "overlap": "skip",
-    "catchup": "latest",
-    "catchup_window": 86400.0,
-    "jitter": 0.0,
-    "max_failures": None,
-    "keep": 1000,
-    "keep_for": None,
-    "alert_if_no_success": None,
-}
 MAX_BACKOFF = 3600.0
 MAX_DURATION = 10 * 365 * 86400.0  # past this a policy is a typo, and datetimes overflow
 MAX_COUNT = 100_000_000
@@ -46,19 +37,6 @@ DURATION_POLICIES = (
 )
 COUNT_POLICIES = ("retries", "max_failures", "keep")
 CHOICE_POLICIES = {"overlap": OVERLAP_CHOICES, "catchup": CATCHUP_CHOICES}
-POLICY_NAMES = (
-    "timeout",
-    "retries",
-    "backoff",
-    "overlap",
-    "catchup",
-    "catchup_window",
-    "jitter",
-    "max_failures",
-    "keep",
-    "keep_for",
-    "alert_if_no_success",
-)
 NOTIFY_WHEN = ("failure", "success", "always")
 _SUBSECOND_OK = ("jitter", "backoff")
 
@@ -114,27 +92,6 @@ def parse_policy(policy: str, value: Any) -> Any:
             raise InvalidInput(f"invalid {flag} {value!r}: choose one of {choices}")
         return text
     raise InvalidInput(f"unknown policy {policy!r}")
-
-
-def effective(
-    action: str, stored: Mapping[str, Any], *, agent_timeout: float | None = None
-) -> dict[str, Any]:
-    """Every policy with its effective value; a policy that is off is None.
-
-    The one place a run's timeout is decided: the job's own, else (for an agent job) the
-    agent's `--timeout`, else the action kind's default.
-    """
-    default = DEFAULT_TIMEOUTS[action]
-    if action == "agent" and agent_timeout is not None:
-        default = float(agent_timeout)
-    result: dict[str, Any] = {"timeout": default}
-    result.update(DEFAULTS)
-    result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
-    if result["max_failures"] == 0:
-        result["max_failures"] = None
-    effective_policies = {name: result[name] for name in POLICY_NAMES}
-    effective_policies["notify"] = list(stored.get("notify") or [])
-    return effective_policies
 
 
 def notify_targets(stored: Mapping[str, Any], status: str) -> list[str]:

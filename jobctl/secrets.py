@@ -1,16 +1,19 @@
-"""`${NAME}` references: finding, expanding at fire time, and redacting in output."""
+"""`${NAME}` references: where they come from (the environment and env files), expanding them
+at fire time, and redacting every form of their values in output."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-from jobctl.errors import Failed
+from jobctl.errors import Failed, InvalidInput
 
 REDACTED = "***"
 # Values shorter than this are never masked: `***` for every "1" or "yes" in an output would
@@ -169,6 +172,39 @@ class FireEnvironment(dict[str, str]):
         super().__init__(base)
         self.update(file_values)
         self.file_values = frozenset(file_values.values())
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (optional `export`, quotes, `#` comments), as systemd and docker take."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read env file {str(path)!r}: {exc.strerror}") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise InvalidInput(f"env file {str(path)!r} line {number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def fire_environment(env_file: Path | None) -> FireEnvironment:
+    """Where `${NAME}` references come from: the process environment, then the env file
+    (whose values are secrets wherever they show up)."""
+    chosen = env_file or (
+        Path(os.environ["JOBCTL_ENV_FILE"]) if os.environ.get("JOBCTL_ENV_FILE") else None
+    )
+    return FireEnvironment(os.environ, read_env_file(chosen) if chosen is not None else {})
 
 
 def file_secrets(env: Mapping[str, str]) -> frozenset[str]:

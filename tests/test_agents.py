@@ -14,8 +14,9 @@ import pytest
 
 from jobctl.actions import FireContext, Outcome
 from jobctl.actions.agent import AgentFirer
-from jobctl.agents import Agent, build_agent, run_timeout
+from jobctl.agents import build_agent, run_timeout
 from jobctl.errors import InvalidInput
+from jobctl.models import Agent
 from tests.agent_servers import AgentServer, fake_agent_command, start_agent_server
 from tests.conftest import Invoke, create_database, dump_database
 

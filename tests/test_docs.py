@@ -16,16 +16,17 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from jobctl.cli import DB_KEY, cli, db_option
+from jobctl.cli import cli
 from jobctl.cli.complete import complete_agent_names, complete_job_names, complete_run_ids
-from jobctl.completions import SHELLS, completion_script, script_name
-from jobctl.manpage import render_manpage, walk_commands
+from jobctl.cli.completions import SHELLS, completion_script, script_name
+from jobctl.cli.manpage import render_manpage, walk_commands
+from jobctl.cli.shared import DB_KEY, db_option
 from tests.conftest import Invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN_PAGE = ROOT / "man" / "jobctl.1"
-REGENERATE_MAN = "python -m jobctl.manpage > man/jobctl.1"
-REGENERATE_COMPLETIONS = "python -m jobctl.completions"
+REGENERATE_MAN = "python -m jobctl.cli.manpage > man/jobctl.1"
+REGENERATE_COMPLETIONS = "python -m jobctl.cli.completions"
 
 
 # ---------------------------------------------------------------- generated files

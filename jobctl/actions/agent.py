@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import shlex
-import subprocess
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -19,18 +18,17 @@ from typing import Any, Protocol
 import aiohttp
 
 from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
-from jobctl.actions.exec import (
-    DRAIN_AFTER_EXIT,
-    KILL_GRACE,
-    _Collector,
-    _exit_error,
-    _start_error,
-    _terminate_group,
-    die_with_parent,
+from jobctl.actions.process import KILL_GRACE, CannotStart, exit_error, run_process
+from jobctl.actions.request import (
+    RequestHeaders,
+    SessionOwner,
+    describe_error,
+    read_limited,
+    shown_template_headers,
+    shown_url,
 )
-from jobctl.actions.http import USER_AGENT, SessionOwner, describe_error, read_limited
 from jobctl.errors import Failed
-from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
+from jobctl.secrets import redact_url
 from jobctl.timeutil import format_duration, iso_z, utcnow
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -40,7 +38,6 @@ ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
 MAX_RESPONSE = 16 * 1024 * 1024  # bytes of an API response we are willing to parse
 EXCERPT = 300  # characters of an error body or stderr quoted in a run's error
 _CUT_SHORT = {"length", "max_tokens"}  # finish reasons of an answer cut at the token limit
-_OWN_PREFIX = "x-jobctl-"
 
 
 class AgentProfile(Protocol):
@@ -93,21 +90,11 @@ class AgentFirer(SessionOwner):
         kind = agent.kind
         model = str(config.get("model") or "")
         expansion = Expansion(ctx.env)
-        headers: dict[str, str] = {}
-        from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
             url = expansion.url(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
             text = _fill_placeholders(expansion(prompt), ctx)
             system = expansion(str(config["system"])) if config.get("system") else None
-            for name, template in (config.get("headers") or {}).items():
-                if name.lower().startswith(_OWN_PREFIX):
-                    continue  # ours carry the run's identity; an agent may not forge them
-                value = expansion(str(template))
-                if value != template:
-                    from_reference.add(name)
-                if "\r" in value or "\n" in value:
-                    raise Failed(f"header {name}: its value contains a line break")
-                headers[name] = value
+            headers = RequestHeaders.expand(config.get("headers") or {}, expansion)
             key = _api_key(agent, expansion)
         except Failed as exc:
             return fail_before_start(
@@ -116,32 +103,23 @@ class AgentFirer(SessionOwner):
         if kind == "openai":
             body = _openai_body(config, model, system, text)
             if key is not None:
-                _replace_header(headers, "Authorization", f"Bearer {key}")
+                headers.replace("Authorization", f"Bearer {key}")
         else:
             body = _anthropic_body(config, model, system, text)
             if key is not None:
-                _replace_header(headers, "x-api-key", key)
-            if not _has_header(headers, "anthropic-version"):
-                headers["anthropic-version"] = ANTHROPIC_VERSION
-        _replace_header(headers, "Content-Type", "application/json")
-        if not _has_header(headers, "User-Agent"):
-            headers["User-Agent"] = USER_AGENT
-        headers["X-Jobctl-Job"] = ctx.job
-        headers["X-Jobctl-Run"] = str(ctx.run_id)
-        headers["X-Jobctl-Scheduled-For"] = iso_z(ctx.scheduled_for) or ""
+                headers.replace("x-api-key", key)
+            if not headers.has("anthropic-version"):
+                headers.values["anthropic-version"] = ANTHROPIC_VERSION
+        headers.replace("Content-Type", "application/json")
+        headers.add_own(ctx)
         snapshot = {
             "agent": agent.name,
             "kind": kind,
-            "url": _redact_url(url, expansion),
+            "url": shown_url(url, expansion),
             "model": model,
             "system": expansion.redact(system) if system is not None else None,
             "prompt": expansion.redact(cap_output(text.encode())),
-            "headers": {
-                name: REDACTED
-                if name in from_reference or is_sensitive_header(name)
-                else expansion.redact(value)
-                for name, value in headers.items()
-            },
+            "headers": headers.shown(expansion),
         }
         details: dict[str, Any] = {
             "agent": agent.name,
@@ -159,7 +137,7 @@ class AgentFirer(SessionOwner):
             async with session.post(
                 url,
                 data=json.dumps(body).encode(),
-                headers=headers,
+                headers=headers.values,
                 timeout=aiohttp.ClientTimeout(total=ctx.timeout),
             ) as response:
                 data, complete = await read_limited(response.content, MAX_RESPONSE)
@@ -288,78 +266,40 @@ class AgentFirer(SessionOwner):
         env["JOBCTL_SCHEDULED_FOR"] = iso_z(ctx.scheduled_for) or ""
         env["JOBCTL_AGENT"] = agent.name
 
-        # Our own pipes (as in exec): a background child holding one cannot hang the run.
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
         started_at = utcnow()
-        clock = time.monotonic()
         try:
-            os.set_blocking(out_read, False)
-            os.set_blocking(err_read, False)
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=subprocess.DEVNULL if prompt_as_argument else subprocess.PIPE,
-                stdout=out_write,
-                stderr=err_write,
+            exited = await run_process(
+                argv,
                 env=env,
-                start_new_session=True,  # its own process group, so a timeout can kill it whole
-                preexec_fn=die_with_parent(),  # and it dies with us (see actions.exec)
+                timeout=ctx.timeout,
+                stdin=None if prompt_as_argument else text.encode(),
+                separate_stderr=True,
+                kill_grace=self.kill_grace,
+                on_process=ctx.on_process,
             )
-        except (OSError, ValueError) as exc:
-            os.close(out_read)
-            os.close(err_read)
+        except CannotStart as exc:
             return Outcome(
                 status="failed",
                 started_at=started_at,
                 finished_at=utcnow(),
-                error=expansion.redact(_start_error(exc, argv[0], None)),
+                error=expansion.redact(str(exc)),
                 snapshot=snapshot,
                 details=details,
             )
-        finally:
-            os.close(out_write)
-            os.close(err_write)
-        if ctx.on_process is not None:
-            ctx.on_process(process.pid)
+        finished_at = exited.finished_at
+        details["latency_ms"] = round(exited.elapsed * 1000)
 
-        stdout = _Collector(out_read)
-        stderr = _Collector(err_read)
-        feeder = None
-        if not prompt_as_argument:
-            feeder = asyncio.create_task(_feed(process, text.encode()))
-        timed_out = False
-        try:
-            try:
-                async with asyncio.timeout(ctx.timeout):
-                    await process.wait()
-            except TimeoutError:
-                timed_out = True
-                await _terminate_group(process, self.kill_grace)
-            finished_at = utcnow()
-            details["latency_ms"] = _elapsed_ms(clock)
-            await stdout.wait_eof(DRAIN_AFTER_EXIT)
-            await stderr.wait_eof(DRAIN_AFTER_EXIT)
-        except asyncio.CancelledError:
-            # the daemon is stopping: leave no orphaned process group behind
-            await _terminate_group(process, self.kill_grace)
-            raise
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-            stdout.close()
-            stderr.close()
-
-        answer = expansion.redact(cap_output(stdout.data(), stdout.total))
-        error_text = expansion.redact(cap_output(stderr.data(), stderr.total))
+        answer = expansion.redact(exited.output.text())
+        error_text = expansion.redact(exited.errors.text())
         details["stderr"] = error_text
-        code = process.returncode
+        code = exited.exit_code
         status = "failed"
         error: str | None
-        if timed_out:
+        if exited.timed_out:
             status = "timed_out"
             error = f"timed out after {format_duration(ctx.timeout)}; process group killed"
         elif code != 0:
-            error = _exit_error(code)
+            error = exit_error(code)
             excerpt = _last_lines(error_text)
             if excerpt:
                 error += f": {excerpt}"
@@ -412,17 +352,6 @@ def _api_key(agent: AgentProfile, expansion: Expansion) -> str | None:
             "the daemon's environment or its env file"
         )
     return expansion(f"${{{env_name}}}")  # through Expansion, so the key is redacted everywhere
-
-
-def _has_header(headers: Mapping[str, str], name: str) -> bool:
-    return any(key.lower() == name.lower() for key in headers)
-
-
-def _replace_header(headers: dict[str, str], name: str, value: str) -> None:
-    """Set `name`, dropping a configured header that differs only in case (sent twice else)."""
-    for key in [key for key in headers if key.lower() == name.lower()]:
-        del headers[key]
-    headers[name] = value
 
 
 def _openai_body(
@@ -537,18 +466,6 @@ def _usage(prompt: Any, completion: Any, total: Any = None) -> dict[str, int | N
     }
 
 
-async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
-    """Write the prompt to stdin, then close it so the agent sees the end of its input."""
-    assert process.stdin is not None
-    try:
-        process.stdin.write(data)
-        await process.stdin.drain()
-        process.stdin.close()
-        await process.stdin.wait_closed()
-    except OSError:
-        pass  # the agent stopped reading (broken pipe); its exit status tells the rest
-
-
 def _error_excerpt(data: bytes) -> str:
     """The error message of an API error body (both APIs nest it in error.message), else the
     start of the body, on one line."""
@@ -581,10 +498,6 @@ def _elapsed_ms(start: float) -> int:
     return round((time.monotonic() - start) * 1000)
 
 
-def _redact_url(url: str, expansion: Expansion) -> str:
-    return redact_url(expansion.redact(url))
-
-
 def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
     """A snapshot when nothing was sent: the profile as written, literal secrets hidden."""
     config = agent.config
@@ -595,10 +508,6 @@ def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
             "command": config.get("command"),
             "prompt": cap_output(prompt.encode()),
         }
-    headers = {
-        name: REDACTED if is_sensitive_header(name) else str(value)
-        for name, value in (config.get("headers") or {}).items()
-    }
     return {
         "agent": agent.name,
         "kind": agent.kind,
@@ -606,7 +515,7 @@ def _template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
         "model": config.get("model"),
         "system": config.get("system"),
         "prompt": cap_output(prompt.encode()),
-        "headers": headers,
+        "headers": shown_template_headers(config.get("headers") or {}),
     }
 
 

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Mapping
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from jobctl import __version__
-from jobctl.actions import (
-    OUTPUT_CAP,
-    Expansion,
-    FireContext,
-    Outcome,
-    cap_output,
-    fail_before_start,
+from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
+from jobctl.actions.request import (
+    MAX_REDIRECTS,
+    USER_AGENT,
+    RequestHeaders,
+    SessionOwner,
+    describe_error,
+    is_sensitive,
+    read_limited,
+    shown_template_headers,
+    shown_url,
 )
 from jobctl.errors import Failed
-from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
-from jobctl.timeutil import format_duration, iso_z, utcnow
-
-USER_AGENT = f"jobctl/{__version__}"
-MAX_REDIRECTS = 10
-_OWN_PREFIX = "x-jobctl-"
-_READ_CHUNK = 16 * 1024
+from jobctl.secrets import REDACTED, redact_url
+from jobctl.timeutil import format_duration, utcnow
 
 
 @lru_cache(maxsize=1024)
@@ -51,35 +46,6 @@ def _expect_ranges(expect: str) -> tuple[tuple[int, int], ...]:
 def status_matches(expect: str, status: int) -> bool:
     """`2xx`, `200,204`, `200-299` and combinations like `2xx,404`."""
     return any(low <= status <= high for low, high in _expect_ranges(expect or "2xx"))
-
-
-class SessionOwner:
-    """One aiohttp ClientSession, made lazily in the running loop, for a firer's requests."""
-
-    def __init__(self, max_connections: int = 256) -> None:
-        self.max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # a session belongs to the loop it was made in; a new loop (another
-            # asyncio.run) needs its own, and the old one died with its loop
-            self._loop = loop
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                # jobs must not see each other's cookies through the shared session
-                cookie_jar=aiohttp.DummyCookieJar(),
-                raise_for_status=False,
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-        self._loop = None
 
 
 class HttpFirer(SessionOwner):
@@ -138,35 +104,19 @@ class HttpFirer(SessionOwner):
         body_template: str | None = spec.get("body")
         method = str(spec.get("method") or ("POST" if body_template is not None else "GET"))
         expect = str(spec.get("expect") or "2xx")
-        headers: dict[str, str] = {}
-        from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
             url = expansion.url(str(spec["url"]))
-            for name, template in (spec.get("headers") or {}).items():
-                if name.lower().startswith(_OWN_PREFIX):
-                    continue  # ours carry the run's identity; a job may not forge them
-                value = expansion(str(template))
-                if value != template:
-                    from_reference.add(name)
-                if "\r" in value or "\n" in value:
-                    raise Failed(f"header {name}: its value contains a line break")
-                headers[name] = value
+            headers = RequestHeaders.expand(spec.get("headers") or {}, expansion)
             body = expansion(body_template) if body_template is not None else None
             if spec.get("forward_payload") and ctx.payload is not None:
                 # The webhook's body goes on as sent: never expanded, it comes from outside.
                 body = ctx.payload
                 if ctx.payload_type:  # and so does its type (else aiohttp says octet-stream)
-                    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-                    from_reference = {k for k in from_reference if k.lower() != "content-type"}
-                    headers["Content-Type"] = ctx.payload_type
+                    headers.replace("Content-Type", ctx.payload_type)
         except Failed as exc:
             return fail_before_start(str(exc), utcnow(), _redacted_template(method, spec))
-        if not any(name.lower() == "user-agent" for name in headers):
-            headers["User-Agent"] = USER_AGENT
-        headers["X-Jobctl-Job"] = ctx.job
-        headers["X-Jobctl-Run"] = str(ctx.run_id)
-        headers["X-Jobctl-Scheduled-For"] = _slot_text(ctx.scheduled_for)
-        snapshot = _snapshot(method, url, headers, body, expansion, from_reference)
+        headers.add_own(ctx)
+        snapshot = _snapshot(method, url, headers, body, expansion)
 
         session = self._get_session()
         started_at = utcnow()
@@ -174,7 +124,7 @@ class HttpFirer(SessionOwner):
             async with session.request(
                 method,
                 url,
-                headers=headers,
+                headers=headers.values,
                 data=body.encode() if body is not None else None,
                 timeout=aiohttp.ClientTimeout(total=ctx.timeout),
                 allow_redirects=True,
@@ -227,115 +177,38 @@ class HttpFirer(SessionOwner):
             details={
                 "response_headers": _response_headers(response_headers, expansion),
                 "final_url": (
-                    snapshot["url"] if final_url == url else _redact_url(final_url, expansion)
+                    snapshot["url"] if final_url == url else shown_url(final_url, expansion)
                 ),
             },
         )
 
 
-async def read_limited(
-    content: aiohttp.StreamReader, limit: int = OUTPUT_CAP
-) -> tuple[bytes, bool]:
-    """At most `limit` + 1 bytes (one more tells that there was more); True if all read."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await content.read(min(_READ_CHUNK, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-        if content.at_eof():  # saves an await for the usual small body
-            return b"".join(chunks), True
-    return b"".join(chunks), content.at_eof()
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line naming the cause of a request that got no usable response."""
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return f"too many redirects (more than {MAX_REDIRECTS})"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate error for {exc.host}: {_reason(exc.certificate_error)}"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return f"TLS error connecting to {exc.host}:{exc.port}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"cannot resolve host {exc.host}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without a complete response"
-    if isinstance(exc, aiohttp.NonHttpUrlClientError):
-        return f"not an http:// or https:// URL: {redact_url(str(exc.args[0]))}"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return f"invalid URL {redact_url(str(exc.url))}"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the response body could not be read: {_reason(exc)}"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad response: {exc.message or type(exc).__name__}"
-    return f"request failed: {_reason(exc)}"
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno and exc.errno > 0:  # getaddrinfo's are < 0
-        return os.strerror(exc.errno)  # asyncio's strerror is "Connect call failed (...)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = " ".join(str(exc).split())  # one line, whatever the library put in it
-    return text or type(exc).__name__
-
-
-@lru_cache(maxsize=1024)
-def _slot_text(slot: datetime) -> str:
-    return iso_z(slot) or ""  # a burst of jobs shares one slot: format it once
-
-
-@lru_cache(maxsize=1024)
-def _sensitive(name: str) -> bool:
-    return is_sensitive_header(name)
-
-
-def _redact_url(url: str, expansion: Expansion) -> str:
-    url = expansion.redact(url)
-    if "@" not in url and "?" not in url:  # nothing for redact_url to hide; skip its parsing
-        return url
-    return redact_url(url)
-
-
 def _snapshot(
     method: str,
     url: str,
-    headers: Mapping[str, str],
+    headers: RequestHeaders,
     body: str | None,
     expansion: Expansion,
-    from_reference: set[str],
 ) -> dict[str, Any]:
     """What was sent, with every expanded secret and every sensitive header as ***."""
-    shown_headers = {
-        name: REDACTED if name in from_reference or _sensitive(name) else expansion.redact(value)
-        for name, value in headers.items()
-    }
     shown_body = None
     if body is not None:
         shown_body = cap_output(expansion.redact(body).encode())
     return {
         "method": method,
-        "url": _redact_url(url, expansion),
-        "headers": shown_headers,
+        "url": shown_url(url, expansion),
+        "headers": headers.shown(expansion),
         "body": shown_body,
     }
 
 
 def _redacted_template(method: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """A snapshot when nothing was sent: the spec as written, with literal secrets hidden."""
-    headers = {
-        name: REDACTED if _sensitive(name) else str(value)
-        for name, value in (spec.get("headers") or {}).items()
-    }
     body = spec.get("body")
     return {
         "method": method,
         "url": redact_url(str(spec.get("url", ""))),
-        "headers": headers,
+        "headers": shown_template_headers(spec.get("headers") or {}),
         "body": cap_output(body.encode()) if isinstance(body, str) else None,
     }
 
@@ -343,9 +216,9 @@ def _redacted_template(method: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 def _response_headers(headers: CIMultiDictProxy[str], expansion: Expansion) -> dict[str, str]:
     shown: dict[str, str] = {}
     for name, value in headers.items():
-        value = REDACTED if _sensitive(name) else expansion.redact(value)
+        value = REDACTED if is_sensitive(name) else expansion.redact(value)
         shown[name] = f"{shown[name]}, {value}" if name in shown else value
     return shown
 
 
-__all__ = ["MAX_REDIRECTS", "USER_AGENT", "HttpFirer", "describe_error", "status_matches"]
+__all__ = ["HttpFirer", "status_matches"]

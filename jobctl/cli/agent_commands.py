@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_agent_names
+from jobctl.cli.shared import F, cli, db_option, json_option, open_db, read_db
 from jobctl.errors import Failed, InvalidInput
 
 AGENT_OPTIONS: list[Callable[[F], F]] = [
@@ -297,10 +297,10 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     from jobctl.actions import FireContext
     from jobctl.actions.agent import ask_now
     from jobctl.agents import get_agent, run_timeout
-    from jobctl.daemon import fire_environment
     from jobctl.jobs import read_text_argument
     from jobctl.output import to_json
     from jobctl.policies import parse_policy
+    from jobctl.secrets import fire_environment
 
     found = get_agent(read_db(ctx), name)
     text = read_text_argument(prompt, what="PROMPT")

@@ -24,7 +24,7 @@ HELP_WIDTH = 60
 
 def _database_uri(ctx: click.Context) -> str | None:
     """The `--db` given on the command line being completed, else JOBCTL_DB, else the default."""
-    from jobctl.cli import DB_KEY
+    from jobctl.cli.shared import DB_KEY
     from jobctl.paths import resolve_db_path
 
     path = resolve_db_path(ctx.meta.get(DB_KEY))

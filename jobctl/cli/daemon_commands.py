@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, db_path
+from jobctl.cli.shared import cli, db_option, db_path
 from jobctl.errors import Failed, InvalidInput
 
 
@@ -138,8 +138,9 @@ def daemon(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from jobctl.daemon import Daemon, DaemonConfig, fire_environment
+    from jobctl.daemon import Daemon, DaemonConfig
     from jobctl.paths import default_log_path
+    from jobctl.secrets import fire_environment
     from jobctl.service import LogConfig
     from jobctl.service import systemd_unit as unit_text
     from jobctl.timeutil import parse_duration

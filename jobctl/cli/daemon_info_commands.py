@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import db_option, db_path, json_option, read_db, require_db
 from jobctl.cli.daemon_commands import daemon
+from jobctl.cli.shared import db_option, db_path, json_option, read_db, require_db
 from jobctl.errors import Failed
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_job_names
+from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import InvalidInput
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from jobctl.cli import cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_job_names
+from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import NotFound
 
 BASE_URL_HELP = "Public base URL when a reverse proxy fronts the daemon."

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import F, cli, db_option, json_option, open_db, read_db, wide_option
 from jobctl.cli.complete import complete_job_names, complete_zones
+from jobctl.cli.shared import F, cli, db_option, json_option, open_db, read_db, wide_option
 from jobctl.errors import InvalidInput
 
 JOB_OPTIONS: list[Callable[[F], F]] = [

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jobctl.cli import cli, counted, db_option, db_path, json_option, require_db
+from jobctl.cli.shared import cli, counted, db_option, db_path, json_option, require_db
 from jobctl.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from jobctl.cli import cli, db_option, db_path, json_option, open_db
 from jobctl.cli.complete import complete_job_names
+from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db
 from jobctl.errors import Failed, Interrupted
 
 
@@ -66,9 +66,9 @@ def run_(
       jobctl run backup --queue --wait
     """
     from jobctl import manual
-    from jobctl.daemon import fire_environment
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
+    from jobctl.secrets import fire_environment
 
     store = open_db(ctx)
     conn = store.conn

@@ -9,12 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from jobctl.cli import cli, counted, db_option, db_path, json_option, open_db, read_db, wide_option
 from jobctl.cli.complete import (
     complete_job_names,
     complete_run_ids,
     complete_statuses,
     complete_triggers,
+)
+from jobctl.cli.shared import (
+    cli,
+    counted,
+    db_option,
+    db_path,
+    json_option,
+    open_db,
+    read_db,
+    wide_option,
 )
 from jobctl.errors import DaemonUnavailable, InvalidInput
 

@@ -233,7 +233,7 @@ def _fire_env(ctx: Context) -> dict[str, str]:
     """What `${NAME}` expands from, as for the daemon (an unreadable env file adds nothing)."""
     env = dict(ctx.environ)
     if ctx.env_file is not None:
-        from jobctl.daemon import read_env_file
+        from jobctl.secrets import read_env_file
 
         with contextlib.suppress(JobctlError):
             env.update(read_env_file(ctx.env_file))
@@ -243,7 +243,7 @@ def _fire_env(ctx: Context) -> dict[str, str]:
 def check_secrets(ctx: Context) -> Check:
     source = "the environment"
     if ctx.env_file is not None:
-        from jobctl.daemon import read_env_file
+        from jobctl.secrets import read_env_file
 
         try:
             read_env_file(ctx.env_file)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobctl.engine.gaps import TINY, walk_gap
-from jobctl.jobs import Job
 from jobctl.models import (
+    Job,
     JobState,
     Overlap,
     RunStatus,
@@ -26,7 +26,7 @@ from jobctl.schedule import Schedule
 from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
-    from jobctl.agents import Agent
+    from jobctl.models import Agent
     from jobctl.store import Store
 
 MAX_SLOTS_PER_TICK = 10  # a job far behind catches up over a few ticks, never floods one

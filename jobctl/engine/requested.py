@@ -14,7 +14,7 @@ from jobctl.engine.record import retry_interrupted
 from jobctl.models import JobState, Overlap, RunStatus, RunTrigger
 
 if TYPE_CHECKING:
-    from jobctl.jobs import Job
+    from jobctl.models import Job
     from jobctl.store import Store
 
 IN_FLIGHT_SKIP = "skipped: a run of this job was in flight (overlap skip)"

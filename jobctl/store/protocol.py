@@ -23,8 +23,7 @@ from jobctl.models import (
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
-    from jobctl.agents import Agent
-    from jobctl.jobs import Job
+    from jobctl.models import Agent, Job
 
 
 class Store(Protocol):

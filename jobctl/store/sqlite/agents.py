@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from jobctl.agents import Agent
-from jobctl.models import ActionKind
+from jobctl.models import ActionKind, Agent
 from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import to_db
 

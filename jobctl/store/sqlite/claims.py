@@ -18,13 +18,12 @@ from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import from_db, to_db
 
 if TYPE_CHECKING:
-    from jobctl.agents import Agent
-    from jobctl.jobs import Job
+    from jobctl.models import Agent, Job
 
 
 def _job(row: sqlite3.Row) -> Job:
     # jobs.py still builds Job from a row; imported here until it no longer does.
-    from jobctl.jobs import Job
+    from jobctl.models import Job
 
     return Job.from_row(row)
 
@@ -188,7 +187,7 @@ class ClaimOps(Connected):
 
     def find_agent(self, name: str) -> Agent | None:
         """The agent named `name`, or None."""
-        from jobctl.agents import Agent
+        from jobctl.models import Agent
 
         row = self.conn.execute("SELECT * FROM agents WHERE name = ?", (name,)).fetchone()
         return Agent.from_row(row) if row else None

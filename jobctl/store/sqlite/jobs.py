@@ -13,8 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobctl.jobs import Job
-from jobctl.models import JobState, RunStatus
+from jobctl.models import Job, JobState, RunStatus
 from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import to_db
 

@@ -1,4 +1,4 @@
-"""Shell completion scripts, generated from click: `python -m jobctl.completions [DIR]`.
+"""Shell completion scripts, generated from click: `python -m jobctl.cli.completions [DIR]`.
 
 Writes `jobctl.bash`, `jobctl.zsh` and `jobctl.fish` (default DIR: `completions`). Each is the
 script that `_JOBCTL_COMPLETE={shell}_source jobctl` prints; the shell then calls jobctl back
@@ -49,7 +49,7 @@ def write_completions(directory: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1 or (args and args[0].startswith("-")):
-        sys.stderr.write("usage: python -m jobctl.completions [DIR]  (default: completions)\n")
+        sys.stderr.write("usage: python -m jobctl.cli.completions [DIR]  (default: completions)\n")
         return 2
     for path in write_completions(Path(args[0] if args else "completions")):
         sys.stderr.write(f"wrote {path}\n")
