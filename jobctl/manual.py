@@ -12,7 +12,8 @@ from pathlib import Path
 from jobctl import engine, runs
 from jobctl.errors import DaemonUnavailable
 from jobctl.liveness import daemon_running
-from jobctl.store.sqlite import write_transaction
+from jobctl.models import Run
+from jobctl.store.sqlite import SqliteStore, write_transaction
 from jobctl.timeutil import utcnow
 
 QUEUE_POLL = 0.2
@@ -120,16 +121,16 @@ def require_daemon(conn: sqlite3.Connection, db_path: Path) -> None:
         )
 
 
-def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL) -> sqlite3.Row:
+def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL) -> Run:
     """Block until the run (and any retry of it) has a final status; return the last one."""
     while True:
-        row = runs.get_run(conn, run_id)
-        if row["status"] not in ("queued", "running"):
+        row = runs.get_run(SqliteStore(conn), run_id)
+        if not row.status.in_flight:
             following = conn.execute(
                 "SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) "
                 "AND trigger = 'retry' AND scheduled_for = (SELECT scheduled_for FROM runs "
                 "WHERE id = ?) AND attempt = ? ",
-                (run_id, run_id, row["attempt"] + 1),
+                (run_id, run_id, row.attempt + 1),
             ).fetchone()
             if following is None:
                 return row

@@ -11,6 +11,7 @@ JSON: `RunStatus.FAILED == "failed"`. The dataclasses are what the store returns
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -142,3 +143,27 @@ class DaemonRow:
     listen: str | None = None
     stopped_at: datetime | None = None
     log_file: str | None = None
+
+
+@dataclass
+class RunSelection:
+    """Which runs a listing wants, newest first: every field narrows it; `limit` 0 is all."""
+
+    job_id: int | None = None
+    statuses: Sequence[RunStatus] = ()
+    triggers: Sequence[RunTrigger] = ()
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created at or before
+    limit: int = 20
+    after_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FinishedCount:
+    """Runs of one status (of one job, where asked for) that finished in a window;
+    `slots` is how many schedule slots they stand for (a `missed` row may stand for several)."""
+
+    status: RunStatus
+    job_id: int | None
+    runs: int
+    slots: int

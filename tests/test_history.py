@@ -16,6 +16,7 @@ import pytest
 
 from jobctl import engine, history, runs
 from jobctl.actions import Outcome
+from jobctl.store import open_store
 from jobctl.store import sqlite as db
 from tests.conftest import Invoke
 from tests.realparts import ROOT, DaemonProcess, query, wait_until
@@ -210,14 +211,15 @@ def test_prune_by_age_and_by_job_policy(history_db: Path, jobctl: Invoke) -> Non
 
 
 def test_prune_never_removes_runs_in_flight(db_path: Path) -> None:
-    conn = db.connect(db_path)
+    store = open_store(db_path)
+    conn = store.conn
     from jobctl.jobs import add_job
 
     add_job(conn, {"name": "j", "exec": "true", "every": "1m", "overlap": "allow"}, T0)
     conn.execute("UPDATE jobs SET next_run_at = ?", ("2026-06-01T12:01:00.000000Z",))
     step = engine.claim_due(conn, T0 + timedelta(minutes=3), awake_since=T0, owner=OWNER)
     assert len(step.claims) == 3
-    assert sum(history.prune_runs(conn, T0, job="j", keep=0)) == 0
+    assert sum(history.prune_runs(store, T0, job="j", keep=0)) == 0
 
 
 def test_clear_needs_confirmation_without_a_terminal(history_db: Path, jobctl: Invoke) -> None:

@@ -12,12 +12,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jobctl"
 NOT_MOVED_YET = {
     "agents.py",
     "backup.py",
-    "cli/complete.py",
     "cli/run_commands.py",
     "crontab.py",
     "doctor.py",
     "engine.py",
-    "history.py",
     "hooks.py",
     "jobfile.py",
     "jobs.py",

@@ -251,4 +251,5 @@ from jobctl.cli import (  # noqa: E402
     ops_commands,  # noqa: F401
     run_commands,  # noqa: F401
     runs_commands,  # noqa: F401
+    status_command,  # noqa: F401
 )

@@ -302,9 +302,9 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     from jobctl.jobs import job_to_dict, list_jobs
     from jobctl.output import Column, output_width, table, to_json, use_colour
 
-    conn = read_db(ctx, tidy=True).conn
-    jobs = list_jobs(conn)
-    stats = [job_stats(conn, job, LIST_STATS_WINDOW) for job in jobs]
+    store = read_db(ctx, tidy=True)
+    jobs = list_jobs(store.conn)
+    stats = [job_stats(store, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
         click.echo(
             to_json(
@@ -356,12 +356,13 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.schedule import fire_times
 
-    conn = read_db(ctx, tidy=True).conn
+    store = read_db(ctx, tidy=True)
+    conn = store.conn
     job = get_job(conn, name)
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
     upcoming = fire_times(plan, now, 5) if plan is not None else []
-    data = job_to_dict(job) | stats_to_dict(job_stats(conn, job))
+    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
     data["after"] = chains_of(conn, job.id or 0)
     data["webhook"] = hooks.is_enabled(conn, job.name)
     if as_json:

@@ -325,11 +325,12 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     from jobctl.paths import default_log_path
     from jobctl.timeutil import utcnow
 
-    conn = read_db(ctx).conn
+    store = read_db(ctx)
+    conn = store.conn
     path = db_path(ctx)
     running = daemon_running(conn, path)
     now = utcnow()
-    info = status_summary(conn, now, daemon_running=running, upcoming=0)["daemon"]
+    info = status_summary(store, now, daemon_running=running, upcoming=0)["daemon"]
     row = conn.execute("SELECT log_file FROM daemon WHERE id = 1").fetchone()
     info["log_file"] = str(log_file or (row and row[0]) or default_log_path(path))
     info["database"] = str(path)
@@ -494,10 +495,12 @@ def run_(
     """
     from jobctl import manual
     from jobctl.daemon import fire_environment
+    from jobctl.models import RunStatus
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
 
-    conn = open_db(ctx).conn
+    store = open_db(ctx)
+    conn = store.conn
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:
@@ -534,13 +537,13 @@ def run_(
             on_wait=lambda: click.echo(f"waiting for the run of {name} in flight", err=True),
         )
         if isinstance(result, int):
-            row = get_run(conn, result)
+            row = get_run(store, result)
             if as_json:
                 click.echo(to_json(run_to_dict(row)))
             raise Failed(f"run {result} of {name} skipped: a run is in flight (overlap skip)")
-        row = get_run(conn, result.claim.run_id)
+        row = get_run(store, result.claim.run_id)
     _print_run_result(row, as_json)
-    if row["status"] != "succeeded":
+    if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
 
 
@@ -551,5 +554,5 @@ def _print_run_result(row: Any, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(run_to_dict(row)))
         return
-    if row["output"]:
-        click.echo(row["output"], nl=not row["output"].endswith("\n"))
+    if row.output:
+        click.echo(row.output, nl=not row.output.endswith("\n"))

@@ -20,6 +20,7 @@ from jobctl.store.sqlite import (
     StoreError,
     empty_store,
     open_store,
+    open_store_for_completion,
     open_store_for_reading,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "StoreError",
     "empty_store",
     "open_store",
+    "open_store_for_completion",
     "open_store_for_reading",
 ]

@@ -23,7 +23,13 @@ from jobctl.store.sqlite.migrations import (
     migrate,
     schema_version,
 )
-from jobctl.store.sqlite.store import SqliteStore, empty_store, open_store, open_store_for_reading
+from jobctl.store.sqlite.store import (
+    SqliteStore,
+    empty_store,
+    open_store,
+    open_store_for_completion,
+    open_store_for_reading,
+)
 from jobctl.store.sqlite.transaction import write_transaction
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "migrate",
     "open_read_only",
     "open_store",
+    "open_store_for_completion",
     "open_store_for_reading",
     "require_writable",
     "schema_version",

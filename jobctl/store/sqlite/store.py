@@ -6,12 +6,14 @@ import sqlite3
 from pathlib import Path
 
 from jobctl.store.sqlite import connection
+from jobctl.store.sqlite.completion import CompletionOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
+from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.runs import RunOps
 
 
-class SqliteStore(DaemonRowOps, JobOps, RunOps):
+class SqliteStore(DaemonRowOps, JobOps, RunOps, HistoryOps, CompletionOps):
     """A jobctl database in SQLite.
 
     `conn` is the raw connection, for the modules whose SQL has not moved here yet and for
@@ -38,3 +40,10 @@ def open_store_for_reading(path: Path) -> SqliteStore:
 def empty_store() -> SqliteStore:
     """An empty database in memory: what a database not created yet reads as."""
     return SqliteStore(connection.empty_database(), writable=False)
+
+
+def open_store_for_completion(path: Path) -> SqliteStore:
+    """An existing database read-only for TAB completion: never created or migrated, and a
+    short busy timeout (a busy database means no suggestions, not a wait)."""
+    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=0.2)
+    return SqliteStore(conn, writable=False)
