@@ -538,9 +538,9 @@ class Daemon:
             removed = 0
             started = utcnow()
             try:
-                job_ids = jobs_to_prune(self.store.conn, since)
+                job_ids = jobs_to_prune(self.store, since)
                 since = started
-                for count in prune_runs(self.store.conn, started, job_ids=job_ids, batch=200):
+                for count in prune_runs(self.store, started, job_ids=job_ids, batch=200):
                     removed += count
                     await asyncio.sleep(0)
             except Exception as exc:  # retention must never stop for good

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from jobctl.catalog import get_job
 from jobctl.errors import InvalidInput
-from jobctl.models import EXECUTED, FAILURES, Job
-from jobctl.runs import RUN_COLUMNS, STATUSES, TRIGGERS
-from jobctl.store.sqlite import SqliteStore, write_transaction
-from jobctl.timeutil import from_db, get_zone, local_zone_name, parse_duration, parse_time, to_db
+from jobctl.models import EXECUTED, FAILURES, Job, Run, RunSelection, RunStatus, RunTrigger
+from jobctl.runs import STATUSES, TRIGGERS
+from jobctl.store import Store
+from jobctl.timeutil import get_zone, local_zone_name, parse_duration, parse_time
 
 STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `show`
 LIST_STATS_WINDOW = 20  # `list` reads fewer per job: 1,000 jobs x 100 runs took 150 ms
@@ -67,61 +65,25 @@ def validate_filter_values(statuses: Iterable[str], triggers: Iterable[str]) -> 
             raise InvalidInput(f"invalid --trigger {trigger!r}: choose from {', '.join(TRIGGERS)}")
 
 
-def list_runs(conn: sqlite3.Connection, where: RunFilter) -> list[sqlite3.Row]:
-    """Runs newest first, filtered; uses (job_id, id), (status, id) or the key, never a sort.
-
-    Several statuses with a limit are read one (status, id) range each and merged: SQLite
-    would otherwise sort every run with any of those statuses.
-    """
-    if len(where.statuses) > 1 and where.limit and where.job is None:
-        merged = [
-            row
-            for status in dict.fromkeys(where.statuses)
-            for row in list_runs(conn, replace(where, statuses=(status,)))
-        ]
-        merged.sort(key=lambda row: row["id"], reverse=True)
-        return merged[: where.limit]
-    clauses: list[str] = []
-    params: list[Any] = []
-    if where.job is not None:
-        job = get_job(SqliteStore(conn), where.job)
-        clauses.append("runs.job_id = ?")
-        params.append(job.id)
-    if where.statuses:
-        clauses.append(f"runs.status IN ({', '.join('?' * len(where.statuses))})")
-        params.extend(where.statuses)
-    if where.triggers:
-        clauses.append(f"runs.trigger IN ({', '.join('?' * len(where.triggers))})")
-        params.extend(where.triggers)
-    if where.since is not None:
-        # The id bound lets SQLite start at the window instead of scanning all history.
-        clauses.append("runs.id >= ? AND runs.created_at >= ?")
-        params.extend((first_run_since(conn, to_db(where.since)), to_db(where.since)))
-    if where.until is not None:
-        clauses.append("runs.created_at <= ?")
-        params.append(to_db(where.until))
-    if where.after_id is not None:
-        clauses.append("runs.id > ?")
-        params.append(where.after_id)
-    sql = f"SELECT {RUN_COLUMNS} FROM runs JOIN jobs ON jobs.id = runs.job_id"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY runs.id DESC"
-    if where.limit:
-        sql += " LIMIT ?"
-        params.append(where.limit)
-    return conn.execute(sql, params).fetchall()
+def _job_named(store: Store, name: str) -> Job:
+    """The job called `name`, or NotFound naming the closest one."""
+    return get_job(store, name)
 
 
-def runs_by_id(conn: sqlite3.Connection, ids: Iterable[int]) -> list[sqlite3.Row]:
-    wanted = list(ids)
-    if not wanted:
-        return []
-    return conn.execute(
-        f"SELECT {RUN_COLUMNS} FROM runs JOIN jobs ON jobs.id = runs.job_id "
-        f"WHERE runs.id IN ({', '.join('?' * len(wanted))}) ORDER BY runs.id",
-        wanted,
-    ).fetchall()
+def list_runs(store: Store, where: RunFilter) -> list[Run]:
+    """Runs newest first, filtered (the store reads them from an index, never a sort)."""
+    job_id = _job_named(store, where.job).id if where.job is not None else None
+    return store.list_runs(
+        RunSelection(
+            job_id=job_id,
+            statuses=[RunStatus(status) for status in where.statuses],
+            triggers=[RunTrigger(trigger) for trigger in where.triggers],
+            since=where.since,
+            until=where.until,
+            limit=where.limit,
+            after_id=where.after_id,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------- stats
@@ -139,17 +101,17 @@ class JobStats:
         return "".join(STRIP_SYMBOLS.get(status, ("?", "?"))[column] for status in self.recent)
 
 
-def job_stats(conn: sqlite3.Connection, job: Job, window: int = STATS_WINDOW) -> JobStats:
+def job_stats(store: Store, job: Job, window: int = STATS_WINDOW) -> JobStats:
     """Stats from the job's counters and its newest runs (one covering-index query)."""
-    rows = conn.execute(
-        "SELECT status, duration_ms FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?",
-        (job.id, window),
-    ).fetchall()
+    assert job.id is not None
+    outcomes = store.recent_outcomes(job.id, window)
     stats = JobStats()
     if job.runs_total:
         stats.success_rate = round(job.runs_succeeded / job.runs_total, 4)
-    stats.recent = [row[0] for row in rows[:STRIP_LENGTH]][::-1]
-    durations = sorted(row[1] for row in rows if row[0] in EXECUTED and row[1] is not None)
+    stats.recent = [status.value for status, _ in outcomes[:STRIP_LENGTH]][::-1]
+    durations = sorted(
+        duration for status, duration in outcomes if status in EXECUTED and duration is not None
+    )
     if durations:
         stats.avg_duration_ms = round(sum(durations) / len(durations))
         stats.p95_duration_ms = durations[
@@ -170,11 +132,11 @@ def stats_to_dict(stats: JobStats) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ status
 
 
-FINISHED = tuple(status for status in STATUSES if status not in ("queued", "running"))
+FINISHED = tuple(status for status in RunStatus if not status.in_flight)
 
 
 def status_summary(
-    conn: sqlite3.Connection, now: datetime, *, daemon_running: bool, upcoming: int = 5
+    store: Store, now: datetime, *, daemon_running: bool, upcoming: int = 5
 ) -> dict[str, Any]:
     """The contract's `status --json` document (the daemon block filled by the caller).
 
@@ -185,33 +147,29 @@ def status_summary(
     from jobctl.timeutil import iso_z
 
     counts = {"enabled": 0, "paused": 0, "completed": 0}
-    for state, count in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
+    for state, count in store.job_counts_by_state().items():
         counts[state] = count
-    window = finished_since(conn, now - timedelta(hours=24))
-    daemon = conn.execute("SELECT * FROM daemon WHERE id = 1").fetchone()
+    window = finished_since(store, now - timedelta(hours=24))
+    daemon = store.daemon_row()
     return {
         "daemon": {
             "running": daemon_running,
-            "pid": daemon["pid"] if daemon and daemon_running else None,
-            "host": daemon["host"] if daemon and daemon_running else None,
-            "started_at": iso_z(from_db(daemon["started_at"])) if daemon else None,
-            "last_tick_at": iso_z(from_db(daemon["last_tick_at"])) if daemon else None,
-            "listen": daemon["listen"] if daemon and daemon_running else None,
+            "pid": daemon.pid if daemon and daemon_running else None,
+            "host": daemon.host if daemon and daemon_running else None,
+            "started_at": iso_z(daemon.started_at) if daemon else None,
+            "last_tick_at": iso_z(daemon.last_tick_at) if daemon else None,
+            "listen": daemon.listen if daemon and daemon_running else None,
         },
         "jobs": counts,
         "failed_24h": sum(window.counts[status] for status in FAILURES),
         "missed_24h": window.missed_slots,
         "counts_24h": window.counts,
-        "failing_jobs": window.failing_jobs(conn),
+        "failing_jobs": window.failing_jobs(store),
         "auto_paused": [
-            {"job": name, "reason": reason}
-            for name, reason in conn.execute(
-                "SELECT name, paused_reason FROM jobs WHERE state = 'paused' "
-                "AND paused_reason IS NOT NULL ORDER BY name"
-            )
+            {"job": name, "reason": reason} for name, reason in store.auto_paused_jobs()
         ],
         "upcoming": [
-            {"job": name, "at": iso_z(at)} for name, at in upcoming_fires(conn, now, upcoming)
+            {"job": name, "at": iso_z(at)} for name, at in upcoming_fires(store, now, upcoming)
         ],
     }
 
@@ -224,14 +182,9 @@ class FinishedRuns:
     missed_slots: int = 0
     failures: dict[int, int] = field(default_factory=dict)  # job id -> failed runs
 
-    def failing_jobs(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def failing_jobs(self, store: Store) -> list[dict[str, Any]]:
         """`{"job", "failures"}` for each job that failed in the window, most failures first."""
-        names = dict(
-            conn.execute(
-                f"SELECT id, name FROM jobs WHERE id IN ({', '.join('?' * len(self.failures))})",
-                list(self.failures),
-            ).fetchall()
-        )
+        names = store.job_names_by_id(self.failures)
         failing = [
             {"job": names[job_id], "failures": count}
             for job_id, count in self.failures.items()
@@ -239,83 +192,28 @@ class FinishedRuns:
         ]
         return sorted(failing, key=lambda item: (-item["failures"], item["job"]))
 
-    def add(self, status: str, job_id: int, count: int, slots: int) -> None:
+    def add(self, status: RunStatus, job_id: int, count: int, slots: int) -> None:
         self.counts[status] = self.counts.get(status, 0) + count
         if status in FAILURES:
             self.failures[job_id] = self.failures.get(job_id, 0) + count
-        if status == "missed":
+        if status == RunStatus.MISSED:
             self.missed_slots += slots
 
 
-def finished_since(conn: sqlite3.Connection, since: datetime) -> FinishedRuns:
-    """Runs whose finished_at is at or after `since`, without reading a day of rows.
-
-    Runs created in the window are counted from the (status, id) index alone (they finished
-    after they were created); failures and missed rows, which are few, are read for their
-    job and slot count. Runs created before the window and finished in it (long ones) come
-    from the finished_at index, whose entries carry the id.
-    """
-    start = to_db(since)
-    first = first_run_since(conn, start)
+def finished_since(store: Store, since: datetime) -> FinishedRuns:
+    """Runs whose finished_at is at or after `since`: failures and missed slots per job
+    (which jobs failed, how many slots went by), the other statuses only counted."""
     result = FinishedRuns()
-    slots = "coalesce(json_extract(details, '$.missed_count'), 1)"
-    for status in FINISHED:
-        if status in FAILURES or status == "missed":
-            rows = conn.execute(
-                f"SELECT job_id, count(*), sum({slots}) FROM runs "
-                "WHERE status = ? AND id >= ? GROUP BY job_id",
-                (status, first),
-            ).fetchall()
-            for job_id, count, missed in rows:
-                result.add(status, job_id, count, missed)
-        else:
-            count = conn.execute(
-                "SELECT count(*) FROM runs WHERE status = ? AND id >= ?", (status, first)
-            ).fetchone()[0]
-            result.add(status, 0, count, 0)
-    # `+id`: the id bound must not pick the key over the finished_at index.
-    for status, job_id, count, missed in conn.execute(
-        f"SELECT status, job_id, count(*), sum({slots}) FROM runs INDEXED BY runs_finished_at "
-        "WHERE finished_at >= ? AND +id < ? GROUP BY status, job_id",
-        (start, first),
-    ):
-        result.add(status, job_id, count, missed)
+    per_job = {*FAILURES, RunStatus.MISSED}
+    for item in store.count_finished_since(since, FINISHED, by_job=per_job):
+        result.add(item.status, item.job_id or 0, item.runs, item.slots)
     return result
 
 
-def first_run_since(conn: sqlite3.Connection, since: str) -> int:
-    """The id of the first run created at or after `since`, by binary search on the key.
-
-    Ids grow with creation time, so about 23 point lookups find it among millions of runs.
-    Runs created before and finished after `since` (very long ones) fall outside.
-    """
-    # Two statements: SQLite reads min() and max() from the key only one at a time.
-    low = conn.execute("SELECT coalesce(min(id), 1) FROM runs").fetchone()[0]
-    high = conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
-    while low <= high:
-        middle = (low + high) // 2
-        row = conn.execute(
-            "SELECT id, created_at FROM runs WHERE id >= ? ORDER BY id LIMIT 1", (middle,)
-        ).fetchone()
-        if row is None or row[1] >= since:
-            high = middle - 1
-        else:
-            low = row[0] + 1
-    return int(low)
-
-
-def upcoming_fires(
-    conn: sqlite3.Connection, now: datetime, count: int
-) -> list[tuple[str, datetime]]:
+def upcoming_fires(store: Store, now: datetime, count: int) -> list[tuple[str, datetime]]:
     """The next `count` fires across all jobs (a frequent job may fill several)."""
-    rows = conn.execute(
-        "SELECT * FROM jobs WHERE state = 'enabled' AND next_run_at IS NOT NULL "
-        "ORDER BY next_run_at LIMIT ?",
-        (count,),
-    ).fetchall()
     fires: list[tuple[datetime, str]] = []
-    for row in rows:
-        job = Job.from_row(row)
+    for job in store.jobs_next_to_fire(count):
         plan = job.build_schedule()
         moment: datetime | None = job.next_run_at
         assert moment is not None
@@ -336,48 +234,29 @@ def upcoming_fires(
 # --------------------------------------------------------------------------- retention
 
 
-def _delete_batch(conn: sqlite3.Connection, where: str, params: Sequence[Any], batch: int) -> int:
-    cursor = conn.execute(
-        f"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE {where} "
-        f"AND status NOT IN ('running', 'queued') LIMIT ?)",
-        (*params, batch),
-    )
-    return cursor.rowcount
-
-
 def _prune_job(
-    conn: sqlite3.Connection, job_id: int, keep: int | None, older_than: datetime | None, batch: int
+    store: Store, job_id: int, keep: int | None, older_than: datetime | None, batch: int
 ) -> int:
     removed = 0
     if keep == 0:
-        removed += _delete_batch(conn, "job_id = ?", (job_id,), batch)
+        removed += store.delete_finished_runs(job_id, batch)
     elif keep is not None:
         # The id of the keep-th newest row: everything older goes.
-        row = conn.execute(
-            "SELECT id FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-            (job_id, keep - 1),
-        ).fetchone()
-        if row is not None:
-            removed += _delete_batch(conn, "job_id = ? AND id < ?", (job_id, row[0]), batch)
+        boundary = store.nth_newest_run_id(job_id, keep)
+        if boundary is not None:
+            removed += store.delete_finished_runs(job_id, batch, below_id=boundary)
     if older_than is not None and removed < batch:
-        removed += _delete_batch(
-            conn, "job_id = ? AND created_at < ?", (job_id, to_db(older_than)), batch - removed
-        )
+        removed += store.delete_finished_runs(job_id, batch - removed, created_before=older_than)
     return removed
 
 
-def jobs_to_prune(conn: sqlite3.Connection, since: datetime) -> list[int]:
+def jobs_to_prune(store: Store, since: datetime) -> list[int]:
     """Jobs that may be over their retention: new rows since `since`, or a `keep_for`."""
-    rows = conn.execute(
-        "SELECT DISTINCT job_id FROM runs WHERE finished_at >= ? "
-        "UNION SELECT id FROM jobs WHERE policies LIKE '%\"keep_for\"%'",
-        (to_db(since),),
-    ).fetchall()
-    return [row[0] for row in rows]
+    return store.jobs_with_runs_finished_since(since)
 
 
 def prune_runs(
-    conn: sqlite3.Connection,
+    store: Store,
     now: datetime,
     *,
     job: str | None = None,
@@ -391,20 +270,7 @@ def prune_runs(
     With neither `keep` nor `older_than`, each job's own `keep` and `keep_for` apply.
     Counters are lifetime figures and are not lowered.
     """
-    if job:
-        jobs = [get_job(SqliteStore(conn), job)]
-    elif job_ids is not None:
-        ids = list(job_ids)
-        jobs = [
-            Job.from_row(row)
-            for start in range(0, len(ids), 500)
-            for row in conn.execute(
-                f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(ids[start : start + 500]))})",
-                ids[start : start + 500],
-            )
-        ]
-    else:
-        jobs = [Job.from_row(row) for row in conn.execute("SELECT * FROM jobs ORDER BY id")]
+    jobs = [_job_named(store, job)] if job else store.jobs_by_id(job_ids)
     for item in jobs:
         assert item.id is not None
         policy = item.effective_policies()
@@ -415,9 +281,9 @@ def prune_runs(
             else (timedelta(seconds=policy["keep_for"]) if policy["keep_for"] else None)
         )
         while True:
-            with write_transaction(conn):
+            with store.write():
                 removed = _prune_job(
-                    conn, item.id, job_keep, now - cutoff if cutoff is not None else None, batch
+                    store, item.id, job_keep, now - cutoff if cutoff is not None else None, batch
                 )
             if removed:
                 yield removed
@@ -425,22 +291,9 @@ def prune_runs(
                 break
 
 
-def clear_runs(conn: sqlite3.Connection, name: str) -> int:
+def clear_runs(store: Store, name: str) -> int:
     """Delete every finished run of a job and reset its counters."""
-    with write_transaction(conn):
-        job = get_job(SqliteStore(conn), name)
-        removed = conn.execute(
-            "DELETE FROM runs WHERE job_id = ? AND status NOT IN ('running', 'queued')",
-            (job.id,),
-        ).rowcount
-        conn.execute(
-            "UPDATE jobs SET runs_total = 0, runs_succeeded = 0, runs_failed = 0, "
-            "runs_skipped = 0, runs_missed = 0, consecutive_failures = 0, last_run_at = NULL, "
-            "last_status = NULL, last_success_at = NULL WHERE id = ?",
-            (job.id,),
-        )
-    return int(removed)
-
-
-def run_details(row: sqlite3.Row) -> dict[str, Any]:
-    return dict(json.loads(row["details"])) if row["details"] else {}
+    with store.write():
+        job = _job_named(store, name)
+        assert job.id is not None
+        return store.clear_history(job.id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -383,3 +383,27 @@ class Agent:
         """The agent's own timeout in seconds, if it sets one."""
         value = self.config.get("timeout")
         return float(value) if value is not None else None
+
+
+@dataclass
+class RunSelection:
+    """Which runs a listing wants, newest first: every field narrows it; `limit` 0 is all."""
+
+    job_id: int | None = None
+    statuses: Sequence[RunStatus] = ()
+    triggers: Sequence[RunTrigger] = ()
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created at or before
+    limit: int = 20
+    after_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FinishedCount:
+    """Runs of one status (of one job, where asked for) that finished in a window;
+    `slots` is how many schedule slots they stand for (a `missed` row may stand for several)."""
+
+    status: RunStatus
+    job_id: int | None
+    runs: int
+    slots: int

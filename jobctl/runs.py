@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sqlite3  # only for get_run / run_to_dict below, until they take a Run
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,9 @@ from jobctl.models import HOST as HOST
 from jobctl.models import Owner as Owner  # kept importable from here
 from jobctl.models import Run, RunStatus, RunTrigger
 from jobctl.store.sqlite import StoreError
-from jobctl.timeutil import from_db
+
+if TYPE_CHECKING:
+    from jobctl.store import Store
 
 if TYPE_CHECKING:
     from jobctl.store import Store
@@ -186,53 +187,49 @@ def mark_orphans(
 
 # ------------------------------------------------------------------------------ reading
 
-RUN_COLUMNS = (
-    "runs.id, jobs.name AS job, runs.trigger, runs.status, runs.attempt, runs.scheduled_for, "
-    "runs.started_at, runs.finished_at, runs.duration_ms, runs.http_status, runs.exit_code, "
-    "runs.error, runs.output, runs.snapshot, runs.details"
-)
 
-
-def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:
+def get_run(store: Store, run_id: int) -> Run:
+    """The run with its job's name, or NotFound."""
     from jobctl.errors import NotFound
 
-    row = conn.execute(
-        f"SELECT {RUN_COLUMNS} FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.id = ?",
-        (run_id,),
-    ).fetchone()
-    if row is None:
+    run = store.get_run(run_id)
+    if run is None:
         raise NotFound(f"no run with id {run_id} (see `jobctl runs`)")
-    assert isinstance(row, sqlite3.Row)
-    return row
+    return run
 
 
-def run_to_dict(row: sqlite3.Row, *, full: bool = False) -> dict[str, Any]:
+def run_details(run: Run) -> dict[str, Any]:
+    """The run's details (what the action and jobctl noted about it), {} when none."""
+    return dict(json.loads(run.details)) if run.details else {}
+
+
+def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
     """The contract's JSON form of a run; `full` adds the snapshot and details."""
-    from jobctl.timeutil import db_to_iso
+    from jobctl.timeutil import iso_z
 
     data: dict[str, Any] = {
-        "id": row["id"],
-        "job": row["job"],
-        "trigger": row["trigger"],
-        "status": row["status"],
-        "attempt": row["attempt"],
-        "scheduled_for": db_to_iso(row["scheduled_for"]),
-        "started_at": db_to_iso(row["started_at"]),
-        "finished_at": db_to_iso(row["finished_at"]),
-        "duration_ms": row["duration_ms"],
-        "http_status": row["http_status"],
-        "exit_code": row["exit_code"],
-        "error": row["error"],
-        "output": row["output"],
+        "id": run.id,
+        "job": run.job,
+        "trigger": run.trigger,
+        "status": run.status,
+        "attempt": run.attempt,
+        "scheduled_for": iso_z(run.scheduled_for),
+        "started_at": iso_z(run.started_at),
+        "finished_at": iso_z(run.finished_at),
+        "duration_ms": run.duration_ms,
+        "http_status": run.http_status,
+        "exit_code": run.exit_code,
+        "error": run.error,
+        "output": run.output,
     }
-    details = json.loads(row["details"]) if row["details"] else {}
-    if row["status"] == "missed":
+    details = run_details(run)
+    if run.status == RunStatus.MISSED:
         data["missed_count"] = details.get("missed_count")
         data["missed_until"] = details.get("missed_until")
     if full:
-        data["snapshot"] = json.loads(row["snapshot"]) if row["snapshot"] else None
+        data["snapshot"] = json.loads(run.snapshot) if run.snapshot else None
         data["details"] = details
-        if row["started_at"]:
-            lateness = from_db(row["started_at"]) - from_db(row["scheduled_for"])
+        if run.started_at:
+            lateness = run.started_at - run.scheduled_for
             data["lateness_ms"] = max(0, round(lateness.total_seconds() * 1000))
     return data

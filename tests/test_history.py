@@ -16,7 +16,7 @@ import pytest
 
 from jobctl import engine, history, runs
 from jobctl.actions import Outcome
-from jobctl.store import SqliteStore
+from jobctl.store import SqliteStore, open_store
 from jobctl.store import sqlite as db
 from tests.conftest import Invoke
 from tests.realparts import ROOT, DaemonProcess, query, wait_until
@@ -211,9 +211,9 @@ def test_prune_by_age_and_by_job_policy(history_db: Path, jobctl: Invoke) -> Non
 
 
 def test_prune_never_removes_runs_in_flight(db_path: Path) -> None:
-    conn = db.connect(db_path)
+    store = open_store(db_path)
+    conn = store.conn
     from jobctl.catalog import add_job
-    from jobctl.store.sqlite import SqliteStore
 
     add_job(SqliteStore(conn), {"name": "j", "exec": "true", "every": "1m", "overlap": "allow"}, T0)
     conn.execute("UPDATE jobs SET next_run_at = ?", ("2026-06-01T12:01:00.000000Z",))
@@ -221,7 +221,7 @@ def test_prune_never_removes_runs_in_flight(db_path: Path) -> None:
         SqliteStore(conn), T0 + timedelta(minutes=3), awake_since=T0, owner=OWNER
     )
     assert len(step.claims) == 3
-    assert sum(history.prune_runs(conn, T0, job="j", keep=0)) == 0
+    assert sum(history.prune_runs(store, T0, job="j", keep=0)) == 0
 
 
 def test_clear_needs_confirmation_without_a_terminal(history_db: Path, jobctl: Invoke) -> None:

@@ -7,15 +7,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jobctl"
 
-# Modules whose SQL has not moved into jobctl/store yet (issue 13, item 1, in progress).
-# This list may only shrink: a module that no longer imports sqlite3 must leave it.
-NOT_MOVED_YET = {
-    "cli/complete.py",
-    "history.py",
-    "runs.py",
-}
-
-
 def imports_sqlite3(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import) and any(
@@ -33,7 +24,7 @@ def test_only_the_store_imports_sqlite3() -> None:
         for path in PACKAGE.rglob("*.py")
         if "store" not in path.relative_to(PACKAGE).parts[:1] and imports_sqlite3(path)
     }
-    assert importers == NOT_MOVED_YET
+    assert importers == set()
 
 
 def test_the_store_does_import_sqlite3() -> None:

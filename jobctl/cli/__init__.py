@@ -21,6 +21,7 @@ from jobctl.cli import (
     ops_commands,  # noqa: F401
     run_commands,  # noqa: F401
     runs_commands,  # noqa: F401
+    status_command,  # noqa: F401
 )
 from jobctl.cli.shared import cli
 

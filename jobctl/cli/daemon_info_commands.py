@@ -72,7 +72,7 @@ def daemon_status(ctx: click.Context, log_file: Path | None, as_json: bool) -> N
     path = db_path(ctx)
     running = daemon_running(store, path)
     now = utcnow()
-    info = status_summary(store.conn, now, daemon_running=running, upcoming=0)["daemon"]
+    info = status_summary(store, now, daemon_running=running, upcoming=0)["daemon"]
     row = store.daemon_row()
     recorded = row.log_file if row is not None else None
     info["log_file"] = str(log_file or recorded or default_log_path(path))

@@ -307,7 +307,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
 
     store = read_db(ctx, tidy=True)
     jobs = list_jobs(store)
-    stats = [job_stats(store.conn, job, LIST_STATS_WINDOW) for job in jobs]
+    stats = [job_stats(store, job, LIST_STATS_WINDOW) for job in jobs]
     if as_json:
         click.echo(
             to_json(
@@ -365,7 +365,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     now = _now()
     plan = job.build_schedule() if job.state == "enabled" else None
     upcoming = fire_times(plan, now, 5) if plan is not None else []
-    data = job_to_dict(job) | stats_to_dict(job_stats(store.conn, job))
+    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
     data["after"] = chains_of(store, job.id or 0)
     data["webhook"] = hooks.is_enabled(store, job)
     if as_json:

@@ -66,12 +66,12 @@ def run_(
       jobctl run backup --queue --wait
     """
     from jobctl import manual
+    from jobctl.models import RunStatus
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
     from jobctl.secrets import fire_environment
 
     store = open_db(ctx)
-    conn = store.conn
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
     if queue_:
@@ -92,7 +92,7 @@ def run_(
             )
             return
         try:
-            row = get_run(conn, manual.wait_for_run(store, run_id).id)
+            row = manual.wait_for_run(store, run_id)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; run {run_id} of {name} goes on in the daemon: "
@@ -108,13 +108,13 @@ def run_(
             on_wait=lambda: click.echo(f"waiting for the run of {name} in flight", err=True),
         )
         if isinstance(result, int):
-            row = get_run(conn, result)
+            row = get_run(store, result)
             if as_json:
                 click.echo(to_json(run_to_dict(row)))
             raise Failed(f"run {result} of {name} skipped: a run is in flight (overlap skip)")
-        row = get_run(conn, result.claim.run_id)
+        row = get_run(store, result.claim.run_id)
     _print_run_result(row, as_json)
-    if row["status"] != "succeeded":
+    if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
 
 
@@ -125,5 +125,5 @@ def _print_run_result(row: Any, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(run_to_dict(row)))
         return
-    if row["output"]:
-        click.echo(row["output"], nl=not row["output"].endswith("\n"))
+    if row.output:
+        click.echo(row.output, nl=not row.output.endswith("\n"))

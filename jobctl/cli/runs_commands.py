@@ -1,11 +1,11 @@
-"""`jobctl runs` (list, show, prune, clear, --follow) and `jobctl status`."""
+"""`jobctl runs`: list (and --follow), show, prune, clear."""
 
 from __future__ import annotations
 
 import sys
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,20 +15,16 @@ from jobctl.cli.complete import (
     complete_statuses,
     complete_triggers,
 )
-from jobctl.cli.shared import (
-    cli,
-    counted,
-    db_option,
-    db_path,
-    json_option,
-    open_db,
-    read_db,
-    wide_option,
-)
-from jobctl.errors import DaemonUnavailable, InvalidInput
+from jobctl.cli.run_views import FollowTable, print_runs, render_run
+from jobctl.cli.shared import cli, counted, db_option, json_option, open_db, read_db, wide_option
+from jobctl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
+
+    from jobctl.history import RunFilter
+    from jobctl.models import Run, RunStatus
+    from jobctl.store import Store
 
 FOLLOW_POLL = 0.5
 
@@ -200,187 +196,47 @@ def runs_list(
     )
     if as_json:
         fmt = "jsonl" if follow else "json"
-    conn = read_db(ctx, tidy=True).conn
-    rows = list_runs(conn, where)
+    store = read_db(ctx, tidy=True)
+    runs = list_runs(store, where)
     if follow:
-        _follow(conn, where, rows, fmt, output_width(wide=wide))
+        _follow(store, where, runs, fmt, output_width(wide=wide))
         return
-    _print_runs(rows, fmt, now, output_width(wide=wide))
+    print_runs(runs, fmt, now, output_width(wide=wide))
 
 
-def _print_runs(rows: list[Any], fmt: str, now: datetime, width: int | None) -> None:
-    from jobctl.output import to_json
-    from jobctl.runs import run_to_dict
-
-    if fmt == "json":
-        click.echo(to_json([run_to_dict(row) for row in rows]))
-    elif fmt == "jsonl":
-        import json
-
-        for row in rows:
-            click.echo(json.dumps(run_to_dict(row), ensure_ascii=False))
-    elif fmt == "csv":
-        _print_csv(rows)
-    elif not rows:
-        click.echo("no runs match", err=True)
-    else:
-        from jobctl.output import table, use_colour
-
-        colour = use_colour()
-        click.echo(table([_run_cells(row, now, colour) for row in rows], _columns(), width=width))
-
-
-def _columns() -> list[Any]:
-    """The `runs` table: ERROR is cut to fit; STARTED, TRIGGER, CODE, DURATION make way."""
-    from jobctl.output import Column
-
-    return [
-        Column("ID"),
-        Column("JOB"),
-        Column("TRIGGER", drop=2),
-        Column("SCHEDULED"),
-        Column("STARTED", drop=1),
-        Column("DURATION", drop=4),
-        Column("STATUS"),
-        Column("CODE", drop=3),
-        Column("ERROR", shrink=True),
-    ]
-
-
-def _print_csv(rows: list[Any]) -> None:
-    import csv
-
-    from jobctl.runs import run_to_dict
-
-    fields = [
-        "id",
-        "job",
-        "trigger",
-        "status",
-        "attempt",
-        "scheduled_for",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "http_status",
-        "exit_code",
-        "error",
-    ]
-    writer = csv.DictWriter(
-        sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(run_to_dict(row))
-
-
-def _run_cells(row: Any, now: datetime, colour: bool) -> list[str]:
-    from jobctl.output import colour_status
-    from jobctl.timeutil import format_duration, from_db, humanize_delta
-
-    scheduled = from_db(row["scheduled_for"]).astimezone().strftime("%m-%d %H:%M:%S")
-    started = humanize_delta(from_db(row["started_at"]), now) if row["started_at"] else "-"
-    duration = format_duration(row["duration_ms"] / 1000) if row["duration_ms"] is not None else "-"
-    code = (
-        str(row["http_status"])
-        if row["http_status"] is not None
-        else str(row["exit_code"])
-        if row["exit_code"] is not None
-        else "-"
-    )
-    error = " ".join((row["error"] or "").split())
-    return [
-        str(row["id"]),
-        row["job"],
-        row["trigger"],
-        scheduled,
-        started,
-        duration,
-        colour_status(row["status"], colour),
-        code,
-        error or "-",
-    ]
-
-
-def _follow(conn: Any, where: Any, rows: list[Any], fmt: str, width: int | None) -> None:
+def _follow(store: Store, where: RunFilter, runs: list[Run], fmt: str, width: int | None) -> None:
     """Print what exists (oldest first), then new runs and status changes until Ctrl-C."""
-    from jobctl.history import runs_by_id
+    from jobctl.history import list_runs
 
-    shown: dict[int, str] = {}
-    printer = _FollowTable(conn, width) if fmt == "table" else None
+    shown: dict[int, RunStatus] = {}
+    printer = FollowTable(store, width) if fmt == "table" else None
 
-    def emit(batch: list[Any]) -> None:
-        fresh = [row for row in batch if shown.get(row["id"]) != row["status"]]
-        for row in fresh:
-            shown[row["id"]] = row["status"]
+    def emit(batch: list[Run]) -> None:
+        fresh = [run for run in batch if shown.get(run.id) != run.status]
+        for run in fresh:
+            shown[run.id] = run.status
         if not fresh:
             return
         if printer is not None:
-            printer.print(fresh)
+            printer.print(fresh, _now())
         else:
-            _print_runs(fresh, fmt if fmt != "json" else "jsonl", _now(), width)
+            print_runs(fresh, fmt if fmt != "json" else "jsonl", _now(), width)
         sys.stdout.flush()
 
     try:  # following stops only when interrupted: that is its normal end (exit 0)
-        emit(list(reversed(rows)))
-        last_id = max((row["id"] for row in rows), default=_max_run_id(conn))
+        emit(list(reversed(runs)))
+        last_id = max((run.id for run in runs), default=store.newest_run_id())
         where.limit = 0
         while True:
             time.sleep(FOLLOW_POLL)
             where.after_id = last_id
-            new = list(reversed(_list(conn, where)))
-            pending = [
-                run_id for run_id, status in shown.items() if status in ("running", "queued")
-            ]
-            emit(runs_by_id(conn, pending) + new)
+            new = list(reversed(list_runs(store, where)))
+            pending = [run_id for run_id, status in shown.items() if status.in_flight]
+            emit(store.runs_by_id(pending) + new)
             if new:
-                last_id = max(row["id"] for row in new)
+                last_id = max(run.id for run in new)
     except KeyboardInterrupt:
         return
-
-
-class _FollowTable:
-    """The `runs --follow` table: one header, and column widths fixed when it is printed
-    (wide enough for the longest job name and the ids to come), so rows stay aligned."""
-
-    def __init__(self, conn: Any, width: int | None) -> None:
-        self.conn = conn
-        self.width = width
-        self.layout: Any = None
-
-    def print(self, rows: list[Any]) -> None:
-        from jobctl.output import table_layout, use_colour
-
-        colour = use_colour()
-        cells = [_run_cells(row, _now(), colour) for row in rows]
-        if self.layout is None:
-            longest_name = self.conn.execute("SELECT coalesce(max(length(name)), 0) FROM jobs")
-            widest = [
-                "9" * (len(str(_max_run_id(self.conn))) + 1),
-                "x" * longest_name.fetchone()[0],
-                "schedule",
-                "12-31 23:59:59",
-                "59m ago",
-                "59m59s",
-                "interrupted",
-                "999",
-                # ERROR takes the rest of the line on a terminal.
-                "x" * (self.width or 0),
-            ]
-            self.layout = table_layout([*cells, widest], _columns(), self.width)
-            click.echo(self.layout.render_header())
-        for row in cells:
-            click.echo(self.layout.render(row))
-
-
-def _list(conn: Any, where: Any) -> list[Any]:
-    from jobctl.history import list_runs
-
-    return list_runs(conn, where)
-
-
-def _max_run_id(conn: Any) -> int:
-    return int(conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0])
 
 
 @runs.command(name="show")
@@ -402,106 +258,11 @@ def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> Non
     from jobctl.output import output_width, to_json
     from jobctl.runs import get_run, run_to_dict
 
-    data = run_to_dict(get_run(read_db(ctx, tidy=True).conn, run_id), full=True)
+    data = run_to_dict(get_run(read_db(ctx, tidy=True), run_id), full=True)
     if as_json:
         click.echo(to_json(data))
         return
-    click.echo(_render_run(data, output_width(wide=wide)))
-
-
-def _render_run(data: dict[str, Any], width: int | None = None) -> str:
-    from jobctl.output import key_values
-    from jobctl.timeutil import format_duration
-
-    def when(text: str | None) -> str | None:
-        if not text:
-            return None
-        from jobctl.timeutil import local_text
-
-        return local_text(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-    details = data.get("details") or {}
-    pairs: list[tuple[str, Any]] = [
-        ("run", data["id"]),
-        ("job", data["job"]),
-        ("trigger", data["trigger"]),
-        ("status", data["status"]),
-        ("attempt", data["attempt"]),
-        ("scheduled for", when(data["scheduled_for"])),
-        ("started", when(data["started_at"])),
-        ("finished", when(data["finished_at"])),
-        (
-            "duration",
-            format_duration(data["duration_ms"] / 1000)
-            if data["duration_ms"] is not None
-            else None,
-        ),
-        ("lateness", f"{data['lateness_ms']} ms" if data.get("lateness_ms") is not None else None),
-        ("http status", data["http_status"]),
-        ("exit code", data["exit_code"]),
-        ("error", data["error"]),
-    ]
-    if data["status"] == "missed":
-        pairs += [
-            ("missed slots", data.get("missed_count")),
-            ("missed until", when(data.get("missed_until"))),
-        ]
-    for key in ("agent", "model", "finish_reason"):
-        if key in details:
-            pairs.append((key.replace("_", " "), details[key]))
-    if "usage" in details:
-        pairs.append(("tokens", _usage_text(details["usage"])))
-    if details.get("latency_ms") is not None:
-        pairs.append(("latency", f"{details['latency_ms']} ms"))
-    if "delivery" in details:
-        pairs.append(("delivery", _delivery_text(details["delivery"])))
-    text = key_values(pairs, width=width)
-    snapshot = data.get("snapshot")
-    if snapshot:
-        text += "\n\nrequest:\n" + _indent_mapping(snapshot)
-    if details.get("response_headers"):
-        text += "\n\nresponse headers:\n" + _indent_mapping(details["response_headers"])
-    if data["output"]:
-        text += "\n\noutput:\n" + data["output"].rstrip("\n")
-    return text
-
-
-def _usage_text(usage: Any) -> Any:
-    """`11 in + 7 out = 18`, as `agent test` prints the token counts an agent reported."""
-    if not isinstance(usage, dict):
-        return usage
-    if usage.get("total_tokens") is None:
-        return "unknown"
-
-    def count(key: str) -> str:
-        return "?" if usage.get(key) is None else str(usage[key])
-
-    return (
-        f"{count('prompt_tokens')} in + {count('completion_tokens')} out = {count('total_tokens')}"
-    )
-
-
-def _delivery_text(delivery: Any) -> Any:
-    """`delivered to URL (HTTP 200)` or `failed to deliver to URL: reason`."""
-    if not isinstance(delivery, dict):
-        return delivery
-    url = delivery.get("url") or "?"
-    status = f" (HTTP {delivery['status']})" if delivery.get("status") is not None else ""
-    if delivery.get("ok"):
-        return f"delivered to {url}{status}"
-    reason = f": {delivery['error']}" if delivery.get("error") else ""
-    return f"failed to deliver to {url}{status}{reason}"
-
-
-def _indent_mapping(mapping: dict[str, Any]) -> str:
-    lines = []
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            lines.append(f"  {key}:")
-            lines.extend(f"    {k}: {v}" for k, v in value.items())
-        else:
-            lines.append(f"  {key}: {value if value is not None else '-'}")
-    return "\n".join(lines)
+    click.echo(render_run(data, output_width(wide=wide)))
 
 
 @runs.command(name="prune")
@@ -530,7 +291,7 @@ def runs_prune(
     from jobctl.timeutil import parse_duration
 
     age = parse_duration(older_than, what="--older-than") if older_than else None
-    removed = sum(prune_runs(open_db(ctx).conn, _now(), job=name, keep=keep, older_than=age))
+    removed = sum(prune_runs(open_db(ctx), _now(), job=name, keep=keep, older_than=age))
     click.echo(to_json({"removed": removed}) if as_json else f"removed {counted(removed, 'run')}")
 
 
@@ -550,115 +311,14 @@ def runs_clear(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
     from jobctl.catalog import get_job
     from jobctl.history import clear_runs
     from jobctl.output import to_json
-    from jobctl.store.sqlite import SqliteStore
 
-    conn = open_db(ctx).conn
-    get_job(SqliteStore(conn), name)
+    store = open_db(ctx)
+    get_job(store, name)
     if not yes:
         if not sys.stdin.isatty():
             raise InvalidInput("runs clear removes history: confirm with --yes")
         click.confirm(f"Remove every run of {name} and reset its counters?", abort=True)
-    removed = clear_runs(conn, name)
+    removed = clear_runs(store, name)
     click.echo(
         to_json({"removed": removed}) if as_json else f"removed {counted(removed, 'run')} of {name}"
     )
-
-
-@cli.command()
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Exit 4 when the daemon is not running or cannot work (a full disk, a stuck loop).",
-)
-@db_option
-@json_option
-@click.pass_context
-def status(ctx: click.Context, check: bool, as_json: bool) -> None:
-    """Daemon liveness, jobs by state, runs of the last 24h, failing jobs, the next fires.
-
-    The 24-hour counts are runs that finished in the window, by status (a long run started
-    before it counts too); the jobs with failures (failed, timed out, interrupted) are named
-    with their count, and jobs that jobctl paused itself with the reason.
-
-    \b
-    Examples:
-      jobctl status
-      jobctl status --check || systemctl --user restart jobctl
-    """
-    from jobctl.history import status_summary
-    from jobctl.liveness import daemon_problem, daemon_running
-    from jobctl.output import to_json
-
-    store = read_db(ctx, tidy=True)
-    now = _now()
-    summary = status_summary(store.conn, now, daemon_running=daemon_running(store, db_path(ctx)))
-    problem = daemon_problem(store, db_path(ctx), now)
-    summary["daemon"]["problem"] = problem
-    if as_json:
-        click.echo(to_json(summary))
-    else:
-        from jobctl.output import output_width
-
-        click.echo(_render_status(summary, now, output_width()))
-    if check and not summary["daemon"]["running"]:
-        raise DaemonUnavailable("the daemon is not running")
-    if check and problem:
-        raise DaemonUnavailable(f"the daemon is not working: {problem}")
-
-
-def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
-    """`3 succeeded`, `2 timed out`, `1 missed (4 slots)`: the statuses that occurred."""
-    texts = []
-    for status, count in counts.items():
-        if count:
-            text = f"{count} {status.replace('_', ' ')}"
-            if status == "missed" and missed_slots != count:
-                text += f" ({missed_slots} slots)"
-            texts.append(text)
-    return texts
-
-
-def _render_status(summary: dict[str, Any], now: datetime, width: int | None = None) -> str:
-    from jobctl.output import key_values
-    from jobctl.timeutil import humanize_delta, local_text
-
-    def moment(text: str | None) -> datetime | None:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-    daemon = summary["daemon"]
-    if daemon["running"]:
-        started = moment(daemon["started_at"])
-        tick = moment(daemon["last_tick_at"])
-        state = (
-            f"running (pid {daemon['pid']} on {daemon['host']}, up "
-            f"{humanize_delta(started, now).removesuffix(' ago') if started else '?'}, "
-            f"last tick {humanize_delta(tick, now) if tick else '?'})"
-        )
-    else:
-        tick = moment(daemon["last_tick_at"])
-        state = "not running" + (f" (last seen {humanize_delta(tick, now)})" if tick else "")
-    jobs = summary["jobs"]
-    pairs = [
-        ("daemon", state),
-        *([("problem", daemon["problem"])] if daemon.get("problem") else []),
-        (
-            "jobs",
-            f"{jobs['enabled']} enabled, {jobs['paused']} paused, {jobs['completed']} completed",
-        ),
-        ("runs (24h)", _count_texts(summary["counts_24h"], summary["missed_24h"]) or "none"),
-        (
-            "failing (24h)",
-            [f"{item['job']} ({item['failures']})" for item in summary["failing_jobs"]],
-        ),
-        (
-            "auto-paused",
-            [f"{item['job']} ({item['reason']})" for item in summary["auto_paused"]],
-        ),
-    ]
-    text = key_values(pairs, width=width)
-    if summary["upcoming"]:
-        text += "\nnext fires:\n" + "\n".join(
-            f"  {local_text(moment(item['at']) or now)}  {item['job']}"
-            for item in summary["upcoming"]
-        )
-    return text

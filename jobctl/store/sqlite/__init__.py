@@ -28,6 +28,7 @@ from jobctl.store.sqlite.store import (
     SqliteStore,
     empty_store,
     open_store,
+    open_store_for_completion,
     open_store_for_reading,
     open_store_read_only,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "migrate",
     "open_read_only",
     "open_store",
+    "open_store_for_completion",
     "open_store_for_reading",
     "open_store_read_only",
     "peek_daemon_row",

@@ -9,15 +9,26 @@ from jobctl.store.sqlite import connection
 from jobctl.store.sqlite.agents import AgentOps
 from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.claims import ClaimOps
+from jobctl.store.sqlite.completion import CompletionOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
+from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.runs import RunOps
 
 
 class SqliteStore(
-    DaemonRowOps, JobOps, AgentOps, RunOps, ClaimOps, HookOps, FileOps, DefinitionOps
+    DaemonRowOps,
+    JobOps,
+    AgentOps,
+    RunOps,
+    ClaimOps,
+    HookOps,
+    FileOps,
+    DefinitionOps,
+    HistoryOps,
+    CompletionOps,
 ):
     """A jobctl database in SQLite.
 
@@ -51,3 +62,10 @@ def open_store_read_only(path: Path) -> SqliteStore:
 def empty_store() -> SqliteStore:
     """An empty database in memory: what a database not created yet reads as."""
     return SqliteStore(connection.empty_database(), writable=False)
+
+
+def open_store_for_completion(path: Path) -> SqliteStore:
+    """An existing database read-only for TAB completion: never created or migrated, and a
+    short busy timeout (a busy database means no suggestions, not a wait)."""
+    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=0.2)
+    return SqliteStore(conn, writable=False)

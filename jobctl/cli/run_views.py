@@ -1,0 +1,237 @@
+"""How runs look: the `runs` table, JSON lines and CSV, the `--follow` table, and the text
+of one run (`runs show`)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from jobctl.models import Run
+    from jobctl.output import Column, TableLayout
+    from jobctl.store import Store
+
+
+def print_runs(runs: list[Run], fmt: str, now: datetime, width: int | None) -> None:
+    from jobctl.output import to_json
+    from jobctl.runs import run_to_dict
+
+    if fmt == "json":
+        click.echo(to_json([run_to_dict(run) for run in runs]))
+    elif fmt == "jsonl":
+        import json
+
+        for run in runs:
+            click.echo(json.dumps(run_to_dict(run), ensure_ascii=False))
+    elif fmt == "csv":
+        _print_csv(runs)
+    elif not runs:
+        click.echo("no runs match", err=True)
+    else:
+        from jobctl.output import table, use_colour
+
+        colour = use_colour()
+        click.echo(table([run_cells(run, now, colour) for run in runs], columns(), width=width))
+
+
+def columns() -> list[Column]:
+    """The `runs` table: ERROR is cut to fit; STARTED, TRIGGER, CODE, DURATION make way."""
+    from jobctl.output import Column
+
+    return [
+        Column("ID"),
+        Column("JOB"),
+        Column("TRIGGER", drop=2),
+        Column("SCHEDULED"),
+        Column("STARTED", drop=1),
+        Column("DURATION", drop=4),
+        Column("STATUS"),
+        Column("CODE", drop=3),
+        Column("ERROR", shrink=True),
+    ]
+
+
+def _print_csv(runs: list[Run]) -> None:
+    import csv
+
+    from jobctl.runs import run_to_dict
+
+    fields = [
+        "id",
+        "job",
+        "trigger",
+        "status",
+        "attempt",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "http_status",
+        "exit_code",
+        "error",
+    ]
+    writer = csv.DictWriter(
+        sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for run in runs:
+        writer.writerow(run_to_dict(run))
+
+
+def run_cells(run: Run, now: datetime, colour: bool) -> list[str]:
+    from jobctl.output import colour_status
+    from jobctl.timeutil import format_duration, humanize_delta
+
+    scheduled = run.scheduled_for.astimezone().strftime("%m-%d %H:%M:%S")
+    started = humanize_delta(run.started_at, now) if run.started_at else "-"
+    duration = format_duration(run.duration_ms / 1000) if run.duration_ms is not None else "-"
+    code = (
+        str(run.http_status)
+        if run.http_status is not None
+        else str(run.exit_code)
+        if run.exit_code is not None
+        else "-"
+    )
+    error = " ".join((run.error or "").split())
+    return [
+        str(run.id),
+        run.job or "",
+        run.trigger.value,
+        scheduled,
+        started,
+        duration,
+        colour_status(run.status.value, colour),
+        code,
+        error or "-",
+    ]
+
+
+class FollowTable:
+    """The `runs --follow` table: one header, and column widths fixed when it is printed
+    (wide enough for the longest job name and the ids to come), so rows stay aligned."""
+
+    def __init__(self, store: Store, width: int | None) -> None:
+        self.store = store
+        self.width = width
+        self.layout: TableLayout | None = None
+
+    def print(self, runs: list[Run], now: datetime) -> None:
+        from jobctl.output import table_layout, use_colour
+
+        colour = use_colour()
+        cells = [run_cells(run, now, colour) for run in runs]
+        if self.layout is None:
+            widest = [
+                "9" * (len(str(self.store.newest_run_id())) + 1),
+                "x" * self.store.longest_job_name(),
+                "schedule",
+                "12-31 23:59:59",
+                "59m ago",
+                "59m59s",
+                "interrupted",
+                "999",
+                # ERROR takes the rest of the line on a terminal.
+                "x" * (self.width or 0),
+            ]
+            self.layout = table_layout([*cells, widest], columns(), self.width)
+            click.echo(self.layout.render_header())
+        for row in cells:
+            click.echo(self.layout.render(row))
+
+
+def render_run(data: dict[str, Any], width: int | None = None) -> str:
+    from jobctl.output import key_values
+    from jobctl.timeutil import format_duration
+
+    def when(text: str | None) -> str | None:
+        if not text:
+            return None
+        from jobctl.timeutil import local_text
+
+        return local_text(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+    details = data.get("details") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("run", data["id"]),
+        ("job", data["job"]),
+        ("trigger", data["trigger"]),
+        ("status", data["status"]),
+        ("attempt", data["attempt"]),
+        ("scheduled for", when(data["scheduled_for"])),
+        ("started", when(data["started_at"])),
+        ("finished", when(data["finished_at"])),
+        (
+            "duration",
+            format_duration(data["duration_ms"] / 1000)
+            if data["duration_ms"] is not None
+            else None,
+        ),
+        ("lateness", f"{data['lateness_ms']} ms" if data.get("lateness_ms") is not None else None),
+        ("http status", data["http_status"]),
+        ("exit code", data["exit_code"]),
+        ("error", data["error"]),
+    ]
+    if data["status"] == "missed":
+        pairs += [
+            ("missed slots", data.get("missed_count")),
+            ("missed until", when(data.get("missed_until"))),
+        ]
+    for key in ("agent", "model", "finish_reason"):
+        if key in details:
+            pairs.append((key.replace("_", " "), details[key]))
+    if "usage" in details:
+        pairs.append(("tokens", _usage_text(details["usage"])))
+    if details.get("latency_ms") is not None:
+        pairs.append(("latency", f"{details['latency_ms']} ms"))
+    if "delivery" in details:
+        pairs.append(("delivery", _delivery_text(details["delivery"])))
+    text = key_values(pairs, width=width)
+    snapshot = data.get("snapshot")
+    if snapshot:
+        text += "\n\nrequest:\n" + _indent_mapping(snapshot)
+    if details.get("response_headers"):
+        text += "\n\nresponse headers:\n" + _indent_mapping(details["response_headers"])
+    if data["output"]:
+        text += "\n\noutput:\n" + data["output"].rstrip("\n")
+    return text
+
+
+def _usage_text(usage: Any) -> Any:
+    """`11 in + 7 out = 18`, as `agent test` prints the token counts an agent reported."""
+    if not isinstance(usage, dict):
+        return usage
+    if usage.get("total_tokens") is None:
+        return "unknown"
+
+    def count(key: str) -> str:
+        return "?" if usage.get(key) is None else str(usage[key])
+
+    return (
+        f"{count('prompt_tokens')} in + {count('completion_tokens')} out = {count('total_tokens')}"
+    )
+
+
+def _delivery_text(delivery: Any) -> Any:
+    """`delivered to URL (HTTP 200)` or `failed to deliver to URL: reason`."""
+    if not isinstance(delivery, dict):
+        return delivery
+    url = delivery.get("url") or "?"
+    status = f" (HTTP {delivery['status']})" if delivery.get("status") is not None else ""
+    if delivery.get("ok"):
+        return f"delivered to {url}{status}"
+    reason = f": {delivery['error']}" if delivery.get("error") else ""
+    return f"failed to deliver to {url}{status}{reason}"
+
+
+def _indent_mapping(mapping: dict[str, Any]) -> str:
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            lines.append(f"  {key}:")
+            lines.extend(f"    {k}: {v}" for k, v in value.items())
+        else:
+            lines.append(f"  {key}: {value if value is not None else '-'}")
+    return "\n".join(lines)

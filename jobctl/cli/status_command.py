@@ -1,0 +1,117 @@
+"""`jobctl status`: daemon liveness, jobs by state, the last 24 hours of runs, next fires."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from jobctl.cli.shared import cli, db_option, db_path, json_option, read_db
+from jobctl.errors import DaemonUnavailable
+
+
+def _now() -> datetime:
+    from jobctl.timeutil import utcnow
+
+    return utcnow()
+
+
+@cli.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 4 when the daemon is not running or cannot work (a full disk, a stuck loop).",
+)
+@db_option
+@json_option
+@click.pass_context
+def status(ctx: click.Context, check: bool, as_json: bool) -> None:
+    """Daemon liveness, jobs by state, runs of the last 24h, failing jobs, the next fires.
+
+    The 24-hour counts are runs that finished in the window, by status (a long run started
+    before it counts too); the jobs with failures (failed, timed out, interrupted) are named
+    with their count, and jobs that jobctl paused itself with the reason.
+
+    \b
+    Examples:
+      jobctl status
+      jobctl status --check || systemctl --user restart jobctl
+    """
+    from jobctl.history import status_summary
+    from jobctl.liveness import daemon_problem, daemon_running
+    from jobctl.output import to_json
+
+    store = read_db(ctx, tidy=True)
+    now = _now()
+    summary = status_summary(store, now, daemon_running=daemon_running(store, db_path(ctx)))
+    problem = daemon_problem(store, db_path(ctx), now)
+    summary["daemon"]["problem"] = problem
+    if as_json:
+        click.echo(to_json(summary))
+    else:
+        from jobctl.output import output_width
+
+        click.echo(_render_status(summary, now, output_width()))
+    if check and not summary["daemon"]["running"]:
+        raise DaemonUnavailable("the daemon is not running")
+    if check and problem:
+        raise DaemonUnavailable(f"the daemon is not working: {problem}")
+
+
+def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
+    """`3 succeeded`, `2 timed out`, `1 missed (4 slots)`: the statuses that occurred."""
+    texts = []
+    for status, count in counts.items():
+        if count:
+            text = f"{count} {status.replace('_', ' ')}"
+            if status == "missed" and missed_slots != count:
+                text += f" ({missed_slots} slots)"
+            texts.append(text)
+    return texts
+
+
+def _render_status(summary: dict[str, Any], now: datetime, width: int | None = None) -> str:
+    from jobctl.output import key_values
+    from jobctl.timeutil import humanize_delta, local_text
+
+    def moment(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+    daemon = summary["daemon"]
+    if daemon["running"]:
+        started = moment(daemon["started_at"])
+        tick = moment(daemon["last_tick_at"])
+        state = (
+            f"running (pid {daemon['pid']} on {daemon['host']}, up "
+            f"{humanize_delta(started, now).removesuffix(' ago') if started else '?'}, "
+            f"last tick {humanize_delta(tick, now) if tick else '?'})"
+        )
+    else:
+        tick = moment(daemon["last_tick_at"])
+        state = "not running" + (f" (last seen {humanize_delta(tick, now)})" if tick else "")
+    jobs = summary["jobs"]
+    pairs = [
+        ("daemon", state),
+        *([("problem", daemon["problem"])] if daemon.get("problem") else []),
+        (
+            "jobs",
+            f"{jobs['enabled']} enabled, {jobs['paused']} paused, {jobs['completed']} completed",
+        ),
+        ("runs (24h)", _count_texts(summary["counts_24h"], summary["missed_24h"]) or "none"),
+        (
+            "failing (24h)",
+            [f"{item['job']} ({item['failures']})" for item in summary["failing_jobs"]],
+        ),
+        (
+            "auto-paused",
+            [f"{item['job']} ({item['reason']})" for item in summary["auto_paused"]],
+        ),
+    ]
+    text = key_values(pairs, width=width)
+    if summary["upcoming"]:
+        text += "\nnext fires:\n" + "\n".join(
+            f"  {local_text(moment(item['at']) or now)}  {item['job']}"
+            for item in summary["upcoming"]
+        )
+    return text
