@@ -122,6 +122,36 @@ def test_fit_widths_cuts_the_widest_free_text_then_drops_columns() -> None:
     assert widest(text) <= 30 and "…" in text
 
 
+def test_list_with_a_long_name_never_exceeds_the_width(
+    db_path: Path, jobctl: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "abcdefghij-abcdefghij-abcdefghij-abcd"  # 37 characters
+    assert jobctl("add", name, "--url", LONG_URL, "--cron", "*/5 * * * *").exit_code == 0
+    assert (
+        jobctl("add", "short", "--exec", "echo a long command line", "--every", "5m").exit_code == 0
+    )
+    assert jobctl("run", "short").exit_code == 0
+    for columns in (80, 60, 45):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        fitted = jobctl("list").stdout
+        assert widest(fitted) <= columns, fitted
+        assert name in fitted.split()  # whole
+        fitted = jobctl("runs").stdout
+        assert widest(fitted) <= columns, fitted
+    monkeypatch.setenv("COLUMNS", "20")  # narrower than the name: only the name overflows
+    fitted = jobctl("list").stdout
+    assert fitted.splitlines()[1:] == [name, "short"]
+
+
+def test_fit_widths_drops_more_columns_as_a_last_resort() -> None:
+    columns = [Column("NAME", whole=True), Column("A", shrink=True), Column("N"), Column("S")]
+    assert fit_widths([30, 20, 6, 9], columns, 60) == [30, 9, 6, 9]
+    # Free text goes first, then the others from the right; the name stays.
+    assert fit_widths([30, 20, 6, 9], columns, 49) == [30, None, 6, 9]
+    assert fit_widths([30, 20, 6, 9], columns, 40) == [30, None, 6, None]
+    assert fit_widths([30, 20, 6, 9], columns, 10) == [30, None, None, None]
+
+
 # ------------------------------------------------------------------------ runs --follow
 
 

@@ -289,8 +289,8 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     """List jobs with their schedule, next run and last outcome.
 
     On a terminal the table fits its width: long states, schedules and actions are cut
-    short, and LAST, RECENT and OK make way if needed. Names are always whole; --wide, or
-    output to a pipe, shows everything.
+    short, and LAST, RECENT and OK make way if needed, then as many other columns as it
+    takes. Names are always whole; --wide, or output to a pipe, shows everything.
 
     \b
     Examples:
@@ -320,7 +320,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
         return
     # Free text is cut to fit; OK, RECENT, then LAST go when cutting is not enough.
     columns = [
-        Column("NAME"),
+        Column("NAME", whole=True),
         Column("STATE", shrink=True),
         Column("SCHEDULE", shrink=True),
         Column("ACTION", shrink=True),

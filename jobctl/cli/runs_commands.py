@@ -226,8 +226,8 @@ def _columns() -> list[Any]:
     from jobctl.output import Column
 
     return [
-        Column("ID"),
-        Column("JOB"),
+        Column("ID", whole=True),
+        Column("JOB", whole=True),
         Column("TRIGGER", drop=2),
         Column("SCHEDULED"),
         Column("STARTED", drop=1),
