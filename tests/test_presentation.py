@@ -105,6 +105,34 @@ def test_show_wraps_long_values_within_the_width(
     assert jobctl("show", "b", "--wide").stdout == whole
 
 
+def test_runs_show_wraps_the_request_and_names_the_shell(
+    db_path: Path, jobctl: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "http://127.0.0.1:9/" + "/".join(f"segment{i}" for i in range(20))
+    command = "echo " + " ".join(f"word{i}" for i in range(30))
+    assert jobctl("add", "h", "--url", url, "--manual").exit_code == 0
+    assert jobctl("add", "x", "--exec", command, "--manual").exit_code == 0
+    jobctl("run", "h")
+    assert jobctl("run", "x").exit_code == 0
+    http_id, exec_id = (row["id"] for row in json.loads(jobctl("runs", "--json").stdout)[::-1])
+    assert url in jobctl("runs", "show", str(http_id)).stdout  # whole when not fitted
+
+    monkeypatch.setenv("COLUMNS", "80")
+    for run_id in (http_id, exec_id):
+        shown = jobctl("runs", "show", str(run_id)).stdout.split("\noutput:\n")[0]
+        assert widest(shown) <= 80, shown  # the output itself is shown as it came
+    shown = jobctl("runs", "show", str(exec_id)).stdout
+    request = shown.split("request:\n", 1)[1].split("\n\n", 1)[0]
+    assert "word29" in request and "True" not in request
+    assert [
+        line.split()[:2] for line in request.splitlines() if "shell:" in line or "env:" in line
+    ] == [
+        ["env:", "-"],
+        ["shell:", "/bin/sh"],
+    ]
+    assert "shell:   /bin/sh -c" in request
+
+
 def test_fit_widths_cuts_the_widest_free_text_then_drops_columns() -> None:
     columns = [
         Column("ID"),
