@@ -120,11 +120,20 @@ def require_daemon(conn: sqlite3.Connection, db_path: Path) -> None:
         )
 
 
-def wait_for_run(conn: sqlite3.Connection, run_id: int, *, poll: float = QUEUE_POLL) -> sqlite3.Row:
-    """Block until the run (and any retry of it) has a final status; return the last one."""
+def wait_for_run(
+    conn: sqlite3.Connection,
+    run_id: int,
+    *,
+    poll: float = QUEUE_POLL,
+    on_finished: Callable[[sqlite3.Row], None] | None = None,
+) -> sqlite3.Row:
+    """Block until the run (and any retry of it) has a final status; return the last one.
+    `on_finished` is called with each attempt's row as it ends, as `run_now` reports."""
     while True:
         row = runs.get_run(conn, run_id)
         if row["status"] not in ("queued", "running"):
+            if on_finished is not None:
+                on_finished(row)
             following = conn.execute(
                 "SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) "
                 "AND trigger = 'retry' AND scheduled_for = (SELECT scheduled_for FROM runs "
