@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from jobctl import engine, runs
+from jobctl.actions import Cancelled, Outcome
 from jobctl.errors import DaemonUnavailable
 from jobctl.liveness import daemon_running
 from jobctl.store.sqlite import write_transaction
@@ -46,9 +48,10 @@ def run_now(
     if isinstance(started, int):
         return started
     claim = started
+    cut_short: dict[int, Outcome] = {}  # run id -> what an interrupted attempt had produced
     previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     try:
-        return asyncio.run(_fire_with_retries(conn, claim, owner, env, report))
+        return asyncio.run(_fire_with_retries(conn, claim, owner, env, report, cut_short))
     except KeyboardInterrupt:
         with write_transaction(conn):
             ids = [
@@ -62,6 +65,16 @@ def run_now(
             runs.mark_interrupted(
                 conn, utcnow(), run_ids=ids, reason="interrupted: stopped by the person running it"
             )
+            for run_id, partial in cut_short.items():
+                if run_id in ids:  # keep what the run had sent and printed
+                    conn.execute(
+                        "UPDATE runs SET output = ?, snapshot = ? WHERE id = ?",
+                        (
+                            partial.output or None,
+                            json.dumps(partial.snapshot) if partial.snapshot else None,
+                            run_id,
+                        ),
+                    )
             conn.execute(
                 "DELETE FROM runs WHERE status = 'queued' AND owner_pid = ? AND owner_host = ?",
                 (owner.pid, owner.host),
@@ -86,6 +99,7 @@ async def _fire_with_retries(
     owner: runs.Owner,
     env: Mapping[str, str],
     report: Report,
+    cut_short: dict[int, Outcome],
 ) -> engine.Recorded:
     def record_process(run_id: int, pid: int) -> None:
         try:
@@ -97,7 +111,11 @@ async def _fire_with_retries(
     firers = engine.Firers(max_http=4, on_process=record_process)
     try:
         while True:
-            outcome = await firers.fire(claim, env)
+            try:
+                outcome = await firers.fire(claim, env)
+            except Cancelled as stopped:
+                cut_short[claim.run_id] = stopped.outcome
+                raise
             recorded = engine.record_outcomes(conn, [(claim, outcome)], utcnow())[0]
             report(recorded)
             if recorded.retry_at is None:

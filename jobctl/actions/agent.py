@@ -18,7 +18,14 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
+from jobctl.actions import (
+    Expansion,
+    FireContext,
+    Outcome,
+    cap_output,
+    fail_before_start,
+    interrupted,
+)
 from jobctl.actions.exec import (
     DRAIN_AFTER_EXIT,
     KILL_GRACE,
@@ -339,10 +346,11 @@ class AgentFirer(SessionOwner):
             details["latency_ms"] = _elapsed_ms(clock)
             await stdout.wait_eof(DRAIN_AFTER_EXIT)
             await stderr.wait_eof(DRAIN_AFTER_EXIT)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             # the daemon is stopping: leave no orphaned process group behind
             await _terminate_group(process, self.kill_grace)
-            raise
+            answer = expansion.redact(cap_output(stdout.data(), stdout.total))
+            raise interrupted(started_at, output=answer, snapshot=snapshot) from exc
         finally:
             if feeder is not None:
                 feeder.cancel()

@@ -18,6 +18,7 @@ from jobctl.actions import (
     Outcome,
     cap_output,
     fail_before_start,
+    interrupted,
 )
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED
@@ -115,10 +116,11 @@ async def run_command(
             await _terminate_group(process, kill_grace)
         finished_at = utcnow()
         await collector.wait_eof(DRAIN_AFTER_EXIT)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         # the daemon is stopping: leave no orphaned process group behind
         await _terminate_group(process, kill_grace)
-        raise
+        output = expansion.redact(cap_output(collector.data(), collector.total))
+        raise interrupted(started_at, output=output, snapshot=snapshot) from exc
     finally:
         collector.close()
 

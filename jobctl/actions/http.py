@@ -20,6 +20,7 @@ from jobctl.actions import (
     Outcome,
     cap_output,
     fail_before_start,
+    interrupted,
 )
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
@@ -186,6 +187,8 @@ class HttpFirer(SessionOwner):
                 reason = response.reason or ""
                 response_headers = response.headers
                 final_url = str(response.url)
+        except asyncio.CancelledError as exc:
+            raise interrupted(started_at, snapshot=snapshot) from exc
         except TimeoutError:
             return Outcome(
                 status="timed_out",
