@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from jobctl.backup import SQLITE_MAGIC, has_table, integrity_problems, is_wal_header
 from jobctl.errors import Failed, JobctlError
-from jobctl.store.sqlite import open_read_only
+from jobctl.store.sqlite import open_read_only, unwritable_reason
 from jobctl.timeutil import format_duration, from_db, utcnow
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -85,6 +85,7 @@ def run_checks(
             if sound:
                 results.append(_guarded("schema", check_schema, ctx))
             results.append(check_wal(ctx))
+            results.append(check_writable(ctx))
         permissions = check_permissions(ctx)
         if permissions is not None:
             results.append(permissions)
@@ -177,6 +178,20 @@ def check_integrity(ctx: Context) -> Check:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         return Check("integrity", FAIL, f"integrity check failed: {problems[0]}{more}")
     return Check("integrity", OK, "integrity check passed")
+
+
+def check_writable(ctx: Context) -> Check:
+    """The daemon writes every run (and commands that change jobs write too): a database
+    only readable here is a failure, even though reading commands still work."""
+    reason = unwritable_reason(ctx.db_path)
+    if reason is not None:
+        return Check(
+            "writable",
+            FAIL,
+            f"database is not writable ({reason}): the daemon cannot record runs "
+            "and commands that change jobs are refused",
+        )
+    return Check("writable", OK, "database is writable")
 
 
 def check_wal(ctx: Context) -> Check:

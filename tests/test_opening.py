@@ -213,6 +213,9 @@ def _check_reads_and_refused_writes(path: Path, run: Callable[..., Any]) -> None
     assert json.loads(run("status", "--json").stdout)["jobs"]["enabled"] == 1
     assert "echo hi" in run("export").stdout
     assert run("daemon", "status").returncode == 4  # no daemon, and said so without failing
+    doctor = run("doctor")
+    assert doctor.returncode == 1, doctor.stdout
+    assert "database is not writable" in doctor.stdout and "the daemon cannot" in doctor.stdout
     for args in (("add", "y", "--exec", "true", "--manual"), ("pause", "x"), ("daemon",)):
         refused = run(*args)
         assert refused.returncode == 1, (args, refused.stderr)
