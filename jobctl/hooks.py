@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from jobctl.errors import Failed, InvalidInput
+from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.jobs import get_job
 from jobctl.store.sqlite import write_transaction
 from jobctl.timeutil import to_db
@@ -41,7 +41,7 @@ def set_secret(conn: sqlite3.Connection, name: str, *, rotate: bool = False) -> 
         job = get_job(conn, name)
         current = conn.execute("SELECT hook_secret FROM jobs WHERE id = ?", (job.id,)).fetchone()
         if rotate and not current[0]:
-            raise Failed(f"job {name!r} has no webhook: enable it with `jobctl hook enable`")
+            raise NotFound(f"job {name!r} has no webhook: enable it with `jobctl hook enable`")
         if not rotate and current[0]:
             raise Failed(
                 f"job {name!r} already has a webhook: `jobctl hook rotate {name}` "

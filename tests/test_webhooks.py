@@ -329,13 +329,14 @@ def test_burst_of_webhooks_while_jobs_fire(
 
 def test_hook_show_and_disable_without_a_webhook_exit_3(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "plain", "--url", "http://127.0.0.1:9/x", "--manual")
-    for command in ("show", "disable"):
+    for command in ("show", "disable", "rotate"):
         result = jobctl("hook", command, "plain")
         assert result.exit_code == 3, (command, result.stderr)
         assert result.stderr.startswith("jobctl: ") and "has no webhook" in result.stderr
         assert result.stderr.count("\n") == 1
     assert jobctl("hook", "show", "ghost").exit_code == 3
     assert jobctl("hook", "disable", "ghost").exit_code == 3
+    assert jobctl("hook", "rotate", "ghost").exit_code == 3
 
 
 def raw_post(base: str, path: bytes, headers: list[bytes], body: bytes = b"{}") -> int:
