@@ -289,6 +289,27 @@ def test_edit_every_keeps_a_millisecond_offset(jobctl: Invoke) -> None:
     assert job_json(jobctl, "x")["schedule"] == "10s+5s"
 
 
+def test_edit_empty_offset_clears_it(jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "15m", "--offset", "3s")
+    result = jobctl("edit", "j", "--offset", "")
+    assert result.exit_code == 0, result.stderr
+    assert job_json(jobctl, "j")["schedule"] == "15m"
+    jobctl("edit", "j", "--offset", "5m")
+    assert jobctl("edit", "j", "--every", "10m", "--offset", "").exit_code == 0
+    assert job_json(jobctl, "j")["schedule"] == "10m"
+
+
+def test_edit_refuses_an_empty_name(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "base", "--exec", "true", "--manual")
+    before = dump_database(db_path)
+    result = jobctl("edit", "base", "--name", "")
+    assert result.exit_code == 2
+    assert (
+        result.stderr.startswith("jobctl: invalid job name ''") and "updated" not in result.stdout
+    )
+    assert dump_database(db_path) == before
+
+
 def test_rename_keeps_history(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "old", "--exec", "true", "--manual")
     conn = sqlite3.connect(db_path)
