@@ -71,6 +71,32 @@ def listen_address(conn: sqlite3.Connection) -> str | None:
     return row[0] if row and row[0] else None
 
 
+def validate_base_url(text: str | None) -> str | None:
+    """A `--base-url` as given, if it is an http(s) URL with a host (InvalidInput if not)."""
+    if text is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        host = None
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not host
+        or parts.query
+        or parts.fragment
+        or any(char.isspace() for char in text)
+    ):
+        raise InvalidInput(
+            f"invalid --base-url {text!r}: give an http:// or https:// URL with a host "
+            "(and a path if the proxy adds one), like https://jobs.example.com"
+        )
+    return text
+
+
 def hook_url(conn: sqlite3.Connection, name: str, base_url: str | None) -> str:
     base = (base_url or listen_address(conn) or "http://127.0.0.1:PORT").rstrip("/")
     return f"{base}{PATH_PREFIX}{quote(name)}"

@@ -65,6 +65,7 @@ def hook_enable(ctx: click.Context, name: str, base_url: str | None, as_json: bo
     """
     from jobctl import hooks
 
+    hooks.validate_base_url(base_url)  # before anything changes
     conn = open_db(ctx).conn
     secret = hooks.set_secret(conn, name)
     _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "enabled")
@@ -85,6 +86,7 @@ def hook_rotate(ctx: click.Context, name: str, base_url: str | None, as_json: bo
     """
     from jobctl import hooks
 
+    hooks.validate_base_url(base_url)  # before anything changes
     conn = open_db(ctx).conn
     secret = hooks.set_secret(conn, name, rotate=True)
     _print_secret(name, hooks.hook_url(conn, name, base_url), secret, as_json, "rotated")
@@ -124,6 +126,7 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
     from jobctl import hooks
     from jobctl.output import to_json
 
+    hooks.validate_base_url(base_url)  # before anything changes
     conn = read_db(ctx).conn
     if not hooks.is_enabled(conn, name):
         raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")
