@@ -152,6 +152,16 @@ def _open(ctx: Context) -> Check:
     except (sqlite3.Error, JobctlError) as exc:
         return Check("database", FAIL, f"cannot open {path}: {exc}")
     try:
+        from jobctl.store.sqlite import check_owned, schema_version
+
+        # A `jobs` table alone does not make it jobctl's (the schema check judges versions).
+        check_owned(conn, known=max(schema_version(conn), 1))
+    except Failed as exc:
+        conn.close()
+        return Check("database", FAIL, str(exc))
+    except sqlite3.Error:
+        pass  # too damaged to tell: the checks below say how
+    try:
         if not has_table(conn, "jobs"):
             tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"

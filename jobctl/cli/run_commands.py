@@ -190,9 +190,10 @@ def daemon(
             f"--metrics-token-env {metrics_token_env}: no such variable in the environment "
             "or the env file (or it is empty)"
         )
-    from jobctl.store.sqlite import require_writable
+    from jobctl.store.sqlite import require_jobctl_file, require_writable
 
     require_writable(path)  # one line, before the lock file or the log is touched
+    require_jobctl_file(path)  # another program's file gets no lock file beside it
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)

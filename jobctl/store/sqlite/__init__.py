@@ -11,6 +11,7 @@ from jobctl.store.sqlite.connection import (
     connect_for_reading,
     empty_database,
     open_read_only,
+    require_jobctl_file,
     require_writable,
     unwritable_reason,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "open_read_only",
     "open_store",
     "open_store_for_reading",
+    "require_jobctl_file",
     "require_writable",
     "schema_version",
     "unwritable_reason",
