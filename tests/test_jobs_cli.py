@@ -427,6 +427,18 @@ def test_list_table_and_json(jobctl: Invoke, db_path: Path) -> None:
     assert all(contract <= set(job) for job in listed)
 
 
+def test_next_of_a_paused_job_says_it_is_paused(jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "1h")
+    assert "paused" not in jobctl("next", "j", "-n", "1").stderr
+    jobctl("pause", "j")
+    result = jobctl("next", "j", "-n", "2", "--json")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 2  # the JSON stays a list
+    assert result.stderr == (
+        "job 'j' is paused: it would fire at these times once resumed (`jobctl resume j`)\n"
+    )
+    assert "is paused" in jobctl("next", "j", "-n", "1").stderr
+
+
 def test_next_for_a_job_and_for_expressions(jobctl: Invoke) -> None:
     jobctl("add", "j", "--exec", "true", "--cron", "30 2 * * *", "--tz", "America/New_York")
     result = jobctl("next", "j", "-n", "2", "--after", "2026-03-07 12:00", "--json")

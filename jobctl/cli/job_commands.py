@@ -525,6 +525,8 @@ def next_(
 ) -> None:
     """Preview the next fire times of a job, or of a cron expression or interval.
 
+    For a paused job, a note on stderr says these are the times it would fire once resumed.
+
     \b
     Examples:
       jobctl next backup -n 3
@@ -561,6 +563,12 @@ def next_(
     if not name:
         validate_fires(plan, start)
     moments = fire_times(plan, start, count)
+    if name and job.state == "paused" and moments:
+        click.echo(
+            f"job {name!r} is paused: it would fire at these times once resumed "
+            f"(`jobctl resume {name}`)",
+            err=True,
+        )
     if as_json:
         click.echo(to_json([iso_z(moment) for moment in moments]))
         return
