@@ -8,7 +8,7 @@ from jobctl.cli import cli, db_option, json_option, open_db, read_db
 from jobctl.cli.complete import complete_job_names
 from jobctl.errors import NotFound
 
-BASE_URL_HELP = "Public base URL when a reverse proxy fronts the daemon."
+BASE_URL_HELP = "Public base URL (http:// or https://) when a reverse proxy fronts the daemon."
 
 
 @cli.group()
