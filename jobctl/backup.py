@@ -73,10 +73,10 @@ def inspect_database(path: Path) -> DatabaseInfo:
     """Check that `path` is a sound jobctl database this version can use (Failed if not)."""
     from jobctl.store.sqlite import SCHEMA_VERSION
 
-    if not path.exists():
-        raise Failed(f"no such file: {path}")
+    if not path.exists():  # bad input, as `apply -f` of a missing file
+        raise InvalidInput(f"no such file: {path}")
     if not path.is_file():
-        raise Failed(f"{path} is not a file")
+        raise InvalidInput(f"{path} is not a file")
     try:
         header = read_header(path)
     except OSError as exc:

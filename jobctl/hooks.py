@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from jobctl.errors import Failed, InvalidInput
+from jobctl.errors import Failed, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from jobctl.models import Job
@@ -43,7 +43,7 @@ def set_secret(store: Store, job: Job, *, rotate: bool = False) -> str:
     assert job.id is not None
     current = store.webhook_secret(job.id)
     if rotate and not current:
-        raise Failed(f"job {job.name!r} has no webhook: enable it with `jobctl hook enable`")
+        raise NotFound(f"job {job.name!r} has no webhook: enable it with `jobctl hook enable`")
     if not rotate and current:
         raise Failed(
             f"job {job.name!r} already has a webhook: `jobctl hook rotate {job.name}` "
@@ -68,6 +68,32 @@ def is_enabled(store: Store, job: Job) -> bool:
 def listen_address(store: Store) -> str | None:
     daemon = store.daemon_row()
     return daemon.listen if daemon is not None and daemon.listen else None
+
+
+def validate_base_url(text: str | None) -> str | None:
+    """A `--base-url` as given, if it is an http(s) URL with a host (InvalidInput if not)."""
+    if text is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        host = None
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not host
+        or parts.query
+        or parts.fragment
+        or any(char.isspace() for char in text)
+    ):
+        raise InvalidInput(
+            f"invalid --base-url {text!r}: give an http:// or https:// URL with a host "
+            "(and a path if the proxy adds one), like https://jobs.example.com"
+        )
+    return text
 
 
 def hook_url(store: Store, name: str, base_url: str | None) -> str:

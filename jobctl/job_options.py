@@ -183,6 +183,14 @@ def _trigger(
 ) -> tuple[str, str | None, bool]:
     """The trigger kind, its stored schedule text, and whether it changed."""
     chosen = _choose_one(options, ("cron", "every", "at", "manual"), "trigger")
+    if options.get("offset") == "" and existing is not None and chosen != "every":
+        # '' clears the offset: an every-job keeps its interval, any other has none to clear
+        if existing.trigger != ScheduleKind.EVERY or chosen is not None:
+            return _trigger(
+                {**options, "offset": None}, existing, zone_name, now, allow_past=allow_past
+            )
+        every_text = (existing.schedule or "").split("+", 1)[0]
+        return "every", _every_text(every_text), True
     if _given(options, "offset") and chosen != "every":
         if existing is None or existing.trigger != ScheduleKind.EVERY or chosen is not None:
             raise InvalidInput("--offset goes with --every")
@@ -203,6 +211,8 @@ def _trigger(
         return "cron", " ".join(str(options["cron"]).split()), True
     if chosen == "every":
         text = str(options["every"])
+        if options.get("offset") == "":  # cleared
+            return "every", _every_text(text), True
         if _given(options, "offset"):
             text = f"{text}+{options['offset']}"
         elif (
@@ -284,7 +294,7 @@ def build_job(
             timezone=zone_name,
             policies=stored_policies,
         )
-        if options.get("new_name"):
+        if options.get("new_name") is not None:  # '' is refused: a job needs a name
             job.name = validate_name(str(options["new_name"]))
     if options.get("description") is not None:
         job.description = str(options["description"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
+from jobctl.actions import Cancelled, Outcome
 from jobctl.errors import DaemonUnavailable, NotFound
 from jobctl.liveness import daemon_running
 from jobctl.models import Owner, Run
@@ -50,15 +51,19 @@ def run_now(
     if isinstance(started, int):
         return started
     claim = started
+    cut_short: dict[int, Outcome] = {}  # run id -> what an interrupted attempt had produced
     previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     try:
-        return asyncio.run(_fire_with_retries(store, claim, owner, env, report))
+        return asyncio.run(_fire_with_retries(store, claim, owner, env, report, cut_short))
     except KeyboardInterrupt:
         with store.write():
             ids = store.running_run_ids(owner.pid, owner.host)
             runs.mark_interrupted(
                 store, utcnow(), run_ids=ids, reason="interrupted: stopped by the person running it"
             )
+            for run_id, partial in cut_short.items():
+                if run_id in ids:  # keep what the run had sent and printed
+                    store.keep_partial_output(run_id, partial.output, partial.snapshot)
             store.delete_queued_runs_of(owner)
         raise
     finally:
@@ -80,6 +85,7 @@ async def _fire_with_retries(
     owner: Owner,
     env: Mapping[str, str],
     report: Report,
+    cut_short: dict[int, Outcome],
 ) -> engine.Recorded:
     def record_process(run_id: int, pid: int) -> None:
         try:
@@ -91,7 +97,11 @@ async def _fire_with_retries(
     firers = engine.Firers(max_http=4, on_process=record_process)
     try:
         while True:
-            outcome = await firers.fire(claim, env)
+            try:
+                outcome = await firers.fire(claim, env)
+            except Cancelled as stopped:
+                cut_short[claim.run_id] = stopped.outcome
+                raise
             recorded = engine.record_outcomes(store, [(claim, outcome)], utcnow())[0]
             report(recorded)
             if recorded.retry_at is None:
@@ -114,13 +124,22 @@ def require_daemon(store: Store, db_path: Path) -> None:
         )
 
 
-def wait_for_run(store: Store, run_id: int, *, poll: float = QUEUE_POLL) -> Run:
-    """Block until the run (and any retry of it) has a final status; return the last one."""
+def wait_for_run(
+    store: Store,
+    run_id: int,
+    *,
+    poll: float = QUEUE_POLL,
+    on_finished: Callable[[Run], None] | None = None,
+) -> Run:
+    """Block until the run (and any retry of it) has a final status; return the last one.
+    `on_finished` is called with each attempt as it ends, as `run_now` reports."""
     while True:
         run = store.get_run(run_id)
         if run is None:
             raise NotFound(f"no run with id {run_id} (see `jobctl runs`)")
         if not run.status.in_flight:
+            if on_finished is not None:
+                on_finished(run)
             following = store.next_attempt_id(run_id)
             if following is None:
                 return run

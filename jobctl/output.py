@@ -84,12 +84,14 @@ def output_width(*, wide: bool = False, stream: TextIO | None = None) -> int | N
 @dataclass(frozen=True)
 class Column:
     """A table column. `shrink`: free text, may be cut short with an ellipsis to fit.
-    `drop`: 0 is always shown; otherwise the column goes when cutting is not enough,
-    the lowest number first."""
+    `drop`: the column goes when cutting is not enough, the lowest number first; 0 goes
+    only as a last resort, when the rest cannot fit otherwise. `whole`: a name or an id,
+    never cut nor dropped."""
 
     header: str
     shrink: bool = False
     drop: int = 0
+    whole: bool = False
 
 
 def display_width(text: str) -> int:
@@ -135,27 +137,26 @@ def fit_widths(natural: Sequence[int], columns: Sequence[Column], width: int) ->
     """Each column's width within `width` (None: dropped), or the natural widths if they fit.
 
     Free-text columns are cut first, widest first, down to SOFT_MIN; then optional columns
-    go one by one; then free text is cut down to HARD_MIN. Names and ids are never cut, so a
-    very long one can still overflow a very narrow terminal.
+    go one by one; then free text is cut down to HARD_MIN; then, as a last resort, the
+    other columns go, free text first, from the right. Names and ids (`whole`) are never
+    cut nor dropped, so only a name wider than the terminal itself can overflow it.
     """
-    droppable = sorted((c.drop, i) for i, c in enumerate(columns) if c.drop)
+    optional = [i for _, i in sorted((c.drop, i) for i, c in enumerate(columns) if c.drop)]
+    rest = [i for i in reversed(range(len(columns))) if i not in optional and not columns[i].whole]
+    last_resort = [i for i in rest if columns[i].shrink] + [
+        i for i in rest if not columns[i].shrink
+    ]
     dropped: set[int] = set()
-    while True:
+    for going in [*optional, *last_resort, None]:
         shown = [i for i in range(len(columns)) if i not in dropped]
-        for floor in (SOFT_MIN, HARD_MIN):
-            if floor == HARD_MIN and len(dropped) < len(droppable):
-                break
+        floors = (SOFT_MIN, HARD_MIN) if len(dropped) >= len(optional) else (SOFT_MIN,)
+        for floor in floors:
             widths = _shrink(natural, columns, shown, width, floor)
             if widths is not None:
                 return [widths[i] if i in shown else None for i in range(len(columns))]
-        if len(dropped) == len(droppable):
-            return [
-                (min(natural[i], _floor(columns[i], HARD_MIN)) if columns[i].shrink else natural[i])
-                if i in shown
-                else None
-                for i in range(len(columns))
-            ]
-        dropped.add(droppable[len(dropped)][1])
+        if going is not None:
+            dropped.add(going)
+    return [None if i in dropped else natural[i] for i in range(len(columns))]
 
 
 def _floor(column: Column, floor: int) -> int:

@@ -33,6 +33,16 @@ TRIGGERS = ("cron", "every", "once", "manual")
 # cronsim's own order once it has added the seconds field to a five-field expression.
 _FIELD_NAMES = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
 _DAY_NAMES = re.compile(r"SUN|MON|TUE|WED|THU|FRI|SAT")
+# The largest value of each field: a step beyond it is refused, as cronie does (cronsim
+# would take `*/99999999999999999999` as "once, at the start of the range").
+_FIELD_MAX = {
+    "second": 59,
+    "minute": 59,
+    "hour": 23,
+    "day-of-month": 31,
+    "month": 12,
+    "day-of-week": 7,
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MINUTE = timedelta(minutes=1)
@@ -146,6 +156,13 @@ def _cron_fields(expr: str) -> list[str]:
                 raise InvalidInput(
                     f"invalid cron expression {expr!r}: {mark!r} in the {name} field is "
                     "Quartz syntax, which is not supported"
+                )
+        for item in field.split(","):
+            step = item.partition("/")[2]
+            if step.isdigit() and int(step) > _FIELD_MAX[name]:
+                raise InvalidInput(
+                    f"invalid cron expression {expr!r}: step {step} in the {name} field is "
+                    f"beyond its range (at most {_FIELD_MAX[name]})"
                 )
     return fields
 

@@ -356,12 +356,33 @@ def jobctl_program() -> str:
     return str(Path(shutil.which("jobctl") or "jobctl").absolute())
 
 
+TEMPORARY_DIRECTORIES = (Path("/tmp"), Path("/var/tmp"))
+
+
+def paths_in_tmp(db_path: Path, daemon_args: Sequence[str]) -> list[str]:
+    """The database and the path arguments that live in /tmp or /var/tmp, which a unit's
+    PrivateTmp=yes would hide from the service (it gets a /tmp of its own)."""
+    found = []
+    for word in [str(db_path), *daemon_args]:
+        if not word.startswith("/"):
+            continue
+        path = Path(word)
+        for candidate in (path, path.resolve()):
+            if any(candidate.is_relative_to(tmp) for tmp in TEMPORARY_DIRECTORIES):
+                found.append(word)
+                break
+    return found
+
+
 def systemd_unit(db_path: Path, daemon_args: Sequence[str], *, user: bool) -> str:
     """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening).
 
     `daemon_args` are the daemon's own options, given as they are to be passed on.
+    PrivateTmp=yes is left out when the database or a file the daemon is given lives in
+    /tmp or /var/tmp (paths_in_tmp): the service would see an empty /tmp of its own.
     """
     argv = [jobctl_program(), "daemon", "--db", str(db_path), *daemon_args]
+    private_tmp = [] if paths_in_tmp(db_path, daemon_args) else ["PrivateTmp=yes"]
     lines = [
         "[Unit]",
         "Description=jobctl scheduler (HTTP, agent and command jobs)",
@@ -380,7 +401,7 @@ def systemd_unit(db_path: Path, daemon_args: Sequence[str], *, user: bool) -> st
         "TimeoutStopSec=45s",
         "KillMode=mixed",
         "NoNewPrivileges=yes",
-        "PrivateTmp=yes",
+        *private_tmp,
         "ProtectSystem=full",
         "UMask=0077",
         "",

@@ -380,9 +380,10 @@ def test_restore_of_a_file_that_is_not_a_jobctl_database_changes_nothing(
     conn.execute("CREATE TABLE things (x)")
     conn.commit()
     conn.close()
-    for candidate in (text, other, tmp_path / "nowhere.db"):
+    # Not a usable database: 1; no such file (bad input, as for `apply -f`): 2.
+    for candidate, code in ((text, 1), (other, 1), (tmp_path / "nowhere.db", 2), (tmp_path, 2)):
         result = jobctl("restore", str(candidate), "--yes")
-        assert result.exit_code == 1, result.stderr
+        assert result.exit_code == code, (candidate, result.stderr)
         assert result.stderr.startswith("jobctl: ")
     assert dump_database(db_path) == before
     assert sorted(os.listdir(db_path.parent)) == listing

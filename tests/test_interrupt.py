@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -10,7 +11,15 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import Invoke
-from tests.realparts import ROOT, DaemonProcess, job_runs, jobctl_command, wait_until
+from tests.realparts import (
+    ROOT,
+    DaemonProcess,
+    Reply,
+    Sink,
+    job_runs,
+    jobctl_command,
+    wait_until,
+)
 
 
 def _start(db_path: Path, *args: str, **kwargs: object) -> subprocess.Popen[str]:
@@ -48,6 +57,37 @@ def test_ctrl_c_on_run_exits_130_and_marks_the_run(
     assert "Traceback" not in err and "Aborted" not in err
     assert err == "jobctl: interrupted\n"
     assert [r["status"] for r in job_runs(db_path, "slow")] == ["interrupted"]
+
+
+def test_ctrl_c_on_run_keeps_the_output_so_far_and_the_request(
+    jobctl: Invoke, db_path: Path, tmp_path: Path, sink: Sink
+) -> None:
+    started = tmp_path / "started"
+    jobctl(
+        "add", "slow", "--exec", f"echo before the interrupt; touch {started}; sleep 30", "--manual"
+    )
+    process = _start(db_path, "run", "slow")
+    wait_until(started.exists, what="the run to start")
+    assert process.returncode is None
+    _interrupt(process)
+    assert process.returncode == 130
+    [row] = job_runs(db_path, "slow")
+    run = json.loads(jobctl("runs", "show", str(row["id"]), "--json").stdout)
+    assert run["status"] == "interrupted" and run["error"].startswith("interrupted")
+    assert run["output"] == "before the interrupt\n"
+    assert run["snapshot"]["command"].startswith("echo before the interrupt")
+
+    sink.replies["/slow"] = Reply(delay=30)
+    jobctl("add", "slow-http", "--url", f"{sink.url}/slow", "--manual")
+    process = _start(db_path, "run", "slow-http")
+    wait_until(lambda: sink.requests_to("/slow"), what="the request")
+    _interrupt(process)
+    assert process.returncode == 130
+    [row] = job_runs(db_path, "slow-http")
+    run = json.loads(jobctl("runs", "show", str(row["id"]), "--json").stdout)
+    assert run["status"] == "interrupted"
+    assert run["snapshot"]["url"] == f"{sink.url}/slow"
+    assert run["snapshot"]["headers"]["X-Jobctl-Run"] == str(row["id"])
 
 
 def test_ctrl_c_on_run_queue_wait_says_the_run_goes_on_in_the_daemon(

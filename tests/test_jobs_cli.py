@@ -289,6 +289,27 @@ def test_edit_every_keeps_a_millisecond_offset(jobctl: Invoke) -> None:
     assert job_json(jobctl, "x")["schedule"] == "10s+5s"
 
 
+def test_edit_empty_offset_clears_it(jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "15m", "--offset", "3s")
+    result = jobctl("edit", "j", "--offset", "")
+    assert result.exit_code == 0, result.stderr
+    assert job_json(jobctl, "j")["schedule"] == "15m"
+    jobctl("edit", "j", "--offset", "5m")
+    assert jobctl("edit", "j", "--every", "10m", "--offset", "").exit_code == 0
+    assert job_json(jobctl, "j")["schedule"] == "10m"
+
+
+def test_edit_refuses_an_empty_name(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "base", "--exec", "true", "--manual")
+    before = dump_database(db_path)
+    result = jobctl("edit", "base", "--name", "")
+    assert result.exit_code == 2
+    assert (
+        result.stderr.startswith("jobctl: invalid job name ''") and "updated" not in result.stdout
+    )
+    assert dump_database(db_path) == before
+
+
 def test_rename_keeps_history(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "old", "--exec", "true", "--manual")
     conn = sqlite3.connect(db_path)
@@ -404,6 +425,18 @@ def test_list_table_and_json(jobctl: Invoke, db_path: Path) -> None:
         "policies",
     }
     assert all(contract <= set(job) for job in listed)
+
+
+def test_next_of_a_paused_job_says_it_is_paused(jobctl: Invoke) -> None:
+    jobctl("add", "j", "--exec", "true", "--every", "1h")
+    assert "paused" not in jobctl("next", "j", "-n", "1").stderr
+    jobctl("pause", "j")
+    result = jobctl("next", "j", "-n", "2", "--json")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 2  # the JSON stays a list
+    assert result.stderr == (
+        "job 'j' is paused: it would fire at these times once resumed (`jobctl resume j`)\n"
+    )
+    assert "is paused" in jobctl("next", "j", "-n", "1").stderr
 
 
 def test_next_for_a_job_and_for_expressions(jobctl: Invoke) -> None:

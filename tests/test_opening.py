@@ -127,6 +127,46 @@ def test_another_programs_database_is_refused_and_left_byte_for_byte(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
 
 
+def test_an_empty_file_reads_as_an_empty_database_and_is_not_written(
+    jobctl: Invoke, tmp_path: Path
+) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    result = jobctl("--db", str(path), "list")
+    assert result.exit_code == 0, result.stderr
+    assert "no jobs yet" in result.stderr
+    assert json.loads(jobctl("--db", str(path), "list", "--json").stdout) == []
+    assert json.loads(jobctl("--db", str(path), "runs", "--json").stdout) == []
+    assert jobctl("--db", str(path), "status").exit_code == 0
+    assert path.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+    # a writing command makes it a jobctl database
+    assert jobctl("--db", str(path), "add", "x", "--exec", "true", "--manual").exit_code == 0
+    assert [
+        job["name"] for job in json.loads(jobctl("--db", str(path), "list", "--json").stdout)
+    ] == ["x"]
+
+
+def test_a_foreign_database_with_a_jobs_table_gets_no_lock_and_doctor_says_so(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, what TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    daemon = run_jobctl(path, "daemon", timeout=30)
+    assert daemon.returncode == 1
+    assert daemon.stderr == f"jobctl: {path} is an SQLite database but not a jobctl one\n"
+    doctor = run_jobctl(path, "doctor", timeout=30)
+    assert doctor.returncode == 1
+    assert f"fail  {path} is an SQLite database but not a jobctl one" in doctor.stdout
+    assert "database opens" not in doctor.stdout and "schema version" not in doctor.stdout
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
 def test_a_file_with_a_user_version_but_no_jobctl_tables_is_refused(
     jobctl: Invoke, tmp_path: Path
 ) -> None:
@@ -213,6 +253,9 @@ def _check_reads_and_refused_writes(path: Path, run: Callable[..., Any]) -> None
     assert json.loads(run("status", "--json").stdout)["jobs"]["enabled"] == 1
     assert "echo hi" in run("export").stdout
     assert run("daemon", "status").returncode == 4  # no daemon, and said so without failing
+    doctor = run("doctor")
+    assert doctor.returncode == 1, doctor.stdout
+    assert "database is not writable" in doctor.stdout and "the daemon cannot" in doctor.stdout
     for args in (("add", "y", "--exec", "true", "--manual"), ("pause", "x"), ("daemon",)):
         refused = run(*args)
         assert refused.returncode == 1, (args, refused.stderr)

@@ -106,6 +106,34 @@ def test_show_wraps_long_values_within_the_width(
     assert jobctl("show", "b", "--wide").stdout == whole
 
 
+def test_runs_show_wraps_the_request_and_names_the_shell(
+    db_path: Path, jobctl: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "http://127.0.0.1:9/" + "/".join(f"segment{i}" for i in range(20))
+    command = "echo " + " ".join(f"word{i}" for i in range(30))
+    assert jobctl("add", "h", "--url", url, "--manual").exit_code == 0
+    assert jobctl("add", "x", "--exec", command, "--manual").exit_code == 0
+    jobctl("run", "h")
+    assert jobctl("run", "x").exit_code == 0
+    http_id, exec_id = (row["id"] for row in json.loads(jobctl("runs", "--json").stdout)[::-1])
+    assert url in jobctl("runs", "show", str(http_id)).stdout  # whole when not fitted
+
+    monkeypatch.setenv("COLUMNS", "80")
+    for run_id in (http_id, exec_id):
+        shown = jobctl("runs", "show", str(run_id)).stdout.split("\noutput:\n")[0]
+        assert widest(shown) <= 80, shown  # the output itself is shown as it came
+    shown = jobctl("runs", "show", str(exec_id)).stdout
+    request = shown.split("request:\n", 1)[1].split("\n\n", 1)[0]
+    assert "word29" in request and "True" not in request
+    assert [
+        line.split()[:2] for line in request.splitlines() if "shell:" in line or "env:" in line
+    ] == [
+        ["env:", "-"],
+        ["shell:", "/bin/sh"],
+    ]
+    assert "shell:   /bin/sh -c" in request
+
+
 def test_fit_widths_cuts_the_widest_free_text_then_drops_columns() -> None:
     columns = [
         Column("ID"),
@@ -121,6 +149,36 @@ def test_fit_widths_cuts_the_widest_free_text_then_drops_columns() -> None:
     assert fit_widths([2, 60, 25, 5], columns, 46) == [2, 20, 20, None]
     text = table([["1", "é" * 50, "b", "x"]], columns, width=30)
     assert widest(text) <= 30 and "…" in text
+
+
+def test_list_with_a_long_name_never_exceeds_the_width(
+    db_path: Path, jobctl: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "abcdefghij-abcdefghij-abcdefghij-abcd"  # 37 characters
+    assert jobctl("add", name, "--url", LONG_URL, "--cron", "*/5 * * * *").exit_code == 0
+    assert (
+        jobctl("add", "short", "--exec", "echo a long command line", "--every", "5m").exit_code == 0
+    )
+    assert jobctl("run", "short").exit_code == 0
+    for columns in (80, 60, 45):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        fitted = jobctl("list").stdout
+        assert widest(fitted) <= columns, fitted
+        assert name in fitted.split()  # whole
+        fitted = jobctl("runs").stdout
+        assert widest(fitted) <= columns, fitted
+    monkeypatch.setenv("COLUMNS", "20")  # narrower than the name: only the name overflows
+    fitted = jobctl("list").stdout
+    assert fitted.splitlines()[1:] == [name, "short"]
+
+
+def test_fit_widths_drops_more_columns_as_a_last_resort() -> None:
+    columns = [Column("NAME", whole=True), Column("A", shrink=True), Column("N"), Column("S")]
+    assert fit_widths([30, 20, 6, 9], columns, 60) == [30, 9, 6, 9]
+    # Free text goes first, then the others from the right; the name stays.
+    assert fit_widths([30, 20, 6, 9], columns, 49) == [30, None, 6, 9]
+    assert fit_widths([30, 20, 6, 9], columns, 40) == [30, None, 6, None]
+    assert fit_widths([30, 20, 6, 9], columns, 10) == [30, None, None, None]
 
 
 # ------------------------------------------------------------------------ runs --follow

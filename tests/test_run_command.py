@@ -156,6 +156,26 @@ def test_queue_and_wait_through_the_daemon(jobctl: Invoke, db_path: Path, sink: 
         assert daemon.stop() == 0
 
 
+def test_queue_and_wait_prints_the_outcome_of_a_failing_run(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "broken", "--url", "http://127.0.0.1:9/nothing-listens", "--manual")
+    jobctl("add", "noisy", "--exec", "echo some output; exit 3", "--manual")
+    daemon = DaemonProcess(db_path)
+    try:
+        daemon.wait_ready()
+        wait_until(lambda: query(db_path, "SELECT 1 FROM daemon"), what="the heartbeat")
+        result = run_jobctl(db_path, "run", "broken", "--queue", "--wait")
+        assert result.returncode == 1
+        [row] = job_runs(db_path, "broken")
+        assert f"run {row['id']} of broken · attempt 1 · failed · " in result.stderr
+        assert "cannot connect" in result.stderr
+        result = run_jobctl(db_path, "run", "noisy", "--queue", "--wait")
+        assert result.returncode == 1
+        assert result.stdout == "some output\n"
+        assert "attempt 1 · failed · exit 3 · " in result.stderr
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_unknown_job_and_bad_flags(jobctl: Invoke, db_path: Path) -> None:
     result = jobctl("run", "ghost")
     assert result.exit_code == 3

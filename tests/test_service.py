@@ -9,6 +9,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -276,7 +277,9 @@ def test_sighup_reopens_a_moved_log_file(db_path: Path, tmp_path: Path, jobctl: 
             process.kill()
 
 
-def test_systemd_unit(db_path: Path) -> None:
+def test_systemd_unit() -> None:
+    # Not tmp_path: a database in /tmp gets a unit without PrivateTmp (see the next test).
+    db_path = Path("/var/lib/jobctl-test-nowhere/jobctl.db")
     result = run_jobctl(db_path, "daemon", "--systemd-unit", "--user")
     assert result.returncode == 0
     unit = result.stdout
@@ -287,6 +290,24 @@ def test_systemd_unit(db_path: Path) -> None:
     assert program.is_absolute() and program.name == "jobctl" and os.access(program, os.X_OK)
     assert f"--db {db_path}" in exec_start
     assert "WantedBy=default.target" in unit
+
+
+def test_systemd_unit_for_a_database_in_tmp_keeps_the_shared_tmp(tmp_path: Path) -> None:
+    # PrivateTmp=yes gives the service a /tmp of its own, where /tmp/x.db does not exist.
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:
+        in_tmp = Path(directory) / "x.db"
+        result = run_jobctl(in_tmp, "daemon", "--systemd-unit")
+        assert result.returncode == 0, result.stderr
+        assert "PrivateTmp" not in result.stdout
+        assert result.stderr.startswith(f"jobctl: warning: {in_tmp} in a temporary directory")
+        assert "PrivateTmp=yes" in result.stderr
+        assert not in_tmp.exists()
+    elsewhere = Path("/var/lib/jobctl-test-nowhere/x.db")
+    result = run_jobctl(elsewhere, "daemon", "--systemd-unit", "--env-file", "/var/tmp/secrets.env")
+    assert result.returncode == 0, result.stderr
+    assert "PrivateTmp" not in result.stdout and "/var/tmp/secrets.env" in result.stderr
+    result = run_jobctl(elsewhere, "daemon", "--systemd-unit")
+    assert "PrivateTmp=yes" in result.stdout and result.stderr == ""
 
 
 # systemd's C-style escapes (systemd.syntax(7) "Quoting"), decoded by the test's own splitter

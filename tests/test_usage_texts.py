@@ -31,6 +31,16 @@ def test_a_usage_error_is_one_line_pointing_at_the_right_help(
     assert result.stderr == f"jobctl: {message}\n"
 
 
+@pytest.mark.parametrize("text", ["abc", "-1", "0", "1.5", "99999999999999999999"])
+def test_runs_show_refuses_a_bad_run_id_in_jobctls_words(db_path: Path, text: str) -> None:
+    create_database(db_path)
+    result = run_jobctl(db_path, "runs", "show", text)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"jobctl: invalid run id {text!r}: run ids are positive whole numbers\n"
+    )
+
+
 def test_backup_counts_one_job_and_one_run_in_the_singular(
     jobctl: Invoke, db_path: Path, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Invoke
+from tests.conftest import Invoke, dump_database
 from tests.realparts import (
     DaemonProcess,
     Reply,
@@ -329,13 +329,34 @@ def test_burst_of_webhooks_while_jobs_fire(
 
 def test_hook_show_and_disable_without_a_webhook_exit_3(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "plain", "--url", "http://127.0.0.1:9/x", "--manual")
-    for command in ("show", "disable"):
+    for command in ("show", "disable", "rotate"):
         result = jobctl("hook", command, "plain")
         assert result.exit_code == 3, (command, result.stderr)
         assert result.stderr.startswith("jobctl: ") and "has no webhook" in result.stderr
         assert result.stderr.count("\n") == 1
     assert jobctl("hook", "show", "ghost").exit_code == 3
     assert jobctl("hook", "disable", "ghost").exit_code == 3
+    assert jobctl("hook", "rotate", "ghost").exit_code == 3
+
+
+def test_hook_base_url_must_be_http_with_a_host(jobctl: Invoke, db_path: Path) -> None:
+    jobctl("add", "base", "--url", "http://127.0.0.1:9/x", "--manual")
+    before = dump_database(db_path)
+    for bad in (
+        "javascript:alert(1)",
+        "ftp://host/",
+        "https://",
+        "jobs.example.com",
+        "http://h:x/",
+    ):
+        for command in ("enable", "rotate", "show"):
+            result = jobctl("hook", command, "base", "--base-url", bad)
+            assert result.exit_code == 2, (command, bad, result.stderr)
+            assert result.stderr.startswith(f"jobctl: invalid --base-url {bad!r}")
+    assert dump_database(db_path) == before
+    result = jobctl("hook", "enable", "base", "--base-url", "https://jobs.example.com/ci/")
+    assert result.exit_code == 0, result.stderr
+    assert "url:    https://jobs.example.com/ci/hooks/base" in result.stdout
 
 
 def raw_post(base: str, path: bytes, headers: list[bytes], body: bytes = b"{}") -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class FireContext:
 class Outcome:
     """How a run ended; the engine records it as it is."""
 
-    status: str  # 'succeeded' | 'failed' | 'timed_out'
+    status: str  # 'succeeded' | 'failed' | 'timed_out' ('interrupted' in Cancelled)
     started_at: datetime  # aware UTC, when the request or process actually started
     finished_at: datetime
     http_status: int | None = None
@@ -74,6 +75,31 @@ def cap_output(data: bytes, total: int | None = None, *, complete: bool = True) 
     else:
         marker = f"[output truncated: more than {OUTPUT_CAP} bytes, {OUTPUT_CAP} kept]"
     return f"{text}\n{marker}"
+
+
+class Cancelled(asyncio.CancelledError):
+    """A run cancelled in flight (Ctrl-C on `jobctl run`, a stopping daemon), carrying what it
+    had produced so far (output, snapshot), so that the run's row can keep it. Still a
+    CancelledError: whoever does not look for the outcome sees a plain cancellation."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__("interrupted")
+        self.outcome = outcome
+
+
+def interrupted(started_at: datetime, **fields: Any) -> Cancelled:
+    """The Cancelled to raise from an action's cancellation path, with its partial outcome."""
+    from jobctl.timeutil import utcnow
+
+    return Cancelled(
+        Outcome(
+            status="interrupted",
+            started_at=started_at,
+            finished_at=utcnow(),
+            error="interrupted",
+            **fields,
+        )
+    )
 
 
 def fail_before_start(
@@ -126,9 +152,11 @@ class Expansion:
 
 __all__ = [
     "OUTPUT_CAP",
+    "Cancelled",
     "Expansion",
     "FireContext",
     "Outcome",
     "cap_output",
     "fail_before_start",
+    "interrupted",
 ]

@@ -17,8 +17,21 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
-from jobctl.actions.process import KILL_GRACE, CannotStart, exit_error, run_process
+from jobctl.actions import (
+    Expansion,
+    FireContext,
+    Outcome,
+    cap_output,
+    fail_before_start,
+    interrupted,
+)
+from jobctl.actions.process import (
+    KILL_GRACE,
+    CannotStart,
+    StoppedEarly,
+    exit_error,
+    run_process,
+)
 from jobctl.actions.request import (
     RequestHeaders,
     SessionOwner,
@@ -277,6 +290,9 @@ class AgentFirer(SessionOwner):
                 kill_grace=self.kill_grace,
                 on_process=ctx.on_process,
             )
+        except StoppedEarly as stopped:
+            output = expansion.redact(stopped.output.text())
+            raise interrupted(started_at, output=output, snapshot=snapshot) from stopped
         except CannotStart as exc:
             return Outcome(
                 status="failed",

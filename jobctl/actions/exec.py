@@ -8,8 +8,14 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from jobctl.actions import Expansion, FireContext, Outcome, fail_before_start
-from jobctl.actions.process import KILL_GRACE, CannotStart, exit_error, run_process
+from jobctl.actions import Expansion, FireContext, Outcome, fail_before_start, interrupted
+from jobctl.actions.process import (
+    KILL_GRACE,
+    CannotStart,
+    StoppedEarly,
+    exit_error,
+    run_process,
+)
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED
 from jobctl.timeutil import format_duration, iso_z, utcnow
@@ -70,6 +76,9 @@ async def run_command(
             kill_grace=kill_grace,
             on_process=ctx.on_process,
         )
+    except StoppedEarly as stopped:
+        output = expansion.redact(stopped.output.text())
+        raise interrupted(started_at, output=output, snapshot=snapshot) from stopped
     except CannotStart as exc:
         return Outcome(
             status="failed",

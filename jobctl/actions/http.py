@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -9,7 +10,14 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
+from jobctl.actions import (
+    Expansion,
+    FireContext,
+    Outcome,
+    cap_output,
+    fail_before_start,
+    interrupted,
+)
 from jobctl.actions.request import (
     MAX_REDIRECTS,
     USER_AGENT,
@@ -136,6 +144,8 @@ class HttpFirer(SessionOwner):
                 reason = response.reason or ""
                 response_headers = response.headers
                 final_url = str(response.url)
+        except asyncio.CancelledError as exc:
+            raise interrupted(started_at, snapshot=snapshot) from exc
         except TimeoutError:
             return Outcome(
                 status="timed_out",

@@ -45,6 +45,15 @@ class Captured:
         return cap_output(self.data, self.total)
 
 
+class StoppedEarly(asyncio.CancelledError):
+    """The command was ended because its run was cancelled; `output` is what it had written
+    (stdout, with stderr unless kept apart). Still a CancelledError."""
+
+    def __init__(self, output: Captured) -> None:
+        super().__init__("interrupted")
+        self.output = output
+
+
 @dataclass(frozen=True)
 class Exited:
     """How a command ended."""
@@ -114,10 +123,12 @@ async def run_process(
         elapsed = time.monotonic() - clock
         for collector in collectors:
             await collector.wait_eof(DRAIN_AFTER_EXIT)
-    except asyncio.CancelledError:
-        # the daemon is stopping: leave no orphaned process group behind
+    except asyncio.CancelledError as exc:
+        # the daemon or `jobctl run` is stopping: leave no orphaned process group behind,
+        # and hand on what the command had written so far
         await _terminate_group(process, kill_grace)
-        raise
+        first = collectors[0]
+        raise StoppedEarly(Captured(first.data(), first.total)) from exc
     finally:
         if feeder is not None:
             feeder.cancel()

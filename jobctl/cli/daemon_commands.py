@@ -100,7 +100,8 @@ from jobctl.errors import Failed, InvalidInput
 @click.option(
     "--systemd-unit",
     is_flag=True,
-    help="Print a systemd unit that runs the daemon with the other options given, and exit.",
+    help="Print a systemd unit that runs the daemon with the other options given, and exit "
+    "(without PrivateTmp=yes when a file it uses is in /tmp).",
 )
 @click.option("--user", "user_unit", is_flag=True, help="With --systemd-unit: a user unit.")
 @db_option
@@ -147,7 +148,18 @@ def daemon(
 
     path = db_path(ctx)
     if systemd_unit:
-        click.echo(unit_text(path, _unit_daemon_args(ctx), user=user_unit), nl=False)
+        from jobctl.service import paths_in_tmp
+
+        args = _unit_daemon_args(ctx)
+        in_tmp = paths_in_tmp(path, args)
+        if in_tmp:
+            click.echo(
+                f"jobctl: warning: {', '.join(in_tmp)} in a temporary directory: the unit "
+                "leaves out PrivateTmp=yes so that the service sees it (files there may not "
+                "survive a reboot; a permanent place is better)",
+                err=True,
+            )
+        click.echo(unit_text(path, args, user=user_unit), nl=False)
         return
     if user_unit:
         raise click.UsageError("--user goes with --systemd-unit")
@@ -176,9 +188,10 @@ def daemon(
             f"--metrics-token-env {metrics_token_env}: no such variable in the environment "
             "or the env file (or it is empty)"
         )
-    from jobctl.store.sqlite import require_writable
+    from jobctl.store.sqlite import require_jobctl_file, require_writable
 
     require_writable(path)  # one line, before the lock file or the log is touched
+    require_jobctl_file(path)  # another program's file gets no lock file beside it
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)

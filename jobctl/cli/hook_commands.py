@@ -8,7 +8,7 @@ from jobctl.cli.complete import complete_job_names
 from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import NotFound
 
-BASE_URL_HELP = "Public base URL when a reverse proxy fronts the daemon."
+BASE_URL_HELP = "Public base URL (http:// or https://) when a reverse proxy fronts the daemon."
 
 
 @cli.group()
@@ -88,6 +88,7 @@ def _new_secret(
     from jobctl import hooks
     from jobctl.catalog import get_job
 
+    hooks.validate_base_url(base_url)  # before anything changes
     store = open_db(ctx)
     with store.write():
         secret = hooks.set_secret(store, get_job(store, name), rotate=rotate)
@@ -134,6 +135,7 @@ def hook_show(ctx: click.Context, name: str, base_url: str | None, as_json: bool
     from jobctl.catalog import get_job
     from jobctl.output import to_json
 
+    hooks.validate_base_url(base_url)  # before anything changes
     store = read_db(ctx)
     if not hooks.is_enabled(store, get_job(store, name)):
         raise NotFound(f"job {name!r} has no webhook: `jobctl hook enable {name}` creates one")

@@ -291,8 +291,8 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     """List jobs with their schedule, next run and last outcome.
 
     On a terminal the table fits its width: long states, schedules and actions are cut
-    short, and LAST, RECENT and OK make way if needed. Names are always whole; --wide, or
-    output to a pipe, shows everything.
+    short, and LAST, RECENT and OK make way if needed, then as many other columns as it
+    takes. Names are always whole; --wide, or output to a pipe, shows everything.
 
     \b
     Examples:
@@ -323,7 +323,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
         return
     # Free text is cut to fit; OK, RECENT, then LAST go when cutting is not enough.
     columns = [
-        Column("NAME"),
+        Column("NAME", whole=True),
         Column("STATE", shrink=True),
         Column("SCHEDULE", shrink=True),
         Column("ACTION", shrink=True),
@@ -529,6 +529,8 @@ def next_(
 ) -> None:
     """Preview the next fire times of a job, or of a cron expression or interval.
 
+    For a paused job, a note on stderr says these are the times it would fire once resumed.
+
     \b
     Examples:
       jobctl next backup -n 3
@@ -565,6 +567,12 @@ def next_(
     if not name:
         validate_fires(plan, start)
     moments = fire_times(plan, start, count)
+    if name and job.state == "paused" and moments:
+        click.echo(
+            f"job {name!r} is paused: it would fire at these times once resumed "
+            f"(`jobctl resume {name}`)",
+            err=True,
+        )
     if as_json:
         click.echo(to_json([iso_z(moment) for moment in moments]))
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,31 +12,71 @@ from jobctl.cli.complete import complete_job_names
 from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db
 from jobctl.errors import Failed, Interrupted
 
+if TYPE_CHECKING:
+    from jobctl.models import Run
+
 
 def _report_attempt(recorded: Any) -> None:
     from jobctl.timeutil import iso_z
 
     claim, outcome = recorded.claim, recorded.outcome
-    code = (
-        f"HTTP {outcome.http_status}"
-        if outcome.http_status is not None
-        else f"exit {outcome.exit_code}"
-        if outcome.exit_code is not None
-        else ""
-    )
-    parts = [
-        f"run {claim.run_id} of {claim.job.name}",
-        f"attempt {claim.attempt}",
+    line = _attempt_line(
+        claim.run_id,
+        claim.job.name,
+        claim.attempt,
         outcome.status,
-        code,
-        f"{outcome.duration_ms} ms",
-    ]
-    line = " · ".join(part for part in parts if part)
-    if outcome.error:
-        line += f": {outcome.error}"
+        outcome.http_status,
+        outcome.exit_code,
+        outcome.duration_ms,
+        outcome.error,
+    )
     if recorded.retry_at is not None:
         line += f" (retry at {iso_z(recorded.retry_at)})"
     click.echo(line, err=True)
+
+
+def _report_waited(run: Run) -> None:
+    """The same line for an attempt the daemon ran (`run --queue --wait`)."""
+    line = _attempt_line(
+        run.id,
+        run.job or "",
+        run.attempt,
+        run.status,
+        run.http_status,
+        run.exit_code,
+        run.duration_ms,
+        run.error,
+    )
+    click.echo(line, err=True)
+
+
+def _attempt_line(
+    run_id: int,
+    job: str,
+    attempt: int,
+    status: str,
+    http_status: int | None,
+    exit_code: int | None,
+    duration_ms: int | None,
+    error: str | None,
+) -> str:
+    """`run 6 of x · attempt 1 · failed · 1 ms: cannot connect...`"""
+    code = (
+        f"HTTP {http_status}"
+        if http_status is not None
+        else f"exit {exit_code}"
+        if exit_code is not None
+        else ""
+    )
+    parts = [
+        f"run {run_id} of {job}",
+        f"attempt {attempt}",
+        status,
+        code,
+        f"{duration_ms} ms" if duration_ms is not None else "",
+    ]
+    line = " · ".join(part for part in parts if part)
+    return line + (f": {error}" if error else "")
 
 
 @cli.command(name="run")
@@ -92,7 +132,7 @@ def run_(
             )
             return
         try:
-            row = manual.wait_for_run(store, run_id)
+            row = manual.wait_for_run(store, run_id, on_finished=_report_waited)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; run {run_id} of {name} goes on in the daemon: "

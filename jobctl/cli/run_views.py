@@ -42,8 +42,8 @@ def columns() -> list[Column]:
     from jobctl.output import Column
 
     return [
-        Column("ID"),
-        Column("JOB"),
+        Column("ID", whole=True),
+        Column("JOB", whole=True),
         Column("TRIGGER", drop=2),
         Column("SCHEDULED"),
         Column("STARTED", drop=1),
@@ -191,9 +191,9 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
     text = key_values(pairs, width=width)
     snapshot = data.get("snapshot")
     if snapshot:
-        text += "\n\nrequest:\n" + _indent_mapping(snapshot)
+        text += "\n\nrequest:\n" + _indent_mapping(snapshot, width)
     if details.get("response_headers"):
-        text += "\n\nresponse headers:\n" + _indent_mapping(details["response_headers"])
+        text += "\n\nresponse headers:\n" + _indent_mapping(details["response_headers"], width)
     if data["output"]:
         text += "\n\noutput:\n" + data["output"].rstrip("\n")
     return text
@@ -226,12 +226,29 @@ def _delivery_text(delivery: Any) -> Any:
     return f"failed to deliver to {url}{status}{reason}"
 
 
-def _indent_mapping(mapping: dict[str, Any]) -> str:
-    lines = []
+def _indent_mapping(mapping: dict[str, Any], width: int | None, indent: str = "  ") -> str:
+    """A request snapshot or headers as aligned `key: value` lines under a heading, long
+    values wrapped within `width` like the rest of `runs show`; a nested mapping (headers)
+    is indented under its key."""
+    from jobctl.output import key_values
+
+    lines: list[str] = []
+    flat: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        room = None if width is None else width - len(indent)
+        if flat:
+            lines.extend(indent + line for line in key_values(flat, width=room).split("\n"))
+            flat.clear()
+
     for key, value in mapping.items():
-        if isinstance(value, dict):
-            lines.append(f"  {key}:")
-            lines.extend(f"    {k}: {v}" for k, v in value.items())
+        if isinstance(value, dict) and value:
+            flush()
+            lines.append(f"{indent}{key}:")
+            lines.append(_indent_mapping(value, width, indent + "  "))
+        elif key == "shell" and isinstance(value, bool) and "command" in mapping:
+            flat.append((key, "/bin/sh -c" if value else "none (the words are run directly)"))
         else:
-            lines.append(f"  {key}: {value if value is not None else '-'}")
+            flat.append((str(key), None if value == {} else value))
+    flush()
     return "\n".join(lines)

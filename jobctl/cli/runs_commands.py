@@ -239,13 +239,14 @@ def _follow(store: Store, where: RunFilter, runs: list[Run], fmt: str, width: in
         return
 
 
-@runs.command(name="show")
-@click.argument("run_id", type=click.IntRange(1, 2**63 - 1), shell_complete=complete_run_ids)
+# `-1` reaches the command as a run id (not click's "No such option"), to be refused in our words
+@runs.command(name="show", context_settings={"ignore_unknown_options": True})
+@click.argument("run_id", shell_complete=complete_run_ids)
 @wide_option
 @db_option
 @json_option
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> None:
+def runs_show(ctx: click.Context, run_id: str, wide: bool, as_json: bool) -> None:
     """Everything about one run: request sent, response, output, error, timings.
 
     On a terminal, long values wrap onto indented lines within its width (--wide: never).
@@ -258,11 +259,18 @@ def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> Non
     from jobctl.output import output_width, to_json
     from jobctl.runs import get_run, run_to_dict
 
-    data = run_to_dict(get_run(read_db(ctx, tidy=True), run_id), full=True)
+    data = run_to_dict(get_run(read_db(ctx, tidy=True), _run_id(run_id)), full=True)
     if as_json:
         click.echo(to_json(data))
         return
     click.echo(render_run(data, output_width(wide=wide)))
+
+
+def _run_id(text: str) -> int:
+    """A run id as typed: a positive whole number (InvalidInput, exit 2, if not)."""
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
+        return int(text)
+    raise InvalidInput(f"invalid run id {text!r}: run ids are positive whole numbers")
 
 
 @runs.command(name="prune")

@@ -21,6 +21,7 @@ from jobctl.doctor.database import (
     check_schema,
     check_timezone_database,
     check_wal,
+    check_writable,
     open_database,
 )
 from jobctl.doctor.jobs import JOB_CHECKS
@@ -55,6 +56,7 @@ def run_checks(
             if sound:
                 results.append(_guarded("schema", check_schema, ctx))
             results.append(check_wal(ctx))
+            results.append(check_writable(ctx))
         permissions = check_permissions(ctx)
         if permissions is not None:
             results.append(permissions)

@@ -35,6 +35,10 @@ def open_database(ctx: Context) -> Check:
         store = open_store_read_only(path)
     except (StoreError, JobctlError) as exc:
         return Check("database", FAIL, f"cannot open {path}: {exc}")
+    foreign = store.not_jobctls()
+    if foreign is not None:
+        store.close()
+        return Check("database", FAIL, foreign)
     try:
         if not store.has_table("jobs"):
             tables = store.table_count()
@@ -60,6 +64,22 @@ def check_integrity(ctx: Context) -> Check:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         return Check("integrity", FAIL, f"integrity check failed: {problems[0]}{more}")
     return Check("integrity", OK, "integrity check passed")
+
+
+def check_writable(ctx: Context) -> Check:
+    """The daemon writes every run (and commands that change jobs write too): a database
+    only readable here is a failure, even though reading commands still work."""
+    from jobctl.store.sqlite import unwritable_reason
+
+    reason = unwritable_reason(ctx.db_path)
+    if reason is not None:
+        return Check(
+            "writable",
+            FAIL,
+            f"database is not writable ({reason}): the daemon cannot record runs "
+            "and commands that change jobs are refused",
+        )
+    return Check("writable", OK, "database is writable")
 
 
 def check_wal(ctx: Context) -> Check:

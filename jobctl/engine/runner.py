@@ -49,7 +49,7 @@ class Firers:
         return self._http
 
     async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
-        from jobctl.actions import FireContext, fail_before_start
+        from jobctl.actions import Cancelled, FireContext, fail_before_start
         from jobctl.actions.exec import run_command
         from jobctl.timeutil import utcnow
 
@@ -67,14 +67,18 @@ class Firers:
             report, run_id = self.on_process, claim.run_id
             context.on_process = lambda pid: report(run_id, pid)
         spec = claim.job.spec
-        if claim.job.action == ActionKind.HTTP:
-            outcome = await self.http.fire(spec, context)
-        elif claim.job.action == ActionKind.EXEC:
-            outcome = await run_command(spec, context)
-        elif claim.job.action == ActionKind.AGENT:
-            outcome = await self._ask(claim, context)
-        else:
-            outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
+        try:
+            if claim.job.action == ActionKind.HTTP:
+                outcome = await self.http.fire(spec, context)
+            elif claim.job.action == ActionKind.EXEC:
+                outcome = await run_command(spec, context)
+            elif claim.job.action == ActionKind.AGENT:
+                outcome = await self._ask(claim, context)
+            else:
+                outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
+        except Cancelled as stopped:  # what it had produced is kept: mask it as well
+            _without_file_secrets(stopped.outcome, env)
+            raise
         return _without_file_secrets(outcome, env)
 
     async def _ask(self, claim: Claim, context: FireContext) -> Outcome:

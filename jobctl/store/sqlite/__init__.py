@@ -11,6 +11,7 @@ from jobctl.store.sqlite.connection import (
     connect_for_reading,
     empty_database,
     open_read_only,
+    require_jobctl_file,
     require_writable,
     unwritable_reason,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "open_store_for_reading",
     "open_store_read_only",
     "peek_daemon_row",
+    "require_jobctl_file",
     "require_writable",
     "schema_version",
     "unwritable_reason",

@@ -61,6 +61,20 @@ class FileOps(Connected):
     def schema_version(self) -> int:
         return schema_version(self.conn)
 
+    def not_jobctls(self) -> str | None:
+        """Why this file is not a jobctl database (a `jobs` table alone does not make it
+        one), or None; too damaged to tell is None too: the integrity check says how."""
+        from jobctl.errors import Failed
+        from jobctl.store.sqlite.migrations import check_owned
+
+        try:
+            check_owned(self.conn, known=max(schema_version(self.conn), 1))
+        except Failed as exc:
+            return str(exc)
+        except sqlite3.Error:
+            return None
+        return None
+
     def job_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
 

@@ -50,6 +50,23 @@ def require_writable(path: Path) -> None:
         raise Failed(f"cannot write the database {path}: {reason}")
 
 
+def require_jobctl_file(path: Path) -> None:
+    """Failed (exit 1) when `path` holds something that is not a jobctl database this version
+    can use, read without writing: for the daemon, before it creates its lock beside it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # missing or empty: created or set up on open
+    try:
+        conn = open_read_only(path)
+    except sqlite3.DatabaseError as exc:
+        raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    try:
+        check_owned(conn)
+    except sqlite3.DatabaseError as exc:
+        raise Failed(f"{path} is not a usable jobctl database: {exc}") from None
+    finally:
+        conn.close()
+
+
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     """Open (creating if asked) and migrate the database at `path`, for reading and writing."""
     if path.is_dir():
@@ -96,6 +113,10 @@ def connect_for_reading(path: Path) -> tuple[sqlite3.Connection, bool]:
         raise InvalidInput(f"database path {str(path)!r} is a directory")
     if not path.exists():
         raise NotFound(f"no database at {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        # An empty file (`touch jobctl.db`) is an empty database to SQLite: it reads as one
+        # with no jobs, as a database not created yet does, and reading leaves it as it is.
+        return empty_database(), False
     if unwritable_reason(path) is None:
         return connect(path, create=False), True
     try:

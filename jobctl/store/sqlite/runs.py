@@ -147,6 +147,15 @@ class RunOps(Connected):
             (to_db(now), error, to_db(now), run_id),
         )
 
+    def keep_partial_output(
+        self, run_id: int, output: str | None, snapshot: Mapping[str, Any] | None
+    ) -> None:
+        """What an interrupted run had produced (output so far, the request it sent)."""
+        self.conn.execute(
+            "UPDATE runs SET output = ?, snapshot = ? WHERE id = ?",
+            (output or None, json.dumps(snapshot) if snapshot else None, run_id),
+        )
+
     def record_process_group(self, run_id: int, pgid: int, pgid_started: int | None) -> None:
         """The run's command leads process group `pgid`, whose leader started at
         `pgid_started` (clock ticks since boot)."""
