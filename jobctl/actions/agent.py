@@ -92,7 +92,7 @@ class AgentFirer(SessionOwner):
         config = agent.config
         kind = agent.kind
         model = str(config.get("model") or "")
-        expansion = Expansion(ctx.env)
+        expansion = ctx.expansion
         headers: dict[str, str] = {}
         from_reference: set[str] = set()  # header names whose value came from ${NAME}
         try:
@@ -249,7 +249,7 @@ class AgentFirer(SessionOwner):
 
     async def _ask_command(self, agent: AgentProfile, prompt: str, ctx: FireContext) -> Outcome:
         command = str(agent.config.get("command") or "")
-        expansion = Expansion(ctx.env)
+        expansion = ctx.expansion
         details: dict[str, Any] = {
             "agent": agent.name,
             "kind": "command",

@@ -134,7 +134,7 @@ class HttpFirer(SessionOwner):
         await self.close()
 
     async def fire(self, spec: Mapping[str, Any], ctx: FireContext) -> Outcome:
-        expansion = Expansion(ctx.env)
+        expansion = ctx.expansion
         body_template: str | None = spec.get("body")
         method = str(spec.get("method") or ("POST" if body_template is not None else "GET"))
         expect = str(spec.get("expect") or "2xx")
@@ -185,7 +185,7 @@ class HttpFirer(SessionOwner):
                 status = response.status
                 reason = response.reason or ""
                 response_headers = response.headers
-                final_url = str(response.url)
+                final_url = _final_url(response)
         except TimeoutError:
             return Outcome(
                 status="timed_out",
@@ -292,6 +292,17 @@ def _slot_text(slot: datetime) -> str:
 @lru_cache(maxsize=1024)
 def _sensitive(name: str) -> bool:
     return is_sensitive_header(name)
+
+
+def _final_url(response: aiohttp.ClientResponse) -> str:
+    """The URL after redirects, with the fragment the last Location gave (aiohttp drops it:
+    left out, a secret that ran into it would be stored cut short, and so unmasked)."""
+    if response.history:
+        location = response.history[-1].headers.get("Location", "")
+        _, hash_sign, fragment = location.partition("#")
+        if hash_sign:
+            return f"{response.url.with_fragment(None)}#{fragment}"
+    return str(response.url)
 
 
 def _redact_url(url: str, expansion: Expansion) -> str:
