@@ -400,6 +400,7 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
       jobctl daemon logs -n 100
       jobctl daemon logs -f
     """
+    from jobctl.output import visible
     from jobctl.paths import default_log_path
     from jobctl.service import follow_log, tail_lines
 
@@ -413,10 +414,10 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
         )
     try:
         for line in tail_lines(path, lines) if lines else []:
-            click.echo(line)
+            click.echo(visible(line))
         if follow:
             for line in follow_log(path):
-                click.echo(line)
+                click.echo(visible(line))
     except KeyboardInterrupt:
         if not follow:
             raise
@@ -441,6 +442,7 @@ def _recorded_log_file(database: Path) -> Path | None:
 
 
 def _report_attempt(recorded: Any) -> None:
+    from jobctl.output import visible
     from jobctl.timeutil import iso_z
 
     claim, outcome = recorded.claim, recorded.outcome
@@ -463,7 +465,7 @@ def _report_attempt(recorded: Any) -> None:
         line += f": {outcome.error}"
     if recorded.retry_at is not None:
         line += f" (retry at {iso_z(recorded.retry_at)})"
-    click.echo(line, err=True)
+    click.echo(visible(line), err=True)
 
 
 @cli.command(name="run")
@@ -545,11 +547,12 @@ def run_(
 
 
 def _print_run_result(row: Any, as_json: bool) -> None:
-    from jobctl.output import to_json
+    from jobctl.output import to_json, visible
     from jobctl.runs import run_to_dict
 
     if as_json:
         click.echo(to_json(run_to_dict(row)))
         return
     if row["output"]:
-        click.echo(row["output"], nl=not row["output"].endswith("\n"))
+        output = visible(row["output"])
+        click.echo(output, nl=not output.endswith("\n"))

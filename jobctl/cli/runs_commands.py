@@ -206,10 +206,10 @@ def _print_runs(rows: list[Any], fmt: str, now: datetime, width: int | None) -> 
     if fmt == "json":
         click.echo(to_json([run_to_dict(row) for row in rows]))
     elif fmt == "jsonl":
-        import json
+        from jobctl.output import to_json_line
 
         for row in rows:
-            click.echo(json.dumps(run_to_dict(row), ensure_ascii=False))
+            click.echo(to_json_line(run_to_dict(row)))
     elif fmt == "csv":
         _print_csv(rows)
     elif not rows:
@@ -390,14 +390,14 @@ def runs_show(ctx: click.Context, run_id: int, wide: bool, as_json: bool) -> Non
       jobctl runs show 42
       jobctl runs show 42 --json | jq -r .output
     """
-    from jobctl.output import output_width, to_json
+    from jobctl.output import output_width, to_json, visible
     from jobctl.runs import get_run, run_to_dict
 
     data = run_to_dict(get_run(read_db(ctx, tidy=True).conn, run_id), full=True)
     if as_json:
         click.echo(to_json(data))
         return
-    click.echo(_render_run(data, output_width(wide=wide)))
+    click.echo(visible(_render_run(data, output_width(wide=wide))))
 
 
 def _render_run(data: dict[str, Any], width: int | None = None) -> str:
