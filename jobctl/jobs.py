@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import sqlite3
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -203,13 +202,14 @@ def parse_env_pair(text: str) -> tuple[str, str]:
 
 def read_text_argument(value: str, *, what: str) -> str:
     """`TEXT`, `@FILE` or `-` (standard input), as --body and --prompt take them."""
+    from jobctl.textfiles import TEXT_LIMIT, read_text
+
     if value == "-":
-        return sys.stdin.read()
+        return read_text("-", limit=TEXT_LIMIT, what=f"{what} from standard input")
     if value.startswith("@"):
         path = value[1:]
         try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
+            return read_text(path, limit=TEXT_LIMIT, what=f"{what} file {path!r}")
         except OSError as exc:
             raise InvalidInput(f"cannot read {what} file {path!r}: {exc.strerror}") from None
         except UnicodeDecodeError:
