@@ -93,9 +93,11 @@ class CrontabImport:
 
 
 def read_crontab_file(path: str) -> str:
+    from jobctl.textfiles import DOCUMENT_LIMIT, read_text
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        what = "the crontab on standard input" if path == "-" else f"crontab {path!r}"
+        return read_text(path, limit=DOCUMENT_LIMIT, what=what)
     except OSError as exc:
         raise InvalidInput(f"cannot read crontab {path!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -187,7 +189,8 @@ def parse_crontab(text: str) -> Crontab:
         if entry is None:
             raise InvalidInput(
                 f"line {number}: not a crontab line: expected five time fields (or an @preset) "
-                f"and a command, NAME=value, or a # comment: {line!r}"
+                f"and a command, NAME=value, or a # comment: "
+                f"{line[:80] + '...' if len(line) > 80 else line!r}"
             )
         schedule, command = " ".join(entry.group(1).split()), entry.group(2).rstrip()
         if schedule.lower() == "@reboot":

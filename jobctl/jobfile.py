@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -224,12 +223,10 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def read_document(path: str) -> dict[str, Any]:
     """Read and parse a jobs file, or standard input for `-`; errors name the file."""
     source = "standard input" if path == "-" else path
+    from jobctl.textfiles import DOCUMENT_LIMIT, read_text
+
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+        text = read_text(path, limit=DOCUMENT_LIMIT, what=source)
     except OSError as exc:
         raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -7,7 +7,6 @@ removing and reading jobs in a store is `jobctl.catalog`.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -110,13 +109,14 @@ def parse_env_pair(text: str) -> tuple[str, str]:
 
 def read_text_argument(value: str, *, what: str) -> str:
     """`TEXT`, `@FILE` or `-` (standard input), as --body and --prompt take them."""
+    from jobctl.textfiles import TEXT_LIMIT, read_text
+
     if value == "-":
-        return sys.stdin.read()
+        return read_text("-", limit=TEXT_LIMIT, what=f"{what} from standard input")
     if value.startswith("@"):
         path = value[1:]
         try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
+            return read_text(path, limit=TEXT_LIMIT, what=f"{what} file {path!r}")
         except OSError as exc:
             raise InvalidInput(f"cannot read {what} file {path!r}: {exc.strerror}") from None
         except UnicodeDecodeError:

@@ -161,8 +161,14 @@ class Listener:
         app.router.add_post(hooks.PATH_PREFIX + "{name}", self.webhook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
+        from jobctl.bad_requests import BadRequestLog
+
         self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=15, handler_cancellation=True
+            app,
+            access_log=None,
+            keepalive_timeout=15,
+            handler_cancellation=True,
+            logger=BadRequestLog(log),  # a malformed request costs a line, not a traceback
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=2)

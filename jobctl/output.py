@@ -49,15 +49,62 @@ def unicode_ok(stream: TextIO | None = None) -> bool:
     return encoding.lower().replace("-", "") in ("utf8", "utf16", "utf32")
 
 
-def colour_status(text: str | None, enabled: bool) -> str:
+# Control characters other than tab and newline (a carriage return only before a newline):
+# C0, DEL and C1 (U+0080-U+009F, where U+009B is CSI for some terminals).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+_JSON_RAW_CONTROL = re.compile("[\x7f-\x9f]")  # json.dumps escapes only those below 0x20
+
+
+def visible(text: str) -> str:
+    """Text from outside (a job's output, an error, a log line) made safe for a terminal:
+    each control character other than tab and newline shown in caret notation, as `cat -v`
+    shows it (ESC as ^[, BEL as ^G, DEL as ^?, U+009B as M-^[), so that no escape sequence
+    in it can write the clipboard, set the title or clear the screen. Every human output
+    that shows stored or received text passes it through this; JSON output escapes instead.
+    """
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(_caret, text)
+
+
+def _caret(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == 0x7F:
+        return "^?"
+    if code >= 0x80:
+        return "M-^" + chr(code - 0x80 + 64)
+    return "^" + chr(code + 64)
+
+
+class Styled(str):
+    """Text coloured by jobctl itself: its escape sequences are ours, shown as they are."""
+
+    __slots__ = ()
+
+
+def colour_status(text: str | None, enabled: bool, label: str | None = None) -> str:
+    """`label` (else `text`) in the colour of the status or state `text`."""
     if not text:
         return "-"
     code = STATUS_COLOURS.get(text)
-    return f"\x1b[{code}m{text}\x1b[0m" if enabled and code else text
+    shown = visible(label if label is not None else text)
+    return Styled(f"\x1b[{code}m{shown}\x1b[0m") if enabled and code else shown
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return _escape_raw_controls(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def to_json_line(data: Any) -> str:
+    """One JSON document on one line (for --jsonl)."""
+    return _escape_raw_controls(json.dumps(data, ensure_ascii=False))
+
+
+def _escape_raw_controls(text: str) -> str:
+    """DEL and C1 characters, which json.dumps leaves raw, as \\u escapes: the same data."""
+    if _JSON_RAW_CONTROL.search(text) is None:
+        return text
+    return _JSON_RAW_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def output_width(*, wide: bool = False, stream: TextIO | None = None) -> int | None:
@@ -248,10 +295,12 @@ def table_layout(
 
 
 def _one_line(value: Any) -> str:
+    if isinstance(value, Styled):
+        return value
     text = "-" if value is None else str(value)
     if "\n" in text or "\t" in text or "\r" in text:
         text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    return text
+    return visible(text)
 
 
 # ------------------------------------------------------------------------ key: value
@@ -279,11 +328,11 @@ def key_values(pairs: Iterable[tuple[str, Any]], *, width: int | None = None) ->
 def _value_lines(value: Any) -> list[str]:
     """The pieces of a value: a list's items (each with its comma), else the whole text."""
     if isinstance(value, (list, tuple)):
-        texts = [str(item) for item in value if item is not None and item != ""]
+        texts = [visible(str(item)) for item in value if item is not None and item != ""]
         if texts:
             return [text + "," for text in texts[:-1]] + [texts[-1]]
         return ["-"]
-    return ["-" if value is None or value == "" else str(value)]
+    return ["-" if value is None or value == "" else visible(str(value))]
 
 
 def _wrap(pieces: list[str], width: int) -> list[str]:

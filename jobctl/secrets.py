@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -96,20 +96,46 @@ def expand_url(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
     return tokenized, values
 
 
+def _json_ascii(text: str) -> str:
+    return json.dumps(text)[1:-1]  # as a JSON string echoes it: \u00e9, \"
+
+
+def _json_unicode(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _quoter(safe: str) -> Callable[[str], str]:
+    return lambda text: quote(text, safe=safe)
+
+
+# Each encodes one character at a time, so a form can be matched whatever the case of each
+# letter was when it was encoded (an upper-cased "é" escapes as \u00c9, percent-encodes as
+# %C3%89). The URL forms are what urllib writes and what yarl (aiohttp's URL library) makes
+# of a part when it re-quotes a URL: after a redirect, or reading back the URL it was given.
+_CHAR_ENCODERS: tuple[Callable[[str], str], ...] = (
+    str,
+    _json_ascii,
+    _json_unicode,
+    _quoter(""),
+    _quoter("/"),
+    lambda text: quote_plus(text, safe=""),
+    lambda text: quote_plus(text, safe="/"),
+    _quoter("!$&'()*,;=:@"),  # a path segment, re-quoted by yarl
+    _quoter("!$'()*,/:?@"),  # a query value
+    _quoter("!$&'()*+,/:;=?@"),  # a fragment
+    _quoter("!$&'()*+,;="),  # a user name or password
+    _quoter("!#$&'()*+,/:;=?@[]"),  # a raw URL (a Location header): only what is illegal
+)
+
+
 def secret_forms(value: str) -> set[str]:
-    """Every form a secret value may take on its way back into an output or an error."""
+    """Every form a secret value may take on its way back into an output or an error (each
+    also matched with its letters in another case: see _form_pattern)."""
     if len(value) < MIN_SECRET_LENGTH:
         return set()
-    forms = {
-        value,
-        json.dumps(value)[1:-1],  # as a JSON string echoes it: \u00e9, \"
-        json.dumps(value, ensure_ascii=False)[1:-1],
-        quote(value, safe=""),
-        quote(value),  # keeps "/"
-        quote_plus(value),
-        quote_plus(value, safe="/"),
-        value.casefold(),  # host names come back lower-cased (matched ignoring case anyway)
-    }
+    forms = {encode(value) for encode in _CHAR_ENCODERS}
+    forms |= {form.replace("/", "\\/") for form in forms}  # JSON as PHP writes it: \/
+    forms.add(value.casefold())  # host names come back lower-cased
     try:
         forms.add(value.encode("idna").decode("ascii"))  # a host name with non-ASCII letters
     except UnicodeError:
@@ -117,12 +143,54 @@ def secret_forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+def _encoders() -> list[Callable[[str], str]]:
+    """_CHAR_ENCODERS, each also with JSON's optional escaped slash (PHP writes `\\/`)."""
+    escaped = [_slashed(encode) for encode in _CHAR_ENCODERS]
+    return [*_CHAR_ENCODERS, *escaped]
+
+
+def _slashed(encode: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda text: encode(text).replace("/", "\\/")
+
+
+def _form_pattern(value: str, encode: Callable[[str], str]) -> str:
+    """`encode(value)` as a regex in which each character may have had another case before
+    it was encoded (with re.IGNORECASE, this also covers hex digits in either case)."""
+    pieces = []
+    for char in value:
+        encoded = {encode(variant) for variant in (char, char.upper(), char.lower())}
+        unique = {form.lower(): form for form in sorted(encoded)}  # IGNORECASE does the rest
+        alternatives = sorted(unique.values(), key=len, reverse=True)
+        if len(alternatives) == 1:
+            pieces.append(re.escape(alternatives[0]))
+        else:
+            pieces.append("(?:" + "|".join(re.escape(form) for form in alternatives) + ")")
+    return "".join(pieces)
+
+
 @lru_cache(maxsize=256)
 def _pattern_for(values: frozenset[str]) -> re.Pattern[str]:
     """One regex for all forms, longest first; cached, as a burst of runs shares its secrets."""
-    forms = {form for value in values for form in secret_forms(value)}
-    alternatives = sorted(forms, key=len, reverse=True)
-    return re.compile("|".join(re.escape(form) for form in alternatives), re.IGNORECASE)
+    patterns: dict[str, int] = {}
+    first: set[str] = set()  # the characters a form can start with
+    for value in values:
+        if len(value) < MIN_SECRET_LENGTH:
+            continue
+        head = value[0]
+        for encode in _encoders():
+            form = encode(value)
+            if len(form) >= MIN_SECRET_LENGTH:
+                pattern = _form_pattern(value, encode)
+                patterns[pattern] = max(len(form), patterns.get(pattern, 0))
+                first |= {encode(case)[:1] for case in (head, head.upper(), head.lower())}
+        for form in secret_forms(value):  # the literal ones too (casefold, IDNA)
+            patterns.setdefault(re.escape(form), len(form))
+            first.add(form[0])
+    alternatives = sorted(patterns, key=lambda pattern: patterns[pattern], reverse=True)
+    # The lookahead rules most positions out at once: the alternatives are tried only where
+    # a form can start (three times faster on a long output).
+    starts = "".join(re.escape(char) for char in sorted(first - {""}))
+    return re.compile(f"(?=[{starts}])(?:{'|'.join(alternatives)})", re.IGNORECASE)
 
 
 class Redactor:

@@ -46,6 +46,7 @@ class Reply:
     status: int = 200
     body: bytes = b"ok"
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +92,8 @@ def start_sink() -> Sink:
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(reply.body)
             except (BrokenPipeError, ConnectionResetError):

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import yarl
+
 from jobctl.actions import Expansion
 from jobctl.secrets import (
     MIN_SECRET_LENGTH,
@@ -142,3 +144,78 @@ def test_no_form_of_a_secret_reaches_the_database_the_log_or_any_output(
     for path in (db_path, Path(f"{db_path}-wal"), daemon.log_path):
         if path.exists():
             assert not leaks(path.read_bytes(), secrets), path
+
+
+URL_SECRET = "zq7xk9SuperSecret4711é&?#@/"  # in the env file; URL delimiters and a non-ASCII letter
+
+
+def reencoded_forms(value: str) -> list[str]:
+    """What the URL library and other servers make of a secret (the attacks that came back)."""
+    quoted = quote(value, safe="")
+    return [
+        yarl.URL(f"http://h/p/{quoted}").raw_path[3:],  # yarl re-quotes a path segment
+        yarl.URL(f"http://h/p?t={quoted}").raw_query_string[2:],  # and a query value
+        str(yarl.URL("http://h/landing?t=" + quote(value, safe="&?#@/")))[19:],  # a Location
+        json.dumps(value.upper())[1:-1],  # \u00c9: the upper-cased letter's escape
+        json.dumps(value)[1:-1].replace("/", "\\/"),  # JSON as PHP writes it
+        json.dumps(value.upper())[1:-1].replace("/", "\\/"),
+    ]
+
+
+def test_url_library_forms_upper_case_escapes_and_php_json_are_masked() -> None:
+    redact = Redactor([URL_SECRET])
+    for form in reencoded_forms(URL_SECRET) + forms(URL_SECRET):
+        assert redact(f"<{form}>") == "<***>", form
+    assert redact(f"<{json.dumps(URL_SECRET.title())[1:-1]}>") == "<***>"  # any mix of case
+
+
+def test_final_url_and_every_stored_field_are_masked(
+    tmp_path: Path, db_path: Path, sink: Sink
+) -> None:
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text(f"SECRET='{URL_SECRET}'\n")
+    env_file.chmod(0o600)
+    location = "/landing?t=" + quote(URL_SECRET, safe="&?#@/")  # no reference in the job
+    sink.replies["/redirect"] = Reply(status=302, body=b"", headers={"Location": location})
+    echoed = " | ".join(
+        [json.dumps(URL_SECRET.upper()), json.dumps(URL_SECRET).replace("/", "\\/")]
+    )
+    sink.replies["/echo"] = Reply(status=200, body=echoed.encode())
+    jobs = {
+        "reencoded": ("--url", f"{sink.url}/p/${{SECRET}}?t=${{SECRET}}"),
+        "redirect": ("--url", f"{sink.url}/redirect"),
+        "echo": ("--url", f"{sink.url}/echo"),
+    }
+    for name, args in jobs.items():
+        result = run_jobctl(db_path, "add", name, *args, "--manual")
+        assert result.returncode == 0, result.stderr
+
+    daemon = DaemonProcess(db_path, "--env-file", str(env_file)).wait_ready()
+    try:
+        for name in jobs:
+            assert run_jobctl(db_path, "run", name, "--queue").returncode == 0
+        wait_until(
+            lambda: len(query(db_path, "SELECT id FROM runs WHERE finished_at IS NOT NULL")) == 3,
+            what="the three runs to finish",
+        )
+        printed = [
+            run_jobctl(db_path, *args)
+            for args in (("runs", "--json"), *(("runs", "show", str(n), "--json") for n in (1, 2)))
+        ]
+        here = run_jobctl(db_path, "run", "redirect", "--env-file", str(env_file), "--json")
+    finally:
+        assert daemon.stop() == 0
+
+    assert len(sink.requests_to("/landing")) == 2  # the redirect was followed
+    rows = {row["id"]: row for row in query(db_path, "SELECT * FROM runs")}
+    assert all(row["status"] == "succeeded" for row in rows.values())
+    assert json.loads(rows[2]["details"])["final_url"].endswith("/landing?t=***")
+    assert rows[3]["output"] == '"***" | "***"'
+    secret_forms = [*forms(URL_SECRET), *reencoded_forms(URL_SECRET)]
+    for result in [*printed, here]:
+        text = (result.stdout + result.stderr).encode()
+        assert result.stdout and not [form for form in secret_forms if form.encode() in text]
+    for path in (db_path, Path(f"{db_path}-wal"), daemon.log_path):
+        if path.exists():
+            data = path.read_bytes()
+            assert not [form for form in secret_forms if form.encode() in data], path

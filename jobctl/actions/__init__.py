@@ -32,6 +32,11 @@ class FireContext:
     # Told the pid of a command the run started (its process group's id), so that the
     # engine can record it for a takeover should this process die.
     on_process: Callable[[int], None] | None = None
+    # The run's secrets: what the action expanded and the env file's values (see Expansion).
+    expansion: Expansion = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.expansion = Expansion(self.env)
 
 
 @dataclass
@@ -148,6 +153,16 @@ class Expansion:
     def redact(self, text: str) -> str:
         """Every form of every secret value in `text` as `***` (secrets.Redactor)."""
         return self.redactor(text)
+
+    def redact_outcome(self, outcome: Outcome) -> Outcome:
+        """The last pass before a run is stored: every string in every stored field (output,
+        error, snapshot, details, recursively), whatever the action masked already."""
+        if self.redactor:
+            outcome.output = self.redactor.data(outcome.output)
+            outcome.error = self.redactor.data(outcome.error)
+            outcome.snapshot = self.redactor.data(outcome.snapshot)
+            outcome.details = self.redactor.data(outcome.details)
+        return outcome
 
 
 __all__ = [

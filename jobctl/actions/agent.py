@@ -102,7 +102,7 @@ class AgentFirer(SessionOwner):
         config = agent.config
         kind = agent.kind
         model = str(config.get("model") or "")
-        expansion = Expansion(ctx.env)
+        expansion = ctx.expansion
         try:
             url = expansion.url(str(config.get("url") or "")).rstrip("/") + ENDPOINTS[kind]
             text = _fill_placeholders(expansion(prompt), ctx)
@@ -240,7 +240,7 @@ class AgentFirer(SessionOwner):
 
     async def _ask_command(self, agent: AgentProfile, prompt: str, ctx: FireContext) -> Outcome:
         command = str(agent.config.get("command") or "")
-        expansion = Expansion(ctx.env)
+        expansion = ctx.expansion
         details: dict[str, Any] = {
             "agent": agent.name,
             "kind": "command",

@@ -31,7 +31,7 @@ async def run_command(
     """Run an exec spec; `base_env` (default: this process's environment) is what the job's
     env is laid over. ctx.env is only where ${NAME} comes from, so that an env file's secrets
     reach a command only through references it makes."""
-    expansion = Expansion(ctx.env)
+    expansion = ctx.expansion
     command = str(spec["command"])
     shell = bool(spec.get("shell"))
     cwd: str | None = spec.get("cwd") or None

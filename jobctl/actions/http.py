@@ -108,7 +108,7 @@ class HttpFirer(SessionOwner):
         await self.close()
 
     async def fire(self, spec: Mapping[str, Any], ctx: FireContext) -> Outcome:
-        expansion = Expansion(ctx.env)
+        expansion = ctx.expansion
         body_template: str | None = spec.get("body")
         method = str(spec.get("method") or ("POST" if body_template is not None else "GET"))
         expect = str(spec.get("expect") or "2xx")
@@ -143,7 +143,7 @@ class HttpFirer(SessionOwner):
                 status = response.status
                 reason = response.reason or ""
                 response_headers = response.headers
-                final_url = str(response.url)
+                final_url = _final_url(response)
         except asyncio.CancelledError as exc:
             raise interrupted(started_at, snapshot=snapshot) from exc
         except TimeoutError:
@@ -191,6 +191,17 @@ class HttpFirer(SessionOwner):
                 ),
             },
         )
+
+
+def _final_url(response: aiohttp.ClientResponse) -> str:
+    """The URL after redirects, with the fragment the last Location gave (aiohttp drops it:
+    left out, a secret that ran into it would be stored cut short, and so unmasked)."""
+    if response.history:
+        location = response.history[-1].headers.get("Location", "")
+        _, hash_sign, fragment = location.partition("#")
+        if hash_sign:
+            return f"{response.url.with_fragment(None)}#{fragment}"
+    return str(response.url)
 
 
 def _snapshot(

@@ -334,9 +334,11 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
         return
     if not outcome.ok:
         raise Failed(f"agent {found.name!r}: {outcome.error}")
-    answer = outcome.output or ""
+    from jobctl.output import visible
+
+    answer = visible(outcome.output or "")
     click.echo(answer, nl=not answer.endswith("\n"))
-    click.echo(_summary_line(details, outcome.exit_code), err=True)
+    click.echo(visible(_summary_line(details, outcome.exit_code)), err=True)
 
 
 def _summary_line(details: dict[str, Any], exit_code: int | None) -> str:

@@ -144,6 +144,7 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
       jobctl daemon logs -n 100
       jobctl daemon logs -f
     """
+    from jobctl.output import visible
     from jobctl.paths import default_log_path
     from jobctl.service import follow_log, tail_lines
 
@@ -157,10 +158,10 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
         )
     try:
         for line in tail_lines(path, lines) if lines else []:
-            click.echo(line)
+            click.echo(visible(line))
         if follow:
             for line in follow_log(path):
-                click.echo(line)
+                click.echo(visible(line))
     except KeyboardInterrupt:
         if not follow:
             raise

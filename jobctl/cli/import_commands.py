@@ -70,7 +70,7 @@ def import_crontab(
         raise InvalidInput(
             "give a crontab FILE, or - to read standard input: crontab -l | jobctl import crontab -"
         )
-    text = sys.stdin.read() if source in (None, "-") else read_crontab_file(str(source))
+    text = read_crontab_file("-" if source in (None, "-") else str(source))
     result = import_entries(open_db(ctx), text, utcnow(), prefix=prefix, zone=tz, dry_run=dry_run)
     for skipped in result.skipped:
         click.echo(

@@ -269,7 +269,7 @@ def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool) -
         rows.append(
             [
                 job.name,
-                colour_status(job.state, colour).replace(job.state, state),
+                colour_status(job.state, colour, label=state),
                 describe(job.trigger, job.schedule),
                 action_summary(job),
                 humanize_delta(job.next_run_at, now) if job.next_run_at else "-",

@@ -164,6 +164,18 @@ EXAMPLES = (
     ),
 )
 
+BUGS = (
+    (
+        "An exec command runs in a process group of its own, and that group is what a timeout kills "
+        "and what orphan cleanup ends after a crash. A descendant that leaves the group (`setsid`, "
+        "a program that daemonizes itself) is not tracked: it outlives the run, and jobctl never "
+        "ends it. Only a cgroup holds every descendant: under the unit `jobctl daemon "
+        "--systemd-unit` writes, stopping the service ends them all (KillMode=mixed), and "
+        "`systemd-cgls` shows them. Such a process keeps `JOBCTL_JOB` and `JOBCTL_RUN_ID` in its "
+        "environment, so `grep -l JOBCTL_RUN_ID=42 /proc/*/environ` finds it."
+    ),
+)
+
 SEE_ALSO = ("cron(8)", "crontab(5)", "systemd.timer(5)", "sqlite3(1)")
 
 # Characters the page writes as ASCII, so that every output device can show them.
@@ -379,6 +391,8 @@ def render_manpage() -> str:
         lines += [literal_line(line) for line in command_text.splitlines()]
         lines += [".fi", ".RE"]
     lines += [
+        ".SH BUGS",
+        *_paragraphs(BUGS),
         '.SH "SEE ALSO"',
         ",\n".join(f"\\fB{page.split('(')[0]}\\fR({page.split('(')[1]}" for page in SEE_ALSO),
     ]

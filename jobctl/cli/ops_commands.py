@@ -40,7 +40,7 @@ def doctor(ctx: click.Context, env_file: Path | None, as_json: bool) -> None:
       jobctl doctor --json | jq -r '.[] | select(.level != "ok") | .message'
     """
     from jobctl.doctor import failed, run_checks, summary
-    from jobctl.output import to_json, use_colour
+    from jobctl.output import to_json, use_colour, visible
 
     require_db(ctx)
     results = run_checks(db_path(ctx), env_file=env_file)
@@ -54,7 +54,7 @@ def doctor(ctx: click.Context, env_file: Path | None, as_json: bool) -> None:
                 level = f"\x1b[{LEVEL_COLOURS[result.level]}m{result.level}\x1b[0m" + " " * (
                     6 - len(result.level)
                 )
-            click.echo(f"{level}{result.message}")
+            click.echo(f"{level}{visible(result.message)}")
         click.echo(summary(results))
     if failed(results):
         ctx.exit(1)

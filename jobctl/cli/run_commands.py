@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 def _report_attempt(recorded: Any) -> None:
+    from jobctl.output import visible
     from jobctl.timeutil import iso_z
 
     claim, outcome = recorded.claim, recorded.outcome
@@ -32,7 +33,7 @@ def _report_attempt(recorded: Any) -> None:
     )
     if recorded.retry_at is not None:
         line += f" (retry at {iso_z(recorded.retry_at)})"
-    click.echo(line, err=True)
+    click.echo(visible(line), err=True)
 
 
 def _report_waited(run: Run) -> None:
@@ -47,7 +48,9 @@ def _report_waited(run: Run) -> None:
         run.duration_ms,
         run.error,
     )
-    click.echo(line, err=True)
+    from jobctl.output import visible
+
+    click.echo(visible(line), err=True)
 
 
 def _attempt_line(
@@ -159,11 +162,12 @@ def run_(
 
 
 def _print_run_result(row: Any, as_json: bool) -> None:
-    from jobctl.output import to_json
+    from jobctl.output import to_json, visible
     from jobctl.runs import run_to_dict
 
     if as_json:
         click.echo(to_json(run_to_dict(row)))
         return
     if row.output:
-        click.echo(row.output, nl=not row.output.endswith("\n"))
+        output = visible(row.output)
+        click.echo(output, nl=not output.endswith("\n"))

@@ -22,10 +22,10 @@ def print_runs(runs: list[Run], fmt: str, now: datetime, width: int | None) -> N
     if fmt == "json":
         click.echo(to_json([run_to_dict(run) for run in runs]))
     elif fmt == "jsonl":
-        import json
+        from jobctl.output import to_json_line
 
         for run in runs:
-            click.echo(json.dumps(run_to_dict(run), ensure_ascii=False))
+            click.echo(to_json_line(run_to_dict(run)))
     elif fmt == "csv":
         _print_csv(runs)
     elif not runs:

@@ -256,14 +256,14 @@ def runs_show(ctx: click.Context, run_id: str, wide: bool, as_json: bool) -> Non
       jobctl runs show 42
       jobctl runs show 42 --json | jq -r .output
     """
-    from jobctl.output import output_width, to_json
+    from jobctl.output import output_width, to_json, visible
     from jobctl.runs import get_run, run_to_dict
 
     data = run_to_dict(get_run(read_db(ctx, tidy=True), _run_id(run_id)), full=True)
     if as_json:
         click.echo(to_json(data))
         return
-    click.echo(render_run(data, output_width(wide=wide)))
+    click.echo(visible(render_run(data, output_width(wide=wide))))
 
 
 def _run_id(text: str) -> int:

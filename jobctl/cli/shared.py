@@ -140,7 +140,9 @@ class ReportedError(click.ClickException):
         self.exit_code = error.exit_code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"jobctl: {self.format_message()}", err=True)
+        from jobctl.output import visible
+
+        click.echo(f"jobctl: {visible(self.format_message())}", err=True)
 
 
 def _usage_error(exc: click.UsageError) -> ReportedError:

@@ -77,9 +77,9 @@ class Firers:
             else:
                 outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
         except Cancelled as stopped:  # what it had produced is kept: mask it as well
-            _without_file_secrets(stopped.outcome, env)
+            context.expansion.redact_outcome(stopped.outcome)
             raise
-        return _without_file_secrets(outcome, env)
+        return context.expansion.redact_outcome(outcome)
 
     async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
         from jobctl.actions import fail_before_start
@@ -118,22 +118,3 @@ class Firers:
             await self._http.close()
         if self._agents is not None:
             await self._agents.close()
-
-
-def _without_file_secrets(outcome: Outcome, env: Mapping[str, str]) -> Outcome:
-    """The last pass before an outcome is stored: no env file value, in any form, anywhere.
-
-    The actions already mask what they expanded; this also covers text no action produced
-    from a reference (a spec written with a literal that happens to be a secret, say).
-    """
-    from jobctl.secrets import Redactor, file_secrets
-
-    redact = Redactor(file_secrets(env))
-    if not redact:
-        return outcome
-    outcome.output = redact(outcome.output) if outcome.output else outcome.output
-    outcome.error = redact(outcome.error) if outcome.error else outcome.error
-    if outcome.snapshot is not None:
-        outcome.snapshot = redact.data(outcome.snapshot)
-    outcome.details = redact.data(outcome.details)
-    return outcome
