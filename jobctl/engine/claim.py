@@ -33,6 +33,11 @@ MAX_SLOTS_PER_TICK = 10  # a job far behind catches up over a few ticks, never f
 MAX_CATCHUP_ALL = 100  # `--catchup all` fires at most this many missed slots per gap
 CLAIM_BATCH = 200  # jobs claimed per step: a burst starts firing before all of it is claimed
 
+# Runs somebody asked for (a webhook, `run --queue`): with overlap skip they are skipped,
+# not kept waiting, while another run of the job is in flight.
+ASKED_FOR = frozenset({RunTrigger.WEBHOOK, RunTrigger.MANUAL})
+IN_FLIGHT_SKIP = "skipped: a run of this job was in flight (overlap skip)"
+
 # Queued runs of these triggers are skipped while their job is paused; a person's are not.
 AUTOMATIC = frozenset(
     {RunTrigger.SCHEDULE, RunTrigger.CATCHUP, RunTrigger.WEBHOOK, RunTrigger.CHAIN}
@@ -325,7 +330,13 @@ def _claim_queued(
             store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
             store.count_skipped(job.id)
             continue
-        if active.get(job.id) and job.effective_policies()["overlap"] != Overlap.ALLOW:
+        overlap = job.effective_policies()["overlap"]
+        if active.get(job.id) and overlap != Overlap.ALLOW:
+            if overlap == Overlap.SKIP and queued.trigger in ASKED_FOR:
+                # Re-checked as it starts: a slot claimed meanwhile is in flight now.
+                store.skip_queued_run(queued.run_id, now, IN_FLIGHT_SKIP)
+                store.count_skipped(job.id)
+                continue
             continue  # waits for the run in flight
         store.start_queued_run(queued.run_id, now, owner)
         step.claims.append(
