@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
+from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON
 from jobctl.errors import InvalidInput
 from jobctl.liveness import FileIdentity, InstanceLock, file_identity, moved_away
 from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
@@ -78,7 +79,8 @@ class Daemon:
         self._bounds: dict[str, asyncio.Semaphore] = {}
         self._firers: engine.Firers | None = None
         self.started_at = utcnow()
-        self.awake_since = self.started_at
+        self.awake_since = self.started_at  # slots before this passed unwatched: a gap
+        self.gap_cause = NO_DAEMON
         self.ticks = 0
         self.notifier = SystemdNotifier()
         self._log_handler: logging.Handler | None = None
@@ -389,6 +391,9 @@ class Daemon:
             return
         log.warning("the database can be written again, after %s", self._trouble_age())
         self.write_trouble = None
+        # Nothing fired meanwhile: those slots are a gap (one missed row each, then the
+        # catch-up policy), not a run per slot skipped behind a run that is not running.
+        self.awake_since, self.gap_cause = utcnow(), CANNOT_WRITE
         if self.notifier.enabled:
             self.notifier.status(self._status_line())
 
@@ -402,22 +407,29 @@ class Daemon:
                 "the clock jumped %s ahead (machine asleep?): slots in between are missed",
                 format_duration(round(jump)),
             )
-            self.awake_since = now
+            self.awake_since, self.gap_cause = now, NO_DAEMON
 
     def _step(self, now: datetime) -> None:
         assert self.store is not None
         # Record what has finished first, so that a run that is over does not count as
         # in flight for the overlap policy.
         self._flush()
-        step = engine.claim_due(self.store, now, awake_since=self.awake_since, owner=self.owner)
+        step = engine.claim_due(
+            self.store,
+            now,
+            awake_since=self.awake_since,
+            owner=self.owner,
+            gap_cause=self.gap_cause,
+        )
         self.ticks += 1
-        for name, count, first, last in step.missed:
+        for name, count, first, last, cause in step.missed:
             log.warning(
-                "%s: missed %d slot(s) from %s to %s while no daemon ran",
+                "%s: missed %d slot(s) from %s to %s: %s",
                 name,
                 count,
                 iso_z(first),
                 iso_z(last),
+                cause,
             )
         for name, reason in step.broken:
             log.error("%s: %s", name, reason)
