@@ -586,7 +586,8 @@ class Daemon:
             raise
         for item in recorded:
             self._log_outcome(item)
-            self._notify_after(item)
+            if item.notice is not None:
+                self._send(item.notice)
             outcome = item.outcome
             self.metrics.record(
                 item.claim.job.name,
@@ -598,85 +599,33 @@ class Daemon:
 
     # ------------------------------------------------------------- notifications
 
-    def _notify_after(self, item: engine.Recorded) -> None:
-        """Tell the job's --notify-on URLs how the run ended (and about an auto-pause)."""
-        from jobctl.policies import notify_targets
-
-        stored = item.claim.job.policies
-        if not stored.get("notify"):
-            return  # the usual case: nobody to tell
-        targets = notify_targets(stored, item.outcome.status)
-        summary = _run_summary(item)
-        events = [(url, summary) for url in targets]
-        if item.auto_paused:
-            text = (
-                f"jobctl: {item.claim.job.name} was paused after "
-                f"{stored.get('max_failures')} failure{'' if stored.get('max_failures') == 1 else 's'} "
-                "in a row"
-            )
-            pause = {
-                "job": item.claim.job.name,
-                "event": "auto_paused",
-                "run": item.claim.run_id,
-                "text": text,
-                "content": text,
-            }
-            events += [(target["url"], pause) for target in stored.get("notify") or []]
-        if events:
-            task = asyncio.create_task(self._send_notifications(item.claim.run_id, events))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    async def _send_notifications(
-        self, run_id: int, events: list[tuple[str, dict[str, object]]]
-    ) -> None:
-
-        assert self._firers is not None and self.store is not None
-        results = await asyncio.gather(
-            *(self._firers.http.post_json(url, payload, self.env) for url, payload in events)
-        )
-        for result in results:
-            if not result["ok"]:
-                log.warning("notification to %s failed: %s", result["url"], result["error"])
-        try:
-            self.store.record_notifications(run_id, results)
-        except StoreError:
-            log.exception("recording notification results failed")
-
     def _check_dead_men(self, now: datetime) -> None:
         """Alert once when a job with --alert-if-no-success has not succeeded for that long."""
         assert self.store is not None
-        for job in self.store.jobs_due_for_alert():
-            window = job.policies.get("alert_if_no_success")
-            since = job.last_success_at or job.created_at
-            if not window or since is None or (now - since).total_seconds() < window:
-                continue
-            assert job.id is not None
-            self.store.mark_alerted(job.id, now)
-            text = (
-                f"jobctl: {job.name} has not succeeded for "
-                f"{format_duration(round((now - since).total_seconds()))} "
-                f"(last success: {iso_z(job.last_success_at) or 'never'})"
-            )
-            log.warning("%s", text.removeprefix("jobctl: "))
-            payload: dict[str, object] = {
-                "job": job.name,
-                "event": "no_success",
-                "last_success_at": iso_z(job.last_success_at),
-                "text": text,
-                "content": text,
-            }
-            events = [(target["url"], payload) for target in job.policies.get("notify") or []]
-            task = asyncio.create_task(self._post_alerts(events))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        for text, notice in engine.dead_man_alerts(self.store, now):
+            log.warning("%s", text)
+            self._send(notice)
 
-    async def _post_alerts(self, events: list[tuple[str, dict[str, object]]]) -> None:
-        assert self._firers is not None
-        for url, payload in events:
-            result = await self._firers.http.post_json(url, payload, self.env)
+    def _send(self, notice: engine.Notice) -> None:
+        if notice.events:
+            self._spawn_background(self._deliver(notice))
+
+    async def _deliver(self, notice: engine.Notice) -> None:
+        """POST each payload; log failures; keep the answers on the run they are about."""
+        assert self._firers is not None and self.store is not None
+        http = self._firers.http
+        results = await asyncio.gather(
+            *(http.post_json(url, payload, self.env) for url, payload in notice.events)
+        )
+        for result in results:
             if not result["ok"]:
-                log.warning("alert to %s failed: %s", result["url"], result["error"])
+                log.warning("%s to %s failed: %s", notice.kind, result["url"], result["error"])
+        if notice.run_id is None:
+            return
+        try:
+            self.store.record_notifications(notice.run_id, results)
+        except StoreError:
+            log.exception("recording notification results failed")
 
     @staticmethod
     def _log_outcome(item: engine.Recorded) -> None:
@@ -709,32 +658,3 @@ class Daemon:
             log.warning("%s: auto-paused after too many failures in a row", claim.job.name)
         for name in item.chained:
             log.info("%s: queued after run %d of %s", name, claim.run_id, claim.job.name)
-
-
-def _run_summary(item: engine.Recorded) -> dict[str, object]:
-    """The JSON a notification carries; `text` for Slack, `content` for Discord."""
-    claim, outcome = item.claim, item.outcome
-    code = (
-        f"HTTP {outcome.http_status}"
-        if outcome.http_status is not None
-        else f"exit {outcome.exit_code}"
-        if outcome.exit_code is not None
-        else ""
-    )
-    text = f"jobctl: {claim.job.name} {outcome.status}"
-    text += f" ({code})" if code else ""
-    text += f" in {format_duration(outcome.duration_ms / 1000)}"
-    if outcome.error:
-        text += f": {' '.join(outcome.error.split())[:200]}"
-    return {
-        "job": claim.job.name,
-        "run": claim.run_id,
-        "status": outcome.status,
-        "trigger": claim.trigger,
-        "attempt": claim.attempt,
-        "error": outcome.error,
-        "duration_ms": outcome.duration_ms,
-        "scheduled_for": iso_z(claim.scheduled_for),
-        "text": text,
-        "content": text,
-    }
