@@ -76,8 +76,7 @@ class Daemon:
         self._finished_ready = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()  # notifications being sent
-        self._bounds: dict[str, asyncio.Semaphore] = {}
-        self._firers: engine.Firers | None = None
+        self._runner: engine.Runner | None = None
         self.started_at = utcnow()
         self.awake_since = self.started_at  # slots before this passed unwatched: a gap
         self.gap_cause = NO_DAEMON
@@ -166,13 +165,9 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
-        self._bounds = {
-            "http": asyncio.Semaphore(self.config.max_http),
-            "agent": asyncio.Semaphore(self.config.max_agent),
-            "exec": asyncio.Semaphore(self.config.max_exec),
-        }
-        self._firers = engine.Firers(max_http=self.config.max_http, on_process=self._record_process)
-        self._firers.http  # noqa: B018 - import aiohttp now, not on the first fire
+        limits = engine.Limits(self.config.max_http, self.config.max_agent, self.config.max_exec)
+        self._runner = engine.Runner(limits, on_process=self._record_process)
+        self._runner.actions.http  # noqa: B018 - import aiohttp now, not on the first fire
         self._recover()
         if self.config.listen:
             from jobctl.listener import Listener, parse_listen
@@ -249,7 +244,7 @@ class Daemon:
             log.info("queued %d retries of interrupted runs", retried)
 
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
-        assert self.store is not None and self._firers is not None
+        assert self.store is not None and self._runner is not None
         self.notifier.stopping()
         if self.listener is not None:
             await self.listener.stop()  # no new webhook runs while we wind down
@@ -278,7 +273,7 @@ class Daemon:
             )
         if self._background:  # notifications on their way get a moment, not forever
             await asyncio.wait(self._background, timeout=5)
-        await self._firers.close()
+        await self._runner.close()
         self.store.close()
         log.info("daemon stopped")
 
@@ -521,19 +516,9 @@ class Daemon:
     # -------------------------------------------------------------------- firing
 
     async def _fire(self, claim: engine.Claim) -> None:
-        assert self._firers is not None
+        assert self._runner is not None
         try:
-            if claim.delay:
-                await asyncio.sleep(claim.delay)
-            async with self._bounds[claim.job.action]:
-                outcome = await self._firers.fire(claim, self.env)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug in an action must still finish its run row
-            log.exception("run %d of %s crashed", claim.run_id, claim.job.name)
-            from jobctl.actions import fail_before_start
-
-            outcome = fail_before_start(f"internal error: {exc!r}", utcnow())
+            outcome = await self._runner.fire(claim, self.env)
         finally:
             self._tasks.pop(claim.run_id, None)
         self._finished.append((claim, outcome))
@@ -612,8 +597,8 @@ class Daemon:
 
     async def _deliver(self, notice: engine.Notice) -> None:
         """POST each payload; log failures; keep the answers on the run they are about."""
-        assert self._firers is not None and self.store is not None
-        http = self._firers.http
+        assert self._runner is not None and self.store is not None
+        http = self._runner.actions.http
         results = await asyncio.gather(
             *(http.post_json(url, payload, self.env) for url, payload in notice.events)
         )

@@ -27,7 +27,7 @@ from jobctl.engine.requested import (
     queue_webhook,
     start_manual,
 )
-from jobctl.engine.runner import Firers
+from jobctl.engine.runner import Firers, Limits, Runner
 
 __all__ = [
     "CLAIM_BATCH",
@@ -36,8 +36,10 @@ __all__ = [
     "MAX_SLOTS_PER_TICK",
     "Claim",
     "Firers",
+    "Limits",
     "Notice",
     "Recorded",
+    "Runner",
     "Step",
     "claim_due",
     "claim_reserved_retry",
