@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
+from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON
 from jobctl.errors import InvalidInput
 from jobctl.liveness import FileIdentity, InstanceLock, file_identity, moved_away
 from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
@@ -75,10 +76,10 @@ class Daemon:
         self._finished_ready = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()  # notifications being sent
-        self._bounds: dict[str, asyncio.Semaphore] = {}
-        self._firers: engine.Firers | None = None
+        self._runner: engine.Runner | None = None
         self.started_at = utcnow()
-        self.awake_since = self.started_at
+        self.awake_since = self.started_at  # slots before this passed unwatched: a gap
+        self.gap_cause = NO_DAEMON
         self.ticks = 0
         self.notifier = SystemdNotifier()
         self._log_handler: logging.Handler | None = None
@@ -164,13 +165,9 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
-        self._bounds = {
-            "http": asyncio.Semaphore(self.config.max_http),
-            "agent": asyncio.Semaphore(self.config.max_agent),
-            "exec": asyncio.Semaphore(self.config.max_exec),
-        }
-        self._firers = engine.Firers(max_http=self.config.max_http, on_process=self._record_process)
-        self._firers.http  # noqa: B018 - import aiohttp now, not on the first fire
+        limits = engine.Limits(self.config.max_http, self.config.max_agent, self.config.max_exec)
+        self._runner = engine.Runner(limits, on_process=self._record_process)
+        self._runner.actions.http  # noqa: B018 - import aiohttp now, not on the first fire
         self._recover()
         if self.config.listen:
             from jobctl.listener import Listener, parse_listen
@@ -247,7 +244,7 @@ class Daemon:
             log.info("queued %d retries of interrupted runs", retried)
 
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
-        assert self.store is not None and self._firers is not None
+        assert self.store is not None and self._runner is not None
         self.notifier.stopping()
         if self.listener is not None:
             await self.listener.stop()  # no new webhook runs while we wind down
@@ -276,7 +273,7 @@ class Daemon:
             )
         if self._background:  # notifications on their way get a moment, not forever
             await asyncio.wait(self._background, timeout=5)
-        await self._firers.close()
+        await self._runner.close()
         self.store.close()
         log.info("daemon stopped")
 
@@ -389,6 +386,9 @@ class Daemon:
             return
         log.warning("the database can be written again, after %s", self._trouble_age())
         self.write_trouble = None
+        # Nothing fired meanwhile: those slots are a gap (one missed row each, then the
+        # catch-up policy), not a run per slot skipped behind a run that is not running.
+        self.awake_since, self.gap_cause = utcnow(), CANNOT_WRITE
         if self.notifier.enabled:
             self.notifier.status(self._status_line())
 
@@ -402,22 +402,29 @@ class Daemon:
                 "the clock jumped %s ahead (machine asleep?): slots in between are missed",
                 format_duration(round(jump)),
             )
-            self.awake_since = now
+            self.awake_since, self.gap_cause = now, NO_DAEMON
 
     def _step(self, now: datetime) -> None:
         assert self.store is not None
         # Record what has finished first, so that a run that is over does not count as
         # in flight for the overlap policy.
         self._flush()
-        step = engine.claim_due(self.store, now, awake_since=self.awake_since, owner=self.owner)
+        step = engine.claim_due(
+            self.store,
+            now,
+            awake_since=self.awake_since,
+            owner=self.owner,
+            gap_cause=self.gap_cause,
+        )
         self.ticks += 1
-        for name, count, first, last in step.missed:
+        for name, count, first, last, cause in step.missed:
             log.warning(
-                "%s: missed %d slot(s) from %s to %s while no daemon ran",
+                "%s: missed %d slot(s) from %s to %s: %s",
                 name,
                 count,
                 iso_z(first),
                 iso_z(last),
+                cause,
             )
         for name, reason in step.broken:
             log.error("%s: %s", name, reason)
@@ -509,19 +516,9 @@ class Daemon:
     # -------------------------------------------------------------------- firing
 
     async def _fire(self, claim: engine.Claim) -> None:
-        assert self._firers is not None
+        assert self._runner is not None
         try:
-            if claim.delay:
-                await asyncio.sleep(claim.delay)
-            async with self._bounds[claim.job.action]:
-                outcome = await self._firers.fire(claim, self.env)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug in an action must still finish its run row
-            log.exception("run %d of %s crashed", claim.run_id, claim.job.name)
-            from jobctl.actions import fail_before_start
-
-            outcome = fail_before_start(f"internal error: {exc!r}", utcnow())
+            outcome = await self._runner.fire(claim, self.env)
         finally:
             self._tasks.pop(claim.run_id, None)
         self._finished.append((claim, outcome))
@@ -574,7 +571,8 @@ class Daemon:
             raise
         for item in recorded:
             self._log_outcome(item)
-            self._notify_after(item)
+            if item.notice is not None:
+                self._send(item.notice)
             outcome = item.outcome
             self.metrics.record(
                 item.claim.job.name,
@@ -586,85 +584,33 @@ class Daemon:
 
     # ------------------------------------------------------------- notifications
 
-    def _notify_after(self, item: engine.Recorded) -> None:
-        """Tell the job's --notify-on URLs how the run ended (and about an auto-pause)."""
-        from jobctl.policies import notify_targets
-
-        stored = item.claim.job.policies
-        if not stored.get("notify"):
-            return  # the usual case: nobody to tell
-        targets = notify_targets(stored, item.outcome.status)
-        summary = _run_summary(item)
-        events = [(url, summary) for url in targets]
-        if item.auto_paused:
-            text = (
-                f"jobctl: {item.claim.job.name} was paused after "
-                f"{stored.get('max_failures')} failure{'' if stored.get('max_failures') == 1 else 's'} "
-                "in a row"
-            )
-            pause = {
-                "job": item.claim.job.name,
-                "event": "auto_paused",
-                "run": item.claim.run_id,
-                "text": text,
-                "content": text,
-            }
-            events += [(target["url"], pause) for target in stored.get("notify") or []]
-        if events:
-            task = asyncio.create_task(self._send_notifications(item.claim.run_id, events))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    async def _send_notifications(
-        self, run_id: int, events: list[tuple[str, dict[str, object]]]
-    ) -> None:
-
-        assert self._firers is not None and self.store is not None
-        results = await asyncio.gather(
-            *(self._firers.http.post_json(url, payload, self.env) for url, payload in events)
-        )
-        for result in results:
-            if not result["ok"]:
-                log.warning("notification to %s failed: %s", result["url"], result["error"])
-        try:
-            self.store.record_notifications(run_id, results)
-        except StoreError:
-            log.exception("recording notification results failed")
-
     def _check_dead_men(self, now: datetime) -> None:
         """Alert once when a job with --alert-if-no-success has not succeeded for that long."""
         assert self.store is not None
-        for job in self.store.jobs_due_for_alert():
-            window = job.policies.get("alert_if_no_success")
-            since = job.last_success_at or job.created_at
-            if not window or since is None or (now - since).total_seconds() < window:
-                continue
-            assert job.id is not None
-            self.store.mark_alerted(job.id, now)
-            text = (
-                f"jobctl: {job.name} has not succeeded for "
-                f"{format_duration(round((now - since).total_seconds()))} "
-                f"(last success: {iso_z(job.last_success_at) or 'never'})"
-            )
-            log.warning("%s", text.removeprefix("jobctl: "))
-            payload: dict[str, object] = {
-                "job": job.name,
-                "event": "no_success",
-                "last_success_at": iso_z(job.last_success_at),
-                "text": text,
-                "content": text,
-            }
-            events = [(target["url"], payload) for target in job.policies.get("notify") or []]
-            task = asyncio.create_task(self._post_alerts(events))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        for text, notice in engine.dead_man_alerts(self.store, now):
+            log.warning("%s", text)
+            self._send(notice)
 
-    async def _post_alerts(self, events: list[tuple[str, dict[str, object]]]) -> None:
-        assert self._firers is not None
-        for url, payload in events:
-            result = await self._firers.http.post_json(url, payload, self.env)
+    def _send(self, notice: engine.Notice) -> None:
+        if notice.events:
+            self._spawn_background(self._deliver(notice))
+
+    async def _deliver(self, notice: engine.Notice) -> None:
+        """POST each payload; log failures; keep the answers on the run they are about."""
+        assert self._runner is not None and self.store is not None
+        http = self._runner.actions.http
+        results = await asyncio.gather(
+            *(http.post_json(url, payload, self.env) for url, payload in notice.events)
+        )
+        for result in results:
             if not result["ok"]:
-                log.warning("alert to %s failed: %s", result["url"], result["error"])
+                log.warning("%s to %s failed: %s", notice.kind, result["url"], result["error"])
+        if notice.run_id is None:
+            return
+        try:
+            self.store.record_notifications(notice.run_id, results)
+        except StoreError:
+            log.exception("recording notification results failed")
 
     @staticmethod
     def _log_outcome(item: engine.Recorded) -> None:
@@ -697,32 +643,3 @@ class Daemon:
             log.warning("%s: auto-paused after too many failures in a row", claim.job.name)
         for name in item.chained:
             log.info("%s: queued after run %d of %s", name, claim.run_id, claim.job.name)
-
-
-def _run_summary(item: engine.Recorded) -> dict[str, object]:
-    """The JSON a notification carries; `text` for Slack, `content` for Discord."""
-    claim, outcome = item.claim, item.outcome
-    code = (
-        f"HTTP {outcome.http_status}"
-        if outcome.http_status is not None
-        else f"exit {outcome.exit_code}"
-        if outcome.exit_code is not None
-        else ""
-    )
-    text = f"jobctl: {claim.job.name} {outcome.status}"
-    text += f" ({code})" if code else ""
-    text += f" in {format_duration(outcome.duration_ms / 1000)}"
-    if outcome.error:
-        text += f": {' '.join(outcome.error.split())[:200]}"
-    return {
-        "job": claim.job.name,
-        "run": claim.run_id,
-        "status": outcome.status,
-        "trigger": claim.trigger,
-        "attempt": claim.attempt,
-        "error": outcome.error,
-        "duration_ms": outcome.duration_ms,
-        "scheduled_for": iso_z(claim.scheduled_for),
-        "text": text,
-        "content": text,
-    }

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jobctl.store import Store
 
 QUEUE_POLL = 0.2
+RUN_LIMITS = engine.Limits(http=4)  # one run at a time here: the daemon's limits need not apply
 
 Report = Callable[[engine.Recorded], None]
 
@@ -94,11 +95,11 @@ async def _fire_with_retries(
         except StoreError:
             pass  # the death signal still takes the command along if we are killed
 
-    firers = engine.Firers(max_http=4, on_process=record_process)
+    runner = engine.Runner(RUN_LIMITS, on_process=record_process)
     try:
         while True:
             try:
-                outcome = await firers.fire(claim, env)
+                outcome = await runner.fire(claim, env)
             except Cancelled as stopped:
                 cut_short[claim.run_id] = stopped.outcome
                 raise
@@ -112,7 +113,7 @@ async def _fire_with_retries(
                 return recorded
             claim = following
     finally:
-        await firers.close()
+        await runner.close()
 
 
 def require_daemon(store: Store, db_path: Path) -> None:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -403,3 +403,36 @@ def _seconds_between(first: str, second: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return (parse(second) - parse(first)).total_seconds()
+
+
+def test_slots_that_passed_while_the_disk_was_full_are_one_missed_row(
+    small_filesystem: Path, sink: Sink
+) -> None:
+    db = small_filesystem / "jobs.db"
+    add_job(db, "tick", "--url", f"{sink.url}/tick", "--every", "1s")
+    daemon = DaemonProcess(db, "--listen", "127.0.0.1:0")
+    try:
+        daemon.wait_ready()
+        base = wait_until(lambda: query(db, "SELECT listen FROM daemon")[0][0], what="listen")
+        wait_until(lambda: sink.requests_to("/tick"), what="a first fire")
+        filler = fill(small_filesystem)
+        wait_until(lambda: healthz(base)[0] == 503, what="/healthz to say 503")
+        full_since = datetime.now(UTC)
+        wait_until(lambda: (datetime.now(UTC) - full_since).total_seconds() >= 4, what="four slots")
+        filler.unlink()
+        wait_until(lambda: healthz(base)[0] == 200, what="/healthz to recover")
+        count = len(sink.requests_to("/tick"))
+        wait_until(lambda: len(sink.requests_to("/tick")) > count + 1, what="fires again")
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+    log = daemon.log()
+    rows = job_runs(db, "tick")
+    assert not [r for r in rows if r["status"] == "skipped"], log
+    assert "still running" not in log
+    missed = [r for r in rows if r["status"] == "missed"]
+    assert len(missed) == 1, log
+    assert "could not write the database" in missed[0]["error"]
+    assert "no daemon" not in missed[0]["error"] and "no daemon" not in log
+    assert json.loads(missed[0]["details"])["missed_count"] >= 3

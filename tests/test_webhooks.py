@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import socket
 import threading
@@ -619,3 +620,63 @@ def test_metrics_token_env_must_be_set(jobctl: Invoke, db_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("jobctl: --metrics-token-env JOBCTL_TEST_NO_SUCH_VAR")
     assert not db_path.exists()
+
+
+def _post_together(url: str, secret: str, count: int) -> list[tuple[int, dict[str, Any]]]:
+    """`count` webhook calls sent at the same moment, each on its own connection."""
+    barrier = threading.Barrier(count)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def call(index: int) -> None:
+        barrier.wait()
+        answers.append(post(url, str(index).encode(), {"Authorization": f"Bearer {secret}"}))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue", "allow"])
+def test_webhooks_arriving_together_keep_the_overlap_policy(
+    jobctl: Invoke, db_path: Path, listening: Any, overlap: str
+) -> None:
+    jobctl("add", "slow", "--exec", "sleep 2", "--manual", "--overlap", overlap)
+    secret = enable_hook(jobctl, "slow")
+    base = listening()
+    answers = _post_together(f"{base}/hooks/slow", secret, 4)
+    assert sorted(code for code, _ in answers) == [202] * 4
+    statuses = sorted(body["status"] for _, body in answers)
+    if overlap == "skip":
+        # one run; a webhook while it is running or queued is recorded skipped
+        assert statuses == ["queued", "skipped", "skipped", "skipped"]
+    else:
+        assert statuses == ["queued"] * 4
+    wait_until(
+        lambda: (
+            all(r["status"] not in ("queued", "running") for r in job_runs(db_path, "slow"))
+            and len(job_runs(db_path, "slow")) == 4
+        ),
+        timeout=30,
+        what="every run to end",
+    )
+    rows = job_runs(db_path, "slow")
+    ended = sorted(r["status"] for r in rows)
+    if overlap == "skip":
+        assert ended == ["skipped", "skipped", "skipped", "succeeded"]
+        assert all("overlap skip" in r["error"] for r in rows if r["status"] == "skipped")
+    else:
+        assert ended == ["succeeded"] * 4
+    fired = sorted(
+        (_when(r["started_at"]), _when(r["finished_at"])) for r in rows if r["started_at"]
+    )
+    if overlap == "allow":  # together
+        assert fired[-1][0] < fired[0][1], fired
+    elif overlap == "queue":  # one after another
+        assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(fired)), fired
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -19,6 +19,7 @@ from jobctl.engine.claim import (
     next_wake,
 )
 from jobctl.engine.gaps import MAX_COUNTED_SLOTS
+from jobctl.engine.notify import Notice, dead_man_alerts
 from jobctl.engine.record import Recorded, record_outcomes, retry_interrupted, schedule_retry
 from jobctl.engine.requested import (
     claim_reserved_retry,
@@ -26,7 +27,7 @@ from jobctl.engine.requested import (
     queue_webhook,
     start_manual,
 )
-from jobctl.engine.runner import Firers
+from jobctl.engine.runner import Firers, Limits, Runner
 
 __all__ = [
     "CLAIM_BATCH",
@@ -35,10 +36,14 @@ __all__ = [
     "MAX_SLOTS_PER_TICK",
     "Claim",
     "Firers",
+    "Limits",
+    "Notice",
     "Recorded",
+    "Runner",
     "Step",
     "claim_due",
     "claim_reserved_retry",
+    "dead_man_alerts",
     "next_wake",
     "queue_manual",
     "queue_webhook",

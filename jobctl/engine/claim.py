@@ -33,6 +33,15 @@ MAX_SLOTS_PER_TICK = 10  # a job far behind catches up over a few ticks, never f
 MAX_CATCHUP_ALL = 100  # `--catchup all` fires at most this many missed slots per gap
 CLAIM_BATCH = 200  # jobs claimed per step: a burst starts firing before all of it is claimed
 
+# Why slots passed unfired (the end of a missed row's error text and of its log line).
+NO_DAEMON = "no daemon was running"
+CANNOT_WRITE = "the daemon could not write the database"
+
+# Runs somebody asked for (a webhook, `run --queue`): with overlap skip they are skipped,
+# not kept waiting, while another run of the job is in flight.
+ASKED_FOR = frozenset({RunTrigger.WEBHOOK, RunTrigger.MANUAL})
+IN_FLIGHT_SKIP = "skipped: a run of this job was in flight (overlap skip)"
+
 # Queued runs of these triggers are skipped while their job is paused; a person's are not.
 AUTOMATIC = frozenset(
     {RunTrigger.SCHEDULE, RunTrigger.CATCHUP, RunTrigger.WEBHOOK, RunTrigger.CHAIN}
@@ -68,7 +77,7 @@ class Step:
     claims: list[Claim] = field(default_factory=list)
     skipped: list[tuple[str, datetime, str]] = field(default_factory=list)
     queued: list[tuple[str, datetime]] = field(default_factory=list)
-    missed: list[tuple[str, int, datetime, datetime]] = field(default_factory=list)
+    missed: list[tuple[str, int, datetime, datetime, str]] = field(default_factory=list)
     broken: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -79,17 +88,19 @@ def claim_due(
     awake_since: datetime,
     owner: Owner,
     limit: int = CLAIM_BATCH,
+    gap_cause: str = NO_DAEMON,
 ) -> Step:
     """Claim every due slot and every queued run that may start, in one transaction.
 
     Slots before `awake_since` passed while no daemon was watching: they are missed (one
-    row per gap) and handled by the job's catch-up policy; later slots are due, maybe late.
+    row per gap, `gap_cause` saying why) and handled by the job's catch-up policy; later
+    slots are due, maybe late.
     """
     step = Step()
     with store.write():
         active = store.running_counts()
         for job in store.due_jobs(now, limit):
-            _claim_isolated(store, job, now, awake_since, owner, active, step)
+            _claim_isolated(store, job, now, awake_since, owner, active, step, gap_cause)
         _claim_queued(store, now, owner, active, step)
     return step
 
@@ -102,6 +113,7 @@ def _claim_isolated(
     owner: Owner,
     active: dict[int, int],
     step: Step,
+    gap_cause: str = NO_DAEMON,
 ) -> None:
     """Claim one job's slots; a job that cannot be scheduled is paused, not retried forever."""
     if isinstance(job, UnreadableJob):
@@ -116,13 +128,13 @@ def _claim_isolated(
         _pause_broken(store, job.id, job.name, exc, step)
         return
     if plan is None or job.next_run_at is None or job.next_run_at >= awake_since:
-        _claim_job_slots(store, job, plan, now, awake_since, owner, active, step)
+        _claim_job_slots(store, job, plan, now, awake_since, owner, active, step, gap_cause)
         return
     # A gap walks many slots and writes several rows: undo them all if it fails.
     claims_before = len(step.claims)
     try:
         with store.savepoint():
-            _claim_job_slots(store, job, plan, now, awake_since, owner, active, step)
+            _claim_job_slots(store, job, plan, now, awake_since, owner, active, step, gap_cause)
     except Exception as exc:
         del step.claims[claims_before:]
         _pause_broken(store, job.id, job.name, exc, step)
@@ -143,6 +155,7 @@ def _claim_job_slots(
     owner: Owner,
     active: dict[int, int],
     step: Step,
+    gap_cause: str = NO_DAEMON,
 ) -> None:
     assert job.id is not None and job.next_run_at is not None
     slot: datetime | None = job.next_run_at
@@ -150,7 +163,9 @@ def _claim_job_slots(
     if plan is None:  # a manual job with a stale next_run_at: nothing to fire
         slot = None
     elif slot is not None and slot < awake_since:
-        slot, last_slot = _handle_gap(store, job, plan, slot, now, awake_since, owner, active, step)
+        slot, last_slot = _handle_gap(
+            store, job, plan, slot, now, awake_since, owner, active, step, gap_cause
+        )
     fired = 0
     while slot is not None and slot <= now and fired < MAX_SLOTS_PER_TICK:
         _fire_or_skip(store, job, RunTrigger.SCHEDULE, slot, now, owner, active, step)
@@ -263,6 +278,7 @@ def _handle_gap(
     owner: Owner,
     active: dict[int, int],
     step: Step,
+    gap_cause: str = NO_DAEMON,
 ) -> tuple[datetime | None, datetime | None]:
     """Record the slots in [first, awake_since) as missed and fire catch-up runs.
 
@@ -290,10 +306,10 @@ def _handle_gap(
             now=now,
             details=details,
             error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
-            f"{iso_z(first)} to {iso_z(last_missed)}: no daemon was running",
+            f"{iso_z(first)} to {iso_z(last_missed)}: {gap_cause}",
         )
         store.count_missed(job.id, missed_count)
-        step.missed.append((job.name, missed_count, first, last_missed or first))
+        step.missed.append((job.name, missed_count, first, last_missed or first, gap_cause))
     for index, slot in enumerate(catchups):
         if index and policy["overlap"] != Overlap.ALLOW:
             # `--catchup all` fires every slot, one after another unless overlap allows more.
@@ -325,7 +341,13 @@ def _claim_queued(
             store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
             store.count_skipped(job.id)
             continue
-        if active.get(job.id) and job.effective_policies()["overlap"] != Overlap.ALLOW:
+        overlap = job.effective_policies()["overlap"]
+        if active.get(job.id) and overlap != Overlap.ALLOW:
+            if overlap == Overlap.SKIP and queued.trigger in ASKED_FOR:
+                # Re-checked as it starts: a slot claimed meanwhile is in flight now.
+                store.skip_queued_run(queued.run_id, now, IN_FLIGHT_SKIP)
+                store.count_skipped(job.id)
+                continue
             continue  # waits for the run in flight
         store.start_queued_run(queued.run_id, now, owner)
         step.claims.append(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from jobctl import runs
 from jobctl.engine.claim import Claim, payload_details
+from jobctl.engine.notify import Notice, after_run
 from jobctl.models import Overlap, RunStatus, RunTrigger
 from jobctl.policies import backoff_delay
 
@@ -23,13 +24,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Recorded:
-    """What recording an outcome led to, for logging."""
+    """What recording an outcome led to: for logging, and the notifications to send."""
 
     claim: Claim
     outcome: Outcome
     retry_at: datetime | None = None
     auto_paused: bool = False
     chained: list[str] = field(default_factory=list)
+    notice: Notice | None = None  # what the job's --notify-on URLs are told
 
 
 def record_outcomes(
@@ -41,6 +43,8 @@ def record_outcomes(
         chained = store.any_chains()
         for claim, outcome in finished:
             results.append(_record_one(store, claim, outcome, now, chains=chained))
+    for item in results:
+        item.notice = after_run(item.claim, item.outcome, auto_paused=item.auto_paused)
     return results
 
 

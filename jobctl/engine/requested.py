@@ -9,15 +9,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobctl.engine.claim import Claim, Owner, claim_run, payload_details, prepare
+from jobctl.engine.claim import (
+    IN_FLIGHT_SKIP,
+    Claim,
+    Owner,
+    claim_run,
+    payload_details,
+    prepare,
+)
 from jobctl.engine.record import retry_interrupted
 from jobctl.models import JobState, Overlap, RunStatus, RunTrigger
 
 if TYPE_CHECKING:
     from jobctl.models import Job
     from jobctl.store import Store
-
-IN_FLIGHT_SKIP = "skipped: a run of this job was in flight (overlap skip)"
 
 
 def _get_job(store: Store, name: str) -> Job:
@@ -147,7 +152,9 @@ def _queue(
     assert job.id is not None
     overlap = job.effective_policies()["overlap"]
     details = payload_details(payload, payload_type)
-    if overlap == Overlap.SKIP and store.has_running(job.id):
+    # A run waiting in the queue is in flight as much as a running one: without this, a
+    # burst of webhooks would queue runs that then fire back to back.
+    if overlap == Overlap.SKIP and (store.has_running(job.id) or store.has_queued(job.id)):
         store.count_skipped(job.id)
         run_id = store.insert_run(
             job_id=job.id,

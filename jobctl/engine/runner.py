@@ -1,11 +1,15 @@
 """Firing a claim: hand it to its action (HTTP, command, agent) and take back an Outcome.
 
-Shared by the daemon and `jobctl run`; never touches the store.
+`Runner` fires with the per-kind concurrency limits and turns a crash into a failed outcome;
+it is the one fire path of the daemon and of `jobctl run`. Never touches the store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jobctl.models import ActionKind
@@ -16,6 +20,54 @@ if TYPE_CHECKING:
     from jobctl.actions.agent import AgentFirer
     from jobctl.actions.http import HttpFirer
     from jobctl.engine.claim import Claim
+
+log = logging.getLogger("jobctl.daemon")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many runs of each action kind fire at once."""
+
+    http: int = 256
+    agent: int = 8
+    exec: int = 8
+
+
+class Runner:
+    """Fires claims: after their jitter, within the limits, never raising for a bug in an
+    action (its run still gets a row: failed, "internal error")."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        on_process: Callable[[int, int], None] | None = None,
+        actions: Firers | None = None,
+    ) -> None:
+        self.actions = actions or Firers(max_http=limits.http, on_process=on_process)
+        self._bounds: dict[str, asyncio.Semaphore] = {
+            ActionKind.HTTP: asyncio.Semaphore(limits.http),
+            ActionKind.AGENT: asyncio.Semaphore(limits.agent),
+            ActionKind.EXEC: asyncio.Semaphore(limits.exec),
+        }
+
+    async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
+        try:
+            if claim.delay:
+                await asyncio.sleep(claim.delay)
+            async with self._bounds[claim.job.action]:
+                return await self.actions.fire(claim, env)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in an action must still finish its run row
+            log.exception("run %d of %s crashed", claim.run_id, claim.job.name)
+            from jobctl.actions import fail_before_start
+            from jobctl.timeutil import utcnow
+
+            return fail_before_start(f"internal error: {exc!r}", utcnow())
+
+    async def close(self) -> None:
+        await self.actions.close()
 
 
 class Firers:

@@ -1,0 +1,114 @@
+"""Notifications as data: what to tell whom after a run ended, and dead-man alerts.
+
+Built here from what recording a run led to (`record`) and from the jobs whose
+`--alert-if-no-success` window has passed; the daemon only sends them (its HTTP session) and
+records the answers. No network here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from jobctl.timeutil import format_duration, iso_z
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
+    from jobctl.engine.claim import Claim
+    from jobctl.store import Store
+
+Payload = dict[str, object]
+
+
+@dataclass
+class Notice:
+    """JSON payloads to POST: after run `run_id` (answers recorded on it) or an alert."""
+
+    events: list[tuple[str, Payload]] = field(default_factory=list)
+    run_id: int | None = None
+    kind: str = "notification"  # or "alert": the word in a failed delivery's log line
+
+
+def after_run(claim: Claim, outcome: Outcome, *, auto_paused: bool) -> Notice | None:
+    """What the job's --notify-on URLs are told about this run (and an auto-pause)."""
+    stored = claim.job.policies
+    if not stored.get("notify"):
+        return None  # the usual case: nobody to tell
+    from jobctl.policies import notify_targets
+
+    summary = run_summary(claim, outcome)
+    events: list[tuple[str, Payload]] = [
+        (url, summary) for url in notify_targets(stored, outcome.status)
+    ]
+    if auto_paused:
+        failures = stored.get("max_failures")
+        text = (
+            f"jobctl: {claim.job.name} was paused after "
+            f"{failures} failure{'' if failures == 1 else 's'} in a row"
+        )
+        pause: Payload = {
+            "job": claim.job.name,
+            "event": "auto_paused",
+            "run": claim.run_id,
+            "text": text,
+            "content": text,
+        }
+        events += [(target["url"], pause) for target in stored.get("notify") or []]
+    return Notice(events, claim.run_id) if events else None
+
+
+def dead_man_alerts(store: Store, now: datetime) -> list[tuple[str, Notice]]:
+    """Jobs with --alert-if-no-success that have not succeeded for that long: each is marked
+    alerted (once per silence) and returned as (log text, what to send)."""
+    alerts = []
+    for job in store.jobs_due_for_alert():
+        window = job.policies.get("alert_if_no_success")
+        since = job.last_success_at or job.created_at
+        if not window or since is None or (now - since).total_seconds() < window:
+            continue
+        assert job.id is not None
+        store.mark_alerted(job.id, now)
+        text = (
+            f"jobctl: {job.name} has not succeeded for "
+            f"{format_duration(round((now - since).total_seconds()))} "
+            f"(last success: {iso_z(job.last_success_at) or 'never'})"
+        )
+        payload: Payload = {
+            "job": job.name,
+            "event": "no_success",
+            "last_success_at": iso_z(job.last_success_at),
+            "text": text,
+            "content": text,
+        }
+        events = [(target["url"], payload) for target in job.policies.get("notify") or []]
+        alerts.append((text.removeprefix("jobctl: "), Notice(events, kind="alert")))
+    return alerts
+
+
+def run_summary(claim: Claim, outcome: Outcome) -> Payload:
+    """The JSON a notification carries; `text` for Slack, `content` for Discord."""
+    code = (
+        f"HTTP {outcome.http_status}"
+        if outcome.http_status is not None
+        else f"exit {outcome.exit_code}"
+        if outcome.exit_code is not None
+        else ""
+    )
+    text = f"jobctl: {claim.job.name} {outcome.status}"
+    text += f" ({code})" if code else ""
+    text += f" in {format_duration(outcome.duration_ms / 1000)}"
+    if outcome.error:
+        text += f": {' '.join(outcome.error.split())[:200]}"
+    return {
+        "job": claim.job.name,
+        "run": claim.run_id,
+        "status": outcome.status,
+        "trigger": claim.trigger,
+        "attempt": claim.attempt,
+        "error": outcome.error,
+        "duration_ms": outcome.duration_ms,
+        "scheduled_for": iso_z(claim.scheduled_for),
+        "text": text,
+        "content": text,
+    }
