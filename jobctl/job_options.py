@@ -28,7 +28,7 @@ from jobctl.jobs import (
     validate_state,
     validate_url,
 )
-from jobctl.models import Job, JobState, ScheduleKind
+from jobctl.models import Job, JobState, ScheduleKind, Spec, spec_from_dict
 from jobctl.timeutil import format_duration, get_zone, local_zone_name, parse_time
 
 
@@ -56,12 +56,18 @@ def _action_kind(options: Mapping[str, Any], existing: Job | None) -> str:
     return "http" if chosen == "url" else chosen
 
 
-def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> dict[str, Any]:
+def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> Spec:
+    return spec_from_dict(kind, _build_spec_fields(kind, options, existing))
+
+
+def _build_spec_fields(
+    kind: str, options: Mapping[str, Any], existing: Job | None
+) -> dict[str, Any]:
     for key, owner in ACTION_FIELDS.items():
         if _given(options, key) and owner != kind:
             flag = "--" + key.replace("_", "-")
             raise InvalidInput(f"{flag} applies to {owner} jobs only, and this is a {kind} job")
-    spec = dict(existing.spec) if existing is not None and existing.action == kind else {}
+    spec = existing.spec.to_dict() if existing is not None and existing.action == kind else {}
     if kind == "http":
         return _build_http_spec(spec, options)
     if kind == "agent":
@@ -277,7 +283,6 @@ def build_job(
     if existing is None:
         job = Job(
             name=validate_name(str(options.get("name") or "")),
-            action=kind,
             spec=spec,
             trigger=trigger,
             schedule=schedule_text,
@@ -287,7 +292,6 @@ def build_job(
     else:
         job = replace(
             existing,
-            action=kind,
             spec=spec,
             trigger=trigger,
             schedule=schedule_text,

@@ -16,8 +16,7 @@ from jobctl import policies
 from jobctl.agents import list_agents
 from jobctl.catalog import list_jobs
 from jobctl.errors import InvalidInput
-from jobctl.jobs import ordered_spec
-from jobctl.models import ActionKind, Agent, Job
+from jobctl.models import Agent, AgentSpec, Job
 from jobctl.secrets import literal_secrets, redact_url
 
 if TYPE_CHECKING:
@@ -72,9 +71,7 @@ def export_entry(job: Job) -> dict[str, Any]:
     entry["timezone"] = job.timezone
     # Unknown keys are written too, so that apply refuses them instead of losing them.
     spec = {
-        key: value
-        for key, value in ordered_spec(job.action, job.spec).items()
-        if value is not None and value != {}
+        key: value for key, value in job.spec.to_dict().items() if value is not None and value != {}
     }
     if spec:
         entry["spec"] = spec
@@ -131,7 +128,7 @@ def export_jobs(
         jobs = list_jobs(store, wanted)
         agents = list_agents(store)
         if wanted:
-            used = {job.spec.get("agent") for job in jobs if job.action == ActionKind.AGENT}
+            used = {job.spec.agent for job in jobs if isinstance(job.spec, AgentSpec)}
             agents = [agent for agent in agents if agent.name in used]
         return dumps(export_document(jobs, agents), fmt), literal_secret_warnings(jobs, agents)
 
@@ -146,7 +143,7 @@ def literal_secret_warnings(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -
     ] + [
         f"job {job.name!r}: {what} written as a literal secret; {advice}"
         for job in jobs
-        for what in [*literal_secrets(job.spec), *_notify_secrets(job)]
+        for what in [*literal_secrets(job.spec.to_dict()), *_notify_secrets(job)]
     ]
 
 

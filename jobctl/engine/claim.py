@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.engine.gaps import TINY, walk_gap
 from jobctl.models import (
+    AgentSpec,
     Job,
     JobState,
     Overlap,
@@ -239,15 +240,15 @@ def claim_run(
 
 def prepare(store: Store, claim: Claim) -> Claim:
     """Load what an agent run needs from the store while the claim's transaction is open."""
-    if claim.job.action != "agent":
+    spec = claim.job.spec
+    if not isinstance(spec, AgentSpec):
         return claim
     from jobctl.prompts import uses
 
-    name = claim.job.spec.get("agent")
-    claim.agent = store.find_agent(str(name)) if name is not None else None
+    claim.agent = store.find_agent(spec.agent)
     if claim.agent is not None:
         claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
-    if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
+    if uses(spec.prompt, "last_output"):
         assert claim.job.id is not None
         claim.last_output = store.last_success_output(claim.job.id) or ""
     return claim

@@ -62,7 +62,7 @@ def _column_values(job: Job) -> dict[str, Any]:
         "state": job.state,
         "paused_reason": job.paused_reason,
         "action": job.action,
-        "spec": json.dumps(job.spec, sort_keys=True),
+        "spec": json.dumps(job.spec.to_dict(), sort_keys=True),
         "trigger": job.trigger,
         "schedule": job.schedule,
         "timezone": job.timezone,
