@@ -588,18 +588,16 @@ class Daemon:
 
     def _notify_after(self, item: engine.Recorded) -> None:
         """Tell the job's --notify-on URLs how the run ended (and about an auto-pause)."""
-        from jobctl.policies import notify_targets
-
         stored = item.claim.job.policies
-        if not stored.get("notify"):
+        if not stored.notify:
             return  # the usual case: nobody to tell
-        targets = notify_targets(stored, item.outcome.status)
+        targets = stored.notify_targets(item.outcome.status)
         summary = _run_summary(item)
         events = [(url, summary) for url in targets]
         if item.auto_paused:
             text = (
                 f"jobctl: {item.claim.job.name} was paused after "
-                f"{stored.get('max_failures')} failure{'' if stored.get('max_failures') == 1 else 's'} "
+                f"{stored.max_failures} failure{'' if stored.max_failures == 1 else 's'} "
                 "in a row"
             )
             pause = {
@@ -609,7 +607,7 @@ class Daemon:
                 "text": text,
                 "content": text,
             }
-            events += [(target["url"], pause) for target in stored.get("notify") or []]
+            events += [(target.url, pause) for target in stored.notify]
         if events:
             task = asyncio.create_task(self._send_notifications(item.claim.run_id, events))
             self._background.add(task)
@@ -635,7 +633,7 @@ class Daemon:
         """Alert once when a job with --alert-if-no-success has not succeeded for that long."""
         assert self.store is not None
         for job in self.store.jobs_due_for_alert():
-            window = job.policies.get("alert_if_no_success")
+            window = job.policies.alert_if_no_success
             since = job.last_success_at or job.created_at
             if not window or since is None or (now - since).total_seconds() < window:
                 continue
@@ -654,7 +652,7 @@ class Daemon:
                 "text": text,
                 "content": text,
             }
-            events = [(target["url"], payload) for target in job.policies.get("notify") or []]
+            events = [(target.url, payload) for target in job.policies.notify]
             task = asyncio.create_task(self._post_alerts(events))
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -28,7 +28,7 @@ from jobctl.jobs import (
     validate_state,
     validate_url,
 )
-from jobctl.models import Job, JobState, ScheduleKind, Spec, spec_from_dict
+from jobctl.models import Job, JobState, Policies, ScheduleKind, Spec, spec_from_dict
 from jobctl.timeutil import format_duration, get_zone, local_zone_name, parse_time
 
 
@@ -264,7 +264,7 @@ def build_job(
     trigger, schedule_text, trigger_changed = _trigger(
         options, existing, zone_name, now, allow_past=allow_past
     )
-    stored_policies = dict(existing.policies) if existing is not None else {}
+    stored_policies = existing.policies.to_dict() if existing is not None else {}
     for name in policies.POLICY_NAMES:
         if name in options and options[name] is not None:
             value = policies.parse_policy(name, options[name])
@@ -287,7 +287,7 @@ def build_job(
             trigger=trigger,
             schedule=schedule_text,
             timezone=zone_name,
-            policies=stored_policies,
+            policies=Policies.from_dict(stored_policies),
         )
     else:
         job = replace(
@@ -296,7 +296,7 @@ def build_job(
             trigger=trigger,
             schedule=schedule_text,
             timezone=zone_name,
-            policies=stored_policies,
+            policies=Policies.from_dict(stored_policies),
         )
         if options.get("new_name") is not None:  # '' is refused: a job needs a name
             job.name = validate_name(str(options["new_name"]))

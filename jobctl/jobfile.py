@@ -75,14 +75,15 @@ def export_entry(job: Job) -> dict[str, Any]:
     }
     if spec:
         entry["spec"] = spec
-    if job.policies:
+    stored = job.policies.to_dict()
+    if stored:
         entry["policies"] = {
-            name: _policy_text(name, job.policies[name])
+            name: _policy_text(name, stored[name])
             for name in policies.POLICY_NAMES
-            if job.policies.get(name) is not None
+            if stored.get(name) is not None
         }
-        if job.policies.get("notify"):
-            entry["policies"]["notify"] = [dict(item) for item in job.policies["notify"]]
+        if stored.get("notify"):
+            entry["policies"]["notify"] = [dict(item) for item in stored["notify"]]
     return entry
 
 
@@ -150,8 +151,8 @@ def literal_secret_warnings(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -
 def _notify_secrets(job: Job) -> list[str]:
     return [
         "--notify-on URL credentials"
-        for item in job.policies.get("notify") or []
-        if redact_url(item["url"]) != item["url"]
+        for target in job.policies.notify
+        if redact_url(target.url) != target.url
     ]
 
 

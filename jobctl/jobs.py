@@ -177,7 +177,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "runs_missed": job.runs_missed,
         "consecutive_failures": job.consecutive_failures,
         "spec": redacted_spec(job),
-        "policies": _redacted_policies(job.effective_policies()),
+        "policies": _redacted_policies(job.effective_policies().to_dict()),
         "created_at": iso_z(job.created_at),
         "updated_at": iso_z(job.updated_at),
     }

@@ -244,25 +244,135 @@ POLICY_NAMES = (
 )
 
 
-def effective(
-    action: str, stored: Mapping[str, Any], *, agent_timeout: float | None = None
-) -> dict[str, Any]:
-    """Every policy with its effective value; a policy that is off is None.
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
-    The one place a run's timeout is decided: the job's own, else (for an agent job) the
-    agent's `--timeout`, else the action kind's default.
+
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """A URL told how a run ended: `on` is failure, success or always."""
+
+    on: str
+    url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"on": self.on, "url": self.url}
+
+
+@dataclass(frozen=True)
+class EffectivePolicies:
+    """Every policy with the value a run obeys; a policy that is off is None."""
+
+    timeout: float
+    retries: int
+    backoff: float
+    overlap: Overlap
+    catchup: Catchup
+    catchup_window: float
+    jitter: float
+    max_failures: int | None
+    keep: int
+    keep_for: float | None
+    alert_if_no_success: float | None
+    notify: tuple[NotifyTarget, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's `policies` object, keys in POLICY_NAMES order then `notify`."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in POLICY_NAMES}
+        data["notify"] = [target.to_dict() for target in self.notify]
+        return data
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The policies a job set; None (or no `notify` target) is "not set": the default applies.
+
+    Durations are seconds, counts whole numbers; the stored form holds only what was set.
     """
-    default = DEFAULT_TIMEOUTS[action]
-    if action == "agent" and agent_timeout is not None:
-        default = float(agent_timeout)
-    result: dict[str, Any] = {"timeout": default}
-    result.update(DEFAULTS)
-    result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
-    if result["max_failures"] == 0:
-        result["max_failures"] = None
-    effective_policies = {name: result[name] for name in POLICY_NAMES}
-    effective_policies["notify"] = list(stored.get("notify") or [])
-    return effective_policies
+
+    timeout: float | None = None
+    retries: int | None = None
+    backoff: float | None = None
+    overlap: Overlap | None = None
+    catchup: Catchup | None = None
+    catchup_window: float | None = None
+    jitter: float | None = None
+    max_failures: int | None = None
+    keep: int | None = None
+    keep_for: float | None = None
+    alert_if_no_success: float | None = None
+    notify: tuple[NotifyTarget, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: only the policies that are set."""
+        data: dict[str, Any] = {
+            name: getattr(self, name) for name in POLICY_NAMES if getattr(self, name) is not None
+        }
+        if self.notify:
+            data["notify"] = [target.to_dict() for target in self.notify]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policies:
+        overlap, catchup = data.get("overlap"), data.get("catchup")
+        return cls(
+            timeout=_seconds(data.get("timeout")),
+            retries=_count(data.get("retries")),
+            backoff=_seconds(data.get("backoff")),
+            overlap=Overlap(overlap) if overlap is not None else None,
+            catchup=Catchup(catchup) if catchup is not None else None,
+            catchup_window=_seconds(data.get("catchup_window")),
+            jitter=_seconds(data.get("jitter")),
+            max_failures=_count(data.get("max_failures")),
+            keep=_count(data.get("keep")),
+            keep_for=_seconds(data.get("keep_for")),
+            alert_if_no_success=_seconds(data.get("alert_if_no_success")),
+            notify=tuple(
+                NotifyTarget(on=str(item["on"]), url=str(item["url"]))
+                for item in data.get("notify") or ()
+            ),
+        )
+
+    def effective(self, action: str, *, agent_timeout: float | None = None) -> EffectivePolicies:
+        """Every policy with its effective value.
+
+        The one place a run's timeout is decided: the job's own, else (for an agent job) the
+        agent's `--timeout`, else the action kind's default.
+        """
+        timeout = DEFAULT_TIMEOUTS[action]
+        if action == ActionKind.AGENT and agent_timeout is not None:
+            timeout = float(agent_timeout)
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        return EffectivePolicies(
+            timeout=pick(self.timeout, timeout),
+            retries=pick(self.retries, DEFAULTS["retries"]),
+            backoff=pick(self.backoff, DEFAULTS["backoff"]),
+            overlap=Overlap(pick(self.overlap, DEFAULTS["overlap"])),
+            catchup=Catchup(pick(self.catchup, DEFAULTS["catchup"])),
+            catchup_window=pick(self.catchup_window, DEFAULTS["catchup_window"]),
+            jitter=pick(self.jitter, DEFAULTS["jitter"]),
+            max_failures=self.max_failures or None,  # 0 is off
+            keep=pick(self.keep, DEFAULTS["keep"]),
+            keep_for=self.keep_for,
+            alert_if_no_success=self.alert_if_no_success,
+            notify=self.notify,
+        )
+
+    def notify_targets(self, status: str) -> list[str]:
+        """The URLs to tell about a run that ended with `status`."""
+        failed = status in FAILURES
+        return [
+            target.url
+            for target in self.notify
+            if target.on == "always" or (target.on == "failure") == failed
+        ]
 
 
 # --------------------------------------------------------------------------- action specs
@@ -412,7 +522,7 @@ class Job:
     description: str = ""
     state: str = JobState.ENABLED
     paused_reason: str | None = None
-    policies: dict[str, Any] = field(default_factory=dict)
+    policies: Policies = field(default_factory=Policies)
     next_run_at: datetime | None = None
     last_slot_at: datetime | None = None
     id: int | None = None
@@ -430,7 +540,9 @@ class Job:
     # The agent's own --timeout, for an agent job whose agent was looked up (see
     # use_agent_timeout); it is the job's timeout when the job sets none.
     agent_timeout: float | None = field(default=None, repr=False, compare=False)
-    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _effective: EffectivePolicies | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_row(cls, row: Row) -> Job:
@@ -450,7 +562,7 @@ class Job:
             trigger=row["trigger"],
             schedule=row["schedule"],
             timezone=row["timezone"],
-            policies=json.loads(row["policies"]),
+            policies=Policies.from_dict(json.loads(row["policies"])),
             next_run_at=when("next_run_at"),
             last_slot_at=when("last_slot_at"),
             consecutive_failures=row["consecutive_failures"],
@@ -471,14 +583,11 @@ class Job:
         """What a run of this job does: its spec's kind."""
         return self.spec.kind
 
-    def effective_policies(self) -> dict[str, Any]:
-        # Computed once per Job object (the daemon asks several times per fire); a copy,
-        # so that a caller changing it changes nothing here.
+    def effective_policies(self) -> EffectivePolicies:
+        # Computed once per Job object (the daemon asks several times per fire)
         if self._effective is None:
-            self._effective = effective(
-                self.action, self.policies, agent_timeout=self.agent_timeout
-            )
-        return dict(self._effective)
+            self._effective = self.policies.effective(self.action, agent_timeout=self.agent_timeout)
+        return self._effective
 
     def use_agent_timeout(self, seconds: float | None) -> None:
         self.agent_timeout = seconds

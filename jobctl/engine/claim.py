@@ -59,7 +59,7 @@ class Claim:
 
     @property
     def timeout(self) -> float:
-        return float(self.job.effective_policies()["timeout"])
+        return float(self.job.effective_policies().timeout)
 
 
 @dataclass
@@ -182,7 +182,7 @@ def _fire_or_skip(
 ) -> None:
     """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
     assert job.id is not None
-    overlap = job.effective_policies()["overlap"]
+    overlap = job.effective_policies().overlap
     if active.get(job.id) and overlap != Overlap.ALLOW:
         if overlap == Overlap.QUEUE and not store.has_queued(job.id):
             store.insert_run(
@@ -232,7 +232,7 @@ def claim_run(
         attempt=attempt,
         owner=owner,
     )
-    jitter = float(job.effective_policies()["jitter"] or 0)
+    jitter = float(job.effective_policies().jitter or 0)
     scheduled = trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP)
     delay = random.uniform(0, jitter) if jitter and scheduled else 0.0
     return prepare(store, Claim(run_id, job, trigger, attempt, slot, now, delay, payload))
@@ -271,8 +271,8 @@ def _handle_gap(
     """
     assert job.id is not None
     policy = job.effective_policies()
-    window = timedelta(seconds=policy["catchup_window"])
-    keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy["catchup"]]
+    window = timedelta(seconds=policy.catchup_window)
+    keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy.catchup]
     gap = walk_gap(plan, first, awake_since, now - window, keep)
     catchups = gap.recent
     missed_count = gap.count - len(catchups)
@@ -296,7 +296,7 @@ def _handle_gap(
         store.count_missed(job.id, missed_count)
         step.missed.append((job.name, missed_count, first, last_missed or first))
     for index, slot in enumerate(catchups):
-        if index and policy["overlap"] != Overlap.ALLOW:
+        if index and policy.overlap != Overlap.ALLOW:
             # `--catchup all` fires every slot, one after another unless overlap allows more.
             store.insert_run(
                 job_id=job.id,
@@ -326,7 +326,7 @@ def _claim_queued(
             store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
             store.count_skipped(job.id)
             continue
-        if active.get(job.id) and job.effective_policies()["overlap"] != Overlap.ALLOW:
+        if active.get(job.id) and job.effective_policies().overlap != Overlap.ALLOW:
             continue  # waits for the run in flight
         store.start_queued_run(queued.run_id, now, owner)
         step.claims.append(

@@ -66,7 +66,7 @@ def _column_values(job: Job) -> dict[str, Any]:
         "trigger": job.trigger,
         "schedule": job.schedule,
         "timezone": job.timezone,
-        "policies": json.dumps(job.policies, sort_keys=True),
+        "policies": json.dumps(job.policies.to_dict(), sort_keys=True),
         "next_run_at": _time(job.next_run_at),
         "last_slot_at": _time(job.last_slot_at),
         "consecutive_failures": job.consecutive_failures,
