@@ -217,18 +217,6 @@ class QueuedRun:
 # ------------------------------------------------------------------------------ policies
 
 DEFAULT_TIMEOUTS = {"http": 30.0, "agent": 600.0, "exec": 3600.0}
-DEFAULTS: dict[str, Any] = {
-    "retries": 0,
-    "backoff": 10.0,
-    "overlap": "skip",
-    "catchup": "latest",
-    "catchup_window": 86400.0,
-    "jitter": 0.0,
-    "max_failures": None,
-    "keep": 1000,
-    "keep_for": None,
-    "alert_if_no_success": None,
-}
 POLICY_NAMES = (
     "timeout",
     "retries",
@@ -346,20 +334,17 @@ class Policies:
         timeout = DEFAULT_TIMEOUTS[action]
         if action == ActionKind.AGENT and agent_timeout is not None:
             timeout = float(agent_timeout)
-
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
+        # Written out (no loop over names): the daemon asks once per job it reads.
         return EffectivePolicies(
-            timeout=pick(self.timeout, timeout),
-            retries=pick(self.retries, DEFAULTS["retries"]),
-            backoff=pick(self.backoff, DEFAULTS["backoff"]),
-            overlap=Overlap(pick(self.overlap, DEFAULTS["overlap"])),
-            catchup=Catchup(pick(self.catchup, DEFAULTS["catchup"])),
-            catchup_window=pick(self.catchup_window, DEFAULTS["catchup_window"]),
-            jitter=pick(self.jitter, DEFAULTS["jitter"]),
+            timeout=timeout if self.timeout is None else self.timeout,
+            retries=0 if self.retries is None else self.retries,
+            backoff=10.0 if self.backoff is None else self.backoff,
+            overlap=self.overlap or Overlap.SKIP,
+            catchup=self.catchup or Catchup.LATEST,
+            catchup_window=86400.0 if self.catchup_window is None else self.catchup_window,
+            jitter=0.0 if self.jitter is None else self.jitter,
             max_failures=self.max_failures or None,  # 0 is off
-            keep=pick(self.keep, DEFAULTS["keep"]),
+            keep=1000 if self.keep is None else self.keep,
             keep_for=self.keep_for,
             alert_if_no_success=self.alert_if_no_success,
             notify=self.notify,
@@ -373,6 +358,14 @@ class Policies:
             for target in self.notify
             if target.on == "always" or (target.on == "failure") == failed
         ]
+
+
+# Each policy's default (timeout's depends on the action kind: DEFAULT_TIMEOUTS).
+DEFAULTS: dict[str, Any] = {
+    name: value
+    for name, value in Policies().effective(ActionKind.HTTP).to_dict().items()
+    if name not in ("timeout", "notify")
+}
 
 
 # --------------------------------------------------------------------------- action specs
