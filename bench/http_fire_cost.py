@@ -20,6 +20,7 @@ from aiohttp import web
 
 from jobctl.actions import FireContext
 from jobctl.actions.http import HttpFirer
+from jobctl.models import HttpSpec
 
 
 def run_sink() -> None:
@@ -40,13 +41,13 @@ def run_sink() -> None:
 
 
 async def fire_all(url: str, total: int, concurrency: int) -> tuple[float, float, int]:
-    spec = {
-        "method": "POST",
-        "url": url + "/hook?x=${TOKEN}",
-        "headers": {"Authorization": "Bearer ${TOKEN}", "Content-Type": "application/json"},
-        "body": '{"hello": "world"}',
-        "expect": "2xx",
-    }
+    spec = HttpSpec(
+        method="POST",
+        url=url + "/hook?x=${TOKEN}",
+        headers={"Authorization": "Bearer ${TOKEN}", "Content-Type": "application/json"},
+        body='{"hello": "world"}',
+        expect="2xx",
+    )
     env = {"TOKEN": "bench-secret"}
     gate = asyncio.Semaphore(concurrency)
     failures = 0

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.jobs import NAME_PATTERN, parse_header, validate_url
-from jobctl.models import Agent
-from jobctl.policies import effective, parse_policy
+from jobctl.models import ActionKind, Agent, Policies
+from jobctl.policies import parse_policy
 from jobctl.secrets import redact_headers, redact_url
 from jobctl.timeutil import iso_z
 
@@ -42,7 +42,8 @@ ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
 
 def run_timeout(agent: Agent, job_policies: Mapping[str, Any] | None = None) -> float:
     """Seconds a run of `agent` may take: the job's own timeout, else the agent's, else 10m."""
-    return float(effective("agent", job_policies or {}, agent_timeout=agent.timeout)["timeout"])
+    stored = Policies.from_dict(job_policies or {})
+    return stored.effective(ActionKind.AGENT, agent_timeout=agent.timeout).timeout
 
 
 # ---------------------------------------------------------------------------- validation

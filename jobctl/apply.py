@@ -19,7 +19,7 @@ from jobctl.file_entries import agent_entry_options, document_entries, entry_opt
 from jobctl.job_options import build_job
 from jobctl.jobfile import bulk_work, export_entry
 from jobctl.jobs import compute_next_run
-from jobctl.models import ActionKind, Agent, Job, JobState, ScheduleKind
+from jobctl.models import Agent, AgentSpec, Job, JobState, ScheduleKind
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
@@ -113,7 +113,7 @@ def plan_apply(store: Store, doc: Mapping[str, Any], now: datetime, *, prune: bo
     if "agents" in doc:  # a file from before agents were exported says nothing about them
         # with --prune, the file's jobs are all the jobs there will be
         remaining = [*plan.added, *plan.changed, *plan.unchanged]
-        used = {job.spec.get("agent") for job in remaining if job.action == ActionKind.AGENT}
+        used = {job.spec.agent for job in remaining if isinstance(job.spec, AgentSpec)}
         for name in sorted(set(stored_agents) - listed_agents):
             if prune and name not in used:
                 plan.agents.removed.append(stored_agents[name])
@@ -163,7 +163,7 @@ def _plan_entry(
     new = builder.build(entry_options(entry))
     _check_once_time(new, old, now)
     if not _agent_known(new, agents):
-        name = new.spec.get("agent")
+        name = new.spec.agent if isinstance(new.spec, AgentSpec) else None
         raise NotFound(f"no agent named {name!r}: add it with `jobctl agent add {name} ...`")
     if old is None:
         plan.added.append(new)
@@ -179,7 +179,7 @@ def _plan_entry(
 
 
 def _agent_known(job: Job, agents: set[str]) -> bool:
-    return job.action != ActionKind.AGENT or job.spec.get("agent") in agents
+    return not isinstance(job.spec, AgentSpec) or job.spec.agent in agents
 
 
 class _JobBuilder:
@@ -281,7 +281,6 @@ def _merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
         old,
         description=new.description,
         state=new.state,
-        action=new.action,
         spec=new.spec,
         trigger=new.trigger,
         schedule=new.schedule,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.job_options import build_job, parse_after
 from jobctl.jobs import compute_next_run
-from jobctl.models import ActionKind, Job, JobState
+from jobctl.models import ActionKind, AgentSpec, Job, JobState
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
@@ -60,7 +60,8 @@ def load_agent_timeouts(store: Store, jobs: Iterable[Job]) -> None:
         return
     timeouts: dict[Any, Any] = {a.name: a.config.get("timeout") for a in store.all_agents()}
     for job in wanted:
-        job.use_agent_timeout(timeouts.get(job.spec.get("agent")))
+        if isinstance(job.spec, AgentSpec):
+            job.use_agent_timeout(timeouts.get(job.spec.agent))
 
 
 def chains_of(store: Store, job_id: int) -> list[str]:
@@ -73,8 +74,8 @@ def chains_of(store: Store, job_id: int) -> list[str]:
 
 def check_agent(store: Store, job: Job) -> None:
     """NotFound unless an agent job's agent exists; gives the job its agent's timeout."""
-    if job.action == ActionKind.AGENT:
-        name = job.spec.get("agent")
+    if isinstance(job.spec, AgentSpec):
+        name = job.spec.agent
         agent = store.agent_named(str(name))
         if agent is None:
             raise NotFound(f"no agent named {name!r}: add it with `jobctl agent add {name} ...`")

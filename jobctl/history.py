@@ -274,11 +274,11 @@ def prune_runs(
     for item in jobs:
         assert item.id is not None
         policy = item.effective_policies()
-        job_keep = keep if (keep is not None or older_than is not None) else policy["keep"]
+        job_keep = keep if (keep is not None or older_than is not None) else policy.keep
         cutoff = (
             older_than
             if (keep is not None or older_than is not None)
-            else (timedelta(seconds=policy["keep_for"]) if policy["keep_for"] else None)
+            else (timedelta(seconds=policy.keep_for) if policy.keep_for else None)
         )
         while True:
             with store.write():

@@ -28,7 +28,7 @@ from jobctl.jobs import (
     validate_state,
     validate_url,
 )
-from jobctl.models import Job, JobState, ScheduleKind
+from jobctl.models import Job, JobState, Policies, ScheduleKind, Spec, spec_from_dict
 from jobctl.timeutil import format_duration, get_zone, local_zone_name, parse_time
 
 
@@ -56,12 +56,18 @@ def _action_kind(options: Mapping[str, Any], existing: Job | None) -> str:
     return "http" if chosen == "url" else chosen
 
 
-def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> dict[str, Any]:
+def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> Spec:
+    return spec_from_dict(kind, _build_spec_fields(kind, options, existing))
+
+
+def _build_spec_fields(
+    kind: str, options: Mapping[str, Any], existing: Job | None
+) -> dict[str, Any]:
     for key, owner in ACTION_FIELDS.items():
         if _given(options, key) and owner != kind:
             flag = "--" + key.replace("_", "-")
             raise InvalidInput(f"{flag} applies to {owner} jobs only, and this is a {kind} job")
-    spec = dict(existing.spec) if existing is not None and existing.action == kind else {}
+    spec = existing.spec.to_dict() if existing is not None and existing.action == kind else {}
     if kind == "http":
         return _build_http_spec(spec, options)
     if kind == "agent":
@@ -258,7 +264,7 @@ def build_job(
     trigger, schedule_text, trigger_changed = _trigger(
         options, existing, zone_name, now, allow_past=allow_past
     )
-    stored_policies = dict(existing.policies) if existing is not None else {}
+    stored_policies = existing.policies.to_dict() if existing is not None else {}
     for name in policies.POLICY_NAMES:
         if name in options and options[name] is not None:
             value = policies.parse_policy(name, options[name])
@@ -277,22 +283,20 @@ def build_job(
     if existing is None:
         job = Job(
             name=validate_name(str(options.get("name") or "")),
-            action=kind,
             spec=spec,
             trigger=trigger,
             schedule=schedule_text,
             timezone=zone_name,
-            policies=stored_policies,
+            policies=Policies.from_dict(stored_policies),
         )
     else:
         job = replace(
             existing,
-            action=kind,
             spec=spec,
             trigger=trigger,
             schedule=schedule_text,
             timezone=zone_name,
-            policies=stored_policies,
+            policies=Policies.from_dict(stored_policies),
         )
         if options.get("new_name") is not None:  # '' is refused: a job needs a name
             job.name = validate_name(str(options["new_name"]))

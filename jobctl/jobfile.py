@@ -16,8 +16,7 @@ from jobctl import policies
 from jobctl.agents import list_agents
 from jobctl.catalog import list_jobs
 from jobctl.errors import InvalidInput
-from jobctl.jobs import ordered_spec
-from jobctl.models import ActionKind, Agent, Job
+from jobctl.models import Agent, AgentSpec, Job
 from jobctl.secrets import literal_secrets, redact_url
 
 if TYPE_CHECKING:
@@ -72,20 +71,19 @@ def export_entry(job: Job) -> dict[str, Any]:
     entry["timezone"] = job.timezone
     # Unknown keys are written too, so that apply refuses them instead of losing them.
     spec = {
-        key: value
-        for key, value in ordered_spec(job.action, job.spec).items()
-        if value is not None and value != {}
+        key: value for key, value in job.spec.to_dict().items() if value is not None and value != {}
     }
     if spec:
         entry["spec"] = spec
-    if job.policies:
+    stored = job.policies.to_dict()
+    if stored:
         entry["policies"] = {
-            name: _policy_text(name, job.policies[name])
+            name: _policy_text(name, stored[name])
             for name in policies.POLICY_NAMES
-            if job.policies.get(name) is not None
+            if stored.get(name) is not None
         }
-        if job.policies.get("notify"):
-            entry["policies"]["notify"] = [dict(item) for item in job.policies["notify"]]
+        if stored.get("notify"):
+            entry["policies"]["notify"] = [dict(item) for item in stored["notify"]]
     return entry
 
 
@@ -131,7 +129,7 @@ def export_jobs(
         jobs = list_jobs(store, wanted)
         agents = list_agents(store)
         if wanted:
-            used = {job.spec.get("agent") for job in jobs if job.action == ActionKind.AGENT}
+            used = {job.spec.agent for job in jobs if isinstance(job.spec, AgentSpec)}
             agents = [agent for agent in agents if agent.name in used]
         return dumps(export_document(jobs, agents), fmt), literal_secret_warnings(jobs, agents)
 
@@ -146,15 +144,15 @@ def literal_secret_warnings(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -
     ] + [
         f"job {job.name!r}: {what} written as a literal secret; {advice}"
         for job in jobs
-        for what in [*literal_secrets(job.spec), *_notify_secrets(job)]
+        for what in [*literal_secrets(job.spec.to_dict()), *_notify_secrets(job)]
     ]
 
 
 def _notify_secrets(job: Job) -> list[str]:
     return [
         "--notify-on URL credentials"
-        for item in job.policies.get("notify") or []
-        if redact_url(item["url"]) != item["url"]
+        for target in job.policies.notify
+        if redact_url(target.url) != target.url
     ]
 
 

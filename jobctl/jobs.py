@@ -7,14 +7,13 @@ removing and reading jobs in a store is `jobctl.catalog`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from jobctl import schedule
 from jobctl.errors import InvalidInput
-from jobctl.models import ActionKind, Job, JobState, ScheduleKind
+from jobctl.models import ActionKind, AgentSpec, HttpSpec, Job, JobState, ScheduleKind
 from jobctl.secrets import has_reference, redact_headers, redact_url
 from jobctl.timeutil import iso_z
 
@@ -146,21 +145,13 @@ def compute_next_run(job: Job, now: datetime, *, validate: bool = False) -> date
 # ---------------------------------------------------------------------------- rendering
 
 
-def ordered_spec(action: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec's keys in SPEC_KEYS order (any unknown ones after, sorted)."""
-    known = SPEC_KEYS.get(action, ())
-    keys = [key for key in known if key in spec]
-    keys += sorted(key for key in spec if key not in known)
-    return {key: spec[key] for key in keys}
-
-
 def redacted_spec(job: Job) -> dict[str, Any]:
-    spec = ordered_spec(job.action, job.spec)
-    if job.action == ActionKind.HTTP:
-        spec["url"] = redact_url(spec.get("url", ""))
-        spec["headers"] = redact_headers(spec.get("headers") or {})
-    if spec.get("deliver"):
-        spec["deliver"] = redact_url(spec["deliver"])
+    spec = job.spec.to_dict()
+    if isinstance(job.spec, HttpSpec):
+        spec["url"] = redact_url(job.spec.url)
+        spec["headers"] = redact_headers(job.spec.headers)
+    if isinstance(job.spec, AgentSpec) and job.spec.deliver:
+        spec["deliver"] = redact_url(job.spec.deliver)
     return spec
 
 
@@ -186,7 +177,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "runs_missed": job.runs_missed,
         "consecutive_failures": job.consecutive_failures,
         "spec": redacted_spec(job),
-        "policies": _redacted_policies(job.effective_policies()),
+        "policies": _redacted_policies(job.effective_policies().to_dict()),
         "created_at": iso_z(job.created_at),
         "updated_at": iso_z(job.updated_at),
     }
@@ -201,9 +192,9 @@ def _redacted_policies(effective: dict[str, Any]) -> dict[str, Any]:
 
 def action_summary(job: Job) -> str:
     spec = job.spec
-    if job.action == ActionKind.HTTP:
-        return f"{spec.get('method', 'GET')} {redact_url(spec.get('url', ''))}"
-    if job.action == ActionKind.AGENT:
-        prompt = " ".join(str(spec.get("prompt", "")).split())
-        return f"agent {spec.get('agent')}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
-    return f"exec {spec.get('command')}"
+    if isinstance(spec, HttpSpec):
+        return f"{spec.method} {redact_url(spec.url)}"
+    if isinstance(spec, AgentSpec):
+        prompt = " ".join(spec.prompt.split())
+        return f"agent {spec.agent}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
+    return f"exec {spec.command}"

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from jobctl import schedule
 from jobctl.schedule import Schedule
@@ -217,18 +217,6 @@ class QueuedRun:
 # ------------------------------------------------------------------------------ policies
 
 DEFAULT_TIMEOUTS = {"http": 30.0, "agent": 600.0, "exec": 3600.0}
-DEFAULTS: dict[str, Any] = {
-    "retries": 0,
-    "backoff": 10.0,
-    "overlap": "skip",
-    "catchup": "latest",
-    "catchup_window": 86400.0,
-    "jitter": 0.0,
-    "max_failures": None,
-    "keep": 1000,
-    "keep_for": None,
-    "alert_if_no_success": None,
-}
 POLICY_NAMES = (
     "timeout",
     "retries",
@@ -244,25 +232,268 @@ POLICY_NAMES = (
 )
 
 
-def effective(
-    action: str, stored: Mapping[str, Any], *, agent_timeout: float | None = None
-) -> dict[str, Any]:
-    """Every policy with its effective value; a policy that is off is None.
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
-    The one place a run's timeout is decided: the job's own, else (for an agent job) the
-    agent's `--timeout`, else the action kind's default.
+
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """A URL told how a run ended: `on` is failure, success or always."""
+
+    on: str
+    url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"on": self.on, "url": self.url}
+
+
+@dataclass(frozen=True)
+class EffectivePolicies:
+    """Every policy with the value a run obeys; a policy that is off is None."""
+
+    timeout: float
+    retries: int
+    backoff: float
+    overlap: Overlap
+    catchup: Catchup
+    catchup_window: float
+    jitter: float
+    max_failures: int | None
+    keep: int
+    keep_for: float | None
+    alert_if_no_success: float | None
+    notify: tuple[NotifyTarget, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's `policies` object, keys in POLICY_NAMES order then `notify`."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in POLICY_NAMES}
+        data["notify"] = [target.to_dict() for target in self.notify]
+        return data
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The policies a job set; None (or no `notify` target) is "not set": the default applies.
+
+    Durations are seconds, counts whole numbers; the stored form holds only what was set.
     """
-    default = DEFAULT_TIMEOUTS[action]
-    if action == "agent" and agent_timeout is not None:
-        default = float(agent_timeout)
-    result: dict[str, Any] = {"timeout": default}
-    result.update(DEFAULTS)
-    result.update({k: v for k, v in stored.items() if k in POLICY_NAMES and v is not None})
-    if result["max_failures"] == 0:
-        result["max_failures"] = None
-    effective_policies = {name: result[name] for name in POLICY_NAMES}
-    effective_policies["notify"] = list(stored.get("notify") or [])
-    return effective_policies
+
+    timeout: float | None = None
+    retries: int | None = None
+    backoff: float | None = None
+    overlap: Overlap | None = None
+    catchup: Catchup | None = None
+    catchup_window: float | None = None
+    jitter: float | None = None
+    max_failures: int | None = None
+    keep: int | None = None
+    keep_for: float | None = None
+    alert_if_no_success: float | None = None
+    notify: tuple[NotifyTarget, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: only the policies that are set."""
+        data: dict[str, Any] = {
+            name: getattr(self, name) for name in POLICY_NAMES if getattr(self, name) is not None
+        }
+        if self.notify:
+            data["notify"] = [target.to_dict() for target in self.notify]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policies:
+        overlap, catchup = data.get("overlap"), data.get("catchup")
+        return cls(
+            timeout=_seconds(data.get("timeout")),
+            retries=_count(data.get("retries")),
+            backoff=_seconds(data.get("backoff")),
+            overlap=Overlap(overlap) if overlap is not None else None,
+            catchup=Catchup(catchup) if catchup is not None else None,
+            catchup_window=_seconds(data.get("catchup_window")),
+            jitter=_seconds(data.get("jitter")),
+            max_failures=_count(data.get("max_failures")),
+            keep=_count(data.get("keep")),
+            keep_for=_seconds(data.get("keep_for")),
+            alert_if_no_success=_seconds(data.get("alert_if_no_success")),
+            notify=tuple(
+                NotifyTarget(on=str(item["on"]), url=str(item["url"]))
+                for item in data.get("notify") or ()
+            ),
+        )
+
+    def effective(self, action: str, *, agent_timeout: float | None = None) -> EffectivePolicies:
+        """Every policy with its effective value.
+
+        The one place a run's timeout is decided: the job's own, else (for an agent job) the
+        agent's `--timeout`, else the action kind's default.
+        """
+        timeout = DEFAULT_TIMEOUTS[action]
+        if action == ActionKind.AGENT and agent_timeout is not None:
+            timeout = float(agent_timeout)
+        # Written out (no loop over names): the daemon asks once per job it reads.
+        return EffectivePolicies(
+            timeout=timeout if self.timeout is None else self.timeout,
+            retries=0 if self.retries is None else self.retries,
+            backoff=10.0 if self.backoff is None else self.backoff,
+            overlap=self.overlap or Overlap.SKIP,
+            catchup=self.catchup or Catchup.LATEST,
+            catchup_window=86400.0 if self.catchup_window is None else self.catchup_window,
+            jitter=0.0 if self.jitter is None else self.jitter,
+            max_failures=self.max_failures or None,  # 0 is off
+            keep=1000 if self.keep is None else self.keep,
+            keep_for=self.keep_for,
+            alert_if_no_success=self.alert_if_no_success,
+            notify=self.notify,
+        )
+
+    def notify_targets(self, status: str) -> list[str]:
+        """The URLs to tell about a run that ended with `status`."""
+        failed = status in FAILURES
+        return [
+            target.url
+            for target in self.notify
+            if target.on == "always" or (target.on == "failure") == failed
+        ]
+
+
+# Each policy's default (timeout's depends on the action kind: DEFAULT_TIMEOUTS).
+DEFAULTS: dict[str, Any] = {
+    name: value
+    for name, value in Policies().effective(ActionKind.HTTP).to_dict().items()
+    if name not in ("timeout", "notify")
+}
+
+
+# --------------------------------------------------------------------------- action specs
+
+
+def _text(value: Any, default: str = "") -> str:
+    return default if value is None else str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _text_map(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+@dataclass(frozen=True)
+class HttpSpec:
+    """An HTTP request: `method` on `url` with `headers` and `body`; `expect` is the status
+    codes that count as success; `forward_payload` sends a webhook's body on (None: never
+    set, and so absent from the JSON form)."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    expect: str = "2xx"
+    forward_payload: bool | None = None
+
+    kind: ClassVar[ActionKind] = ActionKind.HTTP
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON form, keys in the order every output writes them."""
+        data: dict[str, Any] = {
+            "url": self.url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "expect": self.expect,
+        }
+        if self.forward_payload is not None:
+            data["forward_payload"] = self.forward_payload
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HttpSpec:
+        body = _optional_text(data.get("body"))
+        forward = data.get("forward_payload")
+        return cls(
+            url=_text(data.get("url")),
+            method=_text(data.get("method")) or ("POST" if body is not None else "GET"),
+            headers=_text_map(data.get("headers")),
+            body=body,
+            expect=_text(data.get("expect")) or "2xx",
+            forward_payload=None if forward is None else bool(forward),
+        )
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """A command: an argv line, or a /bin/sh line when `shell`; run in `cwd` with `env`
+    laid over the daemon's environment."""
+
+    command: str
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    shell: bool = False
+
+    kind: ClassVar[ActionKind] = ActionKind.EXEC
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON form, keys in the order every output writes them."""
+        return {
+            "command": self.command,
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "shell": self.shell,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecSpec:
+        return cls(
+            command=_text(data.get("command")),
+            cwd=_optional_text(data.get("cwd")) or None,
+            env=_text_map(data.get("env")),
+            shell=bool(data.get("shell")),
+        )
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A prompt for a named agent; its answer is posted to `deliver` when that is set."""
+
+    agent: str
+    prompt: str
+    deliver: str | None = None
+
+    kind: ClassVar[ActionKind] = ActionKind.AGENT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON form, keys in the order every output writes them."""
+        return {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentSpec:
+        return cls(
+            agent=_text(data.get("agent")),
+            prompt=_text(data.get("prompt")),
+            deliver=_optional_text(data.get("deliver")) or None,
+        )
+
+
+Spec = HttpSpec | ExecSpec | AgentSpec
+SPEC_TYPES: dict[str, type[HttpSpec] | type[ExecSpec] | type[AgentSpec]] = {
+    ActionKind.HTTP: HttpSpec,
+    ActionKind.EXEC: ExecSpec,
+    ActionKind.AGENT: AgentSpec,
+}
+
+
+def spec_from_dict(action: str, data: Mapping[str, Any]) -> Spec:
+    """The typed spec of an `action` job from its stored or JSON form."""
+    try:
+        spec_type = SPEC_TYPES[action]
+    except KeyError:
+        raise ValueError(f"unknown action kind {action!r}") from None
+    return spec_type.from_dict(data)
 
 
 # --------------------------------------------------------------------------- jobs, agents
@@ -277,15 +508,14 @@ class Row(Protocol):
 @dataclass
 class Job:
     name: str
-    action: str
-    spec: dict[str, Any]
+    spec: Spec
     trigger: str
     schedule: str | None
     timezone: str
     description: str = ""
     state: str = JobState.ENABLED
     paused_reason: str | None = None
-    policies: dict[str, Any] = field(default_factory=dict)
+    policies: Policies = field(default_factory=Policies)
     next_run_at: datetime | None = None
     last_slot_at: datetime | None = None
     id: int | None = None
@@ -303,7 +533,9 @@ class Job:
     # The agent's own --timeout, for an agent job whose agent was looked up (see
     # use_agent_timeout); it is the job's timeout when the job sets none.
     agent_timeout: float | None = field(default=None, repr=False, compare=False)
-    _effective: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _effective: EffectivePolicies | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_row(cls, row: Row) -> Job:
@@ -319,12 +551,11 @@ class Job:
             description=row["description"],
             state=row["state"],
             paused_reason=row["paused_reason"],
-            action=row["action"],
-            spec=json.loads(row["spec"]),
+            spec=spec_from_dict(row["action"], json.loads(row["spec"])),
             trigger=row["trigger"],
             schedule=row["schedule"],
             timezone=row["timezone"],
-            policies=json.loads(row["policies"]),
+            policies=Policies.from_dict(json.loads(row["policies"])),
             next_run_at=when("next_run_at"),
             last_slot_at=when("last_slot_at"),
             consecutive_failures=row["consecutive_failures"],
@@ -340,14 +571,16 @@ class Job:
             updated_at=when("updated_at"),
         )
 
-    def effective_policies(self) -> dict[str, Any]:
-        # Computed once per Job object (the daemon asks several times per fire); a copy,
-        # so that a caller changing it changes nothing here.
+    @property
+    def action(self) -> ActionKind:
+        """What a run of this job does: its spec's kind."""
+        return self.spec.kind
+
+    def effective_policies(self) -> EffectivePolicies:
+        # Computed once per Job object (the daemon asks several times per fire)
         if self._effective is None:
-            self._effective = effective(
-                self.action, self.policies, agent_timeout=self.agent_timeout
-            )
-        return dict(self._effective)
+            self._effective = self.policies.effective(self.action, agent_timeout=self.agent_timeout)
+        return self._effective
 
     def use_agent_timeout(self, seconds: float | None) -> None:
         self.agent_timeout = seconds

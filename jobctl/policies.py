@@ -7,7 +7,6 @@ which for `timeout` depends on the action kind (so changing the kind changes the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,6 @@ from jobctl.models import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
 from jobctl.models import DEFAULTS as DEFAULTS
 from jobctl.models import POLICY_NAMES as POLICY_NAMES
 from jobctl.models import Catchup, Overlap
-from jobctl.models import effective as effective
 from jobctl.timeutil import format_duration, parse_duration
 
 OVERLAP_CHOICES = tuple(m.value for m in Overlap)
@@ -92,16 +90,6 @@ def parse_policy(policy: str, value: Any) -> Any:
             raise InvalidInput(f"invalid {flag} {value!r}: choose one of {choices}")
         return text
     raise InvalidInput(f"unknown policy {policy!r}")
-
-
-def notify_targets(stored: Mapping[str, Any], status: str) -> list[str]:
-    """The URLs to tell about a run that ended with `status`."""
-    failed = status in ("failed", "timed_out", "interrupted")
-    return [
-        item["url"]
-        for item in stored.get("notify") or []
-        if item["on"] == "always" or (item["on"] == "failure") == failed
-    ]
 
 
 def as_text(policy: str, value: Any) -> str:

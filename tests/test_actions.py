@@ -20,6 +20,7 @@ from jobctl import __version__
 from jobctl.actions import OUTPUT_CAP, FireContext, Outcome, cap_output, fail_before_start
 from jobctl.actions.exec import run_command
 from jobctl.actions.http import HttpFirer, status_matches
+from jobctl.models import ExecSpec, HttpSpec
 
 SECRET = "s3cr3t-Value-42"
 SLOT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -123,7 +124,7 @@ def fire_http(
                 **(spec or {}),
             }
             full["url"] = full["url"].replace("BASE", sink.base)
-            outcome = await firer.fire(full, context(**ctx))
+            outcome = await firer.fire(HttpSpec.from_dict(full), context(**ctx))
             return outcome, sink.requests
 
     return asyncio.run(scenario())
@@ -323,7 +324,9 @@ def test_one_firer_serves_many_concurrent_fires() -> None:
                 "body": None,
                 "expect": "2xx",
             }
-            return await asyncio.gather(*(firer.fire(spec, context()) for _ in range(50)))
+            return await asyncio.gather(
+                *(firer.fire(HttpSpec.from_dict(spec), context()) for _ in range(50))
+            )
 
     outcomes = asyncio.run(scenario())
     assert [o.status for o in outcomes] == ["succeeded"] * 50
@@ -365,7 +368,9 @@ def run_exec(
 ) -> Outcome:
     spec = {"command": command, "shell": shell, "cwd": cwd, "env": dict(env or {})}
     return asyncio.run(
-        run_command(spec, context(timeout=timeout, env=secrets), kill_grace=kill_grace)
+        run_command(
+            ExecSpec.from_dict(spec), context(timeout=timeout, env=secrets), kill_grace=kill_grace
+        )
     )
 
 
@@ -537,7 +542,7 @@ def test_exec_cancellation_kills_the_process_group(tmp_path: Path) -> None:
             "env": {},
         }
         task: asyncio.Task[Outcome] = asyncio.create_task(
-            run_command(spec, context(), kill_grace=0.5)
+            run_command(ExecSpec.from_dict(spec), context(), kill_grace=0.5)
         )
         await wait_until_async(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
         task.cancel()

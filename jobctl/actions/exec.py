@@ -17,12 +17,13 @@ from jobctl.actions.process import (
     run_process,
 )
 from jobctl.errors import Failed
+from jobctl.models import ExecSpec
 from jobctl.secrets import REDACTED
 from jobctl.timeutil import format_duration, iso_z, utcnow
 
 
 async def run_command(
-    spec: Mapping[str, Any],
+    spec: ExecSpec,
     ctx: FireContext,
     *,
     kill_grace: float = KILL_GRACE,
@@ -32,9 +33,9 @@ async def run_command(
     env is laid over. ctx.env is only where ${NAME} comes from, so that an env file's secrets
     reach a command only through references it makes."""
     expansion = ctx.expansion
-    command = str(spec["command"])
-    shell = bool(spec.get("shell"))
-    cwd: str | None = spec.get("cwd") or None
+    command = spec.command
+    shell = spec.shell
+    cwd = spec.cwd or None
     job_env: dict[str, str] = {}
     from_reference: set[str] = set()  # env names whose value came from ${NAME}
     try:
@@ -50,14 +51,14 @@ async def run_command(
             argv = [expansion(word) for word in words]
             if not argv:
                 raise Failed("invalid command: it is empty")
-        for name, template in (spec.get("env") or {}).items():
+        for name, template in spec.env.items():
             value = expansion(str(template))
             if value != template:
                 from_reference.add(name)
             job_env[str(name)] = value
     except Failed as exc:
-        template = _snapshot(command, cwd, spec.get("env") or {}, shell, None, set())
-        return fail_before_start(str(exc), utcnow(), template)
+        unsent = _snapshot(command, cwd, spec.env, shell, None, set())
+        return fail_before_start(str(exc), utcnow(), unsent)
     snapshot = _snapshot(expanded_command, cwd, job_env, shell, expansion, from_reference)
 
     env = dict(os.environ if base_env is None else base_env)

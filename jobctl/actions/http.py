@@ -30,6 +30,7 @@ from jobctl.actions.request import (
     shown_url,
 )
 from jobctl.errors import Failed
+from jobctl.models import HttpSpec
 from jobctl.secrets import REDACTED, redact_url
 from jobctl.timeutil import format_duration, utcnow
 
@@ -107,16 +108,16 @@ class HttpFirer(SessionOwner):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def fire(self, spec: Mapping[str, Any], ctx: FireContext) -> Outcome:
+    async def fire(self, spec: HttpSpec, ctx: FireContext) -> Outcome:
         expansion = ctx.expansion
-        body_template: str | None = spec.get("body")
-        method = str(spec.get("method") or ("POST" if body_template is not None else "GET"))
-        expect = str(spec.get("expect") or "2xx")
+        body_template = spec.body
+        method = spec.method or ("POST" if body_template is not None else "GET")
+        expect = spec.expect or "2xx"
         try:
-            url = expansion.url(str(spec["url"]))
-            headers = RequestHeaders.expand(spec.get("headers") or {}, expansion)
+            url = expansion.url(spec.url)
+            headers = RequestHeaders.expand(spec.headers, expansion)
             body = expansion(body_template) if body_template is not None else None
-            if spec.get("forward_payload") and ctx.payload is not None:
+            if spec.forward_payload and ctx.payload is not None:
                 # The webhook's body goes on as sent: never expanded, it comes from outside.
                 body = ctx.payload
                 if ctx.payload_type:  # and so does its type (else aiohttp says octet-stream)
@@ -223,13 +224,13 @@ def _snapshot(
     }
 
 
-def _redacted_template(method: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+def _redacted_template(method: str, spec: HttpSpec) -> dict[str, Any]:
     """A snapshot when nothing was sent: the spec as written, with literal secrets hidden."""
-    body = spec.get("body")
+    body = spec.body
     return {
         "method": method,
-        "url": redact_url(str(spec.get("url", ""))),
-        "headers": shown_template_headers(spec.get("headers") or {}),
+        "url": redact_url(spec.url),
+        "headers": shown_template_headers(spec.headers),
         "body": cap_output(body.encode()) if isinstance(body, str) else None,
     }
 

@@ -10,6 +10,7 @@ import click
 from jobctl.cli.complete import complete_zones
 from jobctl.cli.shared import cli, db_option, json_option, open_db
 from jobctl.errors import InvalidInput
+from jobctl.models import ExecSpec, Job
 
 
 @cli.group(name="import")
@@ -91,7 +92,7 @@ def import_crontab(
 def _import_text(result: Any, dry_run: bool) -> str:
     """One aligned line per job (name, schedule, zone, command), then a count."""
     rows = [
-        (item.job.name, item.job.schedule or "", item.job.timezone, item.job.spec["command"])
+        (item.job.name, item.job.schedule or "", item.job.timezone, _command(item.job))
         for item in result.jobs
     ]
     widths = [max((len(row[column]) for row in rows), default=0) for column in range(3)]
@@ -107,3 +108,7 @@ def _import_text(result: Any, dry_run: bool) -> str:
         summary += f"; skipped {skipped} line{'' if skipped == 1 else 's'} (see the warnings)"
     lines.append(summary if rows or result.skipped else "nothing to import: no crontab entries")
     return "\n".join(lines)
+
+
+def _command(job: Job) -> str:
+    return job.spec.command if isinstance(job.spec, ExecSpec) else ""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.engine.gaps import TINY, walk_gap
 from jobctl.models import (
+    AgentSpec,
     Job,
     JobState,
     Overlap,
@@ -67,7 +68,7 @@ class Claim:
 
     @property
     def timeout(self) -> float:
-        return float(self.job.effective_policies()["timeout"])
+        return float(self.job.effective_policies().timeout)
 
 
 @dataclass
@@ -196,7 +197,7 @@ def _fire_or_skip(
 ) -> None:
     """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
     assert job.id is not None
-    overlap = job.effective_policies()["overlap"]
+    overlap = job.effective_policies().overlap
     if active.get(job.id) and overlap != Overlap.ALLOW:
         if overlap == Overlap.QUEUE and not store.has_queued(job.id):
             store.insert_run(
@@ -246,7 +247,7 @@ def claim_run(
         attempt=attempt,
         owner=owner,
     )
-    jitter = float(job.effective_policies()["jitter"] or 0)
+    jitter = float(job.effective_policies().jitter or 0)
     scheduled = trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP)
     delay = random.uniform(0, jitter) if jitter and scheduled else 0.0
     return prepare(store, Claim(run_id, job, trigger, attempt, slot, now, delay, payload))
@@ -254,15 +255,15 @@ def claim_run(
 
 def prepare(store: Store, claim: Claim) -> Claim:
     """Load what an agent run needs from the store while the claim's transaction is open."""
-    if claim.job.action != "agent":
+    spec = claim.job.spec
+    if not isinstance(spec, AgentSpec):
         return claim
     from jobctl.prompts import uses
 
-    name = claim.job.spec.get("agent")
-    claim.agent = store.find_agent(str(name)) if name is not None else None
+    claim.agent = store.find_agent(spec.agent)
     if claim.agent is not None:
         claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
-    if uses(str(claim.job.spec.get("prompt", "")), "last_output"):
+    if uses(spec.prompt, "last_output"):
         assert claim.job.id is not None
         claim.last_output = store.last_success_output(claim.job.id) or ""
     return claim
@@ -286,8 +287,8 @@ def _handle_gap(
     """
     assert job.id is not None
     policy = job.effective_policies()
-    window = timedelta(seconds=policy["catchup_window"])
-    keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy["catchup"]]
+    window = timedelta(seconds=policy.catchup_window)
+    keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy.catchup]
     gap = walk_gap(plan, first, awake_since, now - window, keep)
     catchups = gap.recent
     missed_count = gap.count - len(catchups)
@@ -311,7 +312,7 @@ def _handle_gap(
         store.count_missed(job.id, missed_count)
         step.missed.append((job.name, missed_count, first, last_missed or first, gap_cause))
     for index, slot in enumerate(catchups):
-        if index and policy["overlap"] != Overlap.ALLOW:
+        if index and policy.overlap != Overlap.ALLOW:
             # `--catchup all` fires every slot, one after another unless overlap allows more.
             store.insert_run(
                 job_id=job.id,
@@ -341,7 +342,7 @@ def _claim_queued(
             store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
             store.count_skipped(job.id)
             continue
-        overlap = job.effective_policies()["overlap"]
+        overlap = job.effective_policies().overlap
         if active.get(job.id) and overlap != Overlap.ALLOW:
             if overlap == Overlap.SKIP and queued.trigger in ASKED_FOR:
                 # Re-checked as it starts: a slot claimed meanwhile is in flight now.

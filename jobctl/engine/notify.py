@@ -33,16 +33,14 @@ class Notice:
 def after_run(claim: Claim, outcome: Outcome, *, auto_paused: bool) -> Notice | None:
     """What the job's --notify-on URLs are told about this run (and an auto-pause)."""
     stored = claim.job.policies
-    if not stored.get("notify"):
+    if not stored.notify:
         return None  # the usual case: nobody to tell
-    from jobctl.policies import notify_targets
-
     summary = run_summary(claim, outcome)
     events: list[tuple[str, Payload]] = [
-        (url, summary) for url in notify_targets(stored, outcome.status)
+        (url, summary) for url in stored.notify_targets(outcome.status)
     ]
     if auto_paused:
-        failures = stored.get("max_failures")
+        failures = stored.max_failures
         text = (
             f"jobctl: {claim.job.name} was paused after "
             f"{failures} failure{'' if failures == 1 else 's'} in a row"
@@ -54,7 +52,7 @@ def after_run(claim: Claim, outcome: Outcome, *, auto_paused: bool) -> Notice | 
             "text": text,
             "content": text,
         }
-        events += [(target["url"], pause) for target in stored.get("notify") or []]
+        events += [(target.url, pause) for target in stored.notify]
     return Notice(events, claim.run_id) if events else None
 
 
@@ -63,7 +61,7 @@ def dead_man_alerts(store: Store, now: datetime) -> list[tuple[str, Notice]]:
     alerted (once per silence) and returned as (log text, what to send)."""
     alerts = []
     for job in store.jobs_due_for_alert():
-        window = job.policies.get("alert_if_no_success")
+        window = job.policies.alert_if_no_success
         since = job.last_success_at or job.created_at
         if not window or since is None or (now - since).total_seconds() < window:
             continue
@@ -81,7 +79,7 @@ def dead_man_alerts(store: Store, now: datetime) -> list[tuple[str, Notice]]:
             "text": text,
             "content": text,
         }
-        events = [(target["url"], payload) for target in job.policies.get("notify") or []]
+        events = [(target.url, payload) for target in job.policies.notify]
         alerts.append((text.removeprefix("jobctl: "), Notice(events, kind="alert")))
     return alerts
 

@@ -65,7 +65,7 @@ def _record_one(
     store.count_executed(claim.job.id, status, outcome.started_at, final=recorded.retry_at is None)
     if recorded.retry_at is None and status != RunStatus.SUCCEEDED:
         recorded.auto_paused = runs.auto_pause_if_failing(
-            store, claim.job.id, claim.job.effective_policies()["max_failures"], now
+            store, claim.job.id, claim.job.effective_policies().max_failures, now
         )
     if recorded.retry_at is None and chains:
         recorded.chained = _queue_chained(store, claim, status, now)
@@ -80,7 +80,7 @@ def _queue_chained(store: Store, claim: Claim, status: str, now: datetime) -> li
     for job in store.jobs_chained_after(claim.job.id, wanted):
         assert job.id is not None
         running = store.has_running(job.id)
-        if running and job.effective_policies()["overlap"] == Overlap.SKIP:
+        if running and job.effective_policies().overlap == Overlap.SKIP:
             store.insert_run(
                 job_id=job.id,
                 trigger=RunTrigger.CHAIN,
@@ -110,10 +110,10 @@ def schedule_retry(
 ) -> datetime | None:
     """Queue the next attempt of a failed run if the job's retries allow; its due time."""
     policy = claim.job.effective_policies()
-    if status == RunStatus.SUCCEEDED or claim.attempt > policy["retries"]:
+    if status == RunStatus.SUCCEEDED or claim.attempt > policy.retries:
         return None
     assert claim.job.id is not None
-    delay = backoff_delay(policy["backoff"], claim.attempt + 1) * random.uniform(0.8, 1.2)
+    delay = backoff_delay(policy.backoff, claim.attempt + 1) * random.uniform(0.8, 1.2)
     due = finished_at + timedelta(seconds=delay)
     store.insert_run(
         job_id=claim.job.id,

@@ -53,7 +53,7 @@ def start_manual(
         assert job.id is not None
         orphans = runs.mark_interrupted(store, now)
         retry_interrupted(store, orphans, now)
-        overlap = job.effective_policies()["overlap"]
+        overlap = job.effective_policies().overlap
         if overlap != Overlap.ALLOW and store.has_running(job.id):
             if overlap == Overlap.QUEUE:
                 return None
@@ -150,7 +150,7 @@ def _queue(
 ) -> tuple[int, str]:
     """The queued (or overlap-skipped) row, inside the caller's write transaction."""
     assert job.id is not None
-    overlap = job.effective_policies()["overlap"]
+    overlap = job.effective_policies().overlap
     details = payload_details(payload, payload_type)
     # A run waiting in the queue is in flight as much as a running one: without this, a
     # burst of webhooks would queue runs that then fire back to back.

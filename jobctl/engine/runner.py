@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jobctl.models import ActionKind
+from jobctl.models import ActionKind, AgentSpec, ExecSpec, HttpSpec
 from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
@@ -120,11 +120,11 @@ class Firers:
             context.on_process = lambda pid: report(run_id, pid)
         spec = claim.job.spec
         try:
-            if claim.job.action == ActionKind.HTTP:
+            if isinstance(spec, HttpSpec):
                 outcome = await self.http.fire(spec, context)
-            elif claim.job.action == ActionKind.EXEC:
+            elif isinstance(spec, ExecSpec):
                 outcome = await run_command(spec, context)
-            elif claim.job.action == ActionKind.AGENT:
+            elif isinstance(spec, AgentSpec):
                 outcome = await self._ask(claim, context)
             else:
                 outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
@@ -137,8 +137,10 @@ class Firers:
         from jobctl.actions import fail_before_start
         from jobctl.timeutil import get_zone, utcnow
 
+        spec = claim.job.spec
+        assert isinstance(spec, AgentSpec)
         if claim.agent is None:
-            name = claim.job.spec.get("agent")
+            name = spec.agent
             return fail_before_start(f"agent {name!r} does not exist (any more)", utcnow())
         now = utcnow()
         context.placeholders = {
@@ -148,8 +150,8 @@ class Firers:
             "last_output": claim.last_output,
             "payload": claim.payload or "",
         }
-        outcome = await self.agents.ask(claim.agent, str(claim.job.spec["prompt"]), context)
-        deliver = claim.job.spec.get("deliver")
+        outcome = await self.agents.ask(claim.agent, spec.prompt, context)
+        deliver = spec.deliver
         if deliver:
             text = outcome.output or outcome.error or ""
             outcome.details["delivery"] = await self.http.post_json(
