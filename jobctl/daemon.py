@@ -167,7 +167,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         limits = engine.Limits(self.config.max_http, self.config.max_agent, self.config.max_exec)
         self._runner = engine.Runner(limits, on_process=self._record_process)
-        self._runner.actions.http  # noqa: B018 - import aiohttp now, not on the first fire
+        self._runner.firers.http  # noqa: B018 - import aiohttp now, not on the first fire
         self._recover()
         if self.config.listen:
             from jobctl.listener import Listener, parse_listen
@@ -598,7 +598,7 @@ class Daemon:
     async def _deliver(self, notice: engine.Notice) -> None:
         """POST each payload; log failures; keep the answers on the run they are about."""
         assert self._runner is not None and self.store is not None
-        http = self._runner.actions.http
+        http = self._runner.firers.http
         results = await asyncio.gather(
             *(http.post_json(url, payload, self.env) for url, payload in notice.events)
         )

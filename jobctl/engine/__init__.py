@@ -4,7 +4,7 @@ Claiming (`claim`) happens in one short write transaction that writes a `running
 every fire before any of them starts; the `runner` fires with no transaction open; outcomes
 are recorded (`record`) afterwards in a second short transaction, batched. `requested`
 holds the runs somebody asked for (`jobctl run`, `run --queue`, webhooks); `gaps` what a
-gap in the daemon's watch means.
+gap in the daemon's watch means; `step` takes all three in one call.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from jobctl.engine.requested import (
     queue_webhook,
     start_manual,
 )
-from jobctl.engine.runner import Firers, Limits, Runner
+from jobctl.engine.runner import Actions, Firers, Limits, Runner
+from jobctl.engine.step import Stepped, step
 
 __all__ = [
     "CLAIM_BATCH",
     "MAX_CATCHUP_ALL",
     "MAX_COUNTED_SLOTS",
     "MAX_SLOTS_PER_TICK",
+    "Actions",
     "Claim",
     "Firers",
     "Limits",
@@ -41,6 +43,7 @@ __all__ = [
     "Recorded",
     "Runner",
     "Step",
+    "Stepped",
     "claim_due",
     "claim_reserved_retry",
     "dead_man_alerts",
@@ -51,4 +54,5 @@ __all__ = [
     "retry_interrupted",
     "schedule_retry",
     "start_manual",
+    "step",
 ]

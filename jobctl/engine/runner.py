@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from jobctl.models import ActionKind, AgentSpec, ExecSpec, HttpSpec
 from jobctl.timeutil import iso_z
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from jobctl.engine.claim import Claim
 
 log = logging.getLogger("jobctl.daemon")
+
+
+class Actions(Protocol):
+    """What fires a claim: `Firers` (the real actions), or a fake in a test."""
+
+    async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,12 @@ class Runner:
         limits: Limits,
         *,
         on_process: Callable[[int, int], None] | None = None,
-        actions: Firers | None = None,
+        actions: Actions | None = None,
     ) -> None:
-        self.actions = actions or Firers(max_http=limits.http, on_process=on_process)
+        """`actions` replaces the real actions (a test's fake); the HTTP session of `firers`
+        is the one notifications go out on either way."""
+        self.firers = Firers(max_http=limits.http, on_process=on_process)
+        self.actions: Actions = self.firers if actions is None else actions
         self._bounds: dict[str, asyncio.Semaphore] = {
             ActionKind.HTTP: asyncio.Semaphore(limits.http),
             ActionKind.AGENT: asyncio.Semaphore(limits.agent),
@@ -68,6 +79,8 @@ class Runner:
 
     async def close(self) -> None:
         await self.actions.close()
+        if self.actions is not self.firers:
+            await self.firers.close()
 
 
 class Firers:
