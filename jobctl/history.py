@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobctl.catalog import get_job
@@ -12,7 +14,7 @@ from jobctl.errors import InvalidInput
 from jobctl.models import EXECUTED, FAILURES, Job, Run, RunSelection, RunStatus, RunTrigger
 from jobctl.runs import STATUSES, TRIGGERS
 from jobctl.store import Store
-from jobctl.timeutil import get_zone, local_zone_name, parse_duration, parse_time
+from jobctl.timeutil import get_zone, local_zone_name, parse_duration, parse_time, utcnow
 
 STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `show`
 LIST_STATS_WINDOW = 20  # `list` reads fewer per job: 1,000 jobs x 100 runs took 150 ms
@@ -289,6 +291,30 @@ def prune_runs(
                 yield removed
             if removed < batch:
                 break
+
+
+async def prune_forever(
+    store: Store, every: float, cannot_write: Callable[[BaseException], bool]
+) -> None:
+    """The daemon's retention: each job's `--keep`/`--keep-for` applied every `every`
+    seconds, in small batches that yield to firing (`cannot_write` logs a failure it knows)."""
+    log = logging.getLogger("jobctl.daemon")
+    since = datetime.fromtimestamp(0, UTC)  # the first pass looks at every job with runs
+    while True:
+        await asyncio.sleep(every)
+        removed = 0
+        started = utcnow()
+        try:
+            job_ids = jobs_to_prune(store, since)
+            since = started
+            for count in prune_runs(store, started, job_ids=job_ids, batch=200):
+                removed += count
+                await asyncio.sleep(0)
+        except Exception as exc:  # retention must never stop for good
+            if not cannot_write(exc):
+                log.exception("pruning runs failed")
+        if removed:
+            log.debug("pruned %d old runs", removed)
 
 
 def clear_runs(store: Store, name: str) -> int:

@@ -1,7 +1,7 @@
 """The daemon's HTTP listener (aiohttp's server, in the daemon's own event loop).
 
 POST /hooks/NAME starts a run, GET /healthz says whether the loop is alive, GET /metrics
-serves Prometheus text. Handlers only queue work; firing stays with the tick loop. The
+serves Prometheus text (counted and rendered by jobctl.metrics). Handlers only queue work; firing stays with the tick loop. The
 listener sees its host only through `ListenerHost` (the daemon implements it).
 """
 
@@ -13,9 +13,8 @@ import ipaddress
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from jobctl import hooks
 from jobctl.errors import InvalidInput, NotFound
+from jobctl.metrics import Gauges, Metrics, render_metrics
 from jobctl.timeutil import iso_z
 
 log = logging.getLogger("jobctl.daemon")
@@ -30,9 +30,6 @@ log = logging.getLogger("jobctl.daemon")
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 10.0
 STUCK_AFTER = 10.0  # seconds without a loop iteration before /healthz answers 503
-
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
-LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -46,47 +43,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: dict[str, list[int]] = field(default_factory=dict)
-    sums: dict[str, float] = field(default_factory=dict)
-
-    def observe(self, job: str, value: float) -> None:
-        counts = self.counts.setdefault(job, [0] * (len(self.buckets) + 1))
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[index] += 1
-        counts[-1] += 1
-        self.sums[job] = self.sums.get(job, 0.0) + value
-
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        for job, counts in sorted(self.counts.items()):
-            label = _label(job)
-            for bound, count in zip(self.buckets, counts, strict=False):
-                lines.append(f'{name}_bucket{{job="{label}",le="{bound}"}} {count}')
-            lines.append(f'{name}_bucket{{job="{label}",le="+Inf"}} {counts[-1]}')
-            lines.append(f'{name}_sum{{job="{label}"}} {self.sums[job]:.6f}')
-            lines.append(f'{name}_count{{job="{label}"}} {counts[-1]}')
-        return lines
-
-
-@dataclass
-class Metrics:
-    """What the daemon counts since it started, for /metrics."""
-
-    runs: Counter[tuple[str, str]] = field(default_factory=Counter)
-    duration: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
-    lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
-    webhooks: Counter[str] = field(default_factory=Counter)
-
-    def record(self, job: str, status: str, duration: float, lateness: float) -> None:
-        self.runs[(job, status)] += 1
-        self.duration.observe(job, duration)
-        self.lateness.observe(job, max(0.0, lateness))
-
-
 @dataclass(frozen=True)
 class Health:
     """How the loop is doing, for /healthz."""
@@ -94,17 +50,6 @@ class Health:
     last_loop_monotonic: float  # time.monotonic() at the loop's last iteration
     last_tick_at: datetime  # the wall clock then
     write_trouble: str | None  # why the database cannot be written now, if it cannot
-
-
-@dataclass(frozen=True)
-class Gauges:
-    """The host's state now, for /metrics."""
-
-    started_at: datetime
-    ticks: int  # scheduling steps taken
-    in_flight: int  # runs executing
-    jobs_by_state: Mapping[str, int]
-    last_successes: Sequence[tuple[str, datetime]]  # (job, when it last succeeded), by name
 
 
 class ListenerHost(Protocol):
@@ -126,10 +71,6 @@ class ListenerHost(Protocol):
     def health(self) -> Health: ...
 
     def gauges(self) -> Gauges: ...
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def is_loopback(host: str) -> bool:
@@ -297,51 +238,3 @@ def _printable(value: str) -> str:
 
 def _json(body: Mapping[str, object], status: int) -> web.Response:
     return web.Response(text=json.dumps(body), status=status, content_type="application/json")
-
-
-def render_metrics(metrics: Metrics, gauges: Gauges) -> str:
-    """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
-    lines = [
-        "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",
-        "# TYPE jobctl_runs_total counter",
-    ]
-    for (job, status), count in sorted(metrics.runs.items()):
-        lines.append(f'jobctl_runs_total{{job="{_label(job)}",status="{status}"}} {count}')
-    lines += metrics.duration.render("jobctl_run_duration_seconds", "How long runs took.")
-    lines += metrics.lateness.render(
-        "jobctl_fire_lateness_seconds", "Start time minus scheduled time."
-    )
-    lines += [
-        "# HELP jobctl_runs_in_flight Runs executing now.",
-        "# TYPE jobctl_runs_in_flight gauge",
-        f"jobctl_runs_in_flight {gauges.in_flight}",
-    ]
-    lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
-    states = dict.fromkeys(("enabled", "paused", "completed"), 0)
-    states.update(gauges.jobs_by_state)
-    lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
-    lines += [
-        "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
-        "# TYPE jobctl_last_success_timestamp_seconds gauge",
-    ]
-    for name, when in gauges.last_successes:
-        lines.append(
-            f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} {when.timestamp():.3f}'
-        )
-    lines += [
-        "# HELP jobctl_webhook_requests_total Webhook calls by outcome.",
-        "# TYPE jobctl_webhook_requests_total counter",
-    ]
-    lines += [
-        f'jobctl_webhook_requests_total{{outcome="{outcome}"}} {count}'
-        for outcome, count in sorted(metrics.webhooks.items())
-    ]
-    lines += [
-        "# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
-        "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
-        f"jobctl_daemon_start_timestamp_seconds {gauges.started_at.timestamp():.3f}",
-        "# HELP jobctl_ticks_total Scheduling steps taken.",
-        "# TYPE jobctl_ticks_total counter",
-        f"jobctl_ticks_total {gauges.ticks}",
-    ]
-    return "\n".join(lines) + "\n"

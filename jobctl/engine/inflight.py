@@ -1,0 +1,112 @@
+"""Runs firing as tasks, recorded in batches as they finish: the daemon's side of a step.
+
+`start` hands each claim to the Runner in its own task; finished runs wait a few
+milliseconds so that those ending together share one write transaction (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from jobctl.engine.record import Recorded, record_outcomes
+from jobctl.engine.recover import interrupt_own
+from jobctl.store import StoreError
+from jobctl.timeutil import format_duration, utcnow
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
+    from jobctl.engine.claim import Claim
+    from jobctl.engine.runner import Runner
+    from jobctl.models import Owner
+    from jobctl.store import Store
+
+log = logging.getLogger("jobctl.daemon")
+
+FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
+
+
+class InFlight:
+    """The runs this process is firing, and the outcomes waiting to be recorded."""
+
+    def __init__(
+        self, store: Store, runner: Runner, on_recorded: Callable[[list[Recorded]], None]
+    ) -> None:
+        """`on_recorded` is told of each batch recorded (to log it, send its notices...)."""
+        self.store = store
+        self.runner = runner
+        self.on_recorded = on_recorded
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._finished: list[tuple[Claim, Outcome]] = []
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, claims: list[Claim], env: Mapping[str, str]) -> None:
+        for claim in claims:
+            self._tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env))
+
+    async def _fire(self, claim: Claim, env: Mapping[str, str]) -> None:
+        try:
+            outcome = await self.runner.fire(claim, env)
+        finally:
+            self._tasks.pop(claim.run_id, None)
+        self._finished.append((claim, outcome))
+        self._ready.set()
+
+    def flush(self) -> None:
+        """Record every finished run now, in one transaction (kept for later if it fails)."""
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
+        try:
+            recorded = record_outcomes(self.store, batch, utcnow())
+        except BaseException:
+            self._finished = batch + self._finished
+            raise
+        self.on_recorded(recorded)
+
+    async def flush_forever(
+        self, cannot_write: Callable[[BaseException], bool], retry: float
+    ) -> None:
+        """Record finished runs as they come; after a failure (`cannot_write` logs one it
+        knows), again `retry` seconds later."""
+        while True:
+            await self._ready.wait()
+            await asyncio.sleep(FLUSH_DELAY)
+            self._ready.clear()
+            try:
+                self.flush()
+            except Exception as exc:
+                if not cannot_write(exc):
+                    log.exception("recording outcomes failed; will retry")
+                self._ready.set()
+                await asyncio.sleep(retry)
+
+    async def settle(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the runs in flight; cancel those still going."""
+        in_flight = list(self._tasks.values())
+        if not in_flight:
+            return
+        log.info("waiting up to %s for %d runs in flight", format_duration(grace), len(in_flight))
+        _, pending = await asyncio.wait(in_flight, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def finish(self, owner: Owner) -> None:
+        """At shutdown, after `settle`: the last outcomes recorded, the runs still in flight
+        interrupted, the heartbeat stopped; a database that cannot be written is logged."""
+        try:
+            self.flush()
+            interrupt_own(self.store, owner, utcnow())
+        except StoreError as exc:  # a full disk, say: stop cleanly all the same
+            log.error(
+                "could not record how the runs in flight ended (%s): the next jobctl "
+                "process to open the database marks those left running interrupted",
+                exc,
+            )

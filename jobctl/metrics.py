@@ -1,0 +1,130 @@
+"""What a daemon counts for /metrics, and the Prometheus text it is served as.
+
+`Metrics` counts runs, their durations and lateness, and webhook calls since the daemon
+started; `Gauges` is the state read when /metrics is asked; `render_metrics` makes the text.
+No HTTP here: the listener serves it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobctl.engine.record import Recorded
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, job: str, value: float) -> None:
+        counts = self.counts.setdefault(job, [0] * (len(self.buckets) + 1))
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                counts[index] += 1
+        counts[-1] += 1
+        self.sums[job] = self.sums.get(job, 0.0) + value
+
+    def render(self, name: str, help_text: str) -> list[str]:
+        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        for job, counts in sorted(self.counts.items()):
+            label = _label(job)
+            for bound, count in zip(self.buckets, counts, strict=False):
+                lines.append(f'{name}_bucket{{job="{label}",le="{bound}"}} {count}')
+            lines.append(f'{name}_bucket{{job="{label}",le="+Inf"}} {counts[-1]}')
+            lines.append(f'{name}_sum{{job="{label}"}} {self.sums[job]:.6f}')
+            lines.append(f'{name}_count{{job="{label}"}} {counts[-1]}')
+        return lines
+
+
+@dataclass
+class Metrics:
+    """What the daemon counts since it started, for /metrics."""
+
+    runs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duration: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
+    lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
+    webhooks: Counter[str] = field(default_factory=Counter)
+
+    def record(self, job: str, status: str, duration: float, lateness: float) -> None:
+        self.runs[(job, status)] += 1
+        self.duration.observe(job, duration)
+        self.lateness.observe(job, max(0.0, lateness))
+
+    def count(self, item: Recorded) -> None:
+        """A run recorded by the engine: its status, duration and lateness."""
+        outcome, claim = item.outcome, item.claim
+        late = (outcome.started_at - claim.scheduled_for).total_seconds()
+        self.record(claim.job.name, outcome.status, outcome.duration_ms / 1000, late)
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The host's state now, for /metrics."""
+
+    started_at: datetime
+    ticks: int  # scheduling steps taken
+    in_flight: int  # runs executing
+    jobs_by_state: Mapping[str, int]
+    last_successes: Sequence[tuple[str, datetime]]  # (job, when it last succeeded), by name
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(metrics: Metrics, gauges: Gauges) -> str:
+    """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
+    lines = [
+        "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",
+        "# TYPE jobctl_runs_total counter",
+    ]
+    for (job, status), count in sorted(metrics.runs.items()):
+        lines.append(f'jobctl_runs_total{{job="{_label(job)}",status="{status}"}} {count}')
+    lines += metrics.duration.render("jobctl_run_duration_seconds", "How long runs took.")
+    lines += metrics.lateness.render(
+        "jobctl_fire_lateness_seconds", "Start time minus scheduled time."
+    )
+    lines += [
+        "# HELP jobctl_runs_in_flight Runs executing now.",
+        "# TYPE jobctl_runs_in_flight gauge",
+        f"jobctl_runs_in_flight {gauges.in_flight}",
+    ]
+    lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
+    states = dict.fromkeys(("enabled", "paused", "completed"), 0)
+    states.update(gauges.jobs_by_state)
+    lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
+    lines += [
+        "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
+        "# TYPE jobctl_last_success_timestamp_seconds gauge",
+    ]
+    for name, when in gauges.last_successes:
+        lines.append(
+            f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} {when.timestamp():.3f}'
+        )
+    lines += [
+        "# HELP jobctl_webhook_requests_total Webhook calls by outcome.",
+        "# TYPE jobctl_webhook_requests_total counter",
+    ]
+    lines += [
+        f'jobctl_webhook_requests_total{{outcome="{outcome}"}} {count}'
+        for outcome, count in sorted(metrics.webhooks.items())
+    ]
+    lines += [
+        "# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
+        "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
+        f"jobctl_daemon_start_timestamp_seconds {gauges.started_at.timestamp():.3f}",
+        "# HELP jobctl_ticks_total Scheduling steps taken.",
+        "# TYPE jobctl_ticks_total counter",
+        f"jobctl_ticks_total {gauges.ticks}",
+    ]
+    return "\n".join(lines) + "\n"
