@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine
-from jobctl.dbwatch import WRITE_RETRY, DatabaseWatch
-from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON
+from jobctl.dbwatch import FILES_LOST_EXIT, WRITE_RETRY, DatabaseWatch
+from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON, seconds_to_wait
 from jobctl.engine.deliver import Background
 from jobctl.engine.inflight import InFlight
 from jobctl.engine.recover import check_orphans, record_process, recover
-from jobctl.engine.report import log_claimed, log_recorded
+from jobctl.engine.report import log_recorded
 from jobctl.errors import InvalidInput
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
@@ -49,7 +49,6 @@ ORPHAN_CHECK_EVERY = 60.0
 PRUNE_EVERY = 60.0  # retention (`--keep`, `--keep-for`), in small batches between fires
 DEAD_MAN_CHECK_EVERY = 10.0  # how often `--alert-if-no-success` windows are checked
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
-FILES_LOST_EXIT = 1  # the database or lock file went away under the daemon
 
 
 @dataclass
@@ -113,16 +112,9 @@ class Daemon:
         recover(store)
         if self.config.listen:
             token_env = self.config.metrics_token_env
-            host = Intake(
-                store,
-                self.state,
-                self.metrics,
-                in_flight=lambda: len(self.in_flight),
-                wake=self._wake.set,
-            )
-            self.listener = await host.listen(
-                self.config.listen, self.env.get(token_env) if token_env else None
-            )
+            token = self.env.get(token_env) if token_env else None
+            host = Intake(store, self.state, self.metrics, self.in_flight, self._wake.set)
+            self.listener = await host.listen(self.config.listen, token)
         store.heartbeat_start(
             pid=self.owner.pid,
             host=self.owner.host,
@@ -200,7 +192,10 @@ class Daemon:
             self._notice_suspend(now, last_wall, mono - last_mono)
             last_wall, last_mono = now, mono
             try:
-                if mono - last_heartbeat >= HEARTBEAT_EVERY and not self._files_in_place():
+                if mono - last_heartbeat >= HEARTBEAT_EVERY and (lost := self.watch.files_lost()):
+                    self.exit_code = FILES_LOST_EXIT
+                    if self.notifier.enabled:
+                        self.notifier.status(f"stopping: {lost}")
                     break
                 if self.state.write_trouble is not None:
                     store.heartbeat(utcnow())  # the probe: raises while it cannot write
@@ -208,18 +203,14 @@ class Daemon:
                     # Nothing fired meanwhile: those slots are a gap (one missed row each,
                     # then the catch-up policy), not a run per slot skipped behind nothing.
                     self.awake_since, self.gap_cause = utcnow(), CANNOT_WRITE
-                # What has finished is recorded first: a run that is over is not in flight.
-                self.in_flight.flush()
-                claimed = engine.claim_due(
-                    store,
+                self.in_flight.step(
                     now,
-                    awake_since=self.awake_since,
+                    self.env,
                     owner=self.owner,
+                    awake_since=self.awake_since,
                     gap_cause=self.gap_cause,
                 )
                 self.state.ticks += 1
-                log_claimed(claimed)
-                self.in_flight.start(claimed.claims, self.env)
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:
                     last_heartbeat = mono
@@ -230,10 +221,8 @@ class Daemon:
                     self.background.spawn(check_orphans(store))
                 if mono - last_dead_man_check >= DEAD_MAN_CHECK_EVERY:
                     last_dead_man_check = mono
-                    for text, notice in engine.dead_man_alerts(store, now):
-                        log.warning("%s", text)
-                        self.background.send(notice)
-                timeout = self._sleep_for(store, utcnow())
+                    self.background.alert_dead_men(now)
+                timeout = seconds_to_wait(store, utcnow(), idle=IDLE_POLL, soonest=MIN_TICK)
             except Exception as exc:  # one failing step is logged; the loop goes on
                 if self.watch.cannot_write(exc):
                     timeout = WRITE_RETRY
@@ -241,19 +230,6 @@ class Daemon:
                     log.exception("scheduling step failed")
                     timeout = IDLE_POLL
             data_version = await self._sleep(store, timeout, data_version)
-
-    def _files_in_place(self) -> bool:
-        """If the database was deleted or replaced, or the lock lost, stop: a non-zero exit
-        has systemd start us on the right file (and a second daemon may lock the new one)."""
-        problem = self.watch.files_lost()
-        if problem is None:
-            return True
-        log.critical("%s while the daemon ran: stopping (exit %d)", problem, FILES_LOST_EXIT)
-        if self.notifier.enabled:
-            self.notifier.status(f"stopping: {problem}")
-        self.exit_code = FILES_LOST_EXIT
-        self._stop.set()
-        return False
 
     def _notice_suspend(self, now: datetime, last_wall: datetime, mono_elapsed: float) -> None:
         jump = (now - last_wall).total_seconds() - mono_elapsed
@@ -263,15 +239,6 @@ class Daemon:
                 format_duration(round(jump)),
             )
             self.awake_since, self.gap_cause = now, NO_DAEMON
-
-    def _sleep_for(self, store: Store, now: datetime) -> float:
-        wake = engine.next_wake(store)
-        if wake is None:
-            return IDLE_POLL
-        until = (wake - now).total_seconds()
-        if until <= 0:
-            return 0.0  # still due (a burst larger than one claim batch): go on at once
-        return max(MIN_TICK, min(IDLE_POLL, until))
 
     async def _sleep(self, store: Store, timeout: float, data_version: int) -> int:
         """Sleep until the timeout, a stop, a finished run, or a change by another process."""

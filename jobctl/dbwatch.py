@@ -26,6 +26,7 @@ log = logging.getLogger("jobctl.daemon")
 _SQLITE_IOERR, _SQLITE_FULL = 10, 13  # primary result codes (extended ones keep the low byte)
 WRITE_RETRY = 1.0  # seconds between attempts while the database cannot be written
 TROUBLE_LOG_EVERY = 60.0  # one log line a minute while it cannot
+FILES_LOST_EXIT = 1  # the database or lock file went away under the daemon
 
 
 class DatabaseWatch:
@@ -43,9 +44,14 @@ class DatabaseWatch:
         self._since = self._logged = 0.0  # monotonic
 
     def files_lost(self) -> str | None:
-        """What happened to the database file or the lock, if either went away."""
-        problem = moved_away(self.db_path, self.identity, "database file")
-        return problem or self.lock.lost()
+        """What happened to the database file or the lock, if either went away (deleted,
+        replaced): logged, for the daemon to stop with FILES_LOST_EXIT. Firing on would write
+        history nobody reads, and a second daemon may lock the new file; a non-zero exit has
+        systemd start one on the right file."""
+        problem = moved_away(self.db_path, self.identity, "database file") or self.lock.lost()
+        if problem is not None:
+            log.critical("%s while the daemon ran: stopping (exit %d)", problem, FILES_LOST_EXIT)
+        return problem
 
     def cannot_write(self, exc: BaseException) -> bool:
         """Is `exc` the database refusing writes (disk full, I/O error)? Logged if news."""

@@ -6,7 +6,7 @@ daemon's `Metrics`, so the listener never holds the daemon itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -51,11 +51,10 @@ class Intake:
         store: Store,
         state: LoopState,
         metrics: Metrics,
-        *,
-        in_flight: Callable[[], int],
+        in_flight: Sized,
         wake: Callable[[], None],
     ) -> None:
-        """`in_flight()` counts the runs executing; `wake()` has the loop look again now."""
+        """`in_flight` holds the runs executing; `wake()` has the loop look again now."""
         self.store = store
         self.state = state
         self.metrics = metrics
@@ -106,7 +105,7 @@ class Intake:
         return Gauges(
             self.state.started_at,
             self.state.ticks,
-            self._in_flight(),
+            len(self._in_flight),
             states,
             self.store.last_successes(),
         )

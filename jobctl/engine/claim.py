@@ -376,6 +376,18 @@ def next_wake(store: Store) -> datetime | None:
     return store.next_wake()
 
 
+def seconds_to_wait(store: Store, now: datetime, *, idle: float, soonest: float) -> float:
+    """How long a loop may sleep: until the next due time, at most `idle`, at least
+    `soonest` (slots closer together share one claim); 0 while something is still due."""
+    wake = store.next_wake()
+    if wake is None:
+        return idle
+    until = (wake - now).total_seconds()
+    if until <= 0:
+        return 0.0  # still due (a burst larger than one claim batch): go on at once
+    return max(soonest, min(idle, until))
+
+
 def payload_details(payload: str | None, payload_type: str | None) -> dict[str, Any] | None:
     """What a run row keeps of the payload it fires with (in its details)."""
     if payload is None:

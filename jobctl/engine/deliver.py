@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from jobctl.engine.notify import dead_man_alerts
 from jobctl.store import StoreError
 
 if TYPE_CHECKING:
@@ -39,6 +41,12 @@ class Background:
     def send(self, notice: Notice | None) -> None:
         if notice is not None and notice.events:
             self.spawn(self._deliver(notice))
+
+    def alert_dead_men(self, now: datetime) -> None:
+        """Alert once when a job with --alert-if-no-success has not succeeded for that long."""
+        for text, notice in dead_man_alerts(self.store, now):
+            log.warning("%s", text)
+            self.send(notice)
 
     async def drain(self, timeout: float) -> None:
         if self._tasks:

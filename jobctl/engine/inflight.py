@@ -11,12 +11,16 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from jobctl.engine.claim import NO_DAEMON, Step, claim_due
 from jobctl.engine.record import Recorded, record_outcomes
 from jobctl.engine.recover import interrupt_own
+from jobctl.engine.report import log_claimed
 from jobctl.store import StoreError
 from jobctl.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from jobctl.actions import Outcome
     from jobctl.engine.claim import Claim
     from jobctl.engine.runner import Runner
@@ -44,6 +48,26 @@ class InFlight:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    def step(
+        self,
+        now: datetime,
+        env: Mapping[str, str],
+        *,
+        owner: Owner,
+        awake_since: datetime,
+        gap_cause: str = NO_DAEMON,
+    ) -> Step:
+        """The daemon's step (engine.step without waiting on the fires): record what has
+        finished (a run that is over is not in flight for the overlap policy), claim what
+        is due, log it, and start firing it."""
+        self.flush()
+        claimed = claim_due(
+            self.store, now, awake_since=awake_since, owner=owner, gap_cause=gap_cause
+        )
+        log_claimed(claimed)
+        self.start(claimed.claims, env)
+        return claimed
 
     def start(self, claims: list[Claim], env: Mapping[str, str]) -> None:
         for claim in claims:
