@@ -15,7 +15,6 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from jobctl import policies, schedule
 from jobctl.errors import InvalidInput
@@ -31,6 +30,10 @@ from jobctl.jobs import (
     validate_url,
 )
 from jobctl.models import (
+    ActionKind,
+    AgentSpec,
+    ExecSpec,
+    HttpSpec,
     Job,
     JobChange,
     JobState,
@@ -38,7 +41,6 @@ from jobctl.models import (
     Policies,
     ScheduleKind,
     Spec,
-    spec_from_dict,
 )
 from jobctl.timeutil import format_duration, get_zone, local_zone_name, parse_time
 
@@ -75,43 +77,43 @@ def _action_kind(change: JobChange, existing: Job | None) -> str:
 
 
 def _build_spec(kind: str, change: JobChange, existing: Job | None) -> Spec:
-    return spec_from_dict(kind, _build_spec_fields(kind, change, existing))
-
-
-def _build_spec_fields(kind: str, change: JobChange, existing: Job | None) -> dict[str, Any]:
+    """The job's action: the existing spec (when it is of this kind) with the change laid over."""
     for key, (owner, flag) in ACTION_FIELDS.items():
         if _given(getattr(change, key)) and owner != kind:
             raise InvalidInput(f"{flag} applies to {owner} jobs only, and this is a {kind} job")
-    spec = existing.spec.to_dict() if existing is not None and existing.action == kind else {}
-    if kind == "http":
-        return _build_http_spec(spec, change)
-    if kind == "agent":
-        if _given(change.agent):
-            spec["agent"] = change.agent
-        if _given(change.prompt):
-            spec["prompt"] = change.prompt
-        if not str(spec.get("prompt") or "").strip():
-            raise InvalidInput("an agent job needs --prompt TEXT (or @FILE)")
-        if change.deliver is not None:
-            deliver = change.deliver
-            spec["deliver"] = validate_url(deliver, what="--deliver") if deliver else None
-        spec.setdefault("deliver", None)
-        return spec
-    if _given(change.command):
-        spec["command"] = change.command
-    if change.shell is not None:
-        spec["shell"] = change.shell
-    spec.setdefault("shell", True)  # through /bin/sh -c, as cron runs a command line
-    if not str(spec.get("command", "")).strip():
+    old = existing.spec if existing is not None else None
+    if kind == ActionKind.HTTP:
+        return _http_spec(change, old if isinstance(old, HttpSpec) else None)
+    if kind == ActionKind.AGENT:
+        return _agent_spec(change, old if isinstance(old, AgentSpec) else None)
+    return _exec_spec(change, old if isinstance(old, ExecSpec) else None)
+
+
+def _agent_spec(change: JobChange, old: AgentSpec | None) -> AgentSpec:
+    agent = change.agent if change.agent is not None else (old.agent if old else "")
+    prompt = change.prompt if change.prompt is not None else (old.prompt if old else "")
+    if not prompt.strip():
+        raise InvalidInput("an agent job needs --prompt TEXT (or @FILE)")
+    deliver = old.deliver if old else None
+    if change.deliver is not None:
+        deliver = validate_url(change.deliver, what="--deliver") if change.deliver else None
+    return AgentSpec(agent=agent, prompt=prompt, deliver=deliver)
+
+
+def _exec_spec(change: JobChange, old: ExecSpec | None) -> ExecSpec:
+    command = change.command if change.command is not None else (old.command if old else "")
+    # through /bin/sh -c by default, as cron runs a command line
+    shell = change.shell if change.shell is not None else (old.shell if old else True)
+    if not command.strip():
         raise InvalidInput("invalid --exec '': give the command to run")
-    _check_quotes(spec["command"], shell=spec["shell"])
+    _check_quotes(command, shell=shell)
+    cwd = old.cwd if old else None
     if change.cwd is not None:
-        spec["cwd"] = os.path.abspath(os.path.expanduser(change.cwd)) if change.cwd else None
-    spec.setdefault("cwd", None)
+        cwd = os.path.abspath(os.path.expanduser(change.cwd)) if change.cwd else None
+    env = dict(old.env) if old else {}
     if change.env is not None:
-        spec["env"] = dict(check_env(name, value) for name, value in change.env.items())
-    spec.setdefault("env", {})
-    return spec
+        env = dict(check_env(name, value) for name, value in change.env.items())
+    return ExecSpec(command=command, cwd=cwd, env=env, shell=shell)
 
 
 def _check_quotes(command: str, *, shell: bool) -> None:
@@ -152,44 +154,48 @@ def _shell_syntax_error(command: str) -> str | None:
     return re.sub(r"^(/bin/)?sh: (-c: )?(line )?\d+: ", "", message)
 
 
-def _build_http_spec(spec: dict[str, Any], change: JobChange) -> dict[str, Any]:
-    if _given(change.url):
-        spec["url"] = validate_url(change.url or "")
+def _http_spec(change: JobChange, old: HttpSpec | None) -> HttpSpec:
+    url = validate_url(change.url) if change.url is not None else (old.url if old else "")
+    headers = dict(old.headers) if old else {}
     if change.headers is not None:
-        spec["headers"] = dict(check_header(name, value) for name, value in change.headers.items())
-    headers: dict[str, str] = dict(spec.get("headers") or {})
+        headers = dict(check_header(name, value) for name, value in change.headers.items())
+    body = old.body if old else None
     body_given = _choose_one(change, ("body", "json_body"), "body")
     if body_given == "json_body":
-        text = change.json_body or ""
+        body = change.json_body or ""
         try:
-            json.loads(text)
+            json.loads(body)
         except ValueError as exc:
             raise InvalidInput(f"invalid --json-body: {exc}") from None
-        spec["body"] = text
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
     elif body_given == "body":
-        spec["body"] = change.body or None
-    spec["headers"] = headers
-    spec.setdefault("body", None)
+        body = change.body or None
     if change.method:
         method = change.method.upper()
         if method not in METHODS:
             raise InvalidInput(
                 f"invalid --method {change.method!r}: choose one of {', '.join(METHODS)}"
             )
-        spec["method"] = method
-    elif "method" not in spec or (body_given and spec["method"] in ("GET", "POST")):
+    elif old is None or (body_given and old.method in ("GET", "POST")):
         # GET without a body, POST with one, unless a method was chosen
-        spec["method"] = "POST" if spec["body"] is not None else "GET"
-    if change.expect:
-        spec["expect"] = validate_expect(change.expect)
-    spec.setdefault("expect", "2xx")
+        method = "POST" if body is not None else "GET"
+    else:
+        method = old.method
+    expect = validate_expect(change.expect) if change.expect else (old.expect if old else "2xx")
+    forward_payload = old.forward_payload if old else None
     if change.forward_payload is not None:
-        spec["forward_payload"] = change.forward_payload
-        if spec["forward_payload"] and not change.method and spec["method"] == "GET":
-            spec["method"] = "POST"  # a webhook's body is sent on, so it needs a method with one
-    return spec
+        forward_payload = change.forward_payload
+        if forward_payload and not change.method and method == "GET":
+            method = "POST"  # a webhook's body is sent on, so it needs a method with one
+    return HttpSpec(
+        url=url,
+        method=method,
+        headers=headers,
+        body=body,
+        expect=expect,
+        forward_payload=forward_payload,
+    )
 
 
 def _trigger(
