@@ -20,8 +20,8 @@ from pathlib import Path
 from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.catalog import insert_job
-from jobctl.job_options import build_job
-from jobctl.models import Owner
+from jobctl.job_changes import build_job
+from jobctl.models import JobChange, Owner
 from jobctl.store import SqliteStore, open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -32,12 +32,9 @@ def make_database(jobs: int) -> SqliteStore:
     with store.write():
         for index in range(jobs):
             job = build_job(
-                {
-                    "name": f"j{index:05d}",
-                    "url": "http://127.0.0.1:9/x",
-                    "every": "1s",
-                    "tz": "UTC",
-                },
+                JobChange(
+                    name=f"j{index:05d}", url="http://127.0.0.1:9/x", every="1s", timezone="UTC"
+                ),
                 existing=None,
                 now=T0,
             )

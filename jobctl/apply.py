@@ -1,6 +1,6 @@
 """`jobctl apply`: make the stored jobs and agents what a jobs file says, in one transaction.
 
-Every entry is validated (`file_entries` turns it into the command line's options) and
+Every entry is validated (`file_entries` turns it into the JobChange `add` builds) and
 compared with the stored one before anything is written; an entry equal to the stored one
 is not written, so applying twice changes nothing. Agents are written before jobs, in the
 same transaction. It is the bulk path: it reads the stored jobs once and writes in batches.
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.agents import build_agent
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
-from jobctl.file_entries import agent_entry_options, document_entries, entry_options, type_name
-from jobctl.job_options import build_job
+from jobctl.file_entries import agent_entry_options, document_entries, entry_change, type_name
+from jobctl.job_changes import build_job
 from jobctl.jobfile import bulk_work, export_entry
 from jobctl.jobs import compute_next_run
-from jobctl.models import Agent, AgentSpec, Job, JobState, ScheduleKind
+from jobctl.models import Agent, AgentSpec, Job, JobChange, JobState, ScheduleKind
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
@@ -160,7 +160,7 @@ def _plan_entry(
         plan.unchanged.append(old)
         return
     now = builder.now
-    new = builder.build(entry_options(entry))
+    new = builder.build(entry_change(entry))
     _check_once_time(new, old, now)
     if not _agent_known(new, agents):
         name = new.spec.agent if isinstance(new.spec, AgentSpec) else None
@@ -183,9 +183,9 @@ def _agent_known(job: Job, agents: set[str]) -> bool:
 
 
 class _JobBuilder:
-    """`jobs.build_job` for many entries, building each distinct schedule in full only once.
+    """`build_job` for many entries, building each distinct schedule in full only once.
 
-    build_job derives a new job's trigger, schedule and next run from the trigger option,
+    build_job derives a new job's trigger, schedule and next run from the schedule fields,
     zone and state alone, and that part (parsing a cron expression, computing fires to prove
     it fires) is most of its cost: here a cron job took about 140 us to build, a manual one
     20 us. A bulk file has few distinct schedules, so the first entry with each is built in
@@ -193,26 +193,23 @@ class _JobBuilder:
     that entry's schedule.
     """
 
-    _TRIGGER_OPTIONS = ("cron", "every", "at")
-
     def __init__(self, now: datetime) -> None:
         self.now = now
-        # (trigger option, its value, tz, state) -> (trigger, schedule, next_run_at)
-        self._schedules: dict[tuple[Any, ...], tuple[str, str | None, datetime | None]] = {}
+        # (cron, every, at, timezone, state) -> (trigger, schedule, next_run_at)
+        self._schedules: dict[tuple[str | None, ...], tuple[str, str | None, datetime | None]] = {}
 
-    def build(self, options: dict[str, Any]) -> Job:
+    def build(self, change: JobChange) -> Job:
         # Past one-shot times are refused by the caller, which knows the stored job.
-        trigger = next((key for key in self._TRIGGER_OPTIONS if key in options), None)
-        if trigger is None:  # manual: nothing to share
-            return build_job(options, existing=None, now=self.now, allow_past=True)
-        key = (trigger, options[trigger], options.get("tz"), options.get("state"))
+        if change.cron is None and change.every is None and change.at is None:
+            # manual: nothing to share
+            return build_job(change, existing=None, now=self.now, allow_past=True)
+        key = (change.cron, change.every, change.at, change.timezone, change.state)
         known = self._schedules.get(key)
         if known is None:
-            job = build_job(options, existing=None, now=self.now, allow_past=True)
+            job = build_job(change, existing=None, now=self.now, allow_past=True)
             self._schedules[key] = (job.trigger, job.schedule, job.next_run_at)
             return job
-        manual = {name: value for name, value in options.items() if name != trigger}
-        manual["manual"] = True
+        manual = replace(change, cron=None, every=None, at=None, manual=True)
         job = build_job(manual, existing=None, now=self.now, allow_past=True)
         job.trigger, job.schedule, job.next_run_at = known
         return job

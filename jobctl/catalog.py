@@ -8,14 +8,14 @@ only reads and writes rows. Each change is one write transaction.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobctl.errors import Failed, InvalidInput, NotFound
-from jobctl.job_options import build_job, parse_after
+from jobctl.job_changes import build_job
 from jobctl.jobs import compute_next_run
-from jobctl.models import ActionKind, AgentSpec, Job, JobState
+from jobctl.models import ActionKind, AgentSpec, Job, JobChange, JobState
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
@@ -104,7 +104,7 @@ def update_job(store: Store, job: Job, now: datetime) -> Job:
     return job
 
 
-def set_chains(store: Store, job: Job, after: list[tuple[str, str]]) -> None:
+def set_chains(store: Store, job: Job, after: Iterable[tuple[str, str]]) -> None:
     """Replace the jobs this one runs after (inside the caller's transaction); no cycles."""
     assert job.id is not None
     upstreams = []
@@ -135,10 +135,10 @@ def _reaches(store: Store, start: int, target: int) -> bool:
     return False
 
 
-def add_job(store: Store, options: Mapping[str, Any], now: datetime) -> Job:
-    """`jobctl add`: validate the options into a new job and store it (with its chains)."""
-    job = build_job(options, existing=None, now=now)
-    after = parse_after(options.get("after") or ())
+def add_job(store: Store, change: JobChange, now: datetime) -> Job:
+    """`jobctl add`: validate the change into a new job and store it (with its chains)."""
+    job = build_job(change, existing=None, now=now)
+    after = change.after or ()
     with store.write():
         insert_job(store, job, now)
         if after:
@@ -146,15 +146,14 @@ def add_job(store: Store, options: Mapping[str, Any], now: datetime) -> Job:
         return job
 
 
-def edit_job(store: Store, name: str, options: Mapping[str, Any], now: datetime) -> Job:
-    """`jobctl edit`: the options given change the stored job; the rest stays."""
-    after = parse_after(options["after"]) if options.get("after") is not None else None
+def edit_job(store: Store, name: str, change: JobChange, now: datetime) -> Job:
+    """`jobctl edit`: the fields given change the stored job; the rest stays."""
     with store.write():
         existing = get_job(store, name)
-        job = build_job(options, existing=existing, now=now)
+        job = build_job(change, existing=existing, now=now)
         update_job(store, job, now)
-        if after is not None:
-            set_chains(store, job, after)
+        if change.after is not None:
+            set_chains(store, job, change.after)
         return job
 
 

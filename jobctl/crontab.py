@@ -4,7 +4,7 @@ Each entry becomes an exec job run through a shell, as cron runs it, with the en
 time zone and working directory cron would give it. Lines jobctl cannot honour are skipped
 and reported (`@reboot`, `MAILTO`, a command with an unescaped `%`); anything else that is
 wrong fails the whole import, naming the line, and nothing is written. Jobs are validated
-by `jobs.build_job`, exactly as `jobctl add` validates them, and added in one transaction.
+as a `JobChange` by `job_changes.build_job`, exactly as `jobctl add`'s are, and added in one transaction.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 from jobctl.catalog import insert_job
 from jobctl.errors import InvalidInput, JobctlError
-from jobctl.job_options import build_job
+from jobctl.job_changes import build_job
 from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES
-from jobctl.models import Job
+from jobctl.models import Job, JobChange
 from jobctl.secrets import references
 from jobctl.timeutil import get_zone
 
@@ -291,17 +291,13 @@ def unique_name(stem: str, prefix: str, taken: set[str]) -> str:
 # ---------------------------------------------------------------------------- importing
 
 
-def _exec_options(entry: CrontabEntry) -> dict[str, object]:
-    """cron runs the command with `$SHELL -c` (default /bin/sh), in $HOME."""
+def _command(entry: CrontabEntry) -> tuple[str, bool]:
+    """The command line and whether it runs through /bin/sh: cron runs the command with
+    `$SHELL -c` (default /bin/sh)."""
     if (entry.shell or "") in _DEFAULT_SHELLS:
-        command: dict[str, object] = {"exec": entry.command, "shell": True}
-    else:
-        assert entry.shell is not None
-        command = {
-            "exec": f"{shlex.quote(entry.shell)} -c {shlex.quote(entry.command)}",
-            "shell": False,
-        }
-    return command
+        return entry.command, True
+    assert entry.shell is not None
+    return f"{shlex.quote(entry.shell)} -c {shlex.quote(entry.command)}", False
 
 
 def _reference_warnings(entries: Iterable[CrontabEntry]) -> list[str]:
@@ -335,17 +331,19 @@ def plan_import(
     planned = []
     for entry in crontab.entries:
         name = unique_name(name_stem(entry.command), prefix, taken)
-        options = {
-            "name": name,
-            **_exec_options(entry),
-            "cron": entry.schedule,
-            "tz": entry.timezone or default_zone,
-            "description": entry.description,
-            "env": [f"{key}={value}" for key, value in entry.env],
-            "cwd": entry.home or default_home,
-        }
+        command, shell = _command(entry)
+        change = JobChange(
+            name=name,
+            command=command,
+            shell=shell,
+            cron=entry.schedule,
+            timezone=entry.timezone or default_zone,
+            description=entry.description,
+            env=dict(entry.env),
+            cwd=entry.home or default_home,  # cron runs it in $HOME
+        )
         try:
-            job = build_job(options, existing=None, now=now)
+            job = build_job(change, existing=None, now=now)
         except JobctlError as exc:
             raise InvalidInput(f"line {entry.line}: {exc}") from None
         taken.add(name)

@@ -1,8 +1,9 @@
-"""A jobs file's entries as the options the command line passes.
+"""A jobs file's entries as the inputs `add` and `agent add` build.
 
-Each `[[jobs]]` entry becomes the options mapping `jobctl add` builds, and each `[[agents]]`
-entry the one `jobctl agent add` builds, so `job_options.build_job` and `agents.build_agent`
-do all the validation. Errors say which key is wrong and suggest the closest known one.
+Each `[[jobs]]` entry becomes the JobChange `jobctl add` builds (its typed values as they
+are), and each `[[agents]]` entry the options mapping `jobctl agent add` builds, so
+`job_changes.build_job` and `agents.build_agent` do all the validation. Errors say which
+key is wrong and suggest the closest known one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jobctl.agents import KINDS
 from jobctl.errors import InvalidInput
 from jobctl.jobfile import AGENT_KEYS, DOCUMENT_KEYS, VERSION
 from jobctl.jobs import ACTIONS, SPEC_KEYS, TRIGGERS
+from jobctl.models import JobChange, NotifyTarget, PolicyInput
 
 _AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
 _AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
@@ -31,26 +33,10 @@ ENTRY_KEYS = (
     "spec",
     "policies",
 )
-# Document keys holding text -> the CLI option each becomes (the first spec key per action
-# above is the one it cannot do without).
-_TEXT_ENTRY_OPTIONS = {
-    "name": "name",
-    "description": "description",
-    "state": "state",
-    "timezone": "tz",
-}
-_TEXT_SPEC_OPTIONS = {
-    "url": "url",
-    "method": "method",
-    "body": "body",
-    "expect": "expect",
-    "agent": "agent",
-    "prompt": "prompt",
-    "deliver": "deliver",
-    "command": "exec",
-    "cwd": "cwd",
-}
-# Spec tables -> the repeated CLI option and its 'K: V' / 'K=V' separator.
+# Entry keys holding text (each is the JobChange field of that name).
+_TEXT_ENTRY_KEYS = ("name", "description", "state", "timezone")
+# Spec tables -> the repeated CLI option and its 'K: V' / 'K=V' separator (whose names
+# cannot hold the separator: the option could not say them).
 _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
 
 
@@ -99,78 +85,81 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A document entry as the options mapping `add` passes to `jobs.build_job`."""
+def entry_change(entry: Mapping[str, Any]) -> JobChange:
+    """A document entry as the JobChange `add` builds (validated by `build_job`)."""
     _refuse_unknown(entry, ENTRY_KEYS, "key")
-    options: dict[str, Any] = {}
-    for key, option in _TEXT_ENTRY_OPTIONS.items():
+    fields: dict[str, Any] = {}
+    for key in _TEXT_ENTRY_KEYS:
         value = entry.get(key)
         if value is not None:
-            options[option] = _require_text(value, key)
+            fields[key] = _require_text(value, key)
     action = entry.get("action")
     if action not in ACTIONS:
         raise InvalidInput(_choice_message("action", action, ACTIONS))
-    options.update(_spec_options(action, entry.get("spec")))
-    options.update(_trigger_options(entry))
+    fields.update(_spec_fields(action, entry.get("spec")))
+    fields.update(_trigger_fields(entry))
     raw_policies = entry.get("policies")
     if raw_policies is not None:
         if not isinstance(raw_policies, Mapping):
             raise InvalidInput(f"policies must be a table, not {type_name(raw_policies)}")
         _refuse_unknown(raw_policies, (*policies.POLICY_NAMES, "notify"), "policy")
+        values: dict[str, PolicyInput] = {}
         for name, value in raw_policies.items():
             if name == "notify":
-                options["notify_on"] = _notify_pairs(value)
+                fields["notify"] = _notify_targets(value)
                 continue
             if not isinstance(value, str | int | float):
                 raise InvalidInput(
                     f"policies.{name} must be text or a number, not {type_name(value)}"
                 )
-            options[name] = value
-    return options
+            values[name] = value
+        fields["policies"] = values
+    return JobChange(**fields)
 
 
-def _notify_pairs(value: Any) -> list[tuple[str, str]]:
-    """policies.notify: a list of {on, url} tables, as `--notify-on WHEN URL` pairs."""
+def _notify_targets(value: Any) -> tuple[NotifyTarget, ...]:
+    """policies.notify: a list of {on, url} tables (checked by `build_job`)."""
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise InvalidInput("policies.notify must be a list of {on, url} tables")
-    pairs = []
+    targets = []
     for item in value:
         _refuse_unknown(item, ("on", "url"), "policies.notify key")
-        pairs.append(
-            (
-                _require_text(item.get("on"), "policies.notify.on"),
-                _require_text(item.get("url"), "policies.notify.url"),
+        targets.append(
+            NotifyTarget(
+                on=_require_text(item.get("on"), "policies.notify.on"),
+                url=_require_text(item.get("url"), "policies.notify.url"),
             )
         )
-    return pairs
+    return tuple(targets)
 
 
-def _spec_options(action: str, spec: Any) -> dict[str, Any]:
+def _spec_fields(action: str, spec: Any) -> dict[str, Any]:
+    """The spec table as JobChange fields (each spec key is the field of that name)."""
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
         raise InvalidInput(f"spec must be a table, not {type_name(spec)}")
     _refuse_unknown(spec, SPEC_KEYS[action], f"{action} spec key")
-    options: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for key, value in spec.items():
         if value is None:
             continue
         if key in ("headers", "env"):
-            options[_TABLE_SPEC_OPTIONS[key][0]] = _pairs(key, value, f"spec.{key}")
+            fields[key] = _text_table(key, value, f"spec.{key}")
         elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
-            options[key] = value
+            fields[key] = value
         else:
-            options[_TEXT_SPEC_OPTIONS[key]] = _require_text(value, f"spec.{key}")
+            fields[key] = _require_text(value, f"spec.{key}")
     main_key = SPEC_KEYS[action][0]
-    if _TEXT_SPEC_OPTIONS[main_key] not in options:
+    if main_key not in fields:
         raise InvalidInput(f"an {action} job needs spec.{main_key}")
-    return options
+    return fields
 
 
-def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
-    """spec.headers / spec.env as the CLI's repeated 'K: V' / 'K=V' options."""
+def _text_table(key: str, table: Any, where: str) -> dict[str, str]:
+    """spec.headers / spec.env (or an agent's headers): a table of text values."""
     option, separator = _TABLE_SPEC_OPTIONS[key]
     if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
         raise InvalidInput(f"{where} must be a table of text values")
@@ -178,10 +167,18 @@ def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
         # The CLI form splits at the first separator, so a name holding one would shift it.
         if separator.strip() in name:
             raise InvalidInput(f"invalid {option} name {name!r} in {where}")
-    return tuple(f"{name}{separator}{value}" for name, value in table.items())
+    return {str(name): value for name, value in table.items()}
 
 
-def _trigger_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
+    """An agent's headers as `agent add`'s repeated 'K: V' options."""
+    separator = _TABLE_SPEC_OPTIONS[key][1]
+    return tuple(
+        f"{name}{separator}{value}" for name, value in _text_table(key, table, where).items()
+    )
+
+
+def _trigger_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
     trigger = entry.get("trigger")
     if trigger not in TRIGGERS:
         raise InvalidInput(_choice_message("trigger", trigger, TRIGGERS))
@@ -197,9 +194,7 @@ def _trigger_options(entry: Mapping[str, Any]) -> dict[str, Any]:
             f"the {trigger} trigger needs a schedule"
             + (f" as text, not {type_name(schedule)}" if schedule is not None else "")
         )
-    return {"cron": {"cron": schedule}, "every": {"every": schedule}, "once": {"at": schedule}}[
-        trigger
-    ]
+    return {{"cron": "cron", "every": "every", "once": "at"}[trigger]: schedule}
 
 
 def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Jobs: the Job, the rules its fields follow, its next run, and its JSON form (no SQL).
 
-Building a job from the command line's options is `jobctl.job_options`; adding, editing,
-removing and reading jobs in a store is `jobctl.catalog`.
+Validating a `JobChange` into a job is `jobctl.job_changes`; adding, editing, removing and
+reading jobs in a store is `jobctl.catalog`.
 """
 
 from __future__ import annotations
@@ -32,19 +32,19 @@ SPEC_KEYS: dict[str, tuple[str, ...]] = {
     "exec": ("command", "cwd", "env", "shell"),
 }
 
-# Option name -> the action kind it belongs to.
+# JobChange field -> the action kind it belongs to and the option that sets it.
 ACTION_FIELDS = {
-    "method": "http",
-    "header": "http",
-    "body": "http",
-    "json_body": "http",
-    "expect": "http",
-    "forward_payload": "http",
-    "prompt": "agent",
-    "deliver": "agent",
-    "cwd": "exec",
-    "env": "exec",
-    "shell": "exec",
+    "method": ("http", "--method"),
+    "headers": ("http", "--header"),
+    "body": ("http", "--body"),
+    "json_body": ("http", "--json-body"),
+    "expect": ("http", "--expect"),
+    "forward_payload": ("http", "--forward-payload"),
+    "prompt": ("agent", "--prompt"),
+    "deliver": ("agent", "--deliver"),
+    "cwd": ("exec", "--cwd"),
+    "env": ("exec", "--env"),
+    "shell": ("exec", "--shell"),
 }
 
 
@@ -79,9 +79,18 @@ def validate_url(url: str, *, what: str = "--url") -> str:
 
 
 def parse_header(text: str) -> tuple[str, str]:
+    """A `--header 'Name: value'` option as its name and value."""
     name, sep, value = text.partition(":")
+    if not sep:
+        raise InvalidInput(f"invalid --header {text!r}: write it as 'Name: value'")
+    return check_header(name, value, text=text)
+
+
+def check_header(name: str, value: str, *, text: str | None = None) -> tuple[str, str]:
+    """A header's name and value, stripped; `text` is how the user wrote it (for errors)."""
+    text = f"{name}: {value}" if text is None else text
     name = name.strip()
-    if not sep or not HEADER_NAME.fullmatch(name):
+    if not HEADER_NAME.fullmatch(name):
         raise InvalidInput(f"invalid --header {text!r}: write it as 'Name: value'")
     value = value.strip()
     if "\r" in value or "\n" in value:
@@ -100,8 +109,17 @@ def validate_expect(text: str) -> str:
 
 
 def parse_env_pair(text: str) -> tuple[str, str]:
+    """An `--env NAME=value` option as its name and value."""
     name, sep, value = text.partition("=")
-    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    if not sep:
+        raise InvalidInput(f"invalid --env {text!r}: write it as NAME=value")
+    return check_env(name, value, text=text)
+
+
+def check_env(name: str, value: str, *, text: str | None = None) -> tuple[str, str]:
+    """An environment variable's name and value; `text` is how the user wrote it."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        text = f"{name}={value}" if text is None else text
         raise InvalidInput(f"invalid --env {text!r}: write it as NAME=value")
     return name, value
 

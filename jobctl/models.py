@@ -590,6 +590,55 @@ class Job:
         return schedule.build_schedule(self.trigger, self.schedule, self.timezone)
 
 
+# A policy's value as given: text ("30s", "3") or, from a document, a number; '' clears it.
+PolicyInput = str | int | float
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """A new job, or a change to one: what `add`, `edit`, `apply` and `import crontab` ask for.
+
+    Every field left None is "not given": an edit keeps what the job has. An empty value
+    clears an optional field, as on the command line: '' for text (`offset`, `cwd`,
+    `deliver`, `body` ...), an empty mapping for `headers` and `env`, '' for a policy, a
+    `notify` target with an empty URL for the whole list. `jobctl.job_changes.build_job`
+    validates a change into a Job; values are as people write them (durations as text,
+    the `at` time in the job's zone), already read from `@FILE` where the CLI allows that.
+    """
+
+    name: str | None = None
+    new_name: str | None = None
+    description: str | None = None
+    state: str | None = None
+    timezone: str | None = None
+    # The action: the fields of one kind (url / agent / command chooses it).
+    url: str | None = None
+    method: str | None = None
+    headers: Mapping[str, str] | None = None
+    body: str | None = None
+    json_body: str | None = None
+    expect: str | None = None
+    forward_payload: bool | None = None
+    agent: str | None = None
+    prompt: str | None = None
+    deliver: str | None = None
+    command: str | None = None
+    cwd: str | None = None
+    env: Mapping[str, str] | None = None
+    shell: bool | None = None
+    # The schedule: one of cron, every (with its offset), at or manual.
+    cron: str | None = None
+    every: str | None = None
+    offset: str | None = None
+    at: str | None = None
+    manual: bool | None = None
+    # Policy name (POLICY_NAMES) -> its value as given.
+    policies: Mapping[str, PolicyInput] = field(default_factory=dict)
+    notify: tuple[NotifyTarget, ...] | None = None
+    # (upstream job, succeeded|failed|finished): the jobs this one runs after; () clears.
+    after: tuple[tuple[str, str], ...] | None = None
+
+
 @dataclass
 class Agent:
     name: str

@@ -13,6 +13,7 @@ import pytest
 from jobctl import engine, runs
 from jobctl.actions import Outcome
 from jobctl.catalog import add_job, get_job
+from jobctl.models import POLICY_NAMES, JobChange
 from jobctl.store import SqliteStore
 from jobctl.store import sqlite as db
 
@@ -25,8 +26,11 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
     return db.connect(tmp_path / "jobctl.db")
 
 
-def add(conn: sqlite3.Connection, name: str, now: datetime = T0, **options: object) -> None:
-    add_job(SqliteStore(conn), {"name": name, "exec": "true", "tz": "UTC", **options}, now)
+def add(conn: sqlite3.Connection, name: str, now: datetime = T0, **options: str) -> None:
+    policies = {key: value for key, value in options.items() if key in POLICY_NAMES}
+    fields = {key: value for key, value in options.items() if key not in POLICY_NAMES}
+    change = JobChange(name=name, command="true", timezone="UTC", policies=policies, **fields)
+    add_job(SqliteStore(conn), change, now)
 
 
 def step(conn: sqlite3.Connection, now: datetime, awake_since: datetime = T0) -> engine.Step:

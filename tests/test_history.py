@@ -214,8 +214,10 @@ def test_prune_never_removes_runs_in_flight(db_path: Path) -> None:
     store = open_store(db_path)
     conn = store.conn
     from jobctl.catalog import add_job
+    from jobctl.models import JobChange
 
-    add_job(SqliteStore(conn), {"name": "j", "exec": "true", "every": "1m", "overlap": "allow"}, T0)
+    change = JobChange(name="j", command="true", every="1m", policies={"overlap": "allow"})
+    add_job(SqliteStore(conn), change, T0)
     conn.execute("UPDATE jobs SET next_run_at = ?", ("2026-06-01T12:01:00.000000Z",))
     step = engine.claim_due(
         SqliteStore(conn), T0 + timedelta(minutes=3), awake_since=T0, owner=OWNER

@@ -614,8 +614,8 @@ def test_bom_and_json_sniffing() -> None:
 def test_bulk_builder_matches_build_job() -> None:
     """Sharing a schedule between entries gives exactly what build_job gives each one."""
     from jobctl.apply import _JobBuilder
-    from jobctl.file_entries import entry_options
-    from jobctl.job_options import build_job
+    from jobctl.file_entries import entry_change
+    from jobctl.job_changes import build_job
 
     now = datetime(2026, 3, 7, 12, 0, tzinfo=UTC)
     entries = [
@@ -638,8 +638,8 @@ def test_bulk_builder_matches_build_job() -> None:
     ]
     builder = _JobBuilder(now)
     for entry in entries:
-        options = entry_options({k: v for k, v in entry.items() if v is not None})
-        assert builder.build(options) == build_job(options, existing=None, now=now, allow_past=True)
+        change = entry_change({k: v for k, v in entry.items() if v is not None})
+        assert builder.build(change) == build_job(change, existing=None, now=now, allow_past=True)
 
 
 def test_real_subprocess_round_trip_and_error(tmp_path: Path) -> None:

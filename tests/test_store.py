@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from jobctl.catalog import insert_job
-from jobctl.job_options import build_job
-from jobctl.models import RunStatus, RunTrigger
+from jobctl.job_changes import build_job
+from jobctl.models import JobChange, NotifyTarget, RunStatus, RunTrigger
 from jobctl.store import open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -16,17 +17,21 @@ T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 def test_jobs_due_for_alert_reads_the_policy_not_the_text(tmp_path: Path) -> None:
     store = open_store(tmp_path / "jobctl.db")
     entries = {
-        "watched": {
-            "alert_if_no_success": "1h",
-            "notify_on": [("failure", "http://127.0.0.1:9/alert")],
-        },
+        "watched": JobChange(
+            policies={"alert_if_no_success": "1h"},
+            notify=(NotifyTarget("failure", "http://127.0.0.1:9/alert"),),
+        ),
         # Its policies mention the word, in a URL, without the policy: a LIKE matched it.
-        "other": {"notify_on": [("failure", "http://127.0.0.1:9/alert_if_no_success")]},
+        "other": JobChange(
+            notify=(NotifyTarget("failure", "http://127.0.0.1:9/alert_if_no_success"),)
+        ),
     }
     with store.write():
         for name, extra in entries.items():
-            options = {"name": name, "url": "http://127.0.0.1:9/x", "every": "1m", "tz": "UTC"}
-            job = build_job({**options, **extra}, existing=None, now=T0)
+            change = replace(
+                extra, name=name, url="http://127.0.0.1:9/x", every="1m", timezone="UTC"
+            )
+            job = build_job(change, existing=None, now=T0)
             insert_job(store, job, T0)
     assert [job.name for job in store.jobs_due_for_alert()] == ["watched"]
     watched = store.jobs_due_for_alert()[0]
@@ -60,7 +65,7 @@ def test_get_run_returns_a_typed_run(tmp_path: Path) -> None:
         job = insert_job(
             store,
             build_job(
-                {"name": "a", "url": "http://127.0.0.1:9/x", "every": "1m", "tz": "UTC"},
+                JobChange(name="a", url="http://127.0.0.1:9/x", every="1m", timezone="UTC"),
                 existing=None,
                 now=T0,
             ),

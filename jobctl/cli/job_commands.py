@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from jobctl.cli.complete import complete_job_names, complete_zones
 from jobctl.cli.shared import F, cli, db_option, json_option, open_db, read_db, wide_option
 from jobctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from jobctl.models import JobChange
 
 JOB_OPTIONS: list[Callable[[F], F]] = [
     click.option("--url", metavar="URL", help="HTTP action: the URL to request."),
@@ -136,20 +139,50 @@ def job_options(func: F) -> F:
     return func
 
 
-def _options_from_click(params: dict[str, Any]) -> dict[str, Any]:
-    """Click's keyword arguments as the core's options: only those given, files read."""
-    from jobctl.jobs import read_text_argument
+def _change_from_click(params: dict[str, Any], **fields: Any) -> JobChange:
+    """Click's keyword arguments as a JobChange: only those given, files read, 'K: V'
+    headers and K=V variables split (an empty one clears), `--after` items parsed."""
+    from jobctl.job_changes import parse_after
+    from jobctl.jobs import parse_env_pair, parse_header, read_text_argument
+    from jobctl.models import POLICY_NAMES, JobChange, NotifyTarget
 
-    options = {key: value for key, value in params.items() if value is not None}
-    if "exec_" in options:
-        options["exec"] = options.pop("exec_")
-    for key in ("header", "env", "notify_on", "after"):
-        if options.get(key) == ():
-            del options[key]
+    given = {key: value for key, value in params.items() if value is not None and value != ()}
     for key, what in (("body", "--body"), ("prompt", "--prompt"), ("json_body", "--json-body")):
-        if options.get(key):
-            options[key] = read_text_argument(options[key], what=what)
-    return options
+        if given.get(key):
+            given[key] = read_text_argument(given[key], what=what)
+    header, env, notify_on = given.get("header"), given.get("env"), given.get("notify_on")
+    return JobChange(
+        **fields,
+        new_name=given.get("new_name"),
+        description=given.get("description"),
+        timezone=given.get("tz"),
+        url=given.get("url"),
+        method=given.get("method"),
+        headers=dict(parse_header(item) for item in header if item) if header else None,
+        body=given.get("body"),
+        json_body=given.get("json_body"),
+        expect=given.get("expect"),
+        forward_payload=given.get("forward_payload"),
+        agent=given.get("agent"),
+        prompt=given.get("prompt"),
+        deliver=given.get("deliver"),
+        command=given.get("exec_"),
+        cwd=given.get("cwd"),
+        env=dict(parse_env_pair(item) for item in env if item) if env else None,
+        shell=given.get("shell"),
+        cron=given.get("cron"),
+        every=given.get("every"),
+        offset=given.get("offset"),
+        at=given.get("at"),
+        manual=given.get("manual"),
+        policies={name: given[name] for name in POLICY_NAMES if name in given},
+        notify=tuple(NotifyTarget(on, url) for on, url in notify_on) if notify_on else None,
+        after=parse_after(given["after"]) if "after" in given else None,
+    )
+
+
+def _nothing_given(params: dict[str, Any]) -> bool:
+    return all(value is None or value == () for value in params.values())
 
 
 def _now() -> datetime:
@@ -189,11 +222,8 @@ def add(ctx: click.Context, /, name: str, paused: bool, as_json: bool, **params:
     from jobctl.jobs import job_to_dict
     from jobctl.output import to_json
 
-    options = _options_from_click(params)
-    options["name"] = name
-    if paused:
-        options["state"] = "paused"
-    job = add_job(open_db(ctx), options, _now())
+    change = _change_from_click(params, name=name, state="paused" if paused else None)
+    job = add_job(open_db(ctx), change, _now())
     if as_json:
         click.echo(to_json(job_to_dict(job)))
     else:
@@ -219,10 +249,9 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
     from jobctl.jobs import job_to_dict
     from jobctl.output import to_json
 
-    options = _options_from_click(params)
-    if not options:
+    if _nothing_given(params):
         raise InvalidInput("nothing to change: give at least one option (see `jobctl edit --help`)")
-    job = edit_job(open_db(ctx), name, options, _now())
+    job = edit_job(open_db(ctx), name, _change_from_click(params), _now())
     if as_json:
         click.echo(to_json(job_to_dict(job)))
     else:

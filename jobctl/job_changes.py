@@ -1,7 +1,9 @@
-"""Building a Job from the command line's options (`add`, `edit`, a jobs file, a crontab).
+"""Validating a JobChange into a Job: the one way `add`, `edit`, `apply` and `import crontab`
+make or change a job.
 
-Only the options given are looked at: an edit starts from the existing job and changes what
-was asked. Every field is validated here, and a schedule by computing a fire time.
+Only the fields given are looked at: an edit starts from the existing job and changes what
+was asked. Every field is validated here, and a schedule by computing a fire time. Errors
+name the command line's options (`--exec`, `--header` ...), as the contract's messages do.
 """
 
 from __future__ import annotations
@@ -10,95 +12,108 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from jobctl import policies, schedule
 from jobctl.errors import InvalidInput
 from jobctl.jobs import (
     ACTION_FIELDS,
     METHODS,
+    check_env,
+    check_header,
     compute_next_run,
-    parse_env_pair,
-    parse_header,
     validate_expect,
     validate_name,
     validate_state,
     validate_url,
 )
-from jobctl.models import Job, JobState, Policies, ScheduleKind, Spec, spec_from_dict
+from jobctl.models import (
+    ActionKind,
+    AgentSpec,
+    ExecSpec,
+    HttpSpec,
+    Job,
+    JobChange,
+    JobState,
+    NotifyTarget,
+    Policies,
+    ScheduleKind,
+    Spec,
+)
 from jobctl.timeutil import format_duration, get_zone, local_zone_name, parse_time
 
-
-def _given(options: Mapping[str, Any], key: str) -> bool:
-    value = options.get(key)
-    return value is not None and value != () and value is not False
+# The option that sets each field, for messages (the rest are `--` + the field's name).
+_FLAGS = {"command": "--exec", "json_body": "--json-body", "timezone": "--tz"}
 
 
-def _choose_one(options: Mapping[str, Any], keys: Iterable[str], what: str) -> str | None:
-    chosen = [key for key in keys if _given(options, key)]
+def _flag(key: str) -> str:
+    return _FLAGS.get(key) or "--" + key.replace("_", "-")
+
+
+def _given(value: object) -> bool:
+    """Given, for the fields a job has one of (a `--no-...` flag chooses nothing)."""
+    return value is not None and value is not False
+
+
+def _choose_one(change: JobChange, keys: Iterable[str], what: str) -> str | None:
+    chosen = [key for key in keys if _given(getattr(change, key))]
     if len(chosen) > 1:
-        flags = " and ".join("--" + key.replace("_", "-") for key in chosen)
+        flags = " and ".join(_flag(key) for key in chosen)
         raise InvalidInput(f"{flags} cannot be combined: a job has one {what}")
     return chosen[0] if chosen else None
 
 
-def _action_kind(options: Mapping[str, Any], existing: Job | None) -> str:
-    chosen = _choose_one(options, ("url", "agent", "exec"), "action")
+def _action_kind(change: JobChange, existing: Job | None) -> str:
+    chosen = _choose_one(change, ("url", "agent", "command"), "action")
     if chosen is None:
         if existing is None:
             raise InvalidInput(
                 "a job needs an action: --url URL, --agent AGENT --prompt TEXT, or --exec CMD"
             )
         return existing.action
-    return "http" if chosen == "url" else chosen
+    return {"url": "http", "agent": "agent", "command": "exec"}[chosen]
 
 
-def _build_spec(kind: str, options: Mapping[str, Any], existing: Job | None) -> Spec:
-    return spec_from_dict(kind, _build_spec_fields(kind, options, existing))
-
-
-def _build_spec_fields(
-    kind: str, options: Mapping[str, Any], existing: Job | None
-) -> dict[str, Any]:
-    for key, owner in ACTION_FIELDS.items():
-        if _given(options, key) and owner != kind:
-            flag = "--" + key.replace("_", "-")
+def _build_spec(kind: str, change: JobChange, existing: Job | None) -> Spec:
+    """The job's action: the existing spec (when it is of this kind) with the change laid over."""
+    for key, (owner, flag) in ACTION_FIELDS.items():
+        if _given(getattr(change, key)) and owner != kind:
             raise InvalidInput(f"{flag} applies to {owner} jobs only, and this is a {kind} job")
-    spec = existing.spec.to_dict() if existing is not None and existing.action == kind else {}
-    if kind == "http":
-        return _build_http_spec(spec, options)
-    if kind == "agent":
-        if _given(options, "agent"):
-            spec["agent"] = options["agent"]
-        if _given(options, "prompt"):
-            spec["prompt"] = options["prompt"]
-        if not str(spec.get("prompt") or "").strip():
-            raise InvalidInput("an agent job needs --prompt TEXT (or @FILE)")
-        if options.get("deliver") is not None:
-            deliver = options["deliver"]
-            spec["deliver"] = validate_url(deliver, what="--deliver") if deliver else None
-        spec.setdefault("deliver", None)
-        return spec
-    if _given(options, "exec"):
-        spec["command"] = options["exec"]
-    if options.get("shell") is not None:
-        spec["shell"] = bool(options["shell"])
-    spec.setdefault("shell", True)  # through /bin/sh -c, as cron runs a command line
-    if not str(spec.get("command", "")).strip():
+    old = existing.spec if existing is not None else None
+    if kind == ActionKind.HTTP:
+        return _http_spec(change, old if isinstance(old, HttpSpec) else None)
+    if kind == ActionKind.AGENT:
+        return _agent_spec(change, old if isinstance(old, AgentSpec) else None)
+    return _exec_spec(change, old if isinstance(old, ExecSpec) else None)
+
+
+def _agent_spec(change: JobChange, old: AgentSpec | None) -> AgentSpec:
+    agent = change.agent if change.agent is not None else (old.agent if old else "")
+    prompt = change.prompt if change.prompt is not None else (old.prompt if old else "")
+    if not prompt.strip():
+        raise InvalidInput("an agent job needs --prompt TEXT (or @FILE)")
+    deliver = old.deliver if old else None
+    if change.deliver is not None:
+        deliver = validate_url(change.deliver, what="--deliver") if change.deliver else None
+    return AgentSpec(agent=agent, prompt=prompt, deliver=deliver)
+
+
+def _exec_spec(change: JobChange, old: ExecSpec | None) -> ExecSpec:
+    command = change.command if change.command is not None else (old.command if old else "")
+    # through /bin/sh -c by default, as cron runs a command line
+    shell = change.shell if change.shell is not None else (old.shell if old else True)
+    if not command.strip():
         raise InvalidInput("invalid --exec '': give the command to run")
-    _check_quotes(spec["command"], shell=spec["shell"])
-    if options.get("cwd") is not None:
-        spec["cwd"] = (
-            os.path.abspath(os.path.expanduser(options["cwd"])) if options["cwd"] else None
-        )
-    spec.setdefault("cwd", None)
-    if options.get("env") is not None:
-        spec["env"] = dict(parse_env_pair(item) for item in options["env"] if item)
-    spec.setdefault("env", {})
-    return spec
+    _check_quotes(command, shell=shell)
+    cwd = old.cwd if old else None
+    if change.cwd is not None:
+        cwd = os.path.abspath(os.path.expanduser(change.cwd)) if change.cwd else None
+    env = dict(old.env) if old else {}
+    if change.env is not None:
+        env = dict(check_env(name, value) for name, value in change.env.items())
+    return ExecSpec(command=command, cwd=cwd, env=env, shell=shell)
 
 
 def _check_quotes(command: str, *, shell: bool) -> None:
@@ -139,48 +154,52 @@ def _shell_syntax_error(command: str) -> str | None:
     return re.sub(r"^(/bin/)?sh: (-c: )?(line )?\d+: ", "", message)
 
 
-def _build_http_spec(spec: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    if _given(options, "url"):
-        spec["url"] = validate_url(options["url"])
-    if options.get("header") is not None:
-        spec["headers"] = dict(parse_header(item) for item in options["header"] if item)
-    headers: dict[str, str] = dict(spec.get("headers") or {})
-    body_given = _choose_one(options, ("body", "json_body"), "body")
+def _http_spec(change: JobChange, old: HttpSpec | None) -> HttpSpec:
+    url = validate_url(change.url) if change.url is not None else (old.url if old else "")
+    headers = dict(old.headers) if old else {}
+    if change.headers is not None:
+        headers = dict(check_header(name, value) for name, value in change.headers.items())
+    body = old.body if old else None
+    body_given = _choose_one(change, ("body", "json_body"), "body")
     if body_given == "json_body":
-        text = options["json_body"]
+        body = change.json_body or ""
         try:
-            json.loads(text)
+            json.loads(body)
         except ValueError as exc:
             raise InvalidInput(f"invalid --json-body: {exc}") from None
-        spec["body"] = text
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
-    elif body_given == "body" or options.get("body") == "":
-        spec["body"] = options["body"] or None
-    spec["headers"] = headers
-    spec.setdefault("body", None)
-    if options.get("method"):
-        method = str(options["method"]).upper()
+    elif body_given == "body":
+        body = change.body or None
+    if change.method:
+        method = change.method.upper()
         if method not in METHODS:
             raise InvalidInput(
-                f"invalid --method {options['method']!r}: choose one of {', '.join(METHODS)}"
+                f"invalid --method {change.method!r}: choose one of {', '.join(METHODS)}"
             )
-        spec["method"] = method
-    elif "method" not in spec or (body_given and spec["method"] in ("GET", "POST")):
+    elif old is None or (body_given and old.method in ("GET", "POST")):
         # GET without a body, POST with one, unless a method was chosen
-        spec["method"] = "POST" if spec["body"] is not None else "GET"
-    if options.get("expect"):
-        spec["expect"] = validate_expect(options["expect"])
-    spec.setdefault("expect", "2xx")
-    if options.get("forward_payload") is not None:
-        spec["forward_payload"] = bool(options["forward_payload"])
-        if spec["forward_payload"] and not options.get("method") and spec["method"] == "GET":
-            spec["method"] = "POST"  # a webhook's body is sent on, so it needs a method with one
-    return spec
+        method = "POST" if body is not None else "GET"
+    else:
+        method = old.method
+    expect = validate_expect(change.expect) if change.expect else (old.expect if old else "2xx")
+    forward_payload = old.forward_payload if old else None
+    if change.forward_payload is not None:
+        forward_payload = change.forward_payload
+        if forward_payload and not change.method and method == "GET":
+            method = "POST"  # a webhook's body is sent on, so it needs a method with one
+    return HttpSpec(
+        url=url,
+        method=method,
+        headers=headers,
+        body=body,
+        expect=expect,
+        forward_payload=forward_payload,
+    )
 
 
 def _trigger(
-    options: Mapping[str, Any],
+    change: JobChange,
     existing: Job | None,
     zone_name: str,
     now: datetime,
@@ -188,16 +207,16 @@ def _trigger(
     allow_past: bool,
 ) -> tuple[str, str | None, bool]:
     """The trigger kind, its stored schedule text, and whether it changed."""
-    chosen = _choose_one(options, ("cron", "every", "at", "manual"), "trigger")
-    if options.get("offset") == "" and existing is not None and chosen != "every":
+    chosen = _choose_one(change, ("cron", "every", "at", "manual"), "trigger")
+    if change.offset == "" and existing is not None and chosen != "every":
         # '' clears the offset: an every-job keeps its interval, any other has none to clear
         if existing.trigger != ScheduleKind.EVERY or chosen is not None:
             return _trigger(
-                {**options, "offset": None}, existing, zone_name, now, allow_past=allow_past
+                replace(change, offset=None), existing, zone_name, now, allow_past=allow_past
             )
         every_text = (existing.schedule or "").split("+", 1)[0]
         return "every", _every_text(every_text), True
-    if _given(options, "offset") and chosen != "every":
+    if _given(change.offset) and chosen != "every":
         if existing is None or existing.trigger != ScheduleKind.EVERY or chosen is not None:
             raise InvalidInput("--offset goes with --every")
     zone = get_zone(zone_name)
@@ -206,21 +225,22 @@ def _trigger(
             raise InvalidInput(
                 "a job needs a trigger: --cron EXPR, --every DURATION, --at TIME or --manual"
             )
-        if existing.trigger == ScheduleKind.EVERY and _given(options, "offset"):
+        if existing.trigger == ScheduleKind.EVERY and _given(change.offset):
             every_text = (existing.schedule or "").split("+", 1)[0]
-            return "every", _every_text(f"{every_text}+{options['offset']}"), True
+            return "every", _every_text(f"{every_text}+{change.offset}"), True
         return existing.trigger, existing.schedule, False
     if chosen == "manual":
         return "manual", None, True
     if chosen == "cron":
-        schedule.CronSchedule(options["cron"], zone)
-        return "cron", " ".join(str(options["cron"]).split()), True
+        cron = change.cron or ""
+        schedule.CronSchedule(cron, zone)
+        return "cron", " ".join(cron.split()), True
     if chosen == "every":
-        text = str(options["every"])
-        if options.get("offset") == "":  # cleared
+        text = change.every or ""
+        if change.offset == "":  # cleared
             return "every", _every_text(text), True
-        if _given(options, "offset"):
-            text = f"{text}+{options['offset']}"
+        if _given(change.offset):
+            text = f"{text}+{change.offset}"
         elif (
             existing is not None
             and existing.trigger == ScheduleKind.EVERY
@@ -232,13 +252,13 @@ def _trigger(
             if kept >= every:
                 raise InvalidInput(
                     f"the job's --offset {format_duration(kept)} is not shorter than --every "
-                    f"{options['every']}: give a new --offset too (--offset 0s for none)"
+                    f"{change.every}: give a new --offset too (--offset 0s for none)"
                 )
             return "every", schedule.format_every(every, kept), True
         return "every", _every_text(text), True
-    at = parse_time(str(options["at"]), zone, what="--at")
+    at = parse_time(change.at or "", zone, what="--at")
     if at <= now and not allow_past:
-        raise InvalidInput(f"invalid --at {options['at']!r}: that time has passed")
+        raise InvalidInput(f"invalid --at {change.at!r}: that time has passed")
     return "once", at.isoformat(), True
 
 
@@ -248,32 +268,32 @@ def _every_text(text: str) -> str:
 
 
 def build_job(
-    options: Mapping[str, Any],
+    change: JobChange,
     *,
     existing: Job | None,
     now: datetime,
     allow_past: bool = False,
 ) -> Job:
-    """Validate `options` (only those given) into a new job or an edited copy of `existing`."""
-    kind = _action_kind(options, existing)
-    spec = _build_spec(kind, options, existing)
-    if options.get("tz"):
-        zone_name = get_zone(str(options["tz"])).key
+    """Validate `change` (the fields given) into a new job or an edited copy of `existing`."""
+    kind = _action_kind(change, existing)
+    spec = _build_spec(kind, change, existing)
+    if change.timezone:
+        zone_name = get_zone(change.timezone).key
     else:
         zone_name = existing.timezone if existing is not None else local_zone_name()
     trigger, schedule_text, trigger_changed = _trigger(
-        options, existing, zone_name, now, allow_past=allow_past
+        change, existing, zone_name, now, allow_past=allow_past
     )
     stored_policies = existing.policies.to_dict() if existing is not None else {}
     for name in policies.POLICY_NAMES:
-        if name in options and options[name] is not None:
-            value = policies.parse_policy(name, options[name])
+        if change.policies.get(name) is not None:
+            value = policies.parse_policy(name, change.policies[name])
             if value is None:
                 stored_policies.pop(name, None)
             else:
                 stored_policies[name] = value
-    if options.get("notify_on") is not None:
-        targets = _notify_targets(options["notify_on"])
+    if change.notify is not None:
+        targets = _notify_targets(change.notify)
         if targets:
             stored_policies["notify"] = targets
         else:
@@ -282,7 +302,7 @@ def build_job(
         raise InvalidInput("--alert-if-no-success needs a --notify-on URL to send the alert to")
     if existing is None:
         job = Job(
-            name=validate_name(str(options.get("name") or "")),
+            name=validate_name(change.name or ""),
             spec=spec,
             trigger=trigger,
             schedule=schedule_text,
@@ -298,12 +318,12 @@ def build_job(
             timezone=zone_name,
             policies=Policies.from_dict(stored_policies),
         )
-        if options.get("new_name") is not None:  # '' is refused: a job needs a name
-            job.name = validate_name(str(options["new_name"]))
-    if options.get("description") is not None:
-        job.description = str(options["description"])
-    if options.get("state"):
-        job.state = validate_state(str(options["state"]))
+        if change.new_name is not None:  # '' is refused: a job needs a name
+            job.name = validate_name(change.new_name)
+    if change.description is not None:
+        job.description = change.description
+    if change.state:
+        job.state = validate_state(change.state)
         if job.state != JobState.PAUSED:
             job.paused_reason = None
     schedule_changed = trigger_changed or (existing is not None and existing.timezone != zone_name)
@@ -315,19 +335,21 @@ def build_job(
     return job
 
 
-def _notify_targets(pairs: Iterable[Any]) -> list[dict[str, str]]:
-    """`--notify-on WHEN URL` pairs; an empty URL clears the list."""
-    targets = []
-    for when, url in pairs:
-        if not url:
+def _notify_targets(targets: Iterable[NotifyTarget]) -> list[dict[str, str]]:
+    """The targets validated; one with an empty URL clears the list."""
+    checked = []
+    for target in targets:
+        if not target.url:
             return []
-        if when not in policies.NOTIFY_WHEN:
-            raise InvalidInput(f"invalid --notify-on {when!r}: choose failure, success or always")
-        targets.append({"on": when, "url": validate_url(url, what="--notify-on URL")})
-    return targets
+        if target.on not in policies.NOTIFY_WHEN:
+            raise InvalidInput(
+                f"invalid --notify-on {target.on!r}: choose failure, success or always"
+            )
+        checked.append({"on": target.on, "url": validate_url(target.url, what="--notify-on URL")})
+    return checked
 
 
-def parse_after(items: Iterable[str]) -> list[tuple[str, str]]:
+def parse_after(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
     """`--after JOB[:succeeded|failed|finished]` (default succeeded)."""
     parsed = []
     for item in items:
@@ -340,4 +362,4 @@ def parse_after(items: Iterable[str]) -> list[tuple[str, str]]:
                 f"invalid --after {item!r}: use JOB, JOB:succeeded, JOB:failed or JOB:finished"
             )
         parsed.append((validate_name(name), when))
-    return parsed
+    return tuple(parsed)
