@@ -17,7 +17,7 @@ import pytest
 from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.catalog import add_job
-from jobctl.models import Owner
+from jobctl.models import POLICY_NAMES, JobChange, Owner
 from jobctl.store import SqliteStore, open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -57,8 +57,11 @@ def store(tmp_path: Path) -> SqliteStore:
     return open_store(tmp_path / "jobctl.db")
 
 
-def add(store: SqliteStore, name: str, **options: object) -> None:
-    add_job(store, {"name": name, "exec": "true", "tz": "UTC", **options}, T0)
+def add(store: SqliteStore, name: str, **options: str) -> None:
+    policies = {key: value for key, value in options.items() if key in POLICY_NAMES}
+    fields = {key: value for key, value in options.items() if key not in POLICY_NAMES}
+    change = JobChange(name=name, command="true", timezone="UTC", policies=policies, **fields)
+    add_job(store, change, T0)
 
 
 def statuses(db: Path) -> list[tuple[str, str, int]]:
