@@ -18,6 +18,7 @@ from jobctl.cli import (
     hook_commands,  # noqa: F401
     import_commands,  # noqa: F401
     job_commands,  # noqa: F401
+    job_views,  # noqa: F401
     ops_commands,  # noqa: F401
     run_commands,  # noqa: F401
     runs_commands,  # noqa: F401

@@ -108,7 +108,7 @@ def run_(
       jobctl run backup && echo "backup ok"
       jobctl run backup --queue --wait
     """
-    from jobctl import manual
+    from jobctl import run_now
     from jobctl.models import RunStatus
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
@@ -123,7 +123,7 @@ def run_(
         from jobctl.timeutil import utcnow
 
         get_job(store, name)
-        manual.require_daemon(store, db_path(ctx))
+        run_now.require_daemon(store, db_path(ctx))
         run_id, status = queue_manual(store, name, utcnow())
         if status == "skipped":
             raise Failed(f"run {run_id} of {name} skipped: a run is in flight (overlap skip)")
@@ -135,7 +135,7 @@ def run_(
             )
             return
         try:
-            row = manual.wait_for_run(store, run_id, on_finished=_report_waited)
+            row = run_now.wait_for_run(store, run_id, on_finished=_report_waited)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; run {run_id} of {name} goes on in the daemon: "
@@ -143,7 +143,7 @@ def run_(
             ) from None
     else:
         env = fire_environment(env_file)
-        result = manual.run_now(
+        result = run_now.run_now(
             store,
             name,
             env=env,

@@ -1,0 +1,297 @@
+"""The commands that read jobs: `list`, `show` and `next`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from jobctl.cli.complete import complete_job_names, complete_zones
+from jobctl.cli.job_options import current_time
+from jobctl.cli.shared import cli, db_option, json_option, read_db, wide_option
+from jobctl.errors import InvalidInput
+
+
+def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool) -> list[list[str]]:
+    from jobctl.jobs import action_summary
+    from jobctl.output import colour_status, unicode_ok
+    from jobctl.schedule import describe
+    from jobctl.timeutil import humanize_delta
+
+    unicode = unicode_ok()
+    rows = []
+    for job, stat in zip(jobs, stats, strict=True):
+        state = job.state + (f" ({job.paused_reason})" if job.paused_reason else "")
+        rate = f"{stat.success_rate * 100:.0f}%" if stat.success_rate is not None else "-"
+        rows.append(
+            [
+                job.name,
+                colour_status(job.state, colour, label=state),
+                describe(job.trigger, job.schedule),
+                action_summary(job),
+                humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
+                humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
+                colour_status(job.last_status, colour),
+                rate,
+                stat.strip(unicode) or "-",
+            ]
+        )
+    return rows
+
+
+@cli.command(name="list")
+@wide_option
+@db_option
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
+    """List jobs with their schedule, next run and last outcome.
+
+    On a terminal the table fits its width: long states, schedules and actions are cut
+    short, and LAST, RECENT and OK make way if needed, then as many other columns as it
+    takes. Names are always whole; --wide, or output to a pipe, shows everything.
+
+    \b
+    Examples:
+      jobctl list
+      jobctl list --wide
+      jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
+    """
+    from jobctl.catalog import list_jobs
+    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
+    from jobctl.jobs import job_to_dict
+    from jobctl.output import Column, output_width, table, to_json, use_colour
+
+    store = read_db(ctx, tidy=True)
+    jobs = list_jobs(store)
+    stats = [job_stats(store, job, LIST_STATS_WINDOW) for job in jobs]
+    if as_json:
+        click.echo(
+            to_json(
+                [
+                    job_to_dict(job) | stats_to_dict(stat)
+                    for job, stat in zip(jobs, stats, strict=True)
+                ]
+            )
+        )
+        return
+    if not jobs:
+        click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
+        return
+    # Free text is cut to fit; OK, RECENT, then LAST go when cutting is not enough.
+    columns = [
+        Column("NAME", whole=True),
+        Column("STATE", shrink=True),
+        Column("SCHEDULE", shrink=True),
+        Column("ACTION", shrink=True),
+        Column("NEXT"),
+        Column("LAST", drop=3),
+        Column("STATUS"),
+        Column("OK", drop=1),
+        Column("RECENT", drop=2),
+    ]
+    rows = _list_rows(jobs, stats, current_time(), use_colour())
+    click.echo(table(rows, columns, width=output_width(wide=wide)))
+
+
+@cli.command()
+@click.argument("name", shell_complete=complete_job_names)
+@wide_option
+@db_option
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
+    """Show everything about a job, with its next 5 fire times.
+
+    On a terminal, long values wrap onto indented lines within its width (--wide: never).
+
+    \b
+    Examples:
+      jobctl show backup
+      jobctl show backup --json
+    """
+    from jobctl import hooks
+    from jobctl.catalog import chains_of, get_job
+    from jobctl.history import job_stats, stats_to_dict
+    from jobctl.jobs import job_to_dict
+    from jobctl.output import to_json
+    from jobctl.schedule import fire_times
+
+    store = read_db(ctx, tidy=True)
+    job = get_job(store, name)
+    now = current_time()
+    plan = job.build_schedule() if job.state == "enabled" else None
+    upcoming = fire_times(plan, now, 5) if plan is not None else []
+    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
+    data["after"] = chains_of(store, job.id or 0)
+    data["webhook"] = hooks.is_enabled(store, job)
+    if as_json:
+        from jobctl.timeutil import iso_z
+
+        data["upcoming"] = [iso_z(moment) for moment in upcoming]
+        click.echo(to_json(data))
+        return
+    from jobctl.output import output_width
+
+    click.echo(_render_show(job, data, upcoming, output_width(wide=wide)))
+
+
+def _render_show(
+    job: Any, data: dict[str, Any], upcoming: list[datetime], width: int | None
+) -> str:
+    from jobctl.output import key_values
+    from jobctl.policies import as_text
+    from jobctl.schedule import describe
+    from jobctl.timeutil import get_zone, local_text
+
+    zone = get_zone(job.timezone)
+
+    def when(moment: datetime | None) -> str | None:
+        return local_text(moment, zone) if moment else None
+
+    pairs: list[tuple[str, Any]] = [
+        ("name", job.name),
+        ("description", job.description),
+        ("state", job.state + (f" ({job.paused_reason})" if job.paused_reason else "")),
+        ("action", job.action),
+    ]
+    for key, value in data["spec"].items():
+        if isinstance(value, dict):
+            value = [f"{k}: {v}" for k, v in value.items()]
+        elif job.action == "exec" and key == "shell":
+            value = "/bin/sh -c" if value else "none (the words are run directly)"
+        pairs.append((f"  {key}", value))
+    pairs += [
+        ("trigger", describe(job.trigger, job.schedule)),
+        ("timezone", job.timezone),
+        ("next run", when(job.next_run_at)),
+        ("last run", when(job.last_run_at)),
+        ("last status", job.last_status),
+        ("last success", when(job.last_success_at)),
+        (
+            "runs",
+            f"{job.runs_total} total, {job.runs_succeeded} succeeded, "
+            f"{job.runs_failed} failed, {job.runs_skipped} skipped, "
+            f"{job.runs_missed} missed",
+        ),
+        (
+            "success rate",
+            f"{data['success_rate'] * 100:.1f}%" if data["success_rate"] is not None else None,
+        ),
+        (
+            "duration",
+            f"avg {data['avg_duration_ms']} ms, p95 {data['p95_duration_ms']} ms"
+            if data["avg_duration_ms"] is not None
+            else None,
+        ),
+        ("recent", _strip(data["recent"])),
+        (
+            "policies",
+            [f"{k} {as_text(k, v)}" for k, v in data["policies"].items() if k != "notify"],
+        ),
+        ("notify", [f"{t['on']}: {t['url']}" for t in data["policies"]["notify"]]),
+        ("runs after", list(data["after"])),
+        ("webhook", "enabled (see `jobctl hook show`)" if data["webhook"] else None),
+    ]
+    text = key_values(pairs, width=width)
+    if upcoming:
+        text += f"\nnext {len(upcoming)} fires ({job.timezone}):\n"
+        text += "\n".join(f"  {local_text(moment, zone)}" for moment in upcoming)
+    return text
+
+
+def _strip(recent: list[str]) -> str | None:
+    from jobctl.history import JobStats
+    from jobctl.output import unicode_ok
+
+    return JobStats(recent=recent).strip(unicode_ok()) or None
+
+
+@cli.command(name="next")
+@click.argument("name", required=False, shell_complete=complete_job_names)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="How many fire times.",
+)
+@click.option("--after", metavar="TIME", help="Start after TIME instead of now.")
+@click.option("--cron", metavar="EXPR", help="Preview a cron expression instead of a job.")
+@click.option("--every", metavar="DURATION", help="Preview an interval instead of a job.")
+@click.option("--offset", metavar="DURATION", help="With --every: the offset.")
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    shell_complete=complete_zones,
+    help="Time zone for --cron/--every (default: the machine's).",
+)
+@db_option
+@json_option
+@click.pass_context
+def next_(
+    ctx: click.Context,
+    name: str | None,
+    count: int,
+    after: str | None,
+    cron: str | None,
+    every: str | None,
+    offset: str | None,
+    tz: str | None,
+    as_json: bool,
+) -> None:
+    """Preview the next fire times of a job, or of a cron expression or interval.
+
+    For a paused job, a note on stderr says these are the times it would fire once resumed.
+
+    \b
+    Examples:
+      jobctl next backup -n 3
+      jobctl next --cron '30 2 * * *' --tz America/New_York --after '2026-03-07 12:00'
+    """
+    from jobctl.catalog import get_job
+    from jobctl.output import to_json
+    from jobctl.schedule import build_schedule, fire_times, validate_fires
+    from jobctl.timeutil import get_zone, iso_z, local_text, local_zone_name, parse_time
+
+    if name and (cron or every):
+        raise InvalidInput("give a job NAME or --cron/--every, not both")
+    if offset and not every:
+        raise InvalidInput("--offset goes with --every")
+    if name:
+        if tz:
+            raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
+        job = get_job(read_db(ctx), name)
+        zone_name = job.timezone
+        plan = job.build_schedule()
+        if plan is None:
+            raise InvalidInput(f"job {name!r} is manual-only: it has no fire times")
+    elif cron or every:
+        if cron and every:
+            raise InvalidInput("--cron and --every cannot be combined")
+        zone_name = get_zone(tz).key if tz else local_zone_name()
+        text = cron if cron else (f"{every}+{offset}" if offset else every)
+        plan = build_schedule("cron" if cron else "every", text, zone_name)
+        assert plan is not None
+    else:
+        raise InvalidInput("give a job NAME, or --cron EXPR or --every DURATION to preview")
+    zone = get_zone(zone_name)
+    start = parse_time(after, zone, what="--after") if after else current_time()
+    if not name:
+        validate_fires(plan, start)
+    moments = fire_times(plan, start, count)
+    if name and job.state == "paused" and moments:
+        click.echo(
+            f"job {name!r} is paused: it would fire at these times once resumed "
+            f"(`jobctl resume {name}`)",
+            err=True,
+        )
+    if as_json:
+        click.echo(to_json([iso_z(moment) for moment in moments]))
+        return
+    if not moments:
+        click.echo("no fire times ahead", err=True)
+    for moment in moments:
+        click.echo(f"{local_text(moment, zone)}  {zone_name}")

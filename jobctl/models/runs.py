@@ -1,0 +1,122 @@
+"""Runs as the store returns them, the processes that own them, and the daemon's row."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from jobctl.models.words import RunStatus, RunTrigger
+
+if TYPE_CHECKING:
+    from jobctl.models.jobs import Job
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run row: a fire of a job, from the moment it was claimed or queued.
+
+    Times are aware UTC datetimes; `snapshot` and `details` are the stored JSON text.
+    `job` is the job's name when the row was read together with its job.
+    """
+
+    id: int
+    job_id: int
+    trigger: RunTrigger
+    status: RunStatus
+    attempt: int
+    scheduled_for: datetime
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    due_at: datetime | None = None
+    duration_ms: int | None = None
+    http_status: int | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    output: str | None = None
+    snapshot: str | None = None
+    details: str | None = None
+    owner_pid: int | None = None
+    owner_host: str | None = None
+    caused_by: int | None = None
+    pgid: int | None = None
+    pgid_started: int | None = None
+    job: str | None = None
+
+
+@dataclass(frozen=True)
+class DaemonRow:
+    """The last daemon's heartbeat on a database (one row; `stopped_at` once it stopped)."""
+
+    pid: int
+    host: str
+    started_at: datetime
+    last_tick_at: datetime
+    listen: str | None = None
+    stopped_at: datetime | None = None
+    log_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs a fire: orphans are found by checking it still exists."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), HOST)
+
+
+# The node name, as socket.gethostname() gives it, without importing socket (10 ms at start-up).
+HOST = os.uname().nodename
+
+
+@dataclass(frozen=True)
+class UnreadableJob:
+    """A due job whose stored row could not be read: the engine pauses it."""
+
+    id: int
+    name: str
+    error: Exception
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A queued run whose time has come, read together with its job."""
+
+    run_id: int
+    trigger: RunTrigger
+    attempt: int
+    scheduled_for: datetime
+    job: Job
+    payload: str | None = None
+    payload_type: str | None = None
+
+
+@dataclass
+class RunSelection:
+    """Which runs a listing wants, newest first: every field narrows it; `limit` 0 is all."""
+
+    job_id: int | None = None
+    statuses: Sequence[RunStatus] = ()
+    triggers: Sequence[RunTrigger] = ()
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created at or before
+    limit: int = 20
+    after_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FinishedCount:
+    """Runs of one status (of one job, where asked for) that finished in a window;
+    `slots` is how many schedule slots they stand for (a `missed` row may stand for several)."""
+
+    status: RunStatus
+    job_id: int | None
+    runs: int
+    slots: int

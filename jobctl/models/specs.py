@@ -1,0 +1,134 @@
+"""What a run does, by action kind: an HTTP request, a command, a prompt for an agent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from jobctl.models.words import ActionKind
+
+
+def _text(value: Any, default: str = "") -> str:
+    return default if value is None else str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _text_map(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+@dataclass(frozen=True)
+class HttpSpec:
+    """An HTTP request: `method` on `url` with `headers` and `body`; `expect` is the status
+    codes that count as success; `forward_payload` sends a webhook's body on (None: never
+    set, and so absent from the JSON form)."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    expect: str = "2xx"
+    forward_payload: bool | None = None
+
+    kind: ClassVar[ActionKind] = ActionKind.HTTP
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON form, keys in the order every output writes them."""
+        data: dict[str, Any] = {
+            "url": self.url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "expect": self.expect,
+        }
+        if self.forward_payload is not None:
+            data["forward_payload"] = self.forward_payload
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HttpSpec:
+        body = _optional_text(data.get("body"))
+        forward = data.get("forward_payload")
+        return cls(
+            url=_text(data.get("url")),
+            method=_text(data.get("method")) or ("POST" if body is not None else "GET"),
+            headers=_text_map(data.get("headers")),
+            body=body,
+            expect=_text(data.get("expect")) or "2xx",
+            forward_payload=None if forward is None else bool(forward),
+        )
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """A command: an argv line, or a /bin/sh line when `shell`; run in `cwd` with `env`
+    laid over the daemon's environment."""
+
+    command: str
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    shell: bool = False
+
+    kind: ClassVar[ActionKind] = ActionKind.EXEC
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON form, keys in the order every output writes them."""
+        return {
+            "command": self.command,
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "shell": self.shell,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecSpec:
+        return cls(
+            command=_text(data.get("command")),
+            cwd=_optional_text(data.get("cwd")) or None,
+            env=_text_map(data.get("env")),
+            shell=bool(data.get("shell")),
+        )
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A prompt for a named agent; its answer is posted to `deliver` when that is set."""
+
+    agent: str
+    prompt: str
+    deliver: str | None = None
+
+    kind: ClassVar[ActionKind] = ActionKind.AGENT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and JSON form, keys in the order every output writes them."""
+        return {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentSpec:
+        return cls(
+            agent=_text(data.get("agent")),
+            prompt=_text(data.get("prompt")),
+            deliver=_optional_text(data.get("deliver")) or None,
+        )
+
+
+Spec = HttpSpec | ExecSpec | AgentSpec
+SPEC_TYPES: dict[str, type[HttpSpec] | type[ExecSpec] | type[AgentSpec]] = {
+    ActionKind.HTTP: HttpSpec,
+    ActionKind.EXEC: ExecSpec,
+    ActionKind.AGENT: AgentSpec,
+}
+
+
+def spec_from_dict(action: str, data: Mapping[str, Any]) -> Spec:
+    """The typed spec of an `action` job from its stored or JSON form."""
+    try:
+        spec_type = SPEC_TYPES[action]
+    except KeyError:
+        raise ValueError(f"unknown action kind {action!r}") from None
+    return spec_type.from_dict(data)
