@@ -225,3 +225,35 @@ def make_due_now(db: Path, job: str | None = None) -> None:
             conn.execute("UPDATE jobs SET next_run_at = ? WHERE name = ?", (now, job))
     finally:
         conn.close()
+
+
+def follow_beat_until_three_runs(db: Path, *follow_args: str, columns: str | None = None) -> str:
+    """`jobctl runs beat --follow ...` against a real daemon while the job `beat` (added by
+    the caller) succeeds three times, stopped with SIGINT: what it printed. Asserts it
+    exited 0 with no traceback."""
+    env = {**os.environ, "JOBCTL_DB": str(db)}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    daemon = DaemonProcess(db).wait_ready()
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "jobctl", "runs", "beat", "--follow", *follow_args, "--limit", "0"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: len(query(db, "SELECT id FROM runs WHERE status = 'succeeded'")) >= 3,
+            what="three runs",
+        )
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=10)
+    finally:
+        daemon.stop()
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    assert "Traceback" not in err
+    return out

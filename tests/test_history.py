@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from jobctl.actions import Outcome
 from jobctl.store import SqliteStore, open_store
 from jobctl.store import sqlite as db
 from tests.conftest import Invoke
-from tests.realparts import ROOT, DaemonProcess, query, wait_until
+from tests.realparts import ROOT, follow_beat_until_three_runs
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = runs.Owner.this_process()
@@ -257,28 +256,7 @@ def test_closed_pipe_prints_no_traceback(history_db: Path) -> None:
 
 def test_follow_shows_runs_the_daemon_starts(db_path: Path, jobctl: Invoke) -> None:
     jobctl("add", "beat", "--exec", "echo beat", "--every", "1s")
-    daemon = DaemonProcess(db_path).wait_ready()
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "jobctl", "runs", "beat", "--follow", "--json", "--limit", "0"],
-        env={**os.environ, "JOBCTL_DB": str(db_path)},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until(
-            lambda: len(query(db_path, "SELECT id FROM runs WHERE status = 'succeeded'")) >= 3,
-            what="three runs",
-        )
-        follower.send_signal(signal.SIGINT)
-        out, err = follower.communicate(timeout=10)
-    finally:
-        daemon.stop()
-        if follower.poll() is None:
-            follower.kill()
-    assert follower.returncode == 0, err
-    assert "Traceback" not in err
+    out = follow_beat_until_three_runs(db_path, "--json")
     events = [json.loads(line) for line in out.splitlines()]
     assert {e["job"] for e in events} == {"beat"}
     assert any(e["status"] == "succeeded" for e in events)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from jobctl.output import Column, display_width, fit_widths, table
 from jobctl.store import SqliteStore
 from jobctl.store import sqlite as db
 from tests.conftest import Invoke
-from tests.realparts import ROOT, DaemonProcess, query, wait_until
+from tests.realparts import ROOT, follow_beat_until_three_runs
 from tests.test_history import OWNER, fill
 
 LONG_URL = "https://example.com/" + "/".join(f"segment{i}" for i in range(20)) + "?page=2"
@@ -186,27 +185,7 @@ def test_fit_widths_drops_more_columns_as_a_last_resort() -> None:
 
 def test_follow_prints_its_header_once(db_path: Path, jobctl: Invoke) -> None:
     jobctl("add", "beat", "--exec", "echo beat", "--every", "1s")
-    daemon = DaemonProcess(db_path).wait_ready()
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "jobctl", "runs", "beat", "--follow", "--limit", "0"],
-        env={**os.environ, "JOBCTL_DB": str(db_path), "COLUMNS": "80"},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until(
-            lambda: len(query(db_path, "SELECT id FROM runs WHERE status = 'succeeded'")) >= 3,
-            what="three runs",
-        )
-        follower.send_signal(signal.SIGINT)
-        out, err = follower.communicate(timeout=10)
-    finally:
-        daemon.stop()
-        if follower.poll() is None:
-            follower.kill()
-    assert follower.returncode == 0, err
+    out = follow_beat_until_three_runs(db_path, columns="80")
     lines = out.splitlines()
     assert lines[0].startswith("ID") and sum(line.startswith("ID") for line in lines) == 1
     assert len(lines) >= 3 and all(" beat " in line for line in lines[1:])
