@@ -108,6 +108,8 @@ def mark_interrupted(
         if note is None and group is not None and run.owner_host == HOST:
             note = processes.kill_group(group)
         store.interrupt_run(run.id, now, f"{reason}; {note}" if note else reason)
+        if run.job_id is None:  # an ad hoc run: no job to count it or retry it
+            continue
         store.count_executed(run.job_id, RunStatus.INTERRUPTED, run.started_at or now, final=True)
         orphans.append(
             Orphan(run.id, run.job_id, run.job or "", run.trigger, run.attempt, run.scheduled_for)

@@ -254,6 +254,7 @@ def test_completion_of_option_values(history_db: Path) -> None:
         "skipped",
         "missed",
         "interrupted",
+        "cancelled",
     ]
     assert complete(history_db, "jobctl runs alpha --status ti") == ["timed_out"]
     assert complete(history_db, "jobctl runs --trigger ma") == ["manual"]

@@ -35,6 +35,12 @@ from jobctl.models.jobs import (
 from jobctl.models.jobs import (
     StoredJob as StoredJob,
 )
+from jobctl.models.live import (
+    Event as Event,
+)
+from jobctl.models.live import (
+    OutputPiece as OutputPiece,
+)
 from jobctl.models.policies import (
     DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS,
 )
@@ -111,7 +117,13 @@ from jobctl.models.words import (
     Catchup as Catchup,
 )
 from jobctl.models.words import (
+    EventType as EventType,
+)
+from jobctl.models.words import (
     JobState as JobState,
+)
+from jobctl.models.words import (
+    OutputStream as OutputStream,
 )
 from jobctl.models.words import (
     Overlap as Overlap,

@@ -23,7 +23,7 @@ class Run:
     """
 
     id: int
-    job_id: int
+    job_id: int | None  # None for an ad hoc run (`jobctl run --exec ...`): no job behind it
     trigger: RunTrigger
     status: RunStatus
     attempt: int
@@ -45,6 +45,10 @@ class Run:
     pgid: int | None = None
     pgid_started: int | None = None
     job: str | None = None
+    # An ad hoc run's action, as JSON: {"action": "exec", "spec": {...}} (None for a job's run)
+    adhoc: str | None = None
+    cancel_requested_at: datetime | None = None  # `runs cancel` asked the owner to stop it
+    rerun_of: int | None = None  # the run a `rerun` run repeats
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     MISSED = "missed"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"  # stopped on request (`runs cancel`): executed, not failed
 
     @property
     def in_flight(self) -> bool:
@@ -32,7 +33,13 @@ class RunStatus(StrEnum):
 
 IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 EXECUTED = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.TIMED_OUT,
+        RunStatus.INTERRUPTED,
+        RunStatus.CANCELLED,
+    }
 )
 FAILURES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED})
 
@@ -46,6 +53,7 @@ class RunTrigger(StrEnum):
     RETRY = "retry"
     CATCHUP = "catchup"
     CHAIN = "chain"
+    RERUN = "rerun"  # `runs rerun`: the same job and payload as the run in `rerun_of`
 
 
 class ScheduleKind(StrEnum):
@@ -55,6 +63,31 @@ class ScheduleKind(StrEnum):
     EVERY = "every"
     ONCE = "once"
     MANUAL = "manual"
+
+
+class OutputStream(StrEnum):
+    """Which of a run's outputs a piece of it came from, as it was produced."""
+
+    STDOUT = "stdout"  # an exec job's or a command agent's standard output
+    STDERR = "stderr"  # ... and its standard error, kept apart
+    ANSWER = "answer"  # an agent's answer, token by token where the server streams
+    BODY = "body"  # an HTTP response's body
+
+
+class EventType(StrEnum):
+    """What an event in the event stream (`jobctl events`) says happened."""
+
+    RUN_STARTED = "run.started"
+    RUN_OUTPUT = "run.output"
+    RUN_FINISHED = "run.finished"
+    RUN_SKIPPED = "run.skipped"
+    RUN_MISSED = "run.missed"
+    RUN_WAITING = "run.waiting"
+    JOB_ADDED = "job.added"
+    JOB_CHANGED = "job.changed"
+    JOB_REMOVED = "job.removed"
+    DAEMON_STARTED = "daemon.started"
+    DAEMON_STOPPED = "daemon.stopped"
 
 
 class ActionKind(StrEnum):

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from jobctl.models import (
     DaemonRow,
+    Event,
+    EventType,
     FinishedCount,
     JobState,
+    OutputPiece,
     Owner,
     QueuedRun,
     Run,
@@ -199,3 +202,22 @@ class Store(Protocol):
     def newest_runs_with_id_prefix(
         self, prefix: str, limit: int
     ) -> list[tuple[int, str, RunStatus, datetime]]: ...
+
+    # live (s-live): a run's output in pieces while in flight, the event stream
+    def append_output(self, pieces: Sequence[OutputPiece]) -> None: ...
+    def output_after(
+        self, run_id: int, after_seq: int = 0, limit: int = 1000
+    ) -> list[OutputPiece]: ...
+    def last_output_lines(self, run_ids: Sequence[int]) -> dict[int, str]: ...
+    def add_event(
+        self,
+        kind: EventType,
+        now: datetime,
+        *,
+        job: str | None = None,
+        run: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int: ...
+    def events_after(self, after_id: int = 0, limit: int = 1000) -> list[Event]: ...
+    def last_event_id(self) -> int: ...
+    def delete_events_before(self, before: datetime) -> int: ...

@@ -21,6 +21,15 @@ class Connected:
         with write_transaction(self.conn):
             yield
 
+    @contextmanager
+    def joined(self) -> Iterator[None]:
+        """The caller's write transaction when one is open, else one of its own."""
+        if self.conn.in_transaction:
+            yield
+        else:
+            with write_transaction(self.conn):
+                yield
+
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction

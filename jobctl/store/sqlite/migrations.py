@@ -210,6 +210,87 @@ def _m009_run_process_group(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m010_live_runs(conn: sqlite3.Connection) -> None:
+    # Runs without a job (ad hoc: `jobctl run --exec ...`, their action kept in `adhoc`),
+    # a cancel request, the run a rerun repeats; a run's output in pieces while in flight;
+    # the event stream. SQLite cannot drop NOT NULL in place: the runs table is rebuilt (no
+    # foreign key points at it), its indexes re-created as they were.
+    indexes = [
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' "
+            "AND sql IS NOT NULL"
+        )
+    ]
+    execute_script(
+        conn,
+        """
+        CREATE TABLE runs_rebuilt (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER REFERENCES jobs (id) ON DELETE CASCADE,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            scheduled_for TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            duration_ms INTEGER,
+            http_status INTEGER,
+            exit_code INTEGER,
+            error TEXT,
+            output TEXT,
+            snapshot TEXT,
+            details TEXT,
+            owner_pid INTEGER,
+            owner_host TEXT,
+            created_at TEXT NOT NULL,
+            due_at TEXT,
+            caused_by INTEGER,
+            pgid INTEGER,
+            pgid_started INTEGER,
+            adhoc TEXT,
+            cancel_requested_at TEXT,
+            rerun_of INTEGER
+        );
+        INSERT INTO runs_rebuilt (
+            id, job_id, trigger, status, attempt, scheduled_for, started_at, finished_at,
+            duration_ms, http_status, exit_code, error, output, snapshot, details, owner_pid,
+            owner_host, created_at, due_at, caused_by, pgid, pgid_started
+        )
+        SELECT
+            id, job_id, trigger, status, attempt, scheduled_for, started_at, finished_at,
+            duration_ms, http_status, exit_code, error, output, snapshot, details, owner_pid,
+            owner_host, created_at, due_at, caused_by, pgid, pgid_started
+        FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_rebuilt RENAME TO runs;
+
+        CREATE TABLE run_output (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            stream TEXT NOT NULL,
+            at TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            type TEXT NOT NULL,
+            job TEXT,
+            run INTEGER,
+            data TEXT
+        );
+        CREATE INDEX events_at ON events (at);
+        """,
+    )
+    for sql in indexes:
+        conn.execute(sql)
+    conn.execute("CREATE INDEX runs_adhoc ON runs (id) WHERE job_id IS NULL")
+    conn.execute("CREATE INDEX runs_cancel ON runs (id) WHERE cancel_requested_at IS NOT NULL")
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -221,6 +302,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("exec jobs stored without `shell` keep running without one", _m007_exec_shell_explicit),
     ("webhook deliveries seen, against replays", _m008_webhook_deliveries),
     ("exec runs' process groups", _m009_run_process_group),
+    ("ad hoc runs, cancel, rerun; output in pieces; the event stream", _m010_live_runs),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

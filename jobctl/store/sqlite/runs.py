@@ -48,6 +48,9 @@ def run_from_row(row: sqlite3.Row) -> Run:
         pgid=row["pgid"],
         pgid_started=row["pgid_started"],
         job=row["job"] if "job" in keys else None,
+        adhoc=row["adhoc"],
+        cancel_requested_at=_time(row["cancel_requested_at"]),
+        rerun_of=row["rerun_of"],
     )
 
 

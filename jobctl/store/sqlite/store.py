@@ -15,6 +15,7 @@ from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
+from jobctl.store.sqlite.live import LiveOps
 from jobctl.store.sqlite.runs import RunOps
 
 
@@ -29,6 +30,7 @@ class SqliteStore(
     DefinitionOps,
     HistoryOps,
     CompletionOps,
+    LiveOps,
 ):
     """A jobctl database in SQLite.
 

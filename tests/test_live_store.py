@@ -1,0 +1,84 @@
+"""The live store operations: output pieces and events, and migration 10 keeping old runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from jobctl.models import EventType, OutputPiece, OutputStream
+from jobctl.store import open_store
+from jobctl.store.sqlite.migrations import MIGRATIONS, migrate
+
+NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+
+
+def test_output_pieces_come_back_in_order_after_a_seq(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "jobs.db")
+    conn = store.conn
+    conn.execute(
+        "INSERT INTO runs (trigger, status, scheduled_for, created_at) "
+        "VALUES ('manual', 'running', '2026-11-30T07:00:00Z', '2026-11-30T07:00:00Z')"
+    )
+    pieces = [
+        OutputPiece(1, 1, OutputStream.STDOUT, NOW, "one\n"),
+        OutputPiece(1, 2, OutputStream.STDERR, NOW, "oops\n"),
+        OutputPiece(1, 3, OutputStream.STDOUT, NOW, "two\n"),
+    ]
+    store.append_output(pieces)
+    store.append_output(pieces[2:])  # a repeat is ignored
+    assert store.output_after(1) == pieces
+    assert [p.text for p in store.output_after(1, 1)] == ["oops\n", "two\n"]
+    assert store.last_output_lines([1, 2]) == {1: "two\n"}
+
+
+def test_events_increase_and_resume_after_an_id(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "jobs.db")
+    first = store.add_event(EventType.JOB_ADDED, NOW, job="a")
+    with store.write():
+        second = store.add_event(EventType.RUN_STARTED, NOW, job="a", run=7, data={"attempt": 1})
+    assert second > first
+    assert [e.id for e in store.events_after(first)] == [second]
+    assert store.events_after(first)[0].data == {"attempt": 1}
+    assert store.last_event_id() == second
+    assert store.delete_events_before(NOW + timedelta(days=1)) == 1
+    assert store.last_event_id() == second  # the newest is kept: ids go on increasing
+    third = store.add_event(EventType.JOB_REMOVED, NOW, job="a")
+    assert third > second
+
+
+def test_migration_10_keeps_runs_and_their_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrate(conn, MIGRATIONS[:9])
+    conn.execute(
+        "INSERT INTO jobs (name, action, spec, trigger, schedule, timezone, state, policies, "
+        "created_at, updated_at) VALUES ('a', 'exec', '{}', 'manual', NULL, 'UTC', "
+        "'enabled', '{}', 'x', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at, output) "
+        "VALUES (1, 'manual', 'succeeded', 's', 'c', 'hello')"
+    )
+    before = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'"
+        )
+    }
+    migrate(conn)
+    after = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'"
+        )
+    }
+    assert before <= after
+    assert conn.execute("SELECT job_id, output FROM runs").fetchall() == [(1, "hello")]
+    conn.execute(  # a run with no job may now be stored
+        "INSERT INTO runs (trigger, status, scheduled_for, created_at) "
+        "VALUES ('manual', 'running', 's', 'c')"
+    )
+    conn.execute("DELETE FROM jobs")  # and a job's runs still go with it
+    assert conn.execute("SELECT count(*) FROM runs WHERE job_id IS NOT NULL").fetchone() == (0,)
