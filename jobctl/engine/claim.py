@@ -97,132 +97,202 @@ def claim_due(
     row per gap, `gap_cause` saying why) and handled by the job's catch-up policy; later
     slots are due, maybe late.
     """
-    step = Step()
     with store.write():
-        active = store.running_counts()
+        claiming = Claiming(store, now, owner, awake_since, gap_cause, store.running_counts())
         for job in store.due_jobs(now, limit):
-            _claim_isolated(store, job, now, awake_since, owner, active, step, gap_cause)
-        _claim_queued(store, now, owner, active, step)
-    return step
+            claiming.claim_job(job)
+        claiming.start_queued()
+    return claiming.step
 
 
-def _claim_isolated(
-    store: Store,
-    job: Job | UnreadableJob,
-    now: datetime,
-    awake_since: datetime,
-    owner: Owner,
-    active: dict[int, int],
-    step: Step,
-    gap_cause: str = NO_DAEMON,
-) -> None:
-    """Claim one job's slots; a job that cannot be scheduled is paused, not retried forever."""
-    if isinstance(job, UnreadableJob):
-        _pause_broken(store, job.id, job.name, job.error, step)
-        return
-    assert job.id is not None
-    try:
-        plan = job.build_schedule()
-        if plan is not None and job.next_run_at is not None:
-            plan.next_after(job.next_run_at)  # fails here, before anything is written
-    except Exception as exc:  # a broken row must not stop every other job from firing
-        _pause_broken(store, job.id, job.name, exc, step)
-        return
-    if plan is None or job.next_run_at is None or job.next_run_at >= awake_since:
-        _claim_job_slots(store, job, plan, now, awake_since, owner, active, step, gap_cause)
-        return
-    # A gap walks many slots and writes several rows: undo them all if it fails.
-    claims_before = len(step.claims)
-    try:
-        with store.savepoint():
-            _claim_job_slots(store, job, plan, now, awake_since, owner, active, step, gap_cause)
-    except Exception as exc:
-        del step.claims[claims_before:]
-        _pause_broken(store, job.id, job.name, exc, step)
+@dataclass
+class Claiming:
+    """One claim transaction: what every claiming rule needs, in one place.
 
+    The store it writes in, the moment it claims for, who claims, since when a daemon has
+    been watching (earlier slots are a gap) and why a gap's slots passed; `active` counts
+    each job's runs in flight and grows as runs are claimed, so the overlap policy sees
+    them; `step` collects what was claimed, skipped, queued, missed and paused.
+    """
 
-def _pause_broken(store: Store, job_id: int, name: str, exc: Exception, step: Step) -> None:
-    reason = f"paused: its schedule could not be computed ({exc})"
-    store.pause_unschedulable(job_id, reason[:300])
-    step.broken.append((name, reason))
+    store: Store
+    now: datetime
+    owner: Owner
+    awake_since: datetime
+    gap_cause: str = NO_DAEMON
+    active: dict[int, int] = field(default_factory=dict)
+    step: Step = field(default_factory=Step)
 
+    def claim_job(self, job: Job | UnreadableJob) -> None:
+        """Claim one job's slots; a job that cannot be scheduled is paused, not retried
+        forever."""
+        if isinstance(job, UnreadableJob):
+            self._pause_broken(job.id, job.name, job.error)
+            return
+        assert job.id is not None
+        try:
+            timetable = job.build_schedule()
+            if timetable is not None and job.next_run_at is not None:
+                timetable.next_after(job.next_run_at)  # fails here, before anything is written
+        except Exception as exc:  # a broken row must not stop every other job from firing
+            self._pause_broken(job.id, job.name, exc)
+            return
+        if timetable is None or job.next_run_at is None or job.next_run_at >= self.awake_since:
+            self._claim_slots(job, timetable)
+            return
+        # A gap walks many slots and writes several rows: undo them all if it fails.
+        claims_before = len(self.step.claims)
+        try:
+            with self.store.savepoint():
+                self._claim_slots(job, timetable)
+        except Exception as exc:
+            del self.step.claims[claims_before:]
+            self._pause_broken(job.id, job.name, exc)
 
-def _claim_job_slots(
-    store: Store,
-    job: Job,
-    plan: Schedule | None,
-    now: datetime,
-    awake_since: datetime,
-    owner: Owner,
-    active: dict[int, int],
-    step: Step,
-    gap_cause: str = NO_DAEMON,
-) -> None:
-    assert job.id is not None and job.next_run_at is not None
-    slot: datetime | None = job.next_run_at
-    last_slot = job.last_slot_at
-    if plan is None:  # a manual job with a stale next_run_at: nothing to fire
-        slot = None
-    elif slot is not None and slot < awake_since:
-        slot, last_slot = _handle_gap(
-            store, job, plan, slot, now, awake_since, owner, active, step, gap_cause
+    def _pause_broken(self, job_id: int, name: str, exc: Exception) -> None:
+        reason = f"paused: its schedule could not be computed ({exc})"
+        self.store.pause_unschedulable(job_id, reason[:300])
+        self.step.broken.append((name, reason))
+
+    def _claim_slots(self, job: Job, timetable: Schedule | None) -> None:
+        """Fire (or skip, or queue) the job's due slots, at most a few per step, and move
+        the job on to its next slot; a gap before them is handled first."""
+        assert job.id is not None and job.next_run_at is not None
+        slot: datetime | None = job.next_run_at
+        last_slot = job.last_slot_at
+        if timetable is None:  # a manual job with a stale next_run_at: nothing to fire
+            slot = None
+        elif slot is not None and slot < self.awake_since:
+            slot, last_slot = self._handle_gap(job, timetable, slot)
+        fired = 0
+        while slot is not None and slot <= self.now and fired < MAX_SLOTS_PER_TICK:
+            self._fire_or_skip(job, RunTrigger.SCHEDULE, slot)
+            last_slot = slot
+            fired += 1
+            slot = timetable.next_after(slot) if timetable is not None else None
+        once_done = job.trigger == ScheduleKind.ONCE and slot is None
+        moved = self.store.advance_job(
+            job.id,
+            claimed_next_run_at=job.next_run_at,
+            next_run_at=slot,
+            last_slot_at=last_slot,
+            state=JobState.COMPLETED if once_done else job.state,
         )
-    fired = 0
-    while slot is not None and slot <= now and fired < MAX_SLOTS_PER_TICK:
-        _fire_or_skip(store, job, RunTrigger.SCHEDULE, slot, now, owner, active, step)
-        last_slot = slot
-        fired += 1
-        slot = plan.next_after(slot) if plan is not None else None
-    state = JobState.COMPLETED if job.trigger == ScheduleKind.ONCE and slot is None else job.state
-    moved = store.advance_job(
-        job.id,
-        claimed_next_run_at=job.next_run_at,
-        next_run_at=slot,
-        last_slot_at=last_slot,
-        state=state,
-    )
-    if not moved:  # someone else moved the job on: undo this job's claims
-        raise RuntimeError(f"lost the claim on job {job.name!r}")
+        if not moved:  # someone else moved the job on: undo this job's claims
+            raise RuntimeError(f"lost the claim on job {job.name!r}")
 
-
-def _fire_or_skip(
-    store: Store,
-    job: Job,
-    trigger: RunTrigger,
-    slot: datetime,
-    now: datetime,
-    owner: Owner,
-    active: dict[int, int],
-    step: Step,
-) -> None:
-    """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
-    assert job.id is not None
-    overlap = job.effective_policies().overlap
-    if active.get(job.id) and overlap != Overlap.ALLOW:
-        if overlap == Overlap.QUEUE and not store.has_queued(job.id):
+    def _fire_or_skip(self, job: Job, trigger: RunTrigger, slot: datetime) -> None:
+        """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
+        assert job.id is not None
+        store, now = self.store, self.now
+        overlap = job.effective_policies().overlap
+        if self.active.get(job.id) and overlap != Overlap.ALLOW:
+            if overlap == Overlap.QUEUE and not store.has_queued(job.id):
+                store.insert_run(
+                    job_id=job.id,
+                    trigger=trigger,
+                    status=RunStatus.QUEUED,
+                    scheduled_for=slot,
+                    now=now,
+                    due_at=slot,
+                )
+                self.step.queued.append((job.name, slot))
+                return
             store.insert_run(
                 job_id=job.id,
                 trigger=trigger,
-                status=RunStatus.QUEUED,
+                status=RunStatus.SKIPPED,
                 scheduled_for=slot,
                 now=now,
-                due_at=slot,
+                error="skipped: the previous run was still running (overlap skip)",
             )
-            step.queued.append((job.name, slot))
+            store.count_skipped(job.id)
+            self.step.skipped.append((job.name, slot, trigger))
             return
-        store.insert_run(
-            job_id=job.id,
-            trigger=trigger,
-            status=RunStatus.SKIPPED,
-            scheduled_for=slot,
-            now=now,
-            error="skipped: the previous run was still running (overlap skip)",
-        )
-        store.count_skipped(job.id)
-        step.skipped.append((job.name, slot, trigger))
-        return
-    step.claims.append(claim_run(store, job, trigger, slot, now, owner, attempt=1))
-    active[job.id] = active.get(job.id, 0) + 1
+        self.step.claims.append(claim_run(store, job, trigger, slot, now, self.owner, attempt=1))
+        self.active[job.id] = self.active.get(job.id, 0) + 1
+
+    def _handle_gap(
+        self, job: Job, timetable: Schedule, first: datetime
+    ) -> tuple[datetime | None, datetime | None]:
+        """Record the slots in [first, awake_since) as missed and fire catch-up runs.
+
+        Returns the first slot at or after awake_since and the last slot handled.
+        """
+        assert job.id is not None
+        store, now = self.store, self.now
+        policy = job.effective_policies()
+        window = timedelta(seconds=policy.catchup_window)
+        keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy.catchup]
+        gap = walk_gap(timetable, first, self.awake_since, now - window, keep)
+        catchups = gap.recent
+        missed_count = gap.count - len(catchups)
+        if missed_count > 0:
+            last_missed = gap.newest_missed
+            details = {
+                "missed_count": missed_count,
+                "missed_until": iso_z(last_missed),
+                "estimated": gap.estimated,
+            }
+            store.insert_run(
+                job_id=job.id,
+                trigger=RunTrigger.SCHEDULE,
+                status=RunStatus.MISSED,
+                scheduled_for=first,
+                now=now,
+                details=details,
+                error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
+                f"{iso_z(first)} to {iso_z(last_missed)}: {self.gap_cause}",
+            )
+            store.count_missed(job.id, missed_count)
+            self.step.missed.append(
+                (job.name, missed_count, first, last_missed or first, self.gap_cause)
+            )
+        for index, slot in enumerate(catchups):
+            if index and policy.overlap != Overlap.ALLOW:
+                # `--catchup all` fires every slot, one after another unless overlap allows more.
+                store.insert_run(
+                    job_id=job.id,
+                    trigger=RunTrigger.CATCHUP,
+                    status=RunStatus.QUEUED,
+                    scheduled_for=slot,
+                    now=now,
+                    due_at=slot,
+                )
+            else:
+                self._fire_or_skip(job, RunTrigger.CATCHUP, slot)
+        return timetable.next_after(self.awake_since - TINY), gap.last
+
+    def start_queued(self) -> None:
+        """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
+        store, now = self.store, self.now
+        for queued in store.due_queued_runs(now):
+            job = queued.job
+            assert job.id is not None
+            if queued.trigger in AUTOMATIC and job.state == JobState.PAUSED:
+                store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
+                store.count_skipped(job.id)
+                continue
+            overlap = job.effective_policies().overlap
+            if self.active.get(job.id) and overlap != Overlap.ALLOW:
+                if overlap == Overlap.SKIP and queued.trigger in ASKED_FOR:
+                    # Re-checked as it starts: a slot claimed meanwhile is in flight now.
+                    store.skip_queued_run(queued.run_id, now, IN_FLIGHT_SKIP)
+                    store.count_skipped(job.id)
+                continue  # otherwise it waits for the run in flight
+            store.start_queued_run(queued.run_id, now, self.owner)
+            claim = Claim(
+                queued.run_id,
+                job,
+                queued.trigger,
+                queued.attempt,
+                queued.scheduled_for,
+                now,
+                payload=queued.payload,
+                payload_type=queued.payload_type,
+            )
+            self.step.claims.append(prepare(store, claim))
+            self.active[job.id] = self.active.get(job.id, 0) + 1
 
 
 def claim_run(
@@ -267,106 +337,6 @@ def prepare(store: Store, claim: Claim) -> Claim:
         assert claim.job.id is not None
         claim.last_output = store.last_success_output(claim.job.id) or ""
     return claim
-
-
-def _handle_gap(
-    store: Store,
-    job: Job,
-    plan: Schedule,
-    first: datetime,
-    now: datetime,
-    awake_since: datetime,
-    owner: Owner,
-    active: dict[int, int],
-    step: Step,
-    gap_cause: str = NO_DAEMON,
-) -> tuple[datetime | None, datetime | None]:
-    """Record the slots in [first, awake_since) as missed and fire catch-up runs.
-
-    Returns the first slot at or after awake_since and the last slot handled.
-    """
-    assert job.id is not None
-    policy = job.effective_policies()
-    window = timedelta(seconds=policy.catchup_window)
-    keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy.catchup]
-    gap = walk_gap(plan, first, awake_since, now - window, keep)
-    catchups = gap.recent
-    missed_count = gap.count - len(catchups)
-    if missed_count > 0:
-        last_missed = gap.newest_missed
-        details = {
-            "missed_count": missed_count,
-            "missed_until": iso_z(last_missed),
-            "estimated": gap.estimated,
-        }
-        store.insert_run(
-            job_id=job.id,
-            trigger=RunTrigger.SCHEDULE,
-            status=RunStatus.MISSED,
-            scheduled_for=first,
-            now=now,
-            details=details,
-            error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
-            f"{iso_z(first)} to {iso_z(last_missed)}: {gap_cause}",
-        )
-        store.count_missed(job.id, missed_count)
-        step.missed.append((job.name, missed_count, first, last_missed or first, gap_cause))
-    for index, slot in enumerate(catchups):
-        if index and policy.overlap != Overlap.ALLOW:
-            # `--catchup all` fires every slot, one after another unless overlap allows more.
-            store.insert_run(
-                job_id=job.id,
-                trigger=RunTrigger.CATCHUP,
-                status=RunStatus.QUEUED,
-                scheduled_for=slot,
-                now=now,
-                due_at=slot,
-            )
-        else:
-            _fire_or_skip(store, job, RunTrigger.CATCHUP, slot, now, owner, active, step)
-    return plan.next_after(awake_since - TINY), gap.last
-
-
-def _claim_queued(
-    store: Store,
-    now: datetime,
-    owner: Owner,
-    active: dict[int, int],
-    step: Step,
-) -> None:
-    """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
-    for queued in store.due_queued_runs(now):
-        job = queued.job
-        assert job.id is not None
-        if queued.trigger in AUTOMATIC and job.state == JobState.PAUSED:
-            store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
-            store.count_skipped(job.id)
-            continue
-        overlap = job.effective_policies().overlap
-        if active.get(job.id) and overlap != Overlap.ALLOW:
-            if overlap == Overlap.SKIP and queued.trigger in ASKED_FOR:
-                # Re-checked as it starts: a slot claimed meanwhile is in flight now.
-                store.skip_queued_run(queued.run_id, now, IN_FLIGHT_SKIP)
-                store.count_skipped(job.id)
-                continue
-            continue  # waits for the run in flight
-        store.start_queued_run(queued.run_id, now, owner)
-        step.claims.append(
-            prepare(
-                store,
-                Claim(
-                    queued.run_id,
-                    job,
-                    queued.trigger,
-                    queued.attempt,
-                    queued.scheduled_for,
-                    now,
-                    payload=queued.payload,
-                    payload_type=queued.payload_type,
-                ),
-            )
-        )
-        active[job.id] = active.get(job.id, 0) + 1
 
 
 def next_wake(store: Store) -> datetime | None:
