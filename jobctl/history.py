@@ -216,16 +216,16 @@ def upcoming_fires(store: Store, now: datetime, count: int) -> list[tuple[str, d
     """The next `count` fires across all jobs (a frequent job may fill several)."""
     fires: list[tuple[datetime, str]] = []
     for job in store.jobs_next_to_fire(count):
-        plan = job.build_schedule()
+        timetable = job.build_schedule()
         moment: datetime | None = job.next_run_at
         assert moment is not None
-        if moment < now and plan is not None:  # no daemon ran: those slots are not coming
-            moment = plan.next_after(now)
+        if moment < now and timetable is not None:  # no daemon ran: those slots are not coming
+            moment = timetable.next_after(now)
             if moment is None:
                 continue
         fires.append((moment, job.name))
         for _ in range(count - 1):
-            moment = plan.next_after(moment) if plan is not None and moment else None
+            moment = timetable.next_after(moment) if timetable is not None and moment else None
             if moment is None:
                 break
             fires.append((moment, job.name))

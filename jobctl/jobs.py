@@ -149,15 +149,15 @@ def validate_state(state: str) -> str:
 
 def compute_next_run(job: Job, now: datetime, *, validate: bool = False) -> datetime | None:
     """The next fire after now (or after the last fired slot), None when nothing is scheduled."""
-    plan = job.build_schedule()
-    if plan is None:
+    timetable = job.build_schedule()
+    if timetable is None:
         return None
     if validate and job.trigger != ScheduleKind.ONCE:
-        schedule.validate_fires(plan, now)
+        schedule.validate_fires(timetable, now)
     if job.state != JobState.ENABLED:
         return None
     after = max(now, job.last_slot_at) if job.last_slot_at else now
-    return plan.next_after(after)
+    return timetable.next_after(after)
 
 
 # ---------------------------------------------------------------------------- rendering

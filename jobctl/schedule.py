@@ -51,6 +51,14 @@ _PARSE_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Schedule(Protocol):
+    """A job's timetable: the object that answers "when is the next slot?".
+
+    A job's `schedule` is the text it was given (a cron expression, an interval, a time);
+    the `Schedule` built from that text is called its **timetable** wherever it is held
+    (`timetable = job.build_schedule()`), so "plan" keeps its one meaning: the preview of an
+    `apply` or an `import`.
+    """
+
     def next_after(self, after: datetime) -> datetime | None:
         """The first fire strictly after `after`, in the job's zone; None if none is left."""
         ...
@@ -302,34 +310,34 @@ def build_schedule(trigger: str, schedule: str | None, zone_name: str) -> Schedu
     return OnceSchedule(parse_time(schedule, zone).astimezone(zone))
 
 
-def fire_times(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
-    """The next `count` fires strictly after `after` (fewer if the schedule ends)."""
+def fire_times(timetable: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next `count` fires strictly after `after` (fewer if the timetable ends)."""
     fires: list[datetime] = []
     moment: datetime | None = after
     while len(fires) < count and moment is not None:
-        moment = schedule.next_after(moment)
+        moment = timetable.next_after(moment)
         if moment is not None:
             fires.append(moment)
     return fires
 
 
-def validate_fires(schedule: Schedule, now: datetime) -> datetime:
+def validate_fires(timetable: Schedule, now: datetime) -> datetime:
     """The next fire after `now`; InvalidInput when there is none, so no dead job is saved."""
-    fire = schedule.next_after(now)
+    fire = timetable.next_after(now)
     if fire is None:
-        raise InvalidInput(_never_fires_message(schedule, now))
+        raise InvalidInput(_never_fires_message(timetable, now))
     return fire
 
 
-def _never_fires_message(schedule: Schedule, now: datetime) -> str:
-    if isinstance(schedule, CronSchedule):
-        return f"cron expression {schedule.expr!r} never fires: no date matches it"
-    if isinstance(schedule, OnceSchedule):
+def _never_fires_message(timetable: Schedule, now: datetime) -> str:
+    if isinstance(timetable, CronSchedule):
+        return f"cron expression {timetable.expr!r} never fires: no date matches it"
+    if isinstance(timetable, OnceSchedule):
         return (
-            f"time {_once_text(schedule.at)} never fires: it is not after now "
-            f"({_once_text(now.astimezone(schedule.at.tzinfo))})"
+            f"time {_once_text(timetable.at)} never fires: it is not after now "
+            f"({_once_text(now.astimezone(timetable.at.tzinfo))})"
         )
-    return f"schedule {schedule!r} never fires"
+    return f"schedule {timetable!r} never fires"
 
 
 def describe(trigger: str, schedule: str | None) -> str:

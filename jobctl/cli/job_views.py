@@ -121,8 +121,8 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     store = read_db(ctx, tidy=True)
     job = get_job(store, name)
     now = current_time()
-    plan = job.build_schedule() if job.state == "enabled" else None
-    upcoming = fire_times(plan, now, 5) if plan is not None else []
+    timetable = job.build_schedule() if job.state == "enabled" else None
+    upcoming = fire_times(timetable, now, 5) if timetable is not None else []
     data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
     data["after"] = chains_of(store, job.id or 0)
     data["webhook"] = hooks.is_enabled(store, job)
@@ -265,23 +265,23 @@ def next_(
             raise InvalidInput("--tz goes with --cron/--every; a job uses its own zone")
         job = get_job(read_db(ctx), name)
         zone_name = job.timezone
-        plan = job.build_schedule()
-        if plan is None:
+        timetable = job.build_schedule()
+        if timetable is None:
             raise InvalidInput(f"job {name!r} is manual-only: it has no fire times")
     elif cron or every:
         if cron and every:
             raise InvalidInput("--cron and --every cannot be combined")
         zone_name = get_zone(tz).key if tz else local_zone_name()
         text = cron if cron else (f"{every}+{offset}" if offset else every)
-        plan = build_schedule("cron" if cron else "every", text, zone_name)
-        assert plan is not None
+        timetable = build_schedule("cron" if cron else "every", text, zone_name)
+        assert timetable is not None
     else:
         raise InvalidInput("give a job NAME, or --cron EXPR or --every DURATION to preview")
     zone = get_zone(zone_name)
     start = parse_time(after, zone, what="--after") if after else current_time()
     if not name:
-        validate_fires(plan, start)
-    moments = fire_times(plan, start, count)
+        validate_fires(timetable, start)
+    moments = fire_times(timetable, start, count)
     if name and job.state == "paused" and moments:
         click.echo(
             f"job {name!r} is paused: it would fire at these times once resumed "

@@ -26,11 +26,11 @@ class Gap:
 
 
 def walk_gap(
-    plan: Schedule, first: datetime, end: datetime, window_start: datetime, keep: int
+    timetable: Schedule, first: datetime, end: datetime, window_start: datetime, keep: int
 ) -> Gap:
     """Count the slots in [first, end) and keep the newest `keep` of them within the window."""
-    if isinstance(plan, EverySchedule):
-        return _every_gap(plan, first, end, window_start, keep)
+    if isinstance(timetable, EverySchedule):
+        return _every_gap(timetable, first, end, window_start, keep)
     recent: list[datetime] = []
     before: datetime | None = None
     count = 0
@@ -45,7 +45,7 @@ def walk_gap(
                 before = recent.pop(0)
         elif not recent:
             before = slot
-        slot = plan.next_after(slot)
+        slot = timetable.next_after(slot)
     estimated = slot is not None and slot < end
     if estimated and last is not None and count > 1:
         # A very long gap of a very frequent cron job: estimate the rest from the pace so far.
@@ -55,18 +55,18 @@ def walk_gap(
 
 
 def _every_gap(
-    plan: EverySchedule, first: datetime, end: datetime, window_start: datetime, keep: int
+    timetable: EverySchedule, first: datetime, end: datetime, window_start: datetime, keep: int
 ) -> Gap:
     """Intervals keep exact spacing, so a gap of any size is counted by arithmetic."""
-    after_gap = plan.next_after(end - TINY)
+    after_gap = timetable.next_after(end - TINY)
     assert after_gap is not None
-    last = after_gap - plan.every
+    last = after_gap - timetable.every
     if last < first:
         last = first
-    count = int((last - first) / plan.every) + 1
+    count = int((last - first) / timetable.every) + 1
     recent: list[datetime] = []
     slot = last
     while keep and len(recent) < keep and slot >= first and slot >= window_start:
         recent.insert(0, slot)
-        slot = slot - plan.every
+        slot = slot - timetable.every
     return Gap(count, last, recent, slot if slot >= first else None, False)

@@ -1,6 +1,11 @@
 """The words jobctl is built from, as types: one word per idea.
 
-- A job's **schedule kind** says how its slots are computed (cron, every, once, manual).
+- A job's **schedule kind** says how its slots are computed (cron, every, once, manual);
+  its **schedule** is the text it was given (`*/5 * * * *`, `10m`, a time), and its
+  **timetable** is the `schedule.Schedule` object built from the two that gives the next
+  slot (`job.build_schedule()`).
+- A **plan** is only the preview of an `apply` or an `import crontab`: what would be added,
+  changed and removed.
 - A run's **trigger** says why that run started (a schedule slot, a person, a webhook ...).
 - A run's **status** is where it is in its life: queued or running while in flight, then one
   terminal status.
