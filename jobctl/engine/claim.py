@@ -98,7 +98,14 @@ def claim_due(
     slots are due, maybe late.
     """
     with store.write():
-        claiming = Claiming(store, now, owner, awake_since, gap_cause, store.running_counts())
+        claiming = Claiming(
+            store,
+            now,
+            owner,
+            awake_since=awake_since,
+            gap_cause=gap_cause,
+            active=store.running_counts(),
+        )
         for job in store.due_jobs(now, limit):
             claiming.claim_job(job)
         claiming.start_queued()
