@@ -196,7 +196,9 @@ class _JobBuilder:
     def __init__(self, now: datetime) -> None:
         self.now = now
         # (cron, every, at, timezone, state) -> (trigger, schedule, next_run_at)
-        self._schedules: dict[tuple[str | None, ...], tuple[str, str | None, datetime | None]] = {}
+        self._schedules: dict[
+            tuple[str | None, ...], tuple[ScheduleKind, str | None, datetime | None]
+        ] = {}
 
     def build(self, change: JobChange) -> Job:
         # Past one-shot times are refused by the caller, which knows the stored job.
@@ -207,18 +209,18 @@ class _JobBuilder:
         known = self._schedules.get(key)
         if known is None:
             job = build_job(change, existing=None, now=self.now, allow_past=True)
-            self._schedules[key] = (job.trigger, job.schedule, job.next_run_at)
+            self._schedules[key] = (job.schedule_kind, job.schedule, job.next_run_at)
             return job
         manual = replace(change, cron=None, every=None, at=None, manual=True)
         job = build_job(manual, existing=None, now=self.now, allow_past=True)
-        job.trigger, job.schedule, job.next_run_at = known
+        job.schedule_kind, job.schedule, job.next_run_at = known
         return job
 
 
 def _once_at(job: Job) -> datetime | None:
     return (
         datetime.fromisoformat(job.schedule)
-        if job.trigger == ScheduleKind.ONCE and job.schedule
+        if job.schedule_kind == ScheduleKind.ONCE and job.schedule
         else None
     )
 
@@ -250,7 +252,7 @@ def _keep_fired_one_shot(new: Job, old: Job, now: datetime) -> None:
 
 
 def _timing_key(job: Job) -> tuple[str, str | None, str]:
-    return job.trigger, job.schedule, job.timezone
+    return job.schedule_kind, job.schedule, job.timezone
 
 
 def _definition(job: Job) -> tuple[Any, ...]:
@@ -261,7 +263,7 @@ def _definition(job: Job) -> tuple[Any, ...]:
         job.state,
         job.action,
         job.spec,
-        job.trigger,
+        job.schedule_kind,
         job.schedule,
         job.timezone,
         job.policies,
@@ -279,7 +281,7 @@ def _merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
         description=new.description,
         state=new.state,
         spec=new.spec,
-        trigger=new.trigger,
+        schedule_kind=new.schedule_kind,
         schedule=new.schedule,
         timezone=new.timezone,
         policies=new.policies,

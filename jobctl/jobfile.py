@@ -65,7 +65,7 @@ def export_entry(job: Job) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": job.name}
     if job.description:
         entry["description"] = job.description
-    entry["state"], entry["action"], entry["trigger"] = job.state, job.action, job.trigger
+    entry["state"], entry["action"], entry["trigger"] = job.state, job.action, job.schedule_kind
     if job.schedule is not None:
         entry["schedule"] = job.schedule
     entry["timezone"] = job.timezone

@@ -152,7 +152,7 @@ def compute_next_run(job: Job, now: datetime, *, validate: bool = False) -> date
     plan = job.build_schedule()
     if plan is None:
         return None
-    if validate and job.trigger != ScheduleKind.ONCE:
+    if validate and job.schedule_kind != ScheduleKind.ONCE:
         schedule.validate_fires(plan, now)
     if job.state != JobState.ENABLED:
         return None
@@ -181,7 +181,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "state": job.state,
         "paused_reason": job.paused_reason,
         "action": job.action,
-        "trigger": job.trigger,
+        "trigger": job.schedule_kind,
         "schedule": job.schedule,
         "timezone": job.timezone,
         "next_run_at": iso_z(job.next_run_at),

@@ -173,7 +173,9 @@ def _claim_job_slots(
         last_slot = slot
         fired += 1
         slot = plan.next_after(slot) if plan is not None else None
-    state = JobState.COMPLETED if job.trigger == ScheduleKind.ONCE and slot is None else job.state
+    state = (
+        JobState.COMPLETED if job.schedule_kind == ScheduleKind.ONCE and slot is None else job.state
+    )
     moved = store.advance_job(
         job.id,
         claimed_next_run_at=job.next_run_at,
