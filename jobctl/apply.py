@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.agents import build_agent
+from jobctl.agent_changes import build_agent
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
-from jobctl.file_entries import agent_entry_options, document_entries, entry_change, type_name
+from jobctl.file_entries import agent_entry_change, document_entries, entry_change, type_name
 from jobctl.job_changes import build_job
 from jobctl.jobfile import bulk_work, export_entry
 from jobctl.jobs import compute_next_run
@@ -133,7 +133,7 @@ def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent
                 raise InvalidInput(f"an entry must be a table, not {type_name(entry)}")
             if isinstance(name, str) and name in listed:
                 raise InvalidInput(f"duplicate name: agents[{listed[name]}] has it too")
-            new = build_agent(agent_entry_options(entry))
+            new = build_agent(agent_entry_change(entry))
         except JobctlError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         listed[new.name] = index

@@ -1,8 +1,8 @@
 """A jobs file's entries as the inputs `add` and `agent add` build.
 
-Each `[[jobs]]` entry becomes the JobChange `jobctl add` builds (its typed values as they
-are), and each `[[agents]]` entry the options mapping `jobctl agent add` builds, so
-`job_changes.build_job` and `agents.build_agent` do all the validation. Errors say which
+Each `[[jobs]]` entry becomes the JobChange `jobctl add` builds and each `[[agents]]` entry
+the AgentChange `jobctl agent add` builds (their typed values as they are), so
+`job_changes.build_job` and `agent_changes.build_agent` do all the validation. Errors say which
 key is wrong and suggest the closest known one.
 """
 
@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from jobctl import policies
-from jobctl.agents import KINDS
+from jobctl.agent_changes import KINDS
 from jobctl.errors import InvalidInput
 from jobctl.jobfile import AGENT_KEYS, DOCUMENT_KEYS, VERSION
 from jobctl.jobs import ACTIONS, SPEC_KEYS, TRIGGERS
-from jobctl.models import JobChange, NotifyTarget, PolicyInput
+from jobctl.models import AgentChange, JobChange, NotifyTarget, PolicyInput
 
 _AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
 _AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
@@ -170,14 +170,6 @@ def _text_table(key: str, table: Any, where: str) -> dict[str, str]:
     return {str(name): value for name, value in table.items()}
 
 
-def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
-    """An agent's headers as `agent add`'s repeated 'K: V' options."""
-    separator = _TABLE_SPEC_OPTIONS[key][1]
-    return tuple(
-        f"{name}{separator}{value}" for name, value in _text_table(key, table, where).items()
-    )
-
-
 def _trigger_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
     trigger = entry.get("trigger")
     if trigger not in TRIGGERS:
@@ -197,11 +189,12 @@ def _trigger_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {{"cron": "cron", "every": "every", "once": "at"}[trigger]: schedule}
 
 
-def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """An `[[agents]]` entry as the options mapping `agent add` passes to `build_agent`."""
+def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
+    """An `[[agents]]` entry as the AgentChange `agent add` builds (validated by
+    `build_agent`)."""
     _refuse_unknown(entry, AGENT_KEYS, "agent key")
     kind = entry.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidInput(_choice_message("kind", kind, KINDS))
     refused = _AGENT_HTTP_KEYS if kind == "command" else ("command",)
     for key in refused:
@@ -209,18 +202,33 @@ def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"{key} does not apply to a {kind} agent")
     if kind == "command" and entry.get("command") is None:
         raise InvalidInput("a command agent needs command, the program to run")
-    options: dict[str, Any] = {"name": _require_text(entry.get("name"), "name")}
-    if kind != "command":
-        options["kind"] = kind  # `--command` alone makes a command agent
-    for key in _AGENT_TEXT_KEYS:
-        if entry.get(key) is not None:
-            options[key] = _require_text(entry[key], key)
-    for key in ("temperature", "max_tokens", "timeout"):
-        value = entry.get(key)
-        if value is not None:
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise InvalidInput(f"{key} must be text or a number, not {type_name(value)}")
-            options[key] = value
-    if entry.get("headers") is not None:
-        options["header"] = _pairs("headers", entry["headers"], "headers")
-    return options
+    texts = {
+        key: _require_text(entry[key], key)
+        for key in _AGENT_TEXT_KEYS
+        if entry.get(key) is not None
+    }
+    numbers = {
+        key: _number_or_text(entry[key], key)
+        for key in ("temperature", "max_tokens", "timeout")
+        if entry.get(key) is not None
+    }
+    headers = entry.get("headers")
+    return AgentChange(
+        name=_require_text(entry.get("name"), "name"),
+        kind=None if kind == "command" else kind,  # `command` alone makes a command agent
+        url=texts.get("url"),
+        model=texts.get("model"),
+        api_key_env=texts.get("api_key_env"),
+        system=texts.get("system"),
+        command=texts.get("command"),
+        temperature=numbers.get("temperature"),
+        max_tokens=numbers.get("max_tokens"),
+        timeout=numbers.get("timeout"),
+        headers=None if headers is None else _text_table("headers", headers, "headers"),
+    )
+
+
+def _number_or_text(value: object, key: str) -> str | float:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise InvalidInput(f"{key} must be text or a number, not {type_name(value)}")
+    return value

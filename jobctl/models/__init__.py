@@ -18,6 +18,9 @@ from jobctl.models.agents import (
     Agent as Agent,
 )
 from jobctl.models.agents import (
+    AgentChange as AgentChange,
+)
+from jobctl.models.agents import (
     StoredAgent as StoredAgent,
 )
 from jobctl.models.jobs import (
