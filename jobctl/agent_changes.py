@@ -15,7 +15,7 @@ import shlex
 from jobctl.errors import InvalidInput
 from jobctl.jobs import NAME_PATTERN, check_header, validate_url
 from jobctl.models import Agent, AgentChange
-from jobctl.policies import parse_policy
+from jobctl.policies import parse_seconds
 
 KINDS = ("openai", "anthropic", "command")
 HTTP_KINDS = ("openai", "anthropic")
@@ -177,7 +177,7 @@ def build_agent(change: AgentChange, existing: Agent | None = None) -> Agent:
     else:
         _build_http_config(config, kind, change)
     if change.timeout is not None:
-        seconds = parse_policy("timeout", change.timeout)
+        seconds = parse_seconds("timeout", change.timeout)
         config["timeout"] = seconds
         if seconds is None:
             del config["timeout"]

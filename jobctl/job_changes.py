@@ -37,6 +37,7 @@ from jobctl.models import (
     Job,
     JobChange,
     JobState,
+    NotifyDict,
     NotifyTarget,
     Policies,
     ScheduleKind,
@@ -335,9 +336,9 @@ def build_job(
     return job
 
 
-def _notify_targets(targets: Iterable[NotifyTarget]) -> list[dict[str, str]]:
+def _notify_targets(targets: Iterable[NotifyTarget]) -> list[NotifyDict]:
     """The targets validated; one with an empty URL clears the list."""
-    checked = []
+    checked: list[NotifyDict] = []
     for target in targets:
         if not target.url:
             return []

@@ -82,8 +82,8 @@ def export_entry(job: Job) -> dict[str, Any]:
             for name in policies.POLICY_NAMES
             if stored.get(name) is not None
         }
-        if stored.get("notify"):
-            entry["policies"]["notify"] = [dict(item) for item in stored["notify"]]
+        if job.policies.notify:
+            entry["policies"]["notify"] = [target.to_dict() for target in job.policies.notify]
     return entry
 
 

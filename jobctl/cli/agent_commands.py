@@ -317,12 +317,12 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     from jobctl.agents import get_agent, run_timeout
     from jobctl.jobs import read_text_argument
     from jobctl.output import to_json
-    from jobctl.policies import parse_policy
+    from jobctl.policies import parse_seconds
     from jobctl.secrets import fire_environment
 
     found = get_agent(read_db(ctx), name)
     text = read_text_argument(prompt, what="PROMPT")
-    seconds = parse_policy("timeout", timeout) if timeout else None
+    seconds = parse_seconds("timeout", timeout) if timeout else None
     context = FireContext(
         job=f"agent-test.{found.name}",
         run_id=0,

@@ -57,10 +57,19 @@ from jobctl.models.policies import (
     EffectivePolicies as EffectivePolicies,
 )
 from jobctl.models.policies import (
+    EffectivePoliciesDict as EffectivePoliciesDict,
+)
+from jobctl.models.policies import (
+    NotifyDict as NotifyDict,
+)
+from jobctl.models.policies import (
     NotifyTarget as NotifyTarget,
 )
 from jobctl.models.policies import (
     Policies as Policies,
+)
+from jobctl.models.policies import (
+    PolicyValue as PolicyValue,
 )
 from jobctl.models.runs import (
     HOST as HOST,
@@ -93,13 +102,25 @@ from jobctl.models.specs import (
     AgentSpec as AgentSpec,
 )
 from jobctl.models.specs import (
+    AgentSpecDict as AgentSpecDict,
+)
+from jobctl.models.specs import (
     ExecSpec as ExecSpec,
+)
+from jobctl.models.specs import (
+    ExecSpecDict as ExecSpecDict,
 )
 from jobctl.models.specs import (
     HttpSpec as HttpSpec,
 )
 from jobctl.models.specs import (
+    HttpSpecDict as HttpSpecDict,
+)
+from jobctl.models.specs import (
     Spec as Spec,
+)
+from jobctl.models.specs import (
+    SpecDict as SpecDict,
 )
 from jobctl.models.specs import (
     spec_from_dict as spec_from_dict,
