@@ -77,7 +77,9 @@ class AgentPlan:
         }
 
 
-def plan_apply(store: Store, doc: Mapping[str, Any], now: datetime, *, prune: bool = False) -> Plan:
+def plan_apply(
+    store: Store, doc: Mapping[str, object], now: datetime, *, prune: bool = False
+) -> Plan:
     """Validate every entry and compare it with the stored jobs; nothing is written.
 
     Errors name the entry (`jobs[3] ('nightly'): ...`) and keep the exit code of their kind.
@@ -122,7 +124,7 @@ def plan_apply(store: Store, doc: Mapping[str, Any], now: datetime, *, prune: bo
     return plan
 
 
-def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent]) -> set[str]:
+def _plan_agents(plan: AgentPlan, entries: list[object], stored: Mapping[str, Agent]) -> set[str]:
     """Validate the `[[agents]]` entries into the plan; returns the names the file lists."""
     listed: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -150,7 +152,7 @@ def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent
 
 def _plan_entry(
     plan: Plan,
-    entry: Mapping[str, Any],
+    entry: Mapping[str, object],
     old: Job | None,
     agents: set[str],
     builder: _JobBuilder,
@@ -255,7 +257,7 @@ def _timing_key(job: Job) -> tuple[str, str | None, str]:
     return job.schedule_kind, job.schedule, job.timezone
 
 
-def _definition(job: Job) -> tuple[Any, ...]:
+def _definition(job: Job) -> tuple[object, ...]:
     """What a file says about a job: equal definitions mean the entry is unchanged."""
     return (
         job.name,
@@ -387,7 +389,7 @@ def _insert_jobs(store: Store, jobs: list[Job], now: datetime) -> None:
 
 def apply_document(
     store: Store,
-    doc: Mapping[str, Any],
+    doc: Mapping[str, object],
     now: datetime,
     *,
     prune: bool = False,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from jobctl import policies
 from jobctl.agent_changes import KINDS
@@ -40,7 +40,7 @@ _TEXT_ENTRY_KEYS = ("name", "description", "state", "timezone")
 _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
 
 
-def document_entries(doc: Mapping[str, Any], key: str = "jobs") -> list[Any]:
+def document_entries(doc: Mapping[str, object], key: str = "jobs") -> list[object]:
     _refuse_unknown(doc, DOCUMENT_KEYS, "key")
     version = doc.get("version", VERSION)
     if version != VERSION or isinstance(version, bool):
@@ -51,7 +51,7 @@ def document_entries(doc: Mapping[str, Any], key: str = "jobs") -> list[Any]:
     return entries
 
 
-def _refuse_unknown(table: Mapping[str, Any], known: tuple[str, ...], what: str) -> None:
+def _refuse_unknown(table: Mapping[str, object], known: tuple[str, ...], what: str) -> None:
     if table.keys() <= set(known):
         return
     allowed = list(known)
@@ -62,18 +62,18 @@ def _refuse_unknown(table: Mapping[str, Any], known: tuple[str, ...], what: str)
             raise InvalidInput(f"unknown {what} {key!r}{hint}")
 
 
-def _require_text(value: Any, what: str) -> str:
+def _require_text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be text, not {type_name(value)}")
     return value
 
 
-def _choice_message(key: str, value: Any, choices: Iterable[str]) -> str:
+def _choice_message(key: str, value: object, choices: Iterable[str]) -> str:
     problem = f"missing {key}" if value is None else f"invalid {key} {value!r}"
     return f"{problem}: choose one of {', '.join(choices)}"
 
 
-def type_name(value: Any) -> str:
+def type_name(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
@@ -85,39 +85,57 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def entry_change(entry: Mapping[str, Any]) -> JobChange:
+def entry_change(entry: Mapping[str, object]) -> JobChange:
     """A document entry as the JobChange `add` builds (validated by `build_job`)."""
     _refuse_unknown(entry, ENTRY_KEYS, "key")
-    fields: dict[str, Any] = {}
-    for key in _TEXT_ENTRY_KEYS:
-        value = entry.get(key)
-        if value is not None:
-            fields[key] = _require_text(value, key)
+    texts = {
+        key: _require_text(entry[key], key)
+        for key in _TEXT_ENTRY_KEYS
+        if entry.get(key) is not None
+    }
     action = entry.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise InvalidInput(_choice_message("action", action, ACTIONS))
-    fields.update(_spec_fields(action, entry.get("spec")))
-    fields.update(_trigger_fields(entry))
-    raw_policies = entry.get("policies")
-    if raw_policies is not None:
-        if not isinstance(raw_policies, Mapping):
-            raise InvalidInput(f"policies must be a table, not {type_name(raw_policies)}")
-        _refuse_unknown(raw_policies, (*policies.POLICY_NAMES, "notify"), "policy")
-        values: dict[str, PolicyInput] = {}
-        for name, value in raw_policies.items():
-            if name == "notify":
-                fields["notify"] = _notify_targets(value)
-                continue
-            if not isinstance(value, str | int | float):
-                raise InvalidInput(
-                    f"policies.{name} must be text or a number, not {type_name(value)}"
-                )
-            values[name] = value
-        fields["policies"] = values
-    return JobChange(**fields)
+    change = _spec_change(action, entry.get("spec"))
+    kind, schedule = _schedule(entry)
+    values, notify = _entry_policies(entry.get("policies"))
+    return replace(
+        change,
+        name=texts.get("name"),
+        description=texts.get("description"),
+        state=texts.get("state"),
+        timezone=texts.get("timezone"),
+        cron=schedule if kind == "cron" else None,
+        every=schedule if kind == "every" else None,
+        at=schedule if kind == "once" else None,
+        manual=True if kind == "manual" else None,
+        policies=values,
+        notify=notify,
+    )
 
 
-def _notify_targets(value: Any) -> tuple[NotifyTarget, ...]:
+def _entry_policies(
+    raw: object,
+) -> tuple[dict[str, PolicyInput], tuple[NotifyTarget, ...] | None]:
+    """The policies table: each policy's value as given, and the notify targets if listed."""
+    if raw is None:
+        return {}, None
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"policies must be a table, not {type_name(raw)}")
+    _refuse_unknown(raw, (*policies.POLICY_NAMES, "notify"), "policy")
+    values: dict[str, PolicyInput] = {}
+    notify = None
+    for name, value in raw.items():
+        if name == "notify":
+            notify = _notify_targets(value)
+            continue
+        if not isinstance(value, str | int | float):
+            raise InvalidInput(f"policies.{name} must be text or a number, not {type_name(value)}")
+        values[name] = value
+    return values, notify
+
+
+def _notify_targets(value: object) -> tuple[NotifyTarget, ...]:
     """policies.notify: a list of {on, url} tables (checked by `build_job`)."""
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise InvalidInput("policies.notify must be a list of {on, url} tables")
@@ -133,32 +151,48 @@ def _notify_targets(value: Any) -> tuple[NotifyTarget, ...]:
     return tuple(targets)
 
 
-def _spec_fields(action: str, spec: Any) -> dict[str, Any]:
-    """The spec table as JobChange fields (each spec key is the field of that name)."""
+def _spec_change(action: str, spec: object) -> JobChange:
+    """The spec table as the action fields of a JobChange (each key is the field of that name)."""
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
         raise InvalidInput(f"spec must be a table, not {type_name(spec)}")
     _refuse_unknown(spec, SPEC_KEYS[action], f"{action} spec key")
-    fields: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    tables: dict[str, dict[str, str]] = {}
+    flags: dict[str, bool] = {}
     for key, value in spec.items():
         if value is None:
             continue
         if key in ("headers", "env"):
-            fields[key] = _text_table(key, value, f"spec.{key}")
+            tables[key] = _text_table(key, value, f"spec.{key}")
         elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
-            fields[key] = value
+            flags[key] = value
         else:
-            fields[key] = _require_text(value, f"spec.{key}")
+            texts[key] = _require_text(value, f"spec.{key}")
     main_key = SPEC_KEYS[action][0]
-    if main_key not in fields:
+    if main_key not in texts:
         raise InvalidInput(f"an {action} job needs spec.{main_key}")
-    return fields
+    return JobChange(
+        url=texts.get("url"),
+        method=texts.get("method"),
+        headers=tables.get("headers"),
+        body=texts.get("body"),
+        expect=texts.get("expect"),
+        forward_payload=flags.get("forward_payload"),
+        agent=texts.get("agent"),
+        prompt=texts.get("prompt"),
+        deliver=texts.get("deliver"),
+        command=texts.get("command"),
+        cwd=texts.get("cwd"),
+        env=tables.get("env"),
+        shell=flags.get("shell"),
+    )
 
 
-def _text_table(key: str, table: Any, where: str) -> dict[str, str]:
+def _text_table(key: str, table: object, where: str) -> dict[str, str]:
     """spec.headers / spec.env (or an agent's headers): a table of text values."""
     option, separator = _TABLE_SPEC_OPTIONS[key]
     if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
@@ -170,23 +204,24 @@ def _text_table(key: str, table: Any, where: str) -> dict[str, str]:
     return {str(name): value for name, value in table.items()}
 
 
-def _trigger_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
-    trigger = entry.get("trigger")
-    if trigger not in TRIGGERS:
-        raise InvalidInput(_choice_message("trigger", trigger, TRIGGERS))
+def _schedule(entry: Mapping[str, object]) -> tuple[str, str | None]:
+    """The entry's `trigger` (its schedule kind) and schedule text (None for manual)."""
+    kind = entry.get("trigger")
+    if not isinstance(kind, str) or kind not in TRIGGERS:
+        raise InvalidInput(_choice_message("trigger", kind, TRIGGERS))
     schedule = entry.get("schedule")
-    if trigger == "manual":
+    if kind == "manual":
         if schedule is not None:
             raise InvalidInput("a manual trigger takes no schedule")
-        return {"manual": True}
-    if isinstance(schedule, datetime) and trigger == "once":
+        return kind, None
+    if isinstance(schedule, datetime) and kind == "once":
         schedule = schedule.isoformat()  # a TOML date-time; without an offset, in the job's zone
     if not isinstance(schedule, str) or not schedule.strip():
         raise InvalidInput(
-            f"the {trigger} trigger needs a schedule"
+            f"the {kind} trigger needs a schedule"
             + (f" as text, not {type_name(schedule)}" if schedule is not None else "")
         )
-    return {{"cron": "cron", "every": "every", "once": "at"}[trigger]: schedule}
+    return kind, schedule
 
 
 def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
