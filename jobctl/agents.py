@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from jobctl.agent_changes import ANTHROPIC_URL, KINDS, build_agent, validate_agent_name
 from jobctl.errors import Failed, InvalidInput, NotFound
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from jobctl.store.protocol import Store
 
 
-def run_timeout(agent: Agent, job_policies: Mapping[str, Any] | None = None) -> float:
+def run_timeout(agent: Agent, job_policies: Mapping[str, object] | None = None) -> float:
     """Seconds a run of `agent` may take: the job's own timeout, else the agent's, else 10m."""
     stored = Policies.from_dict(job_policies or {})
     return stored.effective(ActionKind.AGENT, agent_timeout=agent.timeout).timeout
@@ -120,7 +120,26 @@ def remove_agent(store: Store, name: str, force: bool, now: datetime) -> Removed
 # ---------------------------------------------------------------------------- rendering
 
 
-def agent_to_dict(agent: Agent, jobs: list[str]) -> dict[str, Any]:
+class AgentDict(TypedDict):
+    """The contract's JSON form of an agent."""
+
+    name: str
+    kind: str
+    url: str | None
+    model: str | None
+    api_key_env: str | None
+    system: str | None
+    temperature: float | None
+    max_tokens: int | None
+    headers: dict[str, str]
+    command: str | None
+    timeout: float | None
+    jobs: list[str]
+    created_at: str | None
+    updated_at: str | None
+
+
+def agent_to_dict(agent: Agent, jobs: list[str]) -> AgentDict:
     """The JSON form of an agent (secrets redacted; the API key is never stored anyway)."""
     config = agent.config
     url = config.get("url")

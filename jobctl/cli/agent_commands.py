@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -245,7 +245,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(data))
         return
-    pairs: list[tuple[str, Any]] = [("name", data["name"]), ("kind", data["kind"])]
+    pairs: list[tuple[str, object]] = [("name", data["name"]), ("kind", data["kind"])]
     if found.kind == "command":
         pairs.append(("command", data["command"]))
     else:
@@ -359,10 +359,12 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     click.echo(visible(_summary_line(details, outcome.exit_code)), err=True)
 
 
-def _summary_line(details: dict[str, Any], exit_code: int | None) -> str:
+def _summary_line(details: Mapping[str, object], exit_code: int | None) -> str:
     if details.get("kind") == "command":
         return f"command agent · exit {exit_code} · {details.get('latency_ms')} ms"
-    usage = details.get("usage") or {}
+    usage = details.get("usage")
+    if not isinstance(usage, Mapping):
+        usage = {}
     tokens = "tokens unknown"
     if usage.get("total_tokens") is not None:
 
