@@ -1,6 +1,7 @@
 """The words jobctl is built from, as types: one word per idea.
 
-- A job's **schedule kind** says how its slots are computed (cron, every, once, manual).
+- A job's **schedule kind** says how its slots are computed (cron, every, once, manual):
+  `Job.schedule_kind`, which the database column and the contract's JSON call `trigger`.
 - A run's **trigger** says why that run started (a schedule slot, a person, a webhook ...).
 - A run's **status** is where it is in its life: queued or running while in flight, then one
   terminal status.
