@@ -17,7 +17,7 @@ from jobctl.agent_changes import build_agent
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.file_entries import agent_entry_change, document_entries, entry_change, type_name
 from jobctl.job_changes import build_job
-from jobctl.jobfile import bulk_work, export_entry
+from jobctl.jobfile import Document, bulk_work, export_entry
 from jobctl.jobs import compute_next_run
 from jobctl.models import Agent, AgentSpec, Job, JobChange, JobState, ScheduleKind
 
@@ -77,9 +77,7 @@ class AgentPlan:
         }
 
 
-def plan_apply(
-    store: Store, doc: Mapping[str, object], now: datetime, *, prune: bool = False
-) -> Plan:
+def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = False) -> Plan:
     """Validate every entry and compare it with the stored jobs; nothing is written.
 
     Errors name the entry (`jobs[3] ('nightly'): ...`) and keep the exit code of their kind.
@@ -197,7 +195,7 @@ class _JobBuilder:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        # (cron, every, at, timezone, state) -> (trigger, schedule, next_run_at)
+        # (cron, every, at, timezone, state) -> (schedule kind, schedule, next_run_at)
         self._schedules: dict[
             tuple[str | None, ...], tuple[ScheduleKind, str | None, datetime | None]
         ] = {}
@@ -389,7 +387,7 @@ def _insert_jobs(store: Store, jobs: list[Job], now: datetime) -> None:
 
 def apply_document(
     store: Store,
-    doc: Mapping[str, object],
+    doc: Document,
     now: datetime,
     *,
     prune: bool = False,
