@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.agents import build_agent
+from jobctl.agent_changes import build_agent
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
-from jobctl.file_entries import agent_entry_options, document_entries, entry_change, type_name
+from jobctl.file_entries import agent_entry_change, document_entries, entry_change, type_name
 from jobctl.job_changes import build_job
-from jobctl.jobfile import bulk_work, export_entry
+from jobctl.jobfile import Document, bulk_work, export_entry
 from jobctl.jobs import compute_next_run
 from jobctl.models import Agent, AgentSpec, Job, JobChange, JobState, ScheduleKind
 
@@ -77,7 +77,7 @@ class AgentPlan:
         }
 
 
-def plan_apply(store: Store, doc: Mapping[str, Any], now: datetime, *, prune: bool = False) -> Plan:
+def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = False) -> Plan:
     """Validate every entry and compare it with the stored jobs; nothing is written.
 
     Errors name the entry (`jobs[3] ('nightly'): ...`) and keep the exit code of their kind.
@@ -122,7 +122,7 @@ def plan_apply(store: Store, doc: Mapping[str, Any], now: datetime, *, prune: bo
     return plan
 
 
-def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent]) -> set[str]:
+def _plan_agents(plan: AgentPlan, entries: list[object], stored: Mapping[str, Agent]) -> set[str]:
     """Validate the `[[agents]]` entries into the plan; returns the names the file lists."""
     listed: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -133,7 +133,7 @@ def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent
                 raise InvalidInput(f"an entry must be a table, not {type_name(entry)}")
             if isinstance(name, str) and name in listed:
                 raise InvalidInput(f"duplicate name: agents[{listed[name]}] has it too")
-            new = build_agent(agent_entry_options(entry))
+            new = build_agent(agent_entry_change(entry))
         except JobctlError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         listed[new.name] = index
@@ -150,7 +150,7 @@ def _plan_agents(plan: AgentPlan, entries: list[Any], stored: Mapping[str, Agent
 
 def _plan_entry(
     plan: Plan,
-    entry: Mapping[str, Any],
+    entry: Mapping[str, object],
     old: Job | None,
     agents: set[str],
     builder: _JobBuilder,
@@ -195,8 +195,10 @@ class _JobBuilder:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        # (cron, every, at, timezone, state) -> (trigger, schedule, next_run_at)
-        self._schedules: dict[tuple[str | None, ...], tuple[str, str | None, datetime | None]] = {}
+        # (cron, every, at, timezone, state) -> (schedule kind, schedule, next_run_at)
+        self._schedules: dict[
+            tuple[str | None, ...], tuple[ScheduleKind, str | None, datetime | None]
+        ] = {}
 
     def build(self, change: JobChange) -> Job:
         # Past one-shot times are refused by the caller, which knows the stored job.
@@ -207,18 +209,18 @@ class _JobBuilder:
         known = self._schedules.get(key)
         if known is None:
             job = build_job(change, existing=None, now=self.now, allow_past=True)
-            self._schedules[key] = (job.trigger, job.schedule, job.next_run_at)
+            self._schedules[key] = (job.schedule_kind, job.schedule, job.next_run_at)
             return job
         manual = replace(change, cron=None, every=None, at=None, manual=True)
         job = build_job(manual, existing=None, now=self.now, allow_past=True)
-        job.trigger, job.schedule, job.next_run_at = known
+        job.schedule_kind, job.schedule, job.next_run_at = known
         return job
 
 
 def _once_at(job: Job) -> datetime | None:
     return (
         datetime.fromisoformat(job.schedule)
-        if job.trigger == ScheduleKind.ONCE and job.schedule
+        if job.schedule_kind == ScheduleKind.ONCE and job.schedule
         else None
     )
 
@@ -250,10 +252,10 @@ def _keep_fired_one_shot(new: Job, old: Job, now: datetime) -> None:
 
 
 def _timing_key(job: Job) -> tuple[str, str | None, str]:
-    return job.trigger, job.schedule, job.timezone
+    return job.schedule_kind, job.schedule, job.timezone
 
 
-def _definition(job: Job) -> tuple[Any, ...]:
+def _definition(job: Job) -> tuple[object, ...]:
     """What a file says about a job: equal definitions mean the entry is unchanged."""
     return (
         job.name,
@@ -261,7 +263,7 @@ def _definition(job: Job) -> tuple[Any, ...]:
         job.state,
         job.action,
         job.spec,
-        job.trigger,
+        job.schedule_kind,
         job.schedule,
         job.timezone,
         job.policies,
@@ -279,7 +281,7 @@ def _merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
         description=new.description,
         state=new.state,
         spec=new.spec,
-        trigger=new.trigger,
+        schedule_kind=new.schedule_kind,
         schedule=new.schedule,
         timezone=new.timezone,
         policies=new.policies,
@@ -385,7 +387,7 @@ def _insert_jobs(store: Store, jobs: list[Job], now: datetime) -> None:
 
 def apply_document(
     store: Store,
-    doc: Mapping[str, Any],
+    doc: Document,
     now: datetime,
     *,
     prune: bool = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.job_changes import build_job
@@ -58,7 +58,7 @@ def load_agent_timeouts(store: Store, jobs: Iterable[Job]) -> None:
     wanted = [job for job in jobs if job.action == ActionKind.AGENT]
     if not wanted:
         return
-    timeouts: dict[Any, Any] = {a.name: a.config.get("timeout") for a in store.all_agents()}
+    timeouts = {agent.name: agent.timeout for agent in store.all_agents()}
     for job in wanted:
         if isinstance(job.spec, AgentSpec):
             job.use_agent_timeout(timeouts.get(job.spec.agent))

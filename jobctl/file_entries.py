@@ -1,8 +1,8 @@
 """A jobs file's entries as the inputs `add` and `agent add` build.
 
-Each `[[jobs]]` entry becomes the JobChange `jobctl add` builds (its typed values as they
-are), and each `[[agents]]` entry the options mapping `jobctl agent add` builds, so
-`job_changes.build_job` and `agents.build_agent` do all the validation. Errors say which
+Each `[[jobs]]` entry becomes the JobChange `jobctl add` builds and each `[[agents]]` entry
+the AgentChange `jobctl agent add` builds (their typed values as they are), so
+`job_changes.build_job` and `agent_changes.build_agent` do all the validation. Errors say which
 key is wrong and suggest the closest known one.
 """
 
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from jobctl import policies
-from jobctl.agents import KINDS
+from jobctl.agent_changes import KINDS
 from jobctl.errors import InvalidInput
 from jobctl.jobfile import AGENT_KEYS, DOCUMENT_KEYS, VERSION
 from jobctl.jobs import ACTIONS, SPEC_KEYS, TRIGGERS
-from jobctl.models import JobChange, NotifyTarget, PolicyInput
+from jobctl.models import AgentChange, JobChange, NotifyTarget, PolicyInput
 
 _AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
 _AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
@@ -40,7 +40,7 @@ _TEXT_ENTRY_KEYS = ("name", "description", "state", "timezone")
 _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
 
 
-def document_entries(doc: Mapping[str, Any], key: str = "jobs") -> list[Any]:
+def document_entries(doc: Mapping[str, object], key: str = "jobs") -> list[object]:
     _refuse_unknown(doc, DOCUMENT_KEYS, "key")
     version = doc.get("version", VERSION)
     if version != VERSION or isinstance(version, bool):
@@ -51,7 +51,7 @@ def document_entries(doc: Mapping[str, Any], key: str = "jobs") -> list[Any]:
     return entries
 
 
-def _refuse_unknown(table: Mapping[str, Any], known: tuple[str, ...], what: str) -> None:
+def _refuse_unknown(table: Mapping[str, object], known: tuple[str, ...], what: str) -> None:
     if table.keys() <= set(known):
         return
     allowed = list(known)
@@ -62,18 +62,18 @@ def _refuse_unknown(table: Mapping[str, Any], known: tuple[str, ...], what: str)
             raise InvalidInput(f"unknown {what} {key!r}{hint}")
 
 
-def _require_text(value: Any, what: str) -> str:
+def _require_text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be text, not {type_name(value)}")
     return value
 
 
-def _choice_message(key: str, value: Any, choices: Iterable[str]) -> str:
+def _choice_message(key: str, value: object, choices: Iterable[str]) -> str:
     problem = f"missing {key}" if value is None else f"invalid {key} {value!r}"
     return f"{problem}: choose one of {', '.join(choices)}"
 
 
-def type_name(value: Any) -> str:
+def type_name(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
@@ -85,39 +85,57 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def entry_change(entry: Mapping[str, Any]) -> JobChange:
+def entry_change(entry: Mapping[str, object]) -> JobChange:
     """A document entry as the JobChange `add` builds (validated by `build_job`)."""
     _refuse_unknown(entry, ENTRY_KEYS, "key")
-    fields: dict[str, Any] = {}
-    for key in _TEXT_ENTRY_KEYS:
-        value = entry.get(key)
-        if value is not None:
-            fields[key] = _require_text(value, key)
+    texts = {
+        key: _require_text(entry[key], key)
+        for key in _TEXT_ENTRY_KEYS
+        if entry.get(key) is not None
+    }
     action = entry.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise InvalidInput(_choice_message("action", action, ACTIONS))
-    fields.update(_spec_fields(action, entry.get("spec")))
-    fields.update(_trigger_fields(entry))
-    raw_policies = entry.get("policies")
-    if raw_policies is not None:
-        if not isinstance(raw_policies, Mapping):
-            raise InvalidInput(f"policies must be a table, not {type_name(raw_policies)}")
-        _refuse_unknown(raw_policies, (*policies.POLICY_NAMES, "notify"), "policy")
-        values: dict[str, PolicyInput] = {}
-        for name, value in raw_policies.items():
-            if name == "notify":
-                fields["notify"] = _notify_targets(value)
-                continue
-            if not isinstance(value, str | int | float):
-                raise InvalidInput(
-                    f"policies.{name} must be text or a number, not {type_name(value)}"
-                )
-            values[name] = value
-        fields["policies"] = values
-    return JobChange(**fields)
+    change = _spec_change(action, entry.get("spec"))
+    kind, schedule = _schedule(entry)
+    values, notify = _entry_policies(entry.get("policies"))
+    return replace(
+        change,
+        name=texts.get("name"),
+        description=texts.get("description"),
+        state=texts.get("state"),
+        timezone=texts.get("timezone"),
+        cron=schedule if kind == "cron" else None,
+        every=schedule if kind == "every" else None,
+        at=schedule if kind == "once" else None,
+        manual=True if kind == "manual" else None,
+        policies=values,
+        notify=notify,
+    )
 
 
-def _notify_targets(value: Any) -> tuple[NotifyTarget, ...]:
+def _entry_policies(
+    raw: object,
+) -> tuple[dict[str, PolicyInput], tuple[NotifyTarget, ...] | None]:
+    """The policies table: each policy's value as given, and the notify targets if listed."""
+    if raw is None:
+        return {}, None
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"policies must be a table, not {type_name(raw)}")
+    _refuse_unknown(raw, (*policies.POLICY_NAMES, "notify"), "policy")
+    values: dict[str, PolicyInput] = {}
+    notify = None
+    for name, value in raw.items():
+        if name == "notify":
+            notify = _notify_targets(value)
+            continue
+        if not isinstance(value, str | int | float):
+            raise InvalidInput(f"policies.{name} must be text or a number, not {type_name(value)}")
+        values[name] = value
+    return values, notify
+
+
+def _notify_targets(value: object) -> tuple[NotifyTarget, ...]:
     """policies.notify: a list of {on, url} tables (checked by `build_job`)."""
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise InvalidInput("policies.notify must be a list of {on, url} tables")
@@ -133,32 +151,48 @@ def _notify_targets(value: Any) -> tuple[NotifyTarget, ...]:
     return tuple(targets)
 
 
-def _spec_fields(action: str, spec: Any) -> dict[str, Any]:
-    """The spec table as JobChange fields (each spec key is the field of that name)."""
+def _spec_change(action: str, spec: object) -> JobChange:
+    """The spec table as the action fields of a JobChange (each key is the field of that name)."""
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
         raise InvalidInput(f"spec must be a table, not {type_name(spec)}")
     _refuse_unknown(spec, SPEC_KEYS[action], f"{action} spec key")
-    fields: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    tables: dict[str, dict[str, str]] = {}
+    flags: dict[str, bool] = {}
     for key, value in spec.items():
         if value is None:
             continue
         if key in ("headers", "env"):
-            fields[key] = _text_table(key, value, f"spec.{key}")
+            tables[key] = _text_table(key, value, f"spec.{key}")
         elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
-            fields[key] = value
+            flags[key] = value
         else:
-            fields[key] = _require_text(value, f"spec.{key}")
+            texts[key] = _require_text(value, f"spec.{key}")
     main_key = SPEC_KEYS[action][0]
-    if main_key not in fields:
+    if main_key not in texts:
         raise InvalidInput(f"an {action} job needs spec.{main_key}")
-    return fields
+    return JobChange(
+        url=texts.get("url"),
+        method=texts.get("method"),
+        headers=tables.get("headers"),
+        body=texts.get("body"),
+        expect=texts.get("expect"),
+        forward_payload=flags.get("forward_payload"),
+        agent=texts.get("agent"),
+        prompt=texts.get("prompt"),
+        deliver=texts.get("deliver"),
+        command=texts.get("command"),
+        cwd=texts.get("cwd"),
+        env=tables.get("env"),
+        shell=flags.get("shell"),
+    )
 
 
-def _text_table(key: str, table: Any, where: str) -> dict[str, str]:
+def _text_table(key: str, table: object, where: str) -> dict[str, str]:
     """spec.headers / spec.env (or an agent's headers): a table of text values."""
     option, separator = _TABLE_SPEC_OPTIONS[key]
     if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
@@ -170,38 +204,32 @@ def _text_table(key: str, table: Any, where: str) -> dict[str, str]:
     return {str(name): value for name, value in table.items()}
 
 
-def _pairs(key: str, table: Any, where: str) -> tuple[str, ...]:
-    """An agent's headers as `agent add`'s repeated 'K: V' options."""
-    separator = _TABLE_SPEC_OPTIONS[key][1]
-    return tuple(
-        f"{name}{separator}{value}" for name, value in _text_table(key, table, where).items()
-    )
-
-
-def _trigger_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
-    trigger = entry.get("trigger")
-    if trigger not in TRIGGERS:
-        raise InvalidInput(_choice_message("trigger", trigger, TRIGGERS))
+def _schedule(entry: Mapping[str, object]) -> tuple[str, str | None]:
+    """The entry's `trigger` (its schedule kind) and schedule text (None for manual)."""
+    kind = entry.get("trigger")
+    if not isinstance(kind, str) or kind not in TRIGGERS:
+        raise InvalidInput(_choice_message("trigger", kind, TRIGGERS))
     schedule = entry.get("schedule")
-    if trigger == "manual":
+    if kind == "manual":
         if schedule is not None:
             raise InvalidInput("a manual trigger takes no schedule")
-        return {"manual": True}
-    if isinstance(schedule, datetime) and trigger == "once":
+        return kind, None
+    if isinstance(schedule, datetime) and kind == "once":
         schedule = schedule.isoformat()  # a TOML date-time; without an offset, in the job's zone
     if not isinstance(schedule, str) or not schedule.strip():
         raise InvalidInput(
-            f"the {trigger} trigger needs a schedule"
+            f"the {kind} trigger needs a schedule"
             + (f" as text, not {type_name(schedule)}" if schedule is not None else "")
         )
-    return {{"cron": "cron", "every": "every", "once": "at"}[trigger]: schedule}
+    return kind, schedule
 
 
-def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """An `[[agents]]` entry as the options mapping `agent add` passes to `build_agent`."""
+def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
+    """An `[[agents]]` entry as the AgentChange `agent add` builds (validated by
+    `build_agent`)."""
     _refuse_unknown(entry, AGENT_KEYS, "agent key")
     kind = entry.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidInput(_choice_message("kind", kind, KINDS))
     refused = _AGENT_HTTP_KEYS if kind == "command" else ("command",)
     for key in refused:
@@ -209,18 +237,33 @@ def agent_entry_options(entry: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"{key} does not apply to a {kind} agent")
     if kind == "command" and entry.get("command") is None:
         raise InvalidInput("a command agent needs command, the program to run")
-    options: dict[str, Any] = {"name": _require_text(entry.get("name"), "name")}
-    if kind != "command":
-        options["kind"] = kind  # `--command` alone makes a command agent
-    for key in _AGENT_TEXT_KEYS:
-        if entry.get(key) is not None:
-            options[key] = _require_text(entry[key], key)
-    for key in ("temperature", "max_tokens", "timeout"):
-        value = entry.get(key)
-        if value is not None:
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise InvalidInput(f"{key} must be text or a number, not {type_name(value)}")
-            options[key] = value
-    if entry.get("headers") is not None:
-        options["header"] = _pairs("headers", entry["headers"], "headers")
-    return options
+    texts = {
+        key: _require_text(entry[key], key)
+        for key in _AGENT_TEXT_KEYS
+        if entry.get(key) is not None
+    }
+    numbers = {
+        key: _number_or_text(entry[key], key)
+        for key in ("temperature", "max_tokens", "timeout")
+        if entry.get(key) is not None
+    }
+    headers = entry.get("headers")
+    return AgentChange(
+        name=_require_text(entry.get("name"), "name"),
+        kind=None if kind == "command" else kind,  # `command` alone makes a command agent
+        url=texts.get("url"),
+        model=texts.get("model"),
+        api_key_env=texts.get("api_key_env"),
+        system=texts.get("system"),
+        command=texts.get("command"),
+        temperature=numbers.get("temperature"),
+        max_tokens=numbers.get("max_tokens"),
+        timeout=numbers.get("timeout"),
+        headers=None if headers is None else _text_table("headers", headers, "headers"),
+    )
+
+
+def _number_or_text(value: object, key: str) -> str | float:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise InvalidInput(f"{key} must be text or a number, not {type_name(value)}")
+    return value

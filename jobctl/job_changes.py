@@ -37,6 +37,7 @@ from jobctl.models import (
     Job,
     JobChange,
     JobState,
+    NotifyDict,
     NotifyTarget,
     Policies,
     ScheduleKind,
@@ -198,26 +199,26 @@ def _http_spec(change: JobChange, old: HttpSpec | None) -> HttpSpec:
     )
 
 
-def _trigger(
+def _schedule_kind(
     change: JobChange,
     existing: Job | None,
     zone_name: str,
     now: datetime,
     *,
     allow_past: bool,
-) -> tuple[str, str | None, bool]:
-    """The trigger kind, its stored schedule text, and whether it changed."""
+) -> tuple[ScheduleKind, str | None, bool]:
+    """The schedule kind, its stored schedule text, and whether it changed."""
     chosen = _choose_one(change, ("cron", "every", "at", "manual"), "trigger")
     if change.offset == "" and existing is not None and chosen != "every":
         # '' clears the offset: an every-job keeps its interval, any other has none to clear
-        if existing.trigger != ScheduleKind.EVERY or chosen is not None:
-            return _trigger(
+        if existing.schedule_kind != ScheduleKind.EVERY or chosen is not None:
+            return _schedule_kind(
                 replace(change, offset=None), existing, zone_name, now, allow_past=allow_past
             )
         every_text = (existing.schedule or "").split("+", 1)[0]
-        return "every", _every_text(every_text), True
+        return ScheduleKind.EVERY, _every_text(every_text), True
     if _given(change.offset) and chosen != "every":
-        if existing is None or existing.trigger != ScheduleKind.EVERY or chosen is not None:
+        if existing is None or existing.schedule_kind != ScheduleKind.EVERY or chosen is not None:
             raise InvalidInput("--offset goes with --every")
     zone = get_zone(zone_name)
     if chosen is None:
@@ -225,25 +226,25 @@ def _trigger(
             raise InvalidInput(
                 "a job needs a trigger: --cron EXPR, --every DURATION, --at TIME or --manual"
             )
-        if existing.trigger == ScheduleKind.EVERY and _given(change.offset):
+        if existing.schedule_kind == ScheduleKind.EVERY and _given(change.offset):
             every_text = (existing.schedule or "").split("+", 1)[0]
-            return "every", _every_text(f"{every_text}+{change.offset}"), True
-        return existing.trigger, existing.schedule, False
+            return ScheduleKind.EVERY, _every_text(f"{every_text}+{change.offset}"), True
+        return existing.schedule_kind, existing.schedule, False
     if chosen == "manual":
-        return "manual", None, True
+        return ScheduleKind.MANUAL, None, True
     if chosen == "cron":
         cron = change.cron or ""
         schedule.CronSchedule(cron, zone)
-        return "cron", " ".join(cron.split()), True
+        return ScheduleKind.CRON, " ".join(cron.split()), True
     if chosen == "every":
         text = change.every or ""
         if change.offset == "":  # cleared
-            return "every", _every_text(text), True
+            return ScheduleKind.EVERY, _every_text(text), True
         if _given(change.offset):
             text = f"{text}+{change.offset}"
         elif (
             existing is not None
-            and existing.trigger == ScheduleKind.EVERY
+            and existing.schedule_kind == ScheduleKind.EVERY
             and "+" in (existing.schedule or "")
         ):
             # the stored offset as a duration: it may be in ms, which an interval may not
@@ -254,12 +255,12 @@ def _trigger(
                     f"the job's --offset {format_duration(kept)} is not shorter than --every "
                     f"{change.every}: give a new --offset too (--offset 0s for none)"
                 )
-            return "every", schedule.format_every(every, kept), True
-        return "every", _every_text(text), True
+            return ScheduleKind.EVERY, schedule.format_every(every, kept), True
+        return ScheduleKind.EVERY, _every_text(text), True
     at = parse_time(change.at or "", zone, what="--at")
     if at <= now and not allow_past:
         raise InvalidInput(f"invalid --at {change.at!r}: that time has passed")
-    return "once", at.isoformat(), True
+    return ScheduleKind.ONCE, at.isoformat(), True
 
 
 def _every_text(text: str) -> str:
@@ -281,7 +282,7 @@ def build_job(
         zone_name = get_zone(change.timezone).key
     else:
         zone_name = existing.timezone if existing is not None else local_zone_name()
-    trigger, schedule_text, trigger_changed = _trigger(
+    kind_of_schedule, schedule_text, timing_changed = _schedule_kind(
         change, existing, zone_name, now, allow_past=allow_past
     )
     stored_policies = existing.policies.to_dict() if existing is not None else {}
@@ -304,7 +305,7 @@ def build_job(
         job = Job(
             name=validate_name(change.name or ""),
             spec=spec,
-            trigger=trigger,
+            schedule_kind=kind_of_schedule,
             schedule=schedule_text,
             timezone=zone_name,
             policies=Policies.from_dict(stored_policies),
@@ -313,7 +314,7 @@ def build_job(
         job = replace(
             existing,
             spec=spec,
-            trigger=trigger,
+            schedule_kind=kind_of_schedule,
             schedule=schedule_text,
             timezone=zone_name,
             policies=Policies.from_dict(stored_policies),
@@ -326,7 +327,7 @@ def build_job(
         job.state = validate_state(change.state)
         if job.state != JobState.PAUSED:
             job.paused_reason = None
-    schedule_changed = trigger_changed or (existing is not None and existing.timezone != zone_name)
+    schedule_changed = timing_changed or (existing is not None and existing.timezone != zone_name)
     if existing is not None and schedule_changed and job.state == JobState.COMPLETED:
         job.state = JobState.ENABLED
     if existing is None or schedule_changed or job.state != existing.state:
@@ -335,9 +336,9 @@ def build_job(
     return job
 
 
-def _notify_targets(targets: Iterable[NotifyTarget]) -> list[dict[str, str]]:
+def _notify_targets(targets: Iterable[NotifyTarget]) -> list[NotifyDict]:
     """The targets validated; one with an empty URL clears the list."""
-    checked = []
+    checked: list[NotifyDict] = []
     for target in targets:
         if not target.url:
             return []

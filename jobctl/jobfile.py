@@ -10,7 +10,7 @@ import gc
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Required, TypedDict
 
 from jobctl import policies
 from jobctl.agents import list_agents
@@ -41,6 +41,24 @@ AGENT_KEYS = (
 )
 
 
+# A document as read: parsed TOML or JSON, its values unchecked until validated.
+Document = dict[str, object]
+
+
+class JobEntry(TypedDict, total=False):
+    """A `[[jobs]]` table as export writes it (a document read back is checked key by key)."""
+
+    name: Required[str]
+    description: str
+    state: str
+    action: str
+    trigger: str
+    schedule: str
+    timezone: str
+    spec: dict[str, object]
+    policies: dict[str, object]
+
+
 @contextmanager
 def bulk_work() -> Iterator[None]:
     """Pause the cyclic garbage collector while a whole file is handled.
@@ -60,12 +78,12 @@ def bulk_work() -> Iterator[None]:
 # ---------------------------------------------------------------------------- export
 
 
-def export_entry(job: Job) -> dict[str, Any]:
+def export_entry(job: Job) -> JobEntry:
     """One `[[jobs]]` table: the job as stored (secrets unredacted), null values left out."""
-    entry: dict[str, Any] = {"name": job.name}
+    entry: JobEntry = {"name": job.name}
     if job.description:
         entry["description"] = job.description
-    entry["state"], entry["action"], entry["trigger"] = job.state, job.action, job.trigger
+    entry["state"], entry["action"], entry["trigger"] = job.state, job.action, job.schedule_kind
     if job.schedule is not None:
         entry["schedule"] = job.schedule
     entry["timezone"] = job.timezone
@@ -77,17 +95,18 @@ def export_entry(job: Job) -> dict[str, Any]:
         entry["spec"] = spec
     stored = job.policies.to_dict()
     if stored:
-        entry["policies"] = {
+        table: dict[str, object] = {
             name: _policy_text(name, stored[name])
             for name in policies.POLICY_NAMES
             if stored.get(name) is not None
         }
-        if stored.get("notify"):
-            entry["policies"]["notify"] = [dict(item) for item in stored["notify"]]
+        if job.policies.notify:
+            table["notify"] = [target.to_dict() for target in job.policies.notify]
+        entry["policies"] = table
     return entry
 
 
-def _policy_text(name: str, value: Any) -> Any:
+def _policy_text(name: str, value: object) -> object:
     """Durations as text (`30s`) when the text reads back exactly; others as stored."""
     if name not in policies.DURATION_POLICIES:
         return value
@@ -99,9 +118,9 @@ def _policy_text(name: str, value: Any) -> Any:
     return text if exact else value
 
 
-def export_agent_entry(agent: Agent) -> dict[str, Any]:
+def export_agent_entry(agent: Agent) -> dict[str, object]:
     """One `[[agents]]` table: the profile as stored (an API key only as a variable name)."""
-    entry: dict[str, Any] = {"name": agent.name, "kind": agent.kind}
+    entry: dict[str, object] = {"name": agent.name, "kind": agent.kind}
     # Unknown keys are written too, so that apply refuses them instead of losing them.
     unknown = sorted(key for key in agent.config if key not in AGENT_KEYS)
     for key in [*AGENT_KEYS[2:], *unknown]:
@@ -111,7 +130,7 @@ def export_agent_entry(agent: Agent) -> dict[str, Any]:
     return entry
 
 
-def export_document(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -> dict[str, Any]:
+def export_document(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -> Document:
     return {
         "version": VERSION,
         "agents": [export_agent_entry(agent) for agent in agents],
@@ -156,7 +175,7 @@ def _notify_secrets(job: Job) -> list[str]:
     ]
 
 
-def dumps(doc: Mapping[str, Any], fmt: str = "toml") -> str:
+def dumps(doc: Mapping[str, object], fmt: str = "toml") -> str:
     if fmt == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if fmt != "toml":
@@ -167,7 +186,7 @@ def dumps(doc: Mapping[str, Any], fmt: str = "toml") -> str:
     return tomli_w.dumps(doc, multiline_strings=not _has_carriage_return(doc))
 
 
-def _has_carriage_return(value: Any) -> bool:
+def _has_carriage_return(value: object) -> bool:
     if isinstance(value, str):
         return "\r" in value
     if isinstance(value, Mapping):
@@ -185,10 +204,10 @@ def sniff_format(text: str) -> str:
     return "json" if text.lstrip(" \t\r\n").startswith("{") else "toml"
 
 
-def loads(text: str, fmt: str | None = None) -> dict[str, Any]:
+def loads(text: str, fmt: str | None = None) -> Document:
     text = text.removeprefix("\ufeff")
     fmt = fmt or sniff_format(text)
-    doc: Any
+    doc: object
     if fmt == "json":
         try:
             doc = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
@@ -208,9 +227,9 @@ def loads(text: str, fmt: str | None = None) -> dict[str, Any]:
     return doc
 
 
-def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """JSON keeps the last of two equal keys silently; a jobs file must not (TOML refuses)."""
-    table: dict[str, Any] = {}
+    table: dict[str, object] = {}
     for key, value in pairs:
         if key in table:
             raise ValueError(f"duplicate key {key!r}")
@@ -218,7 +237,7 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return table
 
 
-def read_document(path: str) -> dict[str, Any]:
+def read_document(path: str) -> Document:
     """Read and parse a jobs file, or standard input for `-`; errors name the file."""
     source = "standard input" if path == "-" else path
     from jobctl.textfiles import DOCUMENT_LIMIT, read_text

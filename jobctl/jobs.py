@@ -7,13 +7,22 @@ reading jobs in a store is `jobctl.catalog`.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from jobctl import schedule
 from jobctl.errors import InvalidInput
-from jobctl.models import ActionKind, AgentSpec, HttpSpec, Job, JobState, ScheduleKind
+from jobctl.models import (
+    ActionKind,
+    AgentSpec,
+    EffectivePoliciesDict,
+    HttpSpec,
+    Job,
+    JobState,
+    ScheduleKind,
+    SpecDict,
+)
 from jobctl.secrets import has_reference, redact_headers, redact_url
 from jobctl.timeutil import iso_z
 
@@ -152,7 +161,7 @@ def compute_next_run(job: Job, now: datetime, *, validate: bool = False) -> date
     timetable = job.build_schedule()
     if timetable is None:
         return None
-    if validate and job.trigger != ScheduleKind.ONCE:
+    if validate and job.schedule_kind != ScheduleKind.ONCE:
         schedule.validate_fires(timetable, now)
     if job.state != JobState.ENABLED:
         return None
@@ -163,17 +172,16 @@ def compute_next_run(job: Job, now: datetime, *, validate: bool = False) -> date
 # ---------------------------------------------------------------------------- rendering
 
 
-def redacted_spec(job: Job) -> dict[str, Any]:
-    spec = job.spec.to_dict()
-    if isinstance(job.spec, HttpSpec):
-        spec["url"] = redact_url(job.spec.url)
-        spec["headers"] = redact_headers(job.spec.headers)
-    if isinstance(job.spec, AgentSpec) and job.spec.deliver:
-        spec["deliver"] = redact_url(job.spec.deliver)
-    return spec
+def redacted_spec(job: Job) -> SpecDict:
+    spec = job.spec
+    if isinstance(spec, HttpSpec):
+        spec = replace(spec, url=redact_url(spec.url), headers=redact_headers(spec.headers))
+    elif isinstance(spec, AgentSpec) and spec.deliver:
+        spec = replace(spec, deliver=redact_url(spec.deliver))
+    return spec.to_dict()
 
 
-def job_to_dict(job: Job) -> dict[str, Any]:
+def job_to_dict(job: Job) -> dict[str, object]:
     """The contract's JSON form of a job (secrets redacted)."""
     return {
         "name": job.name,
@@ -181,7 +189,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "state": job.state,
         "paused_reason": job.paused_reason,
         "action": job.action,
-        "trigger": job.trigger,
+        "trigger": job.schedule_kind,
         "schedule": job.schedule,
         "timezone": job.timezone,
         "next_run_at": iso_z(job.next_run_at),
@@ -201,7 +209,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def _redacted_policies(effective: dict[str, Any]) -> dict[str, Any]:
+def _redacted_policies(effective: EffectivePoliciesDict) -> EffectivePoliciesDict:
     effective["notify"] = [
         {"on": item["on"], "url": redact_url(item["url"])} for item in effective["notify"]
     ]

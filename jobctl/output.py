@@ -14,7 +14,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 STATUS_COLOURS = {
     "succeeded": "32",
@@ -91,11 +91,11 @@ def colour_status(text: str | None, enabled: bool, label: str | None = None) -> 
     return Styled(f"\x1b[{code}m{shown}\x1b[0m") if enabled and code else shown
 
 
-def to_json(data: Any) -> str:
+def to_json(data: object) -> str:
     return _escape_raw_controls(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def to_json_line(data: Any) -> str:
+def to_json_line(data: object) -> str:
     """One JSON document on one line (for --jsonl)."""
     return _escape_raw_controls(json.dumps(data, ensure_ascii=False))
 
@@ -242,7 +242,7 @@ def _shrink(
 
 
 def table(
-    rows: Sequence[Sequence[Any]],
+    rows: Sequence[Sequence[object]],
     headers: Sequence[str | Column],
     *,
     width: int | None = None,
@@ -269,7 +269,7 @@ class TableLayout:
     def render_header(self) -> str:
         return self.render([column.header for column in self.columns])
 
-    def render(self, row: Sequence[Any]) -> str:
+    def render(self, row: Sequence[object]) -> str:
         parts = []
         for value, column, size in zip(row, self.columns, self.widths, strict=True):
             if size is None:
@@ -294,7 +294,7 @@ def table_layout(
     return TableLayout(list(columns), widths, width is not None, "…" if unicode_ok() else "...")
 
 
-def _one_line(value: Any) -> str:
+def _one_line(value: object) -> str:
     if isinstance(value, Styled):
         return value
     text = "-" if value is None else str(value)
@@ -306,7 +306,7 @@ def _one_line(value: Any) -> str:
 # ------------------------------------------------------------------------ key: value
 
 
-def key_values(pairs: Iterable[tuple[str, Any]], *, width: int | None = None) -> str:
+def key_values(pairs: Iterable[tuple[str, object]], *, width: int | None = None) -> str:
     """`label: value` lines with the labels aligned, for `show` commands.
 
     With `width`, a long value wraps onto continuation lines indented under the values; a
@@ -325,7 +325,7 @@ def key_values(pairs: Iterable[tuple[str, Any]], *, width: int | None = None) ->
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _value_lines(value: Any) -> list[str]:
+def _value_lines(value: object) -> list[str]:
     """The pieces of a value: a list's items (each with its comma), else the whole text."""
     if isinstance(value, (list, tuple)):
         texts = [visible(str(item)) for item in value if item is not None and item != ""]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any
 
 from jobctl.errors import InvalidInput
 from jobctl.models import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
 from jobctl.models import DEFAULTS as DEFAULTS
 from jobctl.models import POLICY_NAMES as POLICY_NAMES
-from jobctl.models import Catchup, Overlap
+from jobctl.models import Catchup, Overlap, PolicyValue
 from jobctl.timeutil import format_duration, parse_duration
 
 OVERLAP_CHOICES = tuple(m.value for m in Overlap)
@@ -43,7 +42,7 @@ def option_name(policy: str) -> str:
     return "--" + policy.replace("_", "-")
 
 
-def parse_policy(policy: str, value: Any) -> Any:
+def parse_policy(policy: str, value: object) -> PolicyValue | None:
     """Validate one policy value from the CLI (text) or a document (text or number).
 
     Returns the stored form: seconds as float, counts as int, choices as text; None clears.
@@ -92,11 +91,19 @@ def parse_policy(policy: str, value: Any) -> Any:
     raise InvalidInput(f"unknown policy {policy!r}")
 
 
-def as_text(policy: str, value: Any) -> str:
+def parse_seconds(policy: str, value: object) -> float | None:
+    """A duration policy's value (`timeout`, `backoff` ...) in seconds; None clears."""
+    seconds = parse_policy(policy, value)
+    if policy not in DURATION_POLICIES or isinstance(seconds, int | str):
+        raise InvalidInput(f"unknown duration policy {policy!r}")
+    return seconds
+
+
+def as_text(policy: str, value: object) -> str:
     """A policy value for people and for TOML export."""
     if value is None:
         return "off"
-    if policy in DURATION_POLICIES:
+    if policy in DURATION_POLICIES and isinstance(value, int | float):
         return format_duration(timedelta(seconds=value))
     return str(value)
 

@@ -14,9 +14,10 @@ import pytest
 
 from jobctl.actions import FireContext, Outcome
 from jobctl.actions.agent import AgentFirer
-from jobctl.agents import build_agent, run_timeout
+from jobctl.agent_changes import build_agent
+from jobctl.agents import run_timeout
 from jobctl.errors import InvalidInput
-from jobctl.models import Agent
+from jobctl.models import Agent, AgentChange
 from tests.agent_servers import AgentServer, fake_agent_command, start_agent_server
 from tests.conftest import Invoke, create_database, dump_database
 
@@ -771,12 +772,12 @@ def test_command_agent_that_cannot_start() -> None:
 
 def test_build_agent_rejects_a_key_without_echoing_it() -> None:
     with pytest.raises(InvalidInput) as caught:
-        build_agent({"name": "a", "url": "http://h/v1", "model": "m", "api_key_env": KEY})
+        build_agent(AgentChange(name="a", url="http://h/v1", model="m", api_key_env=KEY))
     assert KEY not in str(caught.value)
 
 
 def test_run_timeout_prefers_the_job_then_the_agent() -> None:
-    agent = build_agent({"name": "a", "command": "x", "timeout": "2m"})
+    agent = build_agent(AgentChange(name="a", command="x", timeout="2m"))
     assert run_timeout(agent) == 120.0
     assert run_timeout(agent, {"timeout": 30.0}) == 30.0
-    assert run_timeout(build_agent({"name": "b", "command": "x"})) == 600.0
+    assert run_timeout(build_agent(AgentChange(name="b", command="x"))) == 600.0

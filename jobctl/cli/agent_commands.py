@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ import click
 from jobctl.cli.complete import complete_agent_names
 from jobctl.cli.shared import F, cli, db_option, json_option, open_db, read_db
 from jobctl.errors import Failed, InvalidInput
+from jobctl.models import Agent, AgentChange
 
 AGENT_OPTIONS: list[Callable[[F], F]] = [
     click.option(
@@ -61,16 +62,35 @@ def agent_options(func: F) -> F:
     return func
 
 
-def _options_from_click(params: dict[str, Any]) -> dict[str, Any]:
-    """Click's keyword arguments as the core's options: only those given, files read."""
-    from jobctl.jobs import read_text_argument
+def _agent_change(
+    name: str | None,
+    kind: str | None,
+    url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    system: str | None,
+    temperature: str | None,
+    max_tokens: str | None,
+    header: tuple[str, ...],
+    timeout: str | None,
+    command: str | None,
+) -> AgentChange:
+    """The options given as an AgentChange: `--system @FILE` read, headers split."""
+    from jobctl.jobs import parse_header, read_text_argument
 
-    options = {key: value for key, value in params.items() if value is not None}
-    if options.get("header") == ():
-        del options["header"]
-    if options.get("system"):
-        options["system"] = read_text_argument(options["system"], what="--system")
-    return options
+    return AgentChange(
+        name=name,
+        kind=kind,
+        url=url,
+        model=model,
+        api_key_env=api_key_env,
+        system=read_text_argument(system, what="--system") if system else system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        headers=dict(parse_header(item) for item in header if item) if header else None,
+        timeout=timeout,
+        command=command,
+    )
 
 
 def _now() -> datetime:
@@ -79,7 +99,7 @@ def _now() -> datetime:
     return utcnow()
 
 
-def _describe(agent: Any) -> str:
+def _describe(agent: Agent) -> str:
     from jobctl.agents import agent_summary
 
     if agent.kind == "command":
@@ -112,7 +132,7 @@ def agent() -> None:
 @db_option
 @json_option
 @click.pass_context
-def add(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
+def add(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> None:
     """Add an agent: --url and --model (openai, anthropic), or --command.
 
     \b
@@ -124,9 +144,7 @@ def add(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
     from jobctl.agents import add_agent, agent_to_dict
     from jobctl.output import to_json
 
-    options = _options_from_click(params)
-    options["name"] = name
-    added = add_agent(open_db(ctx), options, _now())
+    added = add_agent(open_db(ctx), _agent_change(name, **options), _now())
     if as_json:
         click.echo(to_json(agent_to_dict(added, [])))
     else:
@@ -139,7 +157,7 @@ def add(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
 @db_option
 @json_option
 @click.pass_context
-def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None:
+def edit(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> None:
     """Change an agent: each option given replaces that field; '' clears an optional one.
 
     \b
@@ -150,13 +168,13 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **params: Any) -> None
     from jobctl.agents import agent_to_dict, edit_agent, jobs_using
     from jobctl.output import to_json
 
-    options = _options_from_click(params)
-    if not options:
+    change = _agent_change(None, **options)
+    if change == AgentChange():
         raise InvalidInput(
             "nothing to change: give at least one option (see `jobctl agent edit --help`)"
         )
     store = open_db(ctx)
-    edited = edit_agent(store, name, options, _now())
+    edited = edit_agent(store, name, change, _now())
     if as_json:
         click.echo(to_json(agent_to_dict(edited, jobs_using(store, edited.name))))
     else:
@@ -227,7 +245,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(data))
         return
-    pairs: list[tuple[str, Any]] = [("name", data["name"]), ("kind", data["kind"])]
+    pairs: list[tuple[str, object]] = [("name", data["name"]), ("kind", data["kind"])]
     if found.kind == "command":
         pairs.append(("command", data["command"]))
     else:
@@ -299,12 +317,12 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     from jobctl.agents import get_agent, run_timeout
     from jobctl.jobs import read_text_argument
     from jobctl.output import to_json
-    from jobctl.policies import parse_policy
+    from jobctl.policies import parse_seconds
     from jobctl.secrets import fire_environment
 
     found = get_agent(read_db(ctx), name)
     text = read_text_argument(prompt, what="PROMPT")
-    seconds = parse_policy("timeout", timeout) if timeout else None
+    seconds = parse_seconds("timeout", timeout) if timeout else None
     context = FireContext(
         job=f"agent-test.{found.name}",
         run_id=0,
@@ -341,10 +359,12 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     click.echo(visible(_summary_line(details, outcome.exit_code)), err=True)
 
 
-def _summary_line(details: dict[str, Any], exit_code: int | None) -> str:
+def _summary_line(details: Mapping[str, object], exit_code: int | None) -> str:
     if details.get("kind") == "command":
         return f"command agent · exit {exit_code} · {details.get('latency_ms')} ms"
-    usage = details.get("usage") or {}
+    usage = details.get("usage")
+    if not isinstance(usage, Mapping):
+        usage = {}
     tokens = "tokens unknown"
     if usage.get("total_tokens") is not None:
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from jobctl.cli.complete import complete_job_names
 from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from jobctl.apply import Plan
 
 
 @cli.command()
@@ -105,7 +108,7 @@ def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bo
             )
 
 
-def _plan_text(plan: Any, dry_run: bool) -> str:
+def _plan_text(plan: Plan, dry_run: bool) -> str:
     names = plan.names()
     agents = names["agents"]
     prefix = "would " if dry_run else ""

@@ -12,7 +12,7 @@ from jobctl.cli.complete import complete_zones
 from jobctl.cli.shared import F
 
 if TYPE_CHECKING:
-    from jobctl.models import JobChange
+    from jobctl.models import Job, JobChange
 
 JOB_OPTIONS: list[Callable[[F], F]] = [
     click.option("--url", metavar="URL", help="HTTP action: the URL to request."),
@@ -189,7 +189,7 @@ def current_time() -> datetime:
     return utcnow()
 
 
-def print_job_line(verb: str, job: Any) -> None:
+def print_job_line(verb: str, job: Job) -> None:
     from jobctl.timeutil import get_zone, local_text
 
     when = (

@@ -28,7 +28,7 @@ def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool) -
             [
                 job.name,
                 colour_status(job.state, colour, label=state),
-                describe(job.trigger, job.schedule),
+                describe(job.schedule_kind, job.schedule),
                 action_summary(job),
                 humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
                 humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
@@ -163,7 +163,7 @@ def _render_show(
             value = "/bin/sh -c" if value else "none (the words are run directly)"
         pairs.append((f"  {key}", value))
     pairs += [
-        ("trigger", describe(job.trigger, job.schedule)),
+        ("trigger", describe(job.schedule_kind, job.schedule)),
         ("timezone", job.timezone),
         ("next run", when(job.next_run_at)),
         ("last run", when(job.last_run_at)),

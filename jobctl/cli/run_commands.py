@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,10 +13,11 @@ from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db
 from jobctl.errors import Failed, Interrupted
 
 if TYPE_CHECKING:
+    from jobctl.engine import Recorded
     from jobctl.models import Run
 
 
-def _report_attempt(recorded: Any) -> None:
+def _report_attempt(recorded: Recorded) -> None:
     from jobctl.output import visible
     from jobctl.timeutil import iso_z
 
@@ -161,7 +162,7 @@ def run_(
         sys.exit(1)
 
 
-def _print_run_result(row: Any, as_json: bool) -> None:
+def _print_run_result(row: Run, as_json: bool) -> None:
     from jobctl.output import to_json, visible
     from jobctl.runs import run_to_dict
 

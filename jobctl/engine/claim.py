@@ -177,7 +177,7 @@ class Claiming:
             last_slot = slot
             fired += 1
             slot = timetable.next_after(slot) if timetable is not None else None
-        once_done = job.trigger == ScheduleKind.ONCE and slot is None
+        once_done = job.schedule_kind == ScheduleKind.ONCE and slot is None
         moved = self.store.advance_job(
             job.id,
             claimed_next_run_at=job.next_run_at,

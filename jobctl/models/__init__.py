@@ -1,6 +1,7 @@
 """The words jobctl is built from, as types: one word per idea.
 
-- A job's **schedule kind** says how its slots are computed (cron, every, once, manual);
+- A job's **schedule kind** says how its slots are computed (cron, every, once, manual):
+  `Job.schedule_kind`, which the database column and the contract's JSON call `trigger`;
   its **schedule** is the text it was given (`*/5 * * * *`, `10m`, a time), and its
   **timetable** is the `schedule.Schedule` object built from the two that gives the next
   slot (`job.build_schedule()`).
@@ -21,6 +22,9 @@ from __future__ import annotations
 
 from jobctl.models.agents import (
     Agent as Agent,
+)
+from jobctl.models.agents import (
+    AgentChange as AgentChange,
 )
 from jobctl.models.agents import (
     StoredAgent as StoredAgent,
@@ -59,10 +63,19 @@ from jobctl.models.policies import (
     EffectivePolicies as EffectivePolicies,
 )
 from jobctl.models.policies import (
+    EffectivePoliciesDict as EffectivePoliciesDict,
+)
+from jobctl.models.policies import (
+    NotifyDict as NotifyDict,
+)
+from jobctl.models.policies import (
     NotifyTarget as NotifyTarget,
 )
 from jobctl.models.policies import (
     Policies as Policies,
+)
+from jobctl.models.policies import (
+    PolicyValue as PolicyValue,
 )
 from jobctl.models.runs import (
     HOST as HOST,
@@ -95,13 +108,25 @@ from jobctl.models.specs import (
     AgentSpec as AgentSpec,
 )
 from jobctl.models.specs import (
+    AgentSpecDict as AgentSpecDict,
+)
+from jobctl.models.specs import (
     ExecSpec as ExecSpec,
+)
+from jobctl.models.specs import (
+    ExecSpecDict as ExecSpecDict,
 )
 from jobctl.models.specs import (
     HttpSpec as HttpSpec,
 )
 from jobctl.models.specs import (
+    HttpSpecDict as HttpSpecDict,
+)
+from jobctl.models.specs import (
     Spec as Spec,
+)
+from jobctl.models.specs import (
+    SpecDict as SpecDict,
 )
 from jobctl.models.specs import (
     spec_from_dict as spec_from_dict,

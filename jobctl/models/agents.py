@@ -1,8 +1,9 @@
-"""Agents: what an agent job's prompt is sent to."""
+"""Agents: what an agent job's prompt is sent to, and a change asked for."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,3 +47,32 @@ class Agent:
         """The agent's own timeout in seconds, if it sets one."""
         value = self.config.get("timeout")
         return float(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class AgentChange:
+    """A new agent, or a change to one: what `agent add`, `agent edit` and `apply`'s
+    `[[agents]]` entries ask for (see JobChange).
+
+    Every field left None is "not given": an edit keeps what the agent has. '' clears an
+    optional text field, as on the command line, and an empty mapping the `headers`.
+    `jobctl.agent_changes.build_agent` validates a change into an Agent; values are as
+    people write them (the timeout as a duration, numbers as text or numbers), already read
+    from `@FILE` where the CLI allows that. `command` makes a command agent, `kind` chooses
+    between openai and anthropic.
+    """
+
+    name: str | None = None
+    kind: str | None = None
+    # openai and anthropic agents
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    system: str | None = None
+    temperature: str | float | None = None
+    max_tokens: str | float | None = None
+    headers: Mapping[str, str] | None = None
+    # command agents
+    command: str | None = None
+    # every kind: a duration ("90s") or seconds
+    timeout: str | float | None = None

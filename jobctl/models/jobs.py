@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from jobctl import schedule
 from jobctl.models.policies import EffectivePolicies, NotifyTarget, Policies
 from jobctl.models.specs import Spec, spec_from_dict
-from jobctl.models.words import ActionKind, JobState
+from jobctl.models.words import ActionKind, JobState, ScheduleKind
 from jobctl.schedule import Schedule
 from jobctl.timeutil import from_db
 
@@ -39,9 +39,15 @@ class Row(Protocol):
 
 @dataclass
 class Job:
+    """A stored job: its action (`spec`), schedule and policies, state and counters.
+
+    `schedule_kind` is how its slots are computed; the database column and the contract's
+    JSON call it `trigger` (a run's `trigger`, RunTrigger, is why that run started).
+    """
+
     name: str
     spec: Spec
-    trigger: str
+    schedule_kind: ScheduleKind
     schedule: str | None
     timezone: str
     description: str = ""
@@ -84,7 +90,7 @@ class Job:
             state=row["state"],
             paused_reason=row["paused_reason"],
             spec=spec_from_dict(row["action"], json.loads(row["spec"])),
-            trigger=row["trigger"],
+            schedule_kind=ScheduleKind(row["trigger"]),
             schedule=row["schedule"],
             timezone=row["timezone"],
             policies=Policies.from_dict(json.loads(row["policies"])),
@@ -119,7 +125,7 @@ class Job:
         self._effective = None
 
     def build_schedule(self) -> Schedule | None:
-        return schedule.build_schedule(self.trigger, self.schedule, self.timezone)
+        return schedule.build_schedule(self.schedule_kind, self.schedule, self.timezone)
 
 
 # A policy's value as given: text ("30s", "3") or, from a document, a number; '' clears it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from jobctl.models.words import FAILURES, ActionKind, Catchup, Overlap
 
@@ -24,12 +24,56 @@ POLICY_NAMES = (
 )
 
 
-def _seconds(value: Any) -> float | None:
-    return None if value is None else float(value)
+# A policy's stored value: seconds (float), a count (int) or a choice (text).
+PolicyValue = float | int | str
 
 
-def _count(value: Any) -> int | None:
-    return None if value is None else int(value)
+class NotifyDict(TypedDict):
+    """A notify target's stored and JSON form."""
+
+    on: str
+    url: str
+
+
+class EffectivePoliciesDict(TypedDict):
+    """The contract's `policies` object of a job: every policy's effective value."""
+
+    timeout: float
+    retries: int
+    backoff: float
+    overlap: str
+    catchup: str
+    catchup_window: float
+    jitter: float
+    max_failures: int | None
+    keep: int
+    keep_for: float | None
+    alert_if_no_success: float | None
+    notify: list[NotifyDict]
+
+
+def _seconds(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"a duration in seconds, not {value!r}")
+    return float(value)
+
+
+def _count(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"a whole number, not {value!r}")
+    return int(value)
+
+
+def _notify_targets(value: object) -> tuple[NotifyTarget, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"a list of notify targets, not {value!r}")
+    return tuple(NotifyTarget(on=str(item["on"]), url=str(item["url"])) for item in value)
 
 
 @dataclass(frozen=True)
@@ -39,7 +83,7 @@ class NotifyTarget:
     on: str
     url: str
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> NotifyDict:
         return {"on": self.on, "url": self.url}
 
 
@@ -60,11 +104,22 @@ class EffectivePolicies:
     alert_if_no_success: float | None
     notify: tuple[NotifyTarget, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> EffectivePoliciesDict:
         """The contract's `policies` object, keys in POLICY_NAMES order then `notify`."""
-        data: dict[str, Any] = {name: getattr(self, name) for name in POLICY_NAMES}
-        data["notify"] = [target.to_dict() for target in self.notify]
-        return data
+        return {
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "backoff": self.backoff,
+            "overlap": self.overlap,
+            "catchup": self.catchup,
+            "catchup_window": self.catchup_window,
+            "jitter": self.jitter,
+            "max_failures": self.max_failures,
+            "keep": self.keep,
+            "keep_for": self.keep_for,
+            "alert_if_no_success": self.alert_if_no_success,
+            "notify": [target.to_dict() for target in self.notify],
+        }
 
 
 @dataclass(frozen=True)
@@ -87,9 +142,9 @@ class Policies:
     alert_if_no_success: float | None = None
     notify: tuple[NotifyTarget, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, PolicyValue | list[NotifyDict]]:
         """The stored form: only the policies that are set."""
-        data: dict[str, Any] = {
+        data: dict[str, PolicyValue | list[NotifyDict]] = {
             name: getattr(self, name) for name in POLICY_NAMES if getattr(self, name) is not None
         }
         if self.notify:
@@ -97,24 +152,21 @@ class Policies:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Policies:
+    def from_dict(cls, data: Mapping[str, object]) -> Policies:
         overlap, catchup = data.get("overlap"), data.get("catchup")
         return cls(
             timeout=_seconds(data.get("timeout")),
             retries=_count(data.get("retries")),
             backoff=_seconds(data.get("backoff")),
-            overlap=Overlap(overlap) if overlap is not None else None,
-            catchup=Catchup(catchup) if catchup is not None else None,
+            overlap=Overlap(str(overlap)) if overlap is not None else None,
+            catchup=Catchup(str(catchup)) if catchup is not None else None,
             catchup_window=_seconds(data.get("catchup_window")),
             jitter=_seconds(data.get("jitter")),
             max_failures=_count(data.get("max_failures")),
             keep=_count(data.get("keep")),
             keep_for=_seconds(data.get("keep_for")),
             alert_if_no_success=_seconds(data.get("alert_if_no_success")),
-            notify=tuple(
-                NotifyTarget(on=str(item["on"]), url=str(item["url"]))
-                for item in data.get("notify") or ()
-            ),
+            notify=_notify_targets(data.get("notify")),
         )
 
     def effective(self, action: str, *, agent_timeout: float | None = None) -> EffectivePolicies:
@@ -153,7 +205,7 @@ class Policies:
 
 
 # Each policy's default (timeout's depends on the action kind: DEFAULT_TIMEOUTS).
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, object] = {
     name: value
     for name, value in Policies().effective(ActionKind.HTTP).to_dict().items()
     if name not in ("timeout", "notify")

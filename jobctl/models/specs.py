@@ -4,21 +4,54 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar, NotRequired, TypedDict
 
 from jobctl.models.words import ActionKind
 
 
-def _text(value: Any, default: str = "") -> str:
+class HttpSpecDict(TypedDict):
+    """An HTTP spec's stored and JSON form."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: str | None
+    expect: str
+    forward_payload: NotRequired[bool]
+
+
+class ExecSpecDict(TypedDict):
+    """An exec spec's stored and JSON form."""
+
+    command: str
+    cwd: str | None
+    env: dict[str, str]
+    shell: bool
+
+
+class AgentSpecDict(TypedDict):
+    """An agent spec's stored and JSON form."""
+
+    agent: str
+    prompt: str
+    deliver: str | None
+
+
+SpecDict = HttpSpecDict | ExecSpecDict | AgentSpecDict
+
+
+def _text(value: object, default: str = "") -> str:
     return default if value is None else str(value)
 
 
-def _optional_text(value: Any) -> str | None:
+def _optional_text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _text_map(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (value or {}).items()}
+def _text_map(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 @dataclass(frozen=True)
@@ -36,9 +69,9 @@ class HttpSpec:
 
     kind: ClassVar[ActionKind] = ActionKind.HTTP
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> HttpSpecDict:
         """The stored and JSON form, keys in the order every output writes them."""
-        data: dict[str, Any] = {
+        data: HttpSpecDict = {
             "url": self.url,
             "method": self.method,
             "headers": dict(self.headers),
@@ -50,7 +83,7 @@ class HttpSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HttpSpec:
+    def from_dict(cls, data: Mapping[str, object]) -> HttpSpec:
         body = _optional_text(data.get("body"))
         forward = data.get("forward_payload")
         return cls(
@@ -75,7 +108,7 @@ class ExecSpec:
 
     kind: ClassVar[ActionKind] = ActionKind.EXEC
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ExecSpecDict:
         """The stored and JSON form, keys in the order every output writes them."""
         return {
             "command": self.command,
@@ -85,7 +118,7 @@ class ExecSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExecSpec:
+    def from_dict(cls, data: Mapping[str, object]) -> ExecSpec:
         return cls(
             command=_text(data.get("command")),
             cwd=_optional_text(data.get("cwd")) or None,
@@ -104,12 +137,12 @@ class AgentSpec:
 
     kind: ClassVar[ActionKind] = ActionKind.AGENT
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AgentSpecDict:
         """The stored and JSON form, keys in the order every output writes them."""
         return {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentSpec:
+    def from_dict(cls, data: Mapping[str, object]) -> AgentSpec:
         return cls(
             agent=_text(data.get("agent")),
             prompt=_text(data.get("prompt")),
@@ -125,7 +158,7 @@ SPEC_TYPES: dict[str, type[HttpSpec] | type[ExecSpec] | type[AgentSpec]] = {
 }
 
 
-def spec_from_dict(action: str, data: Mapping[str, Any]) -> Spec:
+def spec_from_dict(action: str, data: Mapping[str, object]) -> Spec:
     """The typed spec of an `action` job from its stored or JSON form."""
     try:
         spec_type = SPEC_TYPES[action]

@@ -63,7 +63,7 @@ def _column_values(job: Job) -> dict[str, Any]:
         "paused_reason": job.paused_reason,
         "action": job.action,
         "spec": json.dumps(job.spec.to_dict(), sort_keys=True),
-        "trigger": job.trigger,
+        "trigger": job.schedule_kind,
         "schedule": job.schedule,
         "timezone": job.timezone,
         "policies": json.dumps(job.policies.to_dict(), sort_keys=True),
