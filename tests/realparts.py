@@ -283,9 +283,13 @@ class PipeReader:
         self._thread.start()
 
     def _read(self, pipe: Any) -> None:
-        for line in pipe:
+        """Chunks as they come (a line not ended yet too), decoded as UTF-8."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while chunk := os.read(pipe.fileno(), 65536):
             with self._lock:
-                self._chunks.append(line)
+                self._chunks.append(decoder.decode(chunk))
 
     def text(self) -> str:
         with self._lock:
