@@ -267,3 +267,52 @@ def test_follow_shows_each_line_of_a_daemon_run_within_500ms(
     assert [line.split()[0] for line, _ in arrivals] == [str(i) for i in range(15)]
     late = [(line, at - float(line.split()[1])) for line, at in arrivals]
     assert all(delay < 0.5 for _, delay in late), late
+
+
+# ------------------------------------------------------------------ the current run
+
+
+def test_show_list_and_status_show_the_run_in_flight(db_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "busy", "--exec", "true", "--manual")
+    jobctl("add", "idle", "--exec", "true", "--manual")
+    store = open_store(db_path)
+    run_id = start_run(store, "busy")
+    store.append_output([piece(run_id, 1, "step 1\n"), piece(run_id, 2, "step 2\n\n")])
+
+    shown = json.loads(jobctl("show", "busy", "--json").stdout)["current_run"]
+    assert shown["id"] == run_id and shown["status"] == "running"
+    assert shown["last_line"] == "step 2" and shown["elapsed_ms"] >= 0
+    assert shown["started_at"].endswith("Z")
+    assert json.loads(jobctl("show", "idle", "--json").stdout)["current_run"] is None
+    listed = {
+        job["name"]: job["current_run"] for job in json.loads(jobctl("list", "--json").stdout)
+    }
+    assert listed["busy"]["id"] == run_id and listed["idle"] is None
+    in_flight = json.loads(jobctl("status", "--json").stdout)["in_flight"]
+    assert [(item["job"], item["run"], item["last_line"]) for item in in_flight] == [
+        ("busy", run_id, "step 2")
+    ]
+
+    text = jobctl("show", "busy").stdout
+    assert f"running now:   run {run_id} · " in text and "  last output: step 2" in text
+    assert "running now" not in jobctl("show", "idle").stdout
+    for command in ("list", "status"):
+        text = jobctl(command).stdout
+        assert "in flight:" in text, command
+        assert any(
+            line.split()[:3] == ["busy", "run", str(run_id)] and line.endswith("· step 2")
+            for line in text.splitlines()
+        ), text
+
+    finish(store, run_id, "succeeded", "step 1\nstep 2\n", 0)
+    assert json.loads(jobctl("status", "--json").stdout)["in_flight"] == []
+    assert "in flight:" not in jobctl("list").stdout
+
+
+def test_last_line_is_the_last_one_not_blank_and_short() -> None:
+    from jobctl.current_runs import LAST_LINE_MAX, last_line
+
+    assert last_line("a\nb\n \n") == "b"
+    assert last_line("") is None and last_line(None) is None and last_line("\n\n") is None
+    long = last_line("x" * 500)
+    assert long is not None and len(long) == LAST_LINE_MAX and long.endswith("…")
