@@ -209,6 +209,74 @@ def test_follow_ends_when_the_runs_owner_dies(db_path: Path, jobctl: Invoke) -> 
     assert "interrupted" in follower.err.text()
 
 
+def queue_run(
+    store: Store,
+    job: str,
+    *,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+    attempt: int = 1,
+    scheduled_for: datetime | None = None,
+) -> int:
+    found = store.job_named(job)
+    assert found is not None and found.id is not None
+    with store.write():
+        return store.insert_run(
+            job_id=found.id,
+            trigger=trigger,
+            status=RunStatus.QUEUED,
+            scheduled_for=scheduled_for or now(),
+            now=now(),
+            attempt=attempt,
+        )
+
+
+def test_follow_of_a_queued_run_waits_for_it_to_start(db_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "queued", "--exec", "true", "--manual")
+    store = open_store(db_path)
+    run_id = queue_run(store, "queued")
+    follower = Follower(db_path, str(run_id))
+    wait_until(lambda: "the daemon is not running" in follower.err.text(), what="the hint")
+    with store.write():
+        store.start_queued_run(run_id, now(), Owner.this_process())
+    store.append_output([piece(run_id, 1, "started\n")])
+    wait_until(lambda: follower.out.lines() == ["started"], what="its output")
+    finish(store, run_id, "succeeded", "started\n", 0)
+    assert follower.wait() == 0
+
+
+def test_follow_of_a_job_goes_on_through_its_retries(db_path: Path, jobctl: Invoke) -> None:
+    jobctl("add", "flaky", "--exec", "true", "--manual", "--retries", "1")
+    store = open_store(db_path)
+    first = start_run(store, "flaky")
+    follower = Follower(db_path, "flaky")
+    wait_until(lambda: f"following run {first}" in follower.err.text(), what="the first")
+    slot = store.get_run(first)
+    assert slot is not None
+    with store.write():  # the owner records the failure and queues the retry together
+        store.finish_run(
+            first,
+            Outcome(status="failed", started_at=now(), finished_at=now(), exit_code=1),
+        )
+        retry = store.insert_run(
+            job_id=slot.job_id or 0,
+            trigger=RunTrigger.RETRY,
+            status=RunStatus.QUEUED,
+            scheduled_for=slot.scheduled_for,
+            now=now(),
+            attempt=2,
+        )
+    wait_until(lambda: f"following its retry, run {retry}" in follower.err.text(), what="retry")
+    with store.write():
+        store.start_queued_run(retry, now(), Owner.this_process())
+    finish(store, retry, "succeeded", "", 0)
+    assert follower.wait() == 0
+    assert "attempt 1 · failed" in follower.err.text()
+    assert "attempt 2 · succeeded" in follower.err.text()
+    # following the first run by its id ends with it, and says where the retry is
+    result = run_jobctl(db_path, "runs", "show", str(first), "--follow", timeout=15)
+    assert result.returncode == 1 and f"retry queued as run {retry}" in result.stderr
+
+
 def test_follow_of_an_unknown_run_or_job_is_not_found(db_path: Path, jobctl: Invoke) -> None:
     jobctl("add", "known", "--exec", "true", "--manual")
     assert jobctl("runs", "show", "--follow", "99").exit_code == 3
