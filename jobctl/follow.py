@@ -50,7 +50,8 @@ class StopSignals:
         trace: TracebackType | None,
     ) -> None:
         for signum, handler in self._before.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(signum, handler)  # type: ignore[arg-type]
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
