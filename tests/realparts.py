@@ -230,30 +230,73 @@ def make_due_now(db: Path, job: str | None = None) -> None:
 def follow_beat_until_three_runs(db: Path, *follow_args: str, columns: str | None = None) -> str:
     """`jobctl runs beat --follow ...` against a real daemon while the job `beat` (added by
     the caller) succeeds three times, stopped with SIGINT: what it printed. Asserts it
-    exited 0 with no traceback."""
+    exited 0 with no traceback.
+
+    The follower starts with SIGINT ignored, as a shell's background job does: it must
+    stop on SIGINT all the same. The signal is sent once it has printed, so that it does
+    not land while the follower is still starting."""
     env = {**os.environ, "JOBCTL_DB": str(db)}
     if columns is not None:
         env["COLUMNS"] = columns
     daemon = DaemonProcess(db).wait_ready()
+    command = [*jobctl_command("runs", "beat", "--follow", *follow_args, "--limit", "0")]
     follower = subprocess.Popen(
-        [sys.executable, "-m", "jobctl", "runs", "beat", "--follow", *follow_args, "--limit", "0"],
+        ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    out = PipeReader(follower.stdout)
+    err = PipeReader(follower.stderr)
     try:
         wait_until(
-            lambda: len(query(db, "SELECT id FROM runs WHERE status = 'succeeded'")) >= 3,
-            what="three runs",
+            lambda: (
+                len(query(db, "SELECT id FROM runs WHERE status = 'succeeded'")) >= 3
+                and "succeeded" in out.text()
+            ),
+            what="three runs, followed",
         )
         follower.send_signal(signal.SIGINT)
-        out, err = follower.communicate(timeout=10)
+        follower.wait(timeout=10)
     finally:
         daemon.stop()
         if follower.poll() is None:
             follower.kill()
-    assert follower.returncode == 0, err
-    assert "Traceback" not in err
-    return out
+            follower.wait()
+        out.join()
+        err.join()
+    assert follower.returncode == 0, err.text()
+    assert "Traceback" not in err.text()
+    return out.text()
+
+
+class PipeReader:
+    """Reads a subprocess's text pipe in a thread, so that a test can look at what it has
+    printed so far without blocking."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._chunks: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: Any) -> None:
+        """Chunks as they come (a line not ended yet too), decoded as UTF-8."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while chunk := os.read(pipe.fileno(), 65536):
+            with self._lock:
+                self._chunks.append(decoder.decode(chunk))
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._chunks)
+
+    def lines(self) -> list[str]:
+        return self.text().splitlines()
+
+    def join(self, timeout: float = 10) -> None:
+        self._thread.join(timeout)

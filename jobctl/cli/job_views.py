@@ -50,7 +50,8 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
 
     On a terminal the table fits its width: long states, schedules and actions are cut
     short, and LAST, RECENT and OK make way if needed, then as many other columns as it
-    takes. Names are always whole; --wide, or output to a pipe, shows everything.
+    takes. Names are always whole; --wide, or output to a pipe, shows everything. Runs in
+    flight follow the table: how long so far and the last line of their output.
 
     \b
     Examples:
@@ -59,6 +60,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
       jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
     """
     from jobctl.catalog import list_jobs
+    from jobctl.current_runs import current_runs
     from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
     from jobctl.jobs import job_to_dict
     from jobctl.output import Column, output_width, table, to_json, use_colour
@@ -66,11 +68,14 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     store = read_db(ctx, tidy=True)
     jobs = list_jobs(store)
     stats = [job_stats(store, job, LIST_STATS_WINDOW) for job in jobs]
+    current = current_runs(store, current_time())
     if as_json:
         click.echo(
             to_json(
                 [
-                    job_to_dict(job) | stats_to_dict(stat)
+                    job_to_dict(job)
+                    | stats_to_dict(stat)
+                    | {"current_run": current.get(job.id or 0)}
                     for job, stat in zip(jobs, stats, strict=True)
                 ]
             )
@@ -92,7 +97,13 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
         Column("RECENT", drop=2),
     ]
     rows = _list_rows(jobs, stats, current_time(), use_colour())
-    click.echo(table(rows, columns, width=output_width(wide=wide)))
+    width = output_width(wide=wide)
+    click.echo(table(rows, columns, width=width))
+    if current:
+        from jobctl.cli.current_views import in_flight_text
+        from jobctl.current_runs import in_flight
+
+        click.echo("\n" + in_flight_text(in_flight(store, current_time()), width))
 
 
 @cli.command()
@@ -102,7 +113,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
-    """Show everything about a job, with its next 5 fire times.
+    """Show everything about a job, its run in flight, and its next 5 fire times.
 
     On a terminal, long values wrap onto indented lines within its width (--wide: never).
 
@@ -113,6 +124,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     """
     from jobctl import hooks
     from jobctl.catalog import chains_of, get_job
+    from jobctl.current_runs import current_runs
     from jobctl.history import job_stats, stats_to_dict
     from jobctl.jobs import job_to_dict
     from jobctl.output import to_json
@@ -126,6 +138,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
     data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
     data["after"] = chains_of(store, job.id or 0)
     data["webhook"] = hooks.is_enabled(store, job)
+    data["current_run"] = current_runs(store, now).get(job.id or 0)
     if as_json:
         from jobctl.timeutil import iso_z
 
@@ -140,6 +153,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
 def _render_show(
     job: Any, data: dict[str, Any], upcoming: list[datetime], width: int | None
 ) -> str:
+    from jobctl.cli.current_views import current_run_pairs
     from jobctl.output import key_values
     from jobctl.policies import as_text
     from jobctl.schedule import describe
@@ -154,6 +168,7 @@ def _render_show(
         ("name", job.name),
         ("description", job.description),
         ("state", job.state + (f" ({job.paused_reason})" if job.paused_reason else "")),
+        *current_run_pairs(data["current_run"]),
         ("action", job.action),
     ]
     for key, value in data["spec"].items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -205,7 +204,10 @@ def runs_list(
 
 
 def _follow(store: Store, where: RunFilter, runs: list[Run], fmt: str, width: int | None) -> None:
-    """Print what exists (oldest first), then new runs and status changes until Ctrl-C."""
+    """Print what exists (oldest first), then new runs and status changes until Ctrl-C or
+    SIGTERM: its normal end (exit 0). The signals only set a flag that the loop checks, so
+    that one arriving anywhere (or inherited as ignored) cannot leave it running."""
+    from jobctl.follow import StopSignals
     from jobctl.history import list_runs
 
     shown: dict[int, RunStatus] = {}
@@ -223,41 +225,58 @@ def _follow(store: Store, where: RunFilter, runs: list[Run], fmt: str, width: in
             print_runs(fresh, fmt if fmt != "json" else "jsonl", _now(), width)
         sys.stdout.flush()
 
-    try:  # following stops only when interrupted: that is its normal end (exit 0)
+    with StopSignals() as stop:
         emit(list(reversed(runs)))
         last_id = max((run.id for run in runs), default=store.newest_run_id())
         where.limit = 0
-        while True:
-            time.sleep(FOLLOW_POLL)
+        while not stop.wait(FOLLOW_POLL):
             where.after_id = last_id
             new = list(reversed(list_runs(store, where)))
             pending = [run_id for run_id, status in shown.items() if status.in_flight]
             emit(store.runs_by_id(pending) + new)
             if new:
                 last_id = max(run.id for run in new)
-    except KeyboardInterrupt:
-        return
 
 
 # `-1` reaches the command as a run id (not click's "No such option"), to be refused in our words
 @runs.command(name="show", context_settings={"ignore_unknown_options": True})
-@click.argument("run_id", shell_complete=complete_run_ids)
+@click.argument("run_id", metavar="RUN_ID", shell_complete=complete_run_ids)
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print its output as it comes until it ends (RUN_ID may then be a job NAME).",
+)
 @wide_option
 @db_option
 @json_option
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: str, wide: bool, as_json: bool) -> None:
+def runs_show(ctx: click.Context, run_id: str, follow: bool, wide: bool, as_json: bool) -> None:
     """Everything about one run: request sent, response, output, error, timings.
 
     On a terminal, long values wrap onto indented lines within its width (--wide: never).
+
+    --follow prints what the run has produced so far, then each new piece of output as it
+    comes, then its outcome line (on stderr), and exits 0 if it succeeded, 1 if not. Given
+    a job NAME it follows the job's run in flight, or waits for its next one, and goes on
+    through its retries. With --json: one object per piece of output, then the run.
 
     \b
     Examples:
       jobctl runs show 42
       jobctl runs show 42 --json | jq -r .output
+      jobctl runs show --follow backup
+      jobctl runs show --follow "$(jobctl run backup --queue --json | jq .run)"
     """
     from jobctl.output import output_width, to_json, visible
     from jobctl.runs import get_run, run_to_dict
+
+    if follow:
+        from jobctl.cli.run_follow import follow_command
+
+        digits = run_id.isascii() and run_id.isdigit()
+        follow_command(ctx, _run_id(run_id) if digits else None, run_id, as_json)
+        return
 
     data = run_to_dict(get_run(read_db(ctx, tidy=True), _run_id(run_id)), full=True)
     if as_json:

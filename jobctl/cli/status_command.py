@@ -31,13 +31,15 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
 
     The 24-hour counts are runs that finished in the window, by status (a long run started
     before it counts too); the jobs with failures (failed, timed out, interrupted) are named
-    with their count, and jobs that jobctl paused itself with the reason.
+    with their count, and jobs that jobctl paused itself with the reason. Every run in
+    flight is listed with how long it has run and the last line of its output.
 
     \b
     Examples:
       jobctl status
       jobctl status --check || systemctl --user restart jobctl
     """
+    from jobctl.current_runs import in_flight
     from jobctl.history import status_summary
     from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
@@ -47,6 +49,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     summary = status_summary(store, now, daemon_running=daemon_running(store, db_path(ctx)))
     problem = daemon_problem(store, db_path(ctx), now)
     summary["daemon"]["problem"] = problem
+    summary["in_flight"] = in_flight(store, now)
     if as_json:
         click.echo(to_json(summary))
     else:
@@ -109,6 +112,10 @@ def _render_status(summary: dict[str, Any], now: datetime, width: int | None = N
         ),
     ]
     text = key_values(pairs, width=width)
+    if summary["in_flight"]:
+        from jobctl.cli.current_views import in_flight_text
+
+        text += "\n" + in_flight_text(summary["in_flight"], width)
     if summary["upcoming"]:
         text += "\nnext fires:\n" + "\n".join(
             f"  {local_text(moment(item['at']) or now)}  {item['job']}"
