@@ -30,6 +30,7 @@ from tests.conftest import Invoke
 from tests.realparts import (
     ROOT,
     DaemonProcess,
+    Reply,
     Sink,
     job_runs,
     jobctl_command,
@@ -288,5 +289,31 @@ def test_rerun_of_a_webhook_run_carries_the_same_body(
         assert second.headers["X-Jobctl-Run"] == str(rerun["id"])
         shown = run_jobctl(db_path, "runs", "show", str(rerun["id"])).stdout
         assert re.search(rf"^rerun of: +{original}$", shown, re.MULTILINE), shown
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+
+
+def test_cancel_by_name_aborts_the_request_and_drops_the_queued_run(
+    db_path: Path, sink: Sink
+) -> None:
+    sink.replies["/slow"] = Reply(delay=20)
+    add_cmd = ["add", "slow", "--url", f"{sink.url}/slow", "--manual", "--overlap", "queue"]
+    assert run_jobctl(db_path, *add_cmd).returncode == 0
+    daemon = DaemonProcess(db_path).wait_ready()
+    try:
+        for _ in range(2):
+            assert run_jobctl(db_path, "run", "slow", "--queue").returncode == 0
+        wait_until(lambda: sink.requests_to("/slow"), what="the request")
+        first, second = (r["id"] for r in job_runs(db_path, "slow"))
+        clock = time.monotonic()
+        result = run_jobctl(db_path, "cancel", "slow")
+        assert time.monotonic() - clock < 5  # the request is aborted, not waited for
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"cancelled run {first} of slow\ncancelled run {second} of slow\n"
+        rows = job_runs(db_path, "slow")
+        assert [r["status"] for r in rows] == ["cancelled", "cancelled"]
+        assert json.loads(rows[0]["snapshot"])["url"] == f"{sink.url}/slow"  # what was sent
+        assert rows[1]["started_at"] is None
+        assert len(sink.requests_to("/slow")) == 1
     finally:
         assert daemon.stop() == 0, daemon.log()
