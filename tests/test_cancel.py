@@ -127,7 +127,7 @@ class _Slow:
         pass
 
 
-def test_the_daemons_step_stops_a_run_asked_to_cancel(store: SqliteStore) -> None:
+def test_the_daemons_step_stops_a_run_asked_to_cancel(store: SqliteStore, tmp_path: Path) -> None:
     add(store, "slow", manual="true", retries="2")
     add(store, "other", manual="true")
     recorded: list[engine.Recorded] = []
@@ -138,7 +138,10 @@ def test_the_daemons_step_stops_a_run_asked_to_cancel(store: SqliteStore) -> Non
         claims = [claim_one(store, "slow", utcnow()), claim_one(store, "other", utcnow())]
         in_flight.start(claims, {})
         await asyncio.sleep(0.01)
-        assert cancel_run(store, claims[0].run_id, utcnow()).status == "running"
+        in_flight.step(utcnow(), {}, owner=OWNER, awake_since=utcnow())  # nothing asked yet
+        other_process = open_store(tmp_path / "jobctl.db")  # `runs cancel`'s connection
+        assert cancel_run(other_process, claims[0].run_id, utcnow()).status == "running"
+        other_process.close()
         in_flight.step(utcnow(), {}, owner=OWNER, awake_since=utcnow())
         await asyncio.sleep(0.05)
         in_flight.flush()

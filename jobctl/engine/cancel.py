@@ -93,18 +93,30 @@ async def fire_unless_cancelled(
         watcher.cancel()
 
 
-def stop_requested(
-    store: Store, owner: Owner, tasks: Mapping[int, asyncio.Task[None]]
-) -> list[int]:
-    """The daemon's look, once per step while runs are in flight: cancel the tasks of the
-    runs somebody asked to stop (one query on a partial index); returns their ids."""
-    if not tasks:
-        return []
-    stopping = []
-    for run_id in store.cancel_requests(owner):
-        task = tasks.get(run_id)
-        if task is not None and not task.cancelling():
-            log.info("run %d: cancel requested, stopping it", run_id)
-            task.cancel()
-            stopping.append(run_id)
-    return stopping
+class CancelWatch:
+    """The daemon's look for cancel requests, once per step while runs are in flight: a
+    request is written by another process, so the query runs only when PRAGMA data_version
+    says another connection changed the database (about 1 µs to ask; the query is some
+    100 µs with 1,000 runs in flight)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._version: int | None = None
+
+    def stop_requested(self, owner: Owner, tasks: Mapping[int, asyncio.Task[None]]) -> list[int]:
+        """Cancel the tasks of the runs somebody asked to stop; returns their ids."""
+        if not tasks:
+            return []
+        version = self.store.data_version()
+        if version == self._version:
+            return []
+        requested = self.store.cancel_requests(owner)
+        self._version = version
+        stopping = []
+        for run_id in requested:
+            task = tasks.get(run_id)
+            if task is not None and not task.cancelling():
+                log.info("run %d: cancel requested, stopping it", run_id)
+                task.cancel()
+                stopping.append(run_id)
+        return stopping

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from jobctl.engine.cancel import cancelled_outcome, stop_requested
+from jobctl.engine.cancel import CancelWatch, cancelled_outcome
 from jobctl.engine.claim import NO_DAEMON, Step, claim_due
 from jobctl.engine.record import Recorded, record_outcomes
 from jobctl.engine.recover import interrupt_own
@@ -47,6 +47,7 @@ class InFlight:
         self._finished: list[tuple[Claim, Outcome]] = []
         self._ready = asyncio.Event()
         self._cancelling: set[int] = set()  # runs stopped on request (`runs cancel`)
+        self._cancel_watch = CancelWatch(store)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -64,7 +65,7 @@ class InFlight:
         finished (a run that is over is not in flight for the overlap policy), claim what
         is due, log it, and start firing it."""
         self.flush()
-        self._cancelling.update(stop_requested(self.store, owner, self._tasks))
+        self._cancelling.update(self._cancel_watch.stop_requested(owner, self._tasks))
         claimed = claim_due(
             self.store, now, awake_since=awake_since, owner=owner, gap_cause=gap_cause
         )
