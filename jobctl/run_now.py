@@ -99,7 +99,7 @@ async def _fire_with_retries(
     try:
         while True:
             try:
-                outcome = await runner.fire(claim, env)
+                outcome = await engine.fire_unless_cancelled(runner, claim, env, store, owner)
             except Cancelled as stopped:
                 cut_short[claim.run_id] = stopped.outcome
                 raise

@@ -223,6 +223,7 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
         "exit_code": run.exit_code,
         "error": run.error,
         "output": run.output,
+        "rerun_of": run.rerun_of,
     }
     details = run_details(run)
     if run.status == RunStatus.MISSED:
@@ -231,6 +232,7 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
     if full:
         data["snapshot"] = json.loads(run.snapshot) if run.snapshot else None
         data["details"] = details
+        data["cancel_requested_at"] = iso_z(run.cancel_requested_at)
         if run.started_at:
             lateness = run.started_at - run.scheduled_for
             data["lateness_ms"] = max(0, round(lateness.total_seconds() * 1000))

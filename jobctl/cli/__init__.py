@@ -12,6 +12,7 @@ import sys
 # Registering the commands: each module adds its own to `cli`.
 from jobctl.cli import (
     agent_commands,  # noqa: F401
+    cancel_commands,  # noqa: F401
     daemon_commands,  # noqa: F401
     daemon_info_commands,  # noqa: F401
     file_commands,  # noqa: F401

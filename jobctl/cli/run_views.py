@@ -158,6 +158,7 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
         ("run", data["id"]),
         ("job", data["job"]),
         ("trigger", data["trigger"]),
+        *([("rerun of", data["rerun_of"])] if data.get("rerun_of") else []),
         ("status", data["status"]),
         ("attempt", data["attempt"]),
         ("scheduled for", when(data["scheduled_for"])),

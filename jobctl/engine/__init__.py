@@ -9,6 +9,7 @@ gap in the daemon's watch means; `step` takes all three in one call.
 
 from __future__ import annotations
 
+from jobctl.engine.cancel import CANCELLED_BY_REQUEST, fire_unless_cancelled
 from jobctl.engine.claim import (
     CLAIM_BATCH,
     MAX_CATCHUP_ALL,
@@ -24,6 +25,7 @@ from jobctl.engine.record import Recorded, record_outcomes, retry_interrupted, s
 from jobctl.engine.requested import (
     claim_reserved_retry,
     queue_manual,
+    queue_rerun,
     queue_webhook,
     start_manual,
 )
@@ -31,6 +33,7 @@ from jobctl.engine.runner import Actions, Firers, Limits, Runner
 from jobctl.engine.step import Stepped, step
 
 __all__ = [
+    "CANCELLED_BY_REQUEST",
     "CLAIM_BATCH",
     "MAX_CATCHUP_ALL",
     "MAX_COUNTED_SLOTS",
@@ -47,8 +50,10 @@ __all__ = [
     "claim_due",
     "claim_reserved_retry",
     "dead_man_alerts",
+    "fire_unless_cancelled",
     "next_wake",
     "queue_manual",
+    "queue_rerun",
     "queue_webhook",
     "record_outcomes",
     "retry_interrupted",

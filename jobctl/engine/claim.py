@@ -40,7 +40,7 @@ CANNOT_WRITE = "the daemon could not write the database"
 
 # Runs somebody asked for (a webhook, `run --queue`): with overlap skip they are skipped,
 # not kept waiting, while another run of the job is in flight.
-ASKED_FOR = frozenset({RunTrigger.WEBHOOK, RunTrigger.MANUAL})
+ASKED_FOR = frozenset({RunTrigger.WEBHOOK, RunTrigger.MANUAL, RunTrigger.RERUN})
 IN_FLIGHT_SKIP = "skipped: a run of this job was in flight (overlap skip)"
 
 # Queued runs of these triggers are skipped while their job is paused; a person's are not.

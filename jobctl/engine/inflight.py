@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from jobctl.engine.cancel import CancelWatch, cancelled_outcome
 from jobctl.engine.claim import NO_DAEMON, Step, claim_due
 from jobctl.engine.record import Recorded, record_outcomes
 from jobctl.engine.recover import interrupt_own
@@ -45,6 +46,8 @@ class InFlight:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._finished: list[tuple[Claim, Outcome]] = []
         self._ready = asyncio.Event()
+        self._cancelling: set[int] = set()  # runs stopped on request (`runs cancel`)
+        self._cancel_watch = CancelWatch(store)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -62,6 +65,7 @@ class InFlight:
         finished (a run that is over is not in flight for the overlap policy), claim what
         is due, log it, and start firing it."""
         self.flush()
+        self._cancelling.update(self._cancel_watch.stop_requested(owner, self._tasks))
         claimed = claim_due(
             self.store, now, awake_since=awake_since, owner=owner, gap_cause=gap_cause
         )
@@ -76,8 +80,13 @@ class InFlight:
     async def _fire(self, claim: Claim, env: Mapping[str, str]) -> None:
         try:
             outcome = await self.runner.fire(claim, env)
+        except asyncio.CancelledError as stopped:
+            if claim.run_id not in self._cancelling:
+                raise  # the daemon is stopping: the run ends interrupted
+            outcome = cancelled_outcome(claim, stopped, utcnow())
         finally:
             self._tasks.pop(claim.run_id, None)
+            self._cancelling.discard(claim.run_id)
         self._finished.append((claim, outcome))
         self._ready.set()
 

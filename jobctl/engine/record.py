@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from jobctl.store import Store
 
 
+# A cancelled run is no failure (no retry, no auto-pause) and no success either: only the
+# chains that run after any end follow it.
+_NOT_FAILING = frozenset({RunStatus.SUCCEEDED, RunStatus.CANCELLED})
+_CHAINS_AFTER: dict[str, tuple[str, ...]] = {
+    RunStatus.SUCCEEDED: ("finished", "succeeded"),
+    RunStatus.CANCELLED: ("finished",),
+}
+
+
 @dataclass
 class Recorded:
     """What recording an outcome led to: for logging, and the notifications to send."""
@@ -57,13 +66,15 @@ def _record_one(
     chains: bool = True,
 ) -> Recorded:
     recorded = Recorded(claim, outcome)
+    if claim.payload is not None:  # the finished row keeps it too, for `runs rerun`
+        outcome.details.update(payload_details(claim.payload, claim.payload_type) or {})
     if not store.finish_run(claim.run_id, outcome):
         return recorded  # the row was marked interrupted meanwhile (or the job was removed)
     assert claim.job.id is not None
     status = outcome.status  # a RunStatus value (kept as text: no enum lookup per run)
     recorded.retry_at = schedule_retry(store, claim, status, outcome.finished_at)
     store.count_executed(claim.job.id, status, outcome.started_at, final=recorded.retry_at is None)
-    if recorded.retry_at is None and status != RunStatus.SUCCEEDED:
+    if recorded.retry_at is None and status not in _NOT_FAILING:
         recorded.auto_paused = runs.auto_pause_if_failing(
             store, claim.job.id, claim.job.effective_policies().max_failures, now
         )
@@ -75,7 +86,7 @@ def _record_one(
 def _queue_chained(store: Store, claim: Claim, status: str, now: datetime) -> list[str]:
     """Queue runs of the jobs that run after this one ended this way (trigger `chain`)."""
     assert claim.job.id is not None
-    wanted = ("finished", "succeeded") if status == RunStatus.SUCCEEDED else ("finished", "failed")
+    wanted = _CHAINS_AFTER.get(status, ("finished", "failed"))
     queued = []
     for job in store.jobs_chained_after(claim.job.id, wanted):
         assert job.id is not None
@@ -110,7 +121,7 @@ def schedule_retry(
 ) -> datetime | None:
     """Queue the next attempt of a failed run if the job's retries allow; its due time."""
     policy = claim.job.effective_policies()
-    if status == RunStatus.SUCCEEDED or claim.attempt > policy.retries:
+    if status in _NOT_FAILING or claim.attempt > policy.retries:
         return None
     assert claim.job.id is not None
     delay = backoff_delay(policy.backoff, claim.attempt + 1) * random.uniform(0.8, 1.2)

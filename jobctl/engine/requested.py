@@ -108,6 +108,33 @@ def queue_manual(
         return _queue(store, _get_job(store, name), now, payload=payload, trigger=trigger)
 
 
+def queue_rerun(store: Store, run_id: int, now: datetime) -> tuple[int, str, str]:
+    """Ask the daemon to run run `run_id`'s job again with the same payload (a webhook's
+    body): (the new run's id, queued|skipped, the job's name). Trigger `rerun`, linked to
+    the original by `rerun_of`."""
+    from jobctl.errors import Failed, NotFound
+    from jobctl.runs import run_details
+
+    with store.write():
+        run = store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id} (see `jobctl runs`)")
+        job = store.job_by_id(run.job_id) if run.job_id is not None else None
+        if job is None:
+            raise Failed(f"run {run_id} has no job: run it again with jobctl run ...")
+        details = run_details(run)
+        new_id, status = _queue(
+            store,
+            job,
+            now,
+            payload=details.get("payload"),
+            payload_type=details.get("payload_type"),
+            trigger=RunTrigger.RERUN,
+        )
+        store.mark_rerun_of(new_id, run_id)
+        return new_id, status, job.name
+
+
 def queue_webhook(
     store: Store,
     name: str,

@@ -195,13 +195,14 @@ class Policies:
         )
 
     def notify_targets(self, status: str) -> list[str]:
-        """The URLs to tell about a run that ended with `status`."""
-        failed = status in FAILURES
-        return [
-            target.url
-            for target in self.notify
-            if target.on == "always" or (target.on == "failure") == failed
-        ]
+        """The URLs to tell about a run that ended with `status` (a cancelled run is
+        neither a failure nor a success: only "always" hears of it)."""
+        wanted = {"always"}
+        if status in FAILURES:
+            wanted.add("failure")
+        elif status == "succeeded":
+            wanted.add("success")
+        return [target.url for target in self.notify if target.on in wanted]
 
 
 # Each policy's default (timeout's depends on the action kind: DEFAULT_TIMEOUTS).

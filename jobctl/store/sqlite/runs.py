@@ -196,7 +196,7 @@ class RunOps(Connected):
         self, job_id: int, status: str, started_at: datetime, *, final: bool
     ) -> None:
         """Lifetime counters and last-run fields of the job (`status` a RunStatus value);
-        `final` = no retry follows."""
+        `final` = no retry follows. A cancelled run leaves the failures in a row as they are."""
         succeeded = status == RunStatus.SUCCEEDED
         self.conn.execute(
             """
@@ -211,6 +211,7 @@ class RunOps(Connected):
                                        THEN max(coalesce(last_success_at, ''), :started)
                                        ELSE last_success_at END,
                 consecutive_failures = CASE WHEN :ok THEN 0
+                                            WHEN :cancelled THEN consecutive_failures
                                             WHEN :final THEN consecutive_failures + 1
                                             ELSE consecutive_failures END,
                 alerted_at = CASE WHEN :ok THEN NULL ELSE alerted_at END
@@ -219,6 +220,7 @@ class RunOps(Connected):
             {
                 "ok": int(succeeded),
                 "failed": int(status in FAILURES),
+                "cancelled": int(status == RunStatus.CANCELLED),
                 "started": to_db(started_at),
                 "status": status,
                 "final": int(final),

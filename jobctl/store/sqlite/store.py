@@ -8,6 +8,7 @@ from pathlib import Path
 from jobctl.store.sqlite import connection
 from jobctl.store.sqlite.agents import AgentOps
 from jobctl.store.sqlite.backup import FileOps
+from jobctl.store.sqlite.cancels import CancelOps
 from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.completion import CompletionOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
@@ -31,6 +32,7 @@ class SqliteStore(
     HistoryOps,
     CompletionOps,
     LiveOps,
+    CancelOps,
 ):
     """A jobctl database in SQLite.
 
