@@ -219,6 +219,20 @@ class Redactor:
             self._pattern = _pattern_for(frozenset(self._values))
         return self._pattern.sub(REDACTED, text)
 
+    def stream_cut(self, text: str) -> int:
+        """How much of `text` (output still arriving) can be redacted and shown now: all but
+        a tail in which a secret may still be arriving, and never a cut inside one."""
+        if not self._values or not text:
+            return len(text)
+        if self._pattern is None:
+            self._pattern = _pattern_for(frozenset(self._values))
+        hold = max(len(encode(value)) for value in self._values for encode in _encoders())
+        cut = max(0, len(text) - hold)
+        for match in self._pattern.finditer(text, max(0, cut - hold)):
+            if match.start() < cut < match.end():
+                return match.start()
+        return cut
+
     def data(self, value: Any) -> Any:
         """`value` with every string in it (JSON-like: dicts, lists) redacted."""
         if isinstance(value, str):
