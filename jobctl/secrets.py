@@ -143,6 +143,11 @@ def secret_forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+def encoders() -> list[Callable[[str], str]]:
+    """What a secret may have been through, each encoding a character at a time."""
+    return _encoders()
+
+
 def _encoders() -> list[Callable[[str], str]]:
     """_CHAR_ENCODERS, each also with JSON's optional escaped slash (PHP writes `\\/`)."""
     escaped = [_slashed(encode) for encode in _CHAR_ENCODERS]
@@ -219,19 +224,15 @@ class Redactor:
             self._pattern = _pattern_for(frozenset(self._values))
         return self._pattern.sub(REDACTED, text)
 
-    def stream_cut(self, text: str) -> int:
-        """How much of `text` (output still arriving) can be redacted and shown now: all but
-        a tail in which a secret may still be arriving, and never a cut inside one."""
-        if not self._values or not text:
-            return len(text)
-        if self._pattern is None:
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(self._values)
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """The one regex that matches every form of every value (None: no value)."""
+        if self._pattern is None and self._values:
             self._pattern = _pattern_for(frozenset(self._values))
-        hold = max(len(encode(value)) for value in self._values for encode in _encoders())
-        cut = max(0, len(text) - hold)
-        for match in self._pattern.finditer(text, max(0, cut - hold)):
-            if match.start() < cut < match.end():
-                return match.start()
-        return cut
+        return self._pattern
 
     def data(self, value: Any) -> Any:
         """`value` with every string in it (JSON-like: dicts, lists) redacted."""

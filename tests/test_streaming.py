@@ -107,6 +107,32 @@ def test_a_secret_cut_between_two_pieces_is_never_shown() -> None:
     assert len(pieces) >= 2  # held back only near the end, not to the end of the run
 
 
+def test_text_that_cannot_begin_a_secret_is_not_held_back() -> None:
+    pieces: list[Piece] = []
+    ctx = context(pieces, {"TOKEN": SECRET})
+    ctx.expansion("${TOKEN}")
+    words = ["Once", " upon", " a", " time", " there", " was", " a", " key:", " "]
+    for word in words:
+        ctx.on_output(OutputStream.ANSWER, word)
+    assert "".join(text for _stream, text in pieces) == "".join(words)  # shown at once
+    ctx.on_output(OutputStream.ANSWER, "SUPER")  # the start of the secret, in capitals
+    assert pieces[-1][1] == " "
+    ctx.on_output(OutputStream.ANSWER, "SECRET-TOKEN-42 the end")
+    assert pieces[-1][1] == "*** the end"
+
+
+def test_an_encoded_secret_cut_in_two_is_masked() -> None:
+    secret = "p@ss/w0rd é!"
+    pieces: list[Piece] = []
+    ctx = context(pieces, {"TOKEN": secret})
+    ctx.expansion("${TOKEN}")
+    encoded = "p%40ss%2Fw0rd%20%C3%A9%21"
+    ctx.on_output(OutputStream.STDOUT, "GET /?key=" + encoded[:11])
+    ctx.on_output(OutputStream.STDOUT, encoded[11:] + " 200\n")
+    ctx.end_output()
+    assert "".join(text for _stream, text in pieces) == "GET /?key=*** 200\n"
+
+
 # -------------------------------------------------------------------- agents
 
 

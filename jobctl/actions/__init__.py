@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from jobctl.models import OutputStream
+from jobctl.secret_tails import stream_cut
 from jobctl.secrets import Redactor, expand, expand_url, file_secrets
 
 OUTPUT_CAP = 64 * 1024  # bytes of output/body stored per run
@@ -54,7 +55,7 @@ class FireContext:
         if self.on_piece is None or not text:
             return
         pending = self._held.pop(stream, "") + text
-        cut = self.expansion.redactor.stream_cut(pending)
+        cut = stream_cut(self.expansion.redactor, pending)
         if cut:
             self.on_piece(stream, self.expansion.redact(pending[:cut]))
         if cut < len(pending):
