@@ -368,3 +368,32 @@ def test_an_agent_job_streams_its_answer_into_the_run(tmp_path: Path) -> None:
     pieces = pieces_of(db, run_id)
     assert [p["text"] for p in pieces] == words_of("answer to: tell me a story")
     assert {p["stream"] for p in pieces} == {"answer"}
+
+
+def test_a_run_is_finished_only_once_all_its_pieces_are_stored(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "jobs.db"
+    db.parent.mkdir()
+    add_job(db, "quick", "--exec", "echo one; echo two >&2; echo three", "--manual")
+    daemon = DaemonProcess(db).wait_ready()
+    try:
+        queued = run_jobctl(db, "run", "quick", "--queue", "--json")
+        assert queued.returncode == 0, queued.stderr
+        run_id = int(queued.stdout.split('"run": ')[1].split("}")[0])
+        # one statement reads one snapshot: the status and the pieces as they were together
+        snapshot = (
+            "SELECT status, output, (SELECT coalesce(group_concat(text, ''), '') FROM "
+            "(SELECT text FROM run_output WHERE run_id = runs.id ORDER BY seq)) AS pieces "
+            "FROM runs WHERE id = ?"
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            row = query(db, snapshot, run_id)[0]
+            if row["status"] not in ("queued", "running"):
+                break
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.002)
+    finally:
+        daemon.stop()
+    assert row["status"] == "succeeded"
+    assert row["pieces"] == row["output"]
+    assert sorted(row["output"].split()) == ["one", "three", "two"]
