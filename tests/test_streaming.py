@@ -397,3 +397,19 @@ def test_a_run_is_finished_only_once_all_its_pieces_are_stored(tmp_path: Path) -
     assert row["status"] == "succeeded"
     assert row["pieces"] == row["output"]
     assert sorted(row["output"].split()) == ["one", "three", "two"]
+
+
+def test_jobctl_run_into_a_closed_pipe_still_finishes_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "jobs.db"
+    db.parent.mkdir()
+    add_job(
+        db, "many", "--exec", "for i in $(seq 20); do echo line $i; sleep 0.02; done", "--manual"
+    )
+    command = " ".join(jobctl_command("run", "many")) + " | head -1"
+    env = {**os.environ, "JOBCTL_DB": str(db)}
+    result = subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
+    assert result.stdout == "line 1\n"
+    assert "Traceback" not in result.stderr and "attempt 1 · succeeded" in result.stderr
+    assert query(db, "SELECT status FROM runs")[0][0] == "succeeded"

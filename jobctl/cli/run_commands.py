@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,12 +44,21 @@ class _LiveOutput:
     def __init__(self) -> None:
         self.runs: set[int] = set()  # the runs whose output was printed
         self.mid_line = False
+        self.gone = False  # stdout was closed by its reader
 
     def __call__(self, run_id: int, stream: OutputStream, text: str) -> None:
         from jobctl.output import visible
 
+        if self.gone:
+            return
         shown = visible(text)
-        click.echo(shown, nl=False)  # click.echo flushes: the piece shows at once
+        try:
+            click.echo(shown, nl=False)  # click.echo flushes: the piece shows at once
+        except BrokenPipeError:  # `jobctl run x | head -1`: the run goes on, unshown
+            self.gone = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return
         self.runs.add(run_id)
         self.mid_line = not shown.endswith("\n")
 

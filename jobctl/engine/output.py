@@ -75,7 +75,11 @@ class OutputWriter:
         self._waiting.add(run_id)
         self._ready.set()
         if self.tap is not None:
-            self.tap(run_id, stream, text)
+            try:
+                self.tap(run_id, stream, text)
+            except Exception:  # whoever watches went wrong: the run goes on unwatched
+                log.exception("showing the output of run %d failed", run_id)
+                self.tap = None
 
     def flush(self) -> None:
         """Write every piece waiting, and one run.output event per run, in one transaction
