@@ -12,6 +12,8 @@ that a test can compare when a word was sent with when a reader saw it.
 The model name picks a misbehaviour:
 
     no-stream     ignores "stream": one JSON reply (the fallback)
+    strict        refuses "stream" and "stream_options" (HTTP 400), as a server that rejects
+                  fields it does not know does
     error-mid     two words, then an error event (OpenAI `{"error": ...}`, Anthropic `error`)
     cut           two words, then the connection ends without the end of the answer
 
@@ -114,6 +116,9 @@ class StreamServer:
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
         model = str(body.get("model"))
+        if model == "strict" and ("stream" in body or "stream_options" in body):
+            error = {"error": {"message": "Unrecognized request argument supplied: stream"}}
+            return web.json_response(error, status=400)
         answer = f"answer to: {body['messages'][-1]['content']}"
         if not body.get("stream") or model == "no-stream":
             return web.json_response(

@@ -162,6 +162,18 @@ def test_a_server_that_does_not_stream_gives_one_piece(streamer: StreamServer, k
     assert outcome.output == "answer to: hello there world"
 
 
+def test_a_server_that_refuses_streaming_is_asked_again_for_the_whole_answer(
+    streamer: StreamServer,
+) -> None:
+    pieces: list[Piece] = []
+    outcome = ask(agent_of(streamer, "openai", "strict"), context(pieces))
+    assert outcome.status == "succeeded", outcome.error
+    assert pieces == [(OutputStream.ANSWER, "answer to: hello there world")]
+    first, second = streamer.requests[-2:]
+    assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
+    assert "stream" not in second and "stream_options" not in second
+
+
 def test_the_usual_test_server_ignores_stream_and_still_answers() -> None:
     server: AgentServer = start_agent_server()
     try:

@@ -41,6 +41,8 @@ ENDPOINTS = {"openai": "/chat/completions", "anthropic": "/messages"}
 MAX_RESPONSE = 16 * 1024 * 1024  # bytes of an API response we are willing to parse
 _CUT_SHORT = {"length", "max_tokens"}  # finish reasons of an answer cut at the token limit
 _EVENT_STREAM = "text/event-stream"
+_STREAMING_OPTIONS = ("stream", "stream_options")
+_STREAMING_REFUSED = {400, 422}  # what a server that rejects unknown fields answers
 
 
 class AgentProfile(Protocol):
@@ -108,18 +110,26 @@ async def ask_http(
         "latency_ms": None,
     }
     reply = _Reply(ctx, snapshot, details)
+    deadline = time.monotonic() + ctx.timeout  # for both requests, when there are two
     try:
-        async with session.post(
-            url,
-            data=json.dumps(body).encode(),
-            headers=headers.values,
-            timeout=aiohttp.ClientTimeout(total=ctx.timeout),
-        ) as response:
-            reply.status, reply.reason = response.status, response.reason or ""
-            streamed = response.content_type == _EVENT_STREAM
-            if 200 <= response.status <= 299 and streamed:
-                return await reply.streamed(response.content, kind)
-            data, complete = await read_limited(response.content, MAX_RESPONSE)
+        while True:
+            left = max(0.001, deadline - time.monotonic())
+            async with session.post(
+                url,
+                data=json.dumps(body).encode(),
+                headers=headers.values,
+                timeout=aiohttp.ClientTimeout(total=left),
+            ) as response:
+                reply.status, reply.reason = response.status, response.reason or ""
+                if body.get("stream") and response.status in _STREAMING_REFUSED:
+                    # a server that takes no streaming options: ask again for the whole answer
+                    body = {k: v for k, v in body.items() if k not in _STREAMING_OPTIONS}
+                    continue
+                streamed = response.content_type == _EVENT_STREAM
+                if 200 <= response.status <= 299 and streamed:
+                    return await reply.streamed(response.content, kind)
+                data, complete = await read_limited(response.content, MAX_RESPONSE)
+                break
     except TimeoutError:
         return reply.timed_out()
     except (aiohttp.ClientError, OSError, ValueError) as exc:
