@@ -24,6 +24,7 @@ from jobctl.dbwatch import FILES_LOST_EXIT, WRITE_RETRY, DatabaseWatch
 from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON, seconds_to_wait
 from jobctl.engine.deliver import Background
 from jobctl.engine.inflight import InFlight
+from jobctl.engine.output import OutputWriter
 from jobctl.engine.recover import check_orphans, record_process, recover
 from jobctl.engine.report import log_recorded
 from jobctl.errors import InvalidInput
@@ -62,6 +63,11 @@ class DaemonConfig:
     log: LogConfig = field(default_factory=LogConfig)
     listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
     metrics_token_env: str | None = None  # the variable that holds /metrics' bearer token
+    # Store runs' output while they are in flight; JOBCTL_STREAM_OUTPUT=0 turns it off
+    # (bench/streaming.py measures what it costs).
+    stream_output: bool = field(
+        default_factory=lambda: os.environ.get("JOBCTL_STREAM_OUTPUT", "1") != "0"
+    )
 
 
 class Daemon:
@@ -105,7 +111,12 @@ class Daemon:
             loop.add_signal_handler(signum, self._request_stop, signum)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         limits = engine.Limits(self.config.max_http, self.config.max_agent, self.config.max_exec)
-        runner = engine.Runner(limits, on_process=lambda run, pid: record_process(store, run, pid))
+        self.output = OutputWriter(store) if self.config.stream_output else None
+        runner = engine.Runner(
+            limits,
+            on_process=lambda run, pid: record_process(store, run, pid),
+            output=self.output,
+        )
         runner.firers.http  # noqa: B018 - import aiohttp now, not on the first fire
         self.background = Background(store, runner, lambda: self.env)
         self.in_flight = InFlight(store, runner, self._recorded)
@@ -131,6 +142,11 @@ class Daemon:
             self.in_flight.flush_forever(self.watch.cannot_write, WRITE_RETRY)
         )
         pruner = asyncio.create_task(prune_forever(store, PRUNE_EVERY, self.watch.cannot_write))
+        streamer = (
+            asyncio.create_task(self.output.flush_forever(self.watch.cannot_write))
+            if self.output is not None
+            else None
+        )
         try:
             await self._loop(store)
         finally:
@@ -140,7 +156,11 @@ class Daemon:
                 await self.listener.stop()  # no new webhook runs while we wind down
             await self.in_flight.settle(self.config.grace)
             flusher.cancel()
-            await asyncio.gather(pruner, flusher, return_exceptions=True)
+            tasks = [pruner, flusher]
+            if streamer is not None:
+                streamer.cancel()
+                tasks.append(streamer)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.in_flight.finish(self.owner)
             await self.background.drain(timeout=5)  # notifications get a moment, not forever
             await runner.close()

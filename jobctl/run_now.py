@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
 from jobctl.actions import Cancelled, Outcome
+from jobctl.engine.output import OutputWriter, Tap
 from jobctl.errors import DaemonUnavailable, NotFound
 from jobctl.liveness import daemon_running
 from jobctl.models import Owner, Run
@@ -33,11 +34,13 @@ def run_now(
     env: Mapping[str, str],
     report: Report,
     on_wait: Callable[[], None] | None = None,
+    on_output: Tap | None = None,
 ) -> engine.Recorded | int:
     """Fire `name` here and block through its retries.
 
     Returns the last attempt's record, or the id of the `skipped` run when the overlap
     policy skipped it. With overlap `queue`, waits for the run in flight to end first.
+    Output is stored as it is produced (for `runs show --follow`) and told to `on_output`.
     """
     owner = Owner.this_process()
     waited = False
@@ -53,10 +56,15 @@ def run_now(
         return started
     claim = started
     cut_short: dict[int, Outcome] = {}  # run id -> what an interrupted attempt had produced
+    output = OutputWriter(store, tap=on_output)
     previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     try:
-        return asyncio.run(_fire_with_retries(store, claim, owner, env, report, cut_short))
+        return asyncio.run(_fire_with_retries(store, claim, owner, env, report, cut_short, output))
     except KeyboardInterrupt:
+        try:
+            output.flush()  # what the run printed before it was stopped
+        except StoreError:
+            pass
         with store.write():
             ids = store.running_run_ids(owner.pid, owner.host)
             runs.mark_interrupted(
@@ -87,6 +95,7 @@ async def _fire_with_retries(
     env: Mapping[str, str],
     report: Report,
     cut_short: dict[int, Outcome],
+    output: OutputWriter,
 ) -> engine.Recorded:
     def record_process(run_id: int, pid: int) -> None:
         try:
@@ -95,7 +104,8 @@ async def _fire_with_retries(
         except StoreError:
             pass  # the death signal still takes the command along if we are killed
 
-    runner = engine.Runner(RUN_LIMITS, on_process=record_process)
+    runner = engine.Runner(RUN_LIMITS, on_process=record_process, output=output)
+    writer = asyncio.create_task(output.flush_forever(lambda exc: isinstance(exc, StoreError)))
     try:
         while True:
             try:
@@ -103,7 +113,9 @@ async def _fire_with_retries(
             except Cancelled as stopped:
                 cut_short[claim.run_id] = stopped.outcome
                 raise
+            output.flush()  # every piece before the outcome
             recorded = engine.record_outcomes(store, [(claim, outcome)], utcnow())[0]
+            output.close(claim.run_id)
             report(recorded)
             if recorded.retry_at is None:
                 return recorded
@@ -113,6 +125,8 @@ async def _fire_with_retries(
                 return recorded
             claim = following
     finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
         await runner.close()
 
 

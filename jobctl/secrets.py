@@ -143,6 +143,11 @@ def secret_forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+def encoders() -> list[Callable[[str], str]]:
+    """What a secret may have been through, each encoding a character at a time."""
+    return _encoders()
+
+
 def _encoders() -> list[Callable[[str], str]]:
     """_CHAR_ENCODERS, each also with JSON's optional escaped slash (PHP writes `\\/`)."""
     escaped = [_slashed(encode) for encode in _CHAR_ENCODERS]
@@ -218,6 +223,16 @@ class Redactor:
         if self._pattern is None:
             self._pattern = _pattern_for(frozenset(self._values))
         return self._pattern.sub(REDACTED, text)
+
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(self._values)
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """The one regex that matches every form of every value (None: no value)."""
+        if self._pattern is None and self._values:
+            self._pattern = _pattern_for(frozenset(self._values))
+        return self._pattern
 
     def data(self, value: Any) -> Any:
         """`value` with every string in it (JSON-like: dicts, lists) redacted."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobctl.models import OutputStream
+from jobctl.secret_tails import stream_cut
 from jobctl.secrets import Redactor, expand, expand_url, file_secrets
 
 OUTPUT_CAP = 64 * 1024  # bytes of output/body stored per run
@@ -32,11 +34,39 @@ class FireContext:
     # Told the pid of a command the run started (its process group's id), so that the
     # engine can record it for a takeover should this process die.
     on_process: Callable[[int], None] | None = None
+    # Told each piece of output as it is produced, redacted (the engine's OutputWriter);
+    # None: nobody watches, and actions need not stream.
+    on_piece: Callable[[OutputStream, str], None] | None = None
     # The run's secrets: what the action expanded and the env file's values (see Expansion).
     expansion: Expansion = field(init=False, repr=False)
+    _held: dict[OutputStream, str] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.expansion = Expansion(self.env)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether anyone is told of output as it comes (an action may then ask to stream)."""
+        return self.on_piece is not None
+
+    def on_output(self, stream: OutputStream, text: str) -> None:
+        """An action produced `text` on `stream`: pass it on, redacted. The end of a stream's
+        text is held back while a secret may still be arriving in it (see end_output)."""
+        if self.on_piece is None or not text:
+            return
+        pending = self._held.pop(stream, "") + text
+        cut = stream_cut(self.expansion.redactor, pending)
+        if cut:
+            self.on_piece(stream, self.expansion.redact(pending[:cut]))
+        if cut < len(pending):
+            self._held[stream] = pending[cut:]
+
+    def end_output(self) -> None:
+        """The run is over: pass on what on_output held back."""
+        held, self._held = self._held, {}
+        if self.on_piece is not None:
+            for stream, text in held.items():
+                self.on_piece(stream, self.expansion.redact(text))
 
 
 @dataclass

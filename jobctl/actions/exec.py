@@ -76,6 +76,7 @@ async def run_command(
             cwd=cwd,
             kill_grace=kill_grace,
             on_process=ctx.on_process,
+            on_output=ctx.on_output if ctx.streaming else None,
         )
     except StoppedEarly as stopped:
         output = expansion.redact(stopped.output.text())

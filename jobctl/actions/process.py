@@ -2,14 +2,16 @@
 
 `run_process` starts it without a terminal in its own process group (so a timeout can end
 the group whole) and tied to this process's life, tells the caller its pid (the engine records
-the group for a takeover), collects its output up to OUTPUT_CAP, applies the timeout, ends the
-group (SIGTERM, then SIGKILL after a grace) and returns how it exited; `exit_error` and
+the group for a takeover), collects its output up to OUTPUT_CAP (and passes each piece on as
+it is read, stdout and stderr kept apart, when asked to), applies the timeout, ends the group
+(SIGTERM, then SIGKILL after a grace) and returns how it exited; `exit_error` and
 `start_error` describe an exit and a failed start in one line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from jobctl.actions import OUTPUT_CAP, cap_output
+from jobctl.models import OutputStream
 from jobctl.processes import group_members
 from jobctl.timeutil import utcnow
 
@@ -76,15 +79,19 @@ async def run_process(
     separate_stderr: bool = False,
     kill_grace: float = KILL_GRACE,
     on_process: Callable[[int], None] | None = None,
+    on_output: Callable[[OutputStream, str], None] | None = None,
 ) -> Exited:
     """Run `argv` until it exits or `timeout` seconds pass; raises CannotStart.
 
-    `stdin` is written to the command and then closed (None: /dev/null). On cancellation
-    (the daemon stopping) the group is ended before CancelledError goes on.
+    `stdin` is written to the command and then closed (None: /dev/null). `on_output` is told
+    each piece of stdout and stderr as it is read (decoded as UTF-8). On cancellation (the
+    daemon stopping) the group is ended before CancelledError goes on.
     """
-    # Our own pipes rather than asyncio's: one fd for stdout and stderr keeps their order,
-    # and we can stop reading (and close it) while a background child still holds it.
-    pipes = [os.pipe() for _ in range(2 if separate_stderr else 1)]
+    # Our own pipes rather than asyncio's: one fd for stdout and stderr keeps their order
+    # exactly (two, when they are watched apart, keep it as they are read), and we can stop
+    # reading (and close it) while a background child still holds it.
+    apart = separate_stderr or on_output is not None
+    pipes = [os.pipe() for _ in range(2 if apart else 1)]
     clock = time.monotonic()
     try:
         for read_fd, _write_fd in pipes:
@@ -109,7 +116,11 @@ async def run_process(
     if on_process is not None:
         on_process(process.pid)
 
-    collectors = [_Collector(read_fd) for read_fd, _write_fd in pipes]
+    output = _Capture()
+    errors = _Capture() if separate_stderr else output  # else both in arrival order
+    collectors = [_Collector(pipes[0][0], output, OutputStream.STDOUT, on_output)]
+    if apart:
+        collectors.append(_Collector(pipes[1][0], errors, OutputStream.STDERR, on_output))
     feeder = asyncio.create_task(_feed(process, stdin)) if stdin is not None else None
     timed_out = False
     try:
@@ -127,22 +138,20 @@ async def run_process(
         # the daemon or `jobctl run` is stopping: leave no orphaned process group behind,
         # and hand on what the command had written so far
         await _terminate_group(process, kill_grace)
-        first = collectors[0]
-        raise StoppedEarly(Captured(first.data(), first.total)) from exc
+        raise StoppedEarly(output.captured()) from exc
     finally:
         if feeder is not None:
             feeder.cancel()
         for collector in collectors:
             collector.close()
 
-    captured = [Captured(collector.data(), collector.total) for collector in collectors]
     return Exited(
         exit_code=process.returncode,
         timed_out=timed_out,
         finished_at=finished_at,
         elapsed=elapsed,
-        output=captured[0],
-        errors=captured[1] if separate_stderr else Captured(b"", 0),
+        output=output.captured(),
+        errors=errors.captured() if separate_stderr else Captured(b"", 0),
     )
 
 
@@ -166,14 +175,42 @@ def start_error(exc: OSError | ValueError, program: str, cwd: str | None) -> str
     return f"cannot start {program!r}: {exc}"  # e.g. an embedded NUL byte
 
 
-class _Collector:
-    """Reads a command's output pipe from the event loop; keeps OUTPUT_CAP bytes, counts all."""
+class _Capture:
+    """What one or two pipes carried, in the order it was read: OUTPUT_CAP bytes kept, all
+    counted."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self) -> None:
         self.total = 0
         self._chunks: list[bytes] = []
         self._kept = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self._kept < OUTPUT_CAP:  # past the cap, keep draining so the child never blocks
+            kept = chunk[: OUTPUT_CAP - self._kept]
+            self._chunks.append(kept)
+            self._kept += len(kept)
+
+    def captured(self) -> Captured:
+        return Captured(b"".join(self._chunks), self.total)
+
+
+class _Collector:
+    """Reads a command's output pipe from the event loop into a _Capture, and tells
+    `on_output` of each piece (decoded) when someone watches."""
+
+    def __init__(
+        self,
+        fd: int,
+        capture: _Capture,
+        stream: OutputStream,
+        on_output: Callable[[OutputStream, str], None] | None,
+    ) -> None:
+        self.fd = fd
+        self.capture = capture
+        self.stream = stream
+        self.on_output = on_output
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._loop = asyncio.get_running_loop()
         self._eof: asyncio.Future[None] = self._loop.create_future()
         self._closed = False
@@ -190,23 +227,20 @@ class _Collector:
         if not chunk:
             self.close()
             return
-        self.total += len(chunk)
-        if self._kept < OUTPUT_CAP:  # past the cap, keep draining so the child never blocks
-            kept = chunk[: OUTPUT_CAP - self._kept]
-            self._chunks.append(kept)
-            self._kept += len(kept)
+        self.capture.add(chunk)
+        if self.on_output is not None:
+            self.on_output(self.stream, self._decoder.decode(chunk))
 
     async def wait_eof(self, timeout: float) -> None:
         if not self._eof.done():
             await asyncio.wait({self._eof}, timeout=timeout)
 
-    def data(self) -> bytes:
-        return b"".join(self._chunks)
-
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.on_output is not None:
+            self.on_output(self.stream, self._decoder.decode(b"", final=True))
         self._loop.remove_reader(self.fd)
         os.close(self.fd)
         if not self._eof.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from jobctl.errors import Failed, Interrupted
 
 if TYPE_CHECKING:
     from jobctl.engine import Recorded
-    from jobctl.models import Run
+    from jobctl.models import OutputStream, Run
 
 
 def _report_attempt(recorded: Recorded) -> None:
@@ -35,6 +36,38 @@ def _report_attempt(recorded: Recorded) -> None:
     if recorded.retry_at is not None:
         line += f" (retry at {iso_z(recorded.retry_at)})"
     click.echo(visible(line), err=True)
+
+
+class _LiveOutput:
+    """Prints a run's output to stdout as it is produced (`jobctl run NAME`), all streams in
+    the order they came, as the finished run's output shows them."""
+
+    def __init__(self) -> None:
+        self.runs: set[int] = set()  # the runs whose output was printed
+        self.mid_line = False
+        self.gone = False  # stdout was closed by its reader
+
+    def __call__(self, run_id: int, stream: OutputStream, text: str) -> None:
+        from jobctl.output import visible
+
+        if self.gone:
+            return
+        shown = visible(text)
+        try:
+            click.echo(shown, nl=False)  # click.echo flushes: the piece shows at once
+        except BrokenPipeError:  # `jobctl run x | head -1`: the run goes on, unshown
+            self.gone = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return
+        self.runs.add(run_id)
+        self.mid_line = not shown.endswith("\n")
+
+    def end_line(self) -> None:
+        """Before a line on stderr: end the output's last line, if it did not."""
+        if self.mid_line:
+            click.echo("")
+            self.mid_line = False
 
 
 def _report_waited(run: Run) -> None:
@@ -144,12 +177,20 @@ def run_(
             ) from None
     else:
         env = fire_environment(env_file)
+        live = None if as_json else _LiveOutput()
+
+        def report(recorded: Recorded) -> None:
+            if live is not None:
+                live.end_line()
+            _report_attempt(recorded)
+
         result = run_now.run_now(
             store,
             name,
             env=env,
-            report=_report_attempt,
+            report=report,
             on_wait=lambda: click.echo(f"waiting for the run of {name} in flight", err=True),
+            on_output=live,
         )
         if isinstance(result, int):
             row = get_run(store, result)
@@ -157,6 +198,10 @@ def run_(
                 click.echo(to_json(run_to_dict(row)))
             raise Failed(f"run {result} of {name} skipped: a run is in flight (overlap skip)")
         row = get_run(store, result.claim.run_id)
+        if live is not None and row.id in live.runs:  # its output is on the screen already
+            if row.status != RunStatus.SUCCEEDED:
+                sys.exit(1)
+            return
     _print_run_result(row, as_json)
     if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)

@@ -94,12 +94,18 @@ class InFlight:
         """Record every finished run now, in one transaction (kept for later if it fails)."""
         if not self._finished:
             return
+        output = self.runner.output
+        if output is not None:
+            output.flush()  # a follower sees every piece of a run before it is finished
         batch, self._finished = self._finished, []
         try:
             recorded = record_outcomes(self.store, batch, utcnow())
         except BaseException:
             self._finished = batch + self._finished
             raise
+        if output is not None:
+            for claim, _outcome in batch:
+                output.close(claim.run_id)
         self.on_recorded(recorded)
 
     async def flush_forever(
@@ -136,6 +142,8 @@ class InFlight:
         interrupted, the heartbeat stopped; a database that cannot be written is logged."""
         try:
             self.flush()
+            if self.runner.output is not None:
+                self.runner.output.flush()  # what the runs cut short had printed
             interrupt_own(self.store, owner, utcnow())
         except StoreError as exc:  # a full disk, say: stop cleanly all the same
             log.error(

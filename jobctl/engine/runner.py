@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from jobctl.actions.agent import AgentFirer
     from jobctl.actions.http import HttpFirer
     from jobctl.engine.claim import Claim
+    from jobctl.engine.output import OutputWriter
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -51,10 +52,13 @@ class Runner:
         *,
         on_process: Callable[[int, int], None] | None = None,
         actions: Actions | None = None,
+        output: OutputWriter | None = None,
     ) -> None:
         """`actions` replaces the real actions (a test's fake); the HTTP session of `firers`
-        is the one notifications go out on either way."""
-        self.firers = Firers(max_http=limits.http, on_process=on_process)
+        is the one notifications go out on either way. `output` gets runs' output as it is
+        produced (None: only the finished run's output is kept)."""
+        self.output = output
+        self.firers = Firers(max_http=limits.http, on_process=on_process, output=output)
         self.actions: Actions = self.firers if actions is None else actions
         self._bounds: dict[str, asyncio.Semaphore] = {
             ActionKind.HTTP: asyncio.Semaphore(limits.http),
@@ -87,12 +91,18 @@ class Firers:
     """The action runners of one process: one HTTP session, bounded per action kind."""
 
     def __init__(
-        self, *, max_http: int = 256, on_process: Callable[[int, int], None] | None = None
+        self,
+        *,
+        max_http: int = 256,
+        on_process: Callable[[int, int], None] | None = None,
+        output: OutputWriter | None = None,
     ) -> None:
         """`on_process(run_id, pid)` is told of each command a run starts (it must not raise):
-        the caller records the process group, for a takeover should this process die."""
+        the caller records the process group, for a takeover should this process die.
+        `output` is given the pieces of output runs produce."""
         self.max_http = max_http
         self.on_process = on_process
+        self.output = output
         self._http: HttpFirer | None = None
         self._agents: AgentFirer | None = None
 
@@ -131,6 +141,9 @@ class Firers:
         if self.on_process is not None:
             report, run_id = self.on_process, claim.run_id
             context.on_process = lambda pid: report(run_id, pid)
+        if self.output is not None:
+            job = claim.job.name if claim.job.id is not None else None  # None: ad hoc
+            context.on_piece = self.output.open(claim.run_id, job)
         spec = claim.job.spec
         try:
             if isinstance(spec, HttpSpec):
@@ -144,6 +157,8 @@ class Firers:
         except Cancelled as stopped:  # what it had produced is kept: mask it as well
             context.expansion.redact_outcome(stopped.outcome)
             raise
+        finally:
+            context.end_output()
         return context.expansion.redact_outcome(outcome)
 
     async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
