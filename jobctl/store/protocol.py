@@ -221,3 +221,13 @@ class Store(Protocol):
     def events_after(self, after_id: int = 0, limit: int = 1000) -> list[Event]: ...
     def last_event_id(self) -> int: ...
     def delete_events_before(self, before: datetime) -> int: ...
+    def select_events(
+        self,
+        *,
+        after_id: int = 0,
+        up_to_id: int | None = None,
+        types: Collection[EventType] = (),
+        job: str | None = None,
+        limit: int = 1000,
+        newest: bool = False,
+    ) -> list[Event]: ...
