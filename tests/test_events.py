@@ -330,3 +330,20 @@ def test_follow_a_daemon_and_resume_with_since_id(db_path: Path) -> None:
     assert stored_ids[: len(ids)] == ids  # what was followed is what is stored
     kinds_stored = [e["type"] for e in lines(stored.stdout)]
     assert kinds_stored[-1] == "daemon.stopped"
+
+
+def test_follow_ends_quietly_when_its_reader_goes_away(db_path: Path) -> None:
+    add_job(db_path, "a", "--exec", "true", "--manual")
+    env = {**os.environ, "JOBCTL_DB": str(db_path)}
+    follower = subprocess.Popen(
+        jobctl_command("events", "--follow", "--since-id", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert follower.stdout is not None and follower.stderr is not None
+    assert b"job.added" in follower.stdout.readline()
+    follower.stdout.close()  # `jobctl events --follow | head -1`
+    add_job(db_path, "b", "--exec", "true", "--manual")  # the next line meets a closed pipe
+    assert follower.wait(10) == 0
+    assert follower.stderr.read() == b""

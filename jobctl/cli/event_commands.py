@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -84,20 +85,24 @@ def events(
 
     where = EventFilter(parse_types(types), job, since_id, limit, follow)
     store = read_db(ctx)
-    printed = past_events(store, where)
-    _print(printed, as_json)
-    if not follow:
-        return
-    if since_id is not None:
-        after = printed[-1].id if printed else since_id
-    else:  # following from now on
-        after = store.last_event_id()
-    signal.signal(signal.SIGTERM, _stop)
-    try:  # following ends only when stopped: that is its normal end (exit 0)
+    try:
+        printed = past_events(store, where)
+        _print(printed, as_json)
+        if not follow:
+            return
+        if since_id is not None:
+            after = printed[-1].id if printed else since_id
+        else:  # following from now on
+            after = store.last_event_id()
+        signal.signal(signal.SIGTERM, _stop)
         for event in follow_events(store, where, after):
             _print([event], as_json)
-    except KeyboardInterrupt:
-        return
+    except KeyboardInterrupt:  # following ends only when stopped: its normal end (exit 0)
+        if not follow:
+            raise
+    except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, exit 0
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
