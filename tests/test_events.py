@@ -75,6 +75,18 @@ def test_a_failing_fire_starts_finishes_and_auto_pauses(store: SqliteStore) -> N
     assert events[-1].data == {"state": "paused", "reason": "auto-paused after 2 failures in a row"}
 
 
+def test_a_one_shot_that_fired_is_completed(store: SqliteStore) -> None:
+    add(store, "once", at="2026-06-01T12:01:00Z")
+    mark = store.last_event_id()
+    run_step(store, FakeActions(), T0 + timedelta(minutes=1))
+    events = store.events_after(mark)
+    assert [(e.type, e.data.get("state")) for e in events] == [
+        (EventType.RUN_STARTED, None),
+        (EventType.JOB_CHANGED, "completed"),  # claimed and completed in one transaction
+        (EventType.RUN_FINISHED, None),
+    ]
+
+
 def test_a_gap_writes_run_missed_with_its_count(store: SqliteStore) -> None:
     add(store, "beat", every="1m")
     mark = store.last_event_id()

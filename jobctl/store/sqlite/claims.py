@@ -71,7 +71,7 @@ class ClaimOps(Connected):
         )
         moved = cursor.rowcount == 1
         if moved and state == JobState.COMPLETED:  # a one-shot fired: it is done
-            self._job_changed(job_id, claimed_next_run_at, {"state": JobState.COMPLETED.value})
+            self._job_changed(job_id, utcnow(), {"state": JobState.COMPLETED.value})
         return moved
 
     def pause_unschedulable(self, job_id: int, reason: str) -> None:
