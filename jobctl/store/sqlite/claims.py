@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.models import EventType, JobState, Owner, QueuedRun, RunTrigger, UnreadableJob
 from jobctl.store.sqlite.base import Connected
-from jobctl.store.sqlite.events import job_event, job_run_event, short_error
+from jobctl.store.sqlite.events import job_event, job_run_event, run_started_event, short_error
 from jobctl.timeutil import from_db, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
@@ -165,8 +165,15 @@ class ClaimOps(Connected):
     def _started_event(self, run_id: int, now: datetime, row: Sequence[Any]) -> None:
         """`run.started` for a row read back as (job_id, trigger, attempt, scheduled_for)."""
         job_id, trigger, attempt, slot = tuple(row)
-        data = {"trigger": trigger, "attempt": attempt, "scheduled_for": iso_z(from_db(slot))}
-        job_run_event(self.conn, EventType.RUN_STARTED, now, job_id, run_id, data)
+        run_started_event(
+            self.conn,
+            now,
+            job_id,
+            run_id,
+            trigger=trigger,
+            attempt=attempt,
+            scheduled_for=from_db(slot),
+        )
 
     def skip_queued_run(self, run_id: int, now: datetime, error: str) -> None:
         """A queued row ends `skipped` at `now`."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from jobctl.models import Event, EventType
 from jobctl.store.sqlite.base import Connected
-from jobctl.timeutil import from_db, to_db
+from jobctl.timeutil import from_db, iso_z, to_db
 
 ERROR_CHARS = 500  # an event carries the start of a long error; `runs show` has all of it
 _TYPE = {kind.value: kind for kind in EventType}
@@ -76,19 +76,44 @@ def run_finished_event(
     http_status: int | None = None,
     error: str | None = None,
 ) -> None:
-    """`run.finished` with the run's outcome (also for a cancel: status `cancelled`)."""
-    run_event(
-        conn,
-        EventType.RUN_FINISHED,
-        now,
-        run_id,
-        {
-            "status": status,
-            "duration_ms": duration_ms,
-            "exit_code": exit_code,
-            "http_status": http_status,
-            "error": short_error(error),
-        },
+    """`run.finished` with the run's outcome (also for a cancel: status `cancelled`).
+
+    The data is built by SQLite's json_object: on the daemon's path, once per fire, it
+    costs a fraction of json.dumps."""
+    conn.execute(
+        "INSERT INTO events (at, type, job, run, data) VALUES (?, 'run.finished', "
+        "(SELECT jobs.name FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.id = ?), ?, "
+        "json_object('duration_ms', ?, 'error', ?, 'exit_code', ?, 'http_status', ?, "
+        "'status', ?))",
+        (
+            to_db(now),
+            run_id,
+            run_id,
+            duration_ms,
+            short_error(error),
+            exit_code,
+            http_status,
+            status,
+        ),
+    )
+
+
+def run_started_event(
+    conn: sqlite3.Connection,
+    now: datetime,
+    job_id: int | None,
+    run_id: int,
+    *,
+    trigger: str,
+    attempt: int,
+    scheduled_for: datetime,
+) -> None:
+    """`run.started` (json_object, like run.finished: once per fire)."""
+    conn.execute(
+        "INSERT INTO events (at, type, job, run, data) VALUES (?, 'run.started', "
+        "(SELECT name FROM jobs WHERE id = ?), ?, "
+        "json_object('attempt', ?, 'scheduled_for', ?, 'trigger', ?))",
+        (to_db(now), job_id, run_id, attempt, iso_z(scheduled_for), trigger),
     )
 
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.models import FAILURES, EventType, JobState, Owner, Run, RunStatus, RunTrigger
 from jobctl.store.sqlite.base import Connected
-from jobctl.store.sqlite.events import job_event, job_run_event, run_finished_event, short_error
+from jobctl.store.sqlite.events import (
+    job_event,
+    job_run_event,
+    run_finished_event,
+    run_started_event,
+    short_error,
+)
 from jobctl.timeutil import from_db, iso_z, to_db
 
 if TYPE_CHECKING:
@@ -135,11 +141,19 @@ class RunOps(Connected):
         details: Mapping[str, Any] | None,
     ) -> None:
         """The event a new row tells of: started, skipped or missed (none when queued)."""
-        data: dict[str, Any] = {"trigger": trigger.value}
         if status == RunStatus.RUNNING:
-            kind = EventType.RUN_STARTED
-            data |= {"attempt": attempt, "scheduled_for": iso_z(scheduled_for)}
-        elif status == RunStatus.SKIPPED:
+            run_started_event(
+                self.conn,
+                now,
+                job_id,
+                run_id,
+                trigger=trigger.value,
+                attempt=attempt,
+                scheduled_for=scheduled_for,
+            )
+            return
+        data: dict[str, Any] = {"trigger": trigger.value}
+        if status == RunStatus.SKIPPED:
             kind = EventType.RUN_SKIPPED
             data |= {"scheduled_for": iso_z(scheduled_for), "error": short_error(error)}
         elif status == RunStatus.MISSED:
