@@ -204,6 +204,38 @@ def test_the_pruner_forgets_events_after_a_week(store: SqliteStore) -> None:
     assert kinds(store) == [("job.added", "recent")]
 
 
+class Done(Exception):
+    """The follower's test is over."""
+
+
+def test_following_with_a_filter_pages_through_and_misses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobctl import events as stream
+
+    monkeypatch.setattr(stream, "PAGE", 2)  # pages end inside a burst
+    writer, reader = open_store(tmp_path / "e.db"), open_store(tmp_path / "e.db")
+    bursts = iter(range(4))
+
+    def sleep_and_write(_seconds: float) -> None:
+        burst = next(bursts, None)
+        if burst is None:
+            raise Done
+        with writer.write():  # another process commits a burst meanwhile
+            for index in range(5):
+                kind = EventType.JOB_CHANGED if index % 2 else EventType.JOB_ADDED
+                writer.add_event(kind, T0, job=f"j{burst}.{index}")
+
+    where = stream.EventFilter(types=[EventType.JOB_CHANGED])
+    seen = []
+    try:
+        for event in stream.follow_events(reader, where, 0, sleep=sleep_and_write):
+            seen.append(event.job)
+    except Done:
+        pass
+    assert seen == [f"j{burst}.{index}" for burst in range(4) for index in (1, 3)]
+
+
 # ------------------------------------------------------------ the catalog, through the CLI
 
 
