@@ -20,6 +20,7 @@ STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `
 LIST_STATS_WINDOW = 20  # `list` reads fewer per job: 1,000 jobs x 100 runs took 150 ms
 STRIP_LENGTH = 10
 PRUNE_BATCH = 500
+EVENT_RETENTION = timedelta(days=7)  # the daemon forgets older events
 
 STRIP_SYMBOLS = {
     "succeeded": ("✓", "+"),
@@ -315,6 +316,17 @@ async def prune_forever(
                 log.exception("pruning runs failed")
         if removed:
             log.debug("pruned %d old runs", removed)
+        try:
+            prune_events(store, started)
+        except Exception as exc:
+            if not cannot_write(exc):
+                log.exception("pruning events failed")
+
+
+def prune_events(store: Store, now: datetime) -> int:
+    """Forget the events older than EVENT_RETENTION (own transaction); returns how many."""
+    with store.write():
+        return store.delete_events_before(now - EVENT_RETENTION)
 
 
 def clear_runs(store: Store, name: str) -> int:

@@ -325,11 +325,11 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
 def fill(directory: Path) -> Path:
     """Write zeros until the filesystem has no space left."""
     filler = directory / "filler"
-    with open(filler, "wb") as handle:
+    # Unbuffered: a buffered file would flush what it kept on close, and fail there.
+    with open(filler, "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler

@@ -120,6 +120,7 @@ COMMAND_ORDER = (
     "run",
     "runs",
     "status",
+    "events",
     "daemon",
     "agent",
     "hook",

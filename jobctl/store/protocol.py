@@ -229,3 +229,13 @@ class Store(Protocol):
     def cancel_requests(self, owner: Owner) -> list[int]: ...
     def runs_in_flight_of(self, job_id: int) -> list[Run]: ...
     def mark_rerun_of(self, run_id: int, original: int) -> None: ...
+    def select_events(
+        self,
+        *,
+        after_id: int = 0,
+        up_to_id: int | None = None,
+        types: Collection[EventType] = (),
+        job: str | None = None,
+        limit: int = 1000,
+        newest: bool = False,
+    ) -> list[Event]: ...

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from jobctl.models import JobState, Owner, QueuedRun, RunTrigger, UnreadableJob
+from jobctl.models import EventType, JobState, Owner, QueuedRun, RunTrigger, UnreadableJob
 from jobctl.store.sqlite.base import Connected
-from jobctl.timeutil import from_db, to_db
+from jobctl.store.sqlite.events import job_event, job_run_event, run_started_event, short_error
+from jobctl.timeutil import from_db, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
     from jobctl.models import Agent, Job
@@ -68,7 +69,10 @@ class ClaimOps(Connected):
                 to_db(claimed_next_run_at),
             ),
         )
-        return cursor.rowcount == 1
+        moved = cursor.rowcount == 1
+        if moved and state == JobState.COMPLETED:  # a one-shot fired: it is done
+            self._job_changed(job_id, utcnow(), {"state": JobState.COMPLETED.value})
+        return moved
 
     def pause_unschedulable(self, job_id: int, reason: str) -> None:
         """Pause a job whose schedule cannot be computed, with `reason`."""
@@ -76,6 +80,12 @@ class ClaimOps(Connected):
             "UPDATE jobs SET state = ?, paused_reason = ?, next_run_at = NULL WHERE id = ?",
             (JobState.PAUSED, reason, job_id),
         )
+        self._job_changed(job_id, utcnow(), {"state": JobState.PAUSED.value, "reason": reason})
+
+    def _job_changed(self, job_id: int, now: datetime, data: dict[str, str]) -> None:
+        row = self.conn.execute("SELECT name FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is not None:
+            job_event(self.conn, EventType.JOB_CHANGED, now, row[0], data)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -144,18 +154,42 @@ class ClaimOps(Connected):
 
     def start_queued_run(self, run_id: int, now: datetime, owner: Owner) -> None:
         """A queued row becomes `running`, owned by `owner`, from `now`."""
-        self.conn.execute(
+        row = self.conn.execute(
             "UPDATE runs SET status = 'running', started_at = ?, owner_pid = ?, owner_host = ? "
-            "WHERE id = ? AND status = 'queued'",
+            "WHERE id = ? AND status = 'queued' RETURNING job_id, trigger, attempt, scheduled_for",
             (to_db(now), owner.pid, owner.host, run_id),
+        ).fetchone()
+        if row is not None:
+            self._started_event(run_id, now, row)
+
+    def _started_event(self, run_id: int, now: datetime, row: Sequence[Any]) -> None:
+        """`run.started` for a row read back as (job_id, trigger, attempt, scheduled_for)."""
+        job_id, trigger, attempt, slot = tuple(row)
+        run_started_event(
+            self.conn,
+            now,
+            job_id,
+            run_id,
+            trigger=trigger,
+            attempt=attempt,
+            scheduled_for=from_db(slot),
         )
 
     def skip_queued_run(self, run_id: int, now: datetime, error: str) -> None:
         """A queued row ends `skipped` at `now`."""
-        self.conn.execute(
-            "UPDATE runs SET status = 'skipped', finished_at = ?, error = ? WHERE id = ?",
+        row = self.conn.execute(
+            "UPDATE runs SET status = 'skipped', finished_at = ?, error = ? WHERE id = ? "
+            "RETURNING job_id, trigger, scheduled_for",
             (to_db(now), error, run_id),
-        )
+        ).fetchone()
+        if row is not None:
+            job_id, trigger, slot = tuple(row)
+            data = {
+                "trigger": trigger,
+                "scheduled_for": iso_z(from_db(slot)),
+                "error": short_error(error),
+            }
+            job_run_event(self.conn, EventType.RUN_SKIPPED, now, job_id, run_id, data)
 
     def start_reserved_retry(
         self, job_id: int, scheduled_for: datetime, attempt: int, now: datetime, owner: Owner
@@ -165,10 +199,13 @@ class ClaimOps(Connected):
         row = self.conn.execute(
             "UPDATE runs SET status = 'running', started_at = ?, owner_pid = ?, owner_host = ?"
             " WHERE job_id = ? AND trigger = 'retry' AND scheduled_for = ? AND attempt = ?"
-            " AND status = 'queued' RETURNING id",
+            " AND status = 'queued' RETURNING id, job_id, trigger, attempt, scheduled_for",
             (to_db(now), owner.pid, owner.host, job_id, to_db(scheduled_for), attempt),
         ).fetchone()
-        return int(row[0]) if row is not None else None
+        if row is None:
+            return None
+        self._started_event(int(row[0]), now, tuple(row)[1:])
+        return int(row[0])
 
     def next_wake(self) -> datetime | None:
         """The earliest next slot of an enabled job or due time of a queued run that nobody

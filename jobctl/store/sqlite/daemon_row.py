@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from jobctl.models import DaemonRow, JobState
+from jobctl.models import DaemonRow, EventType, JobState
 from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import from_db, to_db
 
@@ -66,6 +66,7 @@ class DaemonRowOps(Connected):
                 "listen, stopped_at, log_file) VALUES (1, ?, ?, ?, ?, ?, NULL, ?)",
                 (pid, host, to_db(started_at), to_db(now), listen, log_file),
             )
+            self._daemon_event(EventType.DAEMON_STARTED, now)
 
     def heartbeat(self, now: datetime) -> None:
         """Own transaction: the daemon is alive at `now`."""
@@ -77,6 +78,15 @@ class DaemonRowOps(Connected):
         self.conn.execute(
             "UPDATE daemon SET stopped_at = ?, last_tick_at = ? WHERE id = 1",
             (to_db(now), to_db(now)),
+        )
+        self._daemon_event(EventType.DAEMON_STOPPED, now)
+
+    def _daemon_event(self, kind: EventType, now: datetime) -> None:
+        """`daemon.started` or `daemon.stopped`, with the heartbeat row's pid, host and address."""
+        self.conn.execute(
+            "INSERT INTO events (at, type, data) SELECT ?, ?, "
+            "json_object('pid', pid, 'host', host, 'listen', listen) FROM daemon WHERE id = 1",
+            (to_db(now), kind.value),
         )
 
     def heartbeat_stop_if_running(self) -> None:

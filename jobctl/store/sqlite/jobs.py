@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobctl.models import Job, JobState, RunStatus
+from jobctl.models import EventType, Job, JobState, RunStatus
 from jobctl.store.sqlite.base import Connected
-from jobctl.timeutil import to_db
+from jobctl.store.sqlite.events import job_event
+from jobctl.timeutil import to_db, utcnow
 
 # The columns a job's definition and timing are written to (counters and last-run fields
 # are the engine's: recording a run writes them).
@@ -84,6 +85,20 @@ def _insert_values(job: Job) -> list[Any]:
     return [*_column_values(job).values(), _time(job.created_at)]
 
 
+def _added(job: Job) -> dict[str, Any]:
+    """What `job.added` says of a new job."""
+    return {
+        "state": str(job.state),
+        "action": str(job.action),
+        "trigger": str(job.schedule_kind),
+        "schedule": job.schedule,
+    }
+
+
+def _changed_at(job: Job) -> datetime:
+    return job.updated_at or utcnow()
+
+
 class JobOps(Connected):
     # ------------------------------------------------------------------- reading
 
@@ -149,16 +164,34 @@ class JobOps(Connected):
         """Insert the job (its name must be free); returns its id."""
         cursor = self.conn.execute(_INSERT_JOB, _insert_values(job))
         assert cursor.lastrowid is not None
+        job_event(self.conn, EventType.JOB_ADDED, _changed_at(job), job.name, _added(job))
         return cursor.lastrowid
 
     def update_job(self, job: Job) -> None:
         """Write the job's definition and timing over the row with its id."""
+        before = self.conn.execute(
+            "SELECT name, state FROM jobs WHERE id = ?", (job.id,)
+        ).fetchone()
         values = _column_values(job)
         assignments = ", ".join(f"{column} = ?" for column in values)
         self.conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*values.values(), job.id])
+        if before is None:
+            return
+        data: dict[str, Any] = {"state": str(job.state)}
+        if job.paused_reason:
+            data["reason"] = job.paused_reason
+        if before[0] != job.name:
+            data["renamed_from"] = before[0]
+        job_event(self.conn, EventType.JOB_CHANGED, _changed_at(job), job.name, data)
 
     def delete_jobs(self, job_ids: Iterable[int]) -> None:
-        self.conn.executemany("DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in job_ids])
+        now = utcnow()
+        for job_id in job_ids:
+            row = self.conn.execute(
+                "DELETE FROM jobs WHERE id = ? RETURNING name", (job_id,)
+            ).fetchone()
+            if row is not None:
+                job_event(self.conn, EventType.JOB_REMOVED, now, row[0])
 
     def insert_jobs(self, jobs: Sequence[Job]) -> bool:
         """Insert many jobs and give each its id; False (nothing written) when one's name
@@ -173,6 +206,7 @@ class JobOps(Connected):
         ids = dict(self.conn.execute("SELECT name, id FROM jobs WHERE id > ?", (last_id,)))
         for job in jobs:
             job.id = ids.get(job.name)
+            job_event(self.conn, EventType.JOB_ADDED, _changed_at(job), job.name, _added(job))
         return True
 
     def update_jobs_matching(self, jobs: Sequence[Job], *, timing: bool) -> int:
@@ -187,6 +221,10 @@ class JobOps(Connected):
         cursor = self.conn.executemany(
             f"UPDATE jobs SET {assignments} WHERE id = ? AND name = ?", rows
         )
+        # The caller rolls back unless every job matched, so each one changed.
+        for job in jobs:
+            data = {"state": str(job.state)} if timing else {}
+            job_event(self.conn, EventType.JOB_CHANGED, _changed_at(job), job.name, data)
         return cursor.rowcount
 
     def delete_jobs_matching(self, jobs: Sequence[Job]) -> int:
@@ -194,6 +232,9 @@ class JobOps(Connected):
         cursor = self.conn.executemany(
             "DELETE FROM jobs WHERE id = ? AND name = ?", [(job.id, job.name) for job in jobs]
         )
+        now = utcnow()
+        for job in jobs:  # the caller rolls back unless every job matched
+            job_event(self.conn, EventType.JOB_REMOVED, now, job.name)
         return cursor.rowcount
 
     def pause_jobs_named(self, names: Iterable[str], reason: str, now: datetime) -> list[str]:
@@ -208,6 +249,8 @@ class JobOps(Connected):
             )
             if cursor.rowcount:
                 paused.append(name)
+                data = {"state": JobState.PAUSED.value, "reason": reason}
+                job_event(self.conn, EventType.JOB_CHANGED, now, name, data)
         return paused
 
     # -------------------------------------------------------------------- chains

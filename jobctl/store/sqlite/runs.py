@@ -9,9 +9,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.models import FAILURES, JobState, Owner, Run, RunStatus, RunTrigger
+from jobctl.models import FAILURES, EventType, JobState, Owner, Run, RunStatus, RunTrigger
 from jobctl.store.sqlite.base import Connected
-from jobctl.timeutil import from_db, to_db
+from jobctl.store.sqlite.events import (
+    job_event,
+    job_run_event,
+    run_finished_event,
+    run_started_event,
+    short_error,
+)
+from jobctl.timeutil import from_db, iso_z, to_db
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
@@ -116,7 +123,50 @@ class RunOps(Connected):
             ),
         )
         assert cursor.lastrowid is not None
+        self._inserted_run_event(
+            cursor.lastrowid, job_id, trigger, status, attempt, scheduled_for, now, error, details
+        )
         return cursor.lastrowid
+
+    def _inserted_run_event(
+        self,
+        run_id: int,
+        job_id: int,
+        trigger: RunTrigger,
+        status: RunStatus,
+        attempt: int,
+        scheduled_for: datetime,
+        now: datetime,
+        error: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> None:
+        """The event a new row tells of: started, skipped or missed (none when queued)."""
+        if status == RunStatus.RUNNING:
+            run_started_event(
+                self.conn,
+                now,
+                job_id,
+                run_id,
+                trigger=trigger.value,
+                attempt=attempt,
+                scheduled_for=scheduled_for,
+            )
+            return
+        data: dict[str, Any] = {"trigger": trigger.value}
+        if status == RunStatus.SKIPPED:
+            kind = EventType.RUN_SKIPPED
+            data |= {"scheduled_for": iso_z(scheduled_for), "error": short_error(error)}
+        elif status == RunStatus.MISSED:
+            kind = EventType.RUN_MISSED
+            more = details or {}
+            data |= {
+                "scheduled_for": iso_z(scheduled_for),
+                "missed_count": more.get("missed_count"),
+                "missed_until": more.get("missed_until"),
+            }
+        else:
+            return
+        job_run_event(self.conn, kind, now, job_id, run_id, data)
 
     def finish_run(self, run_id: int, outcome: Outcome) -> bool:
         """A `running` row takes its outcome; False if it was no longer running (marked
@@ -139,16 +189,37 @@ class RunOps(Connected):
                 run_id,
             ),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        run_finished_event(
+            self.conn,
+            outcome.finished_at,
+            run_id,
+            status=outcome.status,
+            duration_ms=outcome.duration_ms,
+            exit_code=outcome.exit_code,
+            http_status=outcome.http_status,
+            error=outcome.error,
+        )
+        return True
 
     def interrupt_run(self, run_id: int, now: datetime, error: str) -> None:
         """A `running` row ends `interrupted` at `now`."""
-        self.conn.execute(
+        row = self.conn.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?, "
             "duration_ms = CAST((julianday(?) - julianday(started_at)) * 86400000 AS INTEGER) "
-            "WHERE id = ? AND status = 'running'",
+            "WHERE id = ? AND status = 'running' RETURNING duration_ms",
             (to_db(now), error, to_db(now), run_id),
-        )
+        ).fetchone()
+        if row is not None:
+            run_finished_event(
+                self.conn,
+                now,
+                run_id,
+                status=RunStatus.INTERRUPTED,
+                duration_ms=row[0],
+                error=error,
+            )
 
     def keep_partial_output(
         self, run_id: int, output: str | None, snapshot: Mapping[str, Any] | None
@@ -231,14 +302,24 @@ class RunOps(Connected):
     def pause_if_failing(self, job_id: int, max_failures: int, now: datetime) -> bool:
         """Pause the job if it is enabled and failed `max_failures` times in a row (or more);
         True if it did."""
-        cursor = self.conn.execute(
+        row = self.conn.execute(
             "UPDATE jobs SET state = ?, next_run_at = NULL, updated_at = ?, "
             "paused_reason = 'auto-paused after ' || consecutive_failures || ' failure' "
             "|| CASE consecutive_failures WHEN 1 THEN '' ELSE 's' END || ' in a row' "
-            "WHERE id = ? AND state = ? AND consecutive_failures >= ?",
+            "WHERE id = ? AND state = ? AND consecutive_failures >= ? "
+            "RETURNING name, paused_reason",
             (JobState.PAUSED, to_db(now), job_id, JobState.ENABLED, max_failures),
+        ).fetchone()
+        if row is None:
+            return False
+        job_event(
+            self.conn,
+            EventType.JOB_CHANGED,
+            now,
+            row[0],
+            {"state": JobState.PAUSED.value, "reason": row[1]},
         )
-        return cursor.rowcount > 0
+        return True
 
     # ------------------------------------------------------------------- reading in flight
 

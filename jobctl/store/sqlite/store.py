@@ -13,6 +13,7 @@ from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.completion import CompletionOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
+from jobctl.store.sqlite.events import EventOps
 from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
@@ -33,6 +34,7 @@ class SqliteStore(
     CompletionOps,
     LiveOps,
     CancelOps,
+    EventOps,
 ):
     """A jobctl database in SQLite.
 
