@@ -223,6 +223,8 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
         "exit_code": run.exit_code,
         "error": run.error,
         "output": run.output,
+        # An ad hoc run's action ({"action", "spec", "policies"}); null for a job's run.
+        "adhoc": json.loads(run.adhoc) if run.adhoc else None,
     }
     details = run_details(run)
     if run.status == RunStatus.MISSED:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from jobctl.cli.adhoc_options import adhoc_change, adhoc_given, adhoc_options
 from jobctl.cli.complete import complete_job_names
 from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db
 from jobctl.errors import Failed, Interrupted
@@ -23,7 +24,7 @@ def _report_attempt(recorded: Any) -> None:
     claim, outcome = recorded.claim, recorded.outcome
     line = _attempt_line(
         claim.run_id,
-        claim.job.name,
+        claim.job.name if claim.job.id is not None else None,
         claim.attempt,
         outcome.status,
         outcome.http_status,
@@ -55,7 +56,7 @@ def _report_waited(run: Run) -> None:
 
 def _attempt_line(
     run_id: int,
-    job: str,
+    job: str | None,
     attempt: int,
     status: str,
     http_status: int | None,
@@ -63,7 +64,8 @@ def _attempt_line(
     duration_ms: int | None,
     error: str | None,
 ) -> str:
-    """`run 6 of x · attempt 1 · failed · 1 ms: cannot connect...`"""
+    """`run 6 of x · attempt 1 · failed · 1 ms: cannot connect...` (`ad hoc run 6 · ...`
+    for a run with no job)."""
     code = (
         f"HTTP {http_status}"
         if http_status is not None
@@ -72,7 +74,7 @@ def _attempt_line(
         else ""
     )
     parts = [
-        f"run {run_id} of {job}",
+        f"run {run_id} of {job}" if job is not None else f"ad hoc run {run_id}",
         f"attempt {attempt}",
         status,
         code,
@@ -83,7 +85,7 @@ def _attempt_line(
 
 
 @cli.command(name="run")
-@click.argument("name", shell_complete=complete_job_names)
+@click.argument("name", required=False, shell_complete=complete_job_names)
 @click.option("--queue", "queue_", is_flag=True, help="Ask the running daemon to fire it.")
 @click.option("--wait", is_flag=True, help="With --queue: wait for the result.")
 @click.option(
@@ -92,21 +94,35 @@ def _attempt_line(
     metavar="PATH",
     help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).",
 )
+@adhoc_options
 @db_option
 @json_option
 @click.pass_context
 def run_(
-    ctx: click.Context, name: str, queue_: bool, wait: bool, env_file: Path | None, as_json: bool
+    ctx: click.Context,
+    /,
+    name: str | None,
+    queue_: bool,
+    wait: bool,
+    env_file: Path | None,
+    as_json: bool,
+    **action: Any,
 ) -> None:
     """Fire a job now, here, and print the result (exit 0 on success, 1 on failure).
 
     Works on paused and completed jobs too. Blocks through retries; with overlap `queue`
     it first waits for the run in flight.
 
+    Without NAME, the action options fire an ad hoc run: once, here, with no job left
+    behind; its run is kept in history with no job (`jobctl runs --adhoc`).
+
     \b
     Examples:
       jobctl run backup && echo "backup ok"
       jobctl run backup --queue --wait
+      jobctl run --exec 'make deploy' --cwd ~/src/site --timeout 10m
+      jobctl run --url https://example.com/ping --retries 2
+      jobctl run --agent local --prompt 'Summarize today in one line'
     """
     from jobctl import run_now
     from jobctl.models import RunStatus
@@ -114,9 +130,25 @@ def run_(
     from jobctl.runs import get_run, run_to_dict
     from jobctl.secrets import fire_environment
 
-    store = open_db(ctx)
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
+    given = adhoc_given(action)
+    if name is not None and given:
+        raise click.UsageError(
+            f"{given[0]} is for an ad hoc run: give a job NAME or an action "
+            "(--exec, --url, --agent), not both (`jobctl edit` changes a job)"
+        )
+    if name is None and not given:
+        raise click.UsageError(
+            "give a job NAME, or an action to run once: --exec CMD, --url URL, "
+            "or --agent AGENT --prompt TEXT"
+        )
+    if name is None:
+        if queue_:
+            raise click.UsageError("--queue asks the daemon to run a job: an ad hoc run fires here")
+        _run_adhoc(ctx, action, env_file, as_json)
+        return
+    store = open_db(ctx)
     if queue_:
         from jobctl.catalog import get_job
         from jobctl.engine import queue_manual
@@ -156,6 +188,27 @@ def run_(
                 click.echo(to_json(run_to_dict(row)))
             raise Failed(f"run {result} of {name} skipped: a run is in flight (overlap skip)")
         row = get_run(store, result.claim.run_id)
+    _print_run_result(row, as_json)
+    if row.status != RunStatus.SUCCEEDED:
+        sys.exit(1)
+
+
+def _run_adhoc(
+    ctx: click.Context, action: dict[str, Any], env_file: Path | None, as_json: bool
+) -> None:
+    """`jobctl run --exec CMD ...`: validate the action as `add` would, fire it here."""
+    from jobctl import run_now
+    from jobctl.models import RunStatus
+    from jobctl.runs import get_run
+    from jobctl.secrets import fire_environment
+    from jobctl.timeutil import utcnow
+
+    change = adhoc_change(action)
+    store = open_db(ctx)
+    job = run_now.adhoc_job(store, change, utcnow())
+    env = fire_environment(env_file)
+    recorded = run_now.run_adhoc(store, job, env=env, report=_report_attempt)
+    row = get_run(store, recorded.claim.run_id)
     _print_run_result(row, as_json)
     if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
