@@ -41,7 +41,7 @@ def _report_waited(run: Run) -> None:
     """The same line for an attempt the daemon ran (`run --queue --wait`)."""
     line = _attempt_line(
         run.id,
-        run.job or "",
+        run.job,
         run.attempt,
         run.status,
         run.http_status,
