@@ -245,7 +245,7 @@ class HistoryOps(Connected):
         """Ids of the jobs with runs finished at or after `since`, and of every job with a
         `keep_for` (whose old runs age out without new ones)."""
         rows = self.conn.execute(
-            "SELECT DISTINCT job_id FROM runs WHERE finished_at >= ? "
+            "SELECT DISTINCT job_id FROM runs WHERE finished_at >= ? AND job_id IS NOT NULL "
             "UNION SELECT id FROM jobs WHERE json_extract(policies, '$.keep_for') IS NOT NULL",
             (to_db(since),),
         )
