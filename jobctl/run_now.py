@@ -59,21 +59,22 @@ def run_now(
     return fire_here(store, started, owner, env=env, report=report)
 
 
-def adhoc_job(store: Store, change: JobChange, now: datetime) -> Job:
+def adhoc_job(change: JobChange, now: datetime) -> Job:
     """An ad hoc action validated as `add` validates a manual job's; it is never stored.
     Its name is what the action sees as the job's (X-Jobctl-Job, {job})."""
     from dataclasses import replace
 
-    from jobctl.catalog import check_agent
     from jobctl.job_changes import build_job
 
-    job = build_job(replace(change, name=ADHOC_NAME, manual=True), existing=None, now=now)
-    check_agent(store, job)
-    return job
+    return build_job(replace(change, name=ADHOC_NAME, manual=True), existing=None, now=now)
 
 
 def run_adhoc(store: Store, job: Job, *, env: Mapping[str, str], report: Report) -> engine.Recorded:
-    """Fire an ad hoc action (`adhoc_job`) here, through its retries."""
+    """Fire an ad hoc action (`adhoc_job`) here, through its retries (NotFound first if
+    its agent does not exist)."""
+    from jobctl.catalog import check_agent
+
+    check_agent(store, job)
     owner = Owner.this_process()
     claim = start_adhoc(store, job, utcnow(), owner)
     return fire_here(store, claim, owner, env=env, report=report)

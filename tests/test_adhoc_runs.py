@@ -181,6 +181,12 @@ def test_bad_ad_hoc_runs_are_refused_and_change_nothing(
     assert dump_database(db_path) == before
 
 
+def test_bad_input_creates_no_database(jobctl: Invoke, db_path: Path) -> None:
+    result = jobctl("run", "--exec", "true", "--retries", "many")
+    assert result.exit_code == 2 and "--retries" in result.stderr
+    assert not db_path.exists()
+
+
 def test_a_killed_ad_hoc_run_is_interrupted_and_never_retried(db_path: Path) -> None:
     create_database(db_path)
     process = subprocess.Popen(

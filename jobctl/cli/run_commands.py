@@ -203,10 +203,9 @@ def _run_adhoc(
     from jobctl.secrets import fire_environment
     from jobctl.timeutil import utcnow
 
-    change = adhoc_change(action)
-    store = open_db(ctx)
-    job = run_now.adhoc_job(store, change, utcnow())
+    job = run_now.adhoc_job(adhoc_change(action), utcnow())  # bad input: nothing created
     env = fire_environment(env_file)
+    store = open_db(ctx)
     recorded = run_now.run_adhoc(store, job, env=env, report=_report_attempt)
     row = get_run(store, recorded.claim.run_id)
     _print_run_result(row, as_json)
