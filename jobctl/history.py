@@ -21,6 +21,7 @@ LIST_STATS_WINDOW = 20  # `list` reads fewer per job: 1,000 jobs x 100 runs took
 STRIP_LENGTH = 10
 PRUNE_BATCH = 500
 EVENT_RETENTION = timedelta(days=7)  # the daemon forgets older events
+ADHOC_KEEP = 1000  # ad hoc runs have no job to say how many to keep: the default `keep`
 
 STRIP_SYMBOLS = {
     "succeeded": ("✓", "+"),
@@ -43,6 +44,7 @@ class RunFilter:
     until: datetime | None = None
     limit: int = 20  # 0: no limit
     after_id: int | None = None
+    adhoc: bool = False  # only ad hoc runs (`jobctl run --exec ...`, no job)
 
 
 MOMENT_FORMS = (
@@ -85,6 +87,7 @@ def list_runs(store: Store, where: RunFilter) -> list[Run]:
             until=where.until,
             limit=where.limit,
             after_id=where.after_id,
+            adhoc=where.adhoc,
         )
     )
 
@@ -238,14 +241,19 @@ def upcoming_fires(store: Store, now: datetime, count: int) -> list[tuple[str, d
 
 
 def _prune_job(
-    store: Store, job_id: int, keep: int | None, older_than: datetime | None, batch: int
+    store: Store, job_id: int | None, keep: int | None, older_than: datetime | None, batch: int
 ) -> int:
+    """One batch of a job's old runs (the ad hoc runs', for None) deleted; how many."""
     removed = 0
     if keep == 0:
         removed += store.delete_finished_runs(job_id, batch)
     elif keep is not None:
         # The id of the keep-th newest row: everything older goes.
-        boundary = store.nth_newest_run_id(job_id, keep)
+        boundary = (
+            store.nth_newest_run_id(job_id, keep)
+            if job_id is not None
+            else store.nth_newest_adhoc_run_id(keep)
+        )
         if boundary is not None:
             removed += store.delete_finished_runs(job_id, batch, below_id=boundary)
     if older_than is not None and removed < batch:
@@ -270,28 +278,45 @@ def prune_runs(
 ) -> Iterator[int]:
     """Delete old runs in small transactions, yielding each batch's count.
 
-    With neither `keep` nor `older_than`, each job's own `keep` and `keep_for` apply.
+    With neither `keep` nor `older_than`, each job's own `keep` and `keep_for` apply, and
+    the newest ADHOC_KEEP ad hoc runs are kept. Without `job`, ad hoc runs are pruned too.
     Counters are lifetime figures and are not lowered.
     """
     jobs = [_job_named(store, job)] if job else store.jobs_by_id(job_ids)
+    given = keep is not None or older_than is not None
     for item in jobs:
         assert item.id is not None
         policy = item.effective_policies()
-        job_keep = keep if (keep is not None or older_than is not None) else policy.keep
+        job_keep = keep if given else policy.keep
         cutoff = (
             older_than
-            if (keep is not None or older_than is not None)
+            if given
             else (timedelta(seconds=policy.keep_for) if policy.keep_for else None)
         )
-        while True:
-            with store.write():
-                removed = _prune_job(
-                    store, item.id, job_keep, now - cutoff if cutoff is not None else None, batch
-                )
-            if removed:
-                yield removed
-            if removed < batch:
-                break
+        yield from _prune_batches(store, item.id, job_keep, now, cutoff, batch)
+    if not job:
+        yield from _prune_batches(
+            store, None, keep if given else ADHOC_KEEP, now, older_than, batch
+        )
+
+
+def _prune_batches(
+    store: Store,
+    job_id: int | None,
+    keep: int | None,
+    now: datetime,
+    cutoff: timedelta | None,
+    batch: int,
+) -> Iterator[int]:
+    while True:
+        with store.write():
+            removed = _prune_job(
+                store, job_id, keep, now - cutoff if cutoff is not None else None, batch
+            )
+        if removed:
+            yield removed
+        if removed < batch:
+            break
 
 
 async def prune_forever(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
 from jobctl.actions import Cancelled, Outcome
+from jobctl.engine.adhoc import next_adhoc_attempt, start_adhoc
 from jobctl.engine.output import OutputWriter, Tap
 from jobctl.errors import DaemonUnavailable, NotFound
 from jobctl.liveness import daemon_running
@@ -19,9 +20,13 @@ from jobctl.store import StoreError
 from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from jobctl.models import Job, JobChange
     from jobctl.store import Store
 
 QUEUE_POLL = 0.2
+ADHOC_NAME = "adhoc"  # the job name an ad hoc action sees; its runs have no job
 RUN_LIMITS = engine.Limits(http=4)  # one run at a time here: the daemon's limits need not apply
 
 Report = Callable[[engine.Recorded], None]
@@ -54,7 +59,48 @@ def run_now(
         time.sleep(QUEUE_POLL)
     if isinstance(started, int):
         return started
-    claim = started
+    return fire_here(store, started, owner, env=env, report=report, on_output=on_output)
+
+
+def adhoc_job(change: JobChange, now: datetime) -> Job:
+    """An ad hoc action validated as `add` validates a manual job's; it is never stored.
+    Its name is what the action sees as the job's (X-Jobctl-Job, {job})."""
+    from dataclasses import replace
+
+    from jobctl.job_changes import build_job
+
+    return build_job(replace(change, name=ADHOC_NAME, manual=True), existing=None, now=now)
+
+
+def run_adhoc(
+    store: Store,
+    job: Job,
+    *,
+    env: Mapping[str, str],
+    report: Report,
+    on_output: Tap | None = None,
+) -> engine.Recorded:
+    """Fire an ad hoc action (`adhoc_job`) here, through its retries (NotFound first if
+    its agent does not exist); its output is stored and told to `on_output` as it comes."""
+    from jobctl.catalog import check_agent
+
+    check_agent(store, job)
+    owner = Owner.this_process()
+    claim = start_adhoc(store, job, utcnow(), owner)
+    return fire_here(store, claim, owner, env=env, report=report, on_output=on_output)
+
+
+def fire_here(
+    store: Store,
+    claim: engine.Claim,
+    owner: Owner,
+    *,
+    env: Mapping[str, str],
+    report: Report,
+    on_output: Tap | None = None,
+) -> engine.Recorded:
+    """Fire a claimed run in this process and block through its retries. Ctrl-C, SIGTERM
+    or SIGHUP mark the run interrupted (keeping what it had produced) and re-raise."""
     cut_short: dict[int, Outcome] = {}  # run id -> what an interrupted attempt had produced
     output = OutputWriter(store, tap=on_output)
     previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
@@ -120,6 +166,9 @@ async def _fire_with_retries(
             if recorded.retry_at is None:
                 return recorded
             await asyncio.sleep(max(0.0, (recorded.retry_at - utcnow()).total_seconds()))
+            if claim.job.id is None:  # an ad hoc run retries here, or not at all
+                claim = next_adhoc_attempt(store, claim, utcnow(), owner)
+                continue
             following = engine.claim_reserved_retry(store, claim, utcnow(), owner)
             if following is None:  # the daemon took the retry over
                 return recorded

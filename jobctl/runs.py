@@ -224,6 +224,8 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
         "error": run.error,
         "output": run.output,
         "rerun_of": run.rerun_of,
+        # An ad hoc run's action ({"action", "spec", "policies"}); null for a job's run.
+        "adhoc": json.loads(run.adhoc) if run.adhoc else None,
     }
     details = run_details(run)
     if run.status == RunStatus.MISSED:

@@ -95,7 +95,7 @@ def complete_run_ids(
     if incomplete.startswith("0"):
         return []
     return [
-        CompletionItem(str(run_id), help=f"{job} {status} {slot:%Y-%m-%dT%H:%M}")
+        CompletionItem(str(run_id), help=f"{job or '-'} {status} {slot:%Y-%m-%dT%H:%M}")
         for run_id, job, status, slot in _read(
             ctx, lambda store: store.newest_runs_with_id_prefix(incomplete, LIMIT)
         )

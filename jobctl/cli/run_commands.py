@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from jobctl.cli.adhoc_options import adhoc_change, adhoc_given, adhoc_options
 from jobctl.cli.complete import complete_job_names
 from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db
 from jobctl.errors import Failed, Interrupted
@@ -25,7 +27,7 @@ def _report_attempt(recorded: Recorded) -> None:
     claim, outcome = recorded.claim, recorded.outcome
     line = _attempt_line(
         claim.run_id,
-        claim.job.name,
+        claim.job.name if claim.job.id is not None else None,
         claim.attempt,
         outcome.status,
         outcome.http_status,
@@ -74,7 +76,7 @@ def _report_waited(run: Run) -> None:
     """The same line for an attempt the daemon ran (`run --queue --wait`)."""
     line = _attempt_line(
         run.id,
-        run.job or "",
+        run.job,
         run.attempt,
         run.status,
         run.http_status,
@@ -89,7 +91,7 @@ def _report_waited(run: Run) -> None:
 
 def _attempt_line(
     run_id: int,
-    job: str,
+    job: str | None,
     attempt: int,
     status: str,
     http_status: int | None,
@@ -97,7 +99,8 @@ def _attempt_line(
     duration_ms: int | None,
     error: str | None,
 ) -> str:
-    """`run 6 of x · attempt 1 · failed · 1 ms: cannot connect...`"""
+    """`run 6 of x · attempt 1 · failed · 1 ms: cannot connect...` (`ad hoc run 6 · ...`
+    for a run with no job)."""
     code = (
         f"HTTP {http_status}"
         if http_status is not None
@@ -106,7 +109,7 @@ def _attempt_line(
         else ""
     )
     parts = [
-        f"run {run_id} of {job}",
+        f"run {run_id} of {job}" if job is not None else f"ad hoc run {run_id}",
         f"attempt {attempt}",
         status,
         code,
@@ -117,7 +120,7 @@ def _attempt_line(
 
 
 @cli.command(name="run")
-@click.argument("name", shell_complete=complete_job_names)
+@click.argument("name", required=False, shell_complete=complete_job_names)
 @click.option("--queue", "queue_", is_flag=True, help="Ask the running daemon to fire it.")
 @click.option("--wait", is_flag=True, help="With --queue: wait for the result.")
 @click.option(
@@ -126,31 +129,60 @@ def _attempt_line(
     metavar="PATH",
     help="NAME=value file for ${NAME} references (env JOBCTL_ENV_FILE).",
 )
+@adhoc_options
 @db_option
 @json_option
 @click.pass_context
 def run_(
-    ctx: click.Context, name: str, queue_: bool, wait: bool, env_file: Path | None, as_json: bool
+    ctx: click.Context,
+    /,
+    name: str | None,
+    queue_: bool,
+    wait: bool,
+    env_file: Path | None,
+    as_json: bool,
+    **action: Any,
 ) -> None:
     """Fire a job now, here, and print the result (exit 0 on success, 1 on failure).
 
     Works on paused and completed jobs too. Blocks through retries; with overlap `queue`
     it first waits for the run in flight.
 
+    Without NAME, the action options fire an ad hoc run: once, here, with no job left
+    behind; its run is kept in history with no job (`jobctl runs --adhoc`).
+
     \b
     Examples:
       jobctl run backup && echo "backup ok"
       jobctl run backup --queue --wait
+      jobctl run --exec 'make deploy' --cwd ~/src/site --timeout 10m
+      jobctl run --url https://example.com/ping --retries 2
+      jobctl run --agent local --prompt 'Summarize today in one line'
     """
     from jobctl import run_now
-    from jobctl.models import RunStatus
     from jobctl.output import to_json
     from jobctl.runs import get_run, run_to_dict
     from jobctl.secrets import fire_environment
 
-    store = open_db(ctx)
     if wait and not queue_:
         raise click.UsageError("--wait goes with --queue")
+    given = adhoc_given(action)
+    if name is not None and given:
+        raise click.UsageError(
+            f"{given[0]} is for an ad hoc run: give a job NAME or an action "
+            "(--exec, --url, --agent), not both (`jobctl edit` changes a job)"
+        )
+    if name is None and not given:
+        raise click.UsageError(
+            "give a job NAME, or an action to run once: --exec CMD, --url URL, "
+            "or --agent AGENT --prompt TEXT"
+        )
+    if name is None:
+        if queue_:
+            raise click.UsageError("--queue asks the daemon to run a job: an ad hoc run fires here")
+        _run_adhoc(ctx, action, env_file, as_json)
+        return
+    store = open_db(ctx)
     if queue_:
         from jobctl.catalog import get_job
         from jobctl.engine import queue_manual
@@ -178,17 +210,11 @@ def run_(
     else:
         env = fire_environment(env_file)
         live = None if as_json else _LiveOutput()
-
-        def report(recorded: Recorded) -> None:
-            if live is not None:
-                live.end_line()
-            _report_attempt(recorded)
-
         result = run_now.run_now(
             store,
             name,
             env=env,
-            report=report,
+            report=_reporter(live),
             on_wait=lambda: click.echo(f"waiting for the run of {name} in flight", err=True),
             on_output=live,
         )
@@ -197,12 +223,47 @@ def run_(
             if as_json:
                 click.echo(to_json(run_to_dict(row)))
             raise Failed(f"run {result} of {name} skipped: a run is in flight (overlap skip)")
-        row = get_run(store, result.claim.run_id)
-        if live is not None and row.id in live.runs:  # its output is on the screen already
-            if row.status != RunStatus.SUCCEEDED:
-                sys.exit(1)
-            return
-    _print_run_result(row, as_json)
+        _finish(get_run(store, result.claim.run_id), live, as_json)
+        return
+    _finish(row, None, as_json)
+
+
+def _run_adhoc(
+    ctx: click.Context, action: dict[str, Any], env_file: Path | None, as_json: bool
+) -> None:
+    """`jobctl run --exec CMD ...`: validate the action as `add` would, fire it here, its
+    output printed as it comes."""
+    from jobctl import run_now
+    from jobctl.runs import get_run
+    from jobctl.secrets import fire_environment
+    from jobctl.timeutil import utcnow
+
+    job = run_now.adhoc_job(adhoc_change(action), utcnow())  # bad input: nothing created
+    env = fire_environment(env_file)
+    store = open_db(ctx)
+    live = None if as_json else _LiveOutput()
+    recorded = run_now.run_adhoc(store, job, env=env, report=_reporter(live), on_output=live)
+    _finish(get_run(store, recorded.claim.run_id), live, as_json)
+
+
+def _reporter(live: _LiveOutput | None) -> Callable[[Recorded], None]:
+    """Reports each attempt as it ends, after the output printed live."""
+
+    def report(recorded: Recorded) -> None:
+        if live is not None:
+            live.end_line()
+        _report_attempt(recorded)
+
+    return report
+
+
+def _finish(row: Run, live: _LiveOutput | None, as_json: bool) -> None:
+    """Print the run's result (unless its output is on the screen already); exit 1 unless
+    it succeeded."""
+    from jobctl.models import RunStatus
+
+    if live is None or row.id not in live.runs:
+        _print_run_result(row, as_json)
     if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
 

@@ -98,7 +98,7 @@ def run_cells(run: Run, now: datetime, colour: bool) -> list[str]:
     error = " ".join((run.error or "").split())
     return [
         str(run.id),
-        run.job or "",
+        run.job or "-",  # an ad hoc run has no job
         run.trigger.value,
         scheduled,
         started,
@@ -156,7 +156,7 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
     details = data.get("details") or {}
     pairs: list[tuple[str, Any]] = [
         ("run", data["id"]),
-        ("job", data["job"]),
+        ("job", data["job"] if data["job"] is not None else _adhoc_text(data.get("adhoc"))),
         ("trigger", data["trigger"]),
         *([("rerun of", data["rerun_of"])] if data.get("rerun_of") else []),
         ("status", data["status"]),
@@ -198,6 +198,12 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
     if data["output"]:
         text += "\n\noutput:\n" + data["output"].rstrip("\n")
     return text
+
+
+def _adhoc_text(adhoc: Any) -> str:
+    """`- (ad hoc exec run)` for a run with no job: what kind of action it fired."""
+    kind = adhoc.get("action") if isinstance(adhoc, dict) else None
+    return f"- (ad hoc {kind} run)" if kind else "-"
 
 
 def _usage_text(usage: Any) -> Any:

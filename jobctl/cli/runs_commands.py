@@ -134,6 +134,7 @@ def runs() -> None:
     shell_complete=complete_triggers,
     help="Only runs started this way (schedule, manual, retry, ...).",
 )
+@click.option("--adhoc", is_flag=True, help="Only ad hoc runs (`jobctl run --exec ...`: no job).")
 @click.option("--since", metavar="D|TIME", help="Only runs since: 24h ago, or a time.")
 @click.option("--until", metavar="D|TIME", help="Only runs until: 1h ago, or a time.")
 @click.option(
@@ -161,6 +162,7 @@ def runs_list(
     name: str | None,
     statuses: tuple[str, ...],
     triggers: tuple[str, ...],
+    adhoc: bool,
     since: str | None,
     until: str | None,
     limit: int,
@@ -179,16 +181,20 @@ def runs_list(
       jobctl runs backup --limit 5
       jobctl runs --status failed --status timed_out --format csv > failures.csv
       jobctl runs --follow
+      jobctl runs --adhoc
     """
     from jobctl.history import RunFilter, list_runs, parse_moment, validate_filter_values
     from jobctl.output import output_width
 
     validate_filter_values(statuses, triggers)
+    if adhoc and name is not None:
+        raise InvalidInput("--adhoc lists the runs that have no job: give it without NAME")
     now = _now()
     where = RunFilter(
         job=name,
         statuses=statuses,
         triggers=triggers,
+        adhoc=adhoc,
         limit=limit,
         since=parse_moment(since, now, what="--since") if since else None,
         until=parse_moment(until, now, what="--until") if until else None,

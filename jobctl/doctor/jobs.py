@@ -284,7 +284,7 @@ def check_orphaned_runs(ctx: Context) -> Check:
     ]
     if orphans:
         count = len(orphans)
-        named = listed([f"{row.id} ({row.job})" for row in orphans])
+        named = listed([f"{row.id} ({row.job or 'ad hoc'})" for row in orphans])
         return Check(
             "runs",
             WARN,

@@ -340,8 +340,7 @@ def prepare(store: Store, claim: Claim) -> Claim:
     claim.agent = store.find_agent(spec.agent)
     if claim.agent is not None:
         claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
-    if uses(spec.prompt, "last_output"):
-        assert claim.job.id is not None
+    if uses(spec.prompt, "last_output") and claim.job.id is not None:  # ad hoc: no history
         claim.last_output = store.last_success_output(claim.job.id) or ""
     return claim
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jobctl import runs
+from jobctl.engine.adhoc import adhoc_retry_at
 from jobctl.engine.claim import Claim, payload_details
 from jobctl.engine.notify import Notice, after_run
 from jobctl.models import Overlap, RunStatus, RunTrigger
@@ -70,8 +71,10 @@ def _record_one(
         outcome.details.update(payload_details(claim.payload, claim.payload_type) or {})
     if not store.finish_run(claim.run_id, outcome):
         return recorded  # the row was marked interrupted meanwhile (or the job was removed)
-    assert claim.job.id is not None
     status = outcome.status  # a RunStatus value (kept as text: no enum lookup per run)
+    if claim.job.id is None:  # an ad hoc run: no job to count it, chain after it or pause
+        recorded.retry_at = adhoc_retry_at(claim, status, outcome.finished_at)
+        return recorded
     recorded.retry_at = schedule_retry(store, claim, status, outcome.finished_at)
     store.count_executed(claim.job.id, status, outcome.started_at, final=recorded.retry_at is None)
     if recorded.retry_at is None and status not in _NOT_FAILING:

@@ -110,7 +110,7 @@ class Store(Protocol):
     def insert_run(
         self,
         *,
-        job_id: int,
+        job_id: int | None,
         trigger: RunTrigger,
         status: RunStatus,
         scheduled_for: datetime,
@@ -121,6 +121,7 @@ class Store(Protocol):
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
         caused_by: int | None = None,
+        adhoc: str | None = None,
     ) -> int: ...
     def finish_run(self, run_id: int, outcome: Outcome) -> bool: ...
     def interrupt_run(self, run_id: int, now: datetime, error: str) -> None: ...
@@ -186,9 +187,10 @@ class Store(Protocol):
     def jobs_with_runs_finished_since(self, since: datetime) -> list[int]: ...
     def jobs_by_id(self, job_ids: Iterable[int] | None = None) -> list[Job]: ...
     def nth_newest_run_id(self, job_id: int, n: int) -> int | None: ...
+    def nth_newest_adhoc_run_id(self, n: int) -> int | None: ...
     def delete_finished_runs(
         self,
-        job_id: int,
+        job_id: int | None,
         limit: int,
         *,
         below_id: int | None = None,
@@ -201,7 +203,7 @@ class Store(Protocol):
     def agent_names_starting(self, prefix: str, limit: int) -> list[tuple[str, str]]: ...
     def newest_runs_with_id_prefix(
         self, prefix: str, limit: int
-    ) -> list[tuple[int, str, RunStatus, datetime]]: ...
+    ) -> list[tuple[int, str | None, RunStatus, datetime]]: ...
 
     # live (s-live): a run's output in pieces while in flight, the event stream
     def append_output(self, pieces: Sequence[OutputPiece]) -> None: ...

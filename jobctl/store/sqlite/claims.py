@@ -106,7 +106,8 @@ class ClaimOps(Connected):
         return {
             row[0]: row[1]
             for row in self.conn.execute(
-                "SELECT job_id, count(*) FROM runs WHERE status = 'running' GROUP BY job_id"
+                "SELECT job_id, count(*) FROM runs WHERE status = 'running' "
+                "AND job_id IS NOT NULL GROUP BY job_id"
             )
         }
 

@@ -54,18 +54,18 @@ class CompletionOps(Connected):
 
     def newest_runs_with_id_prefix(
         self, prefix: str, limit: int
-    ) -> list[tuple[int, str, RunStatus, datetime]]:
-        """(id, job name, status, slot) of the newest `limit` runs whose id, as decimal
+    ) -> list[tuple[int, str | None, RunStatus, datetime]]:
+        """(id, job name (None for an ad hoc run), status, slot) of the newest `limit` runs whose id, as decimal
         text, starts with `prefix` (all digits, no leading zero)."""
         highest = self.conn.execute("SELECT max(id) FROM runs").fetchone()[0]
-        rows: list[tuple[int, str, RunStatus, datetime]] = []
+        rows: list[tuple[int, str | None, RunStatus, datetime]] = []
         # One primary-key range per length of id, newest first: no scan of a long history.
         for low, high in id_ranges(prefix, int(highest or 0)):
             rows += [
                 (run_id, job, RunStatus(status), from_db(slot))
                 for run_id, job, status, slot in self.conn.execute(
                     "SELECT runs.id, jobs.name, runs.status, runs.scheduled_for FROM runs "
-                    "JOIN jobs ON jobs.id = runs.job_id WHERE runs.id BETWEEN ? AND ? "
+                    "LEFT JOIN jobs ON jobs.id = runs.job_id WHERE runs.id BETWEEN ? AND ? "
                     "ORDER BY runs.id DESC LIMIT ?",
                     (low, high, limit - len(rows)),
                 )

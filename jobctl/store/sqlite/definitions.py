@@ -47,7 +47,7 @@ class DefinitionOps(Connected):
                 "SELECT runs.id, runs.job_id, runs.trigger, runs.status, runs.attempt, "
                 "runs.scheduled_for, runs.created_at, runs.started_at, runs.owner_pid, "
                 "runs.owner_host, jobs.name AS job "
-                "FROM runs JOIN jobs ON jobs.id = runs.job_id WHERE runs.status = 'running' "
+                "FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id WHERE runs.status = 'running' "
                 "ORDER BY runs.id"  # the literal: the partial index runs_running serves it
             )
         ]

@@ -19,13 +19,16 @@ from jobctl.timeutil import from_db, to_db
 if TYPE_CHECKING:
     from jobctl.models import Job
 
-# Every column of a run, in the order of Run's fields, and its job's name.
+# Every column of a run, in the order of Run's fields: its job's name (None for an ad hoc
+# run, hence the LEFT JOIN), and the ad hoc run's action.
 LISTED = (
     "runs.id, runs.job_id, runs.trigger, runs.status, runs.attempt, runs.scheduled_for, "
     "runs.created_at, runs.started_at, runs.finished_at, runs.due_at, runs.duration_ms, "
     "runs.http_status, runs.exit_code, runs.error, runs.output, runs.snapshot, runs.details, "
-    "runs.owner_pid, runs.owner_host, runs.caused_by, runs.pgid, runs.pgid_started, jobs.name"
+    "runs.owner_pid, runs.owner_host, runs.caused_by, runs.pgid, runs.pgid_started, jobs.name, "
+    "runs.adhoc"
 )
+FROM_RUNS = "FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id"
 IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED)
 # A `missed` row stands for `missed_count` slots; any other row for one.
 SLOTS = "coalesce(json_extract(details, '$.missed_count'), 1)"
@@ -79,6 +82,8 @@ class HistoryOps(Connected):
         if where.job_id is not None:
             clauses.append("runs.job_id = ?")
             params.append(where.job_id)
+        elif where.adhoc:
+            clauses.append("runs.job_id IS NULL")  # the (job_id, id) index serves it too
         if where.statuses:
             clauses.append(f"runs.status IN ({_marks(where.statuses)})")
             params.extend(where.statuses)
@@ -95,7 +100,7 @@ class HistoryOps(Connected):
         if where.after_id is not None:
             clauses.append("runs.id > ?")
             params.append(where.after_id)
-        sql = f"SELECT {LISTED} FROM runs JOIN jobs ON jobs.id = runs.job_id"
+        sql = f"SELECT {LISTED} {FROM_RUNS}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY runs.id DESC"
@@ -110,8 +115,7 @@ class HistoryOps(Connected):
         if not wanted:
             return []
         return self._listed(
-            f"SELECT {LISTED} FROM runs JOIN jobs ON jobs.id = runs.job_id "
-            f"WHERE runs.id IN ({_marks(wanted)}) ORDER BY runs.id",
+            f"SELECT {LISTED} {FROM_RUNS} WHERE runs.id IN ({_marks(wanted)}) ORDER BY runs.id",
             wanted,
         )
 
@@ -241,7 +245,7 @@ class HistoryOps(Connected):
         """Ids of the jobs with runs finished at or after `since`, and of every job with a
         `keep_for` (whose old runs age out without new ones)."""
         rows = self.conn.execute(
-            "SELECT DISTINCT job_id FROM runs WHERE finished_at >= ? "
+            "SELECT DISTINCT job_id FROM runs WHERE finished_at >= ? AND job_id IS NOT NULL "
             "UNION SELECT id FROM jobs WHERE json_extract(policies, '$.keep_for') IS NOT NULL",
             (to_db(since),),
         )
@@ -273,18 +277,27 @@ class HistoryOps(Connected):
         ).fetchone()
         return int(row[0]) if row is not None else None
 
+    def nth_newest_adhoc_run_id(self, n: int) -> int | None:
+        """The id of the `n`-th newest ad hoc run (1 is the newest), None if there are fewer."""
+        row = self.conn.execute(
+            "SELECT id FROM runs WHERE job_id IS NULL ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (n - 1,),
+        ).fetchone()
+        return int(row[0]) if row is not None else None
+
     def delete_finished_runs(
         self,
-        job_id: int,
+        job_id: int | None,
         limit: int,
         *,
         below_id: int | None = None,
         created_before: datetime | None = None,
     ) -> int:
-        """In the caller's transaction: delete up to `limit` of the job's runs that are not
-        in flight (only those with a lower id / created earlier, when given); how many went."""
-        where = "job_id = ?"
-        params: list[Any] = [job_id]
+        """In the caller's transaction: delete up to `limit` of the job's runs (the ad hoc
+        runs', for None) that are not in flight (only those with a lower id / created
+        earlier, when given); how many went."""
+        where = "job_id = ?" if job_id is not None else "job_id IS NULL"
+        params: list[Any] = [job_id] if job_id is not None else []
         if below_id is not None:
             where += " AND id < ?"
             params.append(below_id)

@@ -65,7 +65,7 @@ class RunOps(Connected):
     def get_run(self, run_id: int) -> Run | None:
         """The run with its job's name, or None."""
         row = self.conn.execute(
-            "SELECT runs.*, jobs.name AS job FROM runs JOIN jobs ON jobs.id = runs.job_id "
+            "SELECT runs.*, jobs.name AS job FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
             "WHERE runs.id = ?",
             (run_id,),
         ).fetchone()
@@ -86,7 +86,7 @@ class RunOps(Connected):
     def insert_run(
         self,
         *,
-        job_id: int,
+        job_id: int | None,
         trigger: RunTrigger,
         status: RunStatus,
         scheduled_for: datetime,
@@ -97,14 +97,16 @@ class RunOps(Connected):
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
         caused_by: int | None = None,
+        adhoc: str | None = None,
     ) -> int:
-        """A new run row; a `running` one starts at `now`, a skipped or missed one ends then."""
+        """A new run row; a `running` one starts at `now`, a skipped or missed one ends then.
+        An ad hoc run has no job (`job_id` None) and its action as JSON in `adhoc`."""
         started = to_db(now) if status == RunStatus.RUNNING else None
         finished = to_db(now) if status in (RunStatus.SKIPPED, RunStatus.MISSED) else None
         cursor = self.conn.execute(
             "INSERT INTO runs (job_id, trigger, status, attempt, scheduled_for, started_at, "
-            "finished_at, error, details, owner_pid, owner_host, due_at, created_at, caused_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "finished_at, error, details, owner_pid, owner_host, due_at, created_at, caused_by, "
+            "adhoc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job_id,
                 trigger,
@@ -120,6 +122,7 @@ class RunOps(Connected):
                 to_db(due_at) if due_at else None,
                 to_db(now),
                 caused_by,
+                adhoc,
             ),
         )
         assert cursor.lastrowid is not None
@@ -131,7 +134,7 @@ class RunOps(Connected):
     def _inserted_run_event(
         self,
         run_id: int,
-        job_id: int,
+        job_id: int | None,
         trigger: RunTrigger,
         status: RunStatus,
         attempt: int,
@@ -331,7 +334,7 @@ class RunOps(Connected):
             where += " AND runs.owner_host = ?"
             params = (host,)
         rows = self.conn.execute(
-            "SELECT runs.*, jobs.name AS job FROM runs JOIN jobs ON jobs.id = runs.job_id "
+            "SELECT runs.*, jobs.name AS job FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
             f"WHERE {where}",
             params,
         ).fetchall()
