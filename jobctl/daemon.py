@@ -125,7 +125,9 @@ class Daemon:
             token_env = self.config.metrics_token_env
             token = self.env.get(token_env) if token_env else None
             host = Intake(store, self.state, self.metrics, self.in_flight, self._wake.set)
-            self.listener = await host.listen(self.config.listen, token)
+            self.listener = await host.listen(
+                self.config.listen, token, db_path=self.config.db_path
+            )
         store.heartbeat_start(
             pid=self.owner.pid,
             host=self.owner.host,

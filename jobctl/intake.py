@@ -16,7 +16,10 @@ from jobctl.metrics import Gauges, Metrics
 from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from jobctl.listener import Health, Listener
+    from pathlib import Path
+
+    from jobctl.listener import Listener
+    from jobctl.listener_host import Health
     from jobctl.store import Store
 
 
@@ -61,11 +64,18 @@ class Intake:
         self._in_flight = in_flight
         self._wake = wake
 
-    async def listen(self, address: str, metrics_token: str | None) -> Listener:
-        """Start the listener on `address` (HOST:PORT) over this intake."""
+    async def listen(
+        self, address: str, metrics_token: str | None, *, db_path: Path | None = None
+    ) -> Listener:
+        """Start the listener on `address` (HOST:PORT) over this intake; with `db_path`, the
+        API and the dashboard too (on a connection of their own to that database)."""
         from jobctl.listener import Listener, parse_listen
+        from jobctl.web.context import WebContext
 
-        listener = Listener(self, *parse_listen(address), metrics_token=metrics_token)
+        web = None if db_path is None else WebContext(db_path, self._wake, self)
+        listener = Listener(
+            self, *parse_listen(address), metrics_token=metrics_token, web_context=web
+        )
         await listener.start()
         return listener
 
@@ -95,7 +105,7 @@ class Intake:
         return secret_for(self.store, name)
 
     def health(self) -> Health:
-        from jobctl.listener import Health
+        from jobctl.listener_host import Health
 
         state = self.state
         return Health(state.last_loop_monotonic, state.last_tick_wall, state.write_trouble)

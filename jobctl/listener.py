@@ -13,17 +13,19 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from jobctl import hooks
 from jobctl.errors import InvalidInput, NotFound
-from jobctl.metrics import Gauges, Metrics, render_metrics
+from jobctl.listener_host import ListenerHost
+from jobctl.metrics import render_metrics
 from jobctl.timeutil import iso_z
+
+if TYPE_CHECKING:
+    from jobctl.web.context import WebContext
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -43,36 +45,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True)
-class Health:
-    """How the loop is doing, for /healthz."""
-
-    last_loop_monotonic: float  # time.monotonic() at the loop's last iteration
-    last_tick_at: datetime  # the wall clock then
-    write_trouble: str | None  # why the database cannot be written now, if it cannot
-
-
-class ListenerHost(Protocol):
-    """What the listener needs of the process it serves (jobctl.daemon.Daemon has it)."""
-
-    @property
-    def metrics(self) -> Metrics: ...
-
-    def webhook_secret(self, name: str) -> str | None:
-        """The secret of job `name`'s webhook; None for no such job or no webhook."""
-        ...
-
-    def accept_webhook(
-        self, name: str, payload: str, payload_type: str | None, replay_keys: Sequence[str]
-    ) -> tuple[int | None, str]:
-        """Queue a run of job `name`: (run id, status); raises NotFound."""
-        ...
-
-    def health(self) -> Health: ...
-
-    def gauges(self) -> Gauges: ...
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -84,12 +56,20 @@ def is_loopback(host: str) -> bool:
 
 class Listener:
     def __init__(
-        self, host_process: ListenerHost, host: str, port: int, *, metrics_token: str | None = None
+        self,
+        host_process: ListenerHost,
+        host: str,
+        port: int,
+        *,
+        metrics_token: str | None = None,
+        web_context: WebContext | None = None,
     ) -> None:
+        """`web_context` mounts the API and the dashboard (jobctl.web) beside the hooks."""
         self.host_process = host_process
         self.host = host
         self.port = port
         self.metrics_token = metrics_token
+        self.web_context = web_context
         self._runner: web.AppRunner | None = None
 
     @property
@@ -102,6 +82,10 @@ class Listener:
         app.router.add_post(hooks.PATH_PREFIX + "{name}", self.webhook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
+        if self.web_context is not None:
+            from jobctl.web.app import install
+
+            install(app, self.web_context)
         from jobctl.bad_requests import BadRequestLog
 
         self._runner = web.AppRunner(
@@ -123,6 +107,8 @@ class Listener:
         if self.port == 0 and self._runner.addresses:  # the port the system picked
             self.port = int(self._runner.addresses[0][1])
         log.info("listening on %s", self.url)
+        if self.web_context is not None:
+            self.web_context.listen_url = self.url
         if self.metrics_token is None and not is_loopback(self.host):
             log.warning(
                 "listening beyond loopback without --metrics-token-env: /metrics answers 401"

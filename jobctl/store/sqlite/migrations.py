@@ -291,6 +291,31 @@ def _m010_live_runs(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_cancel ON runs (id) WHERE cancel_requested_at IS NOT NULL")
 
 
+def _m011_web_access(conn: sqlite3.Connection) -> None:
+    # The API and dashboard: the API token (in `settings`), one-time login codes and the
+    # sessions they open. Codes and session ids are stored hashed (SHA-256): a copy of the
+    # database does not log anyone in.
+    execute_script(
+        conn,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE login_codes (
+            code_hash TEXT PRIMARY KEY,
+            expires_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE sessions (
+            id_hash TEXT PRIMARY KEY,
+            csrf TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -303,6 +328,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("webhook deliveries seen, against replays", _m008_webhook_deliveries),
     ("exec runs' process groups", _m009_run_process_group),
     ("ad hoc runs, cancel, rerun; output in pieces; the event stream", _m010_live_runs),
+    ("the API token, login codes and sessions", _m011_web_access),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

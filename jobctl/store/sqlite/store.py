@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from jobctl.store.sqlite import connection
+from jobctl.store.sqlite.access import AccessOps
 from jobctl.store.sqlite.agents import AgentOps
 from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.cancels import CancelOps
@@ -33,6 +34,7 @@ class SqliteStore(
     HistoryOps,
     CompletionOps,
     LiveOps,
+    AccessOps,
     CancelOps,
     EventOps,
 ):
