@@ -25,6 +25,7 @@ from jobctl.store import SqliteStore, open_store
 from jobctl.timeutil import utcnow
 from tests.conftest import CliResult, create_database, dump_database
 from tests.realparts import DaemonProcess, query, run_jobctl, wait_until
+from tests.test_webhooks import raw_post
 
 NOWHERE = "/api/v1/nothing-here"  # past the guard: 404
 SECURITY_HEADERS = {
@@ -348,3 +349,18 @@ def test_listening_beyond_loopback_warns_once(tmp_path: Path) -> None:
         assert "put TLS in front" in daemon.log()
     finally:
         assert daemon.stop() == 0
+
+
+def test_credentials_that_are_not_utf8_are_refused_not_crashed_on(served: Served) -> None:
+    token = served.token().encode()
+    for header in [
+        b"Authorization: Bearer \xff\xfe" + token,
+        b"Authorization: \xffearer " + token,
+        b"Cookie: jobctl_session=\xff\xfe",
+    ]:
+        assert raw_post(served.base, NOWHERE.encode(), [header]) == 401, header
+    assert raw_post(served.base, NOWHERE.encode(), [b"Authorization: Bearer " + token]) == 404
+    cookie, csrf = served.log_in()
+    headers = [b"Cookie: " + cookie.encode(), b"X-CSRF-Token: \xff" + csrf.encode()]
+    assert raw_post(served.base, NOWHERE.encode(), headers) == 403
+    assert "Traceback" not in served.daemon.log()
