@@ -182,7 +182,9 @@ def test_cancel_refusals(jobctl: Invoke, db_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == f"jobctl: run {run['id']} already ended (succeeded)\n"
     assert jobctl("runs", "rerun", "99").exit_code == 3
-    assert jobctl("runs", "rerun", str(run["id"])).exit_code == 4  # no daemon to fire it
+    result = jobctl("runs", "rerun", str(run["id"]))
+    assert result.exit_code == 4  # no daemon to fire it
+    assert "jobctl run NAME" in result.stderr and "--queue" not in result.stderr  # no such option
 
 
 def test_cancel_of_queued_runs_by_job_name(jobctl: Invoke, db_path: Path) -> None:
