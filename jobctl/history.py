@@ -30,8 +30,10 @@ STRIP_SYMBOLS = {
     "interrupted": ("!", "!"),
     "skipped": ("·", "."),
     "missed": ("○", "o"),
+    "cancelled": ("⊘", "c"),
     "running": ("…", ">"),
     "queued": ("…", ">"),
+    "waiting": ("…", ">"),
 }
 
 

@@ -27,7 +27,7 @@ from jobctl.secrets import has_reference, redact_headers, redact_url
 from jobctl.timeutil import iso_z
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-RESERVED_NAMES = frozenset({"list", "show", "prune", "clear"})
+RESERVED_NAMES = frozenset({"list", "show", "prune", "clear", "cancel", "rerun"})
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 EXPECT_ITEM = re.compile(r"[1-5]xx|[1-5][0-9]{2}(-[1-5][0-9]{2})?")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

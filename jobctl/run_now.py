@@ -179,12 +179,14 @@ async def _fire_with_retries(
         await runner.close()
 
 
-def require_daemon(store: Store, db_path: Path) -> None:
-    """Exit 4 unless a daemon holds the database and its heartbeat is fresh."""
+def require_daemon(
+    store: Store, db_path: Path, otherwise: str = "run the job here without --queue"
+) -> None:
+    """Exit 4 unless a daemon holds the database and its heartbeat is fresh; the message
+    ends with what `otherwise` the user can do."""
     if not daemon_running(store, db_path):
         raise DaemonUnavailable(
-            f"no daemon is running on {db_path}: start one with `jobctl daemon`, "
-            "or run the job here without --queue"
+            f"no daemon is running on {db_path}: start one with `jobctl daemon`, or {otherwise}"
         )
 
 

@@ -38,6 +38,7 @@ from tests.realparts import (
     run_jobctl,
     wait_until,
 )
+from tests.stream_server import StreamServer
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = runs.Owner.this_process()
@@ -181,7 +182,9 @@ def test_cancel_refusals(jobctl: Invoke, db_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == f"jobctl: run {run['id']} already ended (succeeded)\n"
     assert jobctl("runs", "rerun", "99").exit_code == 3
-    assert jobctl("runs", "rerun", str(run["id"])).exit_code == 4  # no daemon to fire it
+    result = jobctl("runs", "rerun", str(run["id"]))
+    assert result.exit_code == 4  # no daemon to fire it
+    assert "jobctl run NAME" in result.stderr and "--queue" not in result.stderr  # no such option
 
 
 def test_cancel_of_queued_runs_by_job_name(jobctl: Invoke, db_path: Path) -> None:
@@ -320,3 +323,30 @@ def test_cancel_by_name_aborts_the_request_and_drops_the_queued_run(
         assert len(sink.requests_to("/slow")) == 1
     finally:
         assert daemon.stop() == 0, daemon.log()
+
+
+def test_cancel_of_a_streaming_agent_run_keeps_the_answer_so_far_and_the_request(
+    db_path: Path,
+) -> None:
+    with StreamServer(delay=0.3) as server:
+        agent_cmd = ["agent", "add", "local", "--url", server.openai_url, "--model", "m"]
+        assert run_jobctl(db_path, *agent_cmd).returncode == 0
+        prompt = " ".join(f"w{n}" for n in range(40))  # 40 words: 12 s of answer
+        add_cmd = ["add", "story", "--agent", "local", "--prompt", prompt, "--manual"]
+        assert run_jobctl(db_path, *add_cmd).returncode == 0
+        daemon = DaemonProcess(db_path).wait_ready()
+        try:
+            assert run_jobctl(db_path, "run", "story", "--queue").returncode == 0
+            wait_until(
+                lambda: query(db_path, "SELECT 1 FROM run_output WHERE text LIKE '%w0%'"),
+                what="the first words of the answer",
+            )
+            [run] = job_runs(db_path, "story")
+            result = run_jobctl(db_path, "runs", "cancel", str(run["id"]))
+            assert result.returncode == 0, result.stderr
+        finally:
+            assert daemon.stop() == 0, daemon.log()
+    [row] = job_runs(db_path, "story")
+    assert (row["status"], row["error"]) == ("cancelled", "cancelled by request")
+    assert row["output"].startswith("answer to: w0")  # what the follower saw, kept
+    assert json.loads(row["snapshot"])["prompt"] == prompt  # what was sent

@@ -260,3 +260,12 @@ def test_follow_shows_runs_the_daemon_starts(db_path: Path, jobctl: Invoke) -> N
     events = [json.loads(line) for line in out.splitlines()]
     assert {e["job"] for e in events} == {"beat"}
     assert any(e["status"] == "succeeded" for e in events)
+
+
+def test_the_strip_has_a_symbol_for_every_status() -> None:
+    from jobctl.history import JobStats
+    from jobctl.runs import STATUSES
+
+    stats = JobStats(recent=list(STATUSES))
+    assert "?" not in stats.strip() and "?" not in stats.strip(unicode=False)
+    assert JobStats(recent=["succeeded", "cancelled"]).strip() == "✓⊘"

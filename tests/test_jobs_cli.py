@@ -522,6 +522,8 @@ BAD_INPUTS = [
     (["add", "x", "--url", "http://h/", "--overlap", "maybe", "--every", "1m"], 2, "overlap"),
     (["add", "Bad_Name", "--url", "http://h/", "--every", "1m"], 2, "name"),
     (["add", "list", "--url", "http://h/", "--every", "1m"], 2, "name"),
+    (["add", "rerun", "--url", "http://h/", "--every", "1m"], 2, "subcommand"),
+    (["add", "cancel", "--url", "http://h/", "--every", "1m"], 2, "subcommand"),
     (["add", "x" * 65, "--url", "http://h/", "--every", "1m"], 2, "name"),
     (["add", "x", "--url", "http://h/", "--exec", "true", "--every", "1m"], 2, "combined"),
     (["add", "x", "--url", "http://h/", "--every", "1m", "--manual"], 2, "combined"),

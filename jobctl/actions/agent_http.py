@@ -5,6 +5,7 @@ shares with them: placeholders and the snapshot of a request never sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -12,7 +13,15 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from jobctl.actions import Expansion, FireContext, Outcome, cap_output, fail_before_start
+from jobctl.actions import (
+    Cancelled,
+    Expansion,
+    FireContext,
+    Outcome,
+    cap_output,
+    fail_before_start,
+    interrupted,
+)
 from jobctl.actions.agent_answers import (
     Answer,
     Malformed,
@@ -134,6 +143,8 @@ async def ask_http(
         return reply.timed_out()
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return reply.no_response(exc)
+    except asyncio.CancelledError as stopped:  # cancelled, Ctrl-C, the daemon stopping
+        raise reply.stopped() from stopped
     return reply.whole(data, complete, kind)
 
 
@@ -170,6 +181,18 @@ class _Reply:
 
     def no_response(self, exc: BaseException) -> Outcome:
         return self._outcome("failed", describe_error(exc), self._partial())
+
+    def stopped(self) -> Cancelled:
+        """The Cancelled to raise when the request is aborted: what was sent, and what a
+        streamed answer had said so far."""
+        self.details["latency_ms"] = round((time.monotonic() - self.clock) * 1000)
+        return interrupted(
+            self.started_at,
+            http_status=self.status,
+            output=self._partial(),
+            snapshot=self.snapshot,
+            details=self.details,
+        )
 
     def _partial(self) -> str | None:
         """What a streamed answer had said before it broke off (None: nothing)."""

@@ -148,7 +148,7 @@ def runs_rerun(ctx: click.Context, run_id: str, wait: bool, as_json: bool) -> No
     store = open_db(ctx)
     original = _run_id(run_id)
     get_run(store, original)  # not found (exit 3) comes before no daemon (exit 4)
-    run_now.require_daemon(store, db_path(ctx))
+    run_now.require_daemon(store, db_path(ctx), "run the job here with `jobctl run NAME`")
     new_id, status, name = queue_rerun(store, original, utcnow())
     if status == RunStatus.SKIPPED:
         raise Failed(f"run {new_id} of {name} skipped: a run is in flight (overlap skip)")

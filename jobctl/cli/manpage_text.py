@@ -75,8 +75,10 @@ EXIT_STATUS = (
     ),
     (
         "130",
-        "Interrupted (Ctrl-C). Commands that only follow (`runs --follow`, `daemon logs -f`) "
-        "exit 0 when interrupted.",
+        "Interrupted (Ctrl-C). Commands that only follow (`runs --follow`, `events --follow`, "
+        "`daemon logs -f`) exit 0 when interrupted; `runs show --follow`, whose code is the "
+        "run's outcome, exits 130 (Ctrl-C), 143 (SIGTERM) or 141 (a closed pipe) when it "
+        "stops following a run that goes on.",
     ),
 )
 

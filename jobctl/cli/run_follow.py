@@ -2,12 +2,13 @@
 
 Output goes to stdout as the run produced it (both streams, in their order), flushed piece
 by piece so that it works in a pipe; the lines about the run go to stderr. The exit code
-is the run's: 0 if it succeeded, 1 otherwise; 130 (Ctrl-C) or 143 (SIGTERM) when stopped
-while it runs on.
+is the run's: 0 if it succeeded, 1 otherwise; 130 (Ctrl-C), 143 (SIGTERM) or 141 (the
+reader closed the pipe, `| head -2`) when stopped while it runs on.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -19,8 +20,20 @@ if TYPE_CHECKING:
     from jobctl.store import Store
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`'s writer
+
+
 def follow_command(ctx: click.Context, run_id: int | None, name: str, as_json: bool) -> None:
     """Follow run `run_id`, or (None) the current or next run of the job `name`."""
+    try:
+        _follow(ctx, run_id, name, as_json)
+    except BrokenPipeError:  # the reader went away: stop following; the run goes on
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(SIGPIPE_EXIT)
+
+
+def _follow(ctx: click.Context, run_id: int | None, name: str, as_json: bool) -> None:
     from jobctl.cli.shared import read_db
     from jobctl.follow import StopSignals
 

@@ -106,7 +106,8 @@ class RunsGroup(click.Group):
 @cli.group(cls=RunsGroup)
 @db_option
 def runs() -> None:
-    """Run history: `jobctl runs [NAME]` lists; show, prune and clear are subcommands.
+    """Run history: `jobctl runs [NAME]` lists; list, show, cancel, rerun, prune and
+    clear are subcommands (so never job names).
 
     \b
     Examples:
