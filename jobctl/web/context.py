@@ -40,5 +40,6 @@ class WebContext:
             self._store = None
 
 
-# The WebContext on the application (`request.app[CONTEXT]`); jobctl.web.app offers it too.
+# request.app[CONTEXT] in a handler (here, not in jobctl.web.app, so that the parts app.py
+# mounts can import it without an import cycle).
 CONTEXT = web.AppKey("jobctl_web", WebContext)
