@@ -264,3 +264,18 @@ def test_the_document_describes_every_route_and_is_valid_json_schema(
         for method, operation in item.items()
     ):
         assert operation["summary"] and "401" in operation["responses"], (method, path)
+
+
+def test_an_open_stream_does_not_hold_up_the_daemon_stopping(tmp_path: Path) -> None:
+    import time
+
+    db = tmp_path / "data" / "jobctl.db"
+    db.parent.mkdir()
+    daemon, api = start_api(db)
+    stream = EventReader(api)
+    assert stream.response.status == 200
+    started = time.monotonic()
+    assert daemon.stop() == 0, daemon.log()
+    assert time.monotonic() - started < 5
+    assert stream.response.read() in (b"", b"retry: 2000\n\n")  # ended, not hanging
+    stream.close()
