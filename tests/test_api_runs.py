@@ -266,12 +266,20 @@ def test_the_document_describes_every_route_and_is_valid_json_schema(
         assert operation["summary"] and "401" in operation["responses"], (method, path)
 
 
-def test_an_open_stream_does_not_hold_up_the_daemon_stopping(tmp_path: Path) -> None:
+def test_an_open_stream_ends_with_its_token_and_with_the_daemon(tmp_path: Path) -> None:
     import time
 
     db = tmp_path / "data" / "jobctl.db"
     db.parent.mkdir()
     daemon, api = start_api(db)
+    rotated = EventReader(api)
+    assert rotated.response.status == 200
+    new_token = cli_json(db, "api", "token", "--rotate")["token"]
+    started = time.monotonic()
+    assert rotated.response.read() == b"retry: 2000\n\n"  # ended by the rotation
+    assert time.monotonic() - started < 10
+    rotated.close()
+    api.token = new_token
     stream = EventReader(api)
     assert stream.response.status == 200
     started = time.monotonic()
