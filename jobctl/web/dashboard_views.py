@@ -1,0 +1,136 @@
+"""What each dashboard page shows, read from the store through the same core functions as
+the CLI (`list`, `show`, `runs show`, `status`): plain dicts for the templates, times as
+aware datetimes (the templates format them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobctl.models import Job, Run, RunSelection
+from jobctl.store import Store
+
+HISTORY_PAGE = 50
+OUTPUT_BATCH = 1000
+JOB_STATES = ("enabled", "paused", "completed")
+
+
+@dataclass(frozen=True)
+class JobsFilter:
+    """The jobs page's filters: a state and a substring of the name."""
+
+    state: str = ""
+    q: str = ""
+
+    def keeps(self, job: Job) -> bool:
+        if self.state and job.state != self.state:
+            return False
+        return self.q.lower() in job.name.lower()
+
+
+def overview(store: Store, now: datetime, write_trouble: str | None) -> dict[str, Any]:
+    """Daemon health, counts by state, 24-hour failures and missed slots, runs in flight,
+    the next fires (`status --json` with the web side's view of the loop)."""
+    from jobctl.current_runs import in_flight
+    from jobctl.history import status_summary
+
+    summary = status_summary(store, now, daemon_running=True, upcoming=8)
+    summary["write_trouble"] = write_trouble
+    summary["in_flight"] = in_flight(store, now)
+    return summary
+
+
+def jobs_rows(store: Store, now: datetime, where: JobsFilter) -> list[dict[str, Any]]:
+    """The `list --json` rows the filter keeps."""
+    from jobctl.catalog import list_jobs
+    from jobctl.current_runs import current_runs
+    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
+    from jobctl.jobs import action_summary, job_to_dict
+    from jobctl.schedule import describe
+
+    jobs = [job for job in list_jobs(store) if where.keeps(job)]
+    current = current_runs(store, now)
+    rows = []
+    for job in jobs:
+        row = job_to_dict(job) | stats_to_dict(job_stats(store, job, LIST_STATS_WINDOW))
+        row["current_run"] = current.get(job.id or 0)
+        row["schedule_text"] = describe(job.schedule_kind, job.schedule)
+        row["action_text"] = action_summary(job)
+        row["next"] = job.next_run_at
+        row["last"] = job.last_run_at
+        rows.append(row)
+    return rows
+
+
+def job_page(store: Store, name: str, now: datetime) -> tuple[Job, dict[str, Any]]:
+    """The job (NotFound if none) and `show --json`'s document, with its next fire times as
+    datetimes and its webhook URL when it has one."""
+    from jobctl import hooks
+    from jobctl.catalog import chains_of, get_job
+    from jobctl.current_runs import current_runs
+    from jobctl.history import job_stats, stats_to_dict
+    from jobctl.jobs import job_to_dict
+    from jobctl.schedule import describe, fire_times
+
+    job = get_job(store, name)
+    timetable = job.build_schedule() if job.state == "enabled" else None
+    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
+    data["after"] = chains_of(store, job.id or 0)
+    data["webhook"] = hooks.is_enabled(store, job)
+    data["webhook_url"] = hooks.hook_url(store, job.name, None) if data["webhook"] else None
+    data["current_run"] = current_runs(store, now).get(job.id or 0)
+    data["upcoming"] = fire_times(timetable, now, 5) if timetable is not None else []
+    data["schedule_text"] = describe(job.schedule_kind, job.schedule)
+    return job, data
+
+
+def history_page(store: Store, job: Job, before: int | None) -> tuple[list[Run], int | None]:
+    """A page of the job's runs, newest first, older than run `before`; and the cursor of the
+    next page (None on the last). Paged by id through created_at, never OFFSET."""
+    assert job.id is not None
+    until = None
+    if before is not None:
+        cursor = store.get_run(before)
+        if cursor is None or cursor.job_id != job.id:
+            return [], None
+        until = cursor.created_at
+    # Runs created in the same instant as the cursor share its created_at: read a few more.
+    found = store.list_runs(RunSelection(job_id=job.id, until=until, limit=HISTORY_PAGE + 20))
+    runs = [run for run in found if before is None or run.id < before][:HISTORY_PAGE]
+    more = len(runs) == HISTORY_PAGE
+    return runs, runs[-1].id if more else None
+
+
+def recent_runs(store: Store, job: Job, since: datetime, limit: int) -> list[Run]:
+    """The job's runs created since `since`, newest first, at most `limit`."""
+    assert job.id is not None
+    return store.list_runs(RunSelection(job_id=job.id, since=since, limit=limit))
+
+
+def run_page(store: Store, run_id: int) -> dict[str, Any]:
+    """`runs show ID --json` (request redacted as it was stored), with the output so far of a
+    run in flight and the run it repeats or that caused it."""
+    from jobctl.runs import get_run, run_to_dict
+
+    run = get_run(store, run_id)
+    data = run_to_dict(run, full=True)
+    data["in_flight"] = run.status.in_flight
+    data["caused_by"] = run.caused_by
+    if run.status.in_flight:
+        data["output"] = live_output(store, run.id)
+    data["next_attempt"] = store.next_attempt_id(run.id)
+    return data
+
+
+def live_output(store: Store, run_id: int) -> str:
+    """The output a run in flight has produced so far, every stream in the order it came
+    (read in batches; a run's stored output is capped, so this ends)."""
+    texts: list[str] = []
+    seq = 0
+    while True:
+        batch = store.output_after(run_id, seq, OUTPUT_BATCH)
+        texts += [piece.text for piece in batch]
+        if len(batch) < OUTPUT_BATCH:
+            return "".join(texts)
+        seq = batch[-1].seq
