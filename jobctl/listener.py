@@ -109,6 +109,12 @@ class Listener:
         log.info("listening on %s", self.url)
         if self.web_context is not None:
             self.web_context.listen_url = self.url
+        if self.web_context is not None and not is_loopback(self.host):
+            log.warning(
+                "the API and the dashboard are served over plain HTTP beyond loopback on %s: "
+                "put TLS in front (a reverse proxy with https)",
+                self.url,
+            )
         if self.metrics_token is None and not is_loopback(self.host):
             log.warning(
                 "listening beyond loopback without --metrics-token-env: /metrics answers 401"

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from jobctl.web.context import WebContext
+from jobctl.web.context import CONTEXT, WebContext
 
-CONTEXT = web.AppKey("jobctl_web", WebContext)
+__all__ = ["CONTEXT", "install"]
 
 
 def install(app: web.Application, context: WebContext) -> None:

@@ -1,11 +1,158 @@
-"""The web side's auth (see jobctl.web): filled in by issue 15."""
+"""Who may use the API and the dashboard (see jobctl.access for the token, codes and sessions).
+
+Every request but /healthz, /hooks/..., /metrics (its own token rule), /login and /static/...
+needs `Authorization: Bearer TOKEN` or the `jobctl_session` cookie that a login link sets.
+A cookie-authenticated POST, PUT, PATCH or DELETE must also carry the session's CSRF value
+(header `X-CSRF-Token`, or form field `csrf`); a Bearer request needs none, since a browser
+never adds that header by itself. Handlers find `request["jobctl_session"]`: the Session,
+or None for a Bearer request. `csrf_token(request)` is the value pages put in their
+`<meta name="csrf-token">`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
-from jobctl.web.context import WebContext
+from jobctl import access
+from jobctl.models.access import Session
+from jobctl.timeutil import utcnow
+from jobctl.web import security
+from jobctl.web.context import CONTEXT, WebContext
+
+COOKIE = "jobctl_session"
+SESSION_KEY = "jobctl_session"  # request[SESSION_KEY]: Session, or None for Bearer
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf"
+OPEN_PATHS = frozenset({"/healthz", "/metrics", access.LOGIN_PATH})
+OPEN_PREFIXES = ("/hooks/", "/static/")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+NO_CREDENTIALS = (
+    "unauthorized: send Authorization: Bearer TOKEN (`jobctl api token` shows it) "
+    "or log in with the link `jobctl dashboard` prints"
+)
+WRONG_TOKEN = "unauthorized: wrong API token (`jobctl api token` shows the current one)"
+NO_SESSION = "unauthorized: the session ended or expired: `jobctl dashboard` prints a new link"
+BAD_CSRF = f"forbidden: missing or wrong {CSRF_HEADER} header for this session"
+BAD_CODE = (
+    "This login link was already used or has expired (a link works once, for 10 minutes). "
+    "Run `jobctl dashboard` again for a new one."
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def install(app: web.Application, context: WebContext) -> None:
-    """Register this part's middlewares and routes on `app`."""
+    """Create the API token if there is none, and guard every route of `app`."""
+    access.ensure_token(context.store)
+    security.install(app)
+    app.middlewares.append(require_access)
+    app.router.add_get(access.LOGIN_PATH, login)
+    app.router.add_post("/logout", logout)
+
+
+def csrf_token(request: web.Request) -> str:
+    """The value a page's state-changing requests must send (empty for a Bearer request)."""
+    session: Session | None = request.get(SESSION_KEY)
+    return session.csrf if session is not None else ""
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+@web.middleware
+async def require_access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if is_open(request.path):
+        return await handler(request)
+    store = request.app[CONTEXT].store
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not access.token_matches(store, given.strip()):
+            return refusal(request, 401, WRONG_TOKEN)
+        request[SESSION_KEY] = None
+        return await handler(request)
+    cookie = request.cookies.get(COOKIE)
+    if cookie is None:
+        return refusal(request, 401, NO_CREDENTIALS)
+    session = access.find_session(store, cookie, utcnow())
+    if session is None:
+        return refusal(request, 401, NO_SESSION)
+    if request.method in UNSAFE_METHODS and not await _carries_csrf(request, session):
+        return refusal(request, 403, BAD_CSRF)
+    request[SESSION_KEY] = session
+    return await handler(request)
+
+
+async def _carries_csrf(request: web.Request, session: Session) -> bool:
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.content_type in FORM_TYPES:
+        field = (await request.post()).get(CSRF_FIELD)
+        given = field if isinstance(field, str) else None
+    return given is not None and access.same(given, session.csrf)
+
+
+def refusal(request: web.Request, status: int, message: str) -> web.Response:
+    """JSON for the API, a small page for a browser."""
+    if request.path.startswith("/api/"):
+        response: web.Response = web.json_response({"error": message}, status=status)
+    else:
+        response = page(status, "Not logged in" if status == 401 else "Refused", message)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobctl"'
+    return response
+
+
+def page(status: int, title: str, text: str) -> web.Response:
+    """A plain page of fixed text (nothing from the request is put in it)."""
+    body = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>jobctl: {title}</title></head>\n<body><h1>{title}</h1>\n<p>{text}</p>"
+        "</body></html>\n"
+    )
+    response = web.Response(status=status, text=body, content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """GET /login?code=: use up a one-time code, set the session cookie, go to the dashboard."""
+    store = request.app[CONTEXT].store
+    opened = access.open_session(store, request.query.get("code", ""), utcnow())
+    if opened is None:
+        return page(401, "Login link used or expired", BAD_CODE)
+    session_id, _session = opened
+    response = web.Response(status=303, headers={"Location": "/", "Cache-Control": "no-store"})
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        max_age=int(access.SESSION_LIFETIME.total_seconds()),
+        path="/",
+        secure=came_over_https(request),
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST /logout: end this browser's session (the middleware checked its CSRF value)."""
+    session: Session | None = request.get(SESSION_KEY)
+    if session is not None:
+        access.end_session(request.app[CONTEXT].store, session)
+    response = page(200, "Logged out", "Run `jobctl dashboard` for a new login link.")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+def came_over_https(request: web.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"

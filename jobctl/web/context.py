@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 if TYPE_CHECKING:
     from jobctl.listener_host import ListenerHost
     from jobctl.store import Store
@@ -36,3 +38,8 @@ class WebContext:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+# request.app[CONTEXT] in a handler (here, not in jobctl.web.app, so that the parts app.py
+# mounts can import it without an import cycle).
+CONTEXT = web.AppKey("jobctl_web", WebContext)
