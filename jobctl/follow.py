@@ -108,7 +108,7 @@ def follow_run(
                 seq, shown_any = piece.seq, True
             if not run.status.in_flight:
                 if not shown_any and run.output:
-                    show(_whole_output(run, run.output))
+                    show(whole_output(run, run.output))
                 return Followed(run)
         if time.monotonic() >= next_owner_check:
             next_owner_check = time.monotonic() + OWNER_CHECK
@@ -135,7 +135,7 @@ def _pieces_after(store: Store, run_id: int, seq: int) -> list[OutputPiece]:
         seq = batch[-1].seq
 
 
-def _whole_output(run: Run, text: str) -> OutputPiece:
+def whole_output(run: Run, text: str) -> OutputPiece:
     """A finished run's whole output as one piece (seq 0: it was never stored in pieces)."""
     stream = OutputStream.BODY if run.http_status is not None else OutputStream.STDOUT
     return OutputPiece(run.id, 0, stream, run.finished_at or run.created_at, text)

@@ -44,6 +44,7 @@ class RunFilter:
     until: datetime | None = None
     limit: int = 20  # 0: no limit
     after_id: int | None = None
+    before_id: int | None = None  # the API's cursor: only runs older than this id
     adhoc: bool = False  # only ad hoc runs (`jobctl run --exec ...`, no job)
 
 
@@ -87,6 +88,7 @@ def list_runs(store: Store, where: RunFilter) -> list[Run]:
             until=where.until,
             limit=where.limit,
             after_id=where.after_id,
+            before_id=where.before_id,
             adhoc=where.adhoc,
         )
     )

@@ -61,26 +61,17 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     """
     from jobctl.catalog import list_jobs
     from jobctl.current_runs import current_runs
-    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
-    from jobctl.jobs import job_to_dict
+    from jobctl.history import LIST_STATS_WINDOW, job_stats
     from jobctl.output import Column, output_width, table, to_json, use_colour
+    from jobctl.reports import job_listing
 
     store = read_db(ctx, tidy=True)
     jobs = list_jobs(store)
+    if as_json:
+        click.echo(to_json(job_listing(store, current_time(), jobs)))
+        return
     stats = [job_stats(store, job, LIST_STATS_WINDOW) for job in jobs]
     current = current_runs(store, current_time())
-    if as_json:
-        click.echo(
-            to_json(
-                [
-                    job_to_dict(job)
-                    | stats_to_dict(stat)
-                    | {"current_run": current.get(job.id or 0)}
-                    for job, stat in zip(jobs, stats, strict=True)
-                ]
-            )
-        )
-        return
     if not jobs:
         click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
         return
@@ -122,29 +113,18 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
       jobctl show backup
       jobctl show backup --json
     """
-    from jobctl import hooks
-    from jobctl.catalog import chains_of, get_job
-    from jobctl.current_runs import current_runs
-    from jobctl.history import job_stats, stats_to_dict
-    from jobctl.jobs import job_to_dict
+    from jobctl.catalog import get_job
     from jobctl.output import to_json
-    from jobctl.schedule import fire_times
+    from jobctl.reports import job_report, upcoming_fires
 
     store = read_db(ctx, tidy=True)
     job = get_job(store, name)
     now = current_time()
-    timetable = job.build_schedule() if job.state == "enabled" else None
-    upcoming = fire_times(timetable, now, 5) if timetable is not None else []
-    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
-    data["after"] = chains_of(store, job.id or 0)
-    data["webhook"] = hooks.is_enabled(store, job)
-    data["current_run"] = current_runs(store, now).get(job.id or 0)
+    data = job_report(store, job, now)
     if as_json:
-        from jobctl.timeutil import iso_z
-
-        data["upcoming"] = [iso_z(moment) for moment in upcoming]
         click.echo(to_json(data))
         return
+    upcoming = upcoming_fires(job, now)
     from jobctl.output import output_width
 
     click.echo(_render_show(job, data, upcoming, output_width(wide=wide)))

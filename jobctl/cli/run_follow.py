@@ -122,15 +122,9 @@ class PiecePrinter:
     def show(self, piece: OutputPiece) -> None:
         if self.as_json:
             from jobctl.output import to_json_line
-            from jobctl.timeutil import iso_z
+            from jobctl.reports import piece_to_dict
 
-            line = {
-                "run": piece.run_id,
-                "seq": piece.seq,
-                "stream": piece.stream,
-                "at": iso_z(piece.at),
-                "text": piece.text,
-            }
+            line = piece_to_dict(piece)
             click.echo(to_json_line(line))
             return
         from jobctl.output import visible

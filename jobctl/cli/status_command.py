@@ -39,17 +39,13 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
       jobctl status
       jobctl status --check || systemctl --user restart jobctl
     """
-    from jobctl.current_runs import in_flight
-    from jobctl.history import status_summary
-    from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
+    from jobctl.reports import status_report
 
     store = read_db(ctx, tidy=True)
     now = _now()
-    summary = status_summary(store, now, daemon_running=daemon_running(store, db_path(ctx)))
-    problem = daemon_problem(store, db_path(ctx), now)
-    summary["daemon"]["problem"] = problem
-    summary["in_flight"] = in_flight(store, now)
+    summary = status_report(store, db_path(ctx), now)
+    problem = summary["daemon"]["problem"]
     if as_json:
         click.echo(to_json(summary))
     else:

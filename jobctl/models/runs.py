@@ -113,6 +113,7 @@ class RunSelection:
     until: datetime | None = None  # created at or before
     limit: int = 20
     after_id: int | None = None
+    before_id: int | None = None  # a page's cursor: only runs with a lower id
     adhoc: bool = False  # only ad hoc runs (those with no job)
 
 

@@ -100,6 +100,9 @@ class HistoryOps(Connected):
         if where.after_id is not None:
             clauses.append("runs.id > ?")
             params.append(where.after_id)
+        if where.before_id is not None:
+            clauses.append("runs.id < ?")
+            params.append(where.before_id)
         sql = f"SELECT {LISTED} {FROM_RUNS}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)

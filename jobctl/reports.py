@@ -1,0 +1,78 @@
+"""What `list`, `show`, `status` and `runs show --follow` print as JSON, built in one place
+so that the CLI and the web side (API and dashboard) answer with the same objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jobctl.models import Job, OutputPiece
+from jobctl.store import Store
+from jobctl.timeutil import iso_z
+
+
+def job_listing(store: Store, now: datetime, jobs: list[Job] | None = None) -> list[dict[str, Any]]:
+    """`jobctl list --json`: each job with its recent stats and its run in flight."""
+    from jobctl.catalog import list_jobs
+    from jobctl.current_runs import current_runs
+    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
+    from jobctl.jobs import job_to_dict
+
+    if jobs is None:
+        jobs = list_jobs(store)
+    current = current_runs(store, now)
+    return [
+        job_to_dict(job)
+        | stats_to_dict(job_stats(store, job, LIST_STATS_WINDOW))
+        | {"current_run": current.get(job.id or 0)}
+        for job in jobs
+    ]
+
+
+def job_report(store: Store, job: Job, now: datetime) -> dict[str, Any]:
+    """`jobctl show NAME --json`: the job, its stats, chains, webhook, run in flight and its
+    next 5 fire times (none while it is not enabled)."""
+    from jobctl import hooks
+    from jobctl.catalog import chains_of
+    from jobctl.current_runs import current_runs
+    from jobctl.history import job_stats, stats_to_dict
+    from jobctl.jobs import job_to_dict
+
+    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
+    data["after"] = chains_of(store, job.id or 0)
+    data["webhook"] = hooks.is_enabled(store, job)
+    data["current_run"] = current_runs(store, now).get(job.id or 0)
+    data["upcoming"] = [iso_z(moment) for moment in upcoming_fires(job, now)]
+    return data
+
+
+def upcoming_fires(job: Job, now: datetime, count: int = 5) -> list[datetime]:
+    """The next `count` fire times of an enabled job (none for a paused or completed one)."""
+    from jobctl.schedule import fire_times
+
+    timetable = job.build_schedule() if job.state == "enabled" else None
+    return fire_times(timetable, now, count) if timetable is not None else []
+
+
+def status_report(store: Store, db_path: Path, now: datetime) -> dict[str, Any]:
+    """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
+    from jobctl.current_runs import in_flight
+    from jobctl.history import status_summary
+    from jobctl.liveness import daemon_problem, daemon_running
+
+    summary = status_summary(store, now, daemon_running=daemon_running(store, db_path))
+    summary["daemon"]["problem"] = daemon_problem(store, db_path, now)
+    summary["in_flight"] = in_flight(store, now)
+    return summary
+
+
+def piece_to_dict(piece: OutputPiece) -> dict[str, Any]:
+    """A piece of a run's output as `runs show --follow --json` prints it."""
+    return {
+        "run": piece.run_id,
+        "seq": piece.seq,
+        "stream": piece.stream,
+        "at": iso_z(piece.at),
+        "text": piece.text,
+    }
