@@ -11,8 +11,11 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobctl import hooks
+from jobctl.errors import DaemonUnavailable
 from jobctl.models.access import Session
 
 if TYPE_CHECKING:
@@ -88,6 +91,24 @@ def new_login_code(store: Store, now: datetime) -> tuple[str, datetime]:
 
 def login_url(base: str, code: str) -> str:
     return f"{base.rstrip('/')}{LOGIN_PATH}?code={code}"
+
+
+def login_link(
+    store: Store, db_path: Path, base_url: str | None, now: datetime
+) -> tuple[str, datetime]:
+    """A one-time login URL on the daemon's listen address (or `base_url`, for a proxy in
+    front) and when it expires; DaemonUnavailable when no daemon is listening."""
+    from jobctl.liveness import daemon_running
+
+    base = hooks.validate_base_url(base_url)
+    listen = hooks.listen_address(store)
+    if not listen or not daemon_running(store, db_path):
+        raise DaemonUnavailable(
+            "no daemon is listening on this database: the dashboard is served by "
+            "`jobctl daemon --listen 127.0.0.1:8787` (start it, then run this again)"
+        )
+    code, expires_at = new_login_code(store, now)
+    return login_url(base or listen, code), expires_at
 
 
 # --------------------------------------------------------------------------- sessions

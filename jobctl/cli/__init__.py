@@ -11,6 +11,7 @@ import sys
 
 # Registering the commands: each module adds its own to `cli`.
 from jobctl.cli import (
+    access_commands,  # noqa: F401
     agent_commands,  # noqa: F401
     cancel_commands,  # noqa: F401
     daemon_commands,  # noqa: F401

@@ -124,6 +124,8 @@ COMMAND_ORDER = (
     "daemon",
     "agent",
     "hook",
+    "api",
+    "dashboard",
     "export",
     "apply",
     "import",

@@ -11,12 +11,14 @@ or None for a Bearer request. `csrf_token(request)` is the value pages put in th
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from jobctl import access
 from jobctl.models.access import Session
+from jobctl.store import StoreError
 from jobctl.timeutil import utcnow
 from jobctl.web import security
 from jobctl.web.context import CONTEXT, WebContext
@@ -41,6 +43,9 @@ BAD_CODE = (
     "This login link was already used or has expired (a link works once, for 10 minutes). "
     "Run `jobctl dashboard` again for a new one."
 )
+
+DATABASE_TROUBLE = "the database cannot be used right now"
+TITLES = {401: "Not logged in", 403: "Refused", 503: "Unavailable"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,6 +73,15 @@ def is_open(path: str) -> bool:
 async def require_access(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_open(request.path):
         return await handler(request)
+    try:
+        refused = await _check(request)
+    except StoreError as exc:
+        return refusal(request, 503, f"{DATABASE_TROUBLE}: {exc}")
+    return refused if refused is not None else await handler(request)
+
+
+async def _check(request: web.Request) -> web.Response | None:
+    """A refusal, or None with request[SESSION_KEY] set."""
     store = request.app[CONTEXT].store
     authorization = request.headers.get("Authorization")
     if authorization is not None:
@@ -75,7 +89,7 @@ async def require_access(request: web.Request, handler: Handler) -> web.StreamRe
         if scheme.lower() != "bearer" or not access.token_matches(store, given.strip()):
             return refusal(request, 401, WRONG_TOKEN)
         request[SESSION_KEY] = None
-        return await handler(request)
+        return None
     cookie = request.cookies.get(COOKIE)
     if cookie is None:
         return refusal(request, 401, NO_CREDENTIALS)
@@ -85,7 +99,7 @@ async def require_access(request: web.Request, handler: Handler) -> web.StreamRe
     if request.method in UNSAFE_METHODS and not await _carries_csrf(request, session):
         return refusal(request, 403, BAD_CSRF)
     request[SESSION_KEY] = session
-    return await handler(request)
+    return None
 
 
 async def _carries_csrf(request: web.Request, session: Session) -> bool:
@@ -101,14 +115,15 @@ def refusal(request: web.Request, status: int, message: str) -> web.Response:
     if request.path.startswith("/api/"):
         response: web.Response = web.json_response({"error": message}, status=status)
     else:
-        response = page(status, "Not logged in" if status == 401 else "Refused", message)
+        response = page(status, TITLES.get(status, "Refused"), message)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="jobctl"'
     return response
 
 
 def page(status: int, title: str, text: str) -> web.Response:
-    """A plain page of fixed text (nothing from the request is put in it)."""
+    """A plain page of text (escaped; nothing from the request is put in it)."""
+    title, text = html.escape(title), html.escape(text)
     body = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -126,7 +141,10 @@ def page(status: int, title: str, text: str) -> web.Response:
 async def login(request: web.Request) -> web.StreamResponse:
     """GET /login?code=: use up a one-time code, set the session cookie, go to the dashboard."""
     store = request.app[CONTEXT].store
-    opened = access.open_session(store, request.query.get("code", ""), utcnow())
+    try:
+        opened = access.open_session(store, request.query.get("code", ""), utcnow())
+    except StoreError as exc:
+        return page(503, TITLES[503], f"{DATABASE_TROUBLE}: {exc}")
     if opened is None:
         return page(401, "Login link used or expired", BAD_CODE)
     session_id, _session = opened
@@ -147,7 +165,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
     """POST /logout: end this browser's session (the middleware checked its CSRF value)."""
     session: Session | None = request.get(SESSION_KEY)
     if session is not None:
-        access.end_session(request.app[CONTEXT].store, session)
+        try:
+            access.end_session(request.app[CONTEXT].store, session)
+        except StoreError as exc:
+            return page(503, TITLES[503], f"{DATABASE_TROUBLE}: {exc}")
     response = page(200, "Logged out", "Run `jobctl dashboard` for a new login link.")
     response.del_cookie(COOKIE, path="/")
     return response
