@@ -42,24 +42,17 @@ def overview(store: Store, now: datetime, write_trouble: str | None) -> dict[str
 
 
 def jobs_rows(store: Store, now: datetime, where: JobsFilter) -> list[dict[str, Any]]:
-    """The `list --json` rows the filter keeps."""
+    """The `list --json` rows the filter keeps, with their schedule and action as text."""
     from jobctl.catalog import list_jobs
-    from jobctl.current_runs import current_runs
-    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
-    from jobctl.jobs import action_summary, job_to_dict
+    from jobctl.jobs import action_summary
+    from jobctl.reports import job_listing
     from jobctl.schedule import describe
 
     jobs = [job for job in list_jobs(store) if where.keeps(job)]
-    current = current_runs(store, now)
-    rows = []
-    for job in jobs:
-        row = job_to_dict(job) | stats_to_dict(job_stats(store, job, LIST_STATS_WINDOW))
-        row["current_run"] = current.get(job.id or 0)
+    rows = job_listing(store, now, jobs)
+    for job, row in zip(jobs, rows, strict=True):
         row["schedule_text"] = describe(job.schedule_kind, job.schedule)
         row["action_text"] = action_summary(job)
-        row["next"] = job.next_run_at
-        row["last"] = job.last_run_at
-        rows.append(row)
     return rows
 
 
@@ -67,45 +60,34 @@ def job_page(store: Store, name: str, now: datetime) -> tuple[Job, dict[str, Any
     """The job (NotFound if none) and `show --json`'s document, with its next fire times as
     datetimes and its webhook URL when it has one."""
     from jobctl import hooks
-    from jobctl.catalog import chains_of, get_job
-    from jobctl.current_runs import current_runs
-    from jobctl.history import job_stats, stats_to_dict
-    from jobctl.jobs import job_to_dict
-    from jobctl.schedule import describe, fire_times
+    from jobctl.catalog import get_job
+    from jobctl.reports import job_report, upcoming_fires
+    from jobctl.schedule import describe
 
     job = get_job(store, name)
-    timetable = job.build_schedule() if job.state == "enabled" else None
-    data = job_to_dict(job) | stats_to_dict(job_stats(store, job))
-    data["after"] = chains_of(store, job.id or 0)
-    data["webhook"] = hooks.is_enabled(store, job)
+    data = job_report(store, job, now)
     data["webhook_url"] = hooks.hook_url(store, job.name, None) if data["webhook"] else None
-    data["current_run"] = current_runs(store, now).get(job.id or 0)
-    data["upcoming"] = fire_times(timetable, now, 5) if timetable is not None else []
+    data["upcoming"] = upcoming_fires(job, now)
     data["schedule_text"] = describe(job.schedule_kind, job.schedule)
     return job, data
 
 
 def history_page(store: Store, job: Job, before: int | None) -> tuple[list[Run], int | None]:
-    """A page of the job's runs, newest first, older than run `before`; and the cursor of the
-    next page (None on the last). Paged by id through created_at, never OFFSET."""
+    """A page of the job's runs, newest first, with ids below `before`; and the cursor of
+    the next page (None on the last). Paged by id, never OFFSET."""
     assert job.id is not None
-    until = None
-    if before is not None:
-        cursor = store.get_run(before)
-        if cursor is None or cursor.job_id != job.id:
-            return [], None
-        until = cursor.created_at
-    # Runs created in the same instant as the cursor share its created_at: read a few more.
-    found = store.list_runs(RunSelection(job_id=job.id, until=until, limit=HISTORY_PAGE + 20))
-    runs = [run for run in found if before is None or run.id < before][:HISTORY_PAGE]
-    more = len(runs) == HISTORY_PAGE
+    runs = store.list_runs(RunSelection(job_id=job.id, before_id=before, limit=HISTORY_PAGE + 1))
+    more = len(runs) > HISTORY_PAGE
+    runs = runs[:HISTORY_PAGE]
     return runs, runs[-1].id if more else None
 
 
 def recent_runs(store: Store, job: Job, since: datetime, limit: int) -> list[Run]:
-    """The job's runs created since `since`, newest first, at most `limit`."""
+    """The job's runs created since `since`, newest first, at most `limit`: a range of the
+    (job, id) index from the first run of the window, found by its key."""
     assert job.id is not None
-    return store.list_runs(RunSelection(job_id=job.id, since=since, limit=limit))
+    first = store.first_run_since(since)
+    return store.list_runs(RunSelection(job_id=job.id, after_id=first - 1, limit=limit))
 
 
 def run_page(store: Store, run_id: int) -> dict[str, Any]:
