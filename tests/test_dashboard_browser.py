@@ -230,7 +230,7 @@ def test_the_timeline_shows_failures_and_missed_slots(served: Served, page: Any)
     assert day.locator('rect[data-lane="missed"]').count() == 1
     assert day.locator('rect[data-lane="succeeded"]').count() >= 1
     caption = day.locator("figcaption").inner_text()
-    assert "2 failed" in caption and "1 missed" in caption
+    assert "2 failed" in caption and "6 missed slots" in caption
     assert day.locator("text.lane-label", has_text="missed").is_visible()
     box = day.locator('rect[data-lane="missed"]').bounding_box()
     assert box is not None and box["width"] > 5  # the missed row spans its hour of slots

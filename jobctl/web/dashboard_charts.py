@@ -55,7 +55,8 @@ class Mark:
 
 @dataclass(frozen=True)
 class Timeline:
-    """A window of a job's runs as lanes of marks; `counts` per lane for the text summary;
+    """A window of a job's runs as lanes of marks; `counts` per lane for the text summary
+    (slots, for missed: one missed row stands for every slot the daemon was away);
     `truncated` when the window held more runs than were read."""
 
     label: str
@@ -98,12 +99,14 @@ def timeline(
         if run.scheduled_for < start or run.scheduled_for > now:
             continue
         lane = lane_of(run)
-        until = _missed_until(run) if run.status == RunStatus.MISSED else None
+        details = _details(run) if run.status == RunStatus.MISSED else {}
+        until = _moment(details.get("missed_until"))
         x = (run.scheduled_for - start).total_seconds() * scale
         width = MIN_MARK
         if until is not None:
             width = max(MIN_MARK, (min(until, now) - run.scheduled_for).total_seconds() * scale)
-        counts[lane] += 1
+        slots = details.get("missed_count")
+        counts[lane] += slots if isinstance(slots, int) and slots > 0 else 1
         marks.append(
             Mark(
                 x=round(min(x, TIMELINE_WIDTH - MIN_MARK), 2),
@@ -118,9 +121,12 @@ def timeline(
     return Timeline(label, start, now, marks, counts, _ticks(start, span, scale), truncated)
 
 
-def _missed_until(run: Run) -> datetime | None:
+def _details(run: Run) -> dict[str, object]:
     details = json.loads(run.details) if run.details else {}
-    text = details.get("missed_until")
+    return details if isinstance(details, dict) else {}
+
+
+def _moment(text: object) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:

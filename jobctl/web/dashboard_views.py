@@ -69,7 +69,36 @@ def job_page(store: Store, name: str, now: datetime) -> tuple[Job, dict[str, Any
     data["webhook_url"] = hooks.hook_url(store, job.name, None) if data["webhook"] else None
     data["upcoming"] = upcoming_fires(job, now)
     data["schedule_text"] = describe(job.schedule_kind, job.schedule)
+    data["spec_lines"] = spec_lines(job.action, data["spec"])
+    data["policy_lines"] = policy_lines(data["policies"])
     return job, data
+
+
+def spec_lines(action: str, spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The action's settings as `show` prints them, the ones not set left out."""
+    lines = []
+    for key, value in spec.items():
+        if value is None or value == {} or value == [] or value == "":
+            continue
+        if isinstance(value, dict):
+            text = "; ".join(f"{k}: {v}" for k, v in value.items())
+        elif action == "exec" and key == "shell":
+            text = "/bin/sh -c" if value else "none (the words are run directly)"
+        elif isinstance(value, list):
+            text = " ".join(str(item) for item in value)
+        else:
+            text = str(value)
+        lines.append((key, text))
+    return lines
+
+
+def policy_lines(policies: dict[str, Any]) -> list[str]:
+    """`timeout 1h`, `retries 0` ...: the effective policies as `show` prints them."""
+    from jobctl.policies import as_text
+
+    lines = [f"{key} {as_text(key, value)}" for key, value in policies.items() if key != "notify"]
+    lines += [f"notify on {item['on']}: {item['url']}" for item in policies.get("notify", [])]
+    return lines
 
 
 def history_page(store: Store, job: Job, before: int | None) -> tuple[list[Run], int | None]:
