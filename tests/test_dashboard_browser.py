@@ -135,12 +135,16 @@ def page(served: Served, browser: Any) -> Iterator[Any]:
     page.set_default_timeout(TIMEOUT_MS)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-    page.dialogs = dialogs
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(link)
     assert page.url == served.url + "/"
     yield page
     context.close()
     assert not [text for text in dialogs if "alert" in text or text == "1"], dialogs
+    # No script error and nothing the Content-Security-Policy had to block.
+    assert not [text for text in problems if "status of 4" not in text], problems
 
 
 def mark_page(page: Any) -> None:
