@@ -148,7 +148,7 @@ def main() -> None:
     paths = [
         ("overview", "/"),
         ("overview, live part", "/?fragment=1"),
-        ("jobs (1,000)", "/jobs"),
+        ("jobs (first 100 of 1,000)", "/jobs"),
         ("jobs, live part", "/jobs?fragment=1"),
         ("jobs?state=paused", "/jobs?state=paused"),
         ("jobs?q=a (name filter)", "/jobs?q=a"),

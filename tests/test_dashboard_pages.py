@@ -284,3 +284,41 @@ def test_timestamps_are_machine_readable(db: Path, pages: Pages) -> None:
     add_run(db, "beat", "succeeded", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     html = pages.get("/jobs/beat")[1]
     assert 'datetime="2026-01-02T03:04:05Z"' in html
+
+
+def test_jobs_page_in_pages_of_a_hundred(db: Path, pages: Pages) -> None:
+    store = open_store(db)
+    now = utcnow()
+    for number in range(120):
+        change = JobChange(name=f"n{number:03d}", command="true", timezone="UTC", manual=True)
+        add_job(store, change, now)
+    store.close()
+    html = pages.get("/jobs?q=n")[1]
+    assert html.count("data-job=") == 100 and "100 of 120 jobs" in html
+    after = re.search(r'href="/jobs\?state=&amp;q=n&amp;after=(n\d+)" rel="next"', html)
+    assert after is not None and after.group(1) == "n099"
+    html = pages.get(f"/jobs?q=n&after={after.group(1)}")[1]
+    assert html.count("data-job=") == 20 and 'data-job="n100"' in html and 'rel="next"' not in html
+
+
+def test_a_crowded_timeline_draws_one_mark_per_column_and_lane(db: Path, pages: Pages) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    now = utcnow()
+    (job_id,) = conn.execute("SELECT id FROM jobs WHERE name = 'beat'").fetchone()
+    rows = []
+    for second in range(1, 1201):  # 20 minutes of a job firing every second
+        at = to_db(now - timedelta(seconds=second))
+        status = "failed" if second % 100 == 0 else "succeeded"
+        rows.append((job_id, "schedule", status, at, at, at, 3, at))
+    conn.executemany(
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, started_at, finished_at,"
+        " duration_ms, created_at) VALUES (?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    conn.close()
+    html = pages.get("/jobs/beat")[1]
+    day = re.findall(r'<figure class="timeline".*?</figure>', html, re.S)[0]
+    assert "1188 succeeded, 12 failed" in day  # the caption counts every run
+    marks = re.findall(r'data-lane="(\w+)"', day)
+    assert 0 < len(marks) < 40 and "failed" in marks and "succeeded" in marks
+    assert re.search(r"<title>\d+ runs succeeded, the newest: run \d+</title>", day)

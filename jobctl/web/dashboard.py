@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -124,9 +125,18 @@ async def jobs_page(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     state = request.query.get("state", "")
     where = views.JobsFilter(state if state in views.JOB_STATES else "", request.query.get("q", ""))
-    rows = views.jobs_rows(context.store, utcnow(), where)
+    after = request.query.get("after", "")
+    page = views.jobs_rows(context.store, utcnow(), where, after)
     return _render(
-        request, "jobs.html", title="Jobs", rows=rows, where=where, states=views.JOB_STATES
+        request,
+        "jobs.html",
+        title="Jobs",
+        rows=page.rows,
+        page=page,
+        after=after,
+        filters=urlencode({"state": where.state, "q": where.q}),
+        where=where,
+        states=views.JOB_STATES,
     )
 
 

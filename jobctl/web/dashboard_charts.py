@@ -15,6 +15,8 @@ TIMELINE_WIDTH = 1000  # SVG user units of the time axis; the picture scales to 
 LANE_HEIGHT = 18
 LABEL_WIDTH = 90
 MIN_MARK = 2.0  # a mark stays visible however short the window makes it
+MAX_MARKS = 400  # beyond this many in a window, runs are drawn per column of COLUMN units
+COLUMN = 4.0
 
 # Lanes, top to bottom: (key, label). A run goes in one lane: catch-up runs in theirs,
 # failures (failed, interrupted) together, cancelled with the failures' neighbours.
@@ -118,7 +120,38 @@ def timeline(
                 run_id=run.id,
             )
         )
+    if len(marks) > MAX_MARKS:
+        marks = _columns(marks)
     return Timeline(label, start, now, marks, counts, _ticks(start, span, scale), truncated)
+
+
+def _columns(marks: list[Mark]) -> list[Mark]:
+    """Too many marks to tell apart (a job firing every few seconds): one mark per lane and
+    column, saying how many runs it stands for (missed spans are kept as they are)."""
+    kept = [mark for mark in marks if mark.lane == "missed"]
+    groups: dict[tuple[str, int], list[Mark]] = {}
+    for mark in marks:
+        if mark.lane != "missed":
+            groups.setdefault((mark.lane, int(mark.x // COLUMN)), []).append(mark)
+    for (lane, column), group in sorted(groups.items(), key=lambda item: item[0][1]):
+        newest = max(group, key=lambda mark: mark.run_id)
+        title = newest.title if len(group) == 1 else f"{len(group)} runs {_lane_label(lane)}"
+        kept.append(
+            Mark(
+                x=column * COLUMN,
+                width=COLUMN,
+                lane=lane,
+                y=newest.y,
+                status=newest.status,
+                title=f"{title}, the newest: run {newest.run_id}" if len(group) > 1 else title,
+                run_id=newest.run_id,
+            )
+        )
+    return kept
+
+
+def _lane_label(lane: str) -> str:
+    return dict(LANES).get(lane, lane)
 
 
 def _details(run: Run) -> dict[str, object]:

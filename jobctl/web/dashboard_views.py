@@ -12,6 +12,7 @@ from jobctl.models import Job, Run, RunSelection
 from jobctl.store import Store
 
 HISTORY_PAGE = 50
+JOBS_PAGE = 100
 OUTPUT_BATCH = 1000
 JOB_STATES = ("enabled", "paused", "completed")
 
@@ -41,19 +42,34 @@ def overview(store: Store, now: datetime, write_trouble: str | None) -> dict[str
     return summary
 
 
-def jobs_rows(store: Store, now: datetime, where: JobsFilter) -> list[dict[str, Any]]:
-    """The `list --json` rows the filter keeps, with their schedule and action as text."""
+@dataclass(frozen=True)
+class JobsPage:
+    """A page of the jobs table: its rows (`list --json`'s objects), how many jobs the filter
+    kept in all, and the name the next page starts after (None on the last)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    next_after: str | None
+
+
+def jobs_rows(store: Store, now: datetime, where: JobsFilter, after: str = "") -> JobsPage:
+    """The `list --json` rows the filter keeps, by name, JOBS_PAGE of them after the name
+    `after`, with their schedule and action as text. Only the page's jobs have their stats
+    read: 1,000 rows made a page of 1.6 MB that took 270 ms."""
     from jobctl.catalog import list_jobs
     from jobctl.jobs import action_summary
     from jobctl.reports import job_listing
     from jobctl.schedule import describe
 
-    jobs = [job for job in list_jobs(store) if where.keeps(job)]
+    kept = sorted((job for job in list_jobs(store) if where.keeps(job)), key=lambda j: j.name)
+    later = [job for job in kept if job.name > after] if after else kept
+    jobs = later[:JOBS_PAGE]
     rows = job_listing(store, now, jobs)
     for job, row in zip(jobs, rows, strict=True):
         row["schedule_text"] = describe(job.schedule_kind, job.schedule)
         row["action_text"] = action_summary(job)
-    return rows
+    next_after = jobs[-1].name if len(later) > JOBS_PAGE else None
+    return JobsPage(rows, len(kept), next_after)
 
 
 def job_page(store: Store, name: str, now: datetime) -> tuple[Job, dict[str, Any]]:
