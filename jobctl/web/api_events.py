@@ -92,7 +92,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await asyncio.wait_for(stop.wait(), POLL)
             except TimeoutError:
                 pass
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the client went away
         pass
     finally:
         streams.discard(stop)

@@ -274,7 +274,7 @@ PATHS: dict[str, Schema] = {
                             parameters=JOB_ONLY, request="JobEntry",
                             errors=("400", "404", "409")),
         "delete": _operation("remove a job, as `rm`", "204", None,
-                             parameters=("name", "force"), errors=("404", "409")),
+                             parameters=("name", "force"), errors=("400", "404", "409")),
     },
     "/jobs/{name}/pause": {"post": _operation("pause", "200", _ref("JobDetail"),
                                               parameters=JOB_ONLY, errors=("404", "409"))},
@@ -313,6 +313,8 @@ PATHS: dict[str, Schema] = {
     "/agents/{name}": {"get": _operation("an agent (`agent show NAME --json`)", "200",
                                          _ref("Agent"), parameters=JOB_ONLY)},
     "/status": {"get": _operation("`status --json`", "200", _ref("Status"), errors=())},
+    "/openapi.json": {"get": _operation("this document", "200", {"type": "object"},
+                                        errors=())},
     "/events": {
         "get": {
             "summary": "the event stream as server-sent events (resume with Last-Event-ID)",

@@ -1,0 +1,170 @@
+"""The REST API's jobs against a real `jobctl daemon --listen`: the same JSON as the CLI's
+--json for the same database, the CLI's messages with 400/404/409, and the token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api_client import Api, cli_error, cli_json, start_api
+from tests.realparts import wait_until
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Api]]:
+    db = tmp_path_factory.mktemp("api-jobs") / "data" / "jobctl.db"
+    db.parent.mkdir()
+    daemon, api = start_api(db)
+    yield db, api
+    assert daemon.stop() == 0, daemon.log()
+
+
+def _add(db: Path, name: str, *options: str) -> None:
+    cli_json(db, "add", name, *options)
+
+
+def test_every_api_request_needs_the_token(served: tuple[Path, Api]) -> None:
+    _, api = served
+    for path in ("/jobs", "/runs", "/status", "/openapi.json", "/events"):
+        assert api.get(path, token=None).status == 401
+        assert api.get(path, token="wrong").status == 401
+    refused = api.post("/jobs", {"name": "sneaky"}, token=None)
+    assert refused.status == 401 and "unauthorized" in refused.error
+    assert api.get("/jobs/sneaky").status == 404
+
+
+def test_list_and_show_answer_as_the_cli(served: tuple[Path, Api]) -> None:
+    db, api = served
+    _add(db, "list-a", "--exec", "echo a", "--every", "1h")
+    _add(db, "list-b", "--url", "http://127.0.0.1:9/b", "--cron", "0 3 * * *", "--paused")
+    cli_json(db, "run", "list-a")
+    listed = api.get("/jobs")
+    assert listed.status == 200
+    assert listed.body == cli_json(db, "list")
+    for name in ("list-a", "list-b"):
+        assert api.get(f"/jobs/{name}").body == cli_json(db, "show", name)
+    assert [job["name"] for job in api.get("/jobs?q=LIST-B").body] == ["list-b"]
+    paused = api.get("/jobs?state=paused").body
+    assert "list-b" in [job["name"] for job in paused]
+    assert all(job["state"] == "paused" for job in paused)
+    bad = api.get("/jobs?state=sleeping")
+    assert bad.status == 400 and bad.error.startswith("invalid state 'sleeping'")
+    missing = api.get("/jobs/no-such-job")
+    assert missing.status == 404
+    assert missing.error == cli_error(db, "show", "no-such-job")[1]
+
+
+def test_create_change_and_delete_a_job(served: tuple[Path, Api]) -> None:
+    db, api = served
+    entry = {
+        "name": "made",
+        "action": "exec",
+        "trigger": "every",
+        "schedule": "5m",
+        "spec": {"command": "echo made", "env": {"A": "1"}},
+        "policies": {"timeout": "30s", "retries": 2},
+    }
+    created = api.post("/jobs", entry)
+    assert created.status == 201, created.body
+    assert created.headers["Location"] == "/api/v1/jobs/made"
+    assert created.body == cli_json(db, "show", "made")
+    assert created.body["policies"]["retries"] == 2
+    twice = api.post("/jobs", entry)
+    assert twice.status == 400  # the CLI's exit 2: bad input, nothing changed
+    assert twice.error == cli_error(db, "add", "made", "--exec", "x", "--every", "5m")[1]
+
+    for body, message in [
+        ({**entry, "name": "m2", "action": "ftp"}, "invalid action 'ftp'"),
+        ({**entry, "name": "m2", "schedule": "5 parsecs"}, "5 parsecs"),
+        ({**entry, "name": "m2", "colour": "red"}, "unknown key 'colour'"),
+        ({**entry, "name": "bad name!"}, "bad name!"),
+    ]:
+        refused = api.post("/jobs", body)
+        assert refused.status == 400 and message in refused.error, refused.body
+    not_json = api.post("/jobs", raw=b"{name: made")
+    assert not_json.status == 400 and "not valid JSON" in not_json.error
+    assert api.post("/jobs", [entry]).status == 400
+    assert api.get("/jobs/m2").status == 404  # nothing half-made
+
+    changed = api.patch("/jobs/made", {"schedule": "10m", "spec": {"cwd": "/tmp"}})
+    assert changed.status == 200, changed.body
+    assert changed.body == cli_json(db, "show", "made")
+    assert changed.body["schedule"] == "10m"
+    assert changed.body["spec"]["command"] == "echo made"  # kept
+    assert changed.body["spec"]["cwd"] == "/tmp"
+    assert changed.body["policies"]["retries"] == 2  # kept
+    cleared = api.patch("/jobs/made", {"policies": {"retries": None}, "spec": {"cwd": None}})
+    assert cleared.body["policies"]["retries"] == 0 and cleared.body["spec"]["cwd"] is None
+    renamed = api.patch("/jobs/made", {"name": "remade"})
+    assert renamed.body["name"] == "remade"
+    assert api.get("/jobs/made").status == 404
+    typo = api.patch("/jobs/remade", {"scheduel": "1m"})
+    assert typo.status == 400 and "did you mean 'schedule'" in typo.error
+    assert api.patch("/jobs/remade", {}).status == 400
+    assert api.patch("/jobs/remade", {"schedule": "never"}).status == 400
+    assert api.get("/jobs/remade").body["schedule"] == "10m"  # unchanged by refusals
+    assert api.patch("/jobs/nope", {"schedule": "1m"}).status == 404
+
+    assert api.delete("/jobs/remade").status == 204
+    gone = api.delete("/jobs/remade")
+    assert gone.status == 404 and gone.error == cli_error(db, "rm", "remade", "--yes")[1]
+
+
+def test_pause_resume_and_next(served: tuple[Path, Api]) -> None:
+    db, api = served
+    _add(db, "cycle", "--exec", "true", "--cron", "*/5 * * * *")
+    _add(db, "by-hand", "--exec", "true", "--manual")
+    paused = api.post("/jobs/cycle/pause")
+    assert paused.status == 200 and paused.body["state"] == "paused"
+    assert paused.body == cli_json(db, "show", "cycle")
+    resumed = api.post("/jobs/cycle/resume")
+    assert resumed.body["state"] == "enabled" and resumed.body["next_run_at"]
+    assert api.get("/jobs/cycle/next?n=3").body == cli_json(db, "next", "cycle", "-n", "3")
+    assert len(api.get("/jobs/cycle/next").body) == 5
+    assert api.get("/jobs/cycle/next?n=0").status == 400
+    manual = api.get("/jobs/by-hand/next")
+    assert manual.status == 400 and manual.error == cli_error(db, "next", "by-hand")[1]
+    assert api.post("/jobs/nope/pause").status == 404
+
+
+def test_run_now_queues_a_run_the_daemon_fires(served: tuple[Path, Api]) -> None:
+    db, api = served
+    _add(db, "now", "--exec", "echo fired", "--manual")
+    queued = api.post("/jobs/now/run")
+    assert queued.status == 202
+    assert queued.body["job"] == "now" and isinstance(queued.body["run"], int)
+    run = wait_until(
+        lambda: (
+            (found := api.get(f"/runs/{queued.body['run']}").body)["status"] == "succeeded"
+            and found
+        ),
+        what="the queued run to succeed",
+    )
+    assert run["trigger"] == "manual" and run["output"] == "fired\n"
+    assert api.post("/jobs/nope/run").status == 404
+
+
+def test_refusals_while_a_run_is_in_flight(served: tuple[Path, Api]) -> None:
+    db, api = served
+    _add(db, "slow", "--exec", "sleep 3", "--manual", "--overlap", "skip")
+    first = api.post("/jobs/slow/run").body["run"]
+    wait_until(lambda: api.get(f"/runs/{first}").body["status"] == "running", what="running")
+    skipped = api.post("/jobs/slow/run")
+    assert skipped.status == 409 and "overlap skip" in skipped.error
+    busy = api.delete("/jobs/slow")
+    assert busy.status == 409
+    assert busy.error == "job 'slow' has a run in flight: wait for it, or use --force"
+    assert api.delete("/jobs/slow?force=maybe").status == 400
+    assert api.delete("/jobs/slow?force=true").status == 204
+    assert api.get("/jobs/slow").status == 404
+
+
+def test_unknown_paths_and_methods_answer_json(served: tuple[Path, Api]) -> None:
+    _, api = served
+    unknown = api.get("/nothing-here")
+    assert unknown.status == 404 and "no such API path" in unknown.error
+    wrong = api.request("PUT", "/jobs")
+    assert wrong.status == 405 and "PUT" in wrong.error
+    assert "POST" in wrong.headers["Allow"]
