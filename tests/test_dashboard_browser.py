@@ -203,7 +203,8 @@ def test_pause_and_resume(served: Served, page: Any) -> None:
     page.locator("#pause").click()
     page.locator("#job-state", has_text="paused").wait_for()
     assert query(served.db, "SELECT state FROM jobs WHERE name = 'flaky'")[0][0] == "paused"
-    page.locator("#resume").click()
+    page.locator("#resume").focus()  # with the keyboard this time
+    page.keyboard.press("Enter")
     page.locator("#job-state", has_text="enabled").wait_for()
     assert query(served.db, "SELECT state FROM jobs WHERE name = 'flaky'")[0][0] == "enabled"
 
@@ -248,3 +249,19 @@ def test_html_in_a_description_and_in_output_is_shown_as_text(served: Served, pa
     assert page.locator("#output").inner_text() == f"<b>bold</b>{EVIL}"
     assert page.locator("#output b").count() == 0
     assert page.locator("main script").count() == 0
+
+
+def test_clear_history(served: Served, page: Any) -> None:
+    page.goto(served.url + "/jobs/flaky")
+    assert page.locator("table.runs tbody tr").count() == 4
+    page.locator("#clear").click()  # the confirmation is accepted by the page fixture
+    page.locator("#notice", has_text="deleted 4 runs").wait_for()
+    page.locator("#history + p", has_text="No runs").wait_for()
+    assert (
+        query(
+            served.db,
+            "SELECT count(*) FROM runs JOIN jobs ON jobs.id = runs.job_id"
+            " WHERE jobs.name = 'flaky'",
+        )[0][0]
+        == 0
+    )
