@@ -12,8 +12,11 @@
   const live = document.getElementById("live");
   const connection = document.getElementById("connection");
   const notice = document.getElementById("notice");
+  // At most one fetch of the live part a second: pages are rendered in the daemon's loop.
+  const MIN_GAP_MS = 1000;
   let refreshing = false;
   let pending = false;
+  let lastRefresh = 0;
   let pollTimer = null;
 
   function csrfToken() {
@@ -49,7 +52,14 @@
       pending = true;
       return;
     }
+    const wait = lastRefresh + MIN_GAP_MS - Date.now();
+    if (wait > 0) {
+      refreshing = true;
+      setTimeout(function () { refreshing = false; pending = false; refresh(); }, wait);
+      return;
+    }
     refreshing = true;
+    lastRefresh = Date.now();
     try {
       const response = await fetch(fragmentUrl(), { credentials: "same-origin" });
       if (response.status === 401) {
@@ -63,7 +73,7 @@
       refreshing = false;
       if (pending) {
         pending = false;
-        setTimeout(refresh, 250);
+        refresh();
       }
     }
   }
