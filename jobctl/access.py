@@ -108,7 +108,15 @@ def login_link(
             "`jobctl daemon --listen 127.0.0.1:8787` (start it, then run this again)"
         )
     code, expires_at = new_login_code(store, now)
-    return login_url(base or listen, code), expires_at
+    return login_url(base or reachable(listen), code), expires_at
+
+
+def reachable(listen_url: str) -> str:
+    """The listen URL a browser on this machine can open: a daemon bound to every address
+    (0.0.0.0, ::) answers on loopback too."""
+    for anywhere, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        listen_url = listen_url.replace(anywhere, loopback, 1)
+    return listen_url
 
 
 # --------------------------------------------------------------------------- sessions

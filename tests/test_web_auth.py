@@ -211,6 +211,9 @@ def test_a_login_link_works_once_and_sets_a_strict_cookie(served: Served) -> Non
     again = call(served.base, "GET", path)
     assert again.status == 401 and "jobctl dashboard" in again.text
     assert "Set-Cookie" not in again.headers
+    reopened = call(served.base, "GET", path, cookie)  # in the browser it logged in
+    assert reopened.status == 303 and reopened.headers["Location"] == "/"
+    assert "Set-Cookie" not in reopened.headers
     assert call(served.base, "GET", "/login").status == 401
     assert call(served.base, "GET", "/login?code=made-up").status == 401
 
@@ -342,11 +345,16 @@ def test_api_token_is_made_once(tmp_path: Path) -> None:
 
 def test_listening_beyond_loopback_warns_once(tmp_path: Path) -> None:
     db = tmp_path / "data" / "jobctl.db"
-    daemon, _base = start_listening(db, "0.0.0.0:0")
+    daemon, base = start_listening(db, "0.0.0.0:0")
     try:
         warning = "the API and the dashboard are served over plain HTTP beyond loopback"
         assert daemon.log().count(warning) == 1
         assert "put TLS in front" in daemon.log()
+        assert base.startswith("http://0.0.0.0:")
+        link = run_jobctl(db, "dashboard").stdout.strip()  # a link a browser here can open
+        local = base.replace("0.0.0.0", "127.0.0.1")
+        assert link.startswith(f"{local}/login?code=")
+        assert call(local, "GET", link.removeprefix(local)).status == 303
     finally:
         assert daemon.stop() == 0
 
@@ -364,3 +372,71 @@ def test_credentials_that_are_not_utf8_are_refused_not_crashed_on(served: Served
     headers = [b"Cookie: " + cookie.encode(), b"X-CSRF-Token: \xff" + csrf.encode()]
     assert raw_post(served.base, NOWHERE.encode(), headers) == 403
     assert "Traceback" not in served.daemon.log()
+
+
+def test_still_allowed_ends_with_the_session_or_the_token(tmp_path: Path) -> None:
+    """For long answers (the event stream): the credentials are checked again."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from jobctl.web import auth
+    from jobctl.web.app import CONTEXT
+    from jobctl.web.context import WebContext
+
+    db = tmp_path / "jobctl.db"
+    checks: list[asyncio.Event] = []
+
+    async def long_answer(request: web.Request) -> web.Response:
+        """Answers whether the credentials still hold once the test has changed them."""
+        gate = asyncio.Event()
+        checks.append(gate)
+        before = auth.still_allowed(request)
+        await gate.wait()
+        return web.json_response([before, auth.still_allowed(request)])
+
+    async def scenario() -> list[list[bool]]:
+        app = web.Application()
+        context = WebContext(db, lambda: None, None)  # type: ignore[arg-type]
+        app[CONTEXT] = context
+        auth.install(app, context)
+        app.router.add_get("/long", long_answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        store = open_store(db)
+        answers = []
+        try:
+            token = access.ensure_token(store)
+            code, _ = access.new_login_code(store, utcnow())
+            opened = access.open_session(store, code, utcnow())
+            assert opened is not None
+            async with aiohttp.ClientSession() as client:
+                for headers, change in [
+                    ({"Cookie": f"jobctl_session={opened[0]}"}, lambda: None),
+                    (
+                        {"Cookie": f"jobctl_session={opened[0]}"},
+                        lambda: access.end_session(store, opened[1]),
+                    ),
+                    ({"Authorization": f"Bearer {token}"}, lambda: access.rotate_token(store)),
+                ]:
+                    pending = asyncio.ensure_future(client.get(f"{base}/long", headers=headers))
+                    deadline = asyncio.get_running_loop().time() + 10
+                    while len(checks) < len(answers) + 1:
+                        assert not pending.done(), (await pending).status
+                        assert asyncio.get_running_loop().time() < deadline
+                        await asyncio.sleep(0.01)
+                    change()
+                    checks[-1].set()
+                    response = await pending
+                    answers.append(await response.json())
+        finally:
+            store.close()
+            await runner.cleanup()
+            context.close()
+        return answers
+
+    assert asyncio.run(scenario()) == [[True, True], [True, False], [True, False]]

@@ -25,6 +25,7 @@ from jobctl.web.context import CONTEXT, WebContext
 
 COOKIE = "jobctl_session"
 SESSION_KEY = "jobctl_session"  # request[SESSION_KEY]: Session, or None for Bearer
+TOKEN_KEY = "jobctl_token"  # the Bearer token a request came with (for still_allowed)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 OPEN_PATHS = frozenset({"/healthz", "/metrics", access.LOGIN_PATH})
@@ -65,6 +66,17 @@ def csrf_token(request: web.Request) -> str:
     return session.csrf if session is not None else ""
 
 
+def still_allowed(request: web.Request) -> bool:
+    """Whether the credentials a request came in with still hold: for a long answer (the
+    event stream) to end once the token is rotated or the session logged out."""
+    store = request.app[CONTEXT].store
+    session: Session | None = request.get(SESSION_KEY)
+    if session is not None:
+        return store.get_session(session.id_hash, utcnow()) is not None
+    token: str | None = request.get(TOKEN_KEY)
+    return token is None or access.token_matches(store, token)
+
+
 def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
@@ -89,6 +101,7 @@ async def _check(request: web.Request) -> web.Response | None:
         if scheme.lower() != "bearer" or not access.token_matches(store, given.strip()):
             return refusal(request, 401, WRONG_TOKEN)
         request[SESSION_KEY] = None
+        request[TOKEN_KEY] = given.strip()
         return None
     cookie = request.cookies.get(COOKIE)
     if cookie is None:
@@ -143,12 +156,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     store = request.app[CONTEXT].store
     try:
         opened = access.open_session(store, request.query.get("code", ""), utcnow())
+        logged_in = opened is None and await _check(request) is None
     except StoreError as exc:
         return page(503, TITLES[503], f"{DATABASE_TROUBLE}: {exc}")
+    if logged_in:  # a used link opened again in a browser that it logged in: no harm
+        return _to_dashboard()
     if opened is None:
         return page(401, "Login link used or expired", BAD_CODE)
     session_id, _session = opened
-    response = web.Response(status=303, headers={"Location": "/", "Cache-Control": "no-store"})
+    response = _to_dashboard()
     response.set_cookie(
         COOKIE,
         session_id,
@@ -159,6 +175,10 @@ async def login(request: web.Request) -> web.StreamResponse:
         samesite="Strict",
     )
     return response
+
+
+def _to_dashboard() -> web.Response:
+    return web.Response(status=303, headers={"Location": "/", "Cache-Control": "no-store"})
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
