@@ -168,3 +168,43 @@ def test_unknown_paths_and_methods_answer_json(served: tuple[Path, Api]) -> None
     wrong = api.request("PUT", "/jobs")
     assert wrong.status == 405 and "PUT" in wrong.error
     assert "POST" in wrong.headers["Allow"]
+
+
+def test_the_job_list_follows_every_change(served: tuple[Path, Api]) -> None:
+    """GET /jobs keeps entries between requests: each change made elsewhere (the CLI, the
+    daemon) shows in the next answer, as `list --json` shows it."""
+    db, api = served
+    cli_json(db, "agent", "add", "helper", "--command", "cat", "--timeout", "5m")
+    _add(db, "kept", "--exec", "echo kept", "--manual")
+    _add(db, "asks", "--agent", "helper", "--prompt", "hi", "--manual")
+
+    def same(after: object = None) -> None:
+        served_list, printed = api.get("/jobs").body, cli_json(db, "list")
+        for ours, theirs in zip(served_list, printed, strict=True):
+            differ = {k: (ours[k], theirs[k]) for k in ours if ours[k] != theirs.get(k)}
+            assert not differ, (after, ours["name"], differ)
+
+    same()
+    same()  # all from what was kept
+    changes = [
+        ("run", "kept"),
+        ("run", "kept"),
+        ("pause", "kept"),
+        ("resume", "kept"),
+        ("edit", "kept", "--description", "now described"),
+        ("agent", "edit", "helper", "--timeout", "7m"),
+        ("runs", "prune", "kept", "--keep", "1"),
+        ("runs", "clear", "kept", "--yes"),
+        ("rm", "asks", "--yes"),
+    ]
+    for change in changes:
+        from click.testing import CliRunner
+
+        from jobctl.cli import cli
+
+        result = CliRunner().invoke(cli, list(change), env={"JOBCTL_DB": str(db)})
+        assert result.exit_code == 0, (change, result.stderr)
+        same(change)
+    run = api.post("/jobs/kept/run").body["run"]
+    wait_until(lambda: api.get(f"/runs/{run}").body["status"] == "succeeded", what="the run")
+    same()

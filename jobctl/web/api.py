@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from jobctl.errors import DaemonUnavailable, Failed, InvalidInput, JobctlError, NotFound
+from jobctl.reports import ListingCache
 from jobctl.store import StoreError
-from jobctl.web.api_common import PREFIX, answer, error_answer
+from jobctl.web.api_common import LISTING, PREFIX, answer, error_answer
 from jobctl.web.context import WebContext
 
 log = logging.getLogger("jobctl.daemon")
@@ -66,6 +67,7 @@ def install(app: web.Application, context: WebContext) -> None:
     from jobctl.web import api_events, api_jobs, api_runs, openapi
 
     app.middlewares.append(api_errors)
+    app[LISTING] = ListingCache()
     api_events.install_streams(app)
     app.router.add_routes(api_jobs.routes)
     app.router.add_routes(api_runs.routes)

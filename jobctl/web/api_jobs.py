@@ -8,6 +8,7 @@ from aiohttp import web
 from jobctl.errors import Failed, InvalidInput
 from jobctl.models import Job, JobState
 from jobctl.web.api_common import (
+    LISTING,
     PREFIX,
     answer,
     context_of,
@@ -40,20 +41,18 @@ def _report(request: web.Request, job: Job, status: int = 200) -> web.Response:
 @routes.get(PREFIX + "/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     """`jobctl list --json`, narrowed by ?state= and ?q= (a part of the name)."""
-    from jobctl.catalog import list_jobs
-    from jobctl.reports import job_listing
-
     state = request.query.get("state")
     if state is not None and state not in tuple(JobState):
         raise InvalidInput(f"invalid state {state!r}: choose enabled, paused or completed")
     text = request.query.get("q", "").lower()
-    store = store_of(request)
-    jobs = [
-        job
-        for job in list_jobs(store)
-        if (state is None or job.state == state) and text in job.name.lower()
-    ]
-    return answer(job_listing(store, now(), jobs))
+    listing = request.app[LISTING].listing(store_of(request), now())
+    return answer(
+        [
+            entry
+            for entry in listing
+            if (state is None or entry["state"] == state) and text in entry["name"].lower()
+        ]
+    )
 
 
 @routes.post(PREFIX + "/jobs")

@@ -11,14 +11,15 @@ from typing import Any
 from aiohttp import web
 
 from jobctl import __version__
+from jobctl.models import ActionKind, JobState, RunStatus, RunTrigger, ScheduleKind
 
 Schema = dict[str, Any]
 
-STATUSES = [
-    "queued", "running", "succeeded", "failed", "timed_out",
-    "interrupted", "skipped", "missed", "cancelled",
-]  # fmt: skip
-TRIGGERS = ["schedule", "manual", "retry", "webhook", "catchup", "chain", "rerun"]
+STATUSES = [status.value for status in RunStatus]
+TRIGGERS = [trigger.value for trigger in RunTrigger]
+SCHEDULE_KINDS = [kind.value for kind in ScheduleKind]
+ACTIONS = [action.value for action in ActionKind]
+JOB_STATES = [state.value for state in JobState]
 
 
 def _nullable(kind: str, **extra: Any) -> Schema:
@@ -41,10 +42,10 @@ JOB = _object(
     {
         "name": {"type": "string"},
         "description": TEXT,
-        "state": {"enum": ["enabled", "paused", "completed"]},
+        "state": {"enum": JOB_STATES},
         "paused_reason": TEXT,
-        "action": {"enum": ["http", "exec", "agent"]},
-        "trigger": {"enum": ["cron", "every", "once", "manual"]},
+        "action": {"enum": ACTIONS},
+        "trigger": {"enum": SCHEDULE_KINDS},
         "schedule": TEXT,
         "timezone": {"type": "string"},
         "next_run_at": TIME,
@@ -244,7 +245,7 @@ PARAMETERS: dict[str, Schema] = {
     "adhoc": _query("adhoc", {"type": "boolean"}, "only ad hoc runs"),
     "limit": _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 50"),
     "before": _query("before", {"type": "integer"}, "the cursor: runs older than this id"),
-    "state": _query("state", {"enum": ["enabled", "paused", "completed"]}, "only this state"),
+    "state": _query("state", {"enum": JOB_STATES}, "only this state"),
     "q": _query("q", {"type": "string"}, "a part of the name"),
     "force": _query("force", {"type": "boolean"}, "even with a run in flight"),
     "n": _query("n", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many (5)"),

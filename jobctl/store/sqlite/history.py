@@ -85,7 +85,11 @@ class HistoryOps(Connected):
         elif where.adhoc:
             clauses.append("runs.job_id IS NULL")  # the (job_id, id) index serves it too
         if where.statuses:
-            clauses.append(f"runs.status IN ({_marks(where.statuses)})")
+            # With a job, `+` keeps SQLite on the job's (job_id, id, status) index: the
+            # (status, id) index would walk every run of that status of every job to find a
+            # quiet job's few (240 ms for a nightly job's failures among 5 million runs).
+            plus = "+" if where.job_id is not None else ""
+            clauses.append(f"{plus}runs.status IN ({_marks(where.statuses)})")
             params.extend(where.statuses)
         if where.triggers:
             clauses.append(f"runs.trigger IN ({_marks(where.triggers)})")
@@ -253,6 +257,24 @@ class HistoryOps(Connected):
             (to_db(since),),
         )
         return [row[0] for row in rows]
+
+    def listing_versions(self, window: int) -> list[tuple[int, tuple[object, ...]]]:
+        """Every job's id, by name, with what its `list` entry is made of: its row, its
+        agent's settings, its newest run id, the oldest id and the count of its newest
+        `window` runs (what its stats read: a prune inside them moves these), and whether a
+        run of it is in flight. One statement: a few index seeks per job."""
+        rows = self.conn.execute(
+            "SELECT jobs.*, "
+            "CASE WHEN jobs.action = 'agent' THEN (SELECT config FROM agents WHERE agents.name "
+            "= json_extract(jobs.spec, '$.agent')) END, "
+            "(SELECT max(id) FROM runs WHERE runs.job_id = jobs.id), "
+            "(SELECT min(id) || ' ' || count(*) FROM (SELECT id FROM runs "
+            "WHERE runs.job_id = jobs.id ORDER BY id DESC LIMIT ?)), "
+            "jobs.id IN (SELECT job_id FROM runs WHERE status IN ('queued', 'running')) "
+            "FROM jobs ORDER BY name",
+            (window,),
+        )
+        return [(row["id"], tuple(row)) for row in rows]
 
     def jobs_by_id(self, job_ids: Iterable[int] | None = None) -> list[Job]:
         """The jobs with these ids (all jobs when None), in id order."""
