@@ -62,6 +62,7 @@ def add_run(
     output: str | None = None,
     details: dict[str, object] | None = None,
     duration_ms: int | None = 5,
+    attempt: int = 1,
 ) -> int:
     conn = sqlite3.connect(db, isolation_level=None)
     try:
@@ -69,7 +70,7 @@ def add_run(
         finished = None if status in ("running", "queued") else to_db(scheduled)
         cursor = conn.execute(
             "INSERT INTO runs (job_id, trigger, status, scheduled_for, started_at, finished_at,"
-            " duration_ms, output, details, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " duration_ms, output, details, created_at, attempt) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 job_id,
                 trigger,
@@ -81,6 +82,7 @@ def add_run(
                 output,
                 json.dumps(details) if details else None,
                 to_db(scheduled),
+                attempt,
             ),
         )
         assert cursor.lastrowid is not None
@@ -322,3 +324,12 @@ def test_a_crowded_timeline_draws_one_mark_per_column_and_lane(db: Path, pages: 
     marks = re.findall(r'data-lane="(\w+)"', day)
     assert 0 < len(marks) < 40 and "failed" in marks and "succeeded" in marks
     assert re.search(r"<title>\d+ runs succeeded, the newest: run \d+</title>", day)
+
+
+def test_a_failed_run_links_to_its_retry(db: Path, pages: Pages) -> None:
+    slot = utcnow() - timedelta(minutes=5)
+    failed = add_run(db, "beat", "failed", slot)
+    retry = add_run(db, "beat", "succeeded", slot, trigger="retry", attempt=2)
+    html = pages.get(f"/runs/{failed}")[1]
+    assert f'next: <a href="/runs/{retry}">run {retry}</a>' in html
+    assert "next:" not in pages.get(f"/runs/{retry}")[1]

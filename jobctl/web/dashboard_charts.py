@@ -44,15 +44,30 @@ LANE_OF_STATUS = {
 
 @dataclass(frozen=True)
 class Mark:
-    """One run on the timeline: where it sits, its lane, and what its tooltip says."""
+    """One run on the timeline (or `count` runs of a lane drawn as one, `run` the newest):
+    where it sits, its lane, and what its tooltip says."""
 
     x: float
     width: float
     lane: str
     y: float
-    status: str
-    title: str
-    run_id: int
+    run: Run
+    count: int = 1
+
+    @property
+    def status(self) -> str:
+        return self.run.status.value
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+    @property
+    def title(self) -> str:
+        """Made only for the marks drawn (thousands of runs may fold into a few marks)."""
+        if self.count == 1:
+            return _title(self.run)
+        return f"{self.count} runs {_lane_label(self.lane)}, the newest: run {self.run.id}"
 
 
 @dataclass(frozen=True)
@@ -115,9 +130,7 @@ def timeline(
                 width=round(width, 2),
                 lane=lane,
                 y=lane_y[lane] + 3,
-                status=run.status.value,
-                title=_title(run),
-                run_id=run.id,
+                run=run,
             )
         )
     if len(marks) > MAX_MARKS:
@@ -135,18 +148,7 @@ def _columns(marks: list[Mark]) -> list[Mark]:
             groups.setdefault((mark.lane, int(mark.x // COLUMN)), []).append(mark)
     for (lane, column), group in sorted(groups.items(), key=lambda item: item[0][1]):
         newest = max(group, key=lambda mark: mark.run_id)
-        title = newest.title if len(group) == 1 else f"{len(group)} runs {_lane_label(lane)}"
-        kept.append(
-            Mark(
-                x=column * COLUMN,
-                width=COLUMN,
-                lane=lane,
-                y=newest.y,
-                status=newest.status,
-                title=f"{title}, the newest: run {newest.run_id}" if len(group) > 1 else title,
-                run_id=newest.run_id,
-            )
-        )
+        kept.append(Mark(column * COLUMN, COLUMN, lane, newest.y, newest.run, len(group)))
     return kept
 
 
