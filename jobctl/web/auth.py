@@ -25,7 +25,7 @@ from jobctl.web.context import CONTEXT, WebContext
 
 COOKIE = "jobctl_session"
 SESSION_KEY = "jobctl_session"  # request[SESSION_KEY]: Session, or None for Bearer
-TOKEN_KEY = "jobctl_token"  # the Bearer token a request came with (for still_allowed)
+TOKEN_KEY = web.RequestKey("jobctl_token", str)  # the Bearer token (for still_allowed)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 OPEN_PATHS = frozenset({"/healthz", "/metrics", access.LOGIN_PATH})
@@ -73,7 +73,7 @@ def still_allowed(request: web.Request) -> bool:
     session: Session | None = request.get(SESSION_KEY)
     if session is not None:
         return store.get_session(session.id_hash, utcnow()) is not None
-    token: str | None = request.get(TOKEN_KEY)
+    token = request.get(TOKEN_KEY)
     return token is None or access.token_matches(store, token)
 
 
