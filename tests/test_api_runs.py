@@ -266,12 +266,20 @@ def test_the_document_describes_every_route_and_is_valid_json_schema(
         assert operation["summary"] and "401" in operation["responses"], (method, path)
 
 
-def test_an_open_stream_does_not_hold_up_the_daemon_stopping(tmp_path: Path) -> None:
+def test_an_open_stream_ends_with_its_token_and_with_the_daemon(tmp_path: Path) -> None:
     import time
 
     db = tmp_path / "data" / "jobctl.db"
     db.parent.mkdir()
     daemon, api = start_api(db)
+    rotated = EventReader(api)
+    assert rotated.response.status == 200
+    new_token = cli_json(db, "api", "token", "--rotate")["token"]
+    started = time.monotonic()
+    assert rotated.response.read() == b"retry: 2000\n\n"  # ended by the rotation
+    assert time.monotonic() - started < 10
+    rotated.close()
+    api.token = new_token
     stream = EventReader(api)
     assert stream.response.status == 200
     started = time.monotonic()
@@ -279,3 +287,61 @@ def test_an_open_stream_does_not_hold_up_the_daemon_stopping(tmp_path: Path) -> 
     assert time.monotonic() - started < 5
     assert stream.response.read() in (b"", b"retry: 2000\n\n")  # ended, not hanging
     stream.close()
+
+
+def test_a_quiet_stream_sends_keepalives_and_job_filters_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream's handler on a real aiohttp server in this process, with a keepalive
+    interval short enough to wait for."""
+    import asyncio
+
+    from aiohttp import ClientSession, web
+
+    from jobctl.web import api as api_module
+    from jobctl.web import api_events
+    from jobctl.web.context import CONTEXT, WebContext
+
+    db = tmp_path / "jobctl.db"
+    cli_json(db, "add", "one", "--exec", "true", "--manual")
+    cli_json(db, "add", "two", "--exec", "true", "--manual")
+    monkeypatch.setattr(api_events, "KEEPALIVE", 0.3)
+
+    def pause(name: str) -> None:
+        from click.testing import CliRunner
+
+        from jobctl.cli import cli
+
+        assert CliRunner().invoke(cli, ["pause", name], env={"JOBCTL_DB": str(db)}).exit_code == 0
+
+    async def scenario() -> list[str]:
+        context = WebContext(db, wake=lambda: None, host=None)  # type: ignore[arg-type]
+        app = web.Application()
+        app[CONTEXT] = context
+        api_module.install(app, context)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        lines: list[str] = []
+        try:
+            async with ClientSession() as session:
+                url = f"http://127.0.0.1:{port}/api/v1/events?job=two"
+                async with session.get(url) as response:
+                    await asyncio.to_thread(pause, "one")
+                    await asyncio.to_thread(pause, "two")
+                    while not any(line.startswith("event: job.changed") for line in lines) or (
+                        ": keepalive" not in lines
+                    ):
+                        raw = await asyncio.wait_for(response.content.readline(), 10)
+                        lines.append(raw.decode().rstrip("\n"))
+        finally:
+            await runner.cleanup()
+            context.close()
+        return lines
+
+    lines = asyncio.run(scenario())
+    data = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data:")]
+    assert data and {event["job"] for event in data} == {"two"}
+    assert ": keepalive" in lines

@@ -4,7 +4,8 @@
 The stream sends each event as `id: N`, `event: TYPE` and `data: {the events --json
 object}`, from the one after the `Last-Event-ID` header (a reconnecting EventSource sends
 it) or ?since_id=, else from now on; a `: keepalive` comment every 15 s keeps proxies from
-closing it. Streams end when the daemon stops."""
+closing it. Streams end when the daemon stops, and within seconds of the token being
+rotated or the session ending."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from aiohttp import web
 
 from jobctl.errors import InvalidInput
 from jobctl.web.api_common import PREFIX, answer, context_of, now, query_list, store_of
+from jobctl.web.auth import still_allowed
 
 routes = web.RouteTableDef()
 POLL = 0.2  # seconds between looks for new events
+RECHECK = 2.0  # seconds between checks that the request's token or session still holds
 KEEPALIVE = 15.0  # seconds of silence before a keepalive comment
 PAGE = 1000
 
@@ -67,7 +70,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     stop = asyncio.Event()
     streams = request.app[STREAMS].stops
     streams.add(stop)
-    quiet_since = asyncio.get_running_loop().time()
+    quiet_since = checked = asyncio.get_running_loop().time()
     try:
         await response.write(b"retry: 2000\n\n")
         while not stop.is_set():
@@ -82,6 +85,10 @@ async def events(request: web.Request) -> web.StreamResponse:
                     chunks.append(f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n")
                 after = page[-1].id if len(page) == PAGE else newest
             clock = asyncio.get_running_loop().time()
+            if clock - checked >= RECHECK:
+                if not still_allowed(request):
+                    break  # the token was rotated, or the session ended
+                checked = clock
             if chunks:
                 await response.write("".join(chunks).encode())
                 quiet_since = clock
