@@ -17,6 +17,7 @@ from jobctl.errors import JobctlError, NotFound
 from jobctl.timeutil import format_duration, humanize_delta, iso_z, local_text, utcnow
 from jobctl.web import dashboard_charts as charts
 from jobctl.web import dashboard_views as views
+from jobctl.web.auth import csrf_token
 from jobctl.web.context import WebContext
 
 HERE = Path(__file__).parent
@@ -95,19 +96,12 @@ def _render(request: web.Request, template: str, status: int = 200, **values: An
     values |= {
         "now": now,
         "ago": lambda moment: _ago(moment, now),
-        "csrf": _csrf(request),
+        "csrf": csrf_token(request),
         "fragment": request.query.get("fragment") == "1",
         "path": request.path,
     }
     html = environment.get_template(template).render(values)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
-
-
-def _csrf(request: web.Request) -> str:
-    """The session's CSRF value for the page's buttons ('' for a Bearer request)."""
-    session = request.get("jobctl_session")
-    csrf = getattr(session, "csrf", "")
-    return csrf if isinstance(csrf, str) else ""
 
 
 def _not_found(request: web.Request, error: JobctlError) -> web.Response:
