@@ -63,6 +63,11 @@ def test_install_puts_the_man_page_where_man_finds_it(tmp_path: Path) -> None:
     )  # fmt: skip
     installed = env / "share" / "man" / "man1" / "jobctl.1"
     assert installed.read_bytes() == MAN_PAGE.read_bytes()
+    # The dashboard's templates and static files ship in the package (issue 15).
+    package = next(env.glob("lib/python*/site-packages/jobctl"))
+    for folder in ("templates", "static"):
+        for path in (ROOT / "jobctl" / "web" / folder).iterdir():
+            assert (package / "web" / folder / path.name).is_file(), path.name
     if shutil.which("man") is None:
         return
     found = subprocess.run(
