@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobctl.cli import cli
+from jobctl.paths import DbLocation, PostgresUrl
 from tests.realparts import Sink, start_sink
 
 
@@ -69,3 +70,23 @@ def sink() -> Iterator[Sink]:
     server = start_sink()
     yield server
     server.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a throwaway PostgreSQL database (skipped where no server answers)."""
+    from tests.pgserver import server_problem, throwaway_database
+
+    problem = server_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    with throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> DbLocation:
+    """Where a store-level test keeps its database: an SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "jobctl.db"
+    return PostgresUrl(request.getfixturevalue("pg_url"))

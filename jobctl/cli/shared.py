@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -16,7 +17,7 @@ from jobctl.errors import Interrupted, InvalidInput, JobctlError
 from jobctl.store import StoreError
 
 if TYPE_CHECKING:
-    from jobctl.store import SqliteStore
+    from jobctl.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +38,7 @@ def db_option(func: F) -> F:
         expose_value=False,
         is_eager=True,
         callback=_remember_db,
-        help="SQLite database file (env JOBCTL_DB; default: jobctl.db in the user data dir).",
+        help="SQLite database file or postgresql:// URL (env JOBCTL_DB; default: jobctl.db in the user data dir).",
     )(func)
 
 
@@ -62,7 +63,7 @@ def db_is_explicit(ctx: click.Context) -> bool:
     return bool(ctx.meta.get(DB_KEY) or os.environ.get("JOBCTL_DB"))
 
 
-def open_db(ctx: click.Context) -> SqliteStore:
+def open_db(ctx: click.Context) -> Store:
     """The database for a command that writes: created and migrated if need be."""
     from jobctl.store import open_store
 
@@ -71,7 +72,7 @@ def open_db(ctx: click.Context) -> SqliteStore:
     return store
 
 
-def read_db(ctx: click.Context, *, tidy: bool = False) -> SqliteStore:
+def read_db(ctx: click.Context, *, tidy: bool = False) -> Store:
     """The database for a command that only reads; never created here.
 
     A named database (`--db`, JOBCTL_DB) that does not exist is not found (exit 3); the
@@ -81,7 +82,8 @@ def read_db(ctx: click.Context, *, tidy: bool = False) -> SqliteStore:
     from jobctl.store import empty_store, open_store_for_reading
 
     path = db_path(ctx)
-    if not path.exists() and not db_is_explicit(ctx):
+    store: Store
+    if isinstance(path, Path) and not path.exists() and not db_is_explicit(ctx):
         store = empty_store()
     else:
         store = open_store_for_reading(path)
@@ -99,7 +101,7 @@ def require_db(ctx: click.Context) -> None:
     from jobctl.errors import NotFound
 
     path = db_path(ctx)
-    if db_is_explicit(ctx) and not path.exists():
+    if db_is_explicit(ctx) and isinstance(path, Path) and not path.exists():
         raise NotFound(f"no database at {path}")
 
 

@@ -1,30 +1,75 @@
-"""Where jobctl keeps its state: the only code that imports sqlite3 or speaks SQL.
+"""Where jobctl keeps its state: the only code that speaks SQL (sqlite3 in `store.sqlite`,
+psycopg in `store.postgres`).
 
 What the store promises:
 
-- Opening migrates: numbered migrations, each in its own transaction; a file that is not
-  jobctl's, or has a newer schema, is refused and left as it was.
-- `with store.write(): ...` is one short write transaction (BEGIN IMMEDIATE ... COMMIT,
-  rolled back on any exception); an operation that says "own transaction" opens its own.
+- Opening migrates: numbered migrations, each in its own transaction; a database that is
+  not jobctl's, or has a newer schema, is refused and left as it was.
+- `with store.write(): ...` is one short write transaction (BEGIN IMMEDIATE ... COMMIT on
+  SQLite, BEGIN ... COMMIT with row locks on PostgreSQL, rolled back on any exception); an
+  operation that says "own transaction" opens its own.
 - Operations are named for what they do (`heartbeat`, `jobs_due_for_alert` ...), take and
   return models (aware datetimes, StrEnums, dataclasses), and apply no rules: what is due,
   what a gap means, retries and policies are decided by the engine and the jobs module.
-- Errors of the database itself (a full disk, a locked or broken file) raise `StoreError`.
+- Errors of the database itself (a full disk, a locked or broken file, a lost connection)
+  raise `StoreError`.
+
+`--db` (or JOBCTL_DB) picks the store: a path is an SQLite file (the default, needing
+nothing more), a `postgresql://` URL a PostgreSQL database (the `jobctl[postgres]` extra:
+psycopg is imported only then).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from jobctl.paths import DbLocation, PostgresUrl
+from jobctl.store import sqlite
 from jobctl.store.protocol import Store
 from jobctl.store.sqlite import (
     SqliteStore,
     StoreError,
     empty_store,
-    open_store,
-    open_store_for_completion,
-    open_store_for_reading,
     open_store_read_only,
     peek_daemon_row,
 )
+
+
+def open_store(location: DbLocation, *, create: bool = True) -> Store:
+    """Open (creating a missing SQLite file if asked) and migrate the database, for
+    reading and writing."""
+    if isinstance(location, PostgresUrl):
+        return _open_postgres(location)
+    return sqlite.open_store(location, create=create)
+
+
+def open_store_for_reading(location: DbLocation) -> Store:
+    """An existing database for a command that only reads (see the SQLite store's)."""
+    if isinstance(location, PostgresUrl):
+        return _open_postgres(location)
+    return sqlite.open_store_for_reading(location)
+
+
+def open_store_for_completion(location: DbLocation) -> Store | None:
+    """The database read for TAB completion, or None where there is none to read."""
+    if isinstance(location, PostgresUrl):
+        return _open_postgres(location)
+    if not Path(location).is_file():
+        return None
+    return sqlite.open_store_for_completion(location)
+
+
+def _open_postgres(location: PostgresUrl) -> Store:
+    from jobctl.errors import Failed
+
+    try:
+        from jobctl.store.postgres import open_postgres_store
+    except ImportError:
+        raise Failed(
+            "PostgreSQL needs the psycopg driver: pip install 'jobctl[postgres]'"
+        ) from None
+    return open_postgres_store(location.url)
+
 
 __all__ = [
     "SqliteStore",

@@ -1,0 +1,48 @@
+"""The PostgreSQL store: one connection and every operation, grouped by concern into mixins
+that mirror the SQLite store's."""
+
+from __future__ import annotations
+
+from jobctl.store.postgres import connection
+from jobctl.store.postgres.access import AccessOps
+from jobctl.store.postgres.agents import AgentOps
+from jobctl.store.postgres.cancels import CancelOps
+from jobctl.store.postgres.claims import ClaimOps
+from jobctl.store.postgres.completion import CompletionOps
+from jobctl.store.postgres.daemon_row import DaemonRowOps
+from jobctl.store.postgres.definitions import DefinitionOps
+from jobctl.store.postgres.events import EventOps
+from jobctl.store.postgres.history import HistoryOps
+from jobctl.store.postgres.hooks import HookOps
+from jobctl.store.postgres.jobs import JobOps
+from jobctl.store.postgres.live import LiveOps
+from jobctl.store.postgres.runs import RunOps
+
+
+class PostgresStore(
+    DaemonRowOps,
+    JobOps,
+    AgentOps,
+    RunOps,
+    ClaimOps,
+    HookOps,
+    DefinitionOps,
+    HistoryOps,
+    CompletionOps,
+    LiveOps,
+    AccessOps,
+    CancelOps,
+    EventOps,
+):
+    """A jobctl database in PostgreSQL (`url` as given, password and all: show
+    `connection.redact_url(url)`)."""
+
+    def __init__(self, conn: connection.Connection, url: str, *, writable: bool = True) -> None:
+        self.conn = conn
+        self.url = url
+        self.writable = writable
+
+
+def open_postgres_store(url: str) -> PostgresStore:
+    """Open and migrate the PostgreSQL database at `url`."""
+    return PostgresStore(connection.connect(url), url)
