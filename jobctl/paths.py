@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 APP_NAME = "jobctl"
 
@@ -58,10 +59,22 @@ def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
 
-def pid_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".pid")
+def files_base(location: DbLocation) -> Path:
+    """What a database's own files (pid file, log) are named after: an SQLite file itself;
+    for PostgreSQL, a name in the user data directory made of its host and database."""
+    if isinstance(location, Path):
+        return location
+    parts = urlsplit(location.url)
+    database = parts.path.strip("/") or "postgres"
+    return default_db_path().with_name(f"jobctl-pg-{parts.hostname or 'local'}-{database}")
 
 
-def default_log_path(db_path: Path) -> Path:
+def pid_path(db_path: DbLocation) -> Path:
+    base = files_base(db_path)
+    return base.with_name(base.name + ".pid")
+
+
+def default_log_path(db_path: DbLocation) -> Path:
     """A detached daemon's log, beside its database: one log per database, like the lock."""
-    return db_path.with_name(db_path.name + ".log")
+    base = files_base(db_path)
+    return base.with_name(base.name + ".log")

@@ -17,6 +17,7 @@ from jobctl.errors import Interrupted, InvalidInput, JobctlError
 from jobctl.store import StoreError
 
 if TYPE_CHECKING:
+    from jobctl.paths import DbLocation
     from jobctl.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,10 +53,22 @@ def wide_option(func: F) -> F:
     )(func)
 
 
-def db_path(ctx: click.Context) -> Any:
+def db_path(ctx: click.Context) -> DbLocation:
     from jobctl.paths import resolve_db_path
 
     return resolve_db_path(ctx.meta.get(DB_KEY))
+
+
+def db_file(ctx: click.Context, command: str) -> Path:
+    """The SQLite file, for a command that works on the file itself (exit 2 on PostgreSQL)."""
+    from jobctl.paths import PostgresUrl
+
+    location = db_path(ctx)
+    if isinstance(location, PostgresUrl):
+        raise InvalidInput(
+            f"{command} copies an SQLite file: use pg_dump/pg_restore for PostgreSQL"
+        )
+    return location
 
 
 def db_is_explicit(ctx: click.Context) -> bool:

@@ -22,6 +22,7 @@ psycopg is imported only then).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobctl.paths import DbLocation, PostgresUrl
 from jobctl.store import sqlite
@@ -31,8 +32,10 @@ from jobctl.store.sqlite import (
     StoreError,
     empty_store,
     open_store_read_only,
-    peek_daemon_row,
 )
+
+if TYPE_CHECKING:
+    from jobctl.models import DaemonRow
 
 
 def open_store(location: DbLocation, *, create: bool = True) -> Store:
@@ -57,6 +60,29 @@ def open_store_for_completion(location: DbLocation) -> Store | None:
     if not Path(location).is_file():
         return None
     return sqlite.open_store_for_completion(location)
+
+
+def peek_daemon_row(location: DbLocation, *, timeout: float = 1.0) -> DaemonRow | None:
+    """The heartbeat row, read without creating or migrating anything: None when there is
+    none, or the database cannot be read."""
+    if isinstance(location, Path):
+        return sqlite.peek_daemon_row(location, timeout=timeout)
+    try:
+        from jobctl.store.postgres import open_postgres_read_only
+    except ImportError:
+        return None
+    from jobctl.errors import JobctlError
+
+    try:
+        store = open_postgres_read_only(location.url)
+    except (StoreError, JobctlError):
+        return None
+    try:
+        return store.daemon_row()
+    except StoreError:
+        return None
+    finally:
+        store.close()
 
 
 def _open_postgres(location: PostgresUrl) -> Store:

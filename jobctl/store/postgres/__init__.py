@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from jobctl.store.postgres.connection import StoreError
 from jobctl.store.postgres.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
-from jobctl.store.postgres.store import PostgresStore, open_postgres_store
+from jobctl.store.postgres.store import (
+    PostgresStore,
+    open_postgres_read_only,
+    open_postgres_store,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -13,6 +17,7 @@ __all__ = [
     "PostgresStore",
     "StoreError",
     "migrate",
+    "open_postgres_read_only",
     "open_postgres_store",
     "schema_version",
 ]

@@ -39,10 +39,6 @@ _STATUS = {status.value: status for status in RunStatus}
 _TRIGGER = {trigger.value: trigger for trigger in RunTrigger}
 
 
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def _listed_run(row: tuple[Any, ...]) -> Run:
     """A Run from a tuple of the LISTED columns."""
     started, finished, due = row[7:10]
@@ -87,11 +83,11 @@ class HistoryOps(Connected):
         elif where.adhoc:
             clauses.append("runs.job_id IS NULL")  # the (job_id, id) index serves it too
         if where.statuses:
-            clauses.append(f"runs.status IN ({_marks(where.statuses)})")
-            params.extend(where.statuses)
+            clauses.append("runs.status = ANY(%s)")
+            params.append([str(status) for status in where.statuses])
         if where.triggers:
-            clauses.append(f"runs.trigger IN ({_marks(where.triggers)})")
-            params.extend(where.triggers)
+            clauses.append("runs.trigger = ANY(%s)")
+            params.append([str(trigger) for trigger in where.triggers])
         if where.since is not None:
             # The id bound lets SQLite start at the window instead of scanning all history.
             clauses.append("runs.id >= %s AND runs.created_at >= %s")
@@ -117,8 +113,8 @@ class HistoryOps(Connected):
         if not wanted:
             return []
         return self._listed(
-            f"SELECT {LISTED} {FROM_RUNS} WHERE runs.id IN ({_marks(wanted)}) ORDER BY runs.id",
-            wanted,
+            f"SELECT {LISTED} {FROM_RUNS} WHERE runs.id = ANY(%s) ORDER BY runs.id",
+            (wanted,),
         )
 
     def _listed(self, sql: str, params: Sequence[Any]) -> list[Run]:
@@ -214,7 +210,7 @@ class HistoryOps(Connected):
     def job_names_by_id(self, job_ids: Collection[int]) -> dict[int, str]:
         """The names of the jobs with these ids (ids of removed jobs are absent)."""
         ids = list(job_ids)
-        rows = self.conn.execute(f"SELECT id, name FROM jobs WHERE id IN ({_marks(ids)})", ids)
+        rows = self.conn.execute("SELECT id, name FROM jobs WHERE id = ANY(%s)", (ids,))
         return dict(rows.fetchall())
 
     def auto_paused_jobs(self) -> list[tuple[str, str]]:
@@ -257,15 +253,10 @@ class HistoryOps(Connected):
             return [
                 Job.from_row(row) for row in self.conn.execute("SELECT * FROM jobs ORDER BY id")
             ]
-        ids = list(job_ids)
-        return [
-            Job.from_row(row)
-            for start in range(0, len(ids), 500)
-            for row in self.conn.execute(
-                f"SELECT * FROM jobs WHERE id IN ({_marks(ids[start : start + 500])})",
-                ids[start : start + 500],
-            )
-        ]
+        rows = self.conn.execute(
+            "SELECT * FROM jobs WHERE id = ANY(%s) ORDER BY id", (list(job_ids),)
+        )
+        return [Job.from_row(row) for row in rows]
 
     def nth_newest_run_id(self, job_id: int, n: int) -> int | None:
         """The id of the job's `n`-th newest run (1 is the newest), None if it has fewer."""

@@ -3,7 +3,7 @@ that mirror the SQLite store's."""
 
 from __future__ import annotations
 
-from jobctl.store.postgres import connection
+from jobctl.store.postgres import connection, migrations
 from jobctl.store.postgres.access import AccessOps
 from jobctl.store.postgres.agents import AgentOps
 from jobctl.store.postgres.cancels import CancelOps
@@ -42,7 +42,19 @@ class PostgresStore(
         self.url = url
         self.writable = writable
 
+    def schema_version(self) -> int:
+        """The migrations applied (0: jobctl never set this database up)."""
+        return migrations.schema_version(self.conn)
+
+    def count_jobs(self) -> int:
+        return int(self.value("SELECT count(*) FROM jobs"))
+
 
 def open_postgres_store(url: str) -> PostgresStore:
     """Open and migrate the PostgreSQL database at `url`."""
     return PostgresStore(connection.connect(url), url)
+
+
+def open_postgres_read_only(url: str) -> PostgresStore:
+    """Open the database at `url` without migrating it (doctor): nothing is written."""
+    return PostgresStore(connection.connect(url, migrate_schema=False), url, writable=False)
