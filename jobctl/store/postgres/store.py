@@ -14,6 +14,7 @@ from jobctl.store.postgres.definitions import DefinitionOps
 from jobctl.store.postgres.events import EventOps
 from jobctl.store.postgres.history import HistoryOps
 from jobctl.store.postgres.hooks import HookOps
+from jobctl.store.postgres.imports import ImportOps
 from jobctl.store.postgres.jobs import JobOps
 from jobctl.store.postgres.live import LiveOps
 from jobctl.store.postgres.runs import RunOps
@@ -33,6 +34,7 @@ class PostgresStore(
     AccessOps,
     CancelOps,
     EventOps,
+    ImportOps,
 ):
     """A jobctl database in PostgreSQL (`url` as given, password and all: show
     `connection.redact_url(url)`)."""
