@@ -8,14 +8,25 @@ from typing import Any
 
 from psycopg.abc import QueryNoTemplate
 
-from jobctl.store.postgres.connection import Connection
+from jobctl.store.postgres.connection import Connection, connect
 from jobctl.store.postgres.transaction import in_transaction, write_transaction
 
 
 class Connected:
-    """Holds the connection; the operation groups are mixins over it."""
+    """Holds the connection; the operation groups are mixins over it.
 
-    conn: Connection
+    A connection the server or the network dropped (a restart, a failover) is opened again
+    by the next operation: the one that saw it go fails (StoreError), the daemon's next
+    step goes on."""
+
+    url: str
+    _conn: Connection
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn.broken:
+            self._conn = connect(self.url, migrate_schema=False)
+        return self._conn
 
     def value(self, sql: QueryNoTemplate, params: Sequence[Any] = ()) -> Any:
         """The first column of the one row an aggregate query returns."""

@@ -40,7 +40,7 @@ class PostgresStore(
     `connection.redact_url(url)`)."""
 
     def __init__(self, conn: connection.Connection, url: str, *, writable: bool = True) -> None:
-        self.conn = conn
+        self._conn = conn
         self.url = url
         self.writable = writable
 
