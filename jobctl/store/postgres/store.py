@@ -57,6 +57,8 @@ def open_postgres_store(url: str) -> PostgresStore:
     return PostgresStore(connection.connect(url), url)
 
 
-def open_postgres_read_only(url: str) -> PostgresStore:
-    """Open the database at `url` without migrating it (doctor): nothing is written."""
-    return PostgresStore(connection.connect(url, migrate_schema=False), url, writable=False)
+def open_postgres_read_only(url: str, *, timeout: float = 10) -> PostgresStore:
+    """Open the database at `url` without migrating it (doctor, TAB completion): nothing
+    is written; `timeout` seconds to connect (libpq counts whole seconds, at least 1)."""
+    conn = connection.connect(url, migrate_schema=False, timeout=timeout)
+    return PostgresStore(conn, url, writable=False)
