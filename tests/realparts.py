@@ -317,5 +317,10 @@ class PipeReader:
     def lines(self) -> list[str]:
         return self.text().splitlines()
 
+    def complete_lines(self) -> list[str]:
+        """The lines read so far that have ended (a line still being written is left out)."""
+        text = self.text()
+        return text[: text.rfind("\n") + 1].splitlines()
+
     def join(self, timeout: float = 10) -> None:
         self._thread.join(timeout)

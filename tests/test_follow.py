@@ -324,7 +324,7 @@ def test_follow_shows_each_line_of_a_daemon_run_within_500ms(
         seen = 0
         deadline = time.monotonic() + 30
         while follower.process.poll() is None and time.monotonic() < deadline:
-            lines = follower.out.lines()
+            lines = follower.out.complete_lines()
             arrivals += [(line, time.time()) for line in lines[seen:]]
             seen = len(lines)
             time.sleep(0.01)
