@@ -416,6 +416,7 @@ def test_slots_that_passed_while_the_disk_was_full_are_one_missed_row(
         base = wait_until(lambda: query(db, "SELECT listen FROM daemon")[0][0], what="listen")
         wait_until(lambda: sink.requests_to("/tick"), what="a first fire")
         filled_at = datetime.now(UTC)
+        first_id = max(r["id"] for r in job_runs(db, "tick"))  # the rows before the outage
         filler = fill(small_filesystem)
         wait_until(lambda: healthz(base)[0] == 503, what="/healthz to say 503")
         full_since = datetime.now(UTC)
@@ -435,8 +436,10 @@ def test_slots_that_passed_while_the_disk_was_full_are_one_missed_row(
     outage = [r for r in rows if _seconds_between(filled_at.isoformat(), r["scheduled_for"]) >= 0]
     assert not [r for r in outage if r["status"] == "skipped"], log
     assert "still running" not in log.partition("cannot write the database")[2]
-    missed = [r for r in rows if r["status"] == "missed"]
+    # A start-up gap ("no daemon was running") may come first on a loaded machine; the outage
+    # itself is one missed row saying why, and nothing after it blames a missing daemon.
+    missed = [r for r in rows if r["status"] == "missed" and r["id"] > first_id]
     assert len(missed) == 1, log
     assert "could not write the database" in missed[0]["error"]
-    assert "no daemon" not in missed[0]["error"] and "no daemon" not in log
+    assert "no daemon" not in log.partition("cannot write the database")[2]
     assert json.loads(missed[0]["details"])["missed_count"] >= 3
