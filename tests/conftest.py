@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,15 @@ from click.testing import CliRunner
 from jobctl.cli import cli
 from jobctl.paths import DbLocation, PostgresUrl
 from tests.realparts import Sink, start_sink
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Children of this run see Ctrl-C as a foreground program does: a suite started as a
+    shell's background job (`pytest &`) has SIGINT ignored, which every process it starts
+    would inherit, and the tests that press Ctrl-C on jobctl would then wait in vain. A
+    caught signal is reset to its default in a child at exec, an ignored one is not."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
