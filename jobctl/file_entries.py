@@ -166,6 +166,8 @@ def _spec_change(action: str, spec: object) -> JobChange:
             continue
         if key in ("headers", "env"):
             tables[key] = _text_table(key, value, f"spec.{key}")
+        elif key in ("max_tokens", "budget_tokens") and isinstance(value, int):
+            texts[key] = str(value)
         elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
@@ -185,6 +187,10 @@ def _spec_change(action: str, spec: object) -> JobChange:
         agent=texts.get("agent"),
         prompt=texts.get("prompt"),
         deliver=texts.get("deliver"),
+        model=texts.get("model"),
+        max_tokens=texts.get("max_tokens"),
+        budget_tokens=texts.get("budget_tokens"),
+        budget_per=texts.get("budget_per"),
         command=texts.get("command"),
         cwd=texts.get("cwd"),
         env=tables.get("env"),
