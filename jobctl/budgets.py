@@ -18,7 +18,7 @@ from jobctl.errors import InvalidInput
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from jobctl.models import Agent, AgentSpec
+    from jobctl.models import Agent, AgentSpec, Job
     from jobctl.store import Store
 
 PERIODS = ("day", "week", "month")
@@ -75,6 +75,7 @@ class BudgetDict(TypedDict):
     """The JSON form of a budget and its use."""
 
     owner: str
+    name: str
     tokens: int
     per: str
     used: int
@@ -84,12 +85,14 @@ class BudgetDict(TypedDict):
 
 @dataclass(frozen=True)
 class Budget:
-    """A budget of `tokens` per `per`, set on a job or an agent (`owner` names which)."""
+    """A budget of `tokens` per `per`, set on a job or an agent (`owner` names which);
+    its periods begin at midnight in `timezone` (the job's; the machine's for an agent)."""
 
     owner: Literal["job", "agent"]
     name: str
     tokens: int
     per: str
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class BudgetUse:
 
         return {
             "owner": self.budget.owner,
+            "name": self.budget.name,
             "tokens": self.budget.tokens,
             "per": self.budget.per,
             "used": self.used,
@@ -134,25 +138,35 @@ class BudgetUse:
         }
 
 
-def budgets_of(job_name: str, spec: AgentSpec, agent: Agent | None) -> list[Budget]:
+def agent_budget(agent: Agent) -> Budget | None:
+    """The agent's own budget, if it has one."""
+    from jobctl.timeutil import local_zone_name
+
+    tokens = agent.config.get("budget_tokens")
+    if not isinstance(tokens, int) or tokens <= 0:
+        return None
+    per = str(agent.config.get("budget_per") or "day")
+    return Budget("agent", agent.name, tokens, per, local_zone_name())
+
+
+def budgets_of(job: Job, spec: AgentSpec, agent: Agent | None) -> list[Budget]:
     """The budgets a run of this agent job counts against: the job's, then its agent's."""
     found = []
     if spec.budget_tokens:
-        found.append(Budget("job", job_name, spec.budget_tokens, spec.budget_per or "day"))
-    if agent is not None:
-        tokens = agent.config.get("budget_tokens")
-        if isinstance(tokens, int) and tokens > 0:
-            per = str(agent.config.get("budget_per") or "day")
-            found.append(Budget("agent", agent.name, tokens, per))
+        per = spec.budget_per or "day"
+        found.append(Budget("job", job.name, spec.budget_tokens, per, job.timezone))
+    own = agent_budget(agent) if agent is not None else None
+    if own is not None:
+        found.append(own)
     return found
 
 
-def budget_use(
-    store: Store, budget: Budget, job_id: int | None, now: datetime, zone: ZoneInfo
-) -> BudgetUse:
+def budget_use(store: Store, budget: Budget, job_id: int | None, now: datetime) -> BudgetUse:
     """The use of `budget` since its period began: a job's budget counts that job's runs,
     an agent's the runs that asked it (of every job)."""
-    since = period_start(now, budget.per, zone)
+    from jobctl.timeutil import get_zone
+
+    since = period_start(now, budget.per, get_zone(budget.timezone))
     if budget.owner == "job":
         use = store.tokens_used_since(since, job_id=job_id)
     else:
@@ -166,3 +180,78 @@ def cost(agent: Agent, prompt_tokens: int, completion_tokens: int) -> float | No
     if price_in is None and price_out is None:
         return None
     return (prompt_tokens * float(price_in or 0) + completion_tokens * float(price_out or 0)) / 1e6
+
+
+class TokenUseDict(TypedDict):
+    """The JSON form of the tokens used since a moment, with their estimated cost."""
+
+    since: str | None
+    total_tokens: int
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+    cost_usd: float | None
+
+
+def month_use(store: Store, job: Job, agent: Agent | None, now: datetime) -> TokenUseDict:
+    """The tokens the job's runs used this calendar month, and what they cost at its
+    agent's prices (None when the agent has none)."""
+    from jobctl.timeutil import get_zone, iso_z
+
+    since = period_start(now, "month", get_zone(job.timezone))
+    use = store.tokens_used_since(since, job_id=job.id)
+    dollars = cost(agent, use.prompt, use.completion) if agent is not None else None
+    return {
+        "since": iso_z(since),
+        "total_tokens": use.total,
+        "prompt_tokens": use.prompt,
+        "completion_tokens": use.completion,
+        "calls": use.calls,
+        "cost_usd": round(dollars, 6) if dollars is not None else None,
+    }
+
+
+def job_budgets(
+    store: Store, job: Job, now: datetime
+) -> tuple[list[BudgetDict], TokenUseDict | None]:
+    """An agent job's budgets with their use so far, and its tokens this month (for `show`
+    and `--json`); nothing for the other kinds."""
+    from jobctl.models import AgentSpec
+
+    spec = job.spec
+    if not isinstance(spec, AgentSpec):
+        return [], None
+    agent = store.find_agent(spec.agent)
+    budgets = [
+        budget_use(store, budget, job.id, now).to_dict() for budget in budgets_of(job, spec, agent)
+    ]
+    return budgets, month_use(store, job, agent, now)
+
+
+def describe_use(use: BudgetDict) -> str:
+    """`1,200 of 5,000 tokens this day (24%)` for a budget line."""
+    share = use["used"] / use["tokens"] if use["tokens"] else 0
+    return (
+        f"{use['owner']} {use['name']}: {use['used']:,} of {use['tokens']:,} tokens this "
+        f"{use['per']} ({share:.0%})"
+    )
+
+
+def all_budgets(store: Store, now: datetime) -> list[BudgetDict]:
+    """Every budget with its use so far (for `status`): the jobs', then the agents'."""
+    from jobctl.models import AgentSpec
+
+    uses: list[BudgetDict] = []
+    for name in store.budgeted_job_names():
+        job = store.job_named(name)
+        if job is None or not isinstance(job.spec, AgentSpec):
+            continue
+        uses += [
+            budget_use(store, budget, job.id, now).to_dict()
+            for budget in budgets_of(job, job.spec, None)
+        ]
+    for agent in store.all_agents():
+        budget = agent_budget(agent)
+        if budget is not None:
+            uses.append(budget_use(store, budget, None, now).to_dict())
+    return uses

@@ -20,7 +20,7 @@ from jobctl.jobfile import AGENT_KEYS, DOCUMENT_KEYS, VERSION
 from jobctl.jobs import ACTIONS, SPEC_KEYS, TRIGGERS
 from jobctl.models import AgentChange, JobChange, NotifyTarget, PolicyInput
 
-_AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
+_AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command", "budget_per")
 _AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
 ENTRY_KEYS = (
     "name",
@@ -250,7 +250,14 @@ def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
     }
     numbers = {
         key: _number_or_text(entry[key], key)
-        for key in ("temperature", "max_tokens", "timeout")
+        for key in (
+            "temperature",
+            "max_tokens",
+            "timeout",
+            "budget_tokens",
+            "price_in",
+            "price_out",
+        )
         if entry.get(key) is not None
     }
     headers = entry.get("headers")
@@ -265,8 +272,19 @@ def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
         temperature=numbers.get("temperature"),
         max_tokens=numbers.get("max_tokens"),
         timeout=numbers.get("timeout"),
+        budget_tokens=_whole(numbers.get("budget_tokens")),
+        budget_per=texts.get("budget_per"),
+        price_in=numbers.get("price_in"),
+        price_out=numbers.get("price_out"),
         headers=None if headers is None else _text_table("headers", headers, "headers"),
     )
+
+
+def _whole(value: str | float | None) -> str | int | None:
+    """A token count read from a file (a float such as 1e6 as its whole number)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else str(value)
+    return value
 
 
 def _number_or_text(value: object, key: str) -> str | float:

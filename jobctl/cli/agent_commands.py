@@ -48,6 +48,23 @@ AGENT_OPTIONS: list[Callable[[F], F]] = [
         "--timeout", metavar="D", help="Give up after D (default 10m; a job's --timeout wins)."
     ),
     click.option(
+        "--budget-tokens",
+        metavar="N",
+        help="Skip the slots of jobs using this agent once its calls would use more than N "
+        "tokens per --budget-per period (0 or '' clears).",
+    ),
+    click.option(
+        "--budget-per",
+        type=click.Choice(["day", "week", "month"]),
+        help="The period of --budget-tokens (default day).",
+    ),
+    click.option(
+        "--price-in", metavar="USD", help="Price per million input tokens, for cost estimates."
+    ),
+    click.option(
+        "--price-out", metavar="USD", help="Price per million output tokens, for cost estimates."
+    ),
+    click.option(
         "--command",
         metavar="CMD",
         help="Make a command agent: the program to run; the prompt goes to its stdin, "
@@ -73,6 +90,10 @@ def _agent_change(
     max_tokens: str | None,
     header: tuple[str, ...],
     timeout: str | None,
+    budget_tokens: str | None,
+    budget_per: str | None,
+    price_in: str | None,
+    price_out: str | None,
     command: str | None,
 ) -> AgentChange:
     """The options given as an AgentChange: `--system @FILE` read, headers split."""
@@ -89,6 +110,10 @@ def _agent_change(
         max_tokens=max_tokens,
         headers=dict(parse_header(item) for item in header if item) if header else None,
         timeout=timeout,
+        budget_tokens=budget_tokens,
+        budget_per=budget_per,
+        price_in=price_in,
+        price_out=price_out,
         command=command,
     )
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from jobctl.budgets import BudgetUse, budget_use, budgets_of
 from jobctl.engine.notice import Notice, Payload
 from jobctl.models import AgentSpec, RunStatus, RunTrigger
-from jobctl.timeutil import get_zone, iso_z
+from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
     from jobctl.models import Job
@@ -23,12 +23,8 @@ def over_budget(store: Store, job: Job, now: datetime) -> BudgetUse | None:
     if not isinstance(spec, AgentSpec):
         return None
     agent = store.find_agent(spec.agent)
-    budgets = budgets_of(job.name, spec, agent)
-    if not budgets:
-        return None
-    zone = get_zone(job.timezone)
-    for budget in budgets:
-        use = budget_use(store, budget, job.id, now, zone)
+    for budget in budgets_of(job, spec, agent):
+        use = budget_use(store, budget, job.id, now)
         if use.would_exceed():
             return use
     return None

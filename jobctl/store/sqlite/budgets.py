@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobctl.models import RunStatus, TokenUse
+from jobctl.models import ActionKind, RunStatus, TokenUse
 from jobctl.store.sqlite.base import Connected
 from jobctl.timeutil import to_db
 
@@ -51,3 +51,12 @@ class BudgetOps(Connected):
             (job_id, RunStatus.SKIPPED, to_db(since)),
         ).fetchone()
         return int(row[0])
+
+    def budgeted_job_names(self) -> list[str]:
+        """Names of the agent jobs that set a token budget of their own, sorted."""
+        rows = self.conn.execute(
+            "SELECT name FROM jobs WHERE action = ? "
+            "AND json_extract(spec, '$.budget_tokens') IS NOT NULL ORDER BY name",
+            (ActionKind.AGENT,),
+        )
+        return [str(row[0]) for row in rows]
