@@ -4,10 +4,10 @@ so that the CLI and the web side (API and dashboard) answer with the same object
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from jobctl.models import Job, OutputPiece
+from jobctl.paths import DbLocation
 from jobctl.store import Store
 from jobctl.timeutil import iso_z
 
@@ -57,7 +57,7 @@ def upcoming_fires(job: Job, now: datetime, count: int = 5) -> list[datetime]:
     return fire_times(timetable, now, count) if timetable is not None else []
 
 
-def status_report(store: Store, db_path: Path, now: datetime) -> dict[str, Any]:
+def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str, Any]:
     """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
     from jobctl.budgets import all_budgets
     from jobctl.current_runs import in_flight

@@ -3,14 +3,23 @@ whose answers cost 400 tokens, a real HTTP sink for notifications."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from jobctl import engine
+from jobctl.actions import Outcome
+from jobctl.agents import add_agent
 from jobctl.budgets import period_start
+from jobctl.catalog import add_job
+from jobctl.models import AgentChange, AgentSpec, JobChange, NotifyTarget, Owner
+from jobctl.paths import DbLocation
+from jobctl.store import Store, open_store
 from tests.agent_servers import AgentServer, start_agent_server
 from tests.conftest import Invoke
 from tests.realparts import DaemonProcess, Reply, Sink, job_runs, run_jobctl, wait_until
@@ -205,3 +214,69 @@ def test_an_agents_budget_counts_every_job_that_asks_it(db_path: Path, sink: Sin
         assert daemon.stop() == 0
     assert skipped[0]["error"].startswith("skipped: over budget: agent m used 800 of 1,000")
     assert len(sink.requests_to("/v1/chat/completions")) == 2
+
+
+# ---------------------------------------------------------------- in-process, both stores
+
+T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class CostlyAnswers:
+    """Answers every claim at once, saying the call used 400 tokens (300 in, 100 out)."""
+
+    async def fire(self, claim: engine.Claim, env: Mapping[str, str]) -> Outcome:
+        details = {
+            "agent": claim.job.spec.agent if isinstance(claim.job.spec, AgentSpec) else None,
+            "usage": {"prompt_tokens": 300, "completion_tokens": 100, "total_tokens": 400},
+        }
+        return Outcome(
+            status="succeeded",
+            started_at=claim.claimed_at,
+            finished_at=claim.claimed_at,
+            output="ok",
+            details=details,
+        )
+
+    async def close(self) -> None:
+        pass
+
+
+def _step(store: Store, now: datetime) -> engine.Stepped:
+    async def one() -> engine.Stepped:
+        runner = engine.Runner(engine.Limits(), actions=CostlyAnswers())
+        try:
+            owner = Owner.this_process()
+            return await engine.step(store, now, runner=runner, owner=owner, awake_since=T0)
+        finally:
+            await runner.close()
+
+    return asyncio.run(one())
+
+
+def test_a_daily_budget_skips_until_the_next_day_and_tells_once(store_at: DbLocation) -> None:
+    store = open_store(store_at)
+    add_agent(store, AgentChange(name="m", url="http://127.0.0.1:9/v1", model="x"), T0)
+    change = JobChange(
+        name="digest",
+        agent="m",
+        prompt="hi",
+        every="1h",
+        timezone="UTC",
+        budget_tokens="1000",
+        notify=(NotifyTarget("failure", "http://127.0.0.1:9/notify"),),
+    )
+    add_job(store, change, T0)
+    seen = []
+    for hour in range(1, 13):  # 13:00 to 00:00 the next day
+        stepped = _step(store, T0 + timedelta(hours=hour, milliseconds=5))
+        ran = [item.outcome.status for item in stepped.recorded]
+        seen.append((ran, len(stepped.claimed.over_budget), len(stepped.claimed.notices)))
+    assert seen[:3] == [(["succeeded"], 0, 0), (["succeeded"], 0, 0), ([], 1, 1)]
+    assert seen[3:11] == [([], 1, 0)] * 8  # the rest of the day: skipped, nobody told again
+    assert seen[11] == (["succeeded"], 0, 0)  # a new day, a new budget
+    use = store.tokens_used_since(T0, job_id=1)
+    assert (use.total, use.prompt, use.completion, use.calls) == (1200, 900, 300, 3)
+    assert store.tokens_used_since(T0, agent="m").total == 1200
+    assert store.tokens_used_since(T0, agent="other").calls == 0
+    assert store.budget_skips_since(1, T0) == 9
+    assert store.budgeted_job_names() == ["digest"]

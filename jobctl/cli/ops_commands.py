@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jobctl.cli.shared import cli, counted, db_option, db_path, json_option, require_db
+from jobctl.cli.shared import cli, counted, db_file, db_option, db_path, json_option, require_db
 from jobctl.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
     from jobctl.backup import backup_database
     from jobctl.output import to_json
 
-    result = backup_database(db_path(ctx), file, force=force)
+    result = backup_database(db_file(ctx, "backup"), file, force=force)
     if as_json:
         click.echo(
             to_json(
@@ -129,7 +129,7 @@ def restore(ctx: click.Context, file: Path, yes: bool) -> None:
     from jobctl.backup import restore_database
     from jobctl.timeutil import utcnow
 
-    path = db_path(ctx)
+    path = db_file(ctx, "restore")
 
     def confirm(info: DatabaseInfo) -> None:
         if yes:
