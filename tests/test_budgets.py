@@ -280,3 +280,26 @@ def test_a_daily_budget_skips_until_the_next_day_and_tells_once(store_at: DbLoca
     assert store.tokens_used_since(T0, agent="other").calls == 0
     assert store.budget_skips_since(1, T0) == 9
     assert store.budgeted_job_names() == ["digest"]
+
+
+def test_runs_a_chain_queues_count_against_the_budget_too(store_at: DbLocation) -> None:
+    store = open_store(store_at)
+    add_agent(store, AgentChange(name="m", url="http://127.0.0.1:9/v1", model="x"), T0)
+    add_job(store, JobChange(name="up", command="true", every="1h", timezone="UTC"), T0)
+    after = (("up", "succeeded"),)
+    change = JobChange(
+        name="digest", agent="m", prompt="hi", manual=True, timezone="UTC",
+        budget_tokens="1000", after=after,
+    )  # fmt: skip
+    add_job(store, change, T0)
+    for hour in range(1, 5):
+        _step(store, T0 + timedelta(hours=hour, milliseconds=5))
+        _step(store, T0 + timedelta(hours=hour, milliseconds=10))  # starts the chained run
+    digest = store.job_named("digest")
+    assert digest is not None and digest.id is not None
+    runs = store.runs_by_id(range(1, store.newest_run_id() + 1))
+    mine = [(run.trigger, run.status) for run in runs if run.job_id == digest.id]
+    assert mine == [("chain", "succeeded")] * 2 + [("chain", "skipped")] * 2
+    skipped = [run for run in runs if run.job_id == digest.id and run.status == "skipped"]
+    assert skipped[0].error is not None
+    assert skipped[0].error.startswith("skipped: over budget: job digest used 800 of 1,000")

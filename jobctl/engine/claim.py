@@ -296,6 +296,11 @@ class Claiming:
                 store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
                 store.count_skipped(job.id)
                 continue
+            use = over_budget(store, job, now) if queued.trigger in AUTOMATIC else None
+            if use is not None:  # a webhook's or a chain's call counts against it too
+                store.skip_queued_run(queued.run_id, now, use.reason())
+                store.count_skipped(job.id)
+                continue
             overlap = job.effective_policies().overlap
             if self.active.get(job.id) and overlap != Overlap.ALLOW:
                 if overlap == Overlap.SKIP and queued.trigger in ASKED_FOR:
