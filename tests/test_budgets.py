@@ -214,6 +214,8 @@ def test_an_agents_budget_counts_every_job_that_asks_it(db_path: Path, sink: Sin
         assert daemon.stop() == 0
     assert skipped[0]["error"].startswith("skipped: over budget: agent m used 800 of 1,000")
     assert len(sink.requests_to("/v1/chat/completions")) == 2
+    shown = run_jobctl(db_path, "agent", "show", "m").stdout
+    assert "800 of 1,000 tokens this day (80%)" in shown
 
 
 # ---------------------------------------------------------------- in-process, both stores
@@ -303,3 +305,25 @@ def test_runs_a_chain_queues_count_against_the_budget_too(store_at: DbLocation) 
     skipped = [run for run in runs if run.job_id == digest.id and run.status == "skipped"]
     assert skipped[0].error is not None
     assert skipped[0].error.startswith("skipped: over budget: job digest used 800 of 1,000")
+
+
+def test_budgets_prices_and_the_model_go_through_export_and_apply(
+    jobctl: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobctl(
+        "agent", "add", "m", "--url", "http://127.0.0.1:9/v1", "--model", "big",
+        "--budget-tokens", "5000", "--price-in", "0.15", "--price-out", "0.6",
+    )  # fmt: skip
+    jobctl(
+        "add", "digest", "--agent", "m", "--prompt", "hi", "--every", "1h", "--model", "small",
+        "--max-tokens", "300", "--budget-tokens", "2000", "--budget-per", "month",
+    )  # fmt: skip
+    exported = jobctl("export").stdout
+    assert "budget_tokens = 2000" in exported and "price_out = 0.6" in exported
+    path = tmp_path / "jobs.toml"
+    path.write_text(exported)
+    monkeypatch.setenv("JOBCTL_DB", str(tmp_path / "other.db"))
+    applied = jobctl("apply", "-f", str(path))
+    assert applied.exit_code == 0, applied.stderr
+    assert jobctl("export").stdout == exported
+    assert "nothing to change" in jobctl("apply", "-f", str(path)).stdout
