@@ -12,6 +12,7 @@ import math
 import re
 import shlex
 
+from jobctl.budgets import budget_period, price, token_count
 from jobctl.errors import InvalidInput
 from jobctl.jobs import NAME_PATTERN, check_header, validate_url
 from jobctl.models import Agent, AgentChange
@@ -22,6 +23,8 @@ HTTP_KINDS = ("openai", "anthropic")
 ANTHROPIC_URL = "https://api.anthropic.com/v1"
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 MAX_TOKENS_LIMIT = 10_000_000
+# Settings of every kind of agent, kept when an edit changes the kind.
+EVERY_KIND = ("timeout", "budget_tokens", "budget_per", "price_in", "price_out")
 
 # AgentChange fields for openai and anthropic agents only, with their options.
 HTTP_FIELDS = {
@@ -167,8 +170,10 @@ def build_agent(change: AgentChange, existing: Agent | None = None) -> Agent:
         existing.kind == kind or {existing.kind, kind} <= set(HTTP_KINDS)
     )
     config: dict[str, object] = dict(existing.config) if keep and existing is not None else {}
-    if existing is not None and not keep and existing.config.get("timeout") is not None:
-        config["timeout"] = existing.config["timeout"]  # a timeout suits every kind
+    if existing is not None and not keep:
+        for key in EVERY_KIND:  # these suit every kind
+            if existing.config.get(key) is not None:
+                config[key] = existing.config[key]
     if kind == "command":
         if change.command is not None:
             config["command"] = _validate_command(change.command)
@@ -181,6 +186,7 @@ def build_agent(change: AgentChange, existing: Agent | None = None) -> Agent:
         config["timeout"] = seconds
         if seconds is None:
             del config["timeout"]
+    _build_budget_config(config, change)
     if existing is None:
         return Agent(name=validate_agent_name(change.name or ""), kind=kind, config=config)
     return Agent(
@@ -191,6 +197,25 @@ def build_agent(change: AgentChange, existing: Agent | None = None) -> Agent:
         updated_at=existing.updated_at,
         id=existing.id,
     )
+
+
+def _build_budget_config(config: dict[str, object], change: AgentChange) -> None:
+    """The agent's token budget and prices ('' clears each); a budget's period defaults
+    to a day and goes with it."""
+    if change.budget_tokens is not None:
+        config["budget_tokens"] = token_count(change.budget_tokens, "--budget-tokens")
+    if change.budget_per is not None:
+        config["budget_per"] = budget_period(change.budget_per) if change.budget_per else None
+    if config.get("budget_tokens") is None:
+        config["budget_per"] = None
+    elif config.get("budget_per") is None:
+        config["budget_per"] = "day"
+    if change.price_in is not None:
+        config["price_in"] = price(change.price_in, "--price-in")
+    if change.price_out is not None:
+        config["price_out"] = price(change.price_out, "--price-out")
+    for key in [key for key in EVERY_KIND if config.get(key) is None]:
+        config.pop(key, None)
 
 
 def _build_http_config(config: dict[str, object], kind: str, change: AgentChange) -> None:

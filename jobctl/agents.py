@@ -134,6 +134,10 @@ class AgentDict(TypedDict):
     headers: dict[str, str]
     command: str | None
     timeout: float | None
+    budget_tokens: int | None
+    budget_per: str | None
+    price_in: float | None
+    price_out: float | None
     jobs: list[str]
     created_at: str | None
     updated_at: str | None
@@ -155,6 +159,10 @@ def agent_to_dict(agent: Agent, jobs: list[str]) -> AgentDict:
         "headers": redact_headers(config.get("headers") or {}),
         "command": config.get("command"),
         "timeout": agent.timeout,
+        "budget_tokens": config.get("budget_tokens"),
+        "budget_per": config.get("budget_per"),
+        "price_in": config.get("price_in"),
+        "price_out": config.get("price_out"),
         "jobs": jobs,
         "created_at": iso_z(agent.created_at),
         "updated_at": iso_z(agent.updated_at),

@@ -226,13 +226,15 @@ class Daemon:
                     # Nothing fired meanwhile: those slots are a gap (one missed row each,
                     # then the catch-up policy), not a run per slot skipped behind nothing.
                     self.awake_since, self.gap_cause = utcnow(), CANNOT_WRITE
-                self.in_flight.step(
+                claimed = self.in_flight.step(
                     now,
                     self.env,
                     owner=self.owner,
                     awake_since=self.awake_since,
                     gap_cause=self.gap_cause,
                 )
+                for notice in claimed.notices:
+                    self.background.send(notice)
                 self.state.ticks += 1
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:

@@ -20,7 +20,7 @@ from jobctl.jobfile import AGENT_KEYS, DOCUMENT_KEYS, VERSION
 from jobctl.jobs import ACTIONS, SPEC_KEYS, TRIGGERS
 from jobctl.models import AgentChange, JobChange, NotifyTarget, PolicyInput
 
-_AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command")
+_AGENT_TEXT_KEYS = ("url", "model", "api_key_env", "system", "command", "budget_per")
 _AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max_tokens", "headers")
 ENTRY_KEYS = (
     "name",
@@ -166,6 +166,8 @@ def _spec_change(action: str, spec: object) -> JobChange:
             continue
         if key in ("headers", "env"):
             tables[key] = _text_table(key, value, f"spec.{key}")
+        elif key in ("max_tokens", "budget_tokens") and isinstance(value, int):
+            texts[key] = str(value)
         elif key in ("shell", "forward_payload"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
@@ -185,6 +187,10 @@ def _spec_change(action: str, spec: object) -> JobChange:
         agent=texts.get("agent"),
         prompt=texts.get("prompt"),
         deliver=texts.get("deliver"),
+        model=texts.get("model"),
+        max_tokens=texts.get("max_tokens"),
+        budget_tokens=texts.get("budget_tokens"),
+        budget_per=texts.get("budget_per"),
         command=texts.get("command"),
         cwd=texts.get("cwd"),
         env=tables.get("env"),
@@ -244,7 +250,14 @@ def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
     }
     numbers = {
         key: _number_or_text(entry[key], key)
-        for key in ("temperature", "max_tokens", "timeout")
+        for key in (
+            "temperature",
+            "max_tokens",
+            "timeout",
+            "budget_tokens",
+            "price_in",
+            "price_out",
+        )
         if entry.get(key) is not None
     }
     headers = entry.get("headers")
@@ -259,8 +272,19 @@ def agent_entry_change(entry: Mapping[str, object]) -> AgentChange:
         temperature=numbers.get("temperature"),
         max_tokens=numbers.get("max_tokens"),
         timeout=numbers.get("timeout"),
+        budget_tokens=_whole(numbers.get("budget_tokens")),
+        budget_per=texts.get("budget_per"),
+        price_in=numbers.get("price_in"),
+        price_out=numbers.get("price_out"),
         headers=None if headers is None else _text_table("headers", headers, "headers"),
     )
+
+
+def _whole(value: str | float | None) -> str | int | None:
+    """A token count read from a file (a float such as 1e6 as its whole number)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else str(value)
+    return value
 
 
 def _number_or_text(value: object, key: str) -> str | float:

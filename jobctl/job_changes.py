@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from jobctl import policies, schedule
+from jobctl.budgets import budget_period, token_count
 from jobctl.errors import InvalidInput
 from jobctl.jobs import (
     ACTION_FIELDS,
@@ -98,7 +99,36 @@ def _agent_spec(change: JobChange, old: AgentSpec | None) -> AgentSpec:
     deliver = old.deliver if old else None
     if change.deliver is not None:
         deliver = validate_url(change.deliver, what="--deliver") if change.deliver else None
-    return AgentSpec(agent=agent, prompt=prompt, deliver=deliver)
+    model = old.model if old else None
+    if change.model is not None:
+        model = change.model.strip() or None
+    max_tokens = _kept_count(change.max_tokens, old.max_tokens if old else None, "--max-tokens")
+    budget_tokens = _kept_count(
+        change.budget_tokens, old.budget_tokens if old else None, "--budget-tokens"
+    )
+    budget_per = old.budget_per if old else None
+    if change.budget_per is not None:
+        budget_per = budget_period(change.budget_per) if change.budget_per else None
+    if budget_tokens is not None and budget_per is None:
+        budget_per = "day"
+    if budget_tokens is None:
+        budget_per = None
+    return AgentSpec(
+        agent=agent,
+        prompt=prompt,
+        deliver=deliver,
+        model=model,
+        max_tokens=max_tokens,
+        budget_tokens=budget_tokens,
+        budget_per=budget_per,
+    )
+
+
+def _kept_count(given: str | int | None, old: int | None, what: str) -> int | None:
+    """A token count as given ('' clears it), else the one the job had."""
+    if given is None:
+        return old
+    return token_count(given, what)
 
 
 def _exec_spec(change: JobChange, old: ExecSpec | None) -> ExecSpec:

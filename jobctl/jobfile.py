@@ -38,6 +38,10 @@ AGENT_KEYS = (
     "headers",
     "command",
     "timeout",
+    "budget_tokens",
+    "budget_per",
+    "price_in",
+    "price_out",
 )
 
 

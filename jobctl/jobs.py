@@ -37,7 +37,7 @@ TRIGGERS = tuple(m.value for m in ScheduleKind)
 # Spec keys per action, in the one order every output (JSON, show, export) writes them.
 SPEC_KEYS: dict[str, tuple[str, ...]] = {
     "http": ("url", "method", "headers", "body", "expect", "forward_payload"),
-    "agent": ("agent", "prompt", "deliver"),
+    "agent": ("agent", "prompt", "deliver", "model", "max_tokens", "budget_tokens", "budget_per"),
     "exec": ("command", "cwd", "env", "shell"),
 }
 
@@ -51,6 +51,10 @@ ACTION_FIELDS = {
     "forward_payload": ("http", "--forward-payload"),
     "prompt": ("agent", "--prompt"),
     "deliver": ("agent", "--deliver"),
+    "model": ("agent", "--model"),
+    "max_tokens": ("agent", "--max-tokens"),
+    "budget_tokens": ("agent", "--budget-tokens"),
+    "budget_per": ("agent", "--budget-per"),
     "cwd": ("exec", "--cwd"),
     "env": ("exec", "--env"),
     "shell": ("exec", "--shell"),

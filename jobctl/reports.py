@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from jobctl.models import Job, OutputPiece
+from jobctl.paths import DbLocation
 from jobctl.store import Store
 from jobctl.timeutil import iso_z
 
@@ -38,6 +39,7 @@ def job_report(store: Store, job: Job, now: datetime) -> dict[str, Any]:
     """`jobctl show NAME --json`: the job, its stats, chains, webhook, run in flight and its
     next 5 fire times (none while it is not enabled)."""
     from jobctl import hooks
+    from jobctl.budgets import job_budgets
     from jobctl.catalog import chains_of
     from jobctl.current_runs import current_runs
     from jobctl.history import job_stats, stats_to_dict
@@ -48,6 +50,7 @@ def job_report(store: Store, job: Job, now: datetime) -> dict[str, Any]:
     data["webhook"] = hooks.is_enabled(store, job)
     data["current_run"] = current_runs(store, now).get(job.id or 0)
     data["upcoming"] = [iso_z(moment) for moment in upcoming_fires(job, now)]
+    data["budgets"], data["token_use"] = job_budgets(store, job, now)
     return data
 
 
@@ -61,6 +64,7 @@ def upcoming_fires(job: Job, now: datetime, count: int = 5) -> list[datetime]:
 
 def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str, Any]:
     """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
+    from jobctl.budgets import all_budgets
     from jobctl.current_runs import in_flight
     from jobctl.history import status_summary
     from jobctl.liveness import daemon_problem, daemon_running
@@ -68,6 +72,7 @@ def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str,
     summary = status_summary(store, now, daemon_running=daemon_running(store, db_path))
     summary["daemon"]["problem"] = daemon_problem(store, db_path, now)
     summary["in_flight"] = in_flight(store, now)
+    summary["budgets"] = all_budgets(store, now)
     return summary
 
 

@@ -2,95 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import click
 
+from jobctl.cli.agent_options import agent_change, agent_options
 from jobctl.cli.complete import complete_agent_names
-from jobctl.cli.shared import F, cli, db_option, json_option, open_db, read_db
+from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import Failed, InvalidInput
 from jobctl.models import Agent, AgentChange
-
-AGENT_OPTIONS: list[Callable[[F], F]] = [
-    click.option(
-        "--kind",
-        type=click.Choice(["openai", "anthropic"]),
-        help="API the agent speaks (default openai: any OpenAI-compatible server).",
-    ),
-    click.option(
-        "--url",
-        metavar="URL",
-        help="Base URL, like http://localhost:11434/v1 (anthropic: "
-        "https://api.anthropic.com/v1 by default).",
-    ),
-    click.option("--model", metavar="M", help="Model name, like gpt-4o-mini or llama3.1."),
-    click.option(
-        "--api-key-env",
-        metavar="VAR",
-        help="Environment variable holding the API key (the key is never stored).",
-    ),
-    click.option("--system", metavar="TEXT|@FILE", help="System prompt."),
-    click.option(
-        "--temperature", metavar="F", help="Sampling temperature, 0 to 2 (anthropic: 0 to 1)."
-    ),
-    click.option(
-        "--max-tokens", metavar="N", help="Longest answer in tokens (anthropic default 1024)."
-    ),
-    click.option(
-        "--header",
-        multiple=True,
-        metavar="'K: V'",
-        help="Extra request header (values may use ${NAME}); repeat for more.",
-    ),
-    click.option(
-        "--timeout", metavar="D", help="Give up after D (default 10m; a job's --timeout wins)."
-    ),
-    click.option(
-        "--command",
-        metavar="CMD",
-        help="Make a command agent: the program to run; the prompt goes to its stdin, "
-        "or replaces {prompt} as one argument.",
-    ),
-]
-
-
-def agent_options(func: F) -> F:
-    for option in reversed(AGENT_OPTIONS):
-        func = option(func)
-    return func
-
-
-def _agent_change(
-    name: str | None,
-    kind: str | None,
-    url: str | None,
-    model: str | None,
-    api_key_env: str | None,
-    system: str | None,
-    temperature: str | None,
-    max_tokens: str | None,
-    header: tuple[str, ...],
-    timeout: str | None,
-    command: str | None,
-) -> AgentChange:
-    """The options given as an AgentChange: `--system @FILE` read, headers split."""
-    from jobctl.jobs import parse_header, read_text_argument
-
-    return AgentChange(
-        name=name,
-        kind=kind,
-        url=url,
-        model=model,
-        api_key_env=api_key_env,
-        system=read_text_argument(system, what="--system") if system else system,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        headers=dict(parse_header(item) for item in header if item) if header else None,
-        timeout=timeout,
-        command=command,
-    )
 
 
 def _now() -> datetime:
@@ -144,7 +66,7 @@ def add(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> None
     from jobctl.agents import add_agent, agent_to_dict
     from jobctl.output import to_json
 
-    added = add_agent(open_db(ctx), _agent_change(name, **options), _now())
+    added = add_agent(open_db(ctx), agent_change(name, **options), _now())
     if as_json:
         click.echo(to_json(agent_to_dict(added, [])))
     else:
@@ -168,7 +90,7 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> Non
     from jobctl.agents import agent_to_dict, edit_agent, jobs_using
     from jobctl.output import to_json
 
-    change = _agent_change(None, **options)
+    change = agent_change(None, **options)
     if change == AgentChange():
         raise InvalidInput(
             "nothing to change: give at least one option (see `jobctl agent edit --help`)"
@@ -263,6 +185,8 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
             "timeout",
             format_duration(found.timeout) if found.timeout is not None else "10m (default)",
         ),
+        ("budget", _budget_text(store, found)),
+        ("prices", _price_text(data["price_in"], data["price_out"])),
         ("jobs", ", ".join(data["jobs"]) or None),
         ("created", local_text(found.created_at) if found.created_at else None),
         ("updated", local_text(found.updated_at) if found.updated_at else None),
@@ -357,6 +281,23 @@ def test_(ctx: click.Context, name: str, prompt: str, timeout: str | None, as_js
     answer = visible(outcome.output or "")
     click.echo(answer, nl=not answer.endswith("\n"))
     click.echo(visible(_summary_line(details, outcome.exit_code)), err=True)
+
+
+def _budget_text(store: Any, agent: Agent) -> str | None:
+    """`800 of 1,000 tokens this day (80%)`: the agent's budget and its use so far."""
+    from jobctl.budgets import agent_budget, budget_use, describe_use
+
+    budget = agent_budget(agent)
+    if budget is None:
+        return None
+    use = budget_use(store, budget, None, _now()).to_dict()
+    return describe_use(use).removeprefix(f"agent {agent.name}: ")
+
+
+def _price_text(price_in: float | None, price_out: float | None) -> str | None:
+    if price_in is None and price_out is None:
+        return None
+    return f"${price_in or 0:g} in, ${price_out or 0:g} out per million tokens"
 
 
 def _summary_line(details: Mapping[str, object], exit_code: int | None) -> str:

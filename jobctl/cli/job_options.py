@@ -27,6 +27,23 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
         metavar="URL",
         help="Agent action: POST the answer as JSON to URL (Slack, Discord, ...).",
     ),
+    click.option("--model", metavar="M", help="Agent action: use model M instead of the agent's."),
+    click.option(
+        "--max-tokens",
+        metavar="N",
+        help="Agent action: at most N tokens per answer (over the agent's; '' clears).",
+    ),
+    click.option(
+        "--budget-tokens",
+        metavar="N",
+        help="Agent action: skip slots once the job's runs would use more than N tokens per "
+        "--budget-per period (0 or '' clears).",
+    ),
+    click.option(
+        "--budget-per",
+        type=click.Choice(["day", "week", "month"]),
+        help="The period of --budget-tokens (default day), in the job's time zone.",
+    ),
     click.option("--exec", "exec_", metavar="CMD", help="Exec action: the command line to run."),
     click.option(
         "--cron",
@@ -164,6 +181,10 @@ def change_from_click(params: dict[str, Any], **fields: Any) -> JobChange:
         agent=given.get("agent"),
         prompt=given.get("prompt"),
         deliver=given.get("deliver"),
+        model=given.get("model"),
+        max_tokens=given.get("max_tokens"),
+        budget_tokens=given.get("budget_tokens"),
+        budget_per=given.get("budget_per"),
         command=given.get("exec_"),
         cwd=given.get("cwd"),
         env=dict(parse_env_pair(item) for item in env if item) if env else None,

@@ -181,6 +181,7 @@ def _render_show(
             else None,
         ),
         ("recent", _strip(data["recent"])),
+        *_token_pairs(data),
         (
             "policies",
             [f"{k} {as_text(k, v)}" for k, v in data["policies"].items() if k != "notify"],
@@ -194,6 +195,23 @@ def _render_show(
         text += f"\nnext {len(upcoming)} fires ({job.timezone}):\n"
         text += "\n".join(f"  {local_text(moment, zone)}" for moment in upcoming)
     return text
+
+
+def _token_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An agent job's budgets and its tokens this month, with their cost where priced."""
+    from jobctl.budgets import describe_use
+
+    use = data.get("token_use")
+    if use is None:
+        return []
+    tokens = (
+        f"{use['total_tokens']:,} this month in {use['calls']} call"
+        f"{'' if use['calls'] == 1 else 's'} ({use['prompt_tokens']:,} in, "
+        f"{use['completion_tokens']:,} out)"
+    )
+    if use["cost_usd"] is not None:
+        tokens += f", about ${use['cost_usd']:.4f}"
+    return [("tokens", tokens), ("budgets", [describe_use(item) for item in data["budgets"]])]
 
 
 def _strip(recent: list[str]) -> str | None:

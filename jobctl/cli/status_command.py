@@ -71,6 +71,7 @@ def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
 
 
 def _render_status(summary: dict[str, Any], now: datetime, width: int | None = None) -> str:
+    from jobctl.budgets import describe_use
     from jobctl.output import key_values
     from jobctl.timeutil import humanize_delta, local_text
 
@@ -106,6 +107,7 @@ def _render_status(summary: dict[str, Any], now: datetime, width: int | None = N
             "auto-paused",
             [f"{item['job']} ({item['reason']})" for item in summary["auto_paused"]],
         ),
+        ("budgets", [describe_use(item) for item in summary.get("budgets", [])]),
     ]
     text = key_values(pairs, width=width)
     if summary["in_flight"]:

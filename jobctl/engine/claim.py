@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from jobctl.engine.budget import over_budget, skip_over_budget
 from jobctl.engine.gaps import TINY, walk_gap
 from jobctl.models import (
     AgentSpec,
@@ -27,6 +28,7 @@ from jobctl.schedule import Schedule
 from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
+    from jobctl.engine.notice import Notice
     from jobctl.models import Agent
     from jobctl.store import Store
 
@@ -80,6 +82,8 @@ class Step:
     queued: list[tuple[str, datetime]] = field(default_factory=list)
     missed: list[tuple[str, int, datetime, datetime, str]] = field(default_factory=list)
     broken: list[tuple[str, str]] = field(default_factory=list)
+    over_budget: list[tuple[str, datetime, str]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # to send (budgets)
 
 
 def claim_due(
@@ -216,8 +220,20 @@ class Claiming:
             store.count_skipped(job.id)
             self.step.skipped.append((job.name, slot, trigger))
             return
+        if self._skip_over_budget(job, trigger, slot):
+            return
         self.step.claims.append(claim_run(store, job, trigger, slot, now, self.owner, attempt=1))
         self.active[job.id] = self.active.get(job.id, 0) + 1
+
+    def _skip_over_budget(self, job: Job, trigger: RunTrigger, slot: datetime) -> bool:
+        use = over_budget(self.store, job, self.now)
+        if use is None:
+            return False
+        notice = skip_over_budget(self.store, job, trigger, slot, self.now, use)
+        self.step.over_budget.append((job.name, slot, use.reason()))
+        if notice is not None:
+            self.step.notices.append(notice)
+        return True
 
     def _handle_gap(
         self, job: Job, timetable: Schedule, first: datetime
@@ -278,6 +294,11 @@ class Claiming:
             assert job.id is not None
             if queued.trigger in AUTOMATIC and job.state == JobState.PAUSED:
                 store.skip_queued_run(queued.run_id, now, "skipped: the job was paused")
+                store.count_skipped(job.id)
+                continue
+            use = over_budget(store, job, now) if queued.trigger in AUTOMATIC else None
+            if use is not None:  # a webhook's or a chain's call counts against it too
+                store.skip_queued_run(queued.run_id, now, use.reason())
                 store.count_skipped(job.id)
                 continue
             overlap = job.effective_policies().overlap

@@ -7,10 +7,10 @@ records the answers. No network here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from jobctl.engine.notice import Notice, Payload
 from jobctl.timeutil import format_duration, iso_z
 
 if TYPE_CHECKING:
@@ -18,16 +18,7 @@ if TYPE_CHECKING:
     from jobctl.engine.claim import Claim
     from jobctl.store import Store
 
-Payload = dict[str, object]
-
-
-@dataclass
-class Notice:
-    """JSON payloads to POST: after run `run_id` (answers recorded on it) or an alert."""
-
-    events: list[tuple[str, Payload]] = field(default_factory=list)
-    run_id: int | None = None
-    kind: str = "notification"  # or "alert": the word in a failed delivery's log line
+__all__ = ["Notice", "Payload", "after_run", "dead_man_alerts", "run_summary"]
 
 
 def after_run(claim: Claim, outcome: Outcome, *, auto_paused: bool) -> Notice | None:

@@ -37,6 +37,8 @@ def log_claimed(step: Step) -> None:
             trigger,
             iso_z(slot),
         )
+    for name, slot, reason in step.over_budget:
+        log.warning("%s: the slot %s was %s", name, iso_z(slot), reason)
     for name, slot in step.queued:
         log.info("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from jobctl.models import ActionKind, AgentSpec, ExecSpec, HttpSpec
+from jobctl.models import ActionKind, Agent, AgentSpec, ExecSpec, HttpSpec
 from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class Firers:
             "last_output": claim.last_output,
             "payload": claim.payload or "",
         }
-        outcome = await self.agents.ask(claim.agent, spec.prompt, context)
+        outcome = await self.agents.ask(job_profile(claim.agent, spec), spec.prompt, context)
         deliver = spec.deliver
         if deliver:
             text = outcome.output or outcome.error or ""
@@ -200,3 +200,15 @@ class Firers:
             await self._http.close()
         if self._agents is not None:
             await self._agents.close()
+
+
+def job_profile(agent: Agent, spec: AgentSpec) -> Agent:
+    """The agent as this job asks it: the job's --model and --max-tokens over the agent's."""
+    if spec.model is None and spec.max_tokens is None:
+        return agent
+    config = dict(agent.config)
+    if spec.model is not None:
+        config["model"] = spec.model
+    if spec.max_tokens is not None:
+        config["max_tokens"] = spec.max_tokens
+    return replace(agent, config=config)

@@ -29,6 +29,9 @@ from jobctl.models.agents import (
 from jobctl.models.agents import (
     StoredAgent as StoredAgent,
 )
+from jobctl.models.agents import (
+    TokenUse as TokenUse,
+)
 from jobctl.models.jobs import (
     Job as Job,
 )

@@ -50,6 +50,16 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class TokenUse:
+    """Tokens runs used (as their usage recorded it), and in how many calls."""
+
+    total: int = 0
+    prompt: int = 0
+    completion: int = 0
+    calls: int = 0
+
+
+@dataclass(frozen=True)
 class AgentChange:
     """A new agent, or a change to one: what `agent add`, `agent edit` and `apply`'s
     `[[agents]]` entries ask for (see JobChange).
@@ -76,3 +86,8 @@ class AgentChange:
     command: str | None = None
     # every kind: a duration ("90s") or seconds
     timeout: str | float | None = None
+    # every kind: a token budget per day, week or month; prices per million tokens
+    budget_tokens: str | int | None = None
+    budget_per: str | None = None
+    price_in: str | float | None = None
+    price_out: str | float | None = None

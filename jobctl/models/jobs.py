@@ -160,6 +160,10 @@ class JobChange:
     agent: str | None = None
     prompt: str | None = None
     deliver: str | None = None
+    model: str | None = None
+    max_tokens: str | int | None = None
+    budget_tokens: str | int | None = None
+    budget_per: str | None = None
     command: str | None = None
     cwd: str | None = None
     env: Mapping[str, str] | None = None

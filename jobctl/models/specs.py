@@ -30,11 +30,15 @@ class ExecSpecDict(TypedDict):
 
 
 class AgentSpecDict(TypedDict):
-    """An agent spec's stored and JSON form."""
+    """An agent spec's stored and JSON form (the model and budget keys only when set)."""
 
     agent: str
     prompt: str
     deliver: str | None
+    model: NotRequired[str]
+    max_tokens: NotRequired[int]
+    budget_tokens: NotRequired[int]
+    budget_per: NotRequired[str]
 
 
 SpecDict = HttpSpecDict | ExecSpecDict | AgentSpecDict
@@ -127,19 +131,40 @@ class ExecSpec:
         )
 
 
+def _optional_count(value: object) -> int | None:
+    return None if value is None or not isinstance(value, str | int | float) else int(value)
+
+
 @dataclass(frozen=True)
 class AgentSpec:
-    """A prompt for a named agent; its answer is posted to `deliver` when that is set."""
+    """A prompt for a named agent; its answer is posted to `deliver` when that is set.
+
+    `model` and `max_tokens` override the agent's for this job's calls; `budget_tokens`
+    caps the tokens the job's runs use per `budget_per` (day, week or month).
+    """
 
     agent: str
     prompt: str
     deliver: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    budget_tokens: int | None = None
+    budget_per: str | None = None
 
     kind: ClassVar[ActionKind] = ActionKind.AGENT
 
     def to_dict(self) -> AgentSpecDict:
         """The stored and JSON form, keys in the order every output writes them."""
-        return {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+        data: AgentSpecDict = {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+        if self.model is not None:
+            data["model"] = self.model
+        if self.max_tokens is not None:
+            data["max_tokens"] = self.max_tokens
+        if self.budget_tokens is not None:
+            data["budget_tokens"] = self.budget_tokens
+        if self.budget_per is not None:
+            data["budget_per"] = self.budget_per
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> AgentSpec:
@@ -147,6 +172,10 @@ class AgentSpec:
             agent=_text(data.get("agent")),
             prompt=_text(data.get("prompt")),
             deliver=_optional_text(data.get("deliver")) or None,
+            model=_optional_text(data.get("model")) or None,
+            max_tokens=_optional_count(data.get("max_tokens")),
+            budget_tokens=_optional_count(data.get("budget_tokens")),
+            budget_per=_optional_text(data.get("budget_per")) or None,
         )
 
 

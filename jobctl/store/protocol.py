@@ -28,7 +28,7 @@ from jobctl.models import (
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
-    from jobctl.models import Agent, Job
+    from jobctl.models import Agent, Job, TokenUse
     from jobctl.models.access import Session
 
 
@@ -253,3 +253,10 @@ class Store(Protocol):
     def get_session(self, id_hash: str, now: datetime) -> Session | None: ...
     def delete_session(self, id_hash: str) -> None: ...
     def delete_sessions(self, *, expired_before: datetime | None = None) -> int: ...
+
+    # budgets (issue 17): tokens used from runs' recorded usage, slots skipped over a budget
+    def tokens_used_since(
+        self, since: datetime, *, job_id: int | None = None, agent: str | None = None
+    ) -> TokenUse: ...
+    def budget_skips_since(self, job_id: int, since: datetime) -> int: ...
+    def budgeted_job_names(self) -> list[str]: ...

@@ -121,6 +121,24 @@ class HistoryOps(Connected):
         cursor = self.conn.cursor(row_factory=tuple_row)  # plain tuples: the quickest
         return [_listed_run(row) for row in cursor.execute(sql, params)]
 
+    def listing_versions(self, window: int) -> list[tuple[int, tuple[object, ...]]]:
+        """Every job's id, by name, with what its `list` entry is made of (see the SQLite
+        store's): its row, its agent's settings, its newest run id, the oldest id and count
+        of its newest `window` runs, and whether a run of it is in flight."""
+        cursor = self.conn.cursor(row_factory=tuple_row)
+        rows = cursor.execute(
+            "SELECT jobs.*, "
+            "CASE WHEN jobs.action = 'agent' THEN (SELECT config FROM agents WHERE agents.name "
+            "= jobs.spec::jsonb ->> 'agent') END, "
+            "(SELECT max(id) FROM runs WHERE runs.job_id = jobs.id), "
+            "(SELECT min(id)::text || ' ' || count(*) FROM (SELECT id FROM runs "
+            "WHERE runs.job_id = jobs.id ORDER BY id DESC LIMIT %s) AS newest), "
+            "jobs.id IN (SELECT job_id FROM runs WHERE status IN ('queued', 'running')) "
+            "FROM jobs ORDER BY name",
+            (window,),
+        )
+        return [(int(row[0]), tuple(row)) for row in rows]
+
     def newest_run_id(self) -> int:
         """The highest run id, 0 when there is no run."""
         return int(self.value("SELECT coalesce(max(id), 0) FROM runs"))
@@ -244,23 +262,6 @@ class HistoryOps(Connected):
             (to_db(since),),
         )
         return [row[0] for row in rows]
-
-    def listing_versions(self, window: int) -> list[tuple[int, tuple[object, ...]]]:
-        """Every job's id, by name, with what its `list` entry is made of (see the SQLite
-        store's): its row, its agent's settings, its newest run id, the oldest id and count of
-        its newest `window` runs, and whether a run of it is in flight."""
-        rows = self.conn.execute(
-            "SELECT jobs.*, "
-            "CASE WHEN jobs.action = 'agent' THEN (SELECT config FROM agents WHERE agents.name "
-            "= jobs.spec::jsonb ->> 'agent') END AS listing_agent, "
-            "(SELECT max(id) FROM runs WHERE runs.job_id = jobs.id) AS listing_newest, "
-            "(SELECT min(id) || ' ' || count(*) FROM (SELECT id FROM runs "
-            "WHERE runs.job_id = jobs.id ORDER BY id DESC LIMIT %s) AS recent) AS listing_window, "
-            "jobs.id IN (SELECT job_id FROM runs WHERE status IN ('queued', 'running')) "
-            "AS listing_busy FROM jobs ORDER BY name",
-            (window,),
-        )
-        return [(row["id"], tuple(row)) for row in rows]
 
     def jobs_by_id(self, job_ids: Iterable[int] | None = None) -> list[Job]:
         """The jobs with these ids (all jobs when None), in id order."""

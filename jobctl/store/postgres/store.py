@@ -6,6 +6,7 @@ from __future__ import annotations
 from jobctl.store.postgres import connection, migrations
 from jobctl.store.postgres.access import AccessOps
 from jobctl.store.postgres.agents import AgentOps
+from jobctl.store.postgres.budgets import BudgetOps
 from jobctl.store.postgres.cancels import CancelOps
 from jobctl.store.postgres.claims import ClaimOps
 from jobctl.store.postgres.completion import CompletionOps
@@ -35,6 +36,7 @@ class PostgresStore(
     CancelOps,
     EventOps,
     ImportOps,
+    BudgetOps,
 ):
     """A jobctl database in PostgreSQL (`url` as given, password and all: show
     `connection.redact_url(url)`)."""

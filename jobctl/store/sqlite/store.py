@@ -9,6 +9,7 @@ from jobctl.store.sqlite import connection
 from jobctl.store.sqlite.access import AccessOps
 from jobctl.store.sqlite.agents import AgentOps
 from jobctl.store.sqlite.backup import FileOps
+from jobctl.store.sqlite.budgets import BudgetOps
 from jobctl.store.sqlite.cancels import CancelOps
 from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.completion import CompletionOps
@@ -39,6 +40,7 @@ class SqliteStore(
     CancelOps,
     EventOps,
     ExportOps,
+    BudgetOps,
 ):
     """A jobctl database in SQLite.
 
