@@ -208,3 +208,37 @@ def test_the_job_list_follows_every_change(served: tuple[Path, Api]) -> None:
     run = api.post("/jobs/kept/run").body["run"]
     wait_until(lambda: api.get(f"/runs/{run}").body["status"] == "succeeded", what="the run")
     same()
+
+
+def _send_in_two_parts(api: Api, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """Send `body` chunked, in two parts with a pause between, as a slow client would."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    def parts() -> Iterator[bytes]:
+        half = len(body) // 2
+        yield body[:half]
+        time.sleep(0.3)  # the server has the first part before the second is sent
+        yield body[half:]
+
+    address = urlsplit(api.base)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=20)
+    try:
+        headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+        connection.request(method, "/api/v1" + path, parts(), headers, encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_a_body_that_arrives_in_parts_is_read_whole(served: tuple[Path, Api]) -> None:
+    db, api = served
+    _add(db, "slow-body", "--exec", "true", "--manual")
+    body = b" " * 200_000 + b'{"description": "sent slowly"}'
+    status, text = _send_in_two_parts(api, "PATCH", "/jobs/slow-body", body)
+    assert status == 200, text
+    assert api.get("/jobs/slow-body").body["description"] == "sent slowly"
+    status, text = _send_in_two_parts(api, "PATCH", "/jobs/slow-body", b" " * 1_100_000)
+    assert status == 400 and b"larger than" in text
