@@ -86,6 +86,10 @@ def test_create_change_and_delete_a_job(served: tuple[Path, Api]) -> None:
     not_json = api.post("/jobs", raw=b"{name: made")
     assert not_json.status == 400 and "not valid JSON" in not_json.error
     assert api.post("/jobs", [entry]).status == 400
+    half_a_pair = api.post("/jobs", raw=b'{"name": "m2", "description": "\\ud800"}')
+    assert half_a_pair.status == 400 and "surrogate" in half_a_pair.error
+    too_deep = api.patch("/jobs/made", raw=b'{"spec": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert too_deep.status == 400 and "nested too deeply" in too_deep.error
     assert api.get("/jobs/m2").status == 404  # nothing half-made
 
     changed = api.patch("/jobs/made", {"schedule": "10m", "spec": {"cwd": "/tmp"}})

@@ -59,8 +59,15 @@ async def json_body(request: web.Request) -> dict[str, object]:
     raw = await _whole_body(request)
     try:
         data = json.loads(raw.decode("utf-8") or "null")
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # no lone \ud800-\udfff escape
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidInput(f"the body is not valid JSON: {error}") from None
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "the body is not valid JSON: a \\u escape of half a surrogate pair is not text"
+        ) from None
+    except RecursionError:
+        raise InvalidInput("the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     return data
