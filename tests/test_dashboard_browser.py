@@ -279,3 +279,15 @@ def test_no_page_is_wider_than_a_phone(served: Served, browser: Any) -> None:
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
     finally:
         context.close()
+
+
+def test_keyboard_focus_stays_put_when_the_page_updates(served: Served, page: Any) -> None:
+    page.goto(served.url + "/jobs")
+    page.locator('table.jobs a[href="/jobs/flaky"]').focus()  # a link without an id
+    page.evaluate("document.querySelector('table.jobs').dataset.old = 'yes'")
+    add_job(served.db, "focus-probe", "--exec", "true", "--manual")  # an event: a refresh
+    wait_until(
+        lambda: page.evaluate("!document.querySelector('table.jobs[data-old]')"),
+        what="the jobs table fetched again",
+    )
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "/jobs/flaky"
