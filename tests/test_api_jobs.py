@@ -246,3 +246,21 @@ def test_a_body_that_arrives_in_parts_is_read_whole(served: tuple[Path, Api]) ->
     assert api.get("/jobs/slow-body").body["description"] == "sent slowly"
     status, text = _send_in_two_parts(api, "PATCH", "/jobs/slow-body", b" " * 1_100_000)
     assert status == 400 and b"larger than" in text
+
+
+def test_a_patch_without_the_schedule_keeps_it(served: tuple[Path, Api]) -> None:
+    db, api = served
+    entry = {"name": "schedule-kept", "action": "exec", "trigger": "every", "schedule": "1h"}
+    created = api.post("/jobs", {**entry, "state": "completed", "spec": {"command": "true"}})
+    assert created.status == 201, created.body
+    assert created.body["state"] == "completed"
+    noted = api.patch("/jobs/schedule-kept", {"description": "a note"})
+    assert noted.status == 200, noted.body
+    assert noted.body["state"] == "completed"  # as `jobctl edit --description` leaves it
+    assert noted.body == cli_json(db, "show", "schedule-kept")
+    api.post("/jobs/schedule-kept/resume")
+    api.post("/jobs/schedule-kept/pause")
+    completed = api.patch("/jobs/schedule-kept", {"state": "completed"})
+    assert completed.body["state"] == "completed", completed.body  # not quietly enabled
+    moved = api.patch("/jobs/schedule-kept", {"schedule": "2h", "state": "enabled"})
+    assert moved.body["schedule"] == "2h" and moved.body["next_run_at"] is not None
