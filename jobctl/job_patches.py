@@ -37,6 +37,10 @@ def patch_change(job: Job, patch: Mapping[str, object]) -> JobChange:
     if patch.get("trigger") == "manual" and "schedule" not in patch:
         merged.pop("schedule", None)
     change = entry_change(merged)
+    if "trigger" not in patch and "schedule" not in patch:
+        # The schedule not given is kept as `edit` keeps it, not given again: that would
+        # count as a new one (next fire, last slot, a completed one-shot brought back).
+        change = replace(change, cron=None, every=None, offset=None, at=None, manual=None)
     new_name = change.name if change.name != job.name else None
     return replace(change, name=None, new_name=new_name)
 

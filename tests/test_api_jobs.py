@@ -86,6 +86,10 @@ def test_create_change_and_delete_a_job(served: tuple[Path, Api]) -> None:
     not_json = api.post("/jobs", raw=b"{name: made")
     assert not_json.status == 400 and "not valid JSON" in not_json.error
     assert api.post("/jobs", [entry]).status == 400
+    half_a_pair = api.post("/jobs", raw=b'{"name": "m2", "description": "\\ud800"}')
+    assert half_a_pair.status == 400 and "surrogate" in half_a_pair.error
+    too_deep = api.patch("/jobs/made", raw=b'{"spec": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert too_deep.status == 400 and "nested too deeply" in too_deep.error
     assert api.get("/jobs/m2").status == 404  # nothing half-made
 
     changed = api.patch("/jobs/made", {"schedule": "10m", "spec": {"cwd": "/tmp"}})
@@ -208,3 +212,55 @@ def test_the_job_list_follows_every_change(served: tuple[Path, Api]) -> None:
     run = api.post("/jobs/kept/run").body["run"]
     wait_until(lambda: api.get(f"/runs/{run}").body["status"] == "succeeded", what="the run")
     same()
+
+
+def _send_in_two_parts(api: Api, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """Send `body` chunked, in two parts with a pause between, as a slow client would."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    def parts() -> Iterator[bytes]:
+        half = len(body) // 2
+        yield body[:half]
+        time.sleep(0.3)  # the server has the first part before the second is sent
+        yield body[half:]
+
+    address = urlsplit(api.base)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=20)
+    try:
+        headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+        connection.request(method, "/api/v1" + path, parts(), headers, encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_a_body_that_arrives_in_parts_is_read_whole(served: tuple[Path, Api]) -> None:
+    db, api = served
+    _add(db, "slow-body", "--exec", "true", "--manual")
+    body = b" " * 200_000 + b'{"description": "sent slowly"}'
+    status, text = _send_in_two_parts(api, "PATCH", "/jobs/slow-body", body)
+    assert status == 200, text
+    assert api.get("/jobs/slow-body").body["description"] == "sent slowly"
+    status, text = _send_in_two_parts(api, "PATCH", "/jobs/slow-body", b" " * 1_100_000)
+    assert status == 400 and b"larger than" in text
+
+
+def test_a_patch_without_the_schedule_keeps_it(served: tuple[Path, Api]) -> None:
+    db, api = served
+    entry = {"name": "schedule-kept", "action": "exec", "trigger": "every", "schedule": "1h"}
+    created = api.post("/jobs", {**entry, "state": "completed", "spec": {"command": "true"}})
+    assert created.status == 201, created.body
+    assert created.body["state"] == "completed"
+    noted = api.patch("/jobs/schedule-kept", {"description": "a note"})
+    assert noted.status == 200, noted.body
+    assert noted.body["state"] == "completed"  # as `jobctl edit --description` leaves it
+    assert noted.body == cli_json(db, "show", "schedule-kept")
+    api.post("/jobs/schedule-kept/resume")
+    api.post("/jobs/schedule-kept/pause")
+    completed = api.patch("/jobs/schedule-kept", {"state": "completed"})
+    assert completed.body["state"] == "completed", completed.body  # not quietly enabled
+    moved = api.patch("/jobs/schedule-kept", {"schedule": "2h", "state": "enabled"})
+    assert moved.body["schedule"] == "2h" and moved.body["next_run_at"] is not None

@@ -232,6 +232,10 @@ def test_the_event_stream_resumes_after_last_event_id(served: tuple[Path, Api]) 
     by_query = EventReader(api, f"?since_id={paused['id'] - 1}&type=job.changed")
     assert by_query.next_event()["id"] == paused["id"]
     by_query.close()
+    ahead = EventReader(api, "?type=job.changed", last_id=2**62)  # past the newest event
+    api.post("/jobs/watched/pause")
+    assert ahead.next_event()["data"]["state"] == "paused"  # from now on, not never
+    ahead.close()
     assert api.get("/events?type=nonsense").status == 400
     assert api.get("/events?since_id=abc").status == 400
 

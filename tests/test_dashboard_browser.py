@@ -265,3 +265,29 @@ def test_clear_history(served: Served, page: Any) -> None:
         )[0][0]
         == 0
     )
+
+
+def test_no_page_is_wider_than_a_phone(served: Served, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        phone = context.new_page()
+        phone.set_default_timeout(TIMEOUT_MS)
+        phone.goto(login_link(served))
+        for path in ("/", "/jobs", "/jobs/flaky"):
+            phone.goto(served.url + path)
+            # wide tables scroll inside their box; the page itself never scrolls sideways
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
+    finally:
+        context.close()
+
+
+def test_keyboard_focus_stays_put_when_the_page_updates(served: Served, page: Any) -> None:
+    page.goto(served.url + "/jobs")
+    page.locator('table.jobs a[href="/jobs/flaky"]').focus()  # a link without an id
+    page.evaluate("document.querySelector('table.jobs').dataset.old = 'yes'")
+    add_job(served.db, "focus-probe", "--exec", "true", "--manual")  # an event: a refresh
+    wait_until(
+        lambda: page.evaluate("!document.querySelector('table.jobs[data-old]')"),
+        what="the jobs table fetched again",
+    )
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "/jobs/flaky"

@@ -333,3 +333,18 @@ def test_a_failed_run_links_to_its_retry(db: Path, pages: Pages) -> None:
     html = pages.get(f"/runs/{failed}")[1]
     assert f'next: <a href="/runs/{retry}">run {retry}</a>' in html
     assert "next:" not in pages.get(f"/runs/{retry}")[1]
+
+
+def test_a_runs_request_shows_nothing_as_a_dash_not_python(db: Path, pages: Pages) -> None:
+    run = add_run(db, "beat", "succeeded", utcnow())
+    snapshot = {"command": "echo hi", "cwd": None, "env": {}, "shell": True}
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("UPDATE runs SET snapshot = ? WHERE id = ?", (json.dumps(snapshot), run))
+    finally:
+        conn.close()
+    html = pages.get(f"/runs/{run}")[1]
+    assert '<dt>cwd</dt><dd class="line">-</dd>' in html
+    assert '<dt>env</dt><dd class="line">-</dd>' in html
+    assert '<dt>shell</dt><dd class="line">yes</dd>' in html
+    assert ">None<" not in html and ">True<" not in html

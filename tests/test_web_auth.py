@@ -218,6 +218,13 @@ def test_a_login_link_works_once_and_sets_a_strict_cookie(served: Served) -> Non
     assert call(served.base, "GET", "/login?code=made-up").status == 401
 
 
+def test_a_head_request_does_not_use_up_a_login_link(served: Served) -> None:
+    path = served.login_path()
+    peeked = call(served.base, "HEAD", path)  # a link preview or checker
+    assert peeked.status == 405 and "Set-Cookie" not in peeked.headers
+    assert call(served.base, "GET", path).status == 303  # the link still works once
+
+
 def test_the_cookie_is_secure_behind_an_https_proxy(served: Served) -> None:
     answer = call(served.base, "GET", served.login_path(), {"X-Forwarded-Proto": "https"})
     assert answer.status == 303

@@ -56,18 +56,35 @@ def error_answer(message: str, status: int) -> web.Response:
 
 async def json_body(request: web.Request) -> dict[str, object]:
     """The request's body as a JSON object, or InvalidInput (400)."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
+    raw = await _whole_body(request)
     try:
         data = json.loads(raw.decode("utf-8") or "null")
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # no lone \ud800-\udfff escape
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidInput(f"the body is not valid JSON: {error}") from None
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "the body is not valid JSON: a \\u escape of half a surrogate pair is not text"
+        ) from None
+    except RecursionError:
+        raise InvalidInput("the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     return data
+
+
+async def _whole_body(request: web.Request) -> bytes:
+    """Every byte of the body (one read gives only what has arrived so far), or InvalidInput
+    (400) past MAX_BODY."""
+    too_large = InvalidInput(f"the body is larger than {MAX_BODY} bytes")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise too_large
+    raw = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise too_large
+    return bytes(raw)
 
 
 def query_int(

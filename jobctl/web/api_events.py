@@ -57,8 +57,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     types = parse_types(query_list(request, "type"))
     job = request.query.get("job") or None
     store = store_of(request)
-    start = _start_id(request)
-    after = store.last_event_id() if start is None else start
+    start, newest = _start_id(request), store.last_event_id()
+    # an id past the newest (made up, or from before a restore) resumes from now, not never
+    after = newest if start is None else min(start, newest)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

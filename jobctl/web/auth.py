@@ -56,7 +56,8 @@ def install(app: web.Application, context: WebContext) -> None:
     access.ensure_token(context.store)
     security.install(app)
     app.middlewares.append(require_access)
-    app.router.add_get(access.LOGIN_PATH, login)
+    # No HEAD: a link checker or preview that only peeks must not use up the one-time code.
+    app.router.add_get(access.LOGIN_PATH, login, allow_head=False)
     app.router.add_post("/logout", logout)
 
 

@@ -52,6 +52,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["ms"] = _milliseconds
     environment.filters["percent"] = _percent
     environment.filters["label"] = _label
+    environment.filters["shown"] = _shown
     return environment
 
 
@@ -87,6 +88,15 @@ def _percent(value: float | None) -> str:
 def _label(word: object) -> str:
     """A status or state for people: `timed_out` reads `timed out`."""
     return str(word).replace("_", " ") if word is not None else "-"
+
+
+def _shown(value: object) -> str:
+    """A value of a run's request or response for people: none as `-`, a flag as yes/no."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def _render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:

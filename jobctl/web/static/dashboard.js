@@ -78,19 +78,39 @@
     }
   }
 
+  // What identifies the focused element across a refresh: its id, else what it leads to
+  // (a link's href, a button's API URL), so that keyboard focus stays where it was.
+  function focusKey(element) {
+    if (!element || !live.contains(element) || element === live) return null;
+    return {
+      id: element.id,
+      name: element.localName,
+      href: element.getAttribute("href"),
+      url: element.getAttribute("data-url"),
+    };
+  }
+
+  function refocus(key) {
+    if (!key) return;
+    let again = key.id ? document.getElementById(key.id) : null;
+    if (!again) {
+      again = Array.from(live.querySelectorAll(key.name)).find(function (candidate) {
+        return candidate.getAttribute("href") === key.href &&
+          candidate.getAttribute("data-url") === key.url;
+      });
+    }
+    if (again) again.focus({ preventScroll: true });
+  }
+
   function replaceLive(html) {
-    const focusedId = document.activeElement && live.contains(document.activeElement)
-      ? document.activeElement.id : "";
+    const focused = focusKey(document.activeElement);
     const output = document.getElementById("output");
     const atBottom = output && output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
     const parsed = new DOMParser().parseFromString(html, "text/html");
     live.replaceChildren(...parsed.body.childNodes);
     const newOutput = document.getElementById("output");
     if (newOutput && atBottom) newOutput.scrollTop = newOutput.scrollHeight;
-    if (focusedId) {
-      const again = document.getElementById(focusedId);
-      if (again) again.focus();
-    }
+    refocus(focused);
     tick();
   }
 
