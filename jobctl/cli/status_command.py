@@ -40,6 +40,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
       jobctl status --check || systemctl --user restart jobctl
     """
     from jobctl.current_runs import in_flight
+    from jobctl.fleet_view import fleet_summary
     from jobctl.history import status_summary
     from jobctl.liveness import daemon_problem, daemon_running
     from jobctl.output import to_json
@@ -50,6 +51,7 @@ def status(ctx: click.Context, check: bool, as_json: bool) -> None:
     problem = daemon_problem(store, db_path(ctx), now)
     summary["daemon"]["problem"] = problem
     summary["in_flight"] = in_flight(store, now)
+    summary.update(fleet_summary(store, now, running=summary["daemon"]["running"]))
     if as_json:
         click.echo(to_json(summary))
     else:
@@ -72,6 +74,44 @@ def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
                 text += f" ({missed_slots} slots)"
             texts.append(text)
     return texts
+
+
+def _fleet_pairs(summary: dict[str, Any], now: datetime) -> list[tuple[str, Any]]:
+    """The live daemons (when there are several, or one on some queues) and the queues no
+    live daemon fires."""
+    from jobctl.timeutil import humanize_delta
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    daemons = summary["daemons"]
+    pairs: list[tuple[str, Any]] = []
+    if len(daemons) > 1 or any(d["queues"] for d in daemons):
+        pairs.append(
+            (
+                "fleet",
+                [
+                    f"{d['host']} pid {d['pid']}: queues {', '.join(d['queues'] or ['all'])}, "
+                    f"up {humanize_delta(moment(d['started_at']), now).removesuffix(' ago')}, "
+                    f"heartbeat {humanize_delta(moment(d['last_heartbeat_at']), now)}, "
+                    f"{d['in_flight']} in flight, {d['fired_last_minute']} fired in the last "
+                    "minute"
+                    for d in daemons
+                ],
+            )
+        )
+    if daemons and summary["unserved_queues"]:
+        pairs.append(
+            (
+                "problem",
+                [
+                    f"queue {q['queue']}: {q['jobs']} enabled job{'s' if q['jobs'] != 1 else ''}"
+                    " and no live daemon firing it"
+                    for q in summary["unserved_queues"]
+                ],
+            )
+        )
+    return pairs
 
 
 def _render_status(summary: dict[str, Any], now: datetime, width: int | None = None) -> str:
@@ -111,6 +151,7 @@ def _render_status(summary: dict[str, Any], now: datetime, width: int | None = N
             [f"{item['job']} ({item['reason']})" for item in summary["auto_paused"]],
         ),
     ]
+    pairs[1:1] = _fleet_pairs(summary, now)
     text = key_values(pairs, width=width)
     if summary["in_flight"]:
         from jobctl.cli.current_views import in_flight_text

@@ -22,6 +22,7 @@ from jobctl.timeutil import to_db, utcnow
 JOB_COLUMNS = (
     "name",
     "description",
+    "queue",
     "state",
     "paused_reason",
     "action",
@@ -37,7 +38,7 @@ JOB_COLUMNS = (
 )
 # What `apply` rewrites for a changed job. The daemon also writes state and timing (a fire,
 # an auto-pause), so those are written only when the file changes the schedule or state.
-DEFINITION_COLUMNS = ("description", "action", "spec", "policies", "updated_at")
+DEFINITION_COLUMNS = ("description", "queue", "action", "spec", "policies", "updated_at")
 TIMING_COLUMNS = (
     "state",
     "paused_reason",
@@ -59,6 +60,7 @@ def _column_values(job: Job) -> dict[str, Any]:
     return {
         "name": job.name,
         "description": job.description,
+        "queue": job.queue,
         "state": job.state,
         "paused_reason": job.paused_reason,
         "action": job.action,

@@ -15,6 +15,7 @@ from jobctl.store.sqlite.completion import CompletionOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.events import EventOps
+from jobctl.store.sqlite.fleet import FleetOps
 from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
@@ -37,6 +38,7 @@ class SqliteStore(
     AccessOps,
     CancelOps,
     EventOps,
+    FleetOps,
 ):
     """A jobctl database in SQLite.
 
