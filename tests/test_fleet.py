@@ -240,3 +240,39 @@ def _same_moment(stored: str, header: str) -> bool:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return abs(parse(stored) - parse(header)) < timedelta(milliseconds=1)
+
+
+def test_a_queue_without_a_live_daemon_is_a_problem_in_status_and_doctor(
+    pg_url: str, tmp_path: Path, sink: Sink, fleet: list[PgDaemon]
+) -> None:
+    apply_jobs(pg_url, tmp_path, sink)
+    gpu = PgDaemon(pg_url, tmp_path, "--queue", "gpu").wait_ready()
+    fleet.append(gpu)
+    wait_until(lambda: len(sink.requests_to("/gpu/0")) >= 2, 10, "gpu jobs to fire")
+    status = jobctl(pg_url, "status", "--json")
+    document = json.loads(status.stdout)
+    [entry] = document["daemons"]
+    assert (entry["pid"], entry["queues"]) == (gpu.pid, ["gpu"])
+    assert entry["fired_last_minute"] >= JOBS_GPU
+    assert document["unserved_queues"] == [{"queue": "default", "jobs": JOBS_DEFAULT}]
+    text = jobctl(pg_url, "status").stdout
+    assert f"pid {gpu.pid}: queues gpu, up" in text
+    assert f"queue default: {JOBS_DEFAULT} enabled jobs and no live daemon firing it" in text
+    doctor = json.loads(jobctl(pg_url, "doctor", "--json").stdout)
+    [queues] = [item for item in doctor if item["check"] == "queues"]
+    assert queues["level"] == "warn" and "default (16 jobs)" in queues["message"]
+    assert not [r for r in sink.received if r.path.startswith("/default/")]
+    assert gpu.stop() == 0
+
+    # A daemon for `default` comes: the slots that passed without one are missed, not lost.
+    fleet.append(PgDaemon(pg_url, tmp_path, "--queue", "default").wait_ready())
+    wait_until(lambda: sink.requests_to("/default/0"), 10, "default jobs to fire")
+    missed = rows(
+        pg_url,
+        "SELECT DISTINCT jobs.name FROM runs JOIN jobs ON jobs.id = runs.job_id "
+        "WHERE runs.status = 'missed'",
+    )
+    assert {name for (name,) in missed} == {f"default-{i}" for i in range(JOBS_DEFAULT)}
+    # The stopped gpu daemon released its lease at once: status no longer lists it.
+    live = json.loads(jobctl(pg_url, "status", "--json").stdout)["daemons"]
+    assert [entry["queues"] for entry in live] == [["default"]]
