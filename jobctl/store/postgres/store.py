@@ -9,6 +9,7 @@ from jobctl.store.postgres.agents import AgentOps
 from jobctl.store.postgres.cancels import CancelOps
 from jobctl.store.postgres.claims import ClaimOps
 from jobctl.store.postgres.completion import CompletionOps
+from jobctl.store.postgres.copying import CopyOps
 from jobctl.store.postgres.daemon_row import DaemonRowOps
 from jobctl.store.postgres.definitions import DefinitionOps
 from jobctl.store.postgres.events import EventOps
@@ -35,6 +36,7 @@ class PostgresStore(
     CancelOps,
     EventOps,
     FleetOps,
+    CopyOps,
 ):
     """A jobctl database in PostgreSQL (`url` as given, password and all: show
     `connection.redact_url(url)`)."""

@@ -12,6 +12,7 @@ from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.cancels import CancelOps
 from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.completion import CompletionOps
+from jobctl.store.sqlite.copying import CopyOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.events import EventOps
@@ -39,6 +40,7 @@ class SqliteStore(
     CancelOps,
     EventOps,
     FleetOps,
+    CopyOps,
 ):
     """A jobctl database in SQLite.
 
