@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 SERVER_ENV = "JOBCTL_TEST_POSTGRES"
@@ -60,3 +61,33 @@ def throwaway_database() -> Iterator[str]:
     finally:
         with psycopg.connect(server_url(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def dump_rows(url: str) -> list[str]:
+    """Every row of every table of jobctl's database at `url`, as text, in a stable order."""
+    import psycopg
+
+    lines = []
+    with psycopg.connect(url) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            )
+        ]
+        for table in tables:
+            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+            lines += sorted(f"{table}: {row!r}" for row in rows)
+    return lines
+
+
+def pg_query(url: str, sql: str, params: Sequence[Any]) -> list[Any]:
+    """`sql` written with SQLite's `?` marks, run on PostgreSQL (autocommit): the rows it
+    returns, read by name or position (none for a statement that returns none)."""
+    import psycopg
+
+    from jobctl.store.postgres.connection import named_row
+
+    with psycopg.connect(url, autocommit=True, row_factory=named_row) as conn:
+        cursor = conn.execute(sql.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []

@@ -1,4 +1,4 @@
-"""`jobctl db copy`: the database moved to another (SQLite to PostgreSQL) in one command."""
+"""`jobctl db copy`: moving a database to PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,65 +8,69 @@ from jobctl.cli.shared import cli, db_option, db_path, json_option
 
 
 @cli.group()
+@db_option
 def db() -> None:
-    """Work on the database as a whole."""
+    """Move the database elsewhere (today: from SQLite to PostgreSQL).
+
+    \b
+    Examples:
+      jobctl db copy --to postgresql://jobctl@db.example/jobctl
+    """
 
 
 @db.command()
 @click.option(
     "--to",
-    "target_url",
+    "to",
     required=True,
     metavar="URL",
-    help="The database to copy into: postgresql://USER@HOST[:PORT]/DBNAME (or an SQLite path).",
-)
-@click.option(
-    "--batch",
-    type=click.IntRange(1, 100_000),
-    default=2000,
-    show_default=True,
-    help="Rows per transaction on the target.",
+    help="The PostgreSQL database to copy into (postgresql://USER@HOST[:PORT]/DB).",
 )
 @db_option
 @json_option
 @click.pass_context
-def copy(ctx: click.Context, target_url: str, batch: int, as_json: bool) -> None:
-    """Copy jobs, agents, chains, webhook secrets, history and events into another database.
+def copy(ctx: click.Context, to: str, as_json: bool) -> None:
+    """Copy the SQLite database's jobs, agents, chains, history and events into PostgreSQL.
 
-    In batches, with a progress line per batch on stderr; stopped (or failed) half way, the
-    same command continues where it stopped, copying nothing twice; the row counts of both
-    are compared at the end. Stop the daemon first; the target must hold no other jobs.
+    In batches with progress on stderr; run it again after an interruption and it goes on
+    where it stopped. The rows are counted on both sides at the end. Stop the daemon first:
+    runs it records meanwhile would be missing.
 
     \b
     Examples:
-      jobctl db copy --to postgresql://jobctl@db.internal/jobctl
-      JOBCTL_DB=~/old.db jobctl db copy --to postgresql://jobctl@localhost/jobctl
+      jobctl daemon stop
+      jobctl db copy --to postgresql://jobctl@db.example/jobctl
+      JOBCTL_DB=postgresql://jobctl@db.example/jobctl jobctl daemon --detach
     """
     from jobctl.dbcopy import copy_database
-    from jobctl.errors import Failed, InvalidInput
+    from jobctl.errors import DaemonUnavailable, InvalidInput, NotFound
     from jobctl.liveness import daemon_running
     from jobctl.output import to_json
-    from jobctl.paths import resolve_db_path
-    from jobctl.store import open_store
+    from jobctl.paths import PostgresUrl, is_postgres_url
+    from jobctl.store import open_postgres
+    from jobctl.store.sqlite import open_store as open_sqlite
 
-    source_at, target_at = db_path(ctx), resolve_db_path(target_url)
-    if str(source_at) == str(target_at):
-        raise InvalidInput("--to names the database being copied: give another one")
-    source = open_store(source_at, create=False)
-    ctx.call_on_close(source.close)
-    target = open_store(target_at)
+    source = db_path(ctx)
+    if isinstance(source, PostgresUrl):
+        raise InvalidInput("db copy copies an SQLite database: --db names a PostgreSQL one")
+    if not is_postgres_url(to):
+        raise InvalidInput(f"--to {to!r}: give a postgresql:// URL")
+    if not source.is_file():
+        raise NotFound(f"no database at {source}")
+    reader = open_sqlite(source, create=False)
+    ctx.call_on_close(reader.close)
+    if daemon_running(reader, source):
+        raise DaemonUnavailable(
+            f"a daemon is running on {source}: stop it first (jobctl daemon stop)"
+        )
+    target = open_postgres(PostgresUrl(to))
     ctx.call_on_close(target.close)
-    for store, where, side in ((source, source_at, "source"), (target, target_at, "target")):
-        if daemon_running(store, where):
-            raise Failed(
-                f"a daemon is running on the {side} ({where}): stop it first "
-                "(jobctl daemon stop), so that the copy misses nothing"
-            )
-    result = copy_database(
-        source, target, str(source_at), lambda line: click.echo(f"jobctl: {line}", err=True), batch
-    )
+
+    def progress(table: str, done: int, total: int) -> None:
+        click.echo(f"{table}: {done} of {total} rows", err=True)
+
+    counts = copy_database(reader, target, progress=progress)
     if as_json:
-        click.echo(to_json({"to": str(target_at), "resumed": result.resumed, **result.counts}))
-        return
-    counts = ", ".join(f"{count} {name}" for name, count in result.counts.items())
-    click.echo(f"copied {source_at} to {target_at}: {counts} (counts checked)")
+        click.echo(to_json({count.table: count.rows for count in counts}))
+    else:
+        click.echo(f"copied {source} to {PostgresUrl(to)}: the rows add up in every table")

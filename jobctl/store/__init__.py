@@ -36,27 +36,28 @@ from jobctl.store.sqlite import (
 
 if TYPE_CHECKING:
     from jobctl.models import DaemonRow
+    from jobctl.store.postgres import PostgresStore
 
 
 def open_store(location: DbLocation, *, create: bool = True) -> Store:
     """Open (creating a missing SQLite file if asked) and migrate the database, for
     reading and writing."""
     if isinstance(location, PostgresUrl):
-        return _open_postgres(location)
+        return open_postgres(location)
     return sqlite.open_store(location, create=create)
 
 
 def open_store_for_reading(location: DbLocation) -> Store:
     """An existing database for a command that only reads (see the SQLite store's)."""
     if isinstance(location, PostgresUrl):
-        return _open_postgres(location)
+        return open_postgres(location)
     return sqlite.open_store_for_reading(location)
 
 
 def open_store_for_completion(location: DbLocation) -> Store | None:
     """The database read for TAB completion, or None where there is none to read."""
     if isinstance(location, PostgresUrl):
-        return _open_postgres(location)
+        return open_postgres(location)
     if not Path(location).is_file():
         return None
     return sqlite.open_store_for_completion(location)
@@ -85,7 +86,9 @@ def peek_daemon_row(location: DbLocation, *, timeout: float = 1.0) -> DaemonRow 
         store.close()
 
 
-def _open_postgres(location: PostgresUrl) -> Store:
+def open_postgres(location: PostgresUrl) -> PostgresStore:
+    """The PostgreSQL database at `location`, opened and migrated (for what only it offers:
+    `db copy` writes into it)."""
     from jobctl.errors import Failed
 
     try:
@@ -102,6 +105,7 @@ __all__ = [
     "Store",
     "StoreError",
     "empty_store",
+    "open_postgres",
     "open_store",
     "open_store_for_completion",
     "open_store_for_reading",

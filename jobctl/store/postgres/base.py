@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from psycopg.abc import QueryNoTemplate
+
 from jobctl.store.postgres.connection import Connection
 from jobctl.store.postgres.transaction import in_transaction, write_transaction
 
@@ -15,7 +17,7 @@ class Connected:
 
     conn: Connection
 
-    def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def value(self, sql: QueryNoTemplate, params: Sequence[Any] = ()) -> Any:
         """The first column of the one row an aggregate query returns."""
         row = self.conn.execute(sql, params).fetchone()
         assert row is not None

@@ -178,7 +178,7 @@ class EventOps(Connected):
         rows = self.conn.execute(
             f"SELECT id, at, type, job, run, data FROM events WHERE {' AND '.join(where)} "
             f"ORDER BY id {order} LIMIT %s",
-            (*params, limit),
+            (*params, limit if limit >= 0 else None),  # a negative limit is none, as on SQLite
         ).fetchall()
         if newest:
             rows.reverse()

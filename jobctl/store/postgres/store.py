@@ -9,13 +9,13 @@ from jobctl.store.postgres.agents import AgentOps
 from jobctl.store.postgres.cancels import CancelOps
 from jobctl.store.postgres.claims import ClaimOps
 from jobctl.store.postgres.completion import CompletionOps
-from jobctl.store.postgres.copying import CopyOps
 from jobctl.store.postgres.daemon_row import DaemonRowOps
 from jobctl.store.postgres.definitions import DefinitionOps
 from jobctl.store.postgres.events import EventOps
 from jobctl.store.postgres.fleet import FleetOps
 from jobctl.store.postgres.history import HistoryOps
 from jobctl.store.postgres.hooks import HookOps
+from jobctl.store.postgres.imports import ImportOps
 from jobctl.store.postgres.jobs import JobOps
 from jobctl.store.postgres.live import LiveOps
 from jobctl.store.postgres.runs import RunOps
@@ -36,7 +36,7 @@ class PostgresStore(
     CancelOps,
     EventOps,
     FleetOps,
-    CopyOps,
+    ImportOps,
 ):
     """A jobctl database in PostgreSQL (`url` as given, password and all: show
     `connection.redact_url(url)`)."""

@@ -12,11 +12,11 @@ from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.cancels import CancelOps
 from jobctl.store.sqlite.claims import ClaimOps
 from jobctl.store.sqlite.completion import CompletionOps
-from jobctl.store.sqlite.copying import CopyOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.events import EventOps
 from jobctl.store.sqlite.fleet import FleetOps
+from jobctl.store.sqlite.export import ExportOps
 from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
@@ -40,7 +40,7 @@ class SqliteStore(
     CancelOps,
     EventOps,
     FleetOps,
-    CopyOps,
+    ExportOps,
 ):
     """A jobctl database in SQLite.
 
