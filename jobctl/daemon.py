@@ -109,6 +109,7 @@ class Daemon:
 
     async def _main(self) -> int:
         store = self.store = open_store(self.config.db_path)
+        store.writes_in_turn()
         self.watch = DatabaseWatch(self.config.db_path, self.lock, self.state, self._show_status)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
