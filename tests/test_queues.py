@@ -78,3 +78,21 @@ def test_leases_expire_once_and_a_clean_stop_releases_at_once(store_at: DbLocati
         assert (a.in_flight, a.fired_last_minute) == (2, 7)
     finally:
         store.close()
+
+
+def test_a_dead_man_alert_is_marked_once_whoever_asks_second(store_at: DbLocation) -> None:
+    from jobctl.catalog import insert_job
+    from jobctl.job_changes import build_job
+    from jobctl.models import JobChange
+
+    store = open_store(store_at)
+    try:
+        change = JobChange(name="quiet", command="true", every="1m", timezone="UTC")
+        with store.write():
+            insert_job(store, build_job(change, existing=None, now=T0), T0)
+        job = store.job_named("quiet")
+        assert job is not None and job.id is not None
+        assert store.mark_alerted(job.id, T0) is True
+        assert store.mark_alerted(job.id, T0 + timedelta(seconds=1)) is False  # sent once
+    finally:
+        store.close()

@@ -134,10 +134,15 @@ class JobOps(Connected):
         ).fetchall()
         return [Job.from_row(row) for row in rows]
 
-    def mark_alerted(self, job_id: int, now: datetime) -> None:
-        """Own transaction: the job's dead-man alert went out at `now`."""
+    def mark_alerted(self, job_id: int, now: datetime) -> bool:
+        """Own transaction: the job's dead-man alert goes out at `now`; False when another
+        daemon marked it first (then that one sends it: an alert goes out once)."""
         with self.write():
-            self.conn.execute("UPDATE jobs SET alerted_at = %s WHERE id = %s", (to_db(now), job_id))
+            cursor = self.conn.execute(
+                "UPDATE jobs SET alerted_at = %s WHERE id = %s AND alerted_at IS NULL",
+                (to_db(now), job_id),
+            )
+            return cursor.rowcount == 1
 
     def count_in_flight(self, job_id: int) -> int:
         """The job's runs queued or running."""
