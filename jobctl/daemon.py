@@ -154,6 +154,7 @@ class Daemon:
             self.state.started_at, utcnow(), listen=listen, log_file=log_file
         )
         self.awake_since = min(self.awake_since, watched_since)
+        self.state.daemon_id, self.state.queues = self.fleet.id, self.config.queues
         log.info(
             "daemon started (pid %d) on %s: id %s, queues %s",
             os.getpid(),
@@ -264,6 +265,7 @@ class Daemon:
                     last_heartbeat = mono
                     store.heartbeat(utcnow())
                     self.fleet.beat(utcnow(), len(self.in_flight))
+                    self.state.daemon_id = self.fleet.id  # a new one after a lost lease
                     self.fleet.take_over(utcnow())
                     self._show_status()
                 if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -246,15 +247,24 @@ def test_a_queue_without_a_live_daemon_is_a_problem_in_status_and_doctor(
     pg_url: str, tmp_path: Path, sink: Sink, fleet: list[PgDaemon]
 ) -> None:
     apply_jobs(pg_url, tmp_path, sink)
-    gpu = PgDaemon(pg_url, tmp_path, "--queue", "gpu").wait_ready()
+    gpu = PgDaemon(pg_url, tmp_path, "--queue", "gpu", "--listen", "127.0.0.1:0").wait_ready()
     fleet.append(gpu)
     wait_until(lambda: len(sink.requests_to("/gpu/0")) >= 2, 10, "gpu jobs to fire")
-    status = jobctl(pg_url, "status", "--json")
-    document = json.loads(status.stdout)
+
+    def counted() -> dict[str, Any] | None:
+        document: dict[str, Any] = json.loads(jobctl(pg_url, "status", "--json").stdout)
+        fired = [d["fired_last_minute"] for d in document["daemons"]]
+        return document if fired and fired[0] >= JOBS_GPU else None
+
+    document = wait_until(counted, 10, "the heartbeat to count the fires")
     [entry] = document["daemons"]
     assert (entry["pid"], entry["queues"]) == (gpu.pid, ["gpu"])
-    assert entry["fired_last_minute"] >= JOBS_GPU
     assert document["unserved_queues"] == [{"queue": "default", "jobs": JOBS_DEFAULT}]
+    # /metrics names the daemon it is from
+    with urllib.request.urlopen(f"{entry['listen']}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert f'jobctl_daemon_info{{daemon="{entry["id"]}",' in metrics
+    assert f'pid="{gpu.pid}",queues="gpu"}} 1' in metrics
     text = jobctl(pg_url, "status").stdout
     assert f"pid {gpu.pid}: queues gpu, up" in text
     assert f"queue default: {JOBS_DEFAULT} enabled jobs and no live daemon firing it" in text
@@ -272,7 +282,8 @@ def test_a_queue_without_a_live_daemon_is_a_problem_in_status_and_doctor(
         "SELECT DISTINCT jobs.name FROM runs JOIN jobs ON jobs.id = runs.job_id "
         "WHERE runs.status = 'missed'",
     )
-    assert {name for (name,) in missed} == {f"default-{i}" for i in range(JOBS_DEFAULT)}
+    # (gpu jobs may have one too: their slots before their daemon was up on a loaded machine)
+    assert {f"default-{i}" for i in range(JOBS_DEFAULT)} <= {name for (name,) in missed}
     # The stopped gpu daemon released its lease at once: status no longer lists it.
     live = json.loads(jobctl(pg_url, "status", "--json").stdout)["daemons"]
     assert [entry["queues"] for entry in live] == [["default"]]
