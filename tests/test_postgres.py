@@ -174,3 +174,23 @@ def test_without_a_server_the_tests_say_how_to_run_them(monkeypatch: pytest.Monk
     finally:
         pgserver.server_problem.cache_clear()
     assert problem is not None and pgserver.SERVER_ENV in problem and "jobctl[postgres]" in problem
+
+
+def test_a_dropped_connection_is_opened_again_by_the_next_operation(pg_url: str) -> None:
+    from jobctl.store import StoreError
+    from tests.pgserver import pg_query
+
+    due_job(pg_url, "a")
+    store = open_store(PostgresUrl(pg_url))
+    pid = store.conn.info.backend_pid
+    pg_query(pg_url, "SELECT pg_terminate_backend(?)", (pid,))
+    wait_until(  # the signal is sent at once, the backend ends a moment later
+        lambda: not pg_query(pg_url, "SELECT 1 FROM pg_stat_activity WHERE pid = ?", (pid,)),
+        what="the backend to end",
+    )
+    with pytest.raises(StoreError):
+        store.count_enabled_jobs()  # the server went away under this one
+    assert store.count_enabled_jobs() == 1  # the next one connects again
+    with store.write():
+        store.heartbeat_stop_if_running()
+    store.close()

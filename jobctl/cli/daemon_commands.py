@@ -287,9 +287,9 @@ def _detach(config: Any, pidfile: Path | None) -> None:
     from jobctl.daemon import Daemon
     from jobctl.liveness import InstanceLock
     from jobctl.service import detach
-    from jobctl.store.sqlite import connect
+    from jobctl.store import open_store
 
-    connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
+    open_store(config.db_path).close()  # creates/migrates, and fails here if it cannot
     lock = InstanceLock(config.db_path)
     lock.acquire()
     if config.listen:  # here, not in the background: a busy port is one line, at once

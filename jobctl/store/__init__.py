@@ -55,9 +55,12 @@ def open_store_for_reading(location: DbLocation) -> Store:
 
 
 def open_store_for_completion(location: DbLocation) -> Store | None:
-    """The database read for TAB completion, or None where there is none to read."""
+    """The database read for TAB completion, or None where there is none to read (never
+    created or migrated; PostgreSQL gets a second to answer)."""
     if isinstance(location, PostgresUrl):
-        return open_postgres(location)
+        from jobctl.store.postgres import open_postgres_read_only
+
+        return open_postgres_read_only(location.url, timeout=1)
     if not Path(location).is_file():
         return None
     return sqlite.open_store_for_completion(location)

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.abc import QueryNoTemplate
 
-from jobctl.store.postgres.connection import Connection
+from jobctl.store.postgres.connection import Connection, connect
 from jobctl.store.postgres.transaction import in_transaction, write_transaction
 
 # The lock daemons' write transactions take first when they write in turn (events.py's
@@ -17,9 +17,22 @@ WRITE_TURN_LOCK = 0x6A6F6265  # "jobe"
 
 
 class Connected:
-    """Holds the connection; the operation groups are mixins over it."""
+    """Holds the connection; the operation groups are mixins over it.
 
-    conn: Connection
+    A connection the server or the network dropped (a restart, a failover) is opened again
+    by the next operation: the one that saw it go fails (StoreError), the daemon's next
+    step goes on."""
+
+    url: str
+    _conn: Connection
+    in_turn: bool = False  # write transactions take WRITE_TURN_LOCK first (daemons)
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn.broken:
+            self._conn = connect(self.url, migrate_schema=False)
+        return self._conn
+
     in_turn: bool = False  # write transactions take WRITE_TURN_LOCK first (daemons)
 
     def writes_in_turn(self) -> None:

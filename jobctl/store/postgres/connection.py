@@ -94,7 +94,9 @@ class Cursor(psycopg.Cursor[Row]):
 Connection = psycopg.Connection[Row]
 
 
-def connect(url: str, *, migrate_schema: bool = True) -> Connection:
+def connect(
+    url: str, *, migrate_schema: bool = True, timeout: float = CONNECT_TIMEOUT_S
+) -> Connection:
     """Open the database at `url` (autocommit, named rows) and, unless told not to, migrate it."""
     try:
         conn: Connection = psycopg.connect(
@@ -102,7 +104,7 @@ def connect(url: str, *, migrate_schema: bool = True) -> Connection:
             autocommit=True,
             row_factory=named_row,
             cursor_factory=Cursor,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=max(1, round(timeout)),
         )
     except psycopg.Error as exc:
         raise Failed(f"cannot open the database {redact_url(url)}: {_first_line(exc)}") from None

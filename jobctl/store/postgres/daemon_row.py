@@ -90,10 +90,16 @@ class DaemonRowOps(Connected):
     def record_notifications(self, run_id: int, results: Sequence[object]) -> None:
         """Own transaction: what the notifications sent after run `run_id` answered."""
         with self.write():
+            # Read and written back here, not with jsonb (which would reorder the keys).
+            row = self.conn.execute(
+                "SELECT details FROM runs WHERE id = %s FOR UPDATE", (run_id,)
+            ).fetchone()
+            if row is None:
+                return
+            details = json.loads(row[0]) if row[0] else {}
+            details["notifications"] = list(results)
             self.conn.execute(
-                "UPDATE runs SET details = (coalesce(details, '{}')::jsonb "
-                "|| jsonb_build_object('notifications', %s::jsonb))::text WHERE id = %s",
-                (json.dumps(results), run_id),
+                "UPDATE runs SET details = %s WHERE id = %s", (json.dumps(details), run_id)
             )
 
     def job_state_counts(self) -> dict[JobState, int]:

@@ -42,7 +42,7 @@ class PostgresStore(
     `connection.redact_url(url)`)."""
 
     def __init__(self, conn: connection.Connection, url: str, *, writable: bool = True) -> None:
-        self.conn = conn
+        self._conn = conn
         self.url = url
         self.writable = writable
 
@@ -59,6 +59,8 @@ def open_postgres_store(url: str) -> PostgresStore:
     return PostgresStore(connection.connect(url), url)
 
 
-def open_postgres_read_only(url: str) -> PostgresStore:
-    """Open the database at `url` without migrating it (doctor): nothing is written."""
-    return PostgresStore(connection.connect(url, migrate_schema=False), url, writable=False)
+def open_postgres_read_only(url: str, *, timeout: float = 10) -> PostgresStore:
+    """Open the database at `url` without migrating it (doctor, TAB completion): nothing
+    is written; `timeout` seconds to connect (libpq counts whole seconds, at least 1)."""
+    conn = connection.connect(url, migrate_schema=False, timeout=timeout)
+    return PostgresStore(conn, url, writable=False)
