@@ -33,8 +33,6 @@ class Connected:
             self._conn = connect(self.url, migrate_schema=False)
         return self._conn
 
-    in_turn: bool = False  # write transactions take WRITE_TURN_LOCK first (daemons)
-
     def writes_in_turn(self) -> None:
         """Every write transaction of this store waits for the other daemons' first.
 
