@@ -260,6 +260,7 @@ def _definition(job: Job) -> tuple[object, ...]:
     return (
         job.name,
         job.description,
+        job.queue,
         job.state,
         job.action,
         job.spec,
@@ -279,6 +280,7 @@ def _merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
     job = replace(
         old,
         description=new.description,
+        queue=new.queue,
         state=new.state,
         spec=new.spec,
         schedule_kind=new.schedule_kind,

@@ -28,6 +28,7 @@ from jobctl.engine.output import OutputWriter
 from jobctl.engine.recover import check_orphans, record_process, recover
 from jobctl.engine.report import log_recorded
 from jobctl.errors import InvalidInput
+from jobctl.fleet import DEFAULT_LEASE, Membership
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
 from jobctl.metrics import Metrics
@@ -64,6 +65,8 @@ class DaemonConfig:
     log: LogConfig = field(default_factory=LogConfig)
     listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
     metrics_token_env: str | None = None  # the variable that holds /metrics' bearer token
+    queues: tuple[str, ...] = ()  # the queues whose jobs it fires (empty: every queue)
+    lease: float = DEFAULT_LEASE  # seconds without a heartbeat before others take over
     # Store runs' output while they are in flight; JOBCTL_STREAM_OUTPUT=0 turns it off
     # (bench/streaming.py measures what it costs).
     stream_output: bool = field(
@@ -106,6 +109,7 @@ class Daemon:
 
     async def _main(self) -> int:
         store = self.store = open_store(self.config.db_path)
+        store.writes_in_turn()
         self.watch = DatabaseWatch(self.config.db_path, self.lock, self.state, self._show_status)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -129,15 +133,35 @@ class Daemon:
             self.listener = await host.listen(
                 self.config.listen, token, db_path=self.config.db_path
             )
+        listen = self.listener.url if self.listener else None
+        log_file = str(self.config.log.file) if self.config.log.file else None
         store.heartbeat_start(
             pid=self.owner.pid,
             host=self.owner.host,
             started_at=self.state.started_at,
             now=utcnow(),
-            listen=self.listener.url if self.listener else None,
-            log_file=str(self.config.log.file) if self.config.log.file else None,
+            listen=listen,
+            log_file=log_file,
         )
-        log.info("daemon started (pid %d) on %s", os.getpid(), self.config.db_path)
+        self.fleet = Membership(
+            store,
+            self.owner,
+            queues=self.config.queues,
+            lease=self.config.lease,
+            alone=self.lock.path is not None,
+        )
+        watched_since = self.fleet.join(
+            self.state.started_at, utcnow(), listen=listen, log_file=log_file
+        )
+        self.awake_since = min(self.awake_since, watched_since)
+        self.state.daemon_id, self.state.queues = self.fleet.id, self.config.queues
+        log.info(
+            "daemon started (pid %d) on %s: id %s, queues %s",
+            os.getpid(),
+            self.config.db_path,
+            self.fleet.id,
+            ", ".join(self.config.queues) or "all",
+        )
         self.notifier.ready(self._status_line())
         from jobctl.history import prune_forever
 
@@ -164,7 +188,7 @@ class Daemon:
                 streamer.cancel()
                 tasks.append(streamer)
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.in_flight.finish(self.owner)
+            self.in_flight.finish(self.owner, self.fleet.id)
             await self.background.drain(timeout=5)  # notifications get a moment, not forever
             await runner.close()
             store.close()
@@ -232,14 +256,19 @@ class Daemon:
                     owner=self.owner,
                     awake_since=self.awake_since,
                     gap_cause=self.gap_cause,
+                    queues=self.config.queues,
                 )
                 for notice in claimed.notices:
                     self.background.send(notice)
+                self.fleet.fired(len(claimed.claims))
                 self.state.ticks += 1
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:
                     last_heartbeat = mono
                     store.heartbeat(utcnow())
+                    self.fleet.beat(utcnow(), len(self.in_flight))
+                    self.state.daemon_id = self.fleet.id  # a new one after a lost lease
+                    self.fleet.take_over(utcnow())
                     self._show_status()
                 if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
                     last_orphan_check = mono
@@ -247,7 +276,9 @@ class Daemon:
                 if mono - last_dead_man_check >= DEAD_MAN_CHECK_EVERY:
                     last_dead_man_check = mono
                     self.background.alert_dead_men(now)
-                timeout = seconds_to_wait(store, utcnow(), idle=IDLE_POLL, soonest=MIN_TICK)
+                timeout = seconds_to_wait(
+                    store, utcnow(), idle=IDLE_POLL, soonest=MIN_TICK, queues=self.config.queues
+                )
             except Exception as exc:  # one failing step is logged; the loop goes on
                 if self.watch.cannot_write(exc):
                     timeout = WRITE_RETRY

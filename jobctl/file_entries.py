@@ -25,6 +25,7 @@ _AGENT_HTTP_KEYS = ("url", "model", "api_key_env", "system", "temperature", "max
 ENTRY_KEYS = (
     "name",
     "description",
+    "queue",
     "state",
     "action",
     "trigger",
@@ -34,7 +35,7 @@ ENTRY_KEYS = (
     "policies",
 )
 # Entry keys holding text (each is the JobChange field of that name).
-_TEXT_ENTRY_KEYS = ("name", "description", "state", "timezone")
+_TEXT_ENTRY_KEYS = ("name", "description", "queue", "state", "timezone")
 # Spec tables -> the repeated CLI option and its 'K: V' / 'K=V' separator (whose names
 # cannot hold the separator: the option could not say them).
 _TABLE_SPEC_OPTIONS = {"headers": ("header", ": "), "env": ("env", "=")}
@@ -103,6 +104,7 @@ def entry_change(entry: Mapping[str, object]) -> JobChange:
         change,
         name=texts.get("name"),
         description=texts.get("description"),
+        queue=texts.get("queue"),
         state=texts.get("state"),
         timezone=texts.get("timezone"),
         cron=schedule if kind == "cron" else None,

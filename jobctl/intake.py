@@ -31,6 +31,8 @@ class LoopState:
     last_tick_wall: datetime  # the wall clock then
     ticks: int = 0  # scheduling steps taken
     write_trouble: str | None = None  # why the database cannot be written now
+    daemon_id: str = ""  # this daemon's id in the fleet, once it joined
+    queues: tuple[str, ...] = ()  # the queues it fires (empty: every queue)
 
     def status_line(self, enabled: int, in_flight: int, trouble_for: str) -> str:
         """The systemd STATUS line: jobs, runs, ticks, and what is wrong (for how long)."""
@@ -119,4 +121,6 @@ class Intake:
             len(self._in_flight),
             states,
             self.store.last_successes(),
+            daemon_id=self.state.daemon_id,
+            queues=self.state.queues,
         )

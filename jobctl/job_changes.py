@@ -27,6 +27,7 @@ from jobctl.jobs import (
     compute_next_run,
     validate_expect,
     validate_name,
+    validate_queue,
     validate_state,
     validate_url,
 )
@@ -353,6 +354,8 @@ def build_job(
             job.name = validate_name(change.new_name)
     if change.description is not None:
         job.description = change.description
+    if change.queue is not None:
+        job.queue = validate_queue(change.queue)
     if change.state:
         job.state = validate_state(change.state)
         if job.state != JobState.PAUSED:

@@ -16,7 +16,7 @@ from jobctl import policies
 from jobctl.agents import list_agents
 from jobctl.catalog import list_jobs
 from jobctl.errors import InvalidInput
-from jobctl.models import Agent, AgentSpec, Job
+from jobctl.models import DEFAULT_QUEUE, Agent, AgentSpec, Job
 from jobctl.secrets import literal_secrets, redact_url
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class JobEntry(TypedDict, total=False):
 
     name: Required[str]
     description: str
+    queue: str
     state: str
     action: str
     trigger: str
@@ -87,6 +88,8 @@ def export_entry(job: Job) -> JobEntry:
     entry: JobEntry = {"name": job.name}
     if job.description:
         entry["description"] = job.description
+    if job.queue != DEFAULT_QUEUE:
+        entry["queue"] = job.queue
     entry["state"], entry["action"], entry["trigger"] = job.state, job.action, job.schedule_kind
     if job.schedule is not None:
         entry["schedule"] = job.schedule

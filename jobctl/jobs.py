@@ -75,6 +75,16 @@ def validate_name(name: str) -> str:
     return name
 
 
+def validate_queue(queue: str) -> str:
+    """A queue's name: the characters of a job name."""
+    if not NAME_PATTERN.fullmatch(queue or ""):
+        raise InvalidInput(
+            f"invalid queue {queue!r}: use 1-64 characters from a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit"
+        )
+    return queue
+
+
 def validate_url(url: str, *, what: str = "--url") -> str:
     url = url.strip()
     if any(ch.isspace() for ch in url):
@@ -190,6 +200,7 @@ def job_to_dict(job: Job) -> dict[str, object]:
     return {
         "name": job.name,
         "description": job.description,
+        "queue": job.queue,
         "state": job.state,
         "paused_reason": job.paused_reason,
         "action": job.action,

@@ -7,11 +7,14 @@ No HTTP here: the listener serves it.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from jobctl.models.runs import HOST
 
 if TYPE_CHECKING:
     from jobctl.engine.record import Recorded
@@ -76,6 +79,8 @@ class Gauges:
     in_flight: int  # runs executing
     jobs_by_state: Mapping[str, int]
     last_successes: Sequence[tuple[str, datetime]]  # (job, when it last succeeded), by name
+    daemon_id: str = ""  # the daemon's id in the fleet
+    queues: tuple[str, ...] = ()  # the queues it fires (empty: every queue)
 
 
 def _label(value: str) -> str:
@@ -120,6 +125,10 @@ def render_metrics(metrics: Metrics, gauges: Gauges) -> str:
         for outcome, count in sorted(metrics.webhooks.items())
     ]
     lines += [
+        "# HELP jobctl_daemon_info This daemon in the fleet: its id, host, pid and queues.",
+        "# TYPE jobctl_daemon_info gauge",
+        f'jobctl_daemon_info{{daemon="{_label(gauges.daemon_id)}",host="{_label(HOST)}",'
+        f'pid="{os.getpid()}",queues="{_label(",".join(gauges.queues) or "*")}"}} 1',
         "# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
         "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
         f"jobctl_daemon_start_timestamp_seconds {gauges.started_at.timestamp():.3f}",

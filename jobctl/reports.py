@@ -66,6 +66,7 @@ def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str,
     """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
     from jobctl.budgets import all_budgets
     from jobctl.current_runs import in_flight
+    from jobctl.fleet_view import fleet_summary
     from jobctl.history import status_summary
     from jobctl.liveness import daemon_problem, daemon_running
 
@@ -73,6 +74,7 @@ def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str,
     summary["daemon"]["problem"] = daemon_problem(store, db_path, now)
     summary["in_flight"] = in_flight(store, now)
     summary["budgets"] = all_budgets(store, now)
+    summary.update(fleet_summary(store, now, running=summary["daemon"]["running"]))
     return summary
 
 

@@ -107,7 +107,8 @@ def mark_interrupted(
         group = _run_group(run)
         if note is None and group is not None and run.owner_host == HOST:
             note = processes.kill_group(group)
-        store.interrupt_run(run.id, now, f"{reason}; {note}" if note else reason)
+        if not store.interrupt_run(run.id, now, f"{reason}; {note}" if note else reason):
+            continue  # another process ended it meanwhile
         if run.job_id is None:  # an ad hoc run: no job to count it or retry it
             continue
         store.count_executed(run.job_id, RunStatus.INTERRUPTED, run.started_at or now, final=True)

@@ -67,6 +67,21 @@ from jobctl.errors import Failed, InvalidInput
     "loopback and refused beyond.",
 )
 @click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME",
+    help="Fire only the jobs on this queue (repeat for several; default: every queue).",
+)
+@click.option(
+    "--lease",
+    default="30s",
+    show_default=True,
+    metavar="D",
+    help="PostgreSQL: without a heartbeat for this long the daemon is dead and the others "
+    "take over its runs.",
+)
+@click.option(
     "--detach",
     is_flag=True,
     help="Run in the background (pidfile, log file); return once it is up.",
@@ -116,6 +131,8 @@ def daemon(
     log_level: str,
     listen: str | None,
     metrics_token_env: str | None,
+    queues: tuple[str, ...],
+    lease: str,
     detach: bool,
     pidfile: Path | None,
     log_file: Path | None,
@@ -127,8 +144,9 @@ def daemon(
     """Run the scheduler (foreground, for systemd) until SIGTERM or SIGINT.
 
     Fires every due job, records every run, and picks up changes made with the other
-    commands within a second. One daemon per database. SIGHUP reopens the log file and
-    re-reads the env file.
+    commands within a second. One daemon per SQLite database; on PostgreSQL several share
+    one, each firing the jobs on its --queue. SIGHUP reopens the log file and re-reads the
+    env file.
 
     \b
     Examples:
@@ -140,6 +158,7 @@ def daemon(
     if ctx.invoked_subcommand is not None:
         return
     from jobctl.daemon import Daemon, DaemonConfig
+    from jobctl.jobs import validate_queue
     from jobctl.paths import PostgresUrl, default_log_path
     from jobctl.secrets import fire_environment
     from jobctl.service import LogConfig
@@ -182,6 +201,8 @@ def daemon(
         log=LogConfig(level=log_level, file=log_file, max_bytes=log_max_bytes, backups=log_backups),
         listen=listen,
         metrics_token_env=metrics_token_env,
+        queues=tuple(dict.fromkeys(validate_queue(queue) for queue in queues)),
+        lease=_lease_seconds(lease),
     )
     if listen:
         from jobctl.listener import parse_listen
@@ -201,6 +222,15 @@ def daemon(
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)
+
+
+def _lease_seconds(text: str) -> float:
+    from jobctl.timeutil import parse_duration
+
+    seconds = parse_duration(text, what="--lease").total_seconds()
+    if seconds < 2:
+        raise InvalidInput(f"invalid --lease {text!r}: at least 2s (the heartbeat beats every 1s)")
+    return seconds
 
 
 # Options of `jobctl daemon` that are about the unit or the launch, not the daemon it runs.

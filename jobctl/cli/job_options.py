@@ -93,6 +93,11 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
     ),
     click.option("--description", metavar="TEXT", help="What the job is for."),
     click.option(
+        "--queue",
+        metavar="NAME",
+        help="The queue whose daemons fire the job (default `default`).",
+    ),
+    click.option(
         "--timeout", metavar="D", help="Give up after D (default 30s http, 10m agent, 1h exec)."
     ),
     click.option("--retries", metavar="N", help="Retries after a failure (default 0)."),
@@ -170,6 +175,7 @@ def change_from_click(params: dict[str, Any], **fields: Any) -> JobChange:
         **fields,
         new_name=given.get("new_name"),
         description=given.get("description"),
+        queue=given.get("queue"),
         timezone=given.get("tz"),
         url=given.get("url"),
         method=given.get("method"),

@@ -147,6 +147,7 @@ def _render_show(
     pairs: list[tuple[str, Any]] = [
         ("name", job.name),
         ("description", job.description),
+        ("queue", job.queue),
         ("state", job.state + (f" ({job.paused_reason})" if job.paused_reason else "")),
         *current_run_pairs(data["current_run"]),
         ("action", job.action),

@@ -70,6 +70,44 @@ def _count_texts(counts: dict[str, int], missed_slots: int) -> list[str]:
     return texts
 
 
+def _fleet_pairs(summary: dict[str, Any], now: datetime) -> list[tuple[str, Any]]:
+    """The live daemons (when there are several, or one on some queues) and the queues no
+    live daemon fires."""
+    from jobctl.timeutil import humanize_delta
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    daemons = summary["daemons"]
+    pairs: list[tuple[str, Any]] = []
+    if len(daemons) > 1 or any(d["queues"] for d in daemons):
+        pairs.append(
+            (
+                "fleet",
+                [
+                    f"{d['host']} pid {d['pid']}: queues {', '.join(d['queues'] or ['all'])}, "
+                    f"up {humanize_delta(moment(d['started_at']), now).removesuffix(' ago')}, "
+                    f"heartbeat {humanize_delta(moment(d['last_heartbeat_at']), now)}, "
+                    f"{d['in_flight']} in flight, {d['fired_last_minute']} fired in the last "
+                    "minute"
+                    for d in daemons
+                ],
+            )
+        )
+    if daemons and summary["unserved_queues"]:
+        pairs.append(
+            (
+                "problem",
+                [
+                    f"queue {q['queue']}: {q['jobs']} enabled job{'s' if q['jobs'] != 1 else ''}"
+                    " and no live daemon firing it"
+                    for q in summary["unserved_queues"]
+                ],
+            )
+        )
+    return pairs
+
+
 def _render_status(summary: dict[str, Any], now: datetime, width: int | None = None) -> str:
     from jobctl.budgets import describe_use
     from jobctl.output import key_values
@@ -109,6 +147,7 @@ def _render_status(summary: dict[str, Any], now: datetime, width: int | None = N
         ),
         ("budgets", [describe_use(item) for item in summary.get("budgets", [])]),
     ]
+    pairs[1:1] = _fleet_pairs(summary, now)
     text = key_values(pairs, width=width)
     if summary["in_flight"]:
         from jobctl.cli.current_views import in_flight_text

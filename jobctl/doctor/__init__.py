@@ -24,6 +24,7 @@ from jobctl.doctor.database import (
     check_writable,
     open_database,
 )
+from jobctl.doctor.fleet import check_queues
 from jobctl.doctor.jobs import JOB_CHECKS
 from jobctl.doctor.postgres import open_postgres_database
 from jobctl.paths import DbLocation, PostgresUrl
@@ -66,6 +67,7 @@ def run_checks(
             results.append(permissions)
         if sound:
             results.append(_guarded("daemon", check_daemon, ctx))
+            results.append(_guarded("queues", check_queues, ctx))
         results.append(check_timezone_database(ctx))
         if sound:
             results.extend(_guarded(name, check, ctx) for name, check in JOB_CHECKS)
@@ -81,6 +83,7 @@ def _postgres_checks(ctx: Context, location: PostgresUrl) -> list[Check]:
     try:
         if ctx.store is not None:
             results.append(_guarded("daemon", check_daemon, ctx))
+            results.append(_guarded("queues", check_queues, ctx))
         results.append(check_timezone_database(ctx))
         if ctx.store is not None:
             results.extend(_guarded(name, check, ctx) for name, check in JOB_CHECKS)

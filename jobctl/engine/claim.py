@@ -7,6 +7,7 @@ slots missed while no daemon watched are recorded and caught up by the job's pol
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,10 @@ def claim_due(
     owner: Owner,
     limit: int = CLAIM_BATCH,
     gap_cause: str = NO_DAEMON,
+    queues: Sequence[str] = (),
 ) -> Step:
-    """Claim every due slot and every queued run that may start, in one transaction.
+    """Claim every due slot and every queued run that may start, in one transaction, of
+    the jobs on `queues` (empty: every queue).
 
     Slots before `awake_since` passed while no daemon was watching: they are missed (one
     row per gap, `gap_cause` saying why) and handled by the job's catch-up policy; later
@@ -110,9 +113,9 @@ def claim_due(
             gap_cause=gap_cause,
             active=store.running_counts(),
         )
-        for job in store.due_jobs(now, limit):
+        for job in store.due_jobs(now, limit, queues):
             claiming.claim_job(job)
-        claiming.start_queued()
+        claiming.start_queued(queues)
     return claiming.step
 
 
@@ -286,10 +289,10 @@ class Claiming:
                 self._fire_or_skip(job, RunTrigger.CATCHUP, slot)
         return timetable.next_after(self.awake_since - TINY), gap.last
 
-    def start_queued(self) -> None:
+    def start_queued(self, queues: Sequence[str] = ()) -> None:
         """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
         store, now = self.store, self.now
-        for queued in store.due_queued_runs(now):
+        for queued in store.due_queued_runs(now, queues):
             job = queued.job
             assert job.id is not None
             if queued.trigger in AUTOMATIC and job.state == JobState.PAUSED:
@@ -308,7 +311,8 @@ class Claiming:
                     store.skip_queued_run(queued.run_id, now, IN_FLIGHT_SKIP)
                     store.count_skipped(job.id)
                 continue  # otherwise it waits for the run in flight
-            store.start_queued_run(queued.run_id, now, self.owner)
+            if not store.start_queued_run(queued.run_id, now, self.owner):
+                continue  # another daemon started it
             claim = Claim(
                 queued.run_id,
                 job,
@@ -366,17 +370,19 @@ def prepare(store: Store, claim: Claim) -> Claim:
     return claim
 
 
-def next_wake(store: Store) -> datetime | None:
+def next_wake(store: Store, queues: Sequence[str] = ()) -> datetime | None:
     """The earliest time anything becomes due: a job's next slot or a queued run."""
     # A queued run waiting behind a run in flight is not due: the end of that run wakes
     # the loop, so counting it here would only make the loop spin.
-    return store.next_wake()
+    return store.next_wake(queues)
 
 
-def seconds_to_wait(store: Store, now: datetime, *, idle: float, soonest: float) -> float:
+def seconds_to_wait(
+    store: Store, now: datetime, *, idle: float, soonest: float, queues: Sequence[str] = ()
+) -> float:
     """How long a loop may sleep: until the next due time, at most `idle`, at least
     `soonest` (slots closer together share one claim); 0 while something is still due."""
-    wake = store.next_wake()
+    wake = store.next_wake(queues)
     if wake is None:
         return idle
     until = (wake - now).total_seconds()

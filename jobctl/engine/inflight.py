@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from jobctl.engine.cancel import CancelWatch, cancelled_outcome
@@ -60,6 +60,7 @@ class InFlight:
         owner: Owner,
         awake_since: datetime,
         gap_cause: str = NO_DAEMON,
+        queues: Sequence[str] = (),
     ) -> Step:
         """The daemon's step (engine.step without waiting on the fires): record what has
         finished (a run that is over is not in flight for the overlap policy), claim what
@@ -67,7 +68,12 @@ class InFlight:
         self.flush()
         self._cancelling.update(self._cancel_watch.stop_requested(owner, self._tasks))
         claimed = claim_due(
-            self.store, now, awake_since=awake_since, owner=owner, gap_cause=gap_cause
+            self.store,
+            now,
+            awake_since=awake_since,
+            owner=owner,
+            gap_cause=gap_cause,
+            queues=queues,
         )
         log_claimed(claimed)
         self.start(claimed.claims, env)
@@ -137,14 +143,14 @@ class InFlight:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def finish(self, owner: Owner) -> None:
+    def finish(self, owner: Owner, daemon_id: str | None = None) -> None:
         """At shutdown, after `settle`: the last outcomes recorded, the runs still in flight
         interrupted, the heartbeat stopped; a database that cannot be written is logged."""
         try:
             self.flush()
             if self.runner.output is not None:
                 self.runner.output.flush()  # what the runs cut short had printed
-            interrupt_own(self.store, owner, utcnow())
+            interrupt_own(self.store, owner, utcnow(), daemon_id)
         except StoreError as exc:  # a full disk, say: stop cleanly all the same
             log.error(
                 "could not record how the runs in flight ended (%s): the next jobctl "

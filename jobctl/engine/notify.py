@@ -57,7 +57,8 @@ def dead_man_alerts(store: Store, now: datetime) -> list[tuple[str, Notice]]:
         if not window or since is None or (now - since).total_seconds() < window:
             continue
         assert job.id is not None
-        store.mark_alerted(job.id, now)
+        if not store.mark_alerted(job.id, now):
+            continue  # another daemon sends it
         text = (
             f"jobctl: {job.name} has not succeeded for "
             f"{format_duration(round((now - since).total_seconds()))} "

@@ -18,7 +18,7 @@ from jobctl.store import StoreError
 from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from jobctl.models import Owner
+    from jobctl.models import DaemonEntry, Owner
     from jobctl.store import Store
 
 log = logging.getLogger("jobctl.daemon")
@@ -63,8 +63,9 @@ async def check_orphans(store: Store) -> None:
         log.exception("orphan check failed")
 
 
-def interrupt_own(store: Store, owner: Owner, now: datetime) -> None:
-    """At shutdown: the owner's runs still `running` are interrupted; the heartbeat stops."""
+def interrupt_own(store: Store, owner: Owner, now: datetime, daemon_id: str | None = None) -> None:
+    """At shutdown: the owner's runs still `running` are interrupted; the heartbeat stops
+    and the daemon's lease (`daemon_id`) is released at once."""
     with store.write():
         left = store.running_run_ids(owner.pid, owner.host)
         interrupted = runs.mark_interrupted(
@@ -74,8 +75,38 @@ def interrupt_own(store: Store, owner: Owner, now: datetime) -> None:
             reason="interrupted: the daemon stopped before the run finished",
         )
         store.heartbeat_stop(now)
+        if daemon_id is not None:
+            store.daemon_leave(daemon_id, now)
     for orphan in interrupted:
         log.warning("run %d of %s interrupted by shutdown", orphan.run_id, orphan.job)
+
+
+def take_over_expired(store: Store, now: datetime) -> list[DaemonEntry]:
+    """Daemons whose lease ran out are dead: their runs in flight become interrupted (and
+    retried per policy). A daemon doing the same at the same moment takes none of them."""
+    with store.write():
+        dead = store.expire_daemons(now)
+        orphans = []
+        for entry in dead:
+            reason = (
+                f"interrupted: its daemon (pid {entry.pid} on {entry.host}) stopped renewing "
+                "its lease"
+            )
+            left = store.running_run_ids(entry.pid, entry.host)
+            orphans += runs.mark_interrupted(store, now, run_ids=left, reason=reason)
+        retried = retry_interrupted(store, orphans, now)
+    for entry in dead:
+        log.warning(
+            "daemon %s (pid %d on %s) let its lease expire: taken over",
+            entry.id,
+            entry.pid,
+            entry.host,
+        )
+    for orphan in orphans:
+        log.warning("run %d of %s interrupted: its daemon died", orphan.run_id, orphan.job)
+    if retried:
+        log.info("queued %d retries of interrupted runs", retried)
+    return dead
 
 
 def record_process(store: Store, run_id: int, pid: int) -> None:

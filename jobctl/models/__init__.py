@@ -32,6 +32,12 @@ from jobctl.models.agents import (
 from jobctl.models.agents import (
     TokenUse as TokenUse,
 )
+from jobctl.models.fleet import (
+    DaemonEntry as DaemonEntry,
+)
+from jobctl.models.jobs import (
+    DEFAULT_QUEUE as DEFAULT_QUEUE,
+)
 from jobctl.models.jobs import (
     Job as Job,
 )

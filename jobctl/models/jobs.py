@@ -15,6 +15,9 @@ from jobctl.models.words import ActionKind, JobState, ScheduleKind
 from jobctl.schedule import Schedule
 from jobctl.timeutil import from_db
 
+# The queue a job is on unless it says otherwise (`--queue`); daemons fire only their queues.
+DEFAULT_QUEUE = "default"
+
 
 @dataclass(frozen=True)
 class StoredJob:
@@ -51,6 +54,7 @@ class Job:
     schedule: str | None
     timezone: str
     description: str = ""
+    queue: str = DEFAULT_QUEUE
     state: str = JobState.ENABLED
     paused_reason: str | None = None
     policies: Policies = field(default_factory=Policies)
@@ -87,6 +91,7 @@ class Job:
             id=row["id"],
             name=row["name"],
             description=row["description"],
+            queue=row["queue"],
             state=row["state"],
             paused_reason=row["paused_reason"],
             spec=spec_from_dict(row["action"], json.loads(row["spec"])),
@@ -147,6 +152,7 @@ class JobChange:
     name: str | None = None
     new_name: str | None = None
     description: str | None = None
+    queue: str | None = None
     state: str | None = None
     timezone: str | None = None
     # The action: the fields of one kind (url / agent / command chooses it).

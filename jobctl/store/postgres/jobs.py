@@ -22,6 +22,7 @@ from jobctl.timeutil import to_db, utcnow
 JOB_COLUMNS = (
     "name",
     "description",
+    "queue",
     "state",
     "paused_reason",
     "action",
@@ -37,7 +38,7 @@ JOB_COLUMNS = (
 )
 # What `apply` rewrites for a changed job. The daemon also writes state and timing (a fire,
 # an auto-pause), so those are written only when the file changes the schedule or state.
-DEFINITION_COLUMNS = ("description", "action", "spec", "policies", "updated_at")
+DEFINITION_COLUMNS = ("description", "queue", "action", "spec", "policies", "updated_at")
 TIMING_COLUMNS = (
     "state",
     "paused_reason",
@@ -59,6 +60,7 @@ def _column_values(job: Job) -> dict[str, Any]:
     return {
         "name": job.name,
         "description": job.description,
+        "queue": job.queue,
         "state": job.state,
         "paused_reason": job.paused_reason,
         "action": job.action,
@@ -132,10 +134,15 @@ class JobOps(Connected):
         ).fetchall()
         return [Job.from_row(row) for row in rows]
 
-    def mark_alerted(self, job_id: int, now: datetime) -> None:
-        """Own transaction: the job's dead-man alert went out at `now`."""
+    def mark_alerted(self, job_id: int, now: datetime) -> bool:
+        """Own transaction: the job's dead-man alert goes out at `now`; False when another
+        daemon marked it first (then that one sends it: an alert goes out once)."""
         with self.write():
-            self.conn.execute("UPDATE jobs SET alerted_at = %s WHERE id = %s", (to_db(now), job_id))
+            cursor = self.conn.execute(
+                "UPDATE jobs SET alerted_at = %s WHERE id = %s AND alerted_at IS NULL",
+                (to_db(now), job_id),
+            )
+            return cursor.rowcount == 1
 
     def count_in_flight(self, job_id: int) -> int:
         """The job's runs queued or running."""

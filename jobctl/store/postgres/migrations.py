@@ -162,9 +162,35 @@ def _m001_initial(conn: psycopg.Connection[Any]) -> None:
     conn.execute(_INITIAL)
 
 
+_FLEET = """
+ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+CREATE TABLE daemons (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    queues TEXT NOT NULL DEFAULT '[]',
+    started_at TEXT COLLATE "C" NOT NULL,
+    last_beat_at TEXT COLLATE "C" NOT NULL,
+    lease_until TEXT COLLATE "C" NOT NULL,
+    stopped_at TEXT COLLATE "C",
+    listen TEXT,
+    log_file TEXT,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    fired_last_minute INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX daemons_live ON daemons (lease_until) WHERE stopped_at IS NULL;
+"""
+
+
+def _m002_fleet(conn: psycopg.Connection[Any]) -> None:
+    # Worker queues and the fleet of daemons (SQLite's migration 12).
+    conn.execute(_FLEET)
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("the whole schema of SQLite's migrations 1-11", _m001_initial),
+    ("worker queues and the fleet of daemons", _m002_fleet),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -208,8 +208,9 @@ class RunOps(Connected):
         )
         return True
 
-    def interrupt_run(self, run_id: int, now: datetime, error: str) -> None:
-        """A `running` row ends `interrupted` at `now`."""
+    def interrupt_run(self, run_id: int, now: datetime, error: str) -> bool:
+        """A `running` row ends `interrupted` at `now`; False if it was no longer running
+        (another process ended it first)."""
         row = self.conn.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = %s, error = %s, "
             "duration_ms = (extract(epoch FROM %s::timestamptz - started_at::timestamptz) * 1000)"
@@ -217,15 +218,17 @@ class RunOps(Connected):
             "WHERE id = %s AND status = 'running' RETURNING duration_ms",
             (to_db(now), error, to_db(now), run_id),
         ).fetchone()
-        if row is not None:
-            run_finished_event(
-                self.conn,
-                now,
-                run_id,
-                status=RunStatus.INTERRUPTED,
-                duration_ms=row[0],
-                error=error,
-            )
+        if row is None:
+            return False
+        run_finished_event(
+            self.conn,
+            now,
+            run_id,
+            status=RunStatus.INTERRUPTED,
+            duration_ms=row[0],
+            error=error,
+        )
+        return True
 
     def keep_partial_output(
         self, run_id: int, output: str | None, snapshot: Mapping[str, Any] | None

@@ -13,6 +13,7 @@ from jobctl.store.postgres.completion import CompletionOps
 from jobctl.store.postgres.daemon_row import DaemonRowOps
 from jobctl.store.postgres.definitions import DefinitionOps
 from jobctl.store.postgres.events import EventOps
+from jobctl.store.postgres.fleet import FleetOps
 from jobctl.store.postgres.history import HistoryOps
 from jobctl.store.postgres.hooks import HookOps
 from jobctl.store.postgres.imports import ImportOps
@@ -35,6 +36,7 @@ class PostgresStore(
     AccessOps,
     CancelOps,
     EventOps,
+    FleetOps,
     ImportOps,
     BudgetOps,
 ):

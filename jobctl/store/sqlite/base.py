@@ -14,6 +14,9 @@ class Connected:
 
     conn: sqlite3.Connection
 
+    def writes_in_turn(self) -> None:
+        """Write transactions wait for each other's: SQLite always does (one writer)."""
+
     @contextmanager
     def write(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT (rolled back on any exception); operations called

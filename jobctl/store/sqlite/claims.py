@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jobctl.models import EventType, JobState, Owner, QueuedRun, RunTrigger, UnreadableJob
 from jobctl.store.sqlite.base import Connected
 from jobctl.store.sqlite.events import job_event, job_run_event, run_started_event, short_error
+from jobctl.store.sqlite.fleet import queue_filter
 from jobctl.timeutil import from_db, iso_z, to_db, utcnow
 
 if TYPE_CHECKING:
@@ -32,12 +33,17 @@ def _job(row: sqlite3.Row) -> Job:
 class ClaimOps(Connected):
     # ------------------------------------------------------------------------- due jobs
 
-    def due_jobs(self, now: datetime, limit: int) -> list[Job | UnreadableJob]:
-        """Enabled jobs whose next slot is at or before `now`, soonest first; a row that
-        cannot be read comes back as UnreadableJob, so that one broken job stops no other."""
+    def due_jobs(
+        self, now: datetime, limit: int, queues: Sequence[str] = ()
+    ) -> list[Job | UnreadableJob]:
+        """Enabled jobs on `queues` (empty: every queue) whose next slot is at or before
+        `now`, soonest first; a row that cannot be read comes back as UnreadableJob, so that
+        one broken job stops no other."""
+        on_queues, params = queue_filter(queues)
         rows = self.conn.execute(
-            "SELECT * FROM jobs WHERE next_run_at <= ? AND state = ? ORDER BY next_run_at LIMIT ?",
-            (to_db(now), JobState.ENABLED, limit),
+            f"SELECT * FROM jobs WHERE next_run_at <= ? AND state = ?{on_queues} "
+            "ORDER BY next_run_at LIMIT ?",
+            (to_db(now), JobState.ENABLED, *params, limit),
         ).fetchall()
         jobs: list[Job | UnreadableJob] = []
         for row in rows:
@@ -127,15 +133,17 @@ class ClaimOps(Connected):
 
     # --------------------------------------------------------------------- queued runs
 
-    def due_queued_runs(self, now: datetime) -> list[QueuedRun]:
-        """Queued runs nobody keeps whose due time is at or before `now`, oldest first."""
+    def due_queued_runs(self, now: datetime, queues: Sequence[str] = ()) -> list[QueuedRun]:
+        """Queued runs of jobs on `queues` (empty: every queue) nobody keeps whose due time
+        is at or before `now`, oldest first."""
+        on_queues, params = queue_filter(queues, "jobs.queue")
         rows = self.conn.execute(
             "SELECT runs.id AS run_id, runs.trigger AS run_trigger, runs.attempt, "
             "runs.scheduled_for AS slot, runs.details AS run_details, jobs.* "
             "FROM runs JOIN jobs ON jobs.id = runs.job_id "
-            "WHERE runs.status = 'queued' AND runs.due_at <= ? AND runs.owner_pid IS NULL "
-            "ORDER BY runs.due_at, runs.id",
-            (to_db(now),),
+            "WHERE runs.status = 'queued' AND runs.due_at <= ? AND runs.owner_pid IS NULL"
+            f"{on_queues} ORDER BY runs.due_at, runs.id",
+            (to_db(now), *params),
         ).fetchall()
         queued = []
         for row in rows:
@@ -153,15 +161,18 @@ class ClaimOps(Connected):
             )
         return queued
 
-    def start_queued_run(self, run_id: int, now: datetime, owner: Owner) -> None:
-        """A queued row becomes `running`, owned by `owner`, from `now`."""
+    def start_queued_run(self, run_id: int, now: datetime, owner: Owner) -> bool:
+        """A queued row becomes `running`, owned by `owner`, from `now`; False when it was
+        no longer queued (another daemon started it)."""
         row = self.conn.execute(
             "UPDATE runs SET status = 'running', started_at = ?, owner_pid = ?, owner_host = ? "
             "WHERE id = ? AND status = 'queued' RETURNING job_id, trigger, attempt, scheduled_for",
             (to_db(now), owner.pid, owner.host, run_id),
         ).fetchone()
-        if row is not None:
-            self._started_event(run_id, now, row)
+        if row is None:
+            return False
+        self._started_event(run_id, now, row)
+        return True
 
     def _started_event(self, run_id: int, now: datetime, row: Sequence[Any]) -> None:
         """`run.started` for a row read back as (job_id, trigger, attempt, scheduled_for)."""
@@ -208,9 +219,11 @@ class ClaimOps(Connected):
         self._started_event(int(row[0]), now, tuple(row)[1:])
         return int(row[0])
 
-    def next_wake(self) -> datetime | None:
+    def next_wake(self, queues: Sequence[str] = ()) -> datetime | None:
         """The earliest next slot of an enabled job or due time of a queued run that nobody
-        keeps and no running run of its job holds back."""
+        keeps and no running run of its job holds back (of jobs on `queues`; empty: all)."""
+        if queues:
+            return self._next_wake_on(queues)
         row = self.conn.execute(
             "SELECT min(t) FROM ("
             " SELECT min(next_run_at) AS t FROM jobs WHERE state = 'enabled'"
@@ -218,6 +231,21 @@ class ClaimOps(Connected):
             " UNION ALL SELECT min(q.due_at) FROM runs AS q WHERE q.status = 'queued'"
             " AND q.owner_pid IS NULL AND NOT EXISTS (SELECT 1 FROM runs AS r"
             " WHERE r.job_id = q.job_id AND r.status = 'running'))"
+        ).fetchone()
+        return from_db(row[0]) if row and row[0] else None
+
+    def _next_wake_on(self, queues: Sequence[str]) -> datetime | None:
+        on_queues, params = queue_filter(queues)
+        on_job_queues, job_params = queue_filter(queues, "j.queue")
+        row = self.conn.execute(
+            "SELECT min(t) FROM ("
+            " SELECT min(next_run_at) AS t FROM jobs WHERE state = 'enabled'"
+            f" AND next_run_at IS NOT NULL{on_queues}"
+            " UNION ALL SELECT min(q.due_at) FROM runs AS q JOIN jobs AS j ON j.id = q.job_id"
+            " WHERE q.status = 'queued' AND q.owner_pid IS NULL AND NOT EXISTS"
+            f" (SELECT 1 FROM runs AS r WHERE r.job_id = q.job_id AND r.status = 'running')"
+            f"{on_job_queues})",
+            (*params, *job_params),
         ).fetchone()
         return from_db(row[0]) if row and row[0] else None
 

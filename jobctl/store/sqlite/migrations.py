@@ -316,6 +316,32 @@ def _m011_web_access(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m012_fleet(conn: sqlite3.Connection) -> None:
+    # Worker queues (a job fires only on a daemon serving its queue) and the fleet of
+    # daemons: one row per daemon start, with its lease (PostgreSQL runs several at once).
+    execute_script(
+        conn,
+        """
+        ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+        CREATE TABLE daemons (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            queues TEXT NOT NULL DEFAULT '[]',
+            started_at TEXT NOT NULL,
+            last_beat_at TEXT NOT NULL,
+            lease_until TEXT NOT NULL,
+            stopped_at TEXT,
+            listen TEXT,
+            log_file TEXT,
+            in_flight INTEGER NOT NULL DEFAULT 0,
+            fired_last_minute INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        CREATE INDEX daemons_live ON daemons (lease_until) WHERE stopped_at IS NULL;
+        """,
+    )
+
+
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
@@ -329,6 +355,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("exec runs' process groups", _m009_run_process_group),
     ("ad hoc runs, cancel, rerun; output in pieces; the event stream", _m010_live_runs),
     ("the API token, login codes and sessions", _m011_web_access),
+    ("worker queues and the fleet of daemons", _m012_fleet),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

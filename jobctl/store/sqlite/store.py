@@ -17,6 +17,7 @@ from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.events import EventOps
 from jobctl.store.sqlite.export import ExportOps
+from jobctl.store.sqlite.fleet import FleetOps
 from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
@@ -39,6 +40,7 @@ class SqliteStore(
     AccessOps,
     CancelOps,
     EventOps,
+    FleetOps,
     ExportOps,
     BudgetOps,
 ):

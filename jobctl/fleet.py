@@ -1,0 +1,128 @@
+"""This daemon's place in the fleet: its id and lease (renewed with the heartbeat), the
+takeover of daemons whose lease ran out, and what it tells the others in its row.
+
+On PostgreSQL several daemons share the database with no leader: each slot is claimed by
+row locks, and a daemon that stops renewing its lease is declared dead by whichever other
+daemon notices first (a conditional update: one of them wins), which interrupts its runs
+in flight and retries them per policy. On SQLite the one daemon keeps the same row.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from jobctl.engine.recover import take_over_expired
+from jobctl.models import DaemonEntry, Owner
+
+if TYPE_CHECKING:
+    from jobctl.store import Store
+
+log = logging.getLogger("jobctl.daemon")
+
+DEFAULT_LEASE = 30.0  # seconds a daemon stays alive without a heartbeat
+KEEP_STOPPED = timedelta(days=7)  # rows of stopped daemons kept this long
+
+
+def watched_since(live: Sequence[DaemonEntry], queues: Sequence[str], now: datetime) -> datetime:
+    """Since when every queue of `queues` has had a live daemon firing it (`now` for a
+    queue that has none): slots before were watched, later ones may be a gap."""
+    since = None
+    for queue in queues:
+        starts = [entry.started_at for entry in live if entry.serves(queue)]
+        covered = min(starts) if starts else now
+        since = covered if since is None else max(since, covered)
+    return min(since, now) if since is not None else now
+
+
+class Membership:
+    """One daemon start in the fleet: join, beat, take over the dead, leave."""
+
+    def __init__(
+        self,
+        store: Store,
+        owner: Owner,
+        *,
+        queues: Sequence[str],
+        lease: float,
+        alone: bool,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.queues = tuple(queues)
+        self.lease = timedelta(seconds=lease)
+        self.alone = alone  # SQLite: one daemon holds the lock, earlier rows are over
+        self.id = secrets.token_hex(8)
+        self._fires: deque[tuple[float, int]] = deque()
+        self._listen: str | None = None
+        self._log_file: str | None = None
+        self._started_at: datetime | None = None
+
+    def join(
+        self, started_at: datetime, now: datetime, *, listen: str | None, log_file: str | None
+    ) -> datetime:
+        """Enter the fleet; returns since when slots of this daemon's queues were watched
+        (by a live daemon that fires them, or from now): earlier slots are a gap."""
+        since = now
+        if not self.alone:
+            queues = self.queues or tuple(self.store.enabled_queue_counts())
+            since = watched_since(self.store.live_daemons(now), queues, now)
+        self._started_at, self._listen, self._log_file = started_at, listen, log_file
+        self._insert(now)
+        self.store.prune_daemons(now - KEEP_STOPPED)
+        return since
+
+    def _insert(self, now: datetime) -> None:
+        assert self._started_at is not None
+        self.store.daemon_join(
+            DaemonEntry(
+                id=self.id,
+                host=self.owner.host,
+                pid=self.owner.pid,
+                queues=self.queues,
+                started_at=self._started_at,
+                last_beat_at=now,
+                lease_until=now + self.lease,
+                listen=self._listen,
+                log_file=self._log_file,
+            ),
+            alone=self.alone,
+        )
+
+    def fired(self, count: int) -> None:
+        """`count` runs started now (for the fires of the last minute)."""
+        if count:
+            self._fires.append((time.monotonic(), count))
+
+    def fired_last_minute(self) -> int:
+        edge = time.monotonic() - 60
+        while self._fires and self._fires[0][0] < edge:
+            self._fires.popleft()
+        return sum(count for _, count in self._fires)
+
+    def beat(self, now: datetime, in_flight: int) -> None:
+        """Renew the lease and tell the fleet what this daemon does; a daemon declared dead
+        meanwhile (it stalled past its lease) joins again under a new id."""
+        alive = self.store.daemon_beat(
+            self.id,
+            now,
+            now + self.lease,
+            in_flight=in_flight,
+            fired_last_minute=self.fired_last_minute(),
+        )
+        if not alive:
+            log.warning(
+                "this daemon's lease had expired and others took over its runs: joining again"
+            )
+            self.id = secrets.token_hex(8)
+            self._insert(now)
+
+    def take_over(self, now: datetime) -> None:
+        """Declare dead the daemons whose lease ran out (their runs interrupted, retried)."""
+        if not self.alone:
+            take_over_expired(self.store, now)
