@@ -27,6 +27,7 @@ from jobctl.engine.inflight import InFlight
 from jobctl.engine.output import OutputWriter
 from jobctl.engine.recover import check_orphans, record_process, recover
 from jobctl.engine.report import log_recorded
+from jobctl.engine.summary import MinuteSummary
 from jobctl.errors import InvalidInput
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
@@ -86,6 +87,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self._log_handler: logging.Handler | None = None
         self.metrics = Metrics()
+        self.summary = MinuteSummary(time.monotonic())
         self.listener: Listener | None = None
         self.exit_code = 0
 
@@ -167,6 +169,7 @@ class Daemon:
             await self.background.drain(timeout=5)  # notifications get a moment, not forever
             await runner.close()
             store.close()
+            self.summary.tick(time.monotonic(), final=True)
             log.info("daemon stopped")
         return self.exit_code
 
@@ -198,6 +201,7 @@ class Daemon:
     def _recorded(self, batch: list[engine.Recorded]) -> None:
         for item in batch:
             log_recorded(item)
+            self.summary.recorded(item)
             self.background.send(item.notice)
             self.metrics.count(item)
         self._wake.set()  # queued runs and retries may now be due
@@ -225,13 +229,15 @@ class Daemon:
                     # Nothing fired meanwhile: those slots are a gap (one missed row each,
                     # then the catch-up policy), not a run per slot skipped behind nothing.
                     self.awake_since, self.gap_cause = utcnow(), CANNOT_WRITE
-                self.in_flight.step(
+                stepped = self.in_flight.step(
                     now,
                     self.env,
                     owner=self.owner,
                     awake_since=self.awake_since,
                     gap_cause=self.gap_cause,
                 )
+                self.summary.claimed(stepped)
+                self.summary.tick(mono)
                 self.state.ticks += 1
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:
