@@ -19,6 +19,7 @@ from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.live import LiveOps
+from jobctl.store.sqlite.retention import RetentionOps
 from jobctl.store.sqlite.runs import RunOps
 
 
@@ -37,6 +38,7 @@ class SqliteStore(
     AccessOps,
     CancelOps,
     EventOps,
+    RetentionOps,
 ):
     """A jobctl database in SQLite.
 
