@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pty
-import re
 import sqlite3
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +11,7 @@ import pytest
 from jobctl import engine, history, pruning
 from jobctl.store import open_store
 from tests.conftest import Invoke
-from tests.realparts import ROOT, jobctl_command, query
+from tests.realparts import query
 from tests.test_history import OWNER, T0, fill
 
 NOW = T0 + timedelta(days=2)
@@ -74,33 +69,3 @@ def test_prune_all_of_nothing(db_path: Path) -> None:
     store = open_store(db_path)
     assert list(pruning.prune_all(store, NOW, keep=0)) == []
     assert store.run_id_span() is None
-
-
-def test_cli_prune_shows_progress_only_on_a_terminal(mixed_db: Path) -> None:
-    env = {**os.environ, "JOBCTL_DB": str(mixed_db), "PYTHONPATH": str(ROOT)}
-    piped = subprocess.run(
-        jobctl_command("runs", "prune", "--keep", "5"),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=30,
-    )
-    assert piped.returncode == 0 and re.fullmatch(r"removed \d+ runs\n", piped.stdout)
-    assert piped.stderr == ""  # nothing when piped
-    for args, shown in ((["--keep", "2"], True), (["--keep", "1", "--quiet"], False)):
-        leader, follower = pty.openpty()
-        done = subprocess.run(
-            jobctl_command("runs", "prune", *args, "--json"),
-            stdout=subprocess.PIPE,
-            stderr=follower,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=30,
-        )
-        os.close(follower)
-        err = os.read(leader, 65536).decode() if shown else ""
-        os.close(leader)
-        assert done.returncode == 0 and json.loads(done.stdout)["removed"] > 0
-        assert ("pruning runs" in err and "removed" in err) == shown, err

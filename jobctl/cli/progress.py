@@ -23,34 +23,45 @@ def quiet_option(func: F) -> F:
 
 
 class Progress:
-    """Moves a bar (or nothing) to a position, with a count shown beside it."""
+    """A bar (or nothing) moved to a position, with a note (a count) beside it. The bar
+    appears at the first move, so a length learnt only then (pages to copy) is enough."""
 
-    def __init__(self, bar: ProgressBar[int] | None) -> None:
-        self.bar = bar
+    def __init__(self, label: str, shown: bool, length: int | None = None) -> None:
+        self.label, self.shown, self.length = label, shown, length
+        self.bar: ProgressBar[int] | None = None
         self.note = ""
 
-    def to(self, position: int, note: str) -> None:
-        if self.bar is None:
+    def to(self, position: int, note: str = "", *, length: int | None = None) -> None:
+        if not self.shown:
             return
+        if self.bar is None:
+            total = length if length is not None else self.length
+            if not total:
+                return
+            self.bar = click.progressbar(
+                length=total,
+                label=self.label,
+                file=sys.stderr,
+                show_eta=True,
+                show_percent=True,
+                item_show_func=lambda _: self.note,
+            )
+            self.bar.__enter__()
         self.note = note
         self.bar.update(max(0, position - self.bar.pos))
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
 
 @contextmanager
-def progress(length: int, label: str, *, quiet: bool) -> Iterator[Progress]:
-    """A bar of `length` steps on stderr when it is a terminal and not `quiet`."""
-    if quiet or length <= 0 or not sys.stderr.isatty():
-        yield Progress(None)
-        return
-    shown = Progress(None)
-    bar: ProgressBar[int] = click.progressbar(
-        length=length,
-        label=label,
-        file=sys.stderr,
-        show_eta=True,
-        show_percent=True,
-        item_show_func=lambda _: shown.note,
-    )
-    with bar:
-        shown.bar = bar
-        yield shown
+def progress(label: str, *, quiet: bool, length: int | None = None) -> Iterator[Progress]:
+    """A bar on stderr when it is a terminal and not `quiet`; else moves do nothing."""
+    shown = not quiet and sys.stderr.isatty()
+    bar = Progress(label, shown, length)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -349,10 +349,11 @@ def _prune_all(store: Store, keep: int | None, age: timedelta | None, quiet: boo
         return 0
     low, high = span
     removed = 0
-    with progress(high - low + 1, "pruning runs", quiet=quiet) as bar:
+    with progress("pruning runs", quiet=quiet, length=high - low + 1) as bar:
         for batch in prune_all(store, _now(), keep=keep, older_than=age):
             removed += batch.removed
             bar.to(batch.last_id - low + 1, f"{removed:,} removed")
+        bar.to(high - low + 1, f"{removed:,} removed")  # the rest is kept: walked past
     return removed
 
 
