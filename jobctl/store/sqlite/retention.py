@@ -15,6 +15,9 @@ from jobctl.store.sqlite.history import IN_FLIGHT
 from jobctl.timeutil import to_db
 
 ADHOC_KEY = 0  # the rules' key for the ad hoc runs (no job): job ids start at 1
+# The walk deletes from every job's part of the (job_id, ...) indexes at once: their
+# pages in use at a time outgrow SQLite's default 2 MB cache, so the walk gets more.
+WALK_CACHE_KIB = 128 * 1024
 
 
 class RetentionOps(Connected):
@@ -29,6 +32,7 @@ class RetentionOps(Connected):
         """In the caller's transaction: delete up to `limit` finished runs with an id above
         `after_id` that their job's rule lets go, lowest ids first; (how many went, the
         highest id deleted, None when none went)."""
+        self.conn.execute(f"PRAGMA cache_size = -{WALK_CACHE_KIB}")
         self.conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS retention_rules ("
             "job_key INTEGER PRIMARY KEY, below_id INTEGER, created_before TEXT)"
