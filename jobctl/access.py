@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import hooks
@@ -19,6 +18,7 @@ from jobctl.errors import DaemonUnavailable
 from jobctl.models.access import Session
 
 if TYPE_CHECKING:
+    from jobctl.paths import DbLocation
     from jobctl.store import Store
 
 TOKEN_SETTING = "api_token"
@@ -94,7 +94,7 @@ def login_url(base: str, code: str) -> str:
 
 
 def login_link(
-    store: Store, db_path: Path, base_url: str | None, now: datetime
+    store: Store, db_path: DbLocation, base_url: str | None, now: datetime
 ) -> tuple[str, datetime]:
     """A one-time login URL on the daemon's listen address (or `base_url`, for a proxy in
     front) and when it expires; DaemonUnavailable when no daemon is listening."""

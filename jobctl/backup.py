@@ -217,8 +217,7 @@ def restore_database(
     """
     from jobctl import runs
     from jobctl.liveness import InstanceLock
-    from jobctl.store import open_store
-    from jobctl.store.sqlite import require_writable
+    from jobctl.store.sqlite import open_store, require_writable
 
     require_writable(db_path)
     source = source.expanduser().absolute()

@@ -33,6 +33,7 @@ from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
 from jobctl.metrics import Metrics
 from jobctl.models import Owner
+from jobctl.paths import DbLocation
 from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
 from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
 from jobctl.store import open_store
@@ -55,7 +56,7 @@ SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machi
 
 @dataclass
 class DaemonConfig:
-    db_path: Path
+    db_path: DbLocation
     max_http: int = 256
     max_agent: int = 8
     max_exec: int = 8

@@ -1,5 +1,5 @@
 """The daemon's watch over its database: still the file it opened, the lock still its own,
-and writable.
+and writable. (A PostgreSQL database is no file: only whether it can be written is watched.)
 
 A database deleted or replaced under the daemon stops it (firing on would write history
 nobody reads); one that cannot be written (disk full, I/O error) stops the firing until it
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl.liveness import InstanceLock, file_identity, moved_away
+from jobctl.paths import DbLocation
 from jobctl.store import StoreError
 from jobctl.timeutil import format_duration
 
@@ -34,13 +35,17 @@ class DatabaseWatch:
     the caller to update what it shows: the systemd STATUS line)."""
 
     def __init__(
-        self, db_path: Path, lock: InstanceLock, state: LoopState, on_change: Callable[[], None]
+        self,
+        db_path: DbLocation,
+        lock: InstanceLock,
+        state: LoopState,
+        on_change: Callable[[], None],
     ) -> None:
         self.db_path = db_path
         self.lock = lock
         self.state = state
         self.on_change = on_change
-        self.identity = file_identity(db_path)
+        self.identity = file_identity(db_path) if isinstance(db_path, Path) else None
         self._since = self._logged = 0.0  # monotonic
 
     def files_lost(self) -> str | None:
@@ -48,7 +53,9 @@ class DatabaseWatch:
         replaced): logged, for the daemon to stop with FILES_LOST_EXIT. Firing on would write
         history nobody reads, and a second daemon may lock the new file; a non-zero exit has
         systemd start one on the right file."""
-        problem = moved_away(self.db_path, self.identity, "database file") or self.lock.lost()
+        problem = self.lock.lost()
+        if isinstance(self.db_path, Path) and self.identity is not None:
+            problem = moved_away(self.db_path, self.identity, "database file") or problem
         if problem is not None:
             log.critical("%s while the daemon ran: stopping (exit %d)", problem, FILES_LOST_EXIT)
         return problem

@@ -16,10 +16,9 @@ from jobctl.metrics import Gauges, Metrics
 from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from jobctl.listener import Listener
     from jobctl.listener_host import Health
+    from jobctl.paths import DbLocation
     from jobctl.store import Store
 
 
@@ -65,13 +64,15 @@ class Intake:
         self._wake = wake
 
     async def listen(
-        self, address: str, metrics_token: str | None, *, db_path: Path | None = None
+        self, address: str, metrics_token: str | None, *, db_path: DbLocation | None = None
     ) -> Listener:
         """Start the listener on `address` (HOST:PORT) over this intake; with `db_path`, the
         API and the dashboard too (on a connection of their own to that database)."""
+
         from jobctl.listener import Listener, parse_listen
         from jobctl.web.context import WebContext
 
+        # The API and dashboard on PostgreSQL wait for the web side to take a DbLocation.
         web = None if db_path is None else WebContext(db_path, self._wake, self)
         listener = Listener(
             self, *parse_listen(address), metrics_token=metrics_token, web_context=web

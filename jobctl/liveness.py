@@ -1,7 +1,8 @@
 """Is a daemon running on this database? The lock and the heartbeat, without asyncio.
 
 `status`, `run --queue` and `daemon stop` ask this; importing the daemon module for it
-would cost them asyncio's start-up.
+would cost them asyncio's start-up. A PostgreSQL database has no lock file (several daemons
+may share it: rows are claimed with row locks); there the heartbeat alone tells.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 
 from jobctl import runs
 from jobctl.errors import DaemonUnavailable
-from jobctl.paths import lock_path
+from jobctl.paths import DbLocation, PostgresUrl, lock_path
 from jobctl.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -24,13 +25,17 @@ HEARTBEAT_FRESH = timedelta(seconds=15)
 
 
 class InstanceLock:
-    """The single-instance lock: `<database>.lock` holding the owner's pid and host."""
+    """The single-instance lock: `<database>.lock` holding the owner's pid and host.
 
-    def __init__(self, db_path: Path) -> None:
-        self.path = lock_path(db_path)
+    None on PostgreSQL (`path` None): taking, keeping and releasing it do nothing there."""
+
+    def __init__(self, db_path: DbLocation) -> None:
+        self.path = lock_path(db_path) if isinstance(db_path, Path) else None
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
+        if self.path is None:
+            return
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         handle = os.fdopen(fd, "r+")
@@ -47,6 +52,8 @@ class InstanceLock:
 
     def write_owner(self) -> None:
         """Record this process as the holder (again after a fork hands the lock on)."""
+        if self.path is None:
+            return
         assert self._handle is not None
         self._handle.seek(0)
         self._handle.truncate()
@@ -56,6 +63,8 @@ class InstanceLock:
     def lost(self) -> str | None:
         """Why this process no longer holds the lock its path names (deleted or replaced
         file: a second daemon could lock the new one), or None while it does."""
+        if self.path is None:
+            return None
         assert self._handle is not None
         return moved_away(self.path, file_identity(self._handle.fileno()), "lock file")
 
@@ -109,19 +118,23 @@ def heartbeat_age(store: Store, now: datetime) -> timedelta | None:
     return now - row.last_tick_at
 
 
-def daemon_running(store: Store, db_path: Path) -> bool:
-    """A daemon holds the database's lock and its heartbeat is fresh."""
+def daemon_running(store: Store, db_path: DbLocation) -> bool:
+    """A daemon holds the database's lock (a file's) and its heartbeat is fresh."""
     age = heartbeat_age(store, utcnow())
-    return InstanceLock.is_held(db_path) and age is not None and age <= HEARTBEAT_FRESH
+    fresh = age is not None and age <= HEARTBEAT_FRESH
+    if isinstance(db_path, PostgresUrl):
+        return fresh
+    return InstanceLock.is_held(db_path) and fresh
 
 
-def daemon_problem(store: Store, db_path: Path, now: datetime) -> str | None:
+def daemon_problem(store: Store, db_path: DbLocation, now: datetime) -> str | None:
     """What keeps a daemon that holds the lock from working, as far as a reader can tell.
 
     A daemon that cannot write the database cannot say so in it; a reader sees the heartbeat
-    go stale while the lock stays held, and can look at the free space itself.
+    go stale while the lock stays held, and can look at the free space itself. (On
+    PostgreSQL there is no lock to tell a stuck daemon from a dead one: no problem is told.)
     """
-    if not InstanceLock.is_held(db_path):
+    if isinstance(db_path, PostgresUrl) or not InstanceLock.is_held(db_path):
         return None
     age = heartbeat_age(store, now)
     since = None

@@ -3,8 +3,12 @@ so that the CLI and the web side (API and dashboard) answer with the same object
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobctl.paths import DbLocation
+
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from jobctl.models import Job, OutputPiece
@@ -55,7 +59,7 @@ def upcoming_fires(job: Job, now: datetime, count: int = 5) -> list[datetime]:
     return fire_times(timetable, now, count) if timetable is not None else []
 
 
-def status_report(store: Store, db_path: Path, now: datetime) -> dict[str, Any]:
+def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str, Any]:
     """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
     from jobctl.current_runs import in_flight
     from jobctl.history import status_summary

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine, runs
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from jobctl.models import Job, JobChange
+    from jobctl.paths import DbLocation
     from jobctl.store import Store
 
 QUEUE_POLL = 0.2
@@ -180,7 +180,7 @@ async def _fire_with_retries(
 
 
 def require_daemon(
-    store: Store, db_path: Path, otherwise: str = "run the job here without --queue"
+    store: Store, db_path: DbLocation, otherwise: str = "run the job here without --queue"
 ) -> None:
     """Exit 4 unless a daemon holds the database and its heartbeat is fresh; the message
     ends with what `otherwise` the user can do."""

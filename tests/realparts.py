@@ -111,6 +111,13 @@ def start_sink() -> Sink:
     return sink
 
 
+def database(db: Path) -> str:
+    """The database a helper works on: the test's PostgreSQL database when JOBCTL_DB names
+    one (a test run on both stores, tests.conftest.BOTH_STORES), else the file `db`."""
+    chosen = os.environ.get("JOBCTL_DB", "")
+    return chosen if chosen.startswith("postgresql://") else str(db)
+
+
 def jobctl_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "jobctl", *args]
 
@@ -122,7 +129,7 @@ def run_jobctl(
     timeout: float = 60,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "JOBCTL_DB": str(db), **(env or {})}
+    full_env = {**os.environ, "JOBCTL_DB": database(db), **(env or {})}
     return subprocess.run(
         jobctl_command(*args),
         capture_output=True,
@@ -141,7 +148,7 @@ class DaemonProcess:
         self.db = db
         self.log_path = db.parent.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "w")
-        full_env = {**os.environ, "JOBCTL_DB": str(db), **(env or {})}
+        full_env = {**os.environ, "JOBCTL_DB": database(db), **(env or {})}
         self.process = subprocess.Popen(
             jobctl_command("daemon", "--log-level", "debug", *args),
             stdout=self._log,
@@ -188,10 +195,18 @@ class DaemonProcess:
 
 
 def query(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    """Rows of `sql` (with `?` marks) read from the test's database, by name or position."""
+    location = database(db)
+    if location.startswith("postgresql://"):
+        from tests.pgserver import pg_query
+
+        return pg_query(location, sql, params)  # type: ignore[return-value]
     conn = sqlite3.connect(db, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
-        return conn.execute(sql, params).fetchall()
+        rows = conn.execute(sql, params).fetchall()
+        conn.commit()  # what an UPDATE changed
+        return rows
     finally:
         conn.close()
 
@@ -217,6 +232,10 @@ def parse_json(text: str) -> Any:
 def make_due_now(db: Path, job: str | None = None) -> None:
     """Move a job's next slot to now, so a test need not wait for its schedule."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if database(db).startswith("postgresql://"):
+        where, params = ("", (now,)) if job is None else (" WHERE name = ?", (now, job))
+        query(db, f"UPDATE jobs SET next_run_at = ?{where}", *params)
+        return
     conn = sqlite3.connect(db, isolation_level=None, timeout=10)
     try:
         if job is None:
@@ -235,7 +254,7 @@ def follow_beat_until_three_runs(db: Path, *follow_args: str, columns: str | Non
     The follower starts with SIGINT ignored, as a shell's background job does: it must
     stop on SIGINT all the same. The signal is sent once it has printed, so that it does
     not land while the follower is still starting."""
-    env = {**os.environ, "JOBCTL_DB": str(db)}
+    env = {**os.environ, "JOBCTL_DB": database(db)}
     if columns is not None:
         env["COLUMNS"] = columns
     daemon = DaemonProcess(db).wait_ready()

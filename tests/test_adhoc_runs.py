@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_servers import AgentServer, start_agent_server
-from tests.conftest import Invoke, create_database, dump_database
+from tests.conftest import BOTH_STORES, Invoke, create_database, dump_database
 from tests.realparts import (
     DaemonProcess,
     Reply,
@@ -42,6 +42,7 @@ def no_jobs(db: Path) -> bool:
     return query(db, "SELECT count(*) AS n FROM jobs")[0]["n"] == 0
 
 
+@BOTH_STORES
 def test_exec_runs_once_here_and_leaves_a_run_with_no_job(db_path: Path, tmp_path: Path) -> None:
     result = run_jobctl(
         db_path,
@@ -91,6 +92,7 @@ def test_timeout_applies_to_an_ad_hoc_run(db_path: Path) -> None:
     assert run["adhoc"]["policies"]["timeout"] == 1
 
 
+@BOTH_STORES
 def test_url_sends_the_request_with_the_run_headers(db_path: Path, sink: Sink) -> None:
     sink.replies["/hook"] = Reply(status=201, body=b"made it")
     result = run_jobctl(
@@ -138,6 +140,7 @@ def test_agent_prompt_is_answered_by_an_openai_compatible_server(
     assert no_jobs(db_path)
 
 
+@BOTH_STORES
 def test_runs_adhoc_lists_only_runs_with_no_job(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "kept", "--exec", "true", "--manual")
     assert run_jobctl(db_path, "run", "kept").returncode == 0
@@ -156,6 +159,7 @@ def test_runs_adhoc_lists_only_runs_with_no_job(jobctl: Invoke, db_path: Path) -
     assert refused.exit_code == 2
 
 
+@BOTH_STORES
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [

@@ -19,7 +19,7 @@ from jobctl.agents import run_timeout
 from jobctl.errors import InvalidInput
 from jobctl.models import Agent, AgentChange
 from tests.agent_servers import AgentServer, fake_agent_command, start_agent_server
-from tests.conftest import Invoke, create_database, dump_database
+from tests.conftest import BOTH_STORES, Invoke, create_database, dump_database
 
 KEY = "sk-test-Zq81kd0-very-secret"  # an API key: must never be stored or shown
 KEY_ENV = "JOBCTL_TEST_AGENT_KEY"
@@ -81,6 +81,7 @@ def everything_stored(outcome: Outcome) -> str:
 # ------------------------------------------------------------------------- CLI: editing
 
 
+@BOTH_STORES
 def test_add_show_list_an_openai_agent(jobctl: Invoke, db_path: Path) -> None:
     result = jobctl(
         "agent",
@@ -138,6 +139,7 @@ def test_add_show_list_an_openai_agent(jobctl: Invoke, db_path: Path) -> None:
     ]
 
 
+@BOTH_STORES
 def test_anthropic_gets_its_default_url_and_command_agents_keep_their_command(
     jobctl: Invoke,
 ) -> None:
@@ -177,6 +179,7 @@ def test_empty_listing(jobctl: Invoke, db_path: Path) -> None:
     assert "no agents yet" in result.stderr
 
 
+@BOTH_STORES
 def test_edit_replaces_given_fields_and_clears_with_empty(jobctl: Invoke) -> None:
     jobctl(
         "agent",
@@ -230,6 +233,7 @@ def test_system_prompt_from_a_file(jobctl: Invoke, tmp_path: Path) -> None:
     assert shown["system"] == "You summarise logs.\nBe terse.\n"
 
 
+@BOTH_STORES
 def test_rm_is_refused_while_a_job_uses_the_agent(jobctl: Invoke, db_path: Path) -> None:
     jobctl("agent", "add", "gpt", "--url", "http://localhost:1/v1", "--model", "m")
     job = jobctl("add", "digest", "--agent", "gpt", "--prompt", "hi", "--manual")
@@ -252,6 +256,7 @@ def test_rm_is_refused_while_a_job_uses_the_agent(jobctl: Invoke, db_path: Path)
     assert shown["paused_reason"] == "agent gpt was removed"
 
 
+@BOTH_STORES
 def test_rm_changes_nothing_when_a_name_is_unknown(jobctl: Invoke, db_path: Path) -> None:
     jobctl("agent", "add", "gpt", "--url", "http://localhost:1/v1", "--model", "m")
     jobctl("agent", "add", "other", "--command", "x")

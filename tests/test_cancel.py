@@ -23,10 +23,11 @@ from jobctl.cancels import cancel_run
 from jobctl.catalog import add_job, get_job
 from jobctl.engine.inflight import InFlight
 from jobctl.models import POLICY_NAMES, JobChange
+from jobctl.paths import resolve_db_path
 from jobctl.processes import group_members
 from jobctl.store import SqliteStore, open_store
 from jobctl.timeutil import utcnow
-from tests.conftest import Invoke
+from tests.conftest import BOTH_STORES, Invoke
 from tests.realparts import (
     ROOT,
     DaemonProcess,
@@ -169,6 +170,7 @@ def _all_runs() -> Any:
 # ------------------------------------------------------------------ the command line
 
 
+@BOTH_STORES
 def test_cancel_refusals(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "q", "--exec", "true", "--manual")
     assert jobctl("runs", "cancel", "99").exit_code == 3
@@ -187,9 +189,10 @@ def test_cancel_refusals(jobctl: Invoke, db_path: Path) -> None:
     assert "jobctl run NAME" in result.stderr and "--queue" not in result.stderr  # no such option
 
 
+@BOTH_STORES
 def test_cancel_of_queued_runs_by_job_name(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "q", "--exec", "true", "--manual", "--overlap", "allow")
-    store = open_store(db_path)
+    store = open_store(resolve_db_path(None))  # the test's database, on either store
     ids = [engine.queue_manual(store, "q", utcnow())[0] for _ in range(2)]
     store.close()
     result = jobctl("cancel", "q", "--json")
@@ -299,6 +302,7 @@ def test_rerun_of_a_webhook_run_carries_the_same_body(
         assert daemon.stop() == 0, daemon.log()
 
 
+@BOTH_STORES
 def test_cancel_by_name_aborts_the_request_and_drops_the_queued_run(
     db_path: Path, sink: Sink
 ) -> None:

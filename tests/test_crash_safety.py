@@ -415,6 +415,7 @@ def test_slots_that_passed_while_the_disk_was_full_are_one_missed_row(
         daemon.wait_ready()
         base = wait_until(lambda: query(db, "SELECT listen FROM daemon")[0][0], what="listen")
         wait_until(lambda: sink.requests_to("/tick"), what="a first fire")
+        filled_at = datetime.now(UTC)
         filler = fill(small_filesystem)
         wait_until(lambda: healthz(base)[0] == 503, what="/healthz to say 503")
         full_since = datetime.now(UTC)
@@ -429,8 +430,11 @@ def test_slots_that_passed_while_the_disk_was_full_are_one_missed_row(
             daemon.kill()
     log = daemon.log()
     rows = job_runs(db, "tick")
-    assert not [r for r in rows if r["status"] == "skipped"], log
-    assert "still running" not in log
+    # A slot may be skipped at start-up on a loaded machine (the catch-up run still in flight
+    # when the next second comes): only the slots from the outage on must not be.
+    outage = [r for r in rows if _seconds_between(filled_at.isoformat(), r["scheduled_for"]) >= 0]
+    assert not [r for r in outage if r["status"] == "skipped"], log
+    assert "still running" not in log.partition("cannot write the database")[2]
     missed = [r for r in rows if r["status"] == "missed"]
     assert len(missed) == 1, log
     assert "could not write the database" in missed[0]["error"]

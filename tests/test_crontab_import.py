@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobctl.crontab import name_stem, parse_crontab, unescape_percent, unique_name
-from tests.conftest import Invoke, create_database, dump_database
+from tests.conftest import BOTH_STORES, Invoke, create_database, dump_database
 
 HOME = os.path.expanduser("~")
 
@@ -61,6 +61,7 @@ def summary(job: dict) -> tuple:
     )
 
 
+@BOTH_STORES
 def test_realistic_crontab_becomes_jobs(jobctl: Invoke) -> None:
     result = jobctl("import", "crontab", "-", "--json", "--tz", "UTC", input=CRONTAB)
     assert result.exit_code == 0, result.stderr
@@ -171,6 +172,7 @@ def test_dry_run_prints_one_line_per_job_and_writes_nothing(jobctl: Invoke, db_p
     assert dump_database(db_path) == before
 
 
+@BOTH_STORES
 def test_bad_line_fails_the_whole_import_naming_it(jobctl: Invoke, db_path: Path) -> None:
     assert jobctl("add", "keep", "--exec", "true", "--manual").exit_code == 0
     before = dump_database(db_path)

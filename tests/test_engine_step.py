@@ -7,10 +7,8 @@ keep a run in flight, when the test releases it).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,8 @@ from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.catalog import add_job
 from jobctl.models import POLICY_NAMES, JobChange, Owner
-from jobctl.store import SqliteStore, open_store
+from jobctl.paths import DbLocation
+from jobctl.store import Store, open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = Owner.this_process()
@@ -53,23 +52,25 @@ class FakeActions:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return open_store(tmp_path / "jobctl.db")
+def store(store_at: DbLocation) -> Store:
+    return open_store(store_at)
 
 
-def add(store: SqliteStore, name: str, **options: str) -> None:
+def add(store: Store, name: str, **options: str) -> None:
     policies = {key: value for key, value in options.items() if key in POLICY_NAMES}
     fields = {key: value for key, value in options.items() if key not in POLICY_NAMES}
     change = JobChange(name=name, command="true", timezone="UTC", policies=policies, **fields)
     add_job(store, change, T0)
 
 
-def statuses(db: Path) -> list[tuple[str, str, int]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT trigger, status, attempt FROM runs ORDER BY id").fetchall()
+def statuses(store: Store) -> list[tuple[str, str, int]]:
+    return [
+        (run.trigger, run.status, run.attempt)
+        for run in store.runs_by_id(range(1, store.newest_run_id() + 1))
+    ]
 
 
-def run_step(store: SqliteStore, actions: FakeActions, now: datetime) -> engine.Stepped:
+def run_step(store: Store, actions: FakeActions, now: datetime) -> engine.Stepped:
     async def one() -> engine.Stepped:
         runner = engine.Runner(engine.Limits(), actions=actions)
         try:
@@ -80,7 +81,7 @@ def run_step(store: SqliteStore, actions: FakeActions, now: datetime) -> engine.
     return asyncio.run(one())
 
 
-def test_a_job_every_minute_fires_once_per_slot(store: SqliteStore, tmp_path: Path) -> None:
+def test_a_job_every_minute_fires_once_per_slot(store: Store) -> None:
     add(store, "j", every="1m")
     actions = FakeActions()
     assert run_step(store, actions, T0 + timedelta(seconds=30)).claimed.claims == []
@@ -93,10 +94,10 @@ def test_a_job_every_minute_fires_once_per_slot(store: SqliteStore, tmp_path: Pa
         ("j", "schedule", 1, T0 + timedelta(minutes=2)),
     ]
     assert actions.closed
-    assert statuses(tmp_path / "jobctl.db") == [("schedule", "succeeded", 1)] * 2
+    assert statuses(store) == [("schedule", "succeeded", 1)] * 2
 
 
-def test_a_failure_with_retries_queues_the_next_attempt(store: SqliteStore, tmp_path: Path) -> None:
+def test_a_failure_with_retries_queues_the_next_attempt(store: Store) -> None:
     add(store, "r", every="1h", retries="1", backoff="10s")
     actions = FakeActions(status="failed")
     [recorded] = run_step(store, actions, T0 + timedelta(hours=1)).recorded
@@ -105,10 +106,10 @@ def test_a_failure_with_retries_queues_the_next_attempt(store: SqliteStore, tmp_
     assert run_step(store, actions, T0 + timedelta(hours=1, seconds=1)).recorded == []
     [retried] = run_step(store, actions, recorded.retry_at).recorded
     assert (retried.claim.trigger, retried.claim.attempt, retried.retry_at) == ("retry", 2, None)
-    assert statuses(tmp_path / "jobctl.db") == [("schedule", "failed", 1), ("retry", "failed", 2)]
+    assert statuses(store) == [("schedule", "failed", 1), ("retry", "failed", 2)]
 
 
-def test_overlap_skip_while_a_run_is_in_flight(store: SqliteStore, tmp_path: Path) -> None:
+def test_overlap_skip_while_a_run_is_in_flight(store: Store) -> None:
     add(store, "j", every="1m")
     gate = asyncio.Event()
     actions = FakeActions(gate=gate)
@@ -133,13 +134,13 @@ def test_overlap_skip_while_a_run_is_in_flight(store: SqliteStore, tmp_path: Pat
     assert second.claimed.claims == [] and second.recorded == []
     assert second.claimed.skipped == [("j", T0 + timedelta(minutes=2), "schedule")]
     assert [r.outcome.status for r in first.recorded] == ["succeeded"]
-    assert statuses(tmp_path / "jobctl.db") == [
+    assert statuses(store) == [
         ("schedule", "succeeded", 1),
         ("schedule", "skipped", 1),
     ]
 
 
-def test_slots_before_awake_since_are_one_missed_row(store: SqliteStore, tmp_path: Path) -> None:
+def test_slots_before_awake_since_are_one_missed_row(store: Store) -> None:
     add(store, "j", every="1m")
     actions = FakeActions()
 

@@ -19,9 +19,10 @@ from jobctl.actions import Outcome
 from jobctl.cli.event_commands import _EVENT_TYPES
 from jobctl.history import prune_events
 from jobctl.models import EventType, Owner, RunStatus, RunTrigger
-from jobctl.store import SqliteStore, open_store
-from tests.conftest import Invoke
-from tests.realparts import DaemonProcess, add_job, jobctl_command, wait_until
+from jobctl.paths import DbLocation
+from jobctl.store import Store, open_store
+from tests.conftest import BOTH_STORES, Invoke
+from tests.realparts import DaemonProcess, add_job, database, jobctl_command, wait_until
 from tests.test_engine_step import FakeActions, add, run_step
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -29,11 +30,12 @@ OWNER = Owner.this_process()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return open_store(tmp_path / "jobctl.db")
+def store(store_at: DbLocation) -> Store:
+    """The store-level event tests run on an SQLite file and on PostgreSQL."""
+    return open_store(store_at)
 
 
-def kinds(store: SqliteStore, after: int = 0) -> list[tuple[str, str | None]]:
+def kinds(store: Store, after: int = 0) -> list[tuple[str, str | None]]:
     return [(e.type.value, e.job) for e in store.events_after(after)]
 
 
@@ -44,7 +46,7 @@ def test_the_cli_knows_every_event_type() -> None:
 # ------------------------------------------------------------ written with their changes
 
 
-def test_a_failing_fire_starts_finishes_and_auto_pauses(store: SqliteStore) -> None:
+def test_a_failing_fire_starts_finishes_and_auto_pauses(store: Store) -> None:
     add(store, "beat", every="1m", max_failures="2")
     mark = store.last_event_id()
     actions = FakeActions(status="failed")
@@ -75,7 +77,7 @@ def test_a_failing_fire_starts_finishes_and_auto_pauses(store: SqliteStore) -> N
     assert events[-1].data == {"state": "paused", "reason": "auto-paused after 2 failures in a row"}
 
 
-def test_a_one_shot_that_fired_is_completed(store: SqliteStore) -> None:
+def test_a_one_shot_that_fired_is_completed(store: Store) -> None:
     add(store, "once", at="2026-06-01T12:01:00Z")
     mark = store.last_event_id()
     run_step(store, FakeActions(), T0 + timedelta(minutes=1))
@@ -87,7 +89,7 @@ def test_a_one_shot_that_fired_is_completed(store: SqliteStore) -> None:
     ]
 
 
-def test_a_gap_writes_run_missed_with_its_count(store: SqliteStore) -> None:
+def test_a_gap_writes_run_missed_with_its_count(store: Store) -> None:
     add(store, "beat", every="1m")
     mark = store.last_event_id()
     now = T0 + timedelta(minutes=10, seconds=30)
@@ -115,7 +117,7 @@ def test_a_gap_writes_run_missed_with_its_count(store: SqliteStore) -> None:
     assert events[1].data["trigger"] == "catchup"
 
 
-def _run(store: SqliteStore, status: RunStatus, trigger: RunTrigger = RunTrigger.MANUAL) -> int:
+def _run(store: Store, status: RunStatus, trigger: RunTrigger = RunTrigger.MANUAL) -> int:
     job = store.job_named("beat")
     assert job is not None and job.id is not None
     with store.joined():
@@ -131,7 +133,7 @@ def _run(store: SqliteStore, status: RunStatus, trigger: RunTrigger = RunTrigger
         )
 
 
-def test_queued_runs_start_or_skip_with_events(store: SqliteStore) -> None:
+def test_queued_runs_start_or_skip_with_events(store: Store) -> None:
     add(store, "beat", manual="true")
     mark = store.last_event_id()
     queued = _run(store, RunStatus.QUEUED)
@@ -156,7 +158,7 @@ def test_queued_runs_start_or_skip_with_events(store: SqliteStore) -> None:
     }
 
 
-def test_a_run_finishes_once_whether_recorded_or_interrupted(store: SqliteStore) -> None:
+def test_a_run_finishes_once_whether_recorded_or_interrupted(store: Store) -> None:
     add(store, "beat", manual="true")
     first, second = _run(store, RunStatus.RUNNING), _run(store, RunStatus.RUNNING)
     mark = store.last_event_id()
@@ -173,17 +175,17 @@ def test_a_run_finishes_once_whether_recorded_or_interrupted(store: SqliteStore)
     assert abs(events[0].data["duration_ms"] - 2000) <= 1  # julianday arithmetic
 
 
-def test_an_event_is_rolled_back_with_its_change(store: SqliteStore) -> None:
+def test_an_event_is_rolled_back_with_its_change(store: Store) -> None:
     add(store, "beat", manual="true")
     mark = store.last_event_id()
     with pytest.raises(RuntimeError), store.write():
         _run(store, RunStatus.RUNNING)
         raise RuntimeError("the claim failed")
     assert store.events_after(mark) == []
-    assert store.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    assert store.newest_run_id() == 0
 
 
-def test_the_daemon_heartbeat_starts_and_stops(store: SqliteStore) -> None:
+def test_the_daemon_heartbeat_starts_and_stops(store: Store) -> None:
     store.heartbeat_start(
         pid=42, host="box", started_at=T0, now=T0, listen="http://127.0.0.1:8080", log_file=None
     )
@@ -197,7 +199,7 @@ def test_the_daemon_heartbeat_starts_and_stops(store: SqliteStore) -> None:
     assert events[0].data == {"pid": 42, "host": "box", "listen": "http://127.0.0.1:8080"}
 
 
-def test_the_pruner_forgets_events_after_a_week(store: SqliteStore) -> None:
+def test_the_pruner_forgets_events_after_a_week(store: Store) -> None:
     store.add_event(EventType.JOB_ADDED, T0 - timedelta(days=8), job="old")
     store.add_event(EventType.JOB_ADDED, T0 - timedelta(days=6), job="recent")
     assert prune_events(store, T0) == 1
@@ -243,6 +245,7 @@ def lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+@BOTH_STORES
 def test_job_changes_are_events(jobctl: Invoke, tmp_path: Path) -> None:
     assert jobctl("add", "a", "--exec", "true", "--every", "1h").exit_code == 0
     assert jobctl("add", "b", "--exec", "true", "--manual").exit_code == 0
@@ -276,6 +279,7 @@ def test_job_changes_are_events(jobctl: Invoke, tmp_path: Path) -> None:
     assert lines(result.stdout)[4]["renamed_from"] == "b"
 
 
+@BOTH_STORES
 def test_events_lists_the_newest_filters_and_resumes(jobctl: Invoke) -> None:
     for name in ("a", "b", "c"):
         assert jobctl("add", name, "--exec", "true", "--manual").exit_code == 0
@@ -309,7 +313,7 @@ class Follower:
     """`jobctl events --follow --json ...` in a subprocess, its lines parsed as they come."""
 
     def __init__(self, db: Path, *args: str) -> None:
-        env = {**os.environ, "JOBCTL_DB": str(db)}
+        env = {**os.environ, "JOBCTL_DB": database(db)}
         self.process = subprocess.Popen(
             jobctl_command("events", "--follow", "--json", *args),
             stdout=subprocess.PIPE,
@@ -337,6 +341,7 @@ class Follower:
         return code, self.process.stderr.read()
 
 
+@BOTH_STORES
 def test_follow_a_daemon_and_resume_with_since_id(db_path: Path) -> None:
     add_job(db_path, "beat", "--exec", "echo beat", "--cron", "* * * * * *")
     daemon = DaemonProcess(db_path).wait_ready()
@@ -367,7 +372,7 @@ def test_follow_a_daemon_and_resume_with_since_id(db_path: Path) -> None:
         [sys.executable, "-m", "jobctl", "events", "--json", "--since-id", str(ids[0] - 1)],
         capture_output=True,
         text=True,
-        env={**os.environ, "JOBCTL_DB": str(db_path)},
+        env={**os.environ, "JOBCTL_DB": database(db_path)},
         check=True,
     )
     stored_ids = [e["id"] for e in lines(stored.stdout)]

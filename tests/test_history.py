@@ -15,10 +15,10 @@ import pytest
 
 from jobctl import engine, history, runs
 from jobctl.actions import Outcome
+from jobctl.paths import resolve_db_path
 from jobctl.store import SqliteStore, open_store
-from jobctl.store import sqlite as db
-from tests.conftest import Invoke
-from tests.realparts import ROOT, follow_beat_until_three_runs
+from tests.conftest import BOTH_STORES, Invoke
+from tests.realparts import ROOT, follow_beat_until_three_runs, query
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = runs.Owner.this_process()
@@ -44,20 +44,23 @@ def fill(
             "allow",
         )
         assert result.exit_code == 0, result.stderr
-    conn = db.connect(db_path)
-    conn.executemany(
-        "UPDATE jobs SET next_run_at = ? WHERE name = ?",
-        [(start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), name) for name in outcomes],
-    )
+    store = open_store(resolve_db_path(None))  # the test's database, on either store
+    for name in outcomes:
+        query(
+            db_path,
+            "UPDATE jobs SET next_run_at = ? WHERE name = ?",
+            start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            name,
+        )
     longest = max(len(v) for v in outcomes.values())
     for minute in range(longest):
         done = [name for name, plan in outcomes.items() if len(plan) <= minute]
-        conn.executemany(
-            "UPDATE jobs SET state = 'paused', next_run_at = NULL WHERE name = ?",
-            [(name,) for name in done],
-        )
+        for name in done:
+            query(
+                db_path, "UPDATE jobs SET state = 'paused', next_run_at = NULL WHERE name = ?", name
+            )
         now = start + timedelta(minutes=minute, milliseconds=10)
-        step = engine.claim_due(SqliteStore(conn), now, awake_since=start, owner=OWNER)
+        step = engine.claim_due(store, now, awake_since=start, owner=OWNER)
         finished = []
         for claim in step.claims:
             status = outcomes[claim.job.name][minute]
@@ -75,13 +78,16 @@ def fill(
                     ),
                 )
             )
-        engine.record_outcomes(SqliteStore(conn), finished, now)
+        engine.record_outcomes(store, finished, now)
     # Park the filled jobs' next slot far ahead so that a later fill claims only its own.
-    conn.executemany(
-        "UPDATE jobs SET state = 'enabled', next_run_at = ? WHERE name = ?",
-        [("2099-01-01T00:00:00.000000Z", name) for name in outcomes],
-    )
-    conn.close()
+    for name in outcomes:
+        query(
+            db_path,
+            "UPDATE jobs SET state = 'enabled', next_run_at = ? WHERE name = ?",
+            "2099-01-01T00:00:00.000000Z",
+            name,
+        )
+    store.close()
 
 
 @pytest.fixture
@@ -97,6 +103,7 @@ def history_db(db_path: Path, jobctl: Invoke) -> Path:
     return db_path
 
 
+@BOTH_STORES
 def test_runs_lists_newest_first_with_filters(history_db: Path, jobctl: Invoke) -> None:
     listed = json.loads(jobctl("runs", "--json", "--limit", "0").stdout)
     assert [r["id"] for r in listed] == sorted((r["id"] for r in listed), reverse=True)
@@ -128,6 +135,7 @@ def test_runs_options_may_follow_the_job_name(history_db: Path, jobctl: Invoke) 
     assert first == second and len(json.loads(first)) == 2
 
 
+@BOTH_STORES
 def test_runs_formats(history_db: Path, jobctl: Invoke) -> None:
     lines = jobctl("runs", "--format", "jsonl").stdout.splitlines()
     assert len(lines) == 8 and all(json.loads(line)["job"] in ("alpha", "beta") for line in lines)
@@ -139,6 +147,7 @@ def test_runs_formats(history_db: Path, jobctl: Invoke) -> None:
     assert set(parsed[0]) >= {"id", "status", "duration_ms", "http_status"}
 
 
+@BOTH_STORES
 def test_runs_show_has_everything(history_db: Path, jobctl: Invoke) -> None:
     run_id = json.loads(jobctl("runs", "alpha", "--status", "failed", "--json").stdout)[0]["id"]
     data = json.loads(jobctl("runs", "show", str(run_id), "--json").stdout)
@@ -150,6 +159,7 @@ def test_runs_show_has_everything(history_db: Path, jobctl: Invoke) -> None:
     assert missing.exit_code == 3 and "no run" in missing.stderr
 
 
+@BOTH_STORES
 def test_stats_in_list_and_show(history_db: Path, jobctl: Invoke) -> None:
     alpha = json.loads(jobctl("show", "alpha", "--json").stdout)
     assert (alpha["runs_total"], alpha["runs_succeeded"], alpha["runs_failed"]) == (5, 3, 2)
@@ -165,6 +175,7 @@ def test_stats_in_list_and_show(history_db: Path, jobctl: Invoke) -> None:
     assert "60%" in table and ("✓✗✓✓✗" in table or "+x++x" in table)
 
 
+@BOTH_STORES
 def test_status_json_has_the_contract_fields(history_db: Path, jobctl: Invoke) -> None:
     data = json.loads(jobctl("status", "--json").stdout)
     assert data["daemon"]["running"] is False
@@ -176,20 +187,21 @@ def test_status_json_has_the_contract_fields(history_db: Path, jobctl: Invoke) -
     assert jobctl("status", "--check").exit_code == 4
 
 
+@BOTH_STORES
 def test_status_counts_recent_failures_and_missed_slots(db_path: Path, jobctl: Invoke) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     jobctl("add", "gap", "--exec", "true", "--every", "1m", "--catchup", "skip")
-    conn = db.connect(db_path)
-    conn.execute(
-        "UPDATE jobs SET next_run_at = ?",
-        ((now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
-    )
-    engine.claim_due(SqliteStore(conn), now, awake_since=now, owner=OWNER)
+    slot = (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    query(db_path, "UPDATE jobs SET next_run_at = ?", slot)
+    store = open_store(resolve_db_path(None))
+    engine.claim_due(store, now, awake_since=now, owner=OWNER)
+    store.close()
     data = json.loads(jobctl("status", "--json").stdout)
     assert data["missed_24h"] == 10
     assert json.loads(jobctl("show", "gap", "--json").stdout)["runs_missed"] == 10
 
 
+@BOTH_STORES
 def test_prune_keeps_exactly_what_it_should(history_db: Path, jobctl: Invoke) -> None:
     result = jobctl("runs", "prune", "alpha", "--keep", "2", "--json")
     assert json.loads(result.stdout) == {"removed": 3}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Invoke, create_database, dump_database
+from tests.conftest import BOTH_STORES, Invoke, create_database, dump_database
 
 FUTURE = (datetime.now(UTC) + timedelta(days=400)).strftime("%Y-%m-%d 10:00")
 
@@ -229,6 +229,7 @@ def test_second_apply_changes_nothing(jobctl: Invoke, db_path: Path, tmp_path: P
     assert len(names["unchanged"]) == 7
 
 
+@BOTH_STORES
 def test_hand_written_file_is_idempotent(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
     """Equal after validation is unchanged, even when the text differs from export's."""
     document = tmp_path / "jobs.toml"
@@ -325,6 +326,7 @@ def test_changed_job_keeps_id_counters_and_next_run(
     assert rows["b"][2] != before["b"]
 
 
+@BOTH_STORES
 def test_dry_run_prints_the_plan_and_writes_nothing(
     jobctl: Invoke, db_path: Path, tmp_path: Path
 ) -> None:
@@ -365,6 +367,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert dump_database(db_path) == before
 
 
+@BOTH_STORES
 def test_prune_removes_only_with_the_flag(jobctl: Invoke, db_path: Path, tmp_path: Path) -> None:
     ok(
         jobctl(
@@ -393,6 +396,7 @@ def refused(result: Any, code: int = 2) -> str:
     return str(lines[0])
 
 
+@BOTH_STORES
 def test_bad_entry_changes_nothing_and_is_named(
     jobctl: Invoke, db_path: Path, tmp_path: Path
 ) -> None:
@@ -479,6 +483,7 @@ def test_unknown_agent_is_not_found(jobctl: Invoke, tmp_path: Path) -> None:
     assert message.startswith("jobctl: jobs[0] ('ask'): no agent named 'nope'")
 
 
+@BOTH_STORES
 def test_paused_state_is_carried_both_ways(jobctl: Invoke, tmp_path: Path) -> None:
     document = write_json(tmp_path / "j.json", [http_entry("a", state="paused")])
     ok(jobctl("apply", "-f", str(document)))

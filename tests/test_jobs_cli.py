@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Invoke, create_database, dump_database
+from tests.conftest import BOTH_STORES, Invoke, create_database, dump_database
 
 
 def job_json(jobctl: Invoke, name: str) -> dict:
@@ -17,6 +17,7 @@ def job_json(jobctl: Invoke, name: str) -> dict:
     return json.loads(result.stdout)
 
 
+@BOTH_STORES
 def test_add_http_job_with_every_trigger(jobctl: Invoke) -> None:
     result = jobctl(
         "add",
@@ -101,6 +102,7 @@ def test_body_from_file_and_stdin(jobctl: Invoke, tmp_path: Path) -> None:
     assert job_json(jobctl, "s")["spec"]["body"] == "from stdin"
 
 
+@BOTH_STORES
 def test_add_exec_job_with_policies(jobctl: Invoke, tmp_path: Path) -> None:
     result = jobctl(
         "add",
@@ -170,6 +172,7 @@ def test_default_timeout_follows_the_action_kind(jobctl: Invoke) -> None:
     assert job_json(jobctl, "e")["policies"]["timeout"] == 30.0
 
 
+@BOTH_STORES
 def test_at_trigger_stores_resolved_time_with_offset(jobctl: Invoke) -> None:
     result = jobctl(
         "add", "once", "--exec", "true", "--at", "2099-07-01 09:30", "--tz", "Europe/Berlin"
@@ -182,6 +185,7 @@ def test_at_trigger_stores_resolved_time_with_offset(jobctl: Invoke) -> None:
     assert job["upcoming"] == ["2099-07-01T07:30:00Z"]
 
 
+@BOTH_STORES
 def test_manual_job_has_no_next_run(jobctl: Invoke) -> None:
     jobctl("add", "m", "--exec", "true", "--manual")
     job = job_json(jobctl, "m")
@@ -190,6 +194,7 @@ def test_manual_job_has_no_next_run(jobctl: Invoke) -> None:
     assert job["next_run_at"] is None
 
 
+@BOTH_STORES
 def test_cron_presets_and_seconds_field(jobctl: Invoke) -> None:
     assert jobctl("add", "d", "--exec", "true", "--cron", "@daily", "--tz", "UTC").exit_code == 0
     assert job_json(jobctl, "d")["next_run_at"].endswith("T00:00:00Z")
@@ -229,6 +234,7 @@ def test_secrets_are_stored_as_written_and_redacted_in_show(jobctl: Invoke, db_p
     assert "hunter2" in stored and "${API_KEY}" in stored
 
 
+@BOTH_STORES
 def test_edit_replaces_given_fields_only(jobctl: Invoke) -> None:
     jobctl(
         "add",
@@ -259,6 +265,7 @@ def test_edit_replaces_given_fields_only(jobctl: Invoke) -> None:
     assert job_json(jobctl, "j")["policies"]["retries"] == 0
 
 
+@BOTH_STORES
 def test_edit_changes_trigger_and_action_kinds(jobctl: Invoke) -> None:
     jobctl("add", "j", "--url", "http://h/", "--every", "5m")
     assert jobctl("edit", "j", "--exec", "echo hi", "--cron", "0 0 * * *").exit_code == 0
@@ -299,6 +306,7 @@ def test_edit_empty_offset_clears_it(jobctl: Invoke) -> None:
     assert job_json(jobctl, "j")["schedule"] == "10m"
 
 
+@BOTH_STORES
 def test_edit_refuses_an_empty_name(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "base", "--exec", "true", "--manual")
     before = dump_database(db_path)
@@ -328,6 +336,7 @@ def test_rename_keeps_history(jobctl: Invoke, db_path: Path) -> None:
     )
 
 
+@BOTH_STORES
 def test_pause_and_resume(jobctl: Invoke) -> None:
     jobctl("add", "a", "--exec", "true", "--every", "1m")
     jobctl("add", "b", "--exec", "true", "--every", "1m")
@@ -343,6 +352,7 @@ def test_pause_and_resume(jobctl: Invoke) -> None:
     assert job_json(jobctl, "b")["state"] == "paused"
 
 
+@BOTH_STORES
 def test_commands_naming_several_jobs_change_none_if_one_is_unknown(
     jobctl: Invoke, db_path: Path
 ) -> None:
@@ -383,6 +393,7 @@ def test_rm_refuses_a_job_with_a_run_in_flight_unless_forced(jobctl: Invoke, db_
     assert jobctl("rm", "a", "--force").exit_code == 0
 
 
+@BOTH_STORES
 def test_list_table_and_json(jobctl: Invoke, db_path: Path) -> None:
     create_database(db_path)
     assert jobctl("list", "--json").stdout.strip() == "[]"
@@ -427,6 +438,7 @@ def test_list_table_and_json(jobctl: Invoke, db_path: Path) -> None:
     assert all(contract <= set(job) for job in listed)
 
 
+@BOTH_STORES
 def test_next_of_a_paused_job_says_it_is_paused(jobctl: Invoke) -> None:
     jobctl("add", "j", "--exec", "true", "--every", "1h")
     assert "paused" not in jobctl("next", "j", "-n", "1").stderr
@@ -439,6 +451,7 @@ def test_next_of_a_paused_job_says_it_is_paused(jobctl: Invoke) -> None:
     assert "is paused" in jobctl("next", "j", "-n", "1").stderr
 
 
+@BOTH_STORES
 def test_next_for_a_job_and_for_expressions(jobctl: Invoke) -> None:
     jobctl("add", "j", "--exec", "true", "--cron", "30 2 * * *", "--tz", "America/New_York")
     result = jobctl("next", "j", "-n", "2", "--after", "2026-03-07 12:00", "--json")
@@ -597,6 +610,7 @@ def test_spec_keys_have_one_order_everywhere(
     assert list(exported["spec"]) == [key for key in keys if key in exported["spec"]]
 
 
+@BOTH_STORES
 def test_show_says_how_an_exec_command_runs(jobctl: Invoke) -> None:
     jobctl("add", "sh", "--exec", "echo a; exit 3", "--manual")
     jobctl("add", "direct", "--exec", "echo a", "--no-shell", "--manual")

@@ -6,20 +6,26 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobctl.models import EventType, OutputPiece, OutputStream
+from jobctl.models import EventType, OutputPiece, OutputStream, RunStatus, RunTrigger
+from jobctl.paths import DbLocation
 from jobctl.store import open_store
 from jobctl.store.sqlite.migrations import MIGRATIONS, migrate
 
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 
 
-def test_output_pieces_come_back_in_order_after_a_seq(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "jobs.db")
-    conn = store.conn
-    conn.execute(
-        "INSERT INTO runs (trigger, status, scheduled_for, created_at) "
-        "VALUES ('manual', 'running', '2026-11-30T07:00:00Z', '2026-11-30T07:00:00Z')"
-    )
+def test_output_pieces_come_back_in_order_after_a_seq(store_at: DbLocation) -> None:
+    store = open_store(store_at)
+    with store.write():
+        run_id = store.insert_run(
+            job_id=None,
+            trigger=RunTrigger.MANUAL,
+            status=RunStatus.RUNNING,
+            scheduled_for=NOW,
+            now=NOW,
+            adhoc="{}",
+        )
+    assert run_id == 1
     pieces = [
         OutputPiece(1, 1, OutputStream.STDOUT, NOW, "one\n"),
         OutputPiece(1, 2, OutputStream.STDERR, NOW, "oops\n"),
@@ -32,8 +38,8 @@ def test_output_pieces_come_back_in_order_after_a_seq(tmp_path: Path) -> None:
     assert store.last_output_lines([1, 2]) == {1: "two\n"}
 
 
-def test_events_increase_and_resume_after_an_id(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "jobs.db")
+def test_events_increase_and_resume_after_an_id(store_at: DbLocation) -> None:
+    store = open_store(store_at)
     first = store.add_event(EventType.JOB_ADDED, NOW, job="a")
     with store.write():
         second = store.add_event(EventType.RUN_STARTED, NOW, job="a", run=7, data={"attempt": 1})

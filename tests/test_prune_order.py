@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 from jobctl import engine, history, pruning
+from jobctl.catalog import insert_job
+from jobctl.job_changes import build_job
+from jobctl.models import JobChange, RunSelection, RunStatus, RunTrigger
+from jobctl.paths import DbLocation
 from jobctl.store import open_store
 from tests.conftest import Invoke
 from tests.realparts import query
@@ -69,3 +73,39 @@ def test_prune_all_of_nothing(db_path: Path) -> None:
     store = open_store(db_path)
     assert list(pruning.prune_all(store, NOW, keep=0)) == []
     assert store.run_id_span() is None
+
+
+def test_prune_all_on_both_stores(store_at: DbLocation) -> None:
+    """Jobs taking turns and a run in flight: the newest two of each job and
+    the run in flight stay, batch by batch in id order; then --older-than takes the rest."""
+    store = open_store(store_at)
+    jobs: dict[str, int] = {}
+    with store.write():
+        for name in ("a", "b", "c"):
+            change = JobChange(name=name, url="http://127.0.0.1:9/x", every="1m", timezone="UTC")
+            job = insert_job(store, build_job(change, existing=None, now=T0), T0)
+            assert job.id is not None
+            jobs[name] = job.id
+        ids: dict[str, list[int]] = {name: [] for name in jobs}
+        for minute in range(5):
+            for name, job_id in jobs.items():
+                status = RunStatus.RUNNING if (name, minute) == ("b", 0) else RunStatus.SUCCEEDED
+                moment = T0 + timedelta(minutes=minute)
+                ids[name].append(
+                    store.insert_run(
+                        job_id=job_id,
+                        trigger=RunTrigger.MANUAL,
+                        status=status,
+                        scheduled_for=moment,
+                        now=moment,
+                        owner=OWNER,
+                    )
+                )
+    batches = list(pruning.prune_all(store, NOW, keep=2, batch=2))
+    assert sum(b.removed for b in batches) == 8  # 3 of a, 3 of c, 2 of b (its first runs)
+    assert [b.last_id for b in batches] == sorted(b.last_id for b in batches)
+    left = {run.id for run in store.list_runs(RunSelection(limit=100))}
+    assert left == {*ids["a"][-2:], *ids["b"][-2:], ids["b"][0], *ids["c"][-2:]}
+    assert store.run_id_span() == (ids["b"][0], ids["c"][-1])
+    assert sum(b.removed for b in pruning.prune_all(store, NOW, older_than=timedelta(0))) == 6
+    assert store.run_id_span() == (ids["b"][0], ids["b"][0])  # in flight: kept

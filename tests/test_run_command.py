@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import Invoke
+from tests.conftest import BOTH_STORES, Invoke
 from tests.realparts import (
     DaemonProcess,
     Reply,
@@ -22,6 +21,7 @@ from tests.realparts import (
 )
 
 
+@BOTH_STORES
 def test_run_succeeds_prints_output_and_records_a_manual_run(
     jobctl: Invoke, db_path: Path, sink: Sink
 ) -> None:
@@ -36,6 +36,7 @@ def test_run_succeeds_prints_output_and_records_a_manual_run(
     assert sink.requests_to("/hello")[0].headers["X-Jobctl-Run"] == str(row["id"])
 
 
+@BOTH_STORES
 def test_run_of_a_failing_job_exits_1_after_its_retries(
     jobctl: Invoke, db_path: Path, sink: Sink
 ) -> None:
@@ -64,6 +65,7 @@ def test_run_of_a_failing_job_exits_1_after_its_retries(
     assert len(sink.requests_to("/down")) == 3
 
 
+@BOTH_STORES
 def test_run_works_on_paused_jobs_and_exec_exit_codes(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "fails", "--exec", "sh -c 'echo no; exit 7'", "--every", "1h", "--paused")
     result = run_jobctl(db_path, "run", "fails", "--json")
@@ -138,6 +140,7 @@ def test_queue_needs_a_daemon(jobctl: Invoke, db_path: Path) -> None:
     assert job_runs(db_path, "q") == []
 
 
+@BOTH_STORES
 def test_queue_and_wait_through_the_daemon(jobctl: Invoke, db_path: Path, sink: Sink) -> None:
     jobctl("add", "queued", "--url", f"{sink.url}/queued", "--manual")
     daemon = DaemonProcess(db_path)
@@ -176,13 +179,14 @@ def test_queue_and_wait_prints_the_outcome_of_a_failing_run(jobctl: Invoke, db_p
         assert daemon.stop() == 0
 
 
+@BOTH_STORES
 def test_unknown_job_and_bad_flags(jobctl: Invoke, db_path: Path) -> None:
     result = jobctl("run", "ghost")
     assert result.exit_code == 3
     jobctl("add", "real", "--exec", "true", "--manual")
     result = jobctl("run", "real", "--wait")
     assert result.exit_code == 2
-    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    assert query(db_path, "SELECT count(*) FROM runs")[0][0] == 0
 
 
 def test_exec_runs_through_sh_by_default_as_cron_does(

@@ -1,21 +1,21 @@
-"""The store's named operations, on a real SQLite file."""
+"""The store's named operations, on a real SQLite file and a real PostgreSQL database."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from jobctl.catalog import insert_job
 from jobctl.job_changes import build_job
 from jobctl.models import JobChange, NotifyTarget, RunStatus, RunTrigger
+from jobctl.paths import DbLocation
 from jobctl.store import open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def test_jobs_due_for_alert_reads_the_policy_not_the_text(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "jobctl.db")
+def test_jobs_due_for_alert_reads_the_policy_not_the_text(store_at: DbLocation) -> None:
+    store = open_store(store_at)
     entries = {
         "watched": JobChange(
             policies={"alert_if_no_success": "1h"},
@@ -40,8 +40,8 @@ def test_jobs_due_for_alert_reads_the_policy_not_the_text(tmp_path: Path) -> Non
     assert store.jobs_due_for_alert() == []
 
 
-def test_heartbeat_row_round_trip(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "jobctl.db")
+def test_heartbeat_row_round_trip(store_at: DbLocation) -> None:
+    store = open_store(store_at)
     assert store.daemon_row() is None
     store.heartbeat_start(
         pid=42, host="h", started_at=T0, now=T0, listen="http://127.0.0.1:1", log_file=None
@@ -57,10 +57,10 @@ def test_heartbeat_row_round_trip(tmp_path: Path) -> None:
     assert row is not None and row.stopped_at == T0 + timedelta(seconds=9)
 
 
-def test_get_run_returns_a_typed_run(tmp_path: Path) -> None:
+def test_get_run_returns_a_typed_run(store_at: DbLocation) -> None:
     from jobctl.models import Owner
 
-    store = open_store(tmp_path / "jobctl.db")
+    store = open_store(store_at)
     with store.write():
         job = insert_job(
             store,

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Invoke, dump_database
+from tests.conftest import BOTH_STORES, Invoke, dump_database
 from tests.realparts import (
     DaemonProcess,
     Reply,
@@ -77,6 +77,7 @@ def enable_hook(jobctl: Invoke, name: str) -> str:
     return str(data["secret"])
 
 
+@BOTH_STORES
 def test_webhook_with_bearer_and_with_github_signature(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:
@@ -114,6 +115,7 @@ def test_webhook_with_bearer_and_with_github_signature(
     assert secret not in jobctl("show", "deploy", "--json").stdout
 
 
+@BOTH_STORES
 def test_webhook_refusals(jobctl: Invoke, db_path: Path, sink: Sink, listening: Any) -> None:
     jobctl("add", "open", "--url", f"{sink.url}/open", "--manual")
     jobctl("add", "asleep", "--url", f"{sink.url}/asleep", "--manual", "--paused")
@@ -140,6 +142,7 @@ def test_webhook_refusals(jobctl: Invoke, db_path: Path, sink: Sink, listening: 
     assert sink.received == []
 
 
+@BOTH_STORES
 def test_notifications_on_failure_and_auto_pause(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:
@@ -202,6 +205,7 @@ def test_dead_man_alert(jobctl: Invoke, db_path: Path, sink: Sink, listening: An
     assert "has not succeeded" in data["text"]
 
 
+@BOTH_STORES
 def test_chains_run_after_success_or_failure(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:
@@ -242,6 +246,7 @@ def test_chains_run_after_success_or_failure(
     ]
 
 
+@BOTH_STORES
 def test_healthz_and_metrics_match_the_runs(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:
@@ -403,6 +408,7 @@ def test_non_utf8_credentials_are_refused_as_unauthorized(
     assert len(job_runs(db_path, "deploy")) == 1
 
 
+@BOTH_STORES
 def test_replayed_github_delivery_starts_one_run(
     jobctl: Invoke, db_path: Path, sink: Sink, listening: Any
 ) -> None:

@@ -16,6 +16,7 @@ from jobctl.cli import (
     cancel_commands,  # noqa: F401
     daemon_commands,  # noqa: F401
     daemon_info_commands,  # noqa: F401
+    db_commands,  # noqa: F401
     event_commands,  # noqa: F401
     file_commands,  # noqa: F401
     hook_commands,  # noqa: F401

@@ -31,10 +31,9 @@ def _read(ctx: click.Context, reader: Callable[[Store], list[T]]) -> list[T]:
         from jobctl.paths import resolve_db_path
         from jobctl.store import open_store_for_completion
 
-        path = resolve_db_path(ctx.meta.get(DB_KEY))
-        if not path.is_file():
+        store = open_store_for_completion(resolve_db_path(ctx.meta.get(DB_KEY)))
+        if store is None:
             return []
-        store = open_store_for_completion(path)
         try:
             return reader(store)
         finally:

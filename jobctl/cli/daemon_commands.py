@@ -140,13 +140,18 @@ def daemon(
     if ctx.invoked_subcommand is not None:
         return
     from jobctl.daemon import Daemon, DaemonConfig
-    from jobctl.paths import default_log_path
+    from jobctl.paths import PostgresUrl, default_log_path
     from jobctl.secrets import fire_environment
     from jobctl.service import LogConfig
     from jobctl.service import systemd_unit as unit_text
     from jobctl.timeutil import parse_duration
 
     path = db_path(ctx)
+    if systemd_unit and isinstance(path, PostgresUrl) and str(path) != path.url:
+        raise InvalidInput(
+            "--systemd-unit would write the database password into the unit: leave it out "
+            "of the URL and keep it in ~/.pgpass (or PGPASSFILE)"
+        )
     if systemd_unit:
         from jobctl.service import paths_in_tmp
 
@@ -188,10 +193,11 @@ def daemon(
             f"--metrics-token-env {metrics_token_env}: no such variable in the environment "
             "or the env file (or it is empty)"
         )
-    from jobctl.store.sqlite import require_jobctl_file, require_writable
+    if isinstance(path, Path):
+        from jobctl.store.sqlite import require_jobctl_file, require_writable
 
-    require_writable(path)  # one line, before the lock file or the log is touched
-    require_jobctl_file(path)  # another program's file gets no lock file beside it
+        require_writable(path)  # one line, before the lock file or the log is touched
+        require_jobctl_file(path)  # another program's file gets no lock file beside it
     if not detach:
         ctx.exit(Daemon(config).run())
     _detach(config, pidfile)
@@ -251,9 +257,9 @@ def _detach(config: Any, pidfile: Path | None) -> None:
     from jobctl.daemon import Daemon
     from jobctl.liveness import InstanceLock
     from jobctl.service import detach
-    from jobctl.store.sqlite import connect
+    from jobctl.store import open_store
 
-    connect(config.db_path).close()  # creates/migrates, and fails here if it cannot
+    open_store(config.db_path).close()  # creates/migrates, and fails here if it cannot
     lock = InstanceLock(config.db_path)
     lock.acquire()
     if config.listen:  # here, not in the background: a busy port is one line, at once

@@ -12,6 +12,7 @@ import click
 from jobctl.cli.daemon_commands import daemon
 from jobctl.cli.shared import db_option, db_path, json_option, read_db, require_db
 from jobctl.errors import Failed
+from jobctl.paths import DbLocation
 
 
 @daemon.command(name="stop")
@@ -168,7 +169,7 @@ def daemon_logs(ctx: click.Context, lines: int, follow: bool, log_file: Path | N
         # Following stops only when interrupted: that is its normal end.
 
 
-def _recorded_log_file(database: Path) -> Path | None:
+def _recorded_log_file(database: DbLocation) -> Path | None:
     """The log file the last daemon on this database wrote to (without creating anything)."""
     from jobctl.store import peek_daemon_row
 

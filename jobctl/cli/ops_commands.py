@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jobctl.cli.progress import Progress, progress, quiet_option
-from jobctl.cli.shared import cli, counted, db_option, db_path, json_option, require_db
+from jobctl.cli.shared import cli, counted, db_file, db_option, db_path, json_option, require_db
 from jobctl.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def backup(ctx: click.Context, file: Path, force: bool, quiet: bool, as_json: bo
     from jobctl.output import to_json
 
     with progress("backing up", quiet=quiet) as bar:
-        result = backup_database(db_path(ctx), file, force=force, on_pages=_pages_to(bar))
+        result = backup_database(db_file(ctx, "backup"), file, force=force, on_pages=_pages_to(bar))
     if as_json:
         click.echo(
             to_json(
@@ -143,7 +143,7 @@ def restore(ctx: click.Context, file: Path, yes: bool, quiet: bool) -> None:
     from jobctl.backup import restore_database
     from jobctl.timeutil import utcnow
 
-    path = db_path(ctx)
+    path = db_file(ctx, "restore")
 
     def confirm(info: DatabaseInfo) -> None:
         if yes:

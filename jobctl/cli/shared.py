@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -16,7 +17,8 @@ from jobctl.errors import Interrupted, InvalidInput, JobctlError
 from jobctl.store import StoreError
 
 if TYPE_CHECKING:
-    from jobctl.store import SqliteStore
+    from jobctl.paths import DbLocation
+    from jobctl.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +39,7 @@ def db_option(func: F) -> F:
         expose_value=False,
         is_eager=True,
         callback=_remember_db,
-        help="SQLite database file (env JOBCTL_DB; default: jobctl.db in the user data dir).",
+        help="SQLite database file or postgresql:// URL (env JOBCTL_DB; default: jobctl.db in the user data dir).",
     )(func)
 
 
@@ -51,10 +53,22 @@ def wide_option(func: F) -> F:
     )(func)
 
 
-def db_path(ctx: click.Context) -> Any:
+def db_path(ctx: click.Context) -> DbLocation:
     from jobctl.paths import resolve_db_path
 
     return resolve_db_path(ctx.meta.get(DB_KEY))
+
+
+def db_file(ctx: click.Context, command: str) -> Path:
+    """The SQLite file, for a command that works on the file itself (exit 2 on PostgreSQL)."""
+    from jobctl.paths import PostgresUrl
+
+    location = db_path(ctx)
+    if isinstance(location, PostgresUrl):
+        raise InvalidInput(
+            f"{command} copies an SQLite file: use pg_dump/pg_restore for PostgreSQL"
+        )
+    return location
 
 
 def db_is_explicit(ctx: click.Context) -> bool:
@@ -62,7 +76,7 @@ def db_is_explicit(ctx: click.Context) -> bool:
     return bool(ctx.meta.get(DB_KEY) or os.environ.get("JOBCTL_DB"))
 
 
-def open_db(ctx: click.Context) -> SqliteStore:
+def open_db(ctx: click.Context) -> Store:
     """The database for a command that writes: created and migrated if need be."""
     from jobctl.store import open_store
 
@@ -71,7 +85,7 @@ def open_db(ctx: click.Context) -> SqliteStore:
     return store
 
 
-def read_db(ctx: click.Context, *, tidy: bool = False) -> SqliteStore:
+def read_db(ctx: click.Context, *, tidy: bool = False) -> Store:
     """The database for a command that only reads; never created here.
 
     A named database (`--db`, JOBCTL_DB) that does not exist is not found (exit 3); the
@@ -81,7 +95,8 @@ def read_db(ctx: click.Context, *, tidy: bool = False) -> SqliteStore:
     from jobctl.store import empty_store, open_store_for_reading
 
     path = db_path(ctx)
-    if not path.exists() and not db_is_explicit(ctx):
+    store: Store
+    if isinstance(path, Path) and not path.exists() and not db_is_explicit(ctx):
         store = empty_store()
     else:
         store = open_store_for_reading(path)
@@ -99,7 +114,7 @@ def require_db(ctx: click.Context) -> None:
     from jobctl.errors import NotFound
 
     path = db_path(ctx)
-    if db_is_explicit(ctx) and not path.exists():
+    if db_is_explicit(ctx) and isinstance(path, Path) and not path.exists():
         raise NotFound(f"no database at {path}")
 
 

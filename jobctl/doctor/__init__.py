@@ -25,6 +25,8 @@ from jobctl.doctor.database import (
     open_database,
 )
 from jobctl.doctor.jobs import JOB_CHECKS
+from jobctl.doctor.postgres import open_postgres_database
+from jobctl.paths import DbLocation, PostgresUrl
 from jobctl.store import StoreError
 from jobctl.timeutil import utcnow
 
@@ -32,7 +34,7 @@ __all__ = ["Check", "failed", "run_checks", "summary"]
 
 
 def run_checks(
-    db_path: Path,
+    db_path: DbLocation,
     *,
     env_file: Path | None = None,
     now: datetime | None = None,
@@ -45,6 +47,8 @@ def run_checks(
     environ = dict(os.environ) if environ is None else environ
     if env_file is None and environ.get("JOBCTL_ENV_FILE"):
         env_file = Path(environ["JOBCTL_ENV_FILE"])
+    if isinstance(db_path, PostgresUrl):
+        return _postgres_checks(Context(db_path, env_file, now or utcnow(), environ), db_path)
     ctx = Context(db_path, env_file, now or utcnow(), environ)
     results = [open_database(ctx)]
     sound = False  # the database opened and passed its integrity check
@@ -64,6 +68,21 @@ def run_checks(
             results.append(_guarded("daemon", check_daemon, ctx))
         results.append(check_timezone_database(ctx))
         if sound:
+            results.extend(_guarded(name, check, ctx) for name, check in JOB_CHECKS)
+    finally:
+        if ctx.store is not None:
+            ctx.store.close()
+    return results
+
+
+def _postgres_checks(ctx: Context, location: PostgresUrl) -> list[Check]:
+    """The checks that apply to a PostgreSQL database: it opens, the daemon, time zones, jobs."""
+    results = [open_postgres_database(ctx, location)]
+    try:
+        if ctx.store is not None:
+            results.append(_guarded("daemon", check_daemon, ctx))
+        results.append(check_timezone_database(ctx))
+        if ctx.store is not None:
             results.extend(_guarded(name, check, ctx) for name, check in JOB_CHECKS)
     finally:
         if ctx.store is not None:

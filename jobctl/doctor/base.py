@@ -6,9 +6,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobctl.models import StoredJob
+from jobctl.paths import DbLocation
 from jobctl.store import SqliteStore
+
+if TYPE_CHECKING:
+    from jobctl.store.postgres import PostgresStore
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LEVELS = (OK, WARN, FAIL)
@@ -33,13 +38,25 @@ class Check:
 class Context:
     """What the checks look at; `store` is None when the database could not be read."""
 
-    db_path: Path
+    db_path: DbLocation
     env_file: Path | None
     now: datetime
     environ: Mapping[str, str]
-    store: SqliteStore | None = None
+    store: SqliteStore | PostgresStore | None = None
     jobs: list[StoredJob] = field(default_factory=list)
     bad_zones: set[str] = field(default_factory=set)
+
+    @property
+    def file(self) -> Path:
+        """The SQLite file (only the checks of a file ask)."""
+        assert isinstance(self.db_path, Path)
+        return self.db_path
+
+    @property
+    def sqlite_store(self) -> SqliteStore:
+        """The store, opened on an SQLite file (only the checks of a file ask)."""
+        assert isinstance(self.store, SqliteStore)
+        return self.store
 
 
 def listed(items: list[str]) -> str:

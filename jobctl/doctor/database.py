@@ -15,7 +15,7 @@ from jobctl.timeutil import format_duration
 
 
 def open_database(ctx: Context) -> Check:
-    path = ctx.db_path
+    path = ctx.file
     if not path.exists():
         # Only the default database gets here (a named one that is missing is not found):
         # not created yet, it reads as empty.
@@ -55,9 +55,8 @@ def open_database(ctx: Context) -> Check:
 
 
 def check_integrity(ctx: Context) -> Check:
-    assert ctx.store is not None
     try:
-        problems = ctx.store.integrity_problems()
+        problems = ctx.sqlite_store.integrity_problems()
     except StoreError as exc:  # too damaged for the check to finish
         return Check("integrity", FAIL, f"integrity check failed: {exc}")
     if problems:
@@ -71,7 +70,7 @@ def check_writable(ctx: Context) -> Check:
     only readable here is a failure, even though reading commands still work."""
     from jobctl.store.sqlite import unwritable_reason
 
-    reason = unwritable_reason(ctx.db_path)
+    reason = unwritable_reason(ctx.file)
     if reason is not None:
         return Check(
             "writable",
@@ -84,10 +83,10 @@ def check_writable(ctx: Context) -> Check:
 
 def check_wal(ctx: Context) -> Check:
     try:
-        with open(ctx.db_path, "rb") as handle:
+        with open(ctx.file, "rb") as handle:
             header = handle.read(100)
     except OSError as exc:
-        return Check("wal", FAIL, f"cannot read {ctx.db_path}: {exc.strerror}")
+        return Check("wal", FAIL, f"cannot read {ctx.file}: {exc.strerror}")
     if is_wal_header(header):
         return Check("wal", OK, "WAL mode on")
     return Check("wal", WARN, "WAL mode off: it is switched on at the next open")
@@ -96,8 +95,7 @@ def check_wal(ctx: Context) -> Check:
 def check_schema(ctx: Context) -> Check:
     from jobctl.store.sqlite import SCHEMA_VERSION
 
-    assert ctx.store is not None
-    version = ctx.store.schema_version()
+    version = ctx.sqlite_store.schema_version()
     if version == SCHEMA_VERSION:
         return Check("schema", OK, f"schema version {version} (current)")
     if version < SCHEMA_VERSION:
@@ -130,7 +128,7 @@ def check_permissions(ctx: Context) -> Check | None:
 
     None when none of the files exists.
     """
-    places = [(ctx.db_path, "database"), (ctx.db_path.parent, "directory")]
+    places = [(ctx.file, "database"), (ctx.file.parent, "directory")]
     if ctx.env_file is not None:
         places.append((ctx.env_file, "env file"))
     present = [(path, what) for path, what in places if path.exists()]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobctl.errors import DaemonUnavailable, Failed, JobctlError
-from jobctl.paths import lock_path, pid_path
+from jobctl.paths import DbLocation, PostgresUrl, lock_path, pid_path
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -62,7 +62,7 @@ def check_can_listen(host: str, port: int) -> None:
 
 
 def detach(
-    db_path: Path,
+    db_path: DbLocation,
     log_file: Path,
     pidfile: Path | None,
     start: Callable[[], int],
@@ -107,8 +107,11 @@ def detach(
         os._exit(code)
 
 
-def _preserved_fds(db_path: Path) -> list[int]:
-    """Keep the lock's file descriptor open through the daemonizing close-all."""
+def _preserved_fds(db_path: DbLocation) -> list[int]:
+    """Keep the lock's file descriptor open through the daemonizing close-all (there is no
+    lock on PostgreSQL)."""
+    if not isinstance(db_path, Path):
+        return []
     lock = str(lock_path(db_path))
     kept = []
     for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
@@ -126,7 +129,9 @@ def _write_pidfile(path: Path) -> None:
         handle.write(f"{os.getpid()}\n")
 
 
-def _wait_for_heartbeat(db_path: Path, launched: float, timeout: float, child: int) -> int | None:
+def _wait_for_heartbeat(
+    db_path: DbLocation, launched: float, timeout: float, child: int
+) -> int | None:
     from jobctl.store import peek_daemon_row
 
     os.waitpid(child, 0)  # the intermediate process exits as soon as it has detached
@@ -152,10 +157,12 @@ def holder_pid(db_path: Path) -> int | None:
     return int(parts[1]) if len(parts) >= 2 and parts[0] == "pid" and parts[1].isdigit() else None
 
 
-def stop_daemon(db_path: Path, timeout: float) -> int | None:
+def stop_daemon(db_path: DbLocation, timeout: float) -> int | None:
     """SIGTERM the daemon holding the database and wait until it lets go; its pid, or None."""
     from jobctl.liveness import InstanceLock
 
+    if isinstance(db_path, PostgresUrl):
+        return _stop_daemon_here(db_path, timeout)
     if not InstanceLock.is_held(db_path):
         return None
     pid = holder_pid(db_path)
@@ -171,3 +178,26 @@ def stop_daemon(db_path: Path, timeout: float) -> int | None:
             raise Failed(f"the daemon (pid {pid}) did not stop within {timeout:.0f}s")
         time.sleep(0.05)
     return pid
+
+
+def _stop_daemon_here(location: PostgresUrl, timeout: float) -> int | None:
+    """On PostgreSQL (no lock file): SIGTERM the daemon of the heartbeat row when it runs on
+    this machine, and wait until its process ends; its pid, or None."""
+    from jobctl import runs
+    from jobctl.store import peek_daemon_row
+
+    row = peek_daemon_row(location, timeout=5.0)
+    if row is None or row.stopped_at or row.host != runs.HOST:
+        return None
+    if not runs.process_exists(row.pid, since=row.started_at):
+        return None
+    try:
+        os.kill(row.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    deadline = time.monotonic() + timeout
+    while runs.process_exists(row.pid, since=row.started_at):
+        if time.monotonic() > deadline:
+            raise Failed(f"the daemon (pid {row.pid}) did not stop within {timeout:.0f}s")
+        time.sleep(0.05)
+    return row.pid

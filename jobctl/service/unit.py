@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from jobctl.paths import DbLocation, PostgresUrl
+
 # Characters that need no quoting in an ExecStart word (after % and $ are doubled).
 _UNIT_WORD_SAFE = re.compile(r"[A-Za-z0-9_@%$+=:,./-]+")
 _UNIT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -51,7 +53,7 @@ def jobctl_program() -> str:
 TEMPORARY_DIRECTORIES = (Path("/tmp"), Path("/var/tmp"))
 
 
-def paths_in_tmp(db_path: Path, daemon_args: Sequence[str]) -> list[str]:
+def paths_in_tmp(db_path: DbLocation, daemon_args: Sequence[str]) -> list[str]:
     """The database and the path arguments that live in /tmp or /var/tmp, which a unit's
     PrivateTmp=yes would hide from the service (it gets a /tmp of its own)."""
     found = []
@@ -66,14 +68,15 @@ def paths_in_tmp(db_path: Path, daemon_args: Sequence[str]) -> list[str]:
     return found
 
 
-def systemd_unit(db_path: Path, daemon_args: Sequence[str], *, user: bool) -> str:
+def systemd_unit(db_path: DbLocation, daemon_args: Sequence[str], *, user: bool) -> str:
     """A ready `jobctl.service` (Type=notify, watchdog, restart on failure, hardening).
 
     `daemon_args` are the daemon's own options, given as they are to be passed on.
     PrivateTmp=yes is left out when the database or a file the daemon is given lives in
     /tmp or /var/tmp (paths_in_tmp): the service would see an empty /tmp of its own.
     """
-    argv = [jobctl_program(), "daemon", "--db", str(db_path), *daemon_args]
+    database = db_path.url if isinstance(db_path, PostgresUrl) else str(db_path)
+    argv = [jobctl_program(), "daemon", "--db", database, *daemon_args]
     private_tmp = [] if paths_in_tmp(db_path, daemon_args) else ["PrivateTmp=yes"]
     lines = [
         "[Unit]",

@@ -4,7 +4,7 @@ Every request but /healthz, /hooks/..., /metrics (its own token rule), /login an
 needs `Authorization: Bearer TOKEN` or the `jobctl_session` cookie that a login link sets.
 A cookie-authenticated POST, PUT, PATCH or DELETE must also carry the session's CSRF value
 (header `X-CSRF-Token`, or form field `csrf`); a Bearer request needs none, since a browser
-never adds that header by itself. Handlers find `request["jobctl_session"]`: the Session,
+never adds that header by itself. Handlers find `request[SESSION_KEY]`: the Session,
 or None for a Bearer request. `csrf_token(request)` is the value pages put in their
 `<meta name="csrf-token">`.
 """
@@ -24,7 +24,7 @@ from jobctl.web import security
 from jobctl.web.context import CONTEXT, WebContext
 
 COOKIE = "jobctl_session"
-SESSION_KEY = "jobctl_session"  # request[SESSION_KEY]: Session, or None for Bearer
+SESSION_KEY: web.RequestKey[Session | None] = web.RequestKey("jobctl_session")  # None: Bearer
 TOKEN_KEY = web.RequestKey("jobctl_token", str)  # the Bearer token (for still_allowed)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 if TYPE_CHECKING:
     from jobctl.listener_host import ListenerHost
+    from jobctl.paths import DbLocation
     from jobctl.store import Store
 
 
@@ -20,7 +20,7 @@ class WebContext:
     must not hold the scheduler), a way to wake the loop after a change (a run queued, a job
     edited), and the listener's host for health and gauges."""
 
-    db_path: Path
+    db_path: DbLocation
     wake: Callable[[], None]
     host: ListenerHost
     listen_url: str = ""  # set once the listener is bound

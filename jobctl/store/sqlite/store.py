@@ -15,6 +15,7 @@ from jobctl.store.sqlite.completion import CompletionOps
 from jobctl.store.sqlite.daemon_row import DaemonRowOps
 from jobctl.store.sqlite.definitions import DefinitionOps
 from jobctl.store.sqlite.events import EventOps
+from jobctl.store.sqlite.export import ExportOps
 from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
@@ -38,6 +39,7 @@ class SqliteStore(
     AccessOps,
     CancelOps,
     EventOps,
+    ExportOps,
     RetentionOps,
 ):
     """A jobctl database in SQLite.

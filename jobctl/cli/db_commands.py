@@ -1,0 +1,76 @@
+"""`jobctl db copy`: moving a database to PostgreSQL."""
+
+from __future__ import annotations
+
+import click
+
+from jobctl.cli.shared import cli, db_option, db_path, json_option
+
+
+@cli.group()
+@db_option
+def db() -> None:
+    """Move the database elsewhere (today: from SQLite to PostgreSQL).
+
+    \b
+    Examples:
+      jobctl db copy --to postgresql://jobctl@db.example/jobctl
+    """
+
+
+@db.command()
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URL",
+    help="The PostgreSQL database to copy into (postgresql://USER@HOST[:PORT]/DB).",
+)
+@db_option
+@json_option
+@click.pass_context
+def copy(ctx: click.Context, to: str, as_json: bool) -> None:
+    """Copy the SQLite database's jobs, agents, chains, history and events into PostgreSQL.
+
+    In batches with progress on stderr; run it again after an interruption and it goes on
+    where it stopped. The rows are counted on both sides at the end. Stop the daemon first:
+    runs it records meanwhile would be missing.
+
+    \b
+    Examples:
+      jobctl daemon stop
+      jobctl db copy --to postgresql://jobctl@db.example/jobctl
+      JOBCTL_DB=postgresql://jobctl@db.example/jobctl jobctl daemon --detach
+    """
+    from jobctl.dbcopy import copy_database
+    from jobctl.errors import DaemonUnavailable, InvalidInput, NotFound
+    from jobctl.liveness import daemon_running
+    from jobctl.output import to_json
+    from jobctl.paths import PostgresUrl, is_postgres_url
+    from jobctl.store import open_postgres
+    from jobctl.store.sqlite import open_store as open_sqlite
+
+    source = db_path(ctx)
+    if isinstance(source, PostgresUrl):
+        raise InvalidInput("db copy copies an SQLite database: --db names a PostgreSQL one")
+    if not is_postgres_url(to):
+        raise InvalidInput(f"--to {to!r}: give a postgresql:// URL")
+    if not source.is_file():
+        raise NotFound(f"no database at {source}")
+    reader = open_sqlite(source, create=False)
+    ctx.call_on_close(reader.close)
+    if daemon_running(reader, source):
+        raise DaemonUnavailable(
+            f"a daemon is running on {source}: stop it first (jobctl daemon stop)"
+        )
+    target = open_postgres(PostgresUrl(to))
+    ctx.call_on_close(target.close)
+
+    def progress(table: str, done: int, total: int) -> None:
+        click.echo(f"{table}: {done} of {total} rows", err=True)
+
+    counts = copy_database(reader, target, progress=progress)
+    if as_json:
+        click.echo(to_json({count.table: count.rows for count in counts}))
+    else:
+        click.echo(f"copied {source} to {PostgresUrl(to)}: the rows add up in every table")

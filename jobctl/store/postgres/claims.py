@@ -1,0 +1,265 @@
+"""Claiming work on the daemon's path: due jobs, due queued runs, and what a claim reads.
+
+Every operation runs inside the caller's write transaction; which slots are due, what a gap
+means and what the overlap policy allows are the engine's rules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from jobctl.models import EventType, JobState, Owner, QueuedRun, RunTrigger, UnreadableJob
+from jobctl.store.postgres.base import Connected
+from jobctl.store.postgres.connection import Row
+from jobctl.store.postgres.events import job_event, job_run_event, run_started_event, short_error
+from jobctl.timeutil import from_db, iso_z, to_db, utcnow
+
+if TYPE_CHECKING:
+    from jobctl.models import Agent, Job
+
+
+def _job(row: Row) -> Job:
+    # jobs.py still builds Job from a row; imported here until it no longer does.
+    from jobctl.models import Job
+
+    return Job.from_row(row)
+
+
+class ClaimOps(Connected):
+    # ------------------------------------------------------------------------- due jobs
+
+    def due_jobs(self, now: datetime, limit: int) -> list[Job | UnreadableJob]:
+        """Enabled jobs whose next slot is at or before `now`, soonest first; a row that
+        cannot be read comes back as UnreadableJob, so that one broken job stops no other.
+
+        The rows stay locked until the caller's transaction ends, and rows another daemon
+        holds are passed over (FOR UPDATE SKIP LOCKED): two daemons never claim one slot."""
+        rows = self.conn.execute(
+            "SELECT * FROM jobs WHERE next_run_at <= %s AND state = %s ORDER BY next_run_at "
+            "LIMIT %s FOR UPDATE SKIP LOCKED",
+            (to_db(now), JobState.ENABLED, limit),
+        ).fetchall()
+        jobs: list[Job | UnreadableJob] = []
+        for row in rows:
+            try:
+                jobs.append(_job(row))
+            except Exception as exc:  # a broken row must not stop every other job from firing
+                jobs.append(UnreadableJob(row["id"], row["name"], exc))
+        return jobs
+
+    def advance_job(
+        self,
+        job_id: int,
+        *,
+        claimed_next_run_at: datetime,
+        next_run_at: datetime | None,
+        last_slot_at: datetime | None,
+        state: str,
+    ) -> bool:
+        """Move the job on to its next slot (in `state`, a JobState value), if nobody moved
+        it on from `claimed_next_run_at` meanwhile; False if somebody did."""
+        cursor = self.conn.execute(
+            "UPDATE jobs SET next_run_at = %s, last_slot_at = %s, state = %s "
+            "WHERE id = %s AND next_run_at = %s",
+            (
+                to_db(next_run_at) if next_run_at else None,
+                to_db(last_slot_at) if last_slot_at else None,
+                state,
+                job_id,
+                to_db(claimed_next_run_at),
+            ),
+        )
+        moved = cursor.rowcount == 1
+        if moved and state == JobState.COMPLETED:  # a one-shot fired: it is done
+            self._job_changed(job_id, utcnow(), {"state": JobState.COMPLETED.value})
+        return moved
+
+    def pause_unschedulable(self, job_id: int, reason: str) -> None:
+        """Pause a job whose schedule cannot be computed, with `reason`."""
+        self.conn.execute(
+            "UPDATE jobs SET state = %s, paused_reason = %s, next_run_at = NULL WHERE id = %s",
+            (JobState.PAUSED, reason, job_id),
+        )
+        self._job_changed(job_id, utcnow(), {"state": JobState.PAUSED.value, "reason": reason})
+
+    def _job_changed(self, job_id: int, now: datetime, data: dict[str, str]) -> None:
+        row = self.conn.execute("SELECT name FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        if row is not None:
+            job_event(self.conn, EventType.JOB_CHANGED, now, row[0], data)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Writes inside are undone together if the block raises (the exception goes on)."""
+        self.conn.execute("SAVEPOINT claim_job")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO claim_job")
+            self.conn.execute("RELEASE claim_job")
+            raise
+        self.conn.execute("RELEASE claim_job")
+
+    # ------------------------------------------------------------------- runs in flight
+
+    def running_counts(self) -> dict[int, int]:
+        """Job id -> how many of its runs are `running`."""
+        return {
+            row[0]: row[1]
+            for row in self.conn.execute(
+                "SELECT job_id, count(*) FROM runs WHERE status = 'running' "
+                "AND job_id IS NOT NULL GROUP BY job_id"
+            )
+        }
+
+    def has_running(self, job_id: int) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM runs WHERE job_id = %s AND status = 'running'", (job_id,)
+        ).fetchone()
+        return row is not None
+
+    def has_queued(self, job_id: int) -> bool:
+        """A queued run of the job waits, other than a retry."""
+        row = self.conn.execute(
+            "SELECT 1 FROM runs WHERE job_id = %s AND status = 'queued' AND trigger != 'retry'",
+            (job_id,),
+        ).fetchone()
+        return row is not None
+
+    # --------------------------------------------------------------------- queued runs
+
+    def due_queued_runs(self, now: datetime) -> list[QueuedRun]:
+        """Queued runs nobody keeps whose due time is at or before `now`, oldest first."""
+        rows = self.conn.execute(
+            "SELECT runs.id AS run_id, runs.trigger AS run_trigger, runs.attempt, "
+            "runs.scheduled_for AS slot, runs.details AS run_details, jobs.* "
+            "FROM runs JOIN jobs ON jobs.id = runs.job_id "
+            "WHERE runs.status = 'queued' AND runs.due_at <= %s AND runs.owner_pid IS NULL "
+            "ORDER BY runs.due_at, runs.id",
+            (to_db(now),),
+        ).fetchall()
+        queued = []
+        for row in rows:
+            details = json.loads(row["run_details"]) if row["run_details"] else {}
+            queued.append(
+                QueuedRun(
+                    run_id=row["run_id"],
+                    trigger=RunTrigger(row["run_trigger"]),
+                    attempt=row["attempt"],
+                    scheduled_for=from_db(row["slot"]),
+                    job=_job(row),
+                    payload=details.get("payload"),
+                    payload_type=details.get("payload_type"),
+                )
+            )
+        return queued
+
+    def start_queued_run(self, run_id: int, now: datetime, owner: Owner) -> None:
+        """A queued row becomes `running`, owned by `owner`, from `now`."""
+        row = self.conn.execute(
+            "UPDATE runs SET status = 'running', started_at = %s, owner_pid = %s, owner_host = %s "
+            "WHERE id = %s AND status = 'queued' RETURNING job_id, trigger, attempt, scheduled_for",
+            (to_db(now), owner.pid, owner.host, run_id),
+        ).fetchone()
+        if row is not None:
+            self._started_event(run_id, now, row)
+
+    def _started_event(self, run_id: int, now: datetime, row: Sequence[Any]) -> None:
+        """`run.started` for a row read back as (job_id, trigger, attempt, scheduled_for)."""
+        job_id, trigger, attempt, slot = tuple(row)
+        run_started_event(
+            self.conn,
+            now,
+            job_id,
+            run_id,
+            trigger=trigger,
+            attempt=attempt,
+            scheduled_for=from_db(slot),
+        )
+
+    def skip_queued_run(self, run_id: int, now: datetime, error: str) -> None:
+        """A queued row ends `skipped` at `now`."""
+        row = self.conn.execute(
+            "UPDATE runs SET status = 'skipped', finished_at = %s, error = %s WHERE id = %s "
+            "RETURNING job_id, trigger, scheduled_for",
+            (to_db(now), error, run_id),
+        ).fetchone()
+        if row is not None:
+            job_id, trigger, slot = tuple(row)
+            data = {
+                "trigger": trigger,
+                "scheduled_for": iso_z(from_db(slot)),
+                "error": short_error(error),
+            }
+            job_run_event(self.conn, EventType.RUN_SKIPPED, now, job_id, run_id, data)
+
+    def start_reserved_retry(
+        self, job_id: int, scheduled_for: datetime, attempt: int, now: datetime, owner: Owner
+    ) -> int | None:
+        """The queued retry `attempt` of the job's slot becomes `running` for `owner`; its
+        id, or None if it is no longer queued (another process took it)."""
+        row = self.conn.execute(
+            "UPDATE runs SET status = 'running', started_at = %s, owner_pid = %s, owner_host = %s"
+            " WHERE job_id = %s AND trigger = 'retry' AND scheduled_for = %s AND attempt = %s"
+            " AND status = 'queued' RETURNING id, job_id, trigger, attempt, scheduled_for",
+            (to_db(now), owner.pid, owner.host, job_id, to_db(scheduled_for), attempt),
+        ).fetchone()
+        if row is None:
+            return None
+        self._started_event(int(row[0]), now, tuple(row)[1:])
+        return int(row[0])
+
+    def next_wake(self) -> datetime | None:
+        """The earliest next slot of an enabled job or due time of a queued run that nobody
+        keeps and no running run of its job holds back."""
+        row = self.conn.execute(
+            "SELECT min(t) FROM ("
+            " SELECT min(next_run_at) AS t FROM jobs WHERE state = 'enabled'"
+            " AND next_run_at IS NOT NULL"
+            " UNION ALL SELECT min(q.due_at) FROM runs AS q WHERE q.status = 'queued'"
+            " AND q.owner_pid IS NULL AND NOT EXISTS (SELECT 1 FROM runs AS r"
+            " WHERE r.job_id = q.job_id AND r.status = 'running')) AS wake"
+        ).fetchone()
+        return from_db(row[0]) if row and row[0] else None
+
+    # ------------------------------------------------------------- what a claim reads
+
+    def find_agent(self, name: str) -> Agent | None:
+        """The agent named `name`, or None."""
+        from jobctl.models import Agent
+
+        row = self.conn.execute("SELECT * FROM agents WHERE name = %s", (name,)).fetchone()
+        return Agent.from_row(row) if row else None
+
+    def last_success_output(self, job_id: int) -> str | None:
+        """The output of the job's latest succeeded run (None if it has none)."""
+        row = self.conn.execute(
+            "SELECT output FROM runs WHERE job_id = %s AND status = 'succeeded' "
+            "ORDER BY id DESC LIMIT 1",
+            (job_id,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def job_by_id(self, job_id: int) -> Job | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        return _job(row) if row is not None else None
+
+    # ------------------------------------------------------------------------- chains
+
+    def any_chains(self) -> bool:
+        """Some job runs after another."""
+        return bool(self.value("SELECT EXISTS (SELECT 1 FROM chains)"))
+
+    def jobs_chained_after(self, upstream_id: int, on_statuses: Iterable[str]) -> list[Job]:
+        """Enabled jobs that run after job `upstream_id` ends with one of `on_statuses`."""
+        wanted = tuple(on_statuses)
+        rows = self.conn.execute(
+            "SELECT jobs.* FROM chains JOIN jobs ON jobs.id = chains.job_id "
+            "WHERE chains.upstream_id = %s AND chains.on_status = ANY(%s)"
+            " AND jobs.state = %s",
+            (upstream_id, list(wanted), JobState.ENABLED),
+        ).fetchall()
+        return [_job(row) for row in rows]

@@ -1,0 +1,363 @@
+"""Run rows: reading and writing them, and the job counters a finished run moves (the
+rules for when are the engine's)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from jobctl.models import FAILURES, EventType, JobState, Owner, Run, RunStatus, RunTrigger
+from jobctl.store.postgres.base import Connected
+from jobctl.store.postgres.connection import Row
+from jobctl.store.postgres.events import (
+    job_event,
+    job_run_event,
+    run_finished_event,
+    run_started_event,
+    short_error,
+)
+from jobctl.timeutil import from_db, iso_z, to_db
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
+
+
+def _time(text: str | None) -> datetime | None:
+    return from_db(text) if text else None
+
+
+def run_from_row(row: Row) -> Run:
+    """A run row (all of the table's columns, and maybe the job's name as `job`) as a Run."""
+    keys = row.keys()
+    return Run(
+        id=row["id"],
+        job_id=row["job_id"],
+        trigger=RunTrigger(row["trigger"]),
+        status=RunStatus(row["status"]),
+        attempt=row["attempt"],
+        scheduled_for=from_db(row["scheduled_for"]),
+        created_at=from_db(row["created_at"]),
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
+        due_at=_time(row["due_at"]),
+        duration_ms=row["duration_ms"],
+        http_status=row["http_status"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        output=row["output"],
+        snapshot=row["snapshot"],
+        details=row["details"],
+        owner_pid=row["owner_pid"],
+        owner_host=row["owner_host"],
+        caused_by=row["caused_by"],
+        pgid=row["pgid"],
+        pgid_started=row["pgid_started"],
+        job=row["job"] if "job" in keys else None,
+        adhoc=row["adhoc"],
+        cancel_requested_at=_time(row["cancel_requested_at"]),
+        rerun_of=row["rerun_of"],
+    )
+
+
+class RunOps(Connected):
+    def get_run(self, run_id: int) -> Run | None:
+        """The run with its job's name, or None."""
+        row = self.conn.execute(
+            "SELECT runs.*, jobs.name AS job FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
+            "WHERE runs.id = %s",
+            (run_id,),
+        ).fetchone()
+        return run_from_row(row) if row is not None else None
+
+    def running_run_ids(self, pid: int, host: str) -> list[int]:
+        """The `running` runs owned by process `pid` on `host`."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM runs WHERE status = %s AND owner_pid = %s AND owner_host = %s",
+                (RunStatus.RUNNING, pid, host),
+            )
+        ]
+
+    # ------------------------------------------------------------ writing (caller's transaction)
+
+    def insert_run(
+        self,
+        *,
+        job_id: int | None,
+        trigger: RunTrigger,
+        status: RunStatus,
+        scheduled_for: datetime,
+        now: datetime,
+        attempt: int = 1,
+        owner: Owner | None = None,
+        due_at: datetime | None = None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        caused_by: int | None = None,
+        adhoc: str | None = None,
+    ) -> int:
+        """A new run row; a `running` one starts at `now`, a skipped or missed one ends then.
+        An ad hoc run has no job (`job_id` None) and its action as JSON in `adhoc`."""
+        started = to_db(now) if status == RunStatus.RUNNING else None
+        finished = to_db(now) if status in (RunStatus.SKIPPED, RunStatus.MISSED) else None
+        row = self.conn.execute(
+            "INSERT INTO runs (job_id, trigger, status, attempt, scheduled_for, started_at, "
+            "finished_at, error, details, owner_pid, owner_host, due_at, created_at, caused_by, "
+            "adhoc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "RETURNING id",
+            (
+                job_id,
+                trigger,
+                status,
+                attempt,
+                to_db(scheduled_for),
+                started,
+                finished,
+                error,
+                json.dumps(details) if details else None,
+                owner.pid if owner else None,
+                owner.host if owner else None,
+                to_db(due_at) if due_at else None,
+                to_db(now),
+                caused_by,
+                adhoc,
+            ),
+        ).fetchone()
+        assert row is not None
+        run_id = int(row[0])
+        self._inserted_run_event(
+            run_id, job_id, trigger, status, attempt, scheduled_for, now, error, details
+        )
+        return run_id
+
+    def _inserted_run_event(
+        self,
+        run_id: int,
+        job_id: int | None,
+        trigger: RunTrigger,
+        status: RunStatus,
+        attempt: int,
+        scheduled_for: datetime,
+        now: datetime,
+        error: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> None:
+        """The event a new row tells of: started, skipped or missed (none when queued)."""
+        if status == RunStatus.RUNNING:
+            run_started_event(
+                self.conn,
+                now,
+                job_id,
+                run_id,
+                trigger=trigger.value,
+                attempt=attempt,
+                scheduled_for=scheduled_for,
+            )
+            return
+        data: dict[str, Any] = {"trigger": trigger.value}
+        if status == RunStatus.SKIPPED:
+            kind = EventType.RUN_SKIPPED
+            data |= {"scheduled_for": iso_z(scheduled_for), "error": short_error(error)}
+        elif status == RunStatus.MISSED:
+            kind = EventType.RUN_MISSED
+            more = details or {}
+            data |= {
+                "scheduled_for": iso_z(scheduled_for),
+                "missed_count": more.get("missed_count"),
+                "missed_until": more.get("missed_until"),
+            }
+        else:
+            return
+        job_run_event(self.conn, kind, now, job_id, run_id, data)
+
+    def finish_run(self, run_id: int, outcome: Outcome) -> bool:
+        """A `running` row takes its outcome; False if it was no longer running (marked
+        interrupted meanwhile, or its job removed)."""
+        cursor = self.conn.execute(
+            "UPDATE runs SET status = %s, started_at = %s, finished_at = %s, duration_ms = %s, "
+            "http_status = %s, exit_code = %s, error = %s, output = %s, snapshot = %s, "
+            "details = %s WHERE id = %s AND status = 'running'",
+            (
+                outcome.status,
+                to_db(outcome.started_at),
+                to_db(outcome.finished_at),
+                outcome.duration_ms,
+                outcome.http_status,
+                outcome.exit_code,
+                outcome.error,
+                outcome.output,
+                json.dumps(outcome.snapshot) if outcome.snapshot is not None else None,
+                json.dumps(outcome.details) if outcome.details else None,
+                run_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            return False
+        run_finished_event(
+            self.conn,
+            outcome.finished_at,
+            run_id,
+            status=outcome.status,
+            duration_ms=outcome.duration_ms,
+            exit_code=outcome.exit_code,
+            http_status=outcome.http_status,
+            error=outcome.error,
+        )
+        return True
+
+    def interrupt_run(self, run_id: int, now: datetime, error: str) -> None:
+        """A `running` row ends `interrupted` at `now`."""
+        row = self.conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = %s, error = %s, "
+            "duration_ms = (extract(epoch FROM %s::timestamptz - started_at::timestamptz) * 1000)"
+            "::bigint "
+            "WHERE id = %s AND status = 'running' RETURNING duration_ms",
+            (to_db(now), error, to_db(now), run_id),
+        ).fetchone()
+        if row is not None:
+            run_finished_event(
+                self.conn,
+                now,
+                run_id,
+                status=RunStatus.INTERRUPTED,
+                duration_ms=row[0],
+                error=error,
+            )
+
+    def keep_partial_output(
+        self, run_id: int, output: str | None, snapshot: Mapping[str, Any] | None
+    ) -> None:
+        """What an interrupted run had produced (output so far, the request it sent)."""
+        self.conn.execute(
+            "UPDATE runs SET output = %s, snapshot = %s WHERE id = %s",
+            (output or None, json.dumps(snapshot) if snapshot else None, run_id),
+        )
+
+    def record_process_group(self, run_id: int, pgid: int, pgid_started: int | None) -> None:
+        """The run's command leads process group `pgid`, whose leader started at
+        `pgid_started` (clock ticks since boot)."""
+        self.conn.execute(
+            "UPDATE runs SET pgid = %s, pgid_started = %s WHERE id = %s AND status = 'running'",
+            (pgid, pgid_started, run_id),
+        )
+
+    def release_run(self, run_id: int) -> None:
+        """A queued run kept by a process goes to whichever process claims it first."""
+        self.conn.execute(
+            "UPDATE runs SET owner_pid = NULL, owner_host = NULL WHERE id = %s", (run_id,)
+        )
+
+    def delete_queued_runs_of(self, owner: Owner) -> None:
+        """The queued runs `owner` kept for itself go away (it stops, taking them along)."""
+        self.conn.execute(
+            "DELETE FROM runs WHERE status = 'queued' AND owner_pid = %s AND owner_host = %s",
+            (owner.pid, owner.host),
+        )
+
+    # --------------------------------------------------------------- job counters of runs
+
+    def count_skipped(self, job_id: int, count: int = 1) -> None:
+        self.conn.execute(
+            "UPDATE jobs SET runs_skipped = runs_skipped + %s WHERE id = %s", (count, job_id)
+        )
+
+    def count_missed(self, job_id: int, slots: int) -> None:
+        self.conn.execute(
+            "UPDATE jobs SET runs_missed = runs_missed + %s WHERE id = %s", (slots, job_id)
+        )
+
+    def count_executed(
+        self, job_id: int, status: str, started_at: datetime, *, final: bool
+    ) -> None:
+        """Lifetime counters and last-run fields of the job (`status` a RunStatus value);
+        `final` = no retry follows. A cancelled run leaves the failures in a row as they are."""
+        succeeded = status == RunStatus.SUCCEEDED
+        self.conn.execute(
+            """
+            UPDATE jobs SET
+                runs_total = runs_total + 1,
+                runs_succeeded = runs_succeeded + %(ok)s,
+                runs_failed = runs_failed + %(failed)s,
+                last_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(started)s
+                                   THEN %(status)s ELSE last_status END,
+                last_run_at = greatest(last_run_at, %(started)s),
+                last_success_at = CASE WHEN %(ok)s = 1
+                                       THEN greatest(last_success_at, %(started)s)
+                                       ELSE last_success_at END,
+                consecutive_failures = CASE WHEN %(ok)s = 1 THEN 0
+                                            WHEN %(cancelled)s = 1 THEN consecutive_failures
+                                            WHEN %(final)s = 1 THEN consecutive_failures + 1
+                                            ELSE consecutive_failures END,
+                alerted_at = CASE WHEN %(ok)s = 1 THEN NULL ELSE alerted_at END
+            WHERE id = %(job_id)s
+            """,
+            {
+                "ok": int(succeeded),
+                "failed": int(status in FAILURES),
+                "cancelled": int(status == RunStatus.CANCELLED),
+                "started": to_db(started_at),
+                "status": status,
+                "final": int(final),
+                "job_id": job_id,
+            },
+        )
+
+    def pause_if_failing(self, job_id: int, max_failures: int, now: datetime) -> bool:
+        """Pause the job if it is enabled and failed `max_failures` times in a row (or more);
+        True if it did."""
+        row = self.conn.execute(
+            "UPDATE jobs SET state = %s, next_run_at = NULL, updated_at = %s, "
+            "paused_reason = 'auto-paused after ' || consecutive_failures || ' failure' "
+            "|| CASE consecutive_failures WHEN 1 THEN '' ELSE 's' END || ' in a row' "
+            "WHERE id = %s AND state = %s AND consecutive_failures >= %s "
+            "RETURNING name, paused_reason",
+            (JobState.PAUSED, to_db(now), job_id, JobState.ENABLED, max_failures),
+        ).fetchone()
+        if row is None:
+            return False
+        job_event(
+            self.conn,
+            EventType.JOB_CHANGED,
+            now,
+            row[0],
+            {"state": JobState.PAUSED.value, "reason": row[1]},
+        )
+        return True
+
+    # ------------------------------------------------------------------- reading in flight
+
+    def running_runs(self, *, host: str | None = None) -> list[Run]:
+        """The `running` rows (of owners on `host`, if given), with their jobs' names."""
+        where = "runs.status = 'running'"
+        params: tuple[str, ...] = ()
+        if host is not None:
+            where += " AND runs.owner_host = %s"
+            params = (host,)
+        rows = self.conn.execute(
+            "SELECT runs.*, jobs.name AS job FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
+            f"WHERE {where}",
+            params,
+        ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def reserved_queued_runs(self, host: str) -> list[Run]:
+        """Queued runs kept by a process on `host` for itself (`jobctl run`'s retries)."""
+        rows = self.conn.execute(
+            "SELECT * FROM runs WHERE status = 'queued' AND owner_pid IS NOT NULL "
+            "AND owner_host = %s",
+            (host,),
+        ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def next_attempt_id(self, run_id: int) -> int | None:
+        """The retry queued after run `run_id` (same job and slot, the next attempt), if any."""
+        row = self.conn.execute(
+            "SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = %s) "
+            "AND trigger = 'retry' AND scheduled_for = (SELECT scheduled_for FROM runs "
+            "WHERE id = %s) AND attempt = (SELECT attempt + 1 FROM runs WHERE id = %s)",
+            (run_id, run_id, run_id),
+        ).fetchone()
+        return int(row[0]) if row is not None else None

@@ -1,0 +1,38 @@
+"""Write transactions on PostgreSQL: BEGIN ... COMMIT at READ COMMITTED.
+
+SQLite has one writer at a time; PostgreSQL lets writers run together, so the operations
+that relied on the single writer take row locks instead (`due_jobs` locks the rows it
+returns, `FOR UPDATE SKIP LOCKED`), and the unique key runs(job_id, trigger, scheduled_for,
+attempt) still refuses a second run for one slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+
+def in_transaction(conn: psycopg.Connection[Any]) -> bool:
+    return conn.info.transaction_status != TransactionStatus.IDLE
+
+
+@contextmanager
+def write_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        if not conn.closed:
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except psycopg.Error:
+        if in_transaction(conn):
+            conn.execute("ROLLBACK")
+        raise
