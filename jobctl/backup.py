@@ -16,6 +16,7 @@ from pathlib import Path
 from jobctl.errors import DaemonUnavailable, Failed, InvalidInput, NotFound
 from jobctl.store import StoreError, open_store_read_only
 from jobctl.store.sqlite.backup import (
+    OnPages,
     backup_into,
     copy_into_place,
     create_private,
@@ -138,8 +139,11 @@ def _install(temporary: Path, target: Path, *, force: bool) -> None:
     temporary.unlink()
 
 
-def backup_database(db_path: Path, target: Path, *, force: bool = False) -> BackupResult:
-    """Write a complete, verified copy of the database to `target` (mode 0600)."""
+def backup_database(
+    db_path: Path, target: Path, *, force: bool = False, on_pages: OnPages | None = None
+) -> BackupResult:
+    """Write a complete, verified copy of the database to `target` (mode 0600); `on_pages`
+    is told how far the copy is."""
     if not db_path.is_file():
         raise NotFound(f"no database at {db_path}")
     target = target.expanduser().absolute()
@@ -157,7 +161,7 @@ def backup_database(db_path: Path, target: Path, *, force: bool = False) -> Back
     except OSError as exc:
         raise Failed(f"cannot write {target}: {exc.strerror}") from None
     try:
-        jobs, runs = backup_into(db_path, temporary)
+        jobs, runs = backup_into(db_path, temporary, on_pages)
         _install(temporary, target, force=force)
     except BaseException:
         remove_with_sidecars(temporary)
@@ -180,18 +184,33 @@ def aside_path(db_path: Path, now: datetime) -> Path:
     return candidate
 
 
-def _keep_aside(db_path: Path, now: datetime) -> Path:
+def _keep_aside(db_path: Path, now: datetime, on_pages: OnPages | None) -> Path:
     """Copy the current database (with what its WAL holds) next to it, mode 0600."""
     kept = aside_path(db_path, now)
-    keep_copy(db_path, kept)
+    keep_copy(db_path, kept, on_pages)
     return kept
 
 
 Confirm = Callable[[DatabaseInfo], None]
+# How far a restore's copies are: ("keeping" or "restoring", pages copied, pages in all).
+OnRestorePages = Callable[[str, int, int], None]
 
 
-def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confirm) -> RestoreResult:
-    """Replace the database with the backup `source`, keeping the current one aside.
+def _phase(on_pages: OnRestorePages | None, phase: str) -> OnPages | None:
+    if on_pages is None:
+        return None
+    return lambda done, total: on_pages(phase, done, total)
+
+
+def restore_database(
+    db_path: Path,
+    source: Path,
+    now: datetime,
+    confirm: Confirm,
+    on_pages: OnRestorePages | None = None,
+) -> RestoreResult:
+    """Replace the database with the backup `source`, keeping the current one aside
+    (`on_pages` is told how far each copy is).
 
     Refused (exit 4) while a daemon holds the database; this process holds the daemon's lock
     meanwhile, so none can start. `confirm` raises to stop before anything changed.
@@ -214,8 +233,8 @@ def restore_database(db_path: Path, source: Path, now: datetime, confirm: Confir
         ) from None
     try:
         confirm(info)
-        kept = _keep_aside(db_path, now) if db_path.exists() else None
-        copy_into_place(source, db_path)
+        kept = _keep_aside(db_path, now, _phase(on_pages, "keeping")) if db_path.exists() else None
+        copy_into_place(source, db_path, _phase(on_pages, "restoring"))
         store = open_store(db_path)
         try:
             with store.write():

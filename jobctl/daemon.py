@@ -27,6 +27,7 @@ from jobctl.engine.inflight import InFlight
 from jobctl.engine.output import OutputWriter
 from jobctl.engine.recover import check_orphans, record_process, recover
 from jobctl.engine.report import log_recorded
+from jobctl.engine.summary import MinuteSummary
 from jobctl.errors import InvalidInput
 from jobctl.fleet import DEFAULT_LEASE, Membership
 from jobctl.intake import Intake, LoopState
@@ -90,6 +91,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self._log_handler: logging.Handler | None = None
         self.metrics = Metrics()
+        self.summary = MinuteSummary(time.monotonic())
         self.listener: Listener | None = None
         self.exit_code = 0
 
@@ -192,6 +194,7 @@ class Daemon:
             await self.background.drain(timeout=5)  # notifications get a moment, not forever
             await runner.close()
             store.close()
+            self.summary.tick(time.monotonic(), final=True)
             log.info("daemon stopped")
         return self.exit_code
 
@@ -223,6 +226,7 @@ class Daemon:
     def _recorded(self, batch: list[engine.Recorded]) -> None:
         for item in batch:
             log_recorded(item)
+            self.summary.recorded(item)
             self.background.send(item.notice)
             self.metrics.count(item)
         self._wake.set()  # queued runs and retries may now be due
@@ -261,6 +265,8 @@ class Daemon:
                 for notice in claimed.notices:
                     self.background.send(notice)
                 self.fleet.fired(len(claimed.claims))
+                self.summary.claimed(claimed)
+                self.summary.tick(mono)
                 self.state.ticks += 1
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 if mono - last_heartbeat >= HEARTBEAT_EVERY:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -328,6 +326,9 @@ async def prune_forever(
 ) -> None:
     """The daemon's retention: each job's `--keep`/`--keep-for` applied every `every`
     seconds, in small batches that yield to firing (`cannot_write` logs a failure it knows)."""
+    import asyncio  # here: the commands that read history never pay for asyncio
+    import logging
+
     log = logging.getLogger("jobctl.daemon")
     since = datetime.fromtimestamp(0, UTC)  # the first pass looks at every job with runs
     while True:

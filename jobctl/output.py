@@ -6,6 +6,7 @@ terminal (cut free text short, drop the least useful columns) is a few lines of 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -143,6 +144,15 @@ class Column:
 
 def display_width(text: str) -> int:
     """Terminal cells `text` takes: colour codes take none, wide (CJK) characters two."""
+    if text.isascii() and "\x1b" not in text:  # most cells: no colour, no wide characters
+        return len(text)
+    return _styled_width(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _styled_width(text: str) -> int:
+    """display_width of text with colour codes or non-ASCII characters (a table repeats
+    them: states, statuses, RECENT strips), remembered."""
     plain = _ESCAPE.sub("", text)
     if plain.isascii():
         return len(plain)
@@ -253,7 +263,7 @@ def table(
     cells = [[_one_line(value) for value in row] for row in rows]
     layout = table_layout(cells, columns, width)
     lines = [layout.render_header()] if header else []
-    lines += [layout.render(row) for row in cells]
+    lines += [layout.render_cells(row) for row in cells]
     return "\n".join(lines)
 
 
@@ -270,11 +280,14 @@ class TableLayout:
         return self.render([column.header for column in self.columns])
 
     def render(self, row: Sequence[object]) -> str:
+        return self.render_cells([_one_line(value) for value in row])
+
+    def render_cells(self, cells: Sequence[str]) -> str:
+        """A row whose values are already one safe line each (as `table` makes them)."""
         parts = []
-        for value, column, size in zip(row, self.columns, self.widths, strict=True):
+        for text, column, size in zip(cells, self.columns, self.widths, strict=True):
             if size is None:
                 continue
-            text = _one_line(value)
             if column.shrink and self.fitted:
                 text = truncate(text, size, self.ellipsis)
             parts.append(text + " " * max(0, size - display_width(text)))

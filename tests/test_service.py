@@ -39,7 +39,9 @@ def test_detach_status_stop(
 ) -> None:
     jobctl("add", "beat", "--exec", "echo beat", "--every", "1s")
     log_file = tmp_path / "logs" / "jobctl.log"
-    started = run_jobctl(db_path, "daemon", "--detach", "--log-file", str(log_file))
+    started = run_jobctl(
+        db_path, "daemon", "--detach", "--log-file", str(log_file), "--log-level", "debug"
+    )
     assert started.returncode == 0, started.stderr
     pidfile = db_path.with_name("jobctl.db.pid")
     pid = int(pidfile.read_text())
@@ -73,7 +75,7 @@ def test_detached_daemons_on_two_databases_log_apart(tmp_path: Path) -> None:
         for name, database in databases.items():
             added = run_jobctl(database, "add", name, "--exec", "echo tick", "--every", "1s")
             assert added.returncode == 0, added.stderr
-            started = run_jobctl(database, "daemon", "--detach")
+            started = run_jobctl(database, "daemon", "--detach", "--log-level", "debug")
             assert started.returncode == 0, started.stderr
             assert f"logging to {database}.log" in started.stdout
         for name, database in databases.items():
@@ -254,7 +256,7 @@ def test_sighup_reopens_a_moved_log_file(db_path: Path, tmp_path: Path, jobctl: 
     log_file = tmp_path / "daemon.log"
     env = {**os.environ, "JOBCTL_DB": str(db_path)}
     process = subprocess.Popen(
-        jobctl_command("daemon", "--log-file", str(log_file)),
+        jobctl_command("daemon", "--log-file", str(log_file), "--log-level", "debug"),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

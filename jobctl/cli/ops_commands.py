@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from jobctl.cli.progress import Progress, progress, quiet_option
 from jobctl.cli.shared import cli, counted, db_file, db_option, db_path, json_option, require_db
 from jobctl.errors import InvalidInput
 
@@ -69,13 +71,23 @@ def _size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _pages_to(bar: Progress) -> Callable[[int, int], None]:
+    """A copy's (pages copied, pages in all) shown on `bar`."""
+
+    def shown(done: int, total: int) -> None:
+        bar.to(done, f"{done:,} of {total:,} pages", length=total)
+
+    return shown
+
+
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@quiet_option
 @db_option
 @json_option
 @click.pass_context
-def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
+def backup(ctx: click.Context, file: Path, force: bool, quiet: bool, as_json: bool) -> None:
     """Copy the database to FILE (mode 0600), safely while the daemon runs.
 
     The copy is one complete SQLite file, checked with SQLite's integrity check before
@@ -89,7 +101,8 @@ def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
     from jobctl.backup import backup_database
     from jobctl.output import to_json
 
-    result = backup_database(db_file(ctx, "backup"), file, force=force)
+    with progress("backing up", quiet=quiet) as bar:
+        result = backup_database(db_file(ctx, "backup"), file, force=force, on_pages=_pages_to(bar))
     if as_json:
         click.echo(
             to_json(
@@ -111,9 +124,10 @@ def backup(ctx: click.Context, file: Path, force: bool, as_json: bool) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@quiet_option
 @db_option
 @click.pass_context
-def restore(ctx: click.Context, file: Path, yes: bool) -> None:
+def restore(ctx: click.Context, file: Path, yes: bool, quiet: bool) -> None:
     """Replace the database with the backup FILE; the daemon must be stopped.
 
     FILE must be a sound jobctl database (not from a newer jobctl). The current database
@@ -142,7 +156,15 @@ def restore(ctx: click.Context, file: Path, yes: bool) -> None:
             abort=True,
         )
 
-    result = restore_database(path, file, utcnow(), confirm)
+    with progress("keeping the current database", quiet=quiet) as keeping:
+        with progress("restoring", quiet=quiet) as restoring:
+
+            def on_pages(phase: str, done: int, total: int) -> None:
+                if phase == "restoring":
+                    keeping.close()
+                _pages_to(restoring if phase == "restoring" else keeping)(done, total)
+
+            result = restore_database(path, file, utcnow(), confirm, on_pages)
     if result.kept is not None:
         click.echo(f"kept the previous database as {result.kept}")
     upgraded = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -14,6 +14,7 @@ from jobctl.cli.complete import (
     complete_statuses,
     complete_triggers,
 )
+from jobctl.cli.progress import progress, quiet_option
 from jobctl.cli.run_views import FollowTable, print_runs, render_run
 from jobctl.cli.shared import cli, counted, db_option, json_option, open_db, read_db, wide_option
 from jobctl.errors import InvalidInput
@@ -305,15 +306,22 @@ def _run_id(text: str) -> int:
 @click.option(
     "--keep", type=click.IntRange(0), metavar="N", help="Keep only the newest N runs of each job."
 )
+@quiet_option
 @db_option
 @json_option
 @click.pass_context
 def runs_prune(
-    ctx: click.Context, name: str | None, older_than: str | None, keep: int | None, as_json: bool
+    ctx: click.Context,
+    name: str | None,
+    older_than: str | None,
+    keep: int | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Remove old runs; without options each job's --keep and --keep-for apply.
 
-    Runs in flight are never removed; the lifetime counters stay as they are.
+    Runs in flight are never removed; the lifetime counters stay as they are. Without NAME
+    the whole history is walked once in id order, with a progress bar on a terminal.
 
     \b
     Examples:
@@ -325,8 +333,28 @@ def runs_prune(
     from jobctl.timeutil import parse_duration
 
     age = parse_duration(older_than, what="--older-than") if older_than else None
-    removed = sum(prune_runs(open_db(ctx), _now(), job=name, keep=keep, older_than=age))
+    store = open_db(ctx)
+    if name:
+        removed = sum(prune_runs(store, _now(), job=name, keep=keep, older_than=age))
+    else:
+        removed = _prune_all(store, keep, age, quiet)
     click.echo(to_json({"removed": removed}) if as_json else f"removed {counted(removed, 'run')}")
+
+
+def _prune_all(store: Store, keep: int | None, age: timedelta | None, quiet: bool) -> int:
+    from jobctl.pruning import prune_all
+
+    span = store.run_id_span()
+    if span is None:
+        return 0
+    low, high = span
+    removed = 0
+    with progress("pruning runs", quiet=quiet, length=high - low + 1) as bar:
+        for batch in prune_all(store, _now(), keep=keep, older_than=age):
+            removed += batch.removed
+            bar.to(batch.last_id - low + 1, f"{removed:,} removed")
+        bar.to(high - low + 1, f"{removed:,} removed")  # the rest is kept: walked past
+    return removed
 
 
 @runs.command(name="clear")

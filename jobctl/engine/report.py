@@ -1,5 +1,9 @@
 """The log lines of a scheduling step: what claiming found, and how each recorded run ended.
 
+Per-fire lines (a run that succeeded, a slot skipped or queued behind a run in flight, a
+chained run queued) are DEBUG: `summary` counts them in one INFO line a minute. A run that
+did not succeed, a gap of missed slots, a retry and an auto-pause stay loud.
+
 Written to the daemon's log ("jobctl.daemon"); the texts are part of what operators grep for.
 """
 
@@ -31,7 +35,7 @@ def log_claimed(step: Step) -> None:
     for name, reason in step.broken:
         log.error("%s: %s", name, reason)
     for name, slot, trigger in step.skipped:
-        log.warning(
+        log.debug(
             "%s: skipped the %s slot %s: the previous run is still running",
             name,
             trigger,
@@ -40,11 +44,18 @@ def log_claimed(step: Step) -> None:
     for name, slot, reason in step.over_budget:
         log.warning("%s: the slot %s was %s", name, iso_z(slot), reason)
     for name, slot in step.queued:
-        log.info("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
+        log.debug("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
 
 
 def log_recorded(item: Recorded) -> None:
-    """How a run ended (INFO when it succeeded, WARNING otherwise), and what that led to."""
+    """How a run ended (DEBUG when it succeeded, WARNING otherwise), and what that led to."""
+    level = logging.DEBUG if item.outcome.status == "succeeded" else logging.WARNING
+    if log.isEnabledFor(level):  # skip building the line at the default level
+        _log_outcome(item, level)
+    _log_consequences(item)
+
+
+def _log_outcome(item: Recorded, level: int) -> None:
     claim, outcome = item.claim, item.outcome
     code = (
         f" http {outcome.http_status}"
@@ -54,7 +65,6 @@ def log_recorded(item: Recorded) -> None:
         else ""
     )
     late = (outcome.started_at - claim.scheduled_for).total_seconds() * 1000
-    level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
     log.log(
         level,
         "%s run %d %s%s in %d ms (attempt %d, %s, %d ms late)%s",
@@ -68,9 +78,13 @@ def log_recorded(item: Recorded) -> None:
         max(0, late),
         f": {outcome.error}" if outcome.error else "",
     )
+
+
+def _log_consequences(item: Recorded) -> None:
+    claim = item.claim
     if item.retry_at is not None:
         log.info("%s: retry %d at %s", claim.job.name, claim.attempt + 1, iso_z(item.retry_at))
     if item.auto_paused:
         log.warning("%s: auto-paused after too many failures in a row", claim.job.name)
     for name in item.chained:
-        log.info("%s: queued after run %d of %s", name, claim.run_id, claim.job.name)
+        log.debug("%s: queued after run %d of %s", name, claim.run_id, claim.job.name)

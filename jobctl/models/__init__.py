@@ -102,6 +102,9 @@ from jobctl.models.runs import (
     QueuedRun as QueuedRun,
 )
 from jobctl.models.runs import (
+    RetentionRule as RetentionRule,
+)
+from jobctl.models.runs import (
     Run as Run,
 )
 from jobctl.models.runs import (

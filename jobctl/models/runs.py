@@ -118,6 +118,16 @@ class RunSelection:
 
 
 @dataclass(frozen=True)
+class RetentionRule:
+    """Which finished runs of one job (None: the ad hoc runs) go: those with an id below
+    `below_id` and those created before `created_before` (either may be None)."""
+
+    job_id: int | None
+    below_id: int | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
 class FinishedCount:
     """Runs of one status (of one job, where asked for) that finished in a window;
     `slots` is how many schedule slots they stand for (a `missed` row may stand for several)."""

@@ -20,6 +20,7 @@ from jobctl.models import (
     OutputPiece,
     Owner,
     QueuedRun,
+    RetentionRule,
     Run,
     RunSelection,
     RunStatus,
@@ -266,6 +267,12 @@ class Store(Protocol):
         limit: int = 1000,
         newest: bool = False,
     ) -> list[Event]: ...
+
+    # retention in id order (s-retention): `runs prune` of every job at once
+    def run_id_span(self) -> tuple[int, int] | None: ...
+    def delete_runs_in_id_order(
+        self, rules: Sequence[RetentionRule], after_id: int, limit: int
+    ) -> tuple[int, int | None]: ...
 
     # access (s-access): the API token and other settings, login codes, dashboard sessions
     def get_setting(self, key: str) -> str | None: ...

@@ -19,6 +19,7 @@ from jobctl.store.postgres.hooks import HookOps
 from jobctl.store.postgres.imports import ImportOps
 from jobctl.store.postgres.jobs import JobOps
 from jobctl.store.postgres.live import LiveOps
+from jobctl.store.postgres.retention import RetentionOps
 from jobctl.store.postgres.runs import RunOps
 
 
@@ -39,6 +40,7 @@ class PostgresStore(
     FleetOps,
     ImportOps,
     BudgetOps,
+    RetentionOps,
 ):
     """A jobctl database in PostgreSQL (`url` as given, password and all: show
     `connection.redact_url(url)`)."""

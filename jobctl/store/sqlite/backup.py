@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from jobctl.errors import Failed
@@ -23,6 +24,16 @@ OPEN_TIMEOUT = 5.0
 SIDECARS = ("-wal", "-shm", "-journal")
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
+
+# Told after each step of a copy: (pages copied, pages in all), for a progress bar.
+OnPages = Callable[[int, int], None]
+
+
+def _steps(on_pages: OnPages | None) -> Callable[[int, int, int], object] | None:
+    """The backup API's progress callback for `on_pages`."""
+    if on_pages is None:
+        return None
+    return lambda _status, remaining, total: on_pages(total - remaining, total)
 
 
 def _integrity_problems(conn: sqlite3.Connection, limit: int = 10) -> list[str]:
@@ -114,7 +125,9 @@ def is_damaged(exc: BaseException) -> bool:
 # ------------------------------------------------------------------------------ copies
 
 
-def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+def _copy(
+    source: sqlite3.Connection, target: sqlite3.Connection, on_pages: OnPages | None = None
+) -> None:
     """Copy `source` into `target` in steps, from one snapshot.
 
     The source holds one read transaction for the whole copy: in WAL mode that never blocks
@@ -126,13 +139,13 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
         source.execute("BEGIN")
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()
     try:
-        source.backup(target, pages=BACKUP_PAGES, sleep=0.005)
+        source.backup(target, pages=BACKUP_PAGES, sleep=0.005, progress=_steps(on_pages))
     finally:
         if wal:
             source.execute("COMMIT")
 
 
-def backup_into(db_path: Path, temporary: Path) -> tuple[int, int]:
+def backup_into(db_path: Path, temporary: Path, on_pages: OnPages | None = None) -> tuple[int, int]:
     """Copy the database into the (empty) file `temporary` and verify the copy: its
     (jobs, runs), or Failed."""
     try:
@@ -143,7 +156,7 @@ def backup_into(db_path: Path, temporary: Path) -> tuple[int, int]:
     try:
         if not _has_table(source, "jobs"):
             raise Failed(f"{db_path} is not a jobctl database")
-        _copy(source, target)
+        _copy(source, target, on_pages)
         # Fold the copy's WAL into the file, so that the one file is the whole backup.
         target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         problems = _integrity_problems(target)
@@ -160,7 +173,7 @@ def backup_into(db_path: Path, temporary: Path) -> tuple[int, int]:
         source.close()
 
 
-def keep_copy(db_path: Path, kept: Path) -> None:
+def keep_copy(db_path: Path, kept: Path, on_pages: OnPages | None = None) -> None:
     """Copy the current database (with what its WAL holds) to the new file `kept` (0600).
 
     A damaged database (perhaps the reason for a restore) is kept byte for byte instead.
@@ -178,7 +191,7 @@ def keep_copy(db_path: Path, kept: Path) -> None:
             ) as source,
             contextlib.closing(sqlite3.connect(kept, isolation_level=None)) as target,
         ):
-            _copy(source, target)
+            _copy(source, target, on_pages)
             target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.DatabaseError as exc:
         remove_with_sidecars(kept)
@@ -193,7 +206,7 @@ def keep_copy(db_path: Path, kept: Path) -> None:
         raise
 
 
-def copy_into_place(source: Path, db_path: Path) -> None:
+def copy_into_place(source: Path, db_path: Path, on_pages: OnPages | None = None) -> None:
     """Replace the database's content through SQLite, so other connections stay consistent."""
     if not db_path.exists():
         create_private(db_path)
@@ -203,7 +216,7 @@ def copy_into_place(source: Path, db_path: Path) -> None:
             writer = sqlite3.connect(db_path, isolation_level=None, timeout=OPEN_TIMEOUT)
             try:
                 _match_page_size(reader, writer)
-                reader.backup(writer, pages=BACKUP_PAGES)
+                reader.backup(writer, pages=BACKUP_PAGES, progress=_steps(on_pages))
             finally:
                 writer.close()
         except sqlite3.DatabaseError as exc:
@@ -215,7 +228,7 @@ def copy_into_place(source: Path, db_path: Path) -> None:
             create_private(db_path)
             writer = sqlite3.connect(db_path, isolation_level=None, timeout=OPEN_TIMEOUT)
             try:
-                reader.backup(writer, pages=BACKUP_PAGES)
+                reader.backup(writer, pages=BACKUP_PAGES, progress=_steps(on_pages))
             finally:
                 writer.close()
     finally:

@@ -22,6 +22,7 @@ from jobctl.store.sqlite.history import HistoryOps
 from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.live import LiveOps
+from jobctl.store.sqlite.retention import RetentionOps
 from jobctl.store.sqlite.runs import RunOps
 
 
@@ -43,6 +44,7 @@ class SqliteStore(
     FleetOps,
     ExportOps,
     BudgetOps,
+    RetentionOps,
 ):
     """A jobctl database in SQLite.
 
