@@ -125,8 +125,13 @@ class SessionOwner:
                 # jobs must not see each other's cookies through the shared session
                 cookie_jar=aiohttp.DummyCookieJar(),
                 raise_for_status=False,
+                trace_configs=self._trace_configs() or None,
             )
         return self._session
+
+    def _trace_configs(self) -> list[aiohttp.TraceConfig]:
+        """The tracing hooks a firer wants on its session (none here)."""
+        return []
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

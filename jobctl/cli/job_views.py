@@ -180,6 +180,7 @@ def _render_show(
             if data["avg_duration_ms"] is not None
             else None,
         ),
+        ("response", _response_time(data.get("http_timings"))),
         ("recent", _strip(data["recent"])),
         (
             "policies",
@@ -194,6 +195,17 @@ def _render_show(
         text += f"\nnext {len(upcoming)} fires ({job.timezone}):\n"
         text += "\n".join(f"  {local_text(moment, zone)}" for moment in upcoming)
     return text
+
+
+def _response_time(stats: dict[str, Any] | None) -> str | None:
+    """An HTTP job's p50/p95 of total and first-byte time, over the runs that recorded them."""
+    if not stats or not stats["runs"]:
+        return None
+    total, first = stats["total_ms"], stats["first_byte_ms"]
+    return (
+        f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms; first byte "
+        f"p50 {first['p50']:.0f} ms, p95 {first['p95']:.0f} ms ({stats['runs']} runs)"
+    )
 
 
 def _strip(recent: list[str]) -> str | None:
