@@ -4,9 +4,12 @@ slow answers, redirects and a huge body generated as it is sent."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from aiohttp import web
 
@@ -64,9 +67,30 @@ def _app() -> web.Application:
     return app
 
 
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl), as files."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextmanager
-def check_server() -> Iterator[str]:
-    """The server's base URL (http://127.0.0.1:PORT) while the block runs."""
+def check_server(certificate: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """The server's base URL (http://127.0.0.1:PORT, https with `certificate`: its cert and
+    key files) while the block runs."""
+    tls = None
+    if certificate is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(*certificate)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     address: list[str] = []
@@ -74,8 +98,9 @@ def check_server() -> Iterator[str]:
 
     async def start() -> None:
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        address.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+        scheme = "https" if tls else "http"
+        address.append(f"{scheme}://127.0.0.1:{runner.addresses[0][1]}")
         ready.set()
 
     def serve() -> None:
@@ -95,4 +120,4 @@ def check_server() -> Iterator[str]:
         thread.join(10)
 
 
-__all__ = ["DOCUMENT", "HTML", "check_server"]
+__all__ = ["DOCUMENT", "HTML", "check_server", "make_certificate"]

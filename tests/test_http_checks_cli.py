@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.check_servers import check_server
+from tests.check_servers import check_server, make_certificate
 from tests.conftest import Invoke
+from tests.realparts import run_jobctl
 
 CHECKS = (
     "--expect-body",
@@ -159,3 +160,28 @@ def test_show_summarises_response_times(jobctl: Invoke, base: str) -> None:
     assert stats["runs"] == 3
     assert 120 <= stats["first_byte_ms"]["p50"] <= stats["total_ms"]["p95"]
     assert "response:     p50 " in ok(jobctl("show", "slow")).stdout
+
+
+def test_the_shell_completes_the_check_options(db_path: Path) -> None:
+    from tests.test_presentation import complete
+
+    assert {"--expect-body", "--expect-json", "--expect-header"} <= set(
+        complete(db_path, "jobctl add x --url http://a/ --expect-")
+    )
+    assert "--max-redirects" in complete(db_path, "jobctl run --url http://a/ --max-re")
+    assert complete(db_path, "jobctl add x --expect-header content-t") == ["Content-Type"]
+
+
+def test_an_https_run_times_its_tls_handshake(db_path: Path, tmp_path: Path) -> None:
+    certificate = make_certificate(tmp_path)
+    env = {"SSL_CERT_FILE": str(certificate[0])}  # trusted by this run's jobctl only
+    with check_server(certificate) as secure:
+        result = run_jobctl(
+            db_path, "run", "--url", secure + "/slow/50", "--timings", "--json", env=env
+        )
+    assert result.returncode == 0, result.stderr
+    timings = json.loads(result.stdout)["timings"]
+    assert timings["tls_ms"] > 0 and timings["connect_ms"] >= 0
+    assert timings["wait_ms"] >= 50
+    phases = ("redirects_ms", "dns_ms", "connect_ms", "tls_ms", "send_ms", "wait_ms", "receive_ms")
+    assert abs(sum(timings[name] for name in phases) - timings["total_ms"]) < 3

@@ -20,7 +20,7 @@ from jobctl.actions import (
     interrupted,
 )
 from jobctl.actions.http_body import CHECK_CAP, decode, read_counted, spec_checks
-from jobctl.actions.http_timings import Timer, TracedSession
+from jobctl.actions.http_timings import CURRENT, Timer, TracedSession
 from jobctl.actions.request import (
     MAX_REDIRECTS,
     USER_AGENT,
@@ -146,6 +146,7 @@ class HttpFirer(SessionOwner):
         limit = MAX_REDIRECTS if spec.max_redirects is None else spec.max_redirects
         checks = spec_checks(spec)
         timer = Timer(traced=bool(spec.timings))
+        timed = CURRENT.set(timer) if spec.timings else None
         started_at = utcnow()
         try:
             async with session.request(
@@ -170,6 +171,7 @@ class HttpFirer(SessionOwner):
                 final_url = _final_url(response)
                 redirects = len(response.history)
                 charset = response.charset
+                timer.secure = response.url.scheme == "https"
         except asyncio.CancelledError as exc:
             raise interrupted(started_at, snapshot=snapshot) from exc
         except TimeoutError:
@@ -194,6 +196,9 @@ class HttpFirer(SessionOwner):
                 snapshot=snapshot,
                 details={"timings": timer.result()},
             )
+        finally:
+            if timed is not None:
+                CURRENT.reset(timed)
         finished_at = utcnow()
 
         output = expansion.redact(cap_output(data[: OUTPUT_CAP + 1], size))

@@ -3,18 +3,24 @@
 One `Timer` per request. Every run gets its time to the first byte (the response's headers)
 and its total, which cost nothing. A job with `--timings` is sent through a session made with
 `trace_config()` and gets the phases of its last hop, which add up to the total: redirects
-(the earlier hops), dns, connect (waiting for a pooled connection, TCP and TLS: aiohttp has no
-hook between the two), send (the request written), wait (until the first byte) and receive
-(the body). The hooks cost about a fifth more CPU per request (bench/http_fire_cost.py
+(the earlier hops), dns, connect (waiting for a pooled connection and the TCP connect), tls
+(the handshake, https only), send (the request written), wait (until the first byte) and
+receive (the body). aiohttp has no hook between the TCP connect and the TLS handshake: the
+timed session's connector notes the moment it makes the connection's protocol, which asyncio
+does once the socket is connected and before the handshake. The hooks cost about a fifth more CPU per request (bench/http_fire_cost.py
 --timings-cost), hence only when asked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from time import perf_counter
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from jobctl.actions.request import SessionOwner
 
@@ -29,8 +35,10 @@ class Timer:
         "done",
         "headers",
         "hop",
+        "secure",
         "sent",
         "start",
+        "tcp_done",
         "traced",
     )
 
@@ -41,6 +49,8 @@ class Timer:
         self.dns = 0.0
         self.dns_start = 0.0
         self.connected: float | None = None  # a new connection, made in the last hop
+        self.tcp_done: float | None = None  # its socket connected (TimedConnector)
+        self.secure = False  # the last hop was https
         self.sent: float | None = None
         self.headers: float | None = None
         self.done: float | None = None
@@ -64,10 +74,14 @@ class Timer:
             return {"first_byte_ms": _ms(headers - self.start), "total_ms": _ms(done - self.start)}
         sent = self.sent if self.sent is not None else headers
         ready = self.connected if self.connected is not None else self.hop
+        tls = 0.0
+        if self.secure and self.connected is not None and self.tcp_done is not None:
+            tls = max(self.connected - self.tcp_done, 0.0)
         return {
             "redirects_ms": _ms(self.hop - self.start),
             "dns_ms": _ms(self.dns),
-            "connect_ms": _ms(max(ready - self.hop - self.dns, 0.0)),
+            "connect_ms": _ms(max(ready - self.hop - self.dns - tls, 0.0)),
+            "tls_ms": _ms(tls),
             "send_ms": _ms(max(sent - ready, 0.0)),
             "wait_ms": _ms(headers - sent),
             "receive_ms": _ms(done - headers),
@@ -92,6 +106,7 @@ async def _on_redirect(
     if timer is not None:
         timer.hop = perf_counter()
         timer.dns, timer.connected, timer.sent, timer.headers = 0.0, None, None, None
+        timer.tcp_done = None
 
 
 async def _on_dns_start(
@@ -149,6 +164,32 @@ def trace_config() -> aiohttp.TraceConfig:
     return config
 
 
+# The Timer of the timed request this task is sending (set around it by the action).
+CURRENT: ContextVar[Timer | None] = ContextVar("jobctl_http_timer", default=None)
+
+
+class TimedConnector(aiohttp.TCPConnector):
+    """A TCPConnector that tells the current Timer when a new connection's socket is connected
+    (asyncio makes the protocol then, before any TLS handshake)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = _NotingFactory(self._factory)  # type: ignore[assignment]
+
+
+class _NotingFactory:
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], ResponseHandler]) -> None:
+        self.make = make
+
+    def __call__(self) -> ResponseHandler:
+        timer = CURRENT.get()
+        if timer is not None:
+            timer.tcp_done = perf_counter()
+        return self.make()
+
+
 class TracedSession(SessionOwner):
     """The session of the requests of jobs with `--timings`: made with the tracing hooks."""
 
@@ -158,5 +199,8 @@ class TracedSession(SessionOwner):
     def _trace_configs(self) -> list[aiohttp.TraceConfig]:
         return [trace_config()]
 
+    def _connector(self) -> aiohttp.TCPConnector:
+        return TimedConnector(limit=self.max_connections)
 
-__all__ = ["Timer", "TracedSession", "trace_config"]
+
+__all__ = ["CURRENT", "TimedConnector", "Timer", "TracedSession", "trace_config"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from jobctl.cli.complete import complete_response_headers
 from jobctl.cli.shared import F
 
 HTTP_CHECK_OPTIONS: list[Callable[[F], F]] = [
@@ -26,6 +27,7 @@ HTTP_CHECK_OPTIONS: list[Callable[[F], F]] = [
         "--expect-header",
         multiple=True,
         metavar="NAME[=REGEX]",
+        shell_complete=complete_response_headers,
         help="HTTP: the response has header NAME (matching REGEX); repeat for more; '' clears.",
     ),
     click.option(

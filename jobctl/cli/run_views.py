@@ -142,7 +142,7 @@ class FollowTable:
             click.echo(self.layout.render(row))
 
 
-_PHASES = ("redirects", "dns", "connect", "send", "wait", "receive")
+_PHASES = ("redirects", "dns", "connect", "tls", "send", "wait", "receive")
 
 
 def _http_pairs(details: dict[str, Any]) -> list[tuple[str, Any]]:
