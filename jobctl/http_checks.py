@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from jobctl.errors import InvalidInput
+from jobctl.models import HttpSpec, JobChange
 from jobctl.timeutil import format_duration, parse_duration
 
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -112,6 +113,31 @@ def validate_max_redirects(value: object) -> int:
             f"to {MAX_REDIRECTS_LIMIT}"
         )
     return int(text)
+
+
+def changed_checks(change: JobChange, old: HttpSpec | None) -> HttpSpec:
+    """The assertions and the redirect limit: the old ones, with those given replaced."""
+    spec = old or HttpSpec(url="")
+    if change.expect_body is not None:
+        body = change.expect_body
+        spec = replace(
+            spec, expect_body=validate_regex(body, what="--expect-body") if body else None
+        )
+    if change.expect_json is not None:
+        checks = tuple(validate_json_check(item) for item in change.expect_json if item)
+        spec = replace(spec, expect_json=checks)
+    if change.expect_headers is not None:
+        wanted = tuple(validate_header_check(item) for item in change.expect_headers if item)
+        spec = replace(spec, expect_headers=wanted)
+    if change.max_duration is not None:
+        limit = change.max_duration
+        spec = replace(spec, max_duration=validate_max_duration(limit) if limit else None)
+    if change.timings is not None:
+        spec = replace(spec, timings=change.timings)
+    if change.max_redirects is not None:
+        given = change.max_redirects
+        spec = replace(spec, max_redirects=None if given == "" else validate_max_redirects(given))
+    return spec
 
 
 # ---------------------------------------------------------------------------- judging
@@ -219,6 +245,7 @@ def _excerpt(text: str, *, quoted: bool = True) -> str:
 __all__ = [
     "Checks",
     "Response",
+    "changed_checks",
     "failed_check",
     "parse_path",
     "split_header_check",

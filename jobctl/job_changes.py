@@ -18,13 +18,7 @@ from datetime import datetime
 
 from jobctl import policies, schedule
 from jobctl.errors import InvalidInput
-from jobctl.http_checks import (
-    validate_header_check,
-    validate_json_check,
-    validate_max_duration,
-    validate_max_redirects,
-    validate_regex,
-)
+from jobctl.http_checks import changed_checks
 from jobctl.jobs import (
     ACTION_FIELDS,
     METHODS,
@@ -197,7 +191,7 @@ def _http_spec(change: JobChange, old: HttpSpec | None) -> HttpSpec:
         if forward_payload and not change.method and method == "GET":
             method = "POST"  # a webhook's body is sent on, so it needs a method with one
     return replace(
-        _checks(change, old),
+        changed_checks(change, old),
         url=url,
         method=method,
         headers=headers,
@@ -205,31 +199,6 @@ def _http_spec(change: JobChange, old: HttpSpec | None) -> HttpSpec:
         expect=expect,
         forward_payload=forward_payload,
     )
-
-
-def _checks(change: JobChange, old: HttpSpec | None) -> HttpSpec:
-    """The assertions and the redirect limit: the old ones, with those given replaced."""
-    spec = old or HttpSpec(url="")
-    if change.expect_body is not None:
-        body = change.expect_body
-        spec = replace(
-            spec, expect_body=validate_regex(body, what="--expect-body") if body else None
-        )
-    if change.expect_json is not None:
-        checks = tuple(validate_json_check(item) for item in change.expect_json if item)
-        spec = replace(spec, expect_json=checks)
-    if change.expect_headers is not None:
-        wanted = tuple(validate_header_check(item) for item in change.expect_headers if item)
-        spec = replace(spec, expect_headers=wanted)
-    if change.max_duration is not None:
-        limit = change.max_duration
-        spec = replace(spec, max_duration=validate_max_duration(limit) if limit else None)
-    if change.timings is not None:
-        spec = replace(spec, timings=change.timings)
-    if change.max_redirects is not None:
-        given = change.max_redirects
-        spec = replace(spec, max_redirects=None if given == "" else validate_max_redirects(given))
-    return spec
 
 
 def _schedule_kind(
