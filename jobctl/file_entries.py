@@ -167,7 +167,7 @@ def _spec_change(action: str, spec: object) -> JobChange:
             continue
         if key in ("expect_json", "expect_headers"):
             lists[key] = _text_list(value, f"spec.{key}")
-        elif key == "max_redirects":
+        elif key == "max_redirects" and value != "":  # '' clears, as for `edit`
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInput(f"spec.max_redirects must be a number, not {type_name(value)}")
             texts[key] = str(value)

@@ -185,3 +185,23 @@ def test_an_https_run_times_its_tls_handshake(db_path: Path, tmp_path: Path) -> 
     assert timings["wait_ms"] >= 50
     phases = ("redirects_ms", "dns_ms", "connect_ms", "tls_ms", "send_ms", "wait_ms", "receive_ms")
     assert abs(sum(timings[name] for name in phases) - timings["total_ms"]) < 3
+
+
+def test_an_api_patch_with_null_clears_the_checks(jobctl: Invoke, db_path: Path, base: str) -> None:
+    from jobctl.catalog import get_job
+    from jobctl.job_changes import build_job
+    from jobctl.job_patches import patch_change
+    from jobctl.store import open_store
+    from jobctl.timeutil import utcnow
+
+    ok(jobctl("add", "api", "--url", base + "/json", "--every", "1h", *CHECKS))
+    store = open_store(db_path)
+    job = get_job(store, "api")
+    keys = ("expect_body", "expect_json", "expect_headers", "max_duration", "max_redirects")
+    change = patch_change(job, {"spec": {key: None for key in (*keys, "timings")}})
+    spec = build_job(change, existing=job, now=utcnow()).spec.to_dict()
+    assert not set(keys) & set(spec)
+    assert spec["timings"] is False and spec["url"] == base + "/json"
+    kept = patch_change(job, {"spec": {"max_redirects": 5}})
+    spec = build_job(kept, existing=job, now=utcnow()).spec.to_dict()
+    assert spec["max_redirects"] == 5 and spec["expect_json"] == list(CHECKS[3:6:2])
