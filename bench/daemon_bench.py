@@ -5,6 +5,7 @@
     python bench/daemon_bench.py idle -n 100000 --seconds 30
     python bench/daemon_bench.py ramp --scheduler jobctl
     ... [--scheduler jobctl|apscheduler|both] [--warmup 2] [--drain 2] [--profile OUT.prof]
+    ... [--timings]  (jobctl's jobs with `--timings`: compare cpu ms per fire with and without)
 
 Workloads (PRODUCT.md, "Benchmark workloads"):
 
@@ -390,6 +391,7 @@ class Options:
     py_spy: Path | None = None
     keep: bool = False
     wrapper: Path | None = None  # a script run instead of `-m jobctl` (to try a patch)
+    timings: bool = False  # jobctl's jobs record each phase's time (`--timings`)
 
 
 def measure(
@@ -487,7 +489,7 @@ def stopped_early(proc: subprocess.Popen[bytes], log: Path) -> RuntimeError:
 # ------------------------------------------------------------------------------- jobctl
 
 
-def jobctl_document(workload: Workload, url: str) -> dict[str, Any]:
+def jobctl_document(workload: Workload, url: str, *, timings: bool = False) -> dict[str, Any]:
     """The jobs as a `jobctl apply` document (what `jobctl export` writes)."""
     from jobctl.schedule import format_every
 
@@ -500,6 +502,8 @@ def jobctl_document(workload: Workload, url: str) -> dict[str, Any]:
             "timezone": "UTC",
             "spec": {"url": url, "method": "GET", "expect": "2xx"},
         }
+        if timings:
+            entry["spec"]["timings"] = True
         if workload.kind == "idle":
             minute = workload.minute_of_day(k)
             entry.update(trigger="cron", schedule=f"{minute % 60} {minute // 60} * * *")
@@ -551,7 +555,10 @@ def run_jobctl(workload: Workload, options: Options, workdir: Path) -> Run:
     sink = Sink(workdir)
     try:
         doc_path = workdir / "jobs.json"
-        doc_path.write_text(json.dumps(jobctl_document(workload, sink.url)), encoding="utf-8")
+        doc_path.write_text(
+            json.dumps(jobctl_document(workload, sink.url, timings=options.timings)),
+            encoding="utf-8",
+        )
         began = time.time()
         subprocess.run(
             [PYTHON, "-m", "jobctl", "--db", str(db), "apply", "-f", str(doc_path), "--json"],
@@ -791,7 +798,13 @@ def run_one(scheduler: str, workload: Workload, options: Options) -> Metrics:
         if spy is not None:
             spy = spy.with_name(f"{spy.stem}-{scheduler}-{workload.kind}-{workload.n}{spy.suffix}")
         run_options = Options(
-            options.warmup, options.drain, options.profile, spy, options.keep, options.wrapper
+            options.warmup,
+            options.drain,
+            options.profile,
+            spy,
+            options.keep,
+            options.wrapper,
+            options.timings,
         )
         load_before = os.getloadavg()[0]
         metrics = analyse(RUNNERS[scheduler](workload, run_options, Path(tmp)))
@@ -989,6 +1002,11 @@ def main(argv: list[str]) -> None:
         "...` (a script that patches jobctl, then calls jobctl.cli.main)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the databases and logs")
+    parser.add_argument(
+        "--timings",
+        action="store_true",
+        help="jobctl's jobs record each phase's time (`--timings`), to measure its CPU cost",
+    )
     args = parser.parse_args(argv)
     schedulers = SCHEDULERS if args.scheduler == "both" else (args.scheduler,)
     options = Options(
@@ -998,6 +1016,7 @@ def main(argv: list[str]) -> None:
         py_spy=args.py_spy,
         keep=args.keep,
         wrapper=args.daemon_wrapper,
+        timings=args.timings,
     )
     if args.workload == "ramp":
         steps = [int(step) for step in args.steps.split(",")]

@@ -1,15 +1,18 @@
 """CPU per HTTP fire: N requests through one HttpFirer at a local aiohttp sink.
 
-    python bench/http_fire_cost.py [-n 2000] [-c 100] [--bare]
+    python bench/http_fire_cost.py [-n 2000] [-c 100] [--bare] [--timings-cost [-r 5]]
 
 The sink runs in a separate process so that process_time() counts the firing side only.
 --bare also times the same requests sent with plain session.post(), for comparison.
+--timings-cost fires the same requests with aiohttp's tracing hooks (the per-phase timings
+of issue 19) off and on, alternating for -r rounds, and prints the median CPU per fire of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import subprocess
 import sys
 import time
@@ -40,13 +43,16 @@ def run_sink() -> None:
     asyncio.run(serve())
 
 
-async def fire_all(url: str, total: int, concurrency: int) -> tuple[float, float, int]:
+async def fire_all(
+    url: str, total: int, concurrency: int, *, timings: bool = False
+) -> tuple[float, float, int]:
     spec = HttpSpec(
         method="POST",
         url=url + "/hook?x=${TOKEN}",
         headers={"Authorization": "Bearer ${TOKEN}", "Content-Type": "application/json"},
         body='{"hello": "world"}',
         expect="2xx",
+        timings=timings or None,
     )
     env = {"TOKEN": "bench-secret"}
     gate = asyncio.Semaphore(concurrency)
@@ -101,11 +107,28 @@ async def bare_all(url: str, total: int, concurrency: int) -> tuple[float, float
         return time.process_time() - cpu, time.perf_counter() - wall
 
 
+def timings_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
+    """Median CPU per fire with the tracing hooks off and on, rounds interleaved."""
+    per_fire: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for timings in (False, True):
+            cpu, _, failures = asyncio.run(fire_all(url, total, concurrency, timings=timings))
+            assert failures == 0
+            per_fire[timings].append(cpu / total * 1000)
+    off, on = statistics.median(per_fire[False]), statistics.median(per_fire[True])
+    print(f"timings off: {off:.3f} ms CPU per fire (median of {rounds} rounds of {total})")
+    print(f"timings on:  {on:.3f} ms CPU per fire ({(on - off) / off * 100:+.1f}%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="requests to fire")
     parser.add_argument("-c", type=int, default=100, help="requests in flight at once")
     parser.add_argument("--bare", action="store_true", help="also time plain aiohttp calls")
+    parser.add_argument(
+        "--timings-cost", action="store_true", help="CPU per fire with timings off and on"
+    )
+    parser.add_argument("-r", type=int, default=5, help="rounds for --timings-cost")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -115,6 +138,9 @@ def main() -> None:
     try:
         assert sink.stdout is not None
         url = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
+        if args.timings_cost:
+            timings_cost(url, args.n, args.c, args.r)
+            return
         cpu, wall, failures = asyncio.run(fire_all(url, args.n, args.c))
         print(
             f"HttpFirer: {args.n} requests, concurrency {args.c}: {args.n / wall:,.0f} req/s, "

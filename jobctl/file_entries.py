@@ -163,14 +163,21 @@ def _spec_change(action: str, spec: object) -> JobChange:
     texts: dict[str, str] = {}
     tables: dict[str, dict[str, str]] = {}
     flags: dict[str, bool] = {}
+    lists: dict[str, tuple[str, ...]] = {}
     for key, value in spec.items():
         if value is None:
             continue
-        if key in ("headers", "env"):
+        if key in ("expect_json", "expect_headers"):
+            lists[key] = _text_list(value, f"spec.{key}")
+        elif key == "max_redirects" and value != "":  # '' clears, as for `edit`
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(f"spec.max_redirects must be a number, not {type_name(value)}")
+            texts[key] = str(value)
+        elif key in ("headers", "env"):
             tables[key] = _text_table(key, value, f"spec.{key}")
         elif key in ("max_tokens", "budget_tokens") and isinstance(value, int):
             texts[key] = str(value)
-        elif key in ("shell", "forward_payload"):
+        elif key in ("shell", "forward_payload", "timings"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"spec.{key} must be true or false, not {type_name(value)}")
             flags[key] = value
@@ -186,6 +193,12 @@ def _spec_change(action: str, spec: object) -> JobChange:
         body=texts.get("body"),
         expect=texts.get("expect"),
         forward_payload=flags.get("forward_payload"),
+        expect_body=texts.get("expect_body"),
+        expect_json=lists.get("expect_json"),
+        expect_headers=lists.get("expect_headers"),
+        max_duration=texts.get("max_duration"),
+        max_redirects=texts.get("max_redirects"),
+        timings=flags.get("timings"),
         agent=texts.get("agent"),
         prompt=texts.get("prompt"),
         deliver=texts.get("deliver"),
@@ -198,6 +211,13 @@ def _spec_change(action: str, spec: object) -> JobChange:
         env=tables.get("env"),
         shell=flags.get("shell"),
     )
+
+
+def _text_list(value: object, where: str) -> tuple[str, ...]:
+    """spec.expect_json / spec.expect_headers: a list of text items."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidInput(f"{where} must be a list of text items")
+    return tuple(value)
 
 
 def _text_table(key: str, table: object, where: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from jobctl import policies, schedule
 from jobctl.budgets import budget_period, token_count
 from jobctl.errors import InvalidInput
+from jobctl.http_checks import changed_checks
 from jobctl.jobs import (
     ACTION_FIELDS,
     METHODS,
@@ -220,7 +221,8 @@ def _http_spec(change: JobChange, old: HttpSpec | None) -> HttpSpec:
         forward_payload = change.forward_payload
         if forward_payload and not change.method and method == "GET":
             method = "POST"  # a webhook's body is sent on, so it needs a method with one
-    return HttpSpec(
+    return replace(
+        changed_checks(change, old),
         url=url,
         method=method,
         headers=headers,

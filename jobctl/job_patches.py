@@ -16,6 +16,15 @@ from jobctl.jobfile import export_entry
 from jobctl.models import Job, JobChange
 
 _TABLES = ("spec", "policies")
+# What a null clears a table's key to (else ''), as `edit` takes it.
+_CLEARED: dict[str, object] = {
+    "headers": {},
+    "env": {},
+    "notify": [],
+    "expect_json": [],
+    "expect_headers": [],
+    "timings": False,
+}
 
 
 def patch_change(job: Job, patch: Mapping[str, object]) -> JobChange:
@@ -53,7 +62,7 @@ def _merge_table(key: str, stored: object, given: object) -> dict[str, object]:
     table = dict(stored) if isinstance(stored, Mapping) else {}
     for name, value in given.items():
         if value is None:
-            table[name] = {} if name in ("headers", "env") else ([] if name == "notify" else "")
+            table[name] = _CLEARED.get(name, "")
         else:
             table[name] = value
     return table

@@ -36,7 +36,20 @@ TRIGGERS = tuple(m.value for m in ScheduleKind)
 
 # Spec keys per action, in the one order every output (JSON, show, export) writes them.
 SPEC_KEYS: dict[str, tuple[str, ...]] = {
-    "http": ("url", "method", "headers", "body", "expect", "forward_payload"),
+    "http": (
+        "url",
+        "method",
+        "headers",
+        "body",
+        "expect",
+        "forward_payload",
+        "expect_body",
+        "expect_json",
+        "expect_headers",
+        "max_duration",
+        "max_redirects",
+        "timings",
+    ),
     "agent": ("agent", "prompt", "deliver", "model", "max_tokens", "budget_tokens", "budget_per"),
     "exec": ("command", "cwd", "env", "shell"),
 }
@@ -49,6 +62,12 @@ ACTION_FIELDS = {
     "json_body": ("http", "--json-body"),
     "expect": ("http", "--expect"),
     "forward_payload": ("http", "--forward-payload"),
+    "expect_body": ("http", "--expect-body"),
+    "expect_json": ("http", "--expect-json"),
+    "expect_headers": ("http", "--expect-header"),
+    "max_duration": ("http", "--max-duration"),
+    "max_redirects": ("http", "--max-redirects"),
+    "timings": ("http", "--timings"),
     "prompt": ("agent", "--prompt"),
     "deliver": ("agent", "--deliver"),
     "model": ("agent", "--model"),

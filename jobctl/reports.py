@@ -51,6 +51,10 @@ def job_report(store: Store, job: Job, now: datetime) -> dict[str, Any]:
     data["current_run"] = current_runs(store, now).get(job.id or 0)
     data["upcoming"] = [iso_z(moment) for moment in upcoming_fires(job, now)]
     data["budgets"], data["token_use"] = job_budgets(store, job, now)
+    if job.action == "http":
+        from jobctl.http_stats import http_timing_stats
+
+        data["http_timings"] = http_timing_stats(store, job)
     return data
 
 

@@ -229,6 +229,8 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
         "adhoc": json.loads(run.adhoc) if run.adhoc else None,
     }
     details = run_details(run)
+    if "timings" in details:  # an HTTP run's (http_timings): first byte, total, phases
+        data["timings"] = details["timings"]
     if run.status == RunStatus.MISSED:
         data["missed_count"] = details.get("missed_count")
         data["missed_until"] = details.get("missed_until")

@@ -305,13 +305,14 @@ def test_big_body_is_capped_with_its_size() -> None:
     assert outcome.output.endswith("[output truncated: 200000 bytes in all, 65536 kept]")
 
 
-def test_big_chunked_body_is_capped_without_a_size() -> None:
+def test_big_chunked_body_is_capped_and_counted_to_its_end() -> None:
     outcome, _ = fire_http("/stream")
     assert outcome.status == "succeeded"
     assert outcome.output is not None
     assert outcome.output == (
-        "y" * OUTPUT_CAP + "\n[output truncated: more than 65536 bytes, 65536 kept]"
+        "y" * OUTPUT_CAP + "\n[output truncated: 200000 bytes in all, 65536 kept]"
     )
+    assert outcome.details["body_size"] == 200000
 
 
 def test_one_firer_serves_many_concurrent_fires() -> None:

@@ -11,6 +11,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from jobctl.actions import (
+    OUTPUT_CAP,
     Expansion,
     FireContext,
     Outcome,
@@ -18,6 +19,8 @@ from jobctl.actions import (
     fail_before_start,
     interrupted,
 )
+from jobctl.actions.http_body import CHECK_CAP, decode, read_counted, spec_checks
+from jobctl.actions.http_timings import CURRENT, Timer, TracedSession
 from jobctl.actions.request import (
     MAX_REDIRECTS,
     USER_AGENT,
@@ -25,11 +28,11 @@ from jobctl.actions.request import (
     SessionOwner,
     describe_error,
     is_sensitive,
-    read_limited,
     shown_template_headers,
     shown_url,
 )
 from jobctl.errors import Failed
+from jobctl.http_checks import Response, failed_check
 from jobctl.models import HttpSpec
 from jobctl.secrets import REDACTED, redact_url
 from jobctl.timeutil import format_duration, utcnow
@@ -58,7 +61,19 @@ def status_matches(expect: str, status: int) -> bool:
 
 
 class HttpFirer(SessionOwner):
-    """Fires http specs through one ClientSession (created lazily in the running loop)."""
+    """Fires http specs through one ClientSession (created lazily in the running loop).
+
+    The requests of jobs with `--timings` go through a second one, made with aiohttp's
+    tracing hooks (http_timings), so that the others do not pay for them.
+    """
+
+    def __init__(self, max_connections: int = 256) -> None:
+        super().__init__(max_connections)
+        self._traced = TracedSession(max_connections)
+
+    async def close(self) -> None:
+        await super().close()
+        await self._traced.close()
 
     async def post_json(
         self,
@@ -127,7 +142,11 @@ class HttpFirer(SessionOwner):
         headers.add_own(ctx)
         snapshot = _snapshot(method, url, headers, body, expansion)
 
-        session = self._get_session()
+        session = self._traced.session() if spec.timings else self._get_session()
+        limit = MAX_REDIRECTS if spec.max_redirects is None else spec.max_redirects
+        checks = spec_checks(spec)
+        timer = Timer(traced=bool(spec.timings))
+        timed = CURRENT.set(timer) if spec.timings else None
         started_at = utcnow()
         try:
             async with session.request(
@@ -136,15 +155,23 @@ class HttpFirer(SessionOwner):
                 headers=headers.values,
                 data=body.encode() if body is not None else None,
                 timeout=aiohttp.ClientTimeout(total=ctx.timeout),
-                allow_redirects=True,
-                # aiohttp counts the redirect that trips the limit, so one more lets 10 through
-                max_redirects=MAX_REDIRECTS + 1,
+                allow_redirects=limit > 0,
+                # aiohttp counts the redirect that trips the limit, so one more lets N through
+                max_redirects=limit + 1,
+                trace_request_ctx=timer,
             ) as response:
-                data, complete = await read_limited(response.content)
+                timer.response_started()
+                data, size = await read_counted(
+                    response.content, CHECK_CAP if checks.reads_body else OUTPUT_CAP
+                )
+                timer.finish()
                 status = response.status
                 reason = response.reason or ""
                 response_headers = response.headers
                 final_url = _final_url(response)
+                redirects = len(response.history)
+                charset = response.charset
+                timer.secure = response.url.scheme == "https"
         except asyncio.CancelledError as exc:
             raise interrupted(started_at, snapshot=snapshot) from exc
         except TimeoutError:
@@ -154,42 +181,51 @@ class HttpFirer(SessionOwner):
                 finished_at=utcnow(),
                 error=f"timed out after {format_duration(ctx.timeout)}",
                 snapshot=snapshot,
+                details={"timings": timer.result()},
             )
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            if isinstance(exc, aiohttp.TooManyRedirects):
+                message = f"too many redirects (more than {limit})"
+            else:
+                message = describe_error(exc)
             return Outcome(
                 status="failed",
                 started_at=started_at,
                 finished_at=utcnow(),
-                error=expansion.redact(describe_error(exc)),
+                error=expansion.redact(message),
                 snapshot=snapshot,
+                details={"timings": timer.result()},
             )
+        finally:
+            if timed is not None:
+                CURRENT.reset(timed)
         finished_at = utcnow()
 
-        total: int | None = None
-        if not complete and "Content-Encoding" not in response_headers:
-            # Content-Length counts the encoded body; it is the size only when not compressed
-            length = response_headers.get("Content-Length", "")
-            total = int(length) if length.isdigit() else None
-        output = expansion.redact(cap_output(data, total, complete=complete))
-        ok = status_matches(expect, status)
+        output = expansion.redact(cap_output(data[: OUTPUT_CAP + 1], size))
         error = None
-        if not ok:
-            error = expansion.redact(
-                f"HTTP {status}{' ' + reason if reason else ''} (expected {expect})"
-            )
+        if not status_matches(expect, status):
+            error = f"HTTP {status}{' ' + reason if reason else ''} (expected {expect})"
+            if limit == 0 and 300 <= status < 400 and "Location" in response_headers:
+                error = f"HTTP {status}: a redirect, refused (--max-redirects 0)"
+        elif checks:
+            response_seen = Response(decode(data, charset), response_headers, timer.seconds())
+            error = failed_check(checks, response_seen)
         return Outcome(
-            status="succeeded" if ok else "failed",
+            status="succeeded" if error is None else "failed",
             started_at=started_at,
             finished_at=finished_at,
             http_status=status,
             output=output,
-            error=error,
+            error=None if error is None else expansion.redact(error),
             snapshot=snapshot,
             details={
                 "response_headers": _response_headers(response_headers, expansion),
                 "final_url": (
                     snapshot["url"] if final_url == url else shown_url(final_url, expansion)
                 ),
+                "redirects": redirects,
+                "body_size": size,
+                "timings": timer.result(),
             },
         )
 

@@ -121,12 +121,20 @@ class SessionOwner:
             # asyncio.run) needs its own, and the old one died with its loop
             self._loop = loop
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
+                connector=self._connector(),
                 # jobs must not see each other's cookies through the shared session
                 cookie_jar=aiohttp.DummyCookieJar(),
                 raise_for_status=False,
+                trace_configs=self._trace_configs() or None,
             )
         return self._session
+
+    def _connector(self) -> aiohttp.TCPConnector:
+        return aiohttp.TCPConnector(limit=self.max_connections)
+
+    def _trace_configs(self) -> list[aiohttp.TraceConfig]:
+        """The tracing hooks a firer wants on its session (none here)."""
+        return []
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

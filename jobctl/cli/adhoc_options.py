@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from jobctl.cli.http_check_options import HTTP_CHECK_OPTIONS
 from jobctl.cli.shared import F
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ ADHOC_OPTIONS: list[Callable[[F], F]] = [
     click.option("--body", metavar="TEXT|@FILE|-", help="With --url: request body."),
     click.option("--json-body", metavar="JSON", help="With --url: JSON body; sets Content-Type."),
     click.option("--expect", metavar="CODES", help="With --url: success statuses (default 2xx)."),
+    *HTTP_CHECK_OPTIONS,
     click.option("--agent", metavar="AGENT", help="Ad hoc: prompt this agent once."),
     click.option("--prompt", metavar="TEXT|@FILE|-", help="With --agent: the prompt."),
     click.option("--deliver", metavar="URL", help="With --agent: POST the answer as JSON to URL."),

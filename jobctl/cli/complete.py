@@ -151,3 +151,25 @@ def complete_zones(
     return _words(sorted(name for name in zone_names() if name.lower().startswith(lowered)), "")[
         :LIMIT
     ]
+
+
+RESPONSE_HEADERS = (
+    "Cache-Control",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "ETag",
+    "Last-Modified",
+    "Location",
+    "Server",
+    "Strict-Transport-Security",
+    "X-Request-Id",
+)
+
+
+def complete_response_headers(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Common response header names for `--expect-header` (case as the user starts it)."""
+    lowered = incomplete.lower()
+    return _words((name for name in RESPONSE_HEADERS if name.lower().startswith(lowered)), "")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from jobctl.cli.complete import complete_zones
+from jobctl.cli.http_check_options import HTTP_CHECK_OPTIONS, check_fields
 from jobctl.cli.shared import F
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
         metavar="CODES",
         help="Statuses that count as success (default 2xx; e.g. 200,204).",
     ),
+    *HTTP_CHECK_OPTIONS,
     click.option("--cwd", metavar="DIR", help="Exec: working directory."),
     click.option(
         "--env", multiple=True, metavar="K=V", help="Exec: environment variable; repeat for more."
@@ -184,6 +186,7 @@ def change_from_click(params: dict[str, Any], **fields: Any) -> JobChange:
         json_body=given.get("json_body"),
         expect=given.get("expect"),
         forward_payload=given.get("forward_payload"),
+        **check_fields(given),
         agent=given.get("agent"),
         prompt=given.get("prompt"),
         deliver=given.get("deliver"),

@@ -181,6 +181,7 @@ def _render_show(
             if data["avg_duration_ms"] is not None
             else None,
         ),
+        ("response", _response_time(data.get("http_timings"))),
         ("recent", _strip(data["recent"])),
         *_token_pairs(data),
         (
@@ -213,6 +214,17 @@ def _token_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
     if use["cost_usd"] is not None:
         tokens += f", about ${use['cost_usd']:.4f}"
     return [("tokens", tokens), ("budgets", [describe_use(item) for item in data["budgets"]])]
+
+
+def _response_time(stats: dict[str, Any] | None) -> str | None:
+    """An HTTP job's p50/p95 of total and first-byte time, over the runs that recorded them."""
+    if not stats or not stats["runs"]:
+        return None
+    total, first = stats["total_ms"], stats["first_byte_ms"]
+    return (
+        f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms; first byte "
+        f"p50 {first['p50']:.0f} ms, p95 {first['p95']:.0f} ms ({stats['runs']} runs)"
+    )
 
 
 def _strip(recent: list[str]) -> str | None:

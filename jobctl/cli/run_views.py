@@ -142,6 +142,29 @@ class FollowTable:
             click.echo(self.layout.render(row))
 
 
+_PHASES = ("redirects", "dns", "connect", "tls", "send", "wait", "receive")
+
+
+def _http_pairs(details: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An HTTP run's response size, redirects and timings (those it recorded)."""
+    pairs: list[tuple[str, Any]] = []
+    if details.get("body_size") is not None:
+        pairs.append(("body size", f"{details['body_size']:,} bytes"))
+    if details.get("redirects"):
+        pairs.append(("redirects", f"{details['redirects']}, to {details.get('final_url')}"))
+    timings = details.get("timings")
+    if isinstance(timings, dict) and "total_ms" in timings:
+        pairs.append(
+            ("timings", f"first byte {timings['first_byte_ms']} ms, total {timings['total_ms']} ms")
+        )
+        phases = [
+            f"{name} {timings[f'{name}_ms']} ms" for name in _PHASES if f"{name}_ms" in timings
+        ]
+        if phases:
+            pairs.append(("phases", ", ".join(phases)))
+    return pairs
+
+
 def render_run(data: dict[str, Any], width: int | None = None) -> str:
     from jobctl.output import key_values
     from jobctl.timeutil import format_duration
@@ -189,6 +212,7 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
         pairs.append(("latency", f"{details['latency_ms']} ms"))
     if "delivery" in details:
         pairs.append(("delivery", _delivery_text(details["delivery"])))
+    pairs += _http_pairs(details)
     text = key_values(pairs, width=width)
     snapshot = data.get("snapshot")
     if snapshot:

@@ -163,6 +163,13 @@ class JobChange:
     json_body: str | None = None
     expect: str | None = None
     forward_payload: bool | None = None
+    # Assertions on the response (jobctl.http_checks); '' or () clears one.
+    expect_body: str | None = None
+    expect_json: tuple[str, ...] | None = None
+    expect_headers: tuple[str, ...] | None = None
+    max_duration: str | None = None
+    max_redirects: str | int | None = None  # '' clears (back to the default, 10)
+    timings: bool | None = None
     agent: str | None = None
     prompt: str | None = None
     deliver: str | None = None

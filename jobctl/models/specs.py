@@ -18,6 +18,12 @@ class HttpSpecDict(TypedDict):
     body: str | None
     expect: str
     forward_payload: NotRequired[bool]
+    expect_body: NotRequired[str]
+    expect_json: NotRequired[list[str]]
+    expect_headers: NotRequired[list[str]]
+    max_duration: NotRequired[str]
+    max_redirects: NotRequired[int]
+    timings: NotRequired[bool]
 
 
 class ExecSpecDict(TypedDict):
@@ -58,11 +64,25 @@ def _text_map(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _text_list(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(str(item) for item in value)
+
+
+def _optional_int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
 @dataclass(frozen=True)
 class HttpSpec:
     """An HTTP request: `method` on `url` with `headers` and `body`; `expect` is the status
     codes that count as success; `forward_payload` sends a webhook's body on (None: never
-    set, and so absent from the JSON form)."""
+    set, and so absent from the JSON form). The assertions beyond the status
+    (`jobctl.http_checks`) and `max_redirects` (None: the default, 10) are in the JSON form
+    only when set."""
 
     url: str
     method: str = "GET"
@@ -70,6 +90,12 @@ class HttpSpec:
     body: str | None = None
     expect: str = "2xx"
     forward_payload: bool | None = None
+    expect_body: str | None = None
+    expect_json: tuple[str, ...] = ()
+    expect_headers: tuple[str, ...] = ()
+    max_duration: str | None = None
+    max_redirects: int | None = None
+    timings: bool | None = None  # each phase's time (costs CPU); None: never set
 
     kind: ClassVar[ActionKind] = ActionKind.HTTP
 
@@ -84,6 +110,18 @@ class HttpSpec:
         }
         if self.forward_payload is not None:
             data["forward_payload"] = self.forward_payload
+        if self.expect_body is not None:
+            data["expect_body"] = self.expect_body
+        if self.expect_json:
+            data["expect_json"] = list(self.expect_json)
+        if self.expect_headers:
+            data["expect_headers"] = list(self.expect_headers)
+        if self.max_duration is not None:
+            data["max_duration"] = self.max_duration
+        if self.max_redirects is not None:
+            data["max_redirects"] = self.max_redirects
+        if self.timings is not None:
+            data["timings"] = self.timings
         return data
 
     @classmethod
@@ -97,6 +135,12 @@ class HttpSpec:
             body=body,
             expect=_text(data.get("expect")) or "2xx",
             forward_payload=None if forward is None else bool(forward),
+            expect_body=_optional_text(data.get("expect_body")),
+            expect_json=_text_list(data.get("expect_json")),
+            expect_headers=_text_list(data.get("expect_headers")),
+            max_duration=_optional_text(data.get("max_duration")),
+            max_redirects=_optional_int(data.get("max_redirects")),
+            timings=None if data.get("timings") is None else bool(data.get("timings")),
         )
 
 
