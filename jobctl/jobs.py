@@ -37,7 +37,7 @@ TRIGGERS = tuple(m.value for m in ScheduleKind)
 # Spec keys per action, in the one order every output (JSON, show, export) writes them.
 SPEC_KEYS: dict[str, tuple[str, ...]] = {
     "http": ("url", "method", "headers", "body", "expect", "forward_payload"),
-    "agent": ("agent", "prompt", "deliver"),
+    "agent": ("agent", "prompt", "deliver", "team"),
     "exec": ("command", "cwd", "env", "shell"),
 }
 
@@ -222,5 +222,7 @@ def action_summary(job: Job) -> str:
         return f"{spec.method} {redact_url(spec.url)}"
     if isinstance(spec, AgentSpec):
         prompt = " ".join(spec.prompt.split())
+        if spec.team:
+            return f"team {spec.team}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
         return f"agent {spec.agent}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
     return f"exec {spec.command}"

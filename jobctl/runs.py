@@ -228,6 +228,8 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
         "adhoc": json.loads(run.adhoc) if run.adhoc else None,
     }
     details = run_details(run)
+    if "steps" in details:  # a team's run: each member's turn
+        data["steps"] = details["steps"]
     if run.status == RunStatus.MISSED:
         data["missed_count"] = details.get("missed_count")
         data["missed_until"] = details.get("missed_until")

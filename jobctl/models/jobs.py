@@ -158,6 +158,7 @@ class JobChange:
     expect: str | None = None
     forward_payload: bool | None = None
     agent: str | None = None
+    team: str | None = None  # instead of agent: the team that answers the prompt in turn
     prompt: str | None = None
     deliver: str | None = None
     command: str | None = None

@@ -35,6 +35,7 @@ class AgentSpecDict(TypedDict):
     agent: str
     prompt: str
     deliver: str | None
+    team: NotRequired[str]
 
 
 SpecDict = HttpSpecDict | ExecSpecDict | AgentSpecDict
@@ -129,17 +130,23 @@ class ExecSpec:
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """A prompt for a named agent; its answer is posted to `deliver` when that is set."""
+    """A prompt for a named agent, or for a team (then `agent` is ''); the answer is posted
+    to `deliver` when that is set."""
 
     agent: str
     prompt: str
     deliver: str | None = None
+    team: str | None = None
 
     kind: ClassVar[ActionKind] = ActionKind.AGENT
 
     def to_dict(self) -> AgentSpecDict:
-        """The stored and JSON form, keys in the order every output writes them."""
-        return {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+        """The stored and JSON form, keys in the order every output writes them (`team`
+        only for a team's job)."""
+        data: AgentSpecDict = {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+        if self.team:
+            data["team"] = self.team
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> AgentSpec:
@@ -147,6 +154,7 @@ class AgentSpec:
             agent=_text(data.get("agent")),
             prompt=_text(data.get("prompt")),
             deliver=_optional_text(data.get("deliver")) or None,
+            team=_optional_text(data.get("team")) or None,
         )
 
 

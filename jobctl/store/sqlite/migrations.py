@@ -317,6 +317,22 @@ def _m011_web_access(conn: sqlite3.Connection) -> None:
 
 
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
+def _m013_teams(conn: sqlite3.Connection) -> None:
+    # Teams: ordered members (agents with role text) as JSON. Numbered 13: 12 is the fleet's.
+    execute_script(
+        conn,
+        """
+        CREATE TABLE teams (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            members TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("run claims: due_at, one run per slot", _m002_run_claims),
@@ -329,6 +345,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("exec runs' process groups", _m009_run_process_group),
     ("ad hoc runs, cancel, rerun; output in pieces; the event stream", _m010_live_runs),
     ("the API token, login codes and sessions", _m011_web_access),
+    ("teams", _m013_teams),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,6 +20,7 @@ from jobctl.store.sqlite.hooks import HookOps
 from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.live import LiveOps
 from jobctl.store.sqlite.runs import RunOps
+from jobctl.store.sqlite.teams import TeamOps
 
 
 class SqliteStore(
@@ -37,6 +38,7 @@ class SqliteStore(
     AccessOps,
     CancelOps,
     EventOps,
+    TeamOps,
 ):
     """A jobctl database in SQLite.
 

@@ -1,0 +1,131 @@
+"""A team's run: its members answer in turn, each a step; the last answer is the output.
+
+Each member gets its role text, the job's prompt and what the members before it answered
+(`{previous}` and `{step:N}` in the prompt; when the prompt uses neither, the previous
+answer is added after it). The honest-outcome rules of one agent hold per step: a failed,
+refused, empty or timed-out answer fails the step, and the run fails naming it. Steps are
+streamed as ANSWER pieces, a header line before each, and recorded in the outcome's details
+(`steps`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from jobctl.actions import Cancelled, FireContext, Outcome, fail_before_start
+from jobctl.models import Member, OutputStream
+from jobctl.timeutil import iso_z, utcnow
+
+if TYPE_CHECKING:
+    from jobctl.actions.agent import AgentFirer
+    from jobctl.actions.agent_http import AgentProfile
+
+_USES_ANSWERS = re.compile(r"\{(previous|step:[1-9][0-9]?)\}")
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A member with its agent's profile (None: the agent was removed since)."""
+
+    member: Member
+    agent: AgentProfile | None
+
+
+def step_prompt(member: Member, prompt: str, number: int) -> str:
+    """What member `number` (from 1) is sent, placeholders still to fill."""
+    parts = [member.role] if member.role else []
+    parts.append(prompt)
+    if number > 1 and not _USES_ANSWERS.search(prompt):
+        parts.append("The previous member answered:\n{previous}")
+    return "\n\n".join(parts)
+
+
+def step_record(number: int, member: Member, outcome: Outcome) -> dict[str, Any]:
+    """One step as the run keeps it (details' `steps`, the JSON's `steps`)."""
+    details = outcome.details
+    usage = details.get("usage") or {}
+    snapshot = outcome.snapshot or {}
+    return {
+        "n": number,
+        "agent": member.agent,
+        "role": member.role,
+        "model": details.get("model") or snapshot.get("model"),
+        "prompt": snapshot.get("prompt"),
+        "answer": outcome.output,
+        "finish_reason": details.get("finish_reason"),
+        "tokens_in": usage.get("prompt_tokens"),
+        "tokens_out": usage.get("completion_tokens"),
+        "latency_ms": details.get("latency_ms"),
+        "status": outcome.status,
+        "error": outcome.error,
+        "started_at": iso_z(outcome.started_at),
+        "finished_at": iso_z(outcome.finished_at),
+    }
+
+
+async def run_team(
+    firer: AgentFirer,
+    team: str,
+    seats: Sequence[Seat],
+    prompt: str,
+    ctx: FireContext,
+    placeholders: Mapping[str, str],
+) -> Outcome:
+    """Ask each member in turn within the run's timeout; stop at the first failed step."""
+    started_at = utcnow()
+    deadline = time.monotonic() + ctx.timeout
+    answers: dict[str, str] = {}
+    steps: list[dict[str, Any]] = []
+    last: Outcome | None = None
+    for number, seat in enumerate(seats, 1):
+        header = f"── step {number}/{len(seats)}: {seat.member.agent} ──\n"
+        ctx.on_output(OutputStream.ANSWER, ("\n" if number > 1 else "") + header)
+        ctx.placeholders = {**placeholders, **answers}
+        ctx.timeout = max(0.001, deadline - time.monotonic())
+        try:
+            last = await _ask(firer, seat, step_prompt(seat.member, prompt, number), ctx)
+        except Cancelled as stopped:
+            steps.append(step_record(number, seat.member, stopped.outcome))
+            stopped.outcome.details = {"team": team, "steps": steps}
+            stopped.outcome.started_at = started_at
+            raise
+        steps.append(step_record(number, seat.member, last))
+        if not last.ok:
+            return _ended(last, team, steps, started_at, f"step {number} ({seat.member.agent})")
+        answer = last.output or ""
+        answers["previous"] = answer
+        answers[f"step:{number}"] = answer
+    assert last is not None
+    return _ended(last, team, steps, started_at, None)
+
+
+async def _ask(firer: AgentFirer, seat: Seat, text: str, ctx: FireContext) -> Outcome:
+    if seat.agent is None:
+        return fail_before_start(f"agent {seat.member.agent!r} does not exist (any more)", utcnow())
+    return await firer.ask(seat.agent, text, ctx)
+
+
+def _ended(
+    last: Outcome,
+    team: str,
+    steps: list[dict[str, Any]],
+    started_at: datetime,
+    failed: str | None,
+) -> Outcome:
+    """The run's outcome: the last step's, over the whole run, naming a failed step."""
+    error = f"{failed} {last.status}: {last.error}" if failed is not None else None
+    return Outcome(
+        status=last.status,
+        started_at=started_at,
+        finished_at=last.finished_at,
+        exit_code=last.exit_code,
+        output=last.output,
+        error=error,
+        snapshot={"team": team, "steps": len(steps)},
+        details={"team": team, "steps": steps},
+    )
