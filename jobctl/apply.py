@@ -20,6 +20,7 @@ from jobctl.job_changes import build_job
 from jobctl.jobfile import Document, bulk_work, export_entry
 from jobctl.jobs import compute_next_run
 from jobctl.models import Agent, AgentSpec, Job, JobChange, JobState, ScheduleKind
+from jobctl.team_file import TeamPlan, plan_teams, write_teams
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
@@ -38,10 +39,12 @@ class Plan:
     # Changed jobs whose schedule or state changed: their schedule columns are rewritten.
     retimed: set[str] = field(default_factory=set)
     agents: AgentPlan = field(default_factory=lambda: AgentPlan())
+    teams: TeamPlan = field(default_factory=TeamPlan)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.agents.has_changes)
+        changes = self.added or self.changed or self.removed
+        return bool(changes or self.agents.has_changes or self.teams.has_changes)
 
     def names(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class Plan:
             "removed": [job.name for job in self.removed],
             "unchanged": [job.name for job in self.unchanged],
             "agents": self.agents.names(),
+            "teams": self.teams.names(),
         }
 
 
@@ -88,7 +92,7 @@ def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = Fals
     stored_agents = {agent.name: agent for agent in store.all_agents()}
     listed_agents = _plan_agents(plan.agents, document_entries(doc, "agents"), stored_agents)
     agents = set(stored_agents) | listed_agents
-    teams = {team.name for team in store.all_teams()}
+    teams = plan_teams(plan.teams, document_entries(doc, "teams"), store.all_teams(), agents)
     builder = _JobBuilder(now)
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -335,6 +339,7 @@ def apply_plan(store: Store, plan: Plan, now: datetime) -> None:
         return
     with store.write():
         _write_agents(store, plan.agents, now)  # first: the jobs may prompt them
+        write_teams(store, plan.teams, now)  # then: their members are agents
         _delete_jobs(store, plan.removed)
         _update_jobs(store, plan.changed, plan.retimed, now)
         _insert_jobs(store, plan.added, now)

@@ -224,3 +224,26 @@ def test_an_ad_hoc_team_run_streams_its_steps_and_names_the_failed_one(
 def _finished(db: Path, job: str) -> object:
     rows = [r for r in job_runs(db, job) if r["status"] not in ("running", "queued")]
     return rows[0] if rows else None
+
+
+def test_teams_are_exported_and_applied_to_another_database(
+    jobctl: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    assert jobctl("agent", "add", "a", "--command", fake_agent_command()).exit_code == 0
+    assert jobctl("agent", "add", "unused", "--command", fake_agent_command()).exit_code == 0
+    assert jobctl("team", "add", "crew", "--member", "a:Role: with colon").exit_code == 0
+    assert jobctl("add", "review", "--team", "crew", "--prompt", "x", "--manual").exit_code == 0
+    exported = jobctl("export", "review")
+    assert exported.exit_code == 0, exported.stderr
+    assert "[[teams]]" in exported.stdout and 'name = "unused"' not in exported.stdout
+    path = tmp_path / "jobs.toml"
+    path.write_text(exported.stdout)
+    other = tmp_path / "other.db"
+    applied = run_jobctl(other, "apply", "-f", str(path), "--json")
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout)["teams"]["added"] == ["crew"]
+    shown = json.loads(run_jobctl(other, "team", "show", "crew", "--json").stdout)
+    assert shown["members"] == [{"agent": "a", "role": "Role: with colon", "approve": None}]
+    assert shown["jobs"] == ["review"]
+    again = run_jobctl(other, "apply", "-f", str(path), "--json")
+    assert json.loads(again.stdout)["teams"]["unchanged"] == ["crew"]

@@ -28,8 +28,20 @@ def _describe(team: Team) -> str:
 
 
 @cli.group()
+@db_option
 def team() -> None:
-    """Teams: agents that answer a job's prompt in turn, each seeing the answers before it."""
+    """Teams: agents that answer a job's prompt in turn, each seeing the answers before it.
+
+    Each member is sent its role text, the job's prompt and the answer before its own
+    ({previous}; {step:N} for member N's); each turn is a step of the run, and the last
+    answer is the run's output.
+
+    \b
+    Examples:
+      jobctl team add review --member scanner:'Find vulnerabilities.' --member writer
+      jobctl add nightly --team review --prompt 'Check the repo' --cron '0 3 * * *'
+      jobctl team show review
+    """
 
 
 @team.command()
