@@ -177,6 +177,12 @@ def test_a_team_of_three_runs_in_order_and_a_refusal_fails_its_step(
     assert steps[1]["prompt"] == second_prompt
     assert (steps[1]["tokens_in"], steps[1]["tokens_out"]) == (USAGE_IN, USAGE_OUT)
     assert all(s["latency_ms"] is not None and s["started_at"] for s in steps)
+    # the run's usage is its steps' together, as one agent run's is
+    assert json.loads(good["details"])["usage"] == {
+        "prompt_tokens": 11 + USAGE_IN,
+        "completion_tokens": 7 + USAGE_OUT,
+        "total_tokens": 18 + USAGE_IN + USAGE_OUT,
+    }
     assert stream_server.requests[-1]["stream"] is True  # the streamer streamed
 
     # every step streamed as pieces of the one answer stream, a header before each

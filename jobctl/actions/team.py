@@ -91,7 +91,7 @@ async def run_team(
             last = await _ask(firer, seat, step_prompt(seat.member, prompt, number), ctx)
         except Cancelled as stopped:
             steps.append(step_record(number, seat.member, stopped.outcome))
-            stopped.outcome.details = {"team": team, "steps": steps}
+            stopped.outcome.details = {"team": team, "usage": total_usage(steps), "steps": steps}
             stopped.outcome.started_at = started_at
             raise
         steps.append(step_record(number, seat.member, last))
@@ -127,5 +127,19 @@ def _ended(
         output=last.output,
         error=error,
         snapshot={"team": team, "steps": len(steps)},
-        details={"team": team, "steps": steps},
+        details={"team": team, "usage": total_usage(steps), "steps": steps},
     )
+
+
+def total_usage(steps: Sequence[Mapping[str, Any]]) -> dict[str, int | None]:
+    """The run's token use, the sum of its steps' (in the shape of one agent run's `usage`,
+    so that whatever counts agent runs' tokens counts a team's); None when no step knew."""
+    tokens_in = [s["tokens_in"] for s in steps if s.get("tokens_in") is not None]
+    tokens_out = [s["tokens_out"] for s in steps if s.get("tokens_out") is not None]
+    if not tokens_in and not tokens_out:
+        return {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}
+    return {
+        "prompt_tokens": sum(tokens_in),
+        "completion_tokens": sum(tokens_out),
+        "total_tokens": sum(tokens_in) + sum(tokens_out),
+    }
