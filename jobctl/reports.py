@@ -57,6 +57,7 @@ def upcoming_fires(job: Job, now: datetime, count: int = 5) -> list[datetime]:
 
 def status_report(store: Store, db_path: Path, now: datetime) -> dict[str, Any]:
     """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
+    from jobctl.approvals import waiting_runs
     from jobctl.current_runs import in_flight
     from jobctl.history import status_summary
     from jobctl.liveness import daemon_problem, daemon_running
@@ -64,6 +65,7 @@ def status_report(store: Store, db_path: Path, now: datetime) -> dict[str, Any]:
     summary = status_summary(store, now, daemon_running=daemon_running(store, db_path))
     summary["daemon"]["problem"] = daemon_problem(store, db_path, now)
     summary["in_flight"] = in_flight(store, now)
+    summary["waiting"] = waiting_runs(store)
     return summary
 
 

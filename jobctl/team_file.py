@@ -10,12 +10,19 @@ from typing import TYPE_CHECKING
 
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.models import Member, Team
-from jobctl.teams import MAX_MEMBERS, parse_member, validate_team_name
+from jobctl.teams import (
+    APPROVE,
+    MAX_MEMBERS,
+    parse_approval_timeout,
+    parse_member,
+    validate_team_name,
+)
+from jobctl.timeutil import format_duration
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
 
-TEAM_KEYS = ("name", "members")
+TEAM_KEYS = ("name", "members", "approval_timeout")
 
 
 @dataclass
@@ -39,10 +46,16 @@ class TeamPlan:
 
 
 def export_team_entry(team: Team) -> dict[str, object]:
-    return {
+    entry: dict[str, object] = {
         "name": team.name,
-        "members": [{"agent": m.agent, "role": m.role} for m in team.members],
+        "members": [
+            {"approve": m.approve} if m.approve is not None else {"agent": m.agent, "role": m.role}
+            for m in team.members
+        ],
     }
+    if team.approval_timeout is not None:
+        entry["approval_timeout"] = format_duration(team.approval_timeout)
+    return entry
 
 
 def plan_teams(
@@ -65,7 +78,7 @@ def plan_teams(
         old = known.get(new.name)
         if old is None:
             plan.added.append(new)
-        elif old.members == new.members:
+        elif (old.members, old.approval_timeout) == (new.members, new.approval_timeout):
             plan.unchanged.append(old)
         else:
             new.id, new.created_at = old.id, old.created_at
@@ -87,9 +100,16 @@ def _team_entry(entry: object, agents: set[str]) -> Team:
         raise InvalidInput("a team needs members: a list of AGENT[:ROLE] texts or tables")
     if len(members) > MAX_MEMBERS:
         raise InvalidInput(f"a team has at most {MAX_MEMBERS} members")
-    team = Team(name=validate_team_name(name), members=[_member(item) for item in members])
+    timeout = entry.get("approval_timeout")
+    if timeout is not None and not isinstance(timeout, str):
+        raise InvalidInput("approval_timeout must be a duration like 24h")
+    team = Team(
+        name=validate_team_name(name),
+        members=[_member(item) for item in members],
+        approval_timeout=parse_approval_timeout(timeout),
+    )
     for member in team.members:
-        if member.agent not in agents:
+        if member.approve is None and member.agent not in agents:
             raise NotFound(f"no agent named {member.agent!r}")
     return team
 
@@ -97,6 +117,8 @@ def _team_entry(entry: object, agents: set[str]) -> Team:
 def _member(item: object) -> Member:
     if isinstance(item, str):
         return parse_member(item)
+    if isinstance(item, Mapping) and isinstance(item.get("approve"), str):
+        return parse_member(f"{APPROVE}:{item['approve']}")
     if isinstance(item, Mapping) and isinstance(item.get("agent"), str):
         role = item.get("role") or ""
         if not isinstance(role, str):

@@ -21,13 +21,24 @@ if TYPE_CHECKING:
     from jobctl.store.protocol import Store
 
 MAX_MEMBERS = 32
+APPROVE = "approve"  # `--member approve:TEXT`: an approval point, not an agent
 MAX_ROLE = 8000
 
 
 def parse_member(text: str) -> Member:
-    """`AGENT` or `AGENT:ROLE TEXT` as a Member (the agent is checked by the caller)."""
+    """`AGENT`, `AGENT:ROLE TEXT` or `approve:TEXT` (an approval point) as a Member (the
+    agent is checked by the caller)."""
     agent, _, role = text.partition(":")
     agent = agent.strip()
+    if agent == APPROVE:
+        if not role.strip():
+            raise InvalidInput(
+                "invalid --member approve: give the text the people asked are shown, "
+                "like approve:'Post this to Slack?'"
+            )
+        if len(role) > MAX_ROLE:
+            raise InvalidInput(f"invalid --member approve: its text is over {MAX_ROLE} characters")
+        return Member(agent="", approve=role.strip())
     if not agent:
         raise InvalidInput(f"invalid --member {text!r}: give AGENT or AGENT:ROLE TEXT")
     validate_agent_name(agent)
@@ -43,8 +54,10 @@ def build_members(store: Store, texts: Sequence[str]) -> list[Member]:
     if len(texts) > MAX_MEMBERS:
         raise InvalidInput(f"a team has at most {MAX_MEMBERS} members")
     members = [parse_member(text) for text in texts]
+    if all(member.approve is not None for member in members):
+        raise InvalidInput("a team needs at least one agent among its members")
     for member in members:
-        if store.agent_named(member.agent) is None:
+        if member.approve is None and store.agent_named(member.agent) is None:
             raise NotFound(
                 f"no agent named {member.agent!r}: add it with `jobctl agent add {member.agent} ...`"
             )
@@ -71,8 +84,31 @@ def get_team(store: Store, name: str) -> Team:
     return team
 
 
-def add_team(store: Store, name: str, members: Sequence[str], now: datetime) -> Team:
-    team = Team(name=validate_team_name(name), created_at=now, updated_at=now)
+def parse_approval_timeout(text: str | None) -> float | None:
+    """`--approval-timeout D` in seconds; None when not given ('' clears: the default)."""
+    if text is None or text == "":
+        return None
+    from jobctl.timeutil import parse_duration
+
+    seconds = parse_duration(text, what="--approval-timeout").total_seconds()
+    if seconds <= 0 or seconds > 366 * 86400:
+        raise InvalidInput(f"invalid --approval-timeout {text!r}: give a duration like 24h")
+    return seconds
+
+
+def add_team(
+    store: Store,
+    name: str,
+    members: Sequence[str],
+    now: datetime,
+    approval_timeout: str | None = None,
+) -> Team:
+    team = Team(
+        name=validate_team_name(name),
+        approval_timeout=parse_approval_timeout(approval_timeout),
+        created_at=now,
+        updated_at=now,
+    )
     with store.write():
         team.members = build_members(store, members)
         if store.team_named(team.name) is not None:
@@ -84,11 +120,23 @@ def add_team(store: Store, name: str, members: Sequence[str], now: datetime) -> 
     return team
 
 
-def edit_team(store: Store, name: str, members: Sequence[str], now: datetime) -> Team:
-    """The members given replace the team's members, in the order given."""
+def edit_team(
+    store: Store,
+    name: str,
+    members: Sequence[str],
+    now: datetime,
+    approval_timeout: str | None = None,
+) -> Team:
+    """The members given replace the team's members, in the order given; the approval
+    timeout changes when given ('' sets the default back)."""
+    if not members and approval_timeout is None:
+        raise InvalidInput("nothing to change: give --member ... or --approval-timeout D")
     with store.write():
         team = get_team(store, name)
-        team.members = build_members(store, members)
+        if members:
+            team.members = build_members(store, members)
+        if approval_timeout is not None:
+            team.approval_timeout = parse_approval_timeout(approval_timeout)
         team.updated_at = now
         store.update_team(team)
     return team
@@ -99,7 +147,7 @@ def teams_using_agent(store: Store, agent: str) -> list[str]:
     return [
         team.name
         for team in store.all_teams()
-        if any(member.agent == agent for member in team.members)
+        if any(member.agent == agent and member.approve is None for member in team.members)
     ]
 
 
@@ -141,6 +189,7 @@ class TeamDict(TypedDict):
 
     name: str
     members: list[MemberDict]
+    approval_timeout: float
     jobs: list[str]
     created_at: str | None
     updated_at: str | None
@@ -150,6 +199,7 @@ def team_to_dict(team: Team, jobs: list[str]) -> TeamDict:
     return {
         "name": team.name,
         "members": [member.to_dict() for member in team.members],
+        "approval_timeout": team.effective_approval_timeout,
         "jobs": jobs,
         "created_at": iso_z(team.created_at),
         "updated_at": iso_z(team.updated_at),
@@ -158,4 +208,6 @@ def team_to_dict(team: Team, jobs: list[str]) -> TeamDict:
 
 def member_text(member: Member) -> str:
     """A member as `--member` takes it."""
+    if member.approve is not None:
+        return f"{APPROVE}:{member.approve}"
     return f"{member.agent}:{member.role}" if member.role else member.agent

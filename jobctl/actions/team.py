@@ -68,6 +68,15 @@ def step_record(number: int, member: Member, outcome: Outcome) -> dict[str, Any]
     }
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a run approved at an approval point goes on: the steps it recorded before (the
+    approval's last, decided) and when the run first started."""
+
+    steps: list[dict[str, Any]]
+    started_at: datetime
+
+
 async def run_team(
     firer: AgentFirer,
     team: str,
@@ -75,16 +84,30 @@ async def run_team(
     prompt: str,
     ctx: FireContext,
     placeholders: Mapping[str, str],
+    resume: Resume | None = None,
+    *,
+    can_wait: bool = True,
 ) -> Outcome:
-    """Ask each member in turn within the run's timeout; stop at the first failed step."""
-    started_at = utcnow()
+    """Ask each member in turn within the run's timeout; stop at the first failed step, or
+    at an approval point (the outcome is then `waiting`; `can_wait` False, for an ad hoc
+    run that no daemon can take up again, fails there instead)."""
+    started_at = resume.started_at if resume is not None else utcnow()
     deadline = time.monotonic() + ctx.timeout
-    answers: dict[str, str] = {}
-    steps: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = list(resume.steps) if resume is not None else []
+    answers = _answers_of(steps)
     last: Outcome | None = None
     for number, seat in enumerate(seats, 1):
-        header = f"── step {number}/{len(seats)}: {seat.member.agent} ──\n"
+        if number <= len(steps):
+            continue  # done before the approval
+        header = f"── step {number}/{len(seats)}: {seat.member.label} ──\n"
         ctx.on_output(OutputStream.ANSWER, ("\n" if number > 1 else "") + header)
+        if seat.member.approve is not None and not can_wait:
+            message = f"step {number} is an approval point: an ad hoc run cannot wait for one"
+            return fail_before_start(message, utcnow(), {"team": team, "steps": len(steps)})
+        if seat.member.approve is not None:
+            ctx.on_output(OutputStream.ANSWER, f"waiting for approval: {seat.member.approve}\n")
+            steps.append(approval_record(number, seat.member.approve, utcnow()))
+            return _waiting(team, steps, started_at, answers.get("previous"))
         ctx.placeholders = {**placeholders, **answers}
         ctx.timeout = max(0.001, deadline - time.monotonic())
         try:
@@ -100,8 +123,69 @@ async def run_team(
         answer = last.output or ""
         answers["previous"] = answer
         answers[f"step:{number}"] = answer
-    assert last is not None
+    if last is None:  # the team ended with its approval: the answer before it stands
+        return _approved_at_the_end(team, steps, started_at, answers.get("previous"))
     return _ended(last, team, steps, started_at, None)
+
+
+def approval_record(number: int, text: str, now: datetime) -> dict[str, Any]:
+    """An approval point's step, waiting for a decision."""
+    return {
+        "n": number,
+        "agent": None,
+        "approve": text,
+        "status": "waiting",
+        "note": None,
+        "started_at": iso_z(now),
+        "finished_at": None,
+    }
+
+
+def _answers_of(steps: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """{previous} and {step:N} from the steps done."""
+    answers: dict[str, str] = {}
+    for step in steps:
+        if step.get("answer") is not None:
+            answers["previous"] = answers[f"step:{step['n']}"] = str(step["answer"])
+    return answers
+
+
+def _waiting(
+    team: str, steps: list[dict[str, Any]], started_at: datetime, so_far: str | None
+) -> Outcome:
+    """The run stops at an approval point: `waiting`, with what the team produced so far."""
+    step = steps[-1]
+    return Outcome(
+        status="waiting",
+        started_at=started_at,
+        finished_at=utcnow(),
+        output=so_far,
+        snapshot={"team": team, "steps": len(steps)},
+        details={
+            "team": team,
+            "usage": total_usage(steps),
+            "steps": steps,
+            "approval": {
+                "step": step["n"],
+                "text": step["approve"],
+                "asked_at": step["started_at"],
+            },
+        },
+    )
+
+
+def _approved_at_the_end(
+    team: str, steps: list[dict[str, Any]], started_at: datetime, so_far: str | None
+) -> Outcome:
+    return Outcome(
+        status="succeeded" if so_far else "failed",
+        started_at=started_at,
+        finished_at=utcnow(),
+        output=so_far,
+        error=None if so_far else "empty answer",
+        snapshot={"team": team, "steps": len(steps)},
+        details={"team": team, "usage": total_usage(steps), "steps": steps},
+    )
 
 
 async def _ask(firer: AgentFirer, seat: Seat, text: str, ctx: FireContext) -> Outcome:

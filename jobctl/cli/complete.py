@@ -93,7 +93,7 @@ def complete_team_names(
     teams = _read(ctx, lambda store: store.all_teams())
     given = _already_given(ctx, param)
     return [
-        CompletionItem(team.name, help=" -> ".join(member.agent for member in team.members))
+        CompletionItem(team.name, help=" -> ".join(member.label for member in team.members))
         for team in teams
         if team.name.startswith(incomplete) and team.name not in given
     ][:LIMIT]

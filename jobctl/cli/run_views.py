@@ -207,6 +207,11 @@ def _step_lines(steps: list[dict[str, Any]]) -> list[str]:
     beginning."""
     lines: list[str] = []
     for step in steps:
+        if step.get("approve") is not None:
+            note = f": {step['note']}" if step.get("note") else ""
+            lines.append(f"  {step.get('n')}. approval: {step.get('status')}{note}")
+            lines.append(f"     {step['approve']}")
+            continue
         figures = [str(step.get("status"))]
         if step.get("model"):
             figures.append(str(step["model"]))

@@ -11,9 +11,10 @@ from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.models import Team
 
 MEMBER_HELP = (
-    "A member, in order: AGENT or AGENT:ROLE TEXT (the role text goes before the prompt); "
-    "repeat for more."
+    "A member, in order: AGENT or AGENT:ROLE TEXT (the role text goes before the prompt), "
+    "or approve:TEXT (the run waits there for `jobctl runs approve`); repeat for more."
 )
+APPROVAL_TIMEOUT_HELP = "How long a run waits for an approval before it ends timed_out (24h)."
 
 
 def _now() -> datetime:
@@ -23,7 +24,7 @@ def _now() -> datetime:
 
 
 def _describe(team: Team) -> str:
-    chain = " -> ".join(member.agent for member in team.members)
+    chain = " -> ".join(member.label for member in team.members)
     return f"team {team.name!r}: {chain}"
 
 
@@ -55,10 +56,18 @@ def team() -> None:
     help=MEMBER_HELP,
     shell_complete=complete_agent_names,
 )
+@click.option("--approval-timeout", metavar="D", help=APPROVAL_TIMEOUT_HELP)
 @db_option
 @json_option
 @click.pass_context
-def add(ctx: click.Context, /, name: str, members: tuple[str, ...], as_json: bool) -> None:
+def add(
+    ctx: click.Context,
+    /,
+    name: str,
+    members: tuple[str, ...],
+    approval_timeout: str | None,
+    as_json: bool,
+) -> None:
     """Add a team: its members answer in the order given.
 
     \b
@@ -69,7 +78,7 @@ def add(ctx: click.Context, /, name: str, members: tuple[str, ...], as_json: boo
     from jobctl.output import to_json
     from jobctl.teams import add_team, team_to_dict
 
-    added = add_team(open_db(ctx), name, members, _now())
+    added = add_team(open_db(ctx), name, members, _now(), approval_timeout)
     if as_json:
         click.echo(to_json(team_to_dict(added, [])))
         return
@@ -82,26 +91,34 @@ def add(ctx: click.Context, /, name: str, members: tuple[str, ...], as_json: boo
     "--member",
     "members",
     multiple=True,
-    required=True,
     metavar="AGENT[:ROLE]",
     help=MEMBER_HELP + " The members given replace the team's.",
     shell_complete=complete_agent_names,
 )
+@click.option("--approval-timeout", metavar="D", help=APPROVAL_TIMEOUT_HELP)
 @db_option
 @json_option
 @click.pass_context
-def edit(ctx: click.Context, /, name: str, members: tuple[str, ...], as_json: bool) -> None:
+def edit(
+    ctx: click.Context,
+    /,
+    name: str,
+    members: tuple[str, ...],
+    approval_timeout: str | None,
+    as_json: bool,
+) -> None:
     """Give a team new members (all of them, in order).
 
     \b
     Examples:
-      jobctl team edit review --member scanner --member checker --member writer
+      jobctl team edit review --member scanner --member approve:'Post it?' --member writer
+      jobctl team edit review --approval-timeout 4h
     """
     from jobctl.output import to_json
     from jobctl.teams import edit_team, team_to_dict
 
     store = open_db(ctx)
-    edited = edit_team(store, name, members, _now())
+    edited = edit_team(store, name, members, _now(), approval_timeout)
     if as_json:
         click.echo(to_json(team_to_dict(edited, store.jobs_using_team(edited.name))))
         return
@@ -135,7 +152,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         click.echo("no teams yet: add one with `jobctl team add NAME --member AGENT ...`", err=True)
         return
     rows = [
-        [item.name, " -> ".join(m.agent for m in item.members), ", ".join(jobs) or "-"]
+        [item.name, " -> ".join(m.label for m in item.members), ", ".join(jobs) or "-"]
         for item, jobs in zip(teams, users, strict=True)
     ]
     click.echo(table(rows, ["NAME", "MEMBERS", "JOBS"]))
@@ -155,8 +172,8 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
       jobctl team show review --json
     """
     from jobctl.output import key_values, to_json
-    from jobctl.teams import get_team, team_to_dict
-    from jobctl.timeutil import local_text
+    from jobctl.teams import get_team, member_text, team_to_dict
+    from jobctl.timeutil import format_duration, local_text
 
     store = read_db(ctx)
     found = get_team(store, name)
@@ -166,8 +183,9 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     pairs: list[tuple[str, object]] = [("name", found.name)]
     for number, member in enumerate(found.members, 1):
-        role = f": {member.role}" if member.role else ""
-        pairs.append((f"step {number}", f"{member.agent}{role}"))
+        pairs.append((f"step {number}", member_text(member).replace(":", ": ", 1)))
+    if any(member.approve is not None for member in found.members):
+        pairs.append(("approval timeout", format_duration(found.effective_approval_timeout)))
     pairs += [
         ("jobs", ", ".join(data["jobs"]) or None),
         ("created", local_text(found.created_at) if found.created_at else None),

@@ -65,6 +65,11 @@ class Claim:
     agent: Agent | None = None  # for agent jobs, loaded when the run is claimed
     team: Team | None = None  # for a team's jobs, loaded when the run is claimed ...
     team_agents: dict[str, Agent] = field(default_factory=dict)  # ... with its members' agents
+    # A team's run approved at an approval point: the steps it recorded before, and when it
+    # first started (it goes on from the step after the approval).
+    resume_steps: list[dict[str, Any]] | None = None
+    resume_started_at: datetime | None = None
+    output_seq: int = 0  # the run's pieces of output stored before (a run taken up again)
     last_output: str = ""  # the previous successful answer, for {last_output}
     payload_type: str | None = None  # the webhook's Content-Type, kept for --forward-payload
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from jobctl.engine.approvals import take_decided
 from jobctl.engine.cancel import CancelWatch, cancelled_outcome
 from jobctl.engine.claim import NO_DAEMON, Step, claim_due
 from jobctl.engine.record import Recorded, record_outcomes
@@ -71,7 +72,18 @@ class InFlight:
         )
         log_claimed(claimed)
         self.start(claimed.claims, env)
+        self._take_decided(now, env, owner)
         return claimed
+
+    def _take_decided(self, now: datetime, env: Mapping[str, str], owner: Owner) -> None:
+        """Team runs decided at an approval point (or waiting too long) are taken up."""
+        taken = take_decided(self.store, now, owner)
+        for claim in taken.claims:
+            log.info("%s run %d approved: going on", claim.job.name, claim.run_id)
+        self.start(taken.claims, env)
+        if taken.ended:
+            self._finished.extend(taken.ended)
+            self._ready.set()
 
     def start(self, claims: list[Claim], env: Mapping[str, str]) -> None:
         for claim in claims:

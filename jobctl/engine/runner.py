@@ -144,7 +144,7 @@ class Firers:
             context.on_process = lambda pid: report(run_id, pid)
         if self.output is not None:
             job = claim.job.name if claim.job.id is not None else None  # None: ad hoc
-            context.on_piece = self.output.open(claim.run_id, job)
+            context.on_piece = self.output.open(claim.run_id, job, claim.output_seq)
         spec = claim.job.spec
         try:
             if isinstance(spec, HttpSpec):
@@ -206,11 +206,23 @@ class Firers:
     async def _ask_team(
         self, claim: Claim, team: Team, prompt: str, context: FireContext
     ) -> Outcome:
-        from jobctl.actions.team import Seat, run_team
+        from jobctl.actions.team import Resume, Seat, run_team
 
         seats = [Seat(member, claim.team_agents.get(member.agent)) for member in team.members]
         placeholders = dict(context.placeholders or {})
-        return await run_team(self.agents, team.name, seats, prompt, context, placeholders)
+        resume = None
+        if claim.resume_steps is not None and claim.resume_started_at is not None:
+            resume = Resume(claim.resume_steps, claim.resume_started_at)
+        return await run_team(
+            self.agents,
+            team.name,
+            seats,
+            prompt,
+            context,
+            placeholders,
+            resume,
+            can_wait=claim.job.id is not None,
+        )
 
     async def close(self) -> None:
         if self._http is not None:

@@ -318,7 +318,9 @@ def _m011_web_access(conn: sqlite3.Connection) -> None:
 
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
 def _m013_teams(conn: sqlite3.Connection) -> None:
-    # Teams: ordered members (agents with role text) as JSON. Numbered 13: 12 is the fleet's.
+    # Teams: ordered members (agents with role text, approval points) as JSON, and the runs
+    # waiting at an approval point (looked for at every daemon step: a partial index keeps
+    # that to the few waiting). Numbered 13: 12 is the fleet's.
     execute_script(
         conn,
         """
@@ -326,9 +328,12 @@ def _m013_teams(conn: sqlite3.Connection) -> None:
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             members TEXT NOT NULL DEFAULT '[]',
+            approval_timeout REAL,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );
+
+        CREATE INDEX runs_waiting ON runs (id) WHERE status = 'waiting';
         """,
     )
 

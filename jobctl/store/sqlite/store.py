@@ -8,6 +8,7 @@ from pathlib import Path
 from jobctl.store.sqlite import connection
 from jobctl.store.sqlite.access import AccessOps
 from jobctl.store.sqlite.agents import AgentOps
+from jobctl.store.sqlite.approvals import ApprovalOps
 from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.cancels import CancelOps
 from jobctl.store.sqlite.claims import ClaimOps
@@ -39,6 +40,7 @@ class SqliteStore(
     CancelOps,
     EventOps,
     TeamOps,
+    ApprovalOps,
 ):
     """A jobctl database in SQLite.
 

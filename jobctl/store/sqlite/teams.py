@@ -35,8 +35,15 @@ class TeamOps(Connected):
         assert team.created_at is not None and team.updated_at is not None
         try:
             cursor = self.conn.execute(
-                "INSERT INTO teams (name, members, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (team.name, team.members_json(), to_db(team.created_at), to_db(team.updated_at)),
+                "INSERT INTO teams (name, members, approval_timeout, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    team.name,
+                    team.members_json(),
+                    team.approval_timeout,
+                    to_db(team.created_at),
+                    to_db(team.updated_at),
+                ),
             )
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" not in str(exc):
@@ -48,8 +55,15 @@ class TeamOps(Connected):
         """Write the team over its row, if that still has its id and name."""
         assert team.updated_at is not None
         cursor = self.conn.execute(
-            "UPDATE teams SET members = ?, updated_at = ? WHERE id = ? AND name = ?",
-            (team.members_json(), to_db(team.updated_at), team.id, team.name),
+            "UPDATE teams SET members = ?, approval_timeout = ?, updated_at = ? "
+            "WHERE id = ? AND name = ?",
+            (
+                team.members_json(),
+                team.approval_timeout,
+                to_db(team.updated_at),
+                team.id,
+                team.name,
+            ),
         )
         return cursor.rowcount == 1
 
