@@ -165,6 +165,8 @@ def test_approval_commands_refuse_what_does_not_wait(jobctl: Invoke, db_path: Pa
     assert refused.exit_code == 1 and "not waiting for an approval" in refused.stderr
     assert jobctl("runs", "reject", "999").exit_code == 3
     assert jobctl("runs", "approve", "x").exit_code == 2
+    cancelled = jobctl("runs", "cancel", str(ids["waiting"]))
+    assert cancelled.exit_code == 1 and "runs reject" in cancelled.stderr
     rejected = jobctl("runs", "reject", str(ids["waiting"]), "--note", "no")
     assert rejected.exit_code == 0, rejected.stderr
     twice = jobctl("runs", "approve", str(ids["waiting"]))
