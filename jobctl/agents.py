@@ -18,6 +18,7 @@ from jobctl.agent_changes import ANTHROPIC_URL, KINDS, build_agent, validate_age
 from jobctl.errors import Failed, InvalidInput, NotFound
 from jobctl.models import ActionKind, Agent, AgentChange, Policies
 from jobctl.secrets import redact_headers, redact_url
+from jobctl.teams import teams_using_agent
 from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
@@ -92,6 +93,13 @@ def remove_agents(
     with store.write():
         agents = [get_agent(store, name) for name in dict.fromkeys(names)]
         users = {agent.name: store.jobs_using_agent(agent.name) for agent in agents}
+        for agent in agents:
+            teams = teams_using_agent(store, agent.name)
+            if teams:
+                raise Failed(
+                    f"agent {agent.name!r} is a member of team{'s' if len(teams) > 1 else ''} "
+                    f"{', '.join(teams)}: change the team first (`jobctl team edit`)"
+                )
         if not force:
             for agent in agents:
                 jobs = users[agent.name]

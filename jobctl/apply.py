@@ -20,6 +20,7 @@ from jobctl.job_changes import build_job
 from jobctl.jobfile import Document, bulk_work, export_entry
 from jobctl.jobs import compute_next_run
 from jobctl.models import Agent, AgentSpec, Job, JobChange, JobState, ScheduleKind
+from jobctl.team_file import TeamPlan, plan_teams, write_teams
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
@@ -38,10 +39,12 @@ class Plan:
     # Changed jobs whose schedule or state changed: their schedule columns are rewritten.
     retimed: set[str] = field(default_factory=set)
     agents: AgentPlan = field(default_factory=lambda: AgentPlan())
+    teams: TeamPlan = field(default_factory=TeamPlan)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.agents.has_changes)
+        changes = self.added or self.changed or self.removed
+        return bool(changes or self.agents.has_changes or self.teams.has_changes)
 
     def names(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class Plan:
             "removed": [job.name for job in self.removed],
             "unchanged": [job.name for job in self.unchanged],
             "agents": self.agents.names(),
+            "teams": self.teams.names(),
         }
 
 
@@ -88,6 +92,7 @@ def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = Fals
     stored_agents = {agent.name: agent for agent in store.all_agents()}
     listed_agents = _plan_agents(plan.agents, document_entries(doc, "agents"), stored_agents)
     agents = set(stored_agents) | listed_agents
+    teams = plan_teams(plan.teams, document_entries(doc, "teams"), store.all_teams(), agents)
     builder = _JobBuilder(now)
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -99,7 +104,11 @@ def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = Fals
             if isinstance(name, str) and name in seen:
                 raise InvalidInput(f"duplicate name: jobs[{seen[name]}] has it too")
             _plan_entry(
-                plan, entry, stored.get(name) if isinstance(name, str) else None, agents, builder
+                plan,
+                entry,
+                stored.get(name) if isinstance(name, str) else None,
+                (agents, teams),
+                builder,
             )
         except JobctlError as exc:
             raise type(exc)(f"{where}: {exc}") from None
@@ -152,17 +161,21 @@ def _plan_entry(
     plan: Plan,
     entry: Mapping[str, object],
     old: Job | None,
-    agents: set[str],
+    known: tuple[set[str], set[str]],
     builder: _JobBuilder,
 ) -> None:
-    if old is not None and entry == export_entry(old) and _agent_known(old, agents):
+    """`known`: the names of the agents and of the teams there will be."""
+    if old is not None and entry == export_entry(old) and _agent_known(old, known):
         # Exactly what export writes for the stored job: unchanged, without rebuilding it.
         plan.unchanged.append(old)
         return
     now = builder.now
     new = builder.build(entry_change(entry))
     _check_once_time(new, old, now)
-    if not _agent_known(new, agents):
+    if not _agent_known(new, known):
+        team = new.spec.team if isinstance(new.spec, AgentSpec) else None
+        if team:
+            raise NotFound(f"no team named {team!r}: add it with `jobctl team add {team} ...`")
         name = new.spec.agent if isinstance(new.spec, AgentSpec) else None
         raise NotFound(f"no agent named {name!r}: add it with `jobctl agent add {name} ...`")
     if old is None:
@@ -178,8 +191,13 @@ def _plan_entry(
         plan.retimed.add(job.name)
 
 
-def _agent_known(job: Job, agents: set[str]) -> bool:
-    return not isinstance(job.spec, AgentSpec) or job.spec.agent in agents
+def _agent_known(job: Job, known: tuple[set[str], set[str]]) -> bool:
+    agents, teams = known
+    if not isinstance(job.spec, AgentSpec):
+        return True
+    if job.spec.team:
+        return job.spec.team in teams
+    return job.spec.agent in agents
 
 
 class _JobBuilder:
@@ -323,6 +341,7 @@ def apply_plan(store: Store, plan: Plan, now: datetime) -> None:
         return
     with store.write():
         _write_agents(store, plan.agents, now)  # first: the jobs may prompt them
+        write_teams(store, plan.teams, now)  # then: their members are agents
         _delete_jobs(store, plan.removed)
         _update_jobs(store, plan.changed, plan.retimed, now)
         _insert_jobs(store, plan.added, now)

@@ -72,6 +72,10 @@ def _cancel(store: Store, run: Run, now: datetime) -> CancelAsked:
         return CancelAsked(run.id, run.job, RunStatus.CANCELLED)
     if run.status == RunStatus.RUNNING and store.request_cancel(run.id, now):
         return CancelAsked(run.id, run.job, RunStatus.RUNNING)
+    if run.status == RunStatus.WAITING:
+        raise Failed(
+            f"run {run.id} waits for an approval: end it with `jobctl runs reject {run.id}`"
+        )
     raise Failed(f"run {run.id} already ended ({run.status})")
 
 

@@ -74,7 +74,11 @@ def chains_of(store: Store, job_id: int) -> list[str]:
 
 def check_agent(store: Store, job: Job) -> None:
     """NotFound unless an agent job's agent exists; gives the job its agent's timeout."""
-    if isinstance(job.spec, AgentSpec):
+    if isinstance(job.spec, AgentSpec) and job.spec.team:
+        if store.team_named(job.spec.team) is None:
+            name = job.spec.team
+            raise NotFound(f"no team named {name!r}: add it with `jobctl team add {name} ...`")
+    elif isinstance(job.spec, AgentSpec):
         name = job.spec.agent
         agent = store.agent_named(str(name))
         if agent is None:

@@ -183,8 +183,10 @@ def _spec_change(action: str, spec: object) -> JobChange:
             flags[key] = value
         else:
             texts[key] = _require_text(value, f"spec.{key}")
+    if texts.get("team"):  # a team's job: its `agent` is '' (or left out)
+        texts.pop("agent", None)
     main_key = SPEC_KEYS[action][0]
-    if main_key not in texts:
+    if main_key not in texts and not texts.get("team"):
         raise InvalidInput(f"an {action} job needs spec.{main_key}")
     return JobChange(
         url=texts.get("url"),
@@ -200,6 +202,7 @@ def _spec_change(action: str, spec: object) -> JobChange:
         max_redirects=texts.get("max_redirects"),
         timings=flags.get("timings"),
         agent=texts.get("agent"),
+        team=texts.get("team"),
         prompt=texts.get("prompt"),
         deliver=texts.get("deliver"),
         model=texts.get("model"),

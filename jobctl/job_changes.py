@@ -70,14 +70,15 @@ def _choose_one(change: JobChange, keys: Iterable[str], what: str) -> str | None
 
 
 def _action_kind(change: JobChange, existing: Job | None) -> str:
-    chosen = _choose_one(change, ("url", "agent", "command"), "action")
+    chosen = _choose_one(change, ("url", "agent", "team", "command"), "action")
     if chosen is None:
         if existing is None:
             raise InvalidInput(
-                "a job needs an action: --url URL, --agent AGENT --prompt TEXT, or --exec CMD"
+                "a job needs an action: --url URL, --agent AGENT --prompt TEXT, --team TEAM "
+                "--prompt TEXT, or --exec CMD"
             )
         return existing.action
-    return {"url": "http", "agent": "agent", "command": "exec"}[chosen]
+    return {"url": "http", "agent": "agent", "team": "agent", "command": "exec"}[chosen]
 
 
 def _build_spec(kind: str, change: JobChange, existing: Job | None) -> Spec:
@@ -95,6 +96,11 @@ def _build_spec(kind: str, change: JobChange, existing: Job | None) -> Spec:
 
 def _agent_spec(change: JobChange, old: AgentSpec | None) -> AgentSpec:
     agent = change.agent if change.agent is not None else (old.agent if old else "")
+    team = old.team if old else None
+    if change.team is not None:
+        agent, team = "", change.team
+    elif change.agent is not None:
+        team = None
     prompt = change.prompt if change.prompt is not None else (old.prompt if old else "")
     if not prompt.strip():
         raise InvalidInput("an agent job needs --prompt TEXT (or @FILE)")
@@ -119,6 +125,7 @@ def _agent_spec(change: JobChange, old: AgentSpec | None) -> AgentSpec:
         agent=agent,
         prompt=prompt,
         deliver=deliver,
+        team=team,
         model=model,
         max_tokens=max_tokens,
         budget_tokens=budget_tokens,

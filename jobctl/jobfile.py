@@ -16,7 +16,7 @@ from jobctl import policies
 from jobctl.agents import list_agents
 from jobctl.catalog import list_jobs
 from jobctl.errors import InvalidInput
-from jobctl.models import DEFAULT_QUEUE, Agent, AgentSpec, Job
+from jobctl.models import DEFAULT_QUEUE, Agent, AgentSpec, Job, Team
 from jobctl.secrets import literal_secrets, redact_url
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 FORMATS = ("toml", "json")
-DOCUMENT_KEYS = ("version", "agents", "jobs")
+DOCUMENT_KEYS = ("version", "agents", "teams", "jobs")
 # An agent entry: its name and kind, then its settings in the order export writes them.
 AGENT_KEYS = (
     "name",
@@ -137,12 +137,18 @@ def export_agent_entry(agent: Agent) -> dict[str, object]:
     return entry
 
 
-def export_document(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -> Document:
-    return {
-        "version": VERSION,
-        "agents": [export_agent_entry(agent) for agent in agents],
-        "jobs": [export_entry(job) for job in jobs],
-    }
+def export_document(
+    jobs: Iterable[Job], agents: Iterable[Agent] = (), teams: Iterable[Team] = ()
+) -> Document:
+    """`teams` only when there are some (files from before teams stay as they were)."""
+    from jobctl.team_file import export_team_entry
+
+    doc: Document = {"version": VERSION, "agents": [export_agent_entry(a) for a in agents]}
+    team_entries = [export_team_entry(team) for team in teams]
+    if team_entries:
+        doc["teams"] = team_entries
+    doc["jobs"] = [export_entry(job) for job in jobs]
+    return doc
 
 
 def export_jobs(
@@ -154,10 +160,14 @@ def export_jobs(
     with bulk_work():
         jobs = list_jobs(store, wanted)
         agents = list_agents(store)
+        teams = store.all_teams()
         if wanted:
-            used = {job.spec.agent for job in jobs if isinstance(job.spec, AgentSpec)}
+            specs = [job.spec for job in jobs if isinstance(job.spec, AgentSpec)]
+            teams = [team for team in teams if team.name in {spec.team for spec in specs}]
+            used = {spec.agent for spec in specs} | {m.agent for t in teams for m in t.members}
             agents = [agent for agent in agents if agent.name in used]
-        return dumps(export_document(jobs, agents), fmt), literal_secret_warnings(jobs, agents)
+        document = export_document(jobs, agents, teams)
+        return dumps(document, fmt), literal_secret_warnings(jobs, agents)
 
 
 def literal_secret_warnings(jobs: Iterable[Job], agents: Iterable[Agent] = ()) -> list[str]:

@@ -50,7 +50,16 @@ SPEC_KEYS: dict[str, tuple[str, ...]] = {
         "max_redirects",
         "timings",
     ),
-    "agent": ("agent", "prompt", "deliver", "model", "max_tokens", "budget_tokens", "budget_per"),
+    "agent": (
+        "agent",
+        "prompt",
+        "deliver",
+        "team",
+        "model",
+        "max_tokens",
+        "budget_tokens",
+        "budget_per",
+    ),
     "exec": ("command", "cwd", "env", "shell"),
 }
 
@@ -256,5 +265,7 @@ def action_summary(job: Job) -> str:
         return f"{spec.method} {redact_url(spec.url)}"
     if isinstance(spec, AgentSpec):
         prompt = " ".join(spec.prompt.split())
+        if spec.team:
+            return f"team {spec.team}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
         return f"agent {spec.agent}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
     return f"exec {spec.command}"

@@ -1,4 +1,5 @@
-"""Prompt placeholders: {job}, {scheduled_for}, {now}, {last_output}, {payload}.
+"""Prompt placeholders: {job}, {scheduled_for}, {now}, {last_output}, {payload}; in a team's
+run also {previous} (the answer of the member before) and {step:N} (member N's answer).
 
 Any other brace is left as written (prompts often hold JSON or code); `{{` and `}}` give
 literal braces.
@@ -9,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-PLACEHOLDERS = ("job", "scheduled_for", "now", "last_output", "payload")
-_TOKEN = re.compile(r"\{\{|\}\}|\{(" + "|".join(PLACEHOLDERS) + r")\}")
+PLACEHOLDERS = ("job", "scheduled_for", "now", "last_output", "payload", "previous")
+_TOKEN = re.compile(r"\{\{|\}\}|\{(" + "|".join(PLACEHOLDERS) + r"|step:[1-9][0-9]?)\}")
 
 
 def render_prompt(template: str, values: Mapping[str, str]) -> str:

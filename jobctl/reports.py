@@ -68,6 +68,7 @@ def upcoming_fires(job: Job, now: datetime, count: int = 5) -> list[datetime]:
 
 def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str, Any]:
     """`jobctl status --json`: the daemon, jobs by state, the last 24 hours, runs in flight."""
+    from jobctl.approvals import waiting_runs
     from jobctl.budgets import all_budgets
     from jobctl.current_runs import in_flight
     from jobctl.fleet_view import fleet_summary
@@ -79,6 +80,7 @@ def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str,
     summary["in_flight"] = in_flight(store, now)
     summary["budgets"] = all_budgets(store, now)
     summary.update(fleet_summary(store, now, running=summary["daemon"]["running"]))
+    summary["waiting"] = waiting_runs(store)
     return summary
 
 

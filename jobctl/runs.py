@@ -231,6 +231,8 @@ def run_to_dict(run: Run, *, full: bool = False) -> dict[str, Any]:
     details = run_details(run)
     if "timings" in details:  # an HTTP run's (http_timings): first byte, total, phases
         data["timings"] = details["timings"]
+    if "steps" in details:  # a team's run: each member's turn
+        data["steps"] = details["steps"]
     if run.status == RunStatus.MISSED:
         data["missed_count"] = details.get("missed_count")
         data["missed_until"] = details.get("missed_until")

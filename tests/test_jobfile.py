@@ -362,6 +362,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
         "removed": [],
         "unchanged": ["keep"],
         "agents": {"added": [], "changed": [], "removed": [], "unchanged": []},
+        "teams": {"added": [], "changed": [], "unchanged": []},
         "dry_run": True,
     }
     assert dump_database(db_path) == before

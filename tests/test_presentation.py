@@ -248,6 +248,7 @@ def test_completion_of_option_values(history_db: Path) -> None:
     assert complete(history_db, "jobctl runs --status ") == [
         "queued",
         "running",
+        "waiting",
         "succeeded",
         "failed",
         "timed_out",

@@ -27,6 +27,7 @@ from jobctl.cli import (
     run_commands,  # noqa: F401
     runs_commands,  # noqa: F401
     status_command,  # noqa: F401
+    team_commands,  # noqa: F401
 )
 from jobctl.cli.shared import cli
 

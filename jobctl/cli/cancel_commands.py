@@ -1,4 +1,5 @@
-"""`jobctl runs cancel ID`, `jobctl cancel NAME` and `jobctl runs rerun ID`."""
+"""`jobctl runs cancel ID`, `jobctl cancel NAME`, `jobctl runs rerun ID`, and `runs approve` /
+`runs reject` for a team's run waiting at an approval point."""
 
 from __future__ import annotations
 
@@ -169,3 +170,60 @@ def runs_rerun(ctx: click.Context, run_id: str, wait: bool, as_json: bool) -> No
     _print_run_result(row, as_json)
     if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
+
+
+@runs.command(name="approve", context_settings={"ignore_unknown_options": True})
+@click.argument("run_id", shell_complete=complete_run_ids)
+@click.option("--note", metavar="TEXT", help="Why, kept with the run.")
+@db_option
+@json_option
+@click.pass_context
+def runs_approve(ctx: click.Context, run_id: str, note: str | None, as_json: bool) -> None:
+    """Approve a team's run waiting at an approval point: the daemon goes on with the step
+    after it. Exit 1 if the run does not wait for an approval.
+
+    \b
+    Examples:
+      jobctl runs approve 42
+      jobctl runs approve 42 --note 'checked the summary'
+    """
+    _decide(ctx, run_id, "approved", note, as_json)
+
+
+@runs.command(name="reject", context_settings={"ignore_unknown_options": True})
+@click.argument("run_id", shell_complete=complete_run_ids)
+@click.option("--note", metavar="TEXT", help="Why: the run's error says it.")
+@db_option
+@json_option
+@click.pass_context
+def runs_reject(ctx: click.Context, run_id: str, note: str | None, as_json: bool) -> None:
+    """Reject a team's run waiting at an approval point: it ends failed with the note.
+    Exit 1 if the run does not wait for an approval.
+
+    \b
+    Examples:
+      jobctl runs reject 42 --note 'the numbers look wrong'
+    """
+    _decide(ctx, run_id, "rejected", note, as_json)
+
+
+def _decide(
+    ctx: click.Context, run_id: str, decision: str, note: str | None, as_json: bool
+) -> None:
+    from jobctl.approvals import decide
+    from jobctl.liveness import daemon_running
+    from jobctl.output import to_json
+    from jobctl.timeutil import utcnow
+
+    store = open_db(ctx)
+    run = decide(store, _run_id(run_id), decision, note, utcnow())
+    if as_json:
+        click.echo(to_json({"run": run.id, "job": run.job, "decision": decision, "note": note}))
+    else:
+        then = "goes on" if decision == "approved" else "ends failed"
+        click.echo(f"{decision} run {run.id} of {run.job}: it {then} at the daemon's next step")
+    if not daemon_running(store, db_path(ctx)):
+        click.echo(
+            "jobctl: no daemon is running: the run is taken up when one starts (`jobctl daemon`)",
+            err=True,
+        )

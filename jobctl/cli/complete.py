@@ -83,6 +83,21 @@ def complete_agent_names(
     return [CompletionItem(name, help=kind) for name, kind in rows if name not in given]
 
 
+def complete_team_names(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Team names starting with what was typed, with their members as the help."""
+    from click.shell_completion import CompletionItem
+
+    teams = _read(ctx, lambda store: store.all_teams())
+    given = _already_given(ctx, param)
+    return [
+        CompletionItem(team.name, help=" -> ".join(member.label for member in team.members))
+        for team in teams
+        if team.name.startswith(incomplete) and team.name not in given
+    ][:LIMIT]
+
+
 def complete_run_ids(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:

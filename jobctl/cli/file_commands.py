@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 @json_option
 @click.pass_context
 def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
-    """Print jobs (all, or those named) and agents as a file that `jobctl apply` reads back.
+    """Print jobs (all, or those named), agents and teams as a file `jobctl apply` reads back.
 
-    The agents are all of them, or with NAMEs the ones those jobs prompt; an agent's API key
+    The agents and teams are all of them, or with NAMEs the ones those jobs prompt (and the
+    agents of those teams); an agent's API key
     is only ever the name of its variable. Jobs and agents are written as stored, secrets
     included, so that apply round-trips: a literal secret (an Authorization header, a
     password in a URL) is written with a warning on stderr; `${NAME}` references stay
@@ -68,7 +69,8 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
 def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bool) -> None:
     """Make the jobs match a file from `jobctl export`: add, change, and with --prune remove.
 
-    Agents in the file are applied first, so its agent jobs find them. All or nothing: a bad
+    Agents in the file are applied first, then its teams (added or changed; teams the file
+    does not list are kept), so its agent and team jobs find them. All or nothing: a bad
     entry anywhere changes nothing and is named in the error. Applying the same file again
     changes nothing. A changed job keeps its history; a job renamed in the file is a new job
     (rename with `jobctl edit NAME --name NEW` to keep the history). A file without an
@@ -114,6 +116,8 @@ def _plan_text(plan: Plan, dry_run: bool) -> str:
     prefix = "would " if dry_run else ""
     marks = (("+", "added"), ("~", "changed"), ("-", "removed"))
     lines = [f"{prefix}{mark} agent {name}" for mark, key in marks for name in agents[key]]
+    teams = plan.teams.names()
+    lines += [f"{prefix}{mark} team {name}" for mark, key in marks[:2] for name in teams[key]]
     lines += [f"{prefix}{mark} {name}" for mark, key in marks for name in names[key]]
     if plan.has_changes:
         summary = (

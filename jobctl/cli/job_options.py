@@ -19,6 +19,9 @@ JOB_OPTIONS: list[Callable[[F], F]] = [
     click.option("--url", metavar="URL", help="HTTP action: the URL to request."),
     click.option("--agent", metavar="AGENT", help="Agent action: the agent to prompt."),
     click.option(
+        "--team", metavar="TEAM", help="Agent action: the team to prompt (instead of --agent)."
+    ),
+    click.option(
         "--prompt",
         metavar="TEXT|@FILE|-",
         help="Agent action: the prompt ({job}, {now}, {last_output} ... are filled in).",
@@ -188,6 +191,7 @@ def change_from_click(params: dict[str, Any], **fields: Any) -> JobChange:
         forward_payload=given.get("forward_payload"),
         **check_fields(given),
         agent=given.get("agent"),
+        team=given.get("team"),
         prompt=given.get("prompt"),
         deliver=given.get("deliver"),
         model=given.get("model"),

@@ -157,6 +157,8 @@ def _render_show(
             value = [f"{k}: {v}" for k, v in value.items()]
         elif job.action == "exec" and key == "shell":
             value = "/bin/sh -c" if value else "none (the words are run directly)"
+        elif key == "agent" and data["spec"].get("team"):
+            continue  # a team's job: the team line says who answers
         pairs.append((f"  {key}", value))
     pairs += [
         ("trigger", describe(job.schedule_kind, job.schedule)),

@@ -264,6 +264,12 @@ def _finish(row: Run, live: _LiveOutput | None, as_json: bool) -> None:
 
     if live is None or row.id not in live.runs:
         _print_run_result(row, as_json)
+    if row.status == RunStatus.WAITING:  # a team's approval point: not over, not a success
+        click.echo(
+            f"jobctl: run {row.id} waits for an approval: the daemon goes on after "
+            f"`jobctl runs approve {row.id}` (or ends it after `jobctl runs reject {row.id}`)",
+            err=True,
+        )
     if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
 

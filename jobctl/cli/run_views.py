@@ -217,11 +217,41 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
     snapshot = data.get("snapshot")
     if snapshot:
         text += "\n\nrequest:\n" + _indent_mapping(snapshot, width)
+    if data.get("steps"):
+        text += "\n\nsteps:\n" + "\n".join(_step_lines(data["steps"]))
     if details.get("response_headers"):
         text += "\n\nresponse headers:\n" + _indent_mapping(details["response_headers"], width)
     if data["output"]:
         text += "\n\noutput:\n" + data["output"].rstrip("\n")
     return text
+
+
+def _step_lines(steps: list[dict[str, Any]]) -> list[str]:
+    """A team run's steps: one line each with its figures, then its error or its answer's
+    beginning."""
+    lines: list[str] = []
+    for step in steps:
+        if step.get("approve") is not None:
+            note = f": {step['note']}" if step.get("note") else ""
+            lines.append(f"  {step.get('n')}. approval: {step.get('status')}{note}")
+            lines.append(f"     {step['approve']}")
+            continue
+        figures = [str(step.get("status"))]
+        if step.get("model"):
+            figures.append(str(step["model"]))
+        if step.get("latency_ms") is not None:
+            figures.append(f"{step['latency_ms']} ms")
+        if step.get("tokens_in") is not None or step.get("tokens_out") is not None:
+            tokens_in = "?" if step.get("tokens_in") is None else step["tokens_in"]
+            tokens_out = "?" if step.get("tokens_out") is None else step["tokens_out"]
+            figures.append(f"{tokens_in} in + {tokens_out} out")
+        if step.get("finish_reason"):
+            figures.append(f"finish {step['finish_reason']}")
+        lines.append(f"  {step.get('n')}. {step.get('agent')}: {' · '.join(figures)}")
+        said = step.get("error") or " ".join(str(step.get("answer") or "").split())
+        if said:
+            lines.append(f"     {said[:160]}{'…' if len(said) > 160 else ''}")
+    return lines
 
 
 def _adhoc_text(adhoc: Any) -> str:

@@ -153,6 +153,14 @@ def _render_status(summary: dict[str, Any], now: datetime, width: int | None = N
         from jobctl.cli.current_views import in_flight_text
 
         text += "\n" + in_flight_text(summary["in_flight"], width)
+    if summary.get("waiting"):
+        text += "\nwaiting for approval (`jobctl runs approve ID` or `runs reject ID`):\n"
+        text += "\n".join(
+            f"  run {item['run']} of {item['job']}, step {item['step']}, since "
+            f"{local_text(moment(item['since']) or now)}: {item['approval']}"
+            + (f" ({item['decision']})" if item["decision"] else "")
+            for item in summary["waiting"]
+        )
     if summary["upcoming"]:
         text += "\nnext fires:\n" + "\n".join(
             f"  {local_text(moment(item['at']) or now)}  {item['job']}"

@@ -30,7 +30,7 @@ from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
     from jobctl.engine.notice import Notice
-    from jobctl.models import Agent
+    from jobctl.models import Agent, Team
     from jobctl.store import Store
 
 MAX_SLOTS_PER_TICK = 10  # a job far behind catches up over a few ticks, never floods one
@@ -66,6 +66,13 @@ class Claim:
     payload: str | None = None
     reserved_by: Owner | None = None  # `jobctl run` keeps its own retries
     agent: Agent | None = None  # for agent jobs, loaded when the run is claimed
+    team: Team | None = None  # for a team's jobs, loaded when the run is claimed ...
+    team_agents: dict[str, Agent] = field(default_factory=dict)  # ... with its members' agents
+    # A team's run approved at an approval point: the steps it recorded before, and when it
+    # first started (it goes on from the step after the approval).
+    resume_steps: list[dict[str, Any]] | None = None
+    resume_started_at: datetime | None = None
+    output_seq: int = 0  # the run's pieces of output stored before (a run taken up again)
     last_output: str = ""  # the previous successful answer, for {last_output}
     payload_type: str | None = None  # the webhook's Content-Type, kept for --forward-payload
 
@@ -362,7 +369,14 @@ def prepare(store: Store, claim: Claim) -> Claim:
         return claim
     from jobctl.prompts import uses
 
-    claim.agent = store.find_agent(spec.agent)
+    if spec.team:
+        claim.team = store.team_named(spec.team)
+        for member in claim.team.members if claim.team is not None else ():
+            found = store.find_agent(member.agent)
+            if found is not None:
+                claim.team_agents[member.agent] = found
+    else:
+        claim.agent = store.find_agent(spec.agent)
     if claim.agent is not None:
         claim.job.use_agent_timeout(claim.agent.timeout)  # so claim.timeout is the run's
     if uses(spec.prompt, "last_output") and claim.job.id is not None:  # ad hoc: no history

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from jobctl.engine.approvals import take_decided
 from jobctl.engine.cancel import CancelWatch, cancelled_outcome
 from jobctl.engine.claim import NO_DAEMON, Step, claim_due
 from jobctl.engine.record import Recorded, record_outcomes
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobctl.daemon")
 
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
+APPROVALS_EVERY = 0.25  # seconds between looks at the runs waiting for an approval
 
 
 class InFlight:
@@ -48,6 +51,7 @@ class InFlight:
         self._ready = asyncio.Event()
         self._cancelling: set[int] = set()  # runs stopped on request (`runs cancel`)
         self._cancel_watch = CancelWatch(store)
+        self._approvals_looked_at = -APPROVALS_EVERY  # monotonic seconds
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -77,7 +81,23 @@ class InFlight:
         )
         log_claimed(claimed)
         self.start(claimed.claims, env)
+        self._take_decided(now, env, owner)
         return claimed
+
+    def _take_decided(self, now: datetime, env: Mapping[str, str], owner: Owner) -> None:
+        """Team runs decided at an approval point (or waiting too long) are taken up: a
+        look every APPROVALS_EVERY seconds, however busy the loop is."""
+        looked_at = time.monotonic()
+        if looked_at - self._approvals_looked_at < APPROVALS_EVERY:
+            return
+        self._approvals_looked_at = looked_at
+        taken = take_decided(self.store, now, owner)
+        for claim in taken.claims:
+            log.info("%s run %d approved: going on", claim.job.name, claim.run_id)
+        self.start(taken.claims, env)
+        if taken.ended:
+            self._finished.extend(taken.ended)
+            self._ready.set()
 
     def start(self, claims: list[Claim], env: Mapping[str, str]) -> None:
         for claim in claims:

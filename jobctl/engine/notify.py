@@ -47,6 +47,39 @@ def after_run(claim: Claim, outcome: Outcome, *, auto_paused: bool) -> Notice | 
     return Notice(events, claim.run_id) if events else None
 
 
+def approval_notice(claim: Claim, outcome: Outcome) -> Notice | None:
+    """Every --notify-on URL of the job is told that run waits for an approval: the
+    approval's text and what the team answered so far."""
+    targets = claim.job.policies.notify
+    if not targets:
+        return None
+    approval = outcome.details.get("approval") or {}
+    answers = [
+        {"step": step.get("n"), "agent": step.get("agent"), "answer": step.get("answer")}
+        for step in outcome.details.get("steps") or []
+        if step.get("answer") is not None
+    ]
+    text = (
+        f"jobctl: {claim.job.name} (run {claim.run_id}) waits for approval: "
+        f"{approval.get('text')}\n`jobctl runs approve {claim.run_id}` or "
+        f"`jobctl runs reject {claim.run_id} --note WHY`"
+    )
+    if outcome.output:
+        text += f"\n\nSo far:\n{outcome.output}"
+    payload: Payload = {
+        "job": claim.job.name,
+        "run": claim.run_id,
+        "event": "waiting",
+        "status": "waiting",
+        "approval": approval.get("text"),
+        "step": approval.get("step"),
+        "answers": answers,
+        "text": text,
+        "content": text[:2000],
+    }
+    return Notice([(target.url, payload) for target in targets], claim.run_id)
+
+
 def dead_man_alerts(store: Store, now: datetime) -> list[tuple[str, Notice]]:
     """Jobs with --alert-if-no-success that have not succeeded for that long: each is marked
     alerted (once per silence) and returned as (log text, what to send)."""

@@ -54,9 +54,12 @@ class OutputWriter:
         self._waiting: set[int] = set()  # runs with pieces not yet written
         self._ready = asyncio.Event()
 
-    def open(self, run_id: int, job: str | None) -> Callable[[OutputStream, str], None]:
-        """A run starts producing output: the callback for its FireContext.on_piece."""
-        self._runs.setdefault(run_id, _RunOutput(job))
+    def open(
+        self, run_id: int, job: str | None, after_seq: int = 0
+    ) -> Callable[[OutputStream, str], None]:
+        """A run starts producing output: the callback for its FireContext.on_piece; its
+        pieces are numbered after `after_seq` (a run taken up again has some already)."""
+        self._runs.setdefault(run_id, _RunOutput(job, seq=after_seq))
         return lambda stream, text: self.add(run_id, stream, text)
 
     def add(self, run_id: int, stream: OutputStream, text: str) -> None:

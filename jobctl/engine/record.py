@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from jobctl import runs
 from jobctl.engine.adhoc import adhoc_retry_at
 from jobctl.engine.claim import Claim, payload_details
-from jobctl.engine.notify import Notice, after_run
+from jobctl.engine.notify import Notice, after_run, approval_notice
 from jobctl.models import Overlap, RunStatus, RunTrigger
 from jobctl.policies import backoff_delay
 
@@ -54,7 +54,10 @@ def record_outcomes(
         for claim, outcome in finished:
             results.append(_record_one(store, claim, outcome, now, chains=chained))
     for item in results:
-        item.notice = after_run(item.claim, item.outcome, auto_paused=item.auto_paused)
+        if item.outcome.status == RunStatus.WAITING:
+            item.notice = approval_notice(item.claim, item.outcome)
+        else:
+            item.notice = after_run(item.claim, item.outcome, auto_paused=item.auto_paused)
     return results
 
 
@@ -69,6 +72,10 @@ def _record_one(
     recorded = Recorded(claim, outcome)
     if claim.payload is not None:  # the finished row keeps it too, for `runs rerun`
         outcome.details.update(payload_details(claim.payload, claim.payload_type) or {})
+    if outcome.status == RunStatus.WAITING:  # a team's approval point: not over, no counts
+        approval = outcome.details.get("approval") or {}
+        store.wait_run(claim.run_id, outcome, {"step": approval.get("step")})
+        return recorded
     if not store.finish_run(claim.run_id, outcome):
         return recorded  # the row was marked interrupted meanwhile (or the job was removed)
     status = outcome.status  # a RunStatus value (kept as text: no enum lookup per run)

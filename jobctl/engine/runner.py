@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jobctl.actions.http import HttpFirer
     from jobctl.engine.claim import Claim
     from jobctl.engine.output import OutputWriter
+    from jobctl.models import Team
 
 log = logging.getLogger("jobctl.daemon")
 
@@ -143,7 +144,7 @@ class Firers:
             context.on_process = lambda pid: report(run_id, pid)
         if self.output is not None:
             job = claim.job.name if claim.job.id is not None else None  # None: ad hoc
-            context.on_piece = self.output.open(claim.run_id, job)
+            context.on_piece = self.output.open(claim.run_id, job, claim.output_seq)
         spec = claim.job.spec
         try:
             if isinstance(spec, HttpSpec):
@@ -167,7 +168,10 @@ class Firers:
 
         spec = claim.job.spec
         assert isinstance(spec, AgentSpec)
-        if claim.agent is None:
+        if spec.team and claim.team is None:
+            name = spec.team
+            return fail_before_start(f"team {name!r} does not exist (any more)", utcnow())
+        if not spec.team and claim.agent is None:
             name = spec.agent
             return fail_before_start(f"agent {name!r} does not exist (any more)", utcnow())
         now = utcnow()
@@ -178,7 +182,11 @@ class Firers:
             "last_output": claim.last_output,
             "payload": claim.payload or "",
         }
-        outcome = await self.agents.ask(job_profile(claim.agent, spec), spec.prompt, context)
+        if claim.team is not None:
+            outcome = await self._ask_team(claim, claim.team, spec.prompt, context)
+        else:
+            assert claim.agent is not None
+            outcome = await self.agents.ask(job_profile(claim.agent, spec), spec.prompt, context)
         deliver = spec.deliver
         if deliver:
             text = outcome.output or outcome.error or ""
@@ -194,6 +202,27 @@ class Firers:
                 context.env,
             )
         return outcome
+
+    async def _ask_team(
+        self, claim: Claim, team: Team, prompt: str, context: FireContext
+    ) -> Outcome:
+        from jobctl.actions.team import Resume, Seat, run_team
+
+        seats = [Seat(member, claim.team_agents.get(member.agent)) for member in team.members]
+        placeholders = dict(context.placeholders or {})
+        resume = None
+        if claim.resume_steps is not None and claim.resume_started_at is not None:
+            resume = Resume(claim.resume_steps, claim.resume_started_at)
+        return await run_team(
+            self.agents,
+            team.name,
+            seats,
+            prompt,
+            context,
+            placeholders,
+            resume,
+            can_wait=claim.job.id is not None,
+        )
 
     async def close(self) -> None:
         if self._http is not None:

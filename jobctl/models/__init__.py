@@ -143,6 +143,15 @@ from jobctl.models.specs import (
 from jobctl.models.specs import (
     spec_from_dict as spec_from_dict,
 )
+from jobctl.models.teams import (
+    Member as Member,
+)
+from jobctl.models.teams import (
+    MemberDict as MemberDict,
+)
+from jobctl.models.teams import (
+    Team as Team,
+)
 from jobctl.models.words import (
     EXECUTED as EXECUTED,
 )

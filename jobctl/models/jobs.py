@@ -171,6 +171,7 @@ class JobChange:
     max_redirects: str | int | None = None  # '' clears (back to the default, 10)
     timings: bool | None = None
     agent: str | None = None
+    team: str | None = None  # instead of agent: the team that answers the prompt in turn
     prompt: str | None = None
     deliver: str | None = None
     model: str | None = None

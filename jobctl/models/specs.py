@@ -41,6 +41,7 @@ class AgentSpecDict(TypedDict):
     agent: str
     prompt: str
     deliver: str | None
+    team: NotRequired[str]
     model: NotRequired[str]
     max_tokens: NotRequired[int]
     budget_tokens: NotRequired[int]
@@ -181,7 +182,8 @@ def _optional_count(value: object) -> int | None:
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """A prompt for a named agent; its answer is posted to `deliver` when that is set.
+    """A prompt for a named agent, or for a team (then `agent` is ''); the answer is posted
+    to `deliver` when that is set.
 
     `model` and `max_tokens` override the agent's for this job's calls; `budget_tokens`
     caps the tokens the job's runs use per `budget_per` (day, week or month).
@@ -190,6 +192,7 @@ class AgentSpec:
     agent: str
     prompt: str
     deliver: str | None = None
+    team: str | None = None
     model: str | None = None
     max_tokens: int | None = None
     budget_tokens: int | None = None
@@ -198,8 +201,11 @@ class AgentSpec:
     kind: ClassVar[ActionKind] = ActionKind.AGENT
 
     def to_dict(self) -> AgentSpecDict:
-        """The stored and JSON form, keys in the order every output writes them."""
+        """The stored and JSON form, keys in the order every output writes them (`team`
+        only for a team's job)."""
         data: AgentSpecDict = {"agent": self.agent, "prompt": self.prompt, "deliver": self.deliver}
+        if self.team:
+            data["team"] = self.team
         if self.model is not None:
             data["model"] = self.model
         if self.max_tokens is not None:
@@ -216,6 +222,7 @@ class AgentSpec:
             agent=_text(data.get("agent")),
             prompt=_text(data.get("prompt")),
             deliver=_optional_text(data.get("deliver")) or None,
+            team=_optional_text(data.get("team")) or None,
             model=_optional_text(data.get("model")) or None,
             max_tokens=_optional_count(data.get("max_tokens")),
             budget_tokens=_optional_count(data.get("budget_tokens")),

@@ -8,6 +8,7 @@ from enum import StrEnum
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"  # a team's run stopped at an approval point: in flight, no process
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
@@ -31,7 +32,7 @@ class RunStatus(StrEnum):
         return self in FAILURES
 
 
-IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING})
 EXECUTED = frozenset(
     {
         RunStatus.SUCCEEDED,

@@ -39,6 +39,7 @@ LANE_OF_STATUS = {
     RunStatus.MISSED: "missed",
     RunStatus.QUEUED: "in_flight",
     RunStatus.RUNNING: "in_flight",
+    RunStatus.WAITING: "in_flight",
 }
 
 

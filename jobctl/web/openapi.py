@@ -100,6 +100,8 @@ RUN = _object(
         "adhoc": _nullable("object"),
     }
 )
+# A team's run only: each member's turn (n, agent, role, model, prompt, answer, ...).
+RUN["properties"]["steps"] = {"type": "array", "items": {"type": "object"}}
 RUN_DETAIL = {
     "allOf": [
         _ref("Run"),

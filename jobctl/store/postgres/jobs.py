@@ -49,7 +49,7 @@ TIMING_COLUMNS = (
     "last_slot_at",
     "consecutive_failures",
 )
-_IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED)
+_IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
 
 
 def _time(value: datetime | None) -> str | None:
@@ -148,7 +148,7 @@ class JobOps(Connected):
         """The job's runs queued or running."""
         return int(
             self.value(
-                "SELECT count(*) FROM runs WHERE job_id = %s AND status IN (%s, %s)",
+                "SELECT count(*) FROM runs WHERE job_id = %s AND status IN (%s, %s, %s)",
                 (job_id, *_IN_FLIGHT),
             )
         )
@@ -158,7 +158,7 @@ class JobOps(Connected):
         return {
             row[0]
             for row in self.conn.execute(
-                "SELECT DISTINCT job_id FROM runs WHERE status IN (%s, %s)", _IN_FLIGHT
+                "SELECT DISTINCT job_id FROM runs WHERE status IN (%s, %s, %s)", _IN_FLIGHT
             )
         }
 

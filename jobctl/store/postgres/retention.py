@@ -44,7 +44,7 @@ class RetentionOps(Connected):
             "WITH rule AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) "
             "AS r(job_key, below_id, created_before)) "
             "SELECT runs.id FROM runs JOIN rule ON rule.job_key = coalesce(runs.job_id, %s) "
-            "WHERE runs.id > %s AND runs.status NOT IN (%s, %s) "
+            "WHERE runs.id > %s AND runs.status NOT IN (%s, %s, %s) "
             "AND (runs.id < rule.below_id "
             'OR runs.created_at COLLATE "C" < rule.created_before COLLATE "C") '
             "ORDER BY runs.id LIMIT %s",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from jobctl.store.postgres import connection, migrations
 from jobctl.store.postgres.access import AccessOps
 from jobctl.store.postgres.agents import AgentOps
+from jobctl.store.postgres.approvals import ApprovalOps
 from jobctl.store.postgres.budgets import BudgetOps
 from jobctl.store.postgres.cancels import CancelOps
 from jobctl.store.postgres.claims import ClaimOps
@@ -21,6 +22,7 @@ from jobctl.store.postgres.jobs import JobOps
 from jobctl.store.postgres.live import LiveOps
 from jobctl.store.postgres.retention import RetentionOps
 from jobctl.store.postgres.runs import RunOps
+from jobctl.store.postgres.teams import TeamOps
 
 
 class PostgresStore(
@@ -41,6 +43,8 @@ class PostgresStore(
     ImportOps,
     BudgetOps,
     RetentionOps,
+    TeamOps,
+    ApprovalOps,
 ):
     """A jobctl database in PostgreSQL (`url` as given, password and all: show
     `connection.redact_url(url)`)."""

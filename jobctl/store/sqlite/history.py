@@ -29,7 +29,7 @@ LISTED = (
     "runs.adhoc"
 )
 FROM_RUNS = "FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id"
-IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED)
+IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
 # A `missed` row stands for `missed_count` slots; any other row for one.
 SLOTS = "coalesce(json_extract(details, '$.missed_count'), 1)"
 # Dictionaries: a listing may turn 100,000 rows into runs, and RunStatus(text) is slow.
@@ -331,7 +331,7 @@ class HistoryOps(Connected):
             params.append(to_db(created_before))
         cursor = self.conn.execute(
             f"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE {where} "
-            f"AND status NOT IN (?, ?) LIMIT ?)",
+            f"AND status NOT IN (?, ?, ?) LIMIT ?)",
             (*params, *IN_FLIGHT, limit),
         )
         return cursor.rowcount
@@ -340,7 +340,7 @@ class HistoryOps(Connected):
         """In the caller's transaction: delete every run of the job not in flight and reset
         its counters and last-run fields; how many runs went."""
         removed = self.conn.execute(
-            "DELETE FROM runs WHERE job_id = ? AND status NOT IN (?, ?)", (job_id, *IN_FLIGHT)
+            "DELETE FROM runs WHERE job_id = ? AND status NOT IN (?, ?, ?)", (job_id, *IN_FLIGHT)
         ).rowcount
         self.conn.execute(
             "UPDATE jobs SET runs_total = 0, runs_succeeded = 0, runs_failed = 0, "

@@ -50,7 +50,7 @@ TIMING_COLUMNS = (
     "last_slot_at",
     "consecutive_failures",
 )
-_IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED)
+_IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
 
 
 def _time(value: datetime | None) -> str | None:
@@ -151,7 +151,7 @@ class JobOps(Connected):
     def count_in_flight(self, job_id: int) -> int:
         """The job's runs queued or running."""
         row = self.conn.execute(
-            "SELECT count(*) FROM runs WHERE job_id = ? AND status IN (?, ?)",
+            "SELECT count(*) FROM runs WHERE job_id = ? AND status IN (?, ?, ?)",
             (job_id, *_IN_FLIGHT),
         ).fetchone()
         return int(row[0])
@@ -161,7 +161,7 @@ class JobOps(Connected):
         return {
             row[0]
             for row in self.conn.execute(
-                "SELECT DISTINCT job_id FROM runs WHERE status IN (?, ?)", _IN_FLIGHT
+                "SELECT DISTINCT job_id FROM runs WHERE status IN (?, ?, ?)", _IN_FLIGHT
             )
         }
 

@@ -343,6 +343,27 @@ def _m012_fleet(conn: sqlite3.Connection) -> None:
 
 
 # Ordered and append-only: never edit a migration that has shipped; add a new one.
+def _m013_teams(conn: sqlite3.Connection) -> None:
+    # Teams: ordered members (agents with role text, approval points) as JSON, and the runs
+    # waiting at an approval point (looked for at every daemon step: a partial index keeps
+    # that to the few waiting). Numbered 13: 12 is the fleet's.
+    execute_script(
+        conn,
+        """
+        CREATE TABLE teams (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            members TEXT NOT NULL DEFAULT '[]',
+            approval_timeout REAL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE INDEX runs_waiting ON runs (id) WHERE status = 'waiting';
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("run claims: due_at, one run per slot", _m002_run_claims),
@@ -356,6 +377,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("ad hoc runs, cancel, rerun; output in pieces; the event stream", _m010_live_runs),
     ("the API token, login codes and sessions", _m011_web_access),
     ("worker queues and the fleet of daemons", _m012_fleet),
+    ("teams", _m013_teams),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -56,7 +56,7 @@ class RetentionOps(Connected):
             for row in self.conn.execute(
                 "SELECT runs.id FROM runs CROSS JOIN temp.retention_rules AS rule "
                 "ON rule.job_key = coalesce(runs.job_id, ?) "
-                "WHERE runs.id > ? AND runs.status NOT IN (?, ?) "
+                "WHERE runs.id > ? AND runs.status NOT IN (?, ?, ?) "
                 "AND (runs.id < rule.below_id OR runs.created_at < rule.created_before) "
                 "ORDER BY runs.id LIMIT ?",
                 (ADHOC_KEY, after_id, *IN_FLIGHT, limit),

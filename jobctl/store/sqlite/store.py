@@ -8,6 +8,7 @@ from pathlib import Path
 from jobctl.store.sqlite import connection
 from jobctl.store.sqlite.access import AccessOps
 from jobctl.store.sqlite.agents import AgentOps
+from jobctl.store.sqlite.approvals import ApprovalOps
 from jobctl.store.sqlite.backup import FileOps
 from jobctl.store.sqlite.budgets import BudgetOps
 from jobctl.store.sqlite.cancels import CancelOps
@@ -24,6 +25,7 @@ from jobctl.store.sqlite.jobs import JobOps
 from jobctl.store.sqlite.live import LiveOps
 from jobctl.store.sqlite.retention import RetentionOps
 from jobctl.store.sqlite.runs import RunOps
+from jobctl.store.sqlite.teams import TeamOps
 
 
 class SqliteStore(
@@ -45,6 +47,8 @@ class SqliteStore(
     ExportOps,
     BudgetOps,
     RetentionOps,
+    TeamOps,
+    ApprovalOps,
 ):
     """A jobctl database in SQLite.
 
