@@ -14,29 +14,28 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl import engine
+from jobctl.chores import Chores, Writers
+from jobctl.daemon_config import DaemonConfig
 from jobctl.dbwatch import FILES_LOST_EXIT, WRITE_RETRY, DatabaseWatch
 from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON, seconds_to_wait
 from jobctl.engine.deliver import Background
 from jobctl.engine.inflight import InFlight
 from jobctl.engine.output import OutputWriter
-from jobctl.engine.recover import check_orphans, record_process, recover
+from jobctl.engine.recover import record_process, recover
 from jobctl.engine.report import log_recorded
 from jobctl.engine.summary import MinuteSummary
 from jobctl.errors import InvalidInput
-from jobctl.fleet import DEFAULT_LEASE, Membership
+from jobctl.fleet import Membership
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
 from jobctl.metrics import Metrics
 from jobctl.models import Owner
-from jobctl.paths import DbLocation
 from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
-from jobctl.service import LogConfig, SystemdNotifier, reopen_log, setup_logging
+from jobctl.service import SystemdNotifier, reopen_log, setup_logging
 from jobctl.store import open_store
 from jobctl.timeutil import format_duration, utcnow
 
@@ -48,31 +47,7 @@ log = logging.getLogger("jobctl.daemon")
 
 IDLE_POLL = 0.25  # seconds between checks for changes made by other processes
 MIN_TICK = 0.005  # slots this close together share one claim transaction
-HEARTBEAT_EVERY = 1.0
-ORPHAN_CHECK_EVERY = 60.0
-PRUNE_EVERY = 60.0  # retention (`--keep`, `--keep-for`), in small batches between fires
-DEAD_MAN_CHECK_EVERY = 10.0  # how often `--alert-if-no-success` windows are checked
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
-
-
-@dataclass
-class DaemonConfig:
-    db_path: DbLocation
-    max_http: int = 256
-    max_agent: int = 8
-    max_exec: int = 8
-    grace: float = 30.0
-    env_file: Path | None = None
-    log: LogConfig = field(default_factory=LogConfig)
-    listen: str | None = None  # HOST:PORT for webhooks, /healthz and /metrics
-    metrics_token_env: str | None = None  # the variable that holds /metrics' bearer token
-    queues: tuple[str, ...] = ()  # the queues whose jobs it fires (empty: every queue)
-    lease: float = DEFAULT_LEASE  # seconds without a heartbeat before others take over
-    # Store runs' output while they are in flight; JOBCTL_STREAM_OUTPUT=0 turns it off
-    # (bench/streaming.py measures what it costs).
-    stream_output: bool = field(
-        default_factory=lambda: os.environ.get("JOBCTL_STREAM_OUTPUT", "1") != "0"
-    )
 
 
 class Daemon:
@@ -137,14 +112,6 @@ class Daemon:
             )
         listen = self.listener.url if self.listener else None
         log_file = str(self.config.log.file) if self.config.log.file else None
-        store.heartbeat_start(
-            pid=self.owner.pid,
-            host=self.owner.host,
-            started_at=self.state.started_at,
-            now=utcnow(),
-            listen=listen,
-            log_file=log_file,
-        )
         self.fleet = Membership(
             store,
             self.owner,
@@ -165,31 +132,16 @@ class Daemon:
             ", ".join(self.config.queues) or "all",
         )
         self.notifier.ready(self._status_line())
-        from jobctl.history import prune_forever
-
-        flusher = asyncio.create_task(
-            self.in_flight.flush_forever(self.watch.cannot_write, WRITE_RETRY)
-        )
-        pruner = asyncio.create_task(prune_forever(store, PRUNE_EVERY, self.watch.cannot_write))
-        streamer = (
-            asyncio.create_task(self.output.flush_forever(self.watch.cannot_write))
-            if self.output is not None
-            else None
-        )
+        writers = Writers(store, self.in_flight, self.output, self.watch.cannot_write)
         try:
             await self._loop(store)
         finally:
-            pruner.cancel()
+            writers.stop_pruning()
             self.notifier.stopping()
             if self.listener is not None:
                 await self.listener.stop()  # no new webhook runs while we wind down
             await self.in_flight.settle(self.config.grace)
-            flusher.cancel()
-            tasks = [pruner, flusher]
-            if streamer is not None:
-                streamer.cancel()
-                tasks.append(streamer)
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await writers.stop()
             self.in_flight.finish(self.owner, self.fleet.id)
             await self.background.drain(timeout=5)  # notifications get a moment, not forever
             await runner.close()
@@ -235,7 +187,15 @@ class Daemon:
 
     async def _loop(self, store: Store) -> None:
         last_wall, last_mono = utcnow(), time.monotonic()
-        last_heartbeat = last_orphan_check = last_dead_man_check = last_mono
+        chores = Chores(
+            store,
+            self.fleet,
+            self.state,
+            self.background,
+            self.in_flight,
+            self._show_status,
+            last_mono,
+        )
         data_version = store.data_version()
         while not self._stop.is_set():
             now, mono = utcnow(), time.monotonic()
@@ -243,7 +203,7 @@ class Daemon:
             self._notice_suspend(now, last_wall, mono - last_mono)
             last_wall, last_mono = now, mono
             try:
-                if mono - last_heartbeat >= HEARTBEAT_EVERY and (lost := self.watch.files_lost()):
+                if chores.heartbeat_due(mono) and (lost := self.watch.files_lost()):
                     self.exit_code = FILES_LOST_EXIT
                     if self.notifier.enabled:
                         self.notifier.status(f"stopping: {lost}")
@@ -269,19 +229,7 @@ class Daemon:
                 self.summary.tick(mono)
                 self.state.ticks += 1
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
-                if mono - last_heartbeat >= HEARTBEAT_EVERY:
-                    last_heartbeat = mono
-                    store.heartbeat(utcnow())
-                    self.fleet.beat(utcnow(), len(self.in_flight))
-                    self.state.daemon_id = self.fleet.id  # a new one after a lost lease
-                    self.fleet.take_over(utcnow())
-                    self._show_status()
-                if mono - last_orphan_check >= ORPHAN_CHECK_EVERY:
-                    last_orphan_check = mono
-                    self.background.spawn(check_orphans(store))
-                if mono - last_dead_man_check >= DEAD_MAN_CHECK_EVERY:
-                    last_dead_man_check = mono
-                    self.background.alert_dead_men(now)
+                chores.run(now, mono)
                 timeout = seconds_to_wait(
                     store, utcnow(), idle=IDLE_POLL, soonest=MIN_TICK, queues=self.config.queues
                 )

@@ -66,8 +66,17 @@ class Membership:
     def join(
         self, started_at: datetime, now: datetime, *, listen: str | None, log_file: str | None
     ) -> datetime:
-        """Enter the fleet; returns since when slots of this daemon's queues were watched
-        (by a live daemon that fires them, or from now): earlier slots are a gap."""
+        """Enter the fleet (and write the heartbeat row `status` reads); returns since when
+        slots of this daemon's queues were watched (by a live daemon that fires them, or from
+        now): earlier slots are a gap."""
+        self.store.heartbeat_start(
+            pid=self.owner.pid,
+            host=self.owner.host,
+            started_at=started_at,
+            now=now,
+            listen=listen,
+            log_file=log_file,
+        )
         since = now
         if not self.alone:
             queues = self.queues or tuple(self.store.enabled_queue_counts())

@@ -157,7 +157,8 @@ def daemon(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from jobctl.daemon import Daemon, DaemonConfig
+    from jobctl.daemon import Daemon
+    from jobctl.daemon_config import DaemonConfig
     from jobctl.jobs import validate_queue
     from jobctl.paths import PostgresUrl, default_log_path
     from jobctl.secrets import fire_environment
