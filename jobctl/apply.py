@@ -9,17 +9,16 @@ same transaction. It is the bulk path: it reads the stored jobs once and writes 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobctl.agent_changes import build_agent
+from jobctl.apply_merge import JobBuilder, check_once_time, definition, keep_fired_one_shot, merge
 from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.file_entries import agent_entry_change, document_entries, entry_change, type_name
-from jobctl.job_changes import build_job
 from jobctl.jobfile import Document, bulk_work, export_entry
-from jobctl.jobs import compute_next_run
-from jobctl.models import Agent, AgentSpec, Job, JobChange, JobState, ScheduleKind
+from jobctl.models import Agent, AgentSpec, Job
 from jobctl.team_file import TeamPlan, plan_teams, write_teams
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = Fals
     listed_agents = _plan_agents(plan.agents, document_entries(doc, "agents"), stored_agents)
     agents = set(stored_agents) | listed_agents
     teams = plan_teams(plan.teams, document_entries(doc, "teams"), store.all_teams(), agents)
-    builder = _JobBuilder(now)
+    builder = JobBuilder(now)
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         name = entry.get("name") if isinstance(entry, Mapping) else None
@@ -162,7 +161,7 @@ def _plan_entry(
     entry: Mapping[str, object],
     old: Job | None,
     known: tuple[set[str], set[str]],
-    builder: _JobBuilder,
+    builder: JobBuilder,
 ) -> None:
     """`known`: the names of the agents and of the teams there will be."""
     if old is not None and entry == export_entry(old) and _agent_known(old, known):
@@ -171,7 +170,7 @@ def _plan_entry(
         return
     now = builder.now
     new = builder.build(entry_change(entry))
-    _check_once_time(new, old, now)
+    check_once_time(new, old, now)
     if not _agent_known(new, known):
         team = new.spec.team if isinstance(new.spec, AgentSpec) else None
         if team:
@@ -181,11 +180,11 @@ def _plan_entry(
     if old is None:
         plan.added.append(new)
         return
-    _keep_fired_one_shot(new, old, now)
-    if _definition(new) == _definition(old):
+    keep_fired_one_shot(new, old, now)
+    if definition(new) == definition(old):
         plan.unchanged.append(old)
         return
-    job, retimed = _merge(old, new, now)
+    job, retimed = merge(old, new, now)
     plan.changed.append(job)
     if retimed:
         plan.retimed.add(job.name)
@@ -198,125 +197,6 @@ def _agent_known(job: Job, known: tuple[set[str], set[str]]) -> bool:
     if job.spec.team:
         return job.spec.team in teams
     return job.spec.agent in agents
-
-
-class _JobBuilder:
-    """`build_job` for many entries, building each distinct schedule in full only once.
-
-    build_job derives a new job's trigger, schedule and next run from the schedule fields,
-    zone and state alone, and that part (parsing a cron expression, computing fires to prove
-    it fires) is most of its cost: here a cron job took about 140 us to build, a manual one
-    20 us. A bulk file has few distinct schedules, so the first entry with each is built in
-    full, and the others are built as manual jobs (validating everything else) and given
-    that entry's schedule.
-    """
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        # (cron, every, at, timezone, state) -> (schedule kind, schedule, next_run_at)
-        self._schedules: dict[
-            tuple[str | None, ...], tuple[ScheduleKind, str | None, datetime | None]
-        ] = {}
-
-    def build(self, change: JobChange) -> Job:
-        # Past one-shot times are refused by the caller, which knows the stored job.
-        if change.cron is None and change.every is None and change.at is None:
-            # manual: nothing to share
-            return build_job(change, existing=None, now=self.now, allow_past=True)
-        key = (change.cron, change.every, change.at, change.timezone, change.state)
-        known = self._schedules.get(key)
-        if known is None:
-            job = build_job(change, existing=None, now=self.now, allow_past=True)
-            self._schedules[key] = (job.schedule_kind, job.schedule, job.next_run_at)
-            return job
-        manual = replace(change, cron=None, every=None, at=None, manual=True)
-        job = build_job(manual, existing=None, now=self.now, allow_past=True)
-        job.schedule_kind, job.schedule, job.next_run_at = known
-        return job
-
-
-def _once_at(job: Job) -> datetime | None:
-    return (
-        datetime.fromisoformat(job.schedule)
-        if job.schedule_kind == ScheduleKind.ONCE and job.schedule
-        else None
-    )
-
-
-def _check_once_time(new: Job, old: Job | None, now: datetime) -> None:
-    """A past one-shot time is kept only when it did not change or the job is completed."""
-    at = _once_at(new)
-    if at is None or at > now or new.state == JobState.COMPLETED:
-        return
-    if old is not None and _once_at(old) == at:
-        return
-    raise InvalidInput(
-        f"invalid schedule {new.schedule!r}: that time has passed (a past time is accepted "
-        "only for a job whose time did not change or that is marked completed)"
-    )
-
-
-def _keep_fired_one_shot(new: Job, old: Job, now: datetime) -> None:
-    """A one-shot the daemon fired stays completed while the file still names its time."""
-    at = _once_at(new)
-    if (
-        old.state == JobState.COMPLETED
-        and new.state == JobState.ENABLED
-        and at is not None
-        and at <= now
-        and _timing_key(old) == _timing_key(new)
-    ):
-        new.state, new.next_run_at = JobState.COMPLETED, None
-
-
-def _timing_key(job: Job) -> tuple[str, str | None, str]:
-    return job.schedule_kind, job.schedule, job.timezone
-
-
-def _definition(job: Job) -> tuple[object, ...]:
-    """What a file says about a job: equal definitions mean the entry is unchanged."""
-    return (
-        job.name,
-        job.description,
-        job.queue,
-        job.state,
-        job.action,
-        job.spec,
-        job.schedule_kind,
-        job.schedule,
-        job.timezone,
-        job.policies,
-    )
-
-
-def _merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
-    """The stored job with the file's definition: same id, counters and history.
-
-    Returns the job and whether its timing (next run, last slot) was recomputed, which
-    happens only when its schedule or state changed.
-    """
-    job = replace(
-        old,
-        description=new.description,
-        queue=new.queue,
-        state=new.state,
-        spec=new.spec,
-        schedule_kind=new.schedule_kind,
-        schedule=new.schedule,
-        timezone=new.timezone,
-        policies=new.policies,
-    )
-    if job.state != JobState.PAUSED:
-        job.paused_reason = None
-    schedule_changed = _timing_key(old) != _timing_key(new)
-    if not schedule_changed and job.state == old.state:
-        return job, False
-    if schedule_changed or old.state == JobState.PAUSED:
-        job.last_slot_at = None
-    if old.state == JobState.PAUSED:
-        job.consecutive_failures = 0  # as `jobctl resume` does
-    job.next_run_at = compute_next_run(job, now)
-    return job, True
 
 
 def _refuse_busy(store: Store, removed: list[Job]) -> None:

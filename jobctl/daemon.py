@@ -21,13 +21,14 @@ from jobctl import engine
 from jobctl.chores import Chores, Writers
 from jobctl.daemon_config import DaemonConfig
 from jobctl.dbwatch import FILES_LOST_EXIT, WRITE_RETRY, DatabaseWatch
-from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON, seconds_to_wait
+from jobctl.engine.claim import CANNOT_WRITE, NO_DAEMON
 from jobctl.engine.deliver import Background
 from jobctl.engine.inflight import InFlight
 from jobctl.engine.output import OutputWriter
 from jobctl.engine.recover import record_process, recover
 from jobctl.engine.report import log_recorded
 from jobctl.engine.summary import MinuteSummary
+from jobctl.engine.wake import seconds_to_wait
 from jobctl.errors import InvalidInput
 from jobctl.fleet import Membership
 from jobctl.intake import Intake, LoopState

@@ -619,7 +619,7 @@ def test_bom_and_json_sniffing() -> None:
 
 def test_bulk_builder_matches_build_job() -> None:
     """Sharing a schedule between entries gives exactly what build_job gives each one."""
-    from jobctl.apply import _JobBuilder
+    from jobctl.apply_merge import JobBuilder
     from jobctl.file_entries import entry_change
     from jobctl.job_changes import build_job
 
@@ -642,7 +642,7 @@ def test_bulk_builder_matches_build_job() -> None:
         once_entry("g", "2026-12-01T09:00:00+01:00"),
         http_entry("h", trigger="manual", schedule=None),
     ]
-    builder = _JobBuilder(now)
+    builder = JobBuilder(now)
     for entry in entries:
         change = entry_change({k: v for k, v in entry.items() if v is not None})
         assert builder.build(change) == build_job(change, existing=None, now=now, allow_past=True)

@@ -17,7 +17,6 @@ from jobctl.engine.claim import (
     Claim,
     Step,
     claim_due,
-    next_wake,
 )
 from jobctl.engine.gaps import MAX_COUNTED_SLOTS
 from jobctl.engine.notify import Notice, dead_man_alerts
@@ -31,6 +30,7 @@ from jobctl.engine.requested import (
 )
 from jobctl.engine.runner import Actions, Firers, Limits, Runner
 from jobctl.engine.step import Stepped, step
+from jobctl.engine.wake import next_wake
 
 __all__ = [
     "CANCELLED_BY_REQUEST",

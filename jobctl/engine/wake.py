@@ -1,0 +1,31 @@
+"""When the loop should look again: the next moment anything becomes due."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobctl.store import Store
+
+
+def next_wake(store: Store, queues: Sequence[str] = ()) -> datetime | None:
+    """The earliest time anything becomes due: a job's next slot or a queued run."""
+    # A queued run waiting behind a run in flight is not due: the end of that run wakes
+    # the loop, so counting it here would only make the loop spin.
+    return store.next_wake(queues)
+
+
+def seconds_to_wait(
+    store: Store, now: datetime, *, idle: float, soonest: float, queues: Sequence[str] = ()
+) -> float:
+    """How long a loop may sleep: until the next due time, at most `idle`, at least
+    `soonest` (slots closer together share one claim); 0 while something is still due."""
+    wake = store.next_wake(queues)
+    if wake is None:
+        return idle
+    until = (wake - now).total_seconds()
+    if until <= 0:
+        return 0.0  # still due (a burst larger than one claim batch): go on at once
+    return max(soonest, min(idle, until))
