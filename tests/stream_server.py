@@ -148,7 +148,7 @@ class StreamServer:
                 await response.write(_data({"error": {"message": "the model is overloaded"}}))
             return response
         await response.write(_data(chunk({}, "stop")))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and model != "no-usage":
             usage = {"prompt_tokens": USAGE_IN, "completion_tokens": USAGE_OUT}
             await response.write(_data({"model": f"{model}-served", "choices": [], "usage": usage}))
         await response.write(b"data: [DONE]\n\n")

@@ -153,6 +153,20 @@ def test_an_answer_streams_word_by_word(streamer: StreamServer, kind: str) -> No
     assert streamer.requests[-1]["stream"] is True
 
 
+def test_a_stream_without_usage_is_counted_by_estimate(streamer: StreamServer) -> None:
+    """llama.cpp's Python server ignores stream_options.include_usage: the run's tokens are
+    then estimated (about four characters a token), so a token budget still counts them."""
+    pieces: list[Piece] = []
+    outcome = ask(agent_of(streamer, "openai", "no-usage"), context(pieces))
+    assert outcome.status == "succeeded", outcome.error
+    assert len(pieces) > 1  # it did stream
+    usage = outcome.details["usage"]
+    assert outcome.details["usage_estimated"] is True
+    assert usage["completion_tokens"] == -(-len("answer to: hello there world") // 4)
+    assert usage["prompt_tokens"] >= 1
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_a_server_that_does_not_stream_gives_one_piece(streamer: StreamServer, kind: str) -> None:
     pieces: list[Piece] = []

@@ -148,6 +148,9 @@ async def ask_http(
     return reply.whole(data, complete, kind)
 
 
+CHARS_PER_TOKEN = 4  # the usual rule of thumb, for servers that report no usage
+
+
 class _Reply:
     """Turns what came back into the run's Outcome."""
 
@@ -160,6 +163,13 @@ class _Reply:
         self.status: int | None = None
         self.reason = ""
         self.parts: list[str] = []  # a streamed answer's text so far
+
+    def _estimated_usage(self, answer: str) -> dict[str, int | None]:
+        """Tokens estimated at one per four characters of what was sent and answered: some
+        servers (llama.cpp's Python server) stream without the usage chunk asked for, and
+        a token budget must not count those calls as free."""
+        sent = "".join(str(self.snapshot.get(key) or "") for key in ("system", "prompt"))
+        return usage_of(-(-len(sent) // CHARS_PER_TOKEN), -(-len(answer) // CHARS_PER_TOKEN))
 
     def _outcome(self, status: str, error: str | None, output: str | None) -> Outcome:
         self.details["latency_ms"] = round((time.monotonic() - self.clock) * 1000)
@@ -210,7 +220,7 @@ class _Reply:
             return self._outcome("failed", f"malformed response: {exc}", self._partial())
         except StreamFailed as exc:
             return self._outcome("failed", f"the server stopped: {exc}", self._partial())
-        return self._answered(answer, raw_text=self._partial())
+        return self._answered(answer, raw_text=self._partial(), streamed=True)
 
     def whole(self, data: bytes, complete: bool, kind: str) -> Outcome:
         raw_text = self.ctx.expansion.redact(cap_output(data, complete=complete))
@@ -235,12 +245,15 @@ class _Reply:
             self.ctx.on_output(OutputStream.ANSWER, answer.text)  # one piece: not streamed
         return self._answered(answer, raw_text)
 
-    def _answered(self, answer: Answer, raw_text: str | None) -> Outcome:
+    def _answered(self, answer: Answer, raw_text: str | None, *, streamed: bool = False) -> Outcome:
         details, redact = self.details, self.ctx.expansion.redact
         if answer.model:
             details["model"] = answer.model  # the model that answered, as it names itself
         details["finish_reason"] = answer.finish
         details["usage"] = answer.usage
+        if streamed and answer.usage.get("total_tokens") is None:  # it streamed no usage
+            details["usage"] = self._estimated_usage(answer.text)
+            details["usage_estimated"] = True
         if answer.refusal is not None:
             output = redact(answer.text) or raw_text
             return self._outcome("failed", f"refused: {answer.refusal}", output)

@@ -207,7 +207,10 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
         if key in details:
             pairs.append((key.replace("_", " "), details[key]))
     if "usage" in details:
-        pairs.append(("tokens", _usage_text(details["usage"])))
+        tokens = _usage_text(details["usage"])
+        if details.get("usage_estimated"):  # the server streamed no usage: ~4 characters each
+            tokens = f"about {tokens} (estimated: the server reported none)"
+        pairs.append(("tokens", tokens))
     if details.get("latency_ms") is not None:
         pairs.append(("latency", f"{details['latency_ms']} ms"))
     if "delivery" in details:
