@@ -140,6 +140,29 @@ def test_agent_prompt_is_answered_by_an_openai_compatible_server(
     assert no_jobs(db_path)
 
 
+def test_an_ad_hoc_agent_run_takes_a_model_and_a_token_limit(
+    jobctl: Invoke, db_path: Path, agent_server: AgentServer
+) -> None:
+    jobctl("agent", "add", "local", "--url", agent_server.openai_url, "--model", "echo")
+    result = run_jobctl(
+        db_path,
+        "run",
+        "--agent",
+        "local",
+        "--prompt",
+        "hi",
+        "--model",
+        "other",
+        "--max-tokens",
+        "7",
+    )
+    assert result.returncode == 0, result.stderr
+    body = agent_server.last("openai").body
+    assert (body["model"], body["max_tokens"]) == ("other", 7)
+    refused = run_jobctl(db_path, "run", "--exec", "true", "--model", "other")
+    assert refused.returncode == 2 and "--model" in refused.stderr
+
+
 @BOTH_STORES
 def test_runs_adhoc_lists_only_runs_with_no_job(jobctl: Invoke, db_path: Path) -> None:
     jobctl("add", "kept", "--exec", "true", "--manual")

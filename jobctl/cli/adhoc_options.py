@@ -37,6 +37,8 @@ ADHOC_OPTIONS: list[Callable[[F], F]] = [
     click.option("--team", metavar="TEAM", help="Ad hoc: prompt this team once."),
     click.option("--prompt", metavar="TEXT|@FILE|-", help="With --agent or --team: the prompt."),
     click.option("--deliver", metavar="URL", help="With --agent: POST the answer as JSON to URL."),
+    click.option("--model", metavar="M", help="With --agent: ask this model, not the agent's."),
+    click.option("--max-tokens", metavar="N", help="With --agent: at most N tokens an answer."),
     click.option("--timeout", metavar="D", help="Ad hoc: give up after D."),
     click.option("--retries", metavar="N", help="Ad hoc: retries after a failure (default 0)."),
     click.option("--backoff", metavar="D", help="Ad hoc: first retry delay (default 10s)."),
