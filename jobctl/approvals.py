@@ -33,7 +33,7 @@ def decide(store: Store, run_id: int, decision: str, note: str | None, now: date
     for _ in range(_TRIES):
         run = get_run(store, run_id)
         details = _waiting_details(run)
-        approval: dict[str, Any] = dict(details.get("approval") or {})
+        approval: dict[str, object] = dict(details.get("approval") or {})
         approval.update(decision=decision, note=note or None, decided_at=iso_z(now))
         with store.write():
             if store.decide_waiting(
@@ -53,7 +53,7 @@ def _waiting_details(run: Run) -> dict[str, Any]:
     return details
 
 
-def waiting_runs(store: Store) -> list[dict[str, Any]]:
+def waiting_runs(store: Store) -> list[dict[str, object]]:
     """`status --json`'s `waiting`: the runs waiting for an approval, oldest first, each
     with its approval's text, since when it waits and any decision not yet taken up."""
     items = []

@@ -10,7 +10,7 @@ asks again with `--since-id`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,7 @@ def follow_events(
         sleep(poll)
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
+def event_to_dict(event: Event) -> dict[str, object]:
     """The event as `--json` prints it: id, at, type, job and run, then its data."""
     common = {
         "id": event.id,
@@ -147,19 +147,19 @@ def _duration(ms: int) -> str:
     return f"{ms / 1000:.1f}s" if ms < 60_000 else format_duration(round(ms / 1000))
 
 
-def _output(data: dict[str, Any]) -> str:
+def _output(data: Mapping[str, object]) -> str:
     lines = str(data.get("text") or "").rstrip("\n").splitlines()
     size = data.get("bytes")
     head = f"{size} bytes" if size is not None else "output"
     return f"{head}: {lines[-1]}" if lines else head
 
 
-def _missed(data: dict[str, Any]) -> str:
+def _missed(data: Mapping[str, object]) -> str:
     count = data.get("missed_count") or 0
     return f"{count} slot{'s' if count != 1 else ''} missed"
 
 
-def _job(data: dict[str, Any]) -> str:
+def _job(data: Mapping[str, object]) -> str:
     parts = []
     if data.get("renamed_from"):
         parts.append(f"renamed from {data['renamed_from']}")
@@ -172,7 +172,7 @@ def _job(data: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _daemon(data: dict[str, Any]) -> str:
+def _daemon(data: Mapping[str, object]) -> str:
     return f"pid {data.get('pid')} on {data.get('host')}"
 
 

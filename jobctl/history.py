@@ -128,7 +128,7 @@ def job_stats(store: Store, job: Job, window: int = STATS_WINDOW) -> JobStats:
     return stats
 
 
-def stats_to_dict(stats: JobStats) -> dict[str, Any]:
+def stats_to_dict(stats: JobStats) -> dict[str, object]:
     return {
         "success_rate": stats.success_rate,
         "avg_duration_ms": stats.avg_duration_ms,

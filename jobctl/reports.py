@@ -17,7 +17,9 @@ from jobctl.store import Store
 from jobctl.timeutil import iso_z
 
 
-def job_listing(store: Store, now: datetime, jobs: list[Job] | None = None) -> list[dict[str, Any]]:
+def job_listing(
+    store: Store, now: datetime, jobs: list[Job] | None = None
+) -> list[dict[str, object]]:
     """`jobctl list --json`: each job with its recent stats and its run in flight."""
     from jobctl.catalog import list_jobs
     from jobctl.current_runs import current_runs
@@ -84,7 +86,7 @@ def status_report(store: Store, db_path: DbLocation, now: datetime) -> dict[str,
     return summary
 
 
-def piece_to_dict(piece: OutputPiece) -> dict[str, Any]:
+def piece_to_dict(piece: OutputPiece) -> dict[str, object]:
     """A piece of a run's output as `runs show --follow --json` prints it."""
     return {
         "run": piece.run_id,

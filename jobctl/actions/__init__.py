@@ -138,7 +138,7 @@ def interrupted(started_at: datetime, **fields: Any) -> Cancelled:
 
 
 def fail_before_start(
-    message: str, now: datetime, snapshot: dict[str, Any] | None = None
+    message: str, now: datetime, snapshot: dict[str, object] | None = None
 ) -> Outcome:
     """A run that failed before anything was sent or started (an undefined ${NAME}, ...)."""
     return Outcome(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
@@ -38,7 +37,7 @@ class Answer:
     model: str | None = None
 
 
-def read_openai(document: Mapping[str, Any]) -> Answer:
+def read_openai(document: Mapping[str, object]) -> Answer:
     """A chat completion, read whole."""
     choices = document.get("choices")
     if not isinstance(choices, list) or not choices:
@@ -58,7 +57,7 @@ def read_openai(document: Mapping[str, Any]) -> Answer:
     )
 
 
-def read_anthropic(document: Mapping[str, Any]) -> Answer:
+def read_anthropic(document: Mapping[str, object]) -> Answer:
     """A Messages API reply, read whole."""
     blocks = document.get("content")
     if not isinstance(blocks, list):
@@ -143,8 +142,9 @@ class _OpenAIStream:
         if choice.get("finish_reason") is not None:
             self.finish = str(choice["finish_reason"])
         delta = _mapping(choice.get("delta"))
-        if isinstance(delta.get("refusal"), str):
-            self.refusal.append(delta["refusal"])
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str):
+            self.refusal.append(refusal)
         text = _text_of(delta.get("content"), "choices[0].delta.content")
         self.parts.append(text)
         return text
@@ -169,8 +169,8 @@ class _AnthropicStream:
         self.done = False
         self.parts: list[str] = []
         self.finish: str | None = None
-        self.input_tokens: Any = None
-        self.output_tokens: Any = None
+        self.input_tokens: object = None
+        self.output_tokens: object = None
         self.model: str | None = None
 
     def take(self, data: str) -> str:
@@ -184,9 +184,10 @@ class _AnthropicStream:
             self.input_tokens = _mapping(message.get("usage")).get("input_tokens")
         elif kind == "content_block_delta":
             delta = _mapping(event.get("delta"))
-            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-                self.parts.append(delta["text"])
-                return str(delta["text"])
+            text = delta.get("text")
+            if delta.get("type") == "text_delta" and isinstance(text, str):
+                self.parts.append(text)
+                return text
         elif kind == "message_delta":
             stop = _mapping(event.get("delta")).get("stop_reason")
             self.finish = str(stop) if stop is not None else self.finish
@@ -207,7 +208,7 @@ class _AnthropicStream:
         )
 
 
-def _event(data: str) -> Mapping[str, Any]:
+def _event(data: str) -> Mapping[str, object]:
     try:
         event = json.loads(data)
     except ValueError as exc:
@@ -217,14 +218,14 @@ def _event(data: str) -> Mapping[str, Any]:
     return event
 
 
-def _error_message(document: Mapping[str, Any]) -> str:
+def _error_message(document: Mapping[str, object]) -> str:
     error = document.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return one_line(error["message"])
     return one_line(error) if isinstance(error, str) else ""
 
 
-def _openai_refusal(refusal: str | None, finish: Any) -> str | None:
+def _openai_refusal(refusal: str | None, finish: object) -> str | None:
     if refusal is not None and refusal.strip():
         return one_line(refusal)
     if finish == "content_filter":
@@ -232,27 +233,27 @@ def _openai_refusal(refusal: str | None, finish: Any) -> str | None:
     return None
 
 
-def _anthropic_refusal(finish: Any) -> str | None:
+def _anthropic_refusal(finish: object) -> str | None:
     return "the model declined to answer (stop reason refusal)" if finish == "refusal" else None
 
 
-def _openai_usage(value: Any) -> dict[str, int | None]:
+def _openai_usage(value: object) -> dict[str, int | None]:
     usage = _mapping(value)
     return usage_of(
         usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
     )
 
 
-def _model_of(document: Mapping[str, Any]) -> str | None:
+def _model_of(document: Mapping[str, object]) -> str | None:
     model = document.get("model")
     return model if isinstance(model, str) and model else None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def _text_of(content: Any, where: str) -> str:
+def _text_of(content: object, where: str) -> str:
     """Message content: a string, null (nothing said), or a list of text parts."""
     if content is None:
         return ""
@@ -267,8 +268,8 @@ def _text_of(content: Any, where: str) -> str:
     raise Malformed(f"{where} is not text")
 
 
-def usage_of(prompt: Any, completion: Any, total: Any = None) -> dict[str, int | None]:
-    def count(value: Any) -> int | None:
+def usage_of(prompt: object, completion: object, total: object = None) -> dict[str, int | None]:
+    def count(value: object) -> int | None:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     prompt_tokens, completion_tokens, total_tokens = count(prompt), count(completion), count(total)

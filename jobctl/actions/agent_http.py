@@ -101,7 +101,7 @@ async def ask_http(
             body["stream_options"] = {"include_usage": True}
     headers.replace("Content-Type", "application/json")
     headers.add_own(ctx)
-    snapshot = {
+    snapshot: dict[str, object] = {
         "agent": agent.name,
         "kind": kind,
         "url": shown_url(url, expansion),
@@ -110,7 +110,7 @@ async def ask_http(
         "prompt": expansion.redact(cap_output(text.encode())),
         "headers": headers.shown(expansion),
     }
-    details: dict[str, Any] = {
+    details: dict[str, object] = {
         "agent": agent.name,
         "kind": kind,
         "model": model,
@@ -154,7 +154,7 @@ CHARS_PER_TOKEN = 4  # the usual rule of thumb, for servers that report no usage
 class _Reply:
     """Turns what came back into the run's Outcome."""
 
-    def __init__(self, ctx: FireContext, snapshot: dict[str, Any], details: dict[str, Any]):
+    def __init__(self, ctx: FireContext, snapshot: dict[str, object], details: dict[str, object]):
         self.ctx = ctx
         self.snapshot = snapshot
         self.details = details
@@ -276,7 +276,7 @@ def fill_placeholders(text: str, ctx: FireContext) -> str:
     return render_prompt(text, ctx.placeholders)
 
 
-def template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, Any]:
+def template_snapshot(agent: AgentProfile, prompt: str) -> dict[str, object]:
     """A snapshot when nothing was sent: the profile as written, literal secrets hidden."""
     config = agent.config
     if agent.kind == "command":
@@ -312,11 +312,11 @@ def _api_key(agent: AgentProfile, expansion: Expansion) -> str | None:
 
 
 def _openai_body(
-    config: Mapping[str, Any], model: str, system: str | None, prompt: str
-) -> dict[str, Any]:
+    config: Mapping[str, object], model: str, system: str | None, prompt: str
+) -> dict[str, object]:
     messages = [{"role": "system", "content": system}] if system is not None else []
     messages.append({"role": "user", "content": prompt})
-    body: dict[str, Any] = {"model": model, "messages": messages}
+    body: dict[str, object] = {"model": model, "messages": messages}
     if config.get("temperature") is not None:
         body["temperature"] = config["temperature"]
     if config.get("max_tokens") is not None:
@@ -325,9 +325,9 @@ def _openai_body(
 
 
 def _anthropic_body(
-    config: Mapping[str, Any], model: str, system: str | None, prompt: str
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
+    config: Mapping[str, object], model: str, system: str | None, prompt: str
+) -> dict[str, object]:
+    body: dict[str, object] = {
         "model": model,
         "max_tokens": config.get("max_tokens") or ANTHROPIC_MAX_TOKENS,
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -78,17 +77,17 @@ class HttpFirer(SessionOwner):
     async def post_json(
         self,
         url_template: str,
-        payload: Mapping[str, Any],
+        payload: Mapping[str, object],
         env: Mapping[str, str],
         *,
         timeout: float = 10.0,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """POST a JSON document (an answer delivery or a notification); never raises.
 
         Returns what happened, for the run's record: redacted URL, status, ok, error.
         """
         expansion = Expansion(env)
-        record: dict[str, Any] = {
+        record: dict[str, object] = {
             "url": redact_url(url_template),
             "status": None,
             "ok": False,
@@ -247,7 +246,7 @@ def _snapshot(
     headers: RequestHeaders,
     body: str | None,
     expansion: Expansion,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """What was sent, with every expanded secret and every sensitive header as ***."""
     shown_body = None
     if body is not None:
@@ -260,7 +259,7 @@ def _snapshot(
     }
 
 
-def _redacted_template(method: str, spec: HttpSpec) -> dict[str, Any]:
+def _redacted_template(method: str, spec: HttpSpec) -> dict[str, object]:
     """A snapshot when nothing was sent: the spec as written, with literal secrets hidden."""
     body = spec.body
     return {

@@ -45,7 +45,7 @@ def step_prompt(member: Member, prompt: str, number: int) -> str:
     return "\n\n".join(parts)
 
 
-def step_record(number: int, member: Member, outcome: Outcome) -> dict[str, Any]:
+def step_record(number: int, member: Member, outcome: Outcome) -> dict[str, object]:
     """One step as the run keeps it (details' `steps`, the JSON's `steps`)."""
     details = outcome.details
     usage = details.get("usage") or {}
@@ -73,7 +73,7 @@ class Resume:
     """Where a run approved at an approval point goes on: the steps it recorded before (the
     approval's last, decided) and when the run first started."""
 
-    steps: list[dict[str, Any]]
+    steps: list[dict[str, object]]
     started_at: datetime
 
 
@@ -93,7 +93,7 @@ async def run_team(
     run that no daemon can take up again, fails there instead)."""
     started_at = resume.started_at if resume is not None else utcnow()
     deadline = time.monotonic() + ctx.timeout
-    steps: list[dict[str, Any]] = list(resume.steps) if resume is not None else []
+    steps: list[dict[str, object]] = list(resume.steps) if resume is not None else []
     answers = _answers_of(steps)
     last: Outcome | None = None
     for number, seat in enumerate(seats, 1):
@@ -128,7 +128,7 @@ async def run_team(
     return _ended(last, team, steps, started_at, None)
 
 
-def approval_record(number: int, text: str, now: datetime) -> dict[str, Any]:
+def approval_record(number: int, text: str, now: datetime) -> dict[str, object]:
     """An approval point's step, waiting for a decision."""
     return {
         "n": number,
@@ -141,7 +141,7 @@ def approval_record(number: int, text: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _answers_of(steps: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def _answers_of(steps: Sequence[Mapping[str, object]]) -> dict[str, str]:
     """{previous} and {step:N} from the steps done."""
     answers: dict[str, str] = {}
     for step in steps:
@@ -151,7 +151,7 @@ def _answers_of(steps: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def _waiting(
-    team: str, steps: list[dict[str, Any]], started_at: datetime, so_far: str | None
+    team: str, steps: list[dict[str, object]], started_at: datetime, so_far: str | None
 ) -> Outcome:
     """The run stops at an approval point: `waiting`, with what the team produced so far."""
     step = steps[-1]
@@ -175,7 +175,7 @@ def _waiting(
 
 
 def _approved_at_the_end(
-    team: str, steps: list[dict[str, Any]], started_at: datetime, so_far: str | None
+    team: str, steps: list[dict[str, object]], started_at: datetime, so_far: str | None
 ) -> Outcome:
     return Outcome(
         status="succeeded" if so_far else "failed",
@@ -197,7 +197,7 @@ async def _ask(firer: AgentFirer, seat: Seat, text: str, ctx: FireContext) -> Ou
 def _ended(
     last: Outcome,
     team: str,
-    steps: list[dict[str, Any]],
+    steps: list[dict[str, object]],
     started_at: datetime,
     failed: str | None,
 ) -> Outcome:

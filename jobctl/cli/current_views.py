@@ -23,7 +23,7 @@ def started_text(item: dict[str, Any]) -> str | None:
     return local_text(datetime.fromisoformat(text.replace("Z", "+00:00"))) if text else None
 
 
-def current_run_pairs(current: dict[str, Any] | None) -> list[tuple[str, Any]]:
+def current_run_pairs(current: dict[str, Any] | None) -> list[tuple[str, object]]:
     """`show NAME`'s lines for the job's run in flight (none when there is none)."""
     if current is None:
         return []

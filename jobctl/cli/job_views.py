@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,8 +12,14 @@ from jobctl.cli.job_options import current_time
 from jobctl.cli.shared import cli, db_option, json_option, read_db, wide_option
 from jobctl.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from jobctl.history import JobStats
+    from jobctl.models import Job
 
-def _list_rows(jobs: list[Any], stats: list[Any], now: datetime, colour: bool) -> list[list[str]]:
+
+def _list_rows(
+    jobs: list[Job], stats: list[JobStats], now: datetime, colour: bool
+) -> list[list[str]]:
     from jobctl.jobs import action_summary
     from jobctl.output import colour_status, unicode_ok
     from jobctl.schedule import describe
@@ -131,7 +137,7 @@ def show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> None:
 
 
 def _render_show(
-    job: Any, data: dict[str, Any], upcoming: list[datetime], width: int | None
+    job: Job, data: dict[str, Any], upcoming: list[datetime], width: int | None
 ) -> str:
     from jobctl.cli.current_views import current_run_pairs
     from jobctl.output import key_values
@@ -144,7 +150,7 @@ def _render_show(
     def when(moment: datetime | None) -> str | None:
         return local_text(moment, zone) if moment else None
 
-    pairs: list[tuple[str, Any]] = [
+    pairs: list[tuple[str, object]] = [
         ("name", job.name),
         ("description", job.description),
         ("queue", job.queue),
@@ -201,7 +207,7 @@ def _render_show(
     return text
 
 
-def _token_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
+def _token_pairs(data: dict[str, Any]) -> list[tuple[str, object]]:
     """An agent job's budgets and its tokens this month, with their cost where priced."""
     from jobctl.budgets import describe_use
 

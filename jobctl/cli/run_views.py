@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from jobctl.models import Run
     from jobctl.output import Column, TableLayout
     from jobctl.store import Store
@@ -145,9 +147,9 @@ class FollowTable:
 _PHASES = ("redirects", "dns", "connect", "tls", "send", "wait", "receive")
 
 
-def _http_pairs(details: dict[str, Any]) -> list[tuple[str, Any]]:
+def _http_pairs(details: Mapping[str, object]) -> list[tuple[str, object]]:
     """An HTTP run's response size, redirects and timings (those it recorded)."""
-    pairs: list[tuple[str, Any]] = []
+    pairs: list[tuple[str, object]] = []
     if details.get("body_size") is not None:
         pairs.append(("body size", f"{details['body_size']:,} bytes"))
     if details.get("redirects"):
@@ -177,7 +179,7 @@ def render_run(data: dict[str, Any], width: int | None = None) -> str:
         return local_text(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
     details = data.get("details") or {}
-    pairs: list[tuple[str, Any]] = [
+    pairs: list[tuple[str, object]] = [
         ("run", data["id"]),
         ("job", data["job"] if data["job"] is not None else _adhoc_text(data.get("adhoc"))),
         ("trigger", data["trigger"]),
@@ -257,13 +259,13 @@ def _step_lines(steps: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _adhoc_text(adhoc: Any) -> str:
+def _adhoc_text(adhoc: object) -> str:
     """`- (ad hoc exec run)` for a run with no job: what kind of action it fired."""
     kind = adhoc.get("action") if isinstance(adhoc, dict) else None
     return f"- (ad hoc {kind} run)" if kind else "-"
 
 
-def _usage_text(usage: Any) -> Any:
+def _usage_text(usage: object) -> object:
     """`11 in + 7 out = 18`, as `agent test` prints the token counts an agent reported."""
     if not isinstance(usage, dict):
         return usage
@@ -278,7 +280,7 @@ def _usage_text(usage: Any) -> Any:
     )
 
 
-def _delivery_text(delivery: Any) -> Any:
+def _delivery_text(delivery: object) -> object:
     """`delivered to URL (HTTP 200)` or `failed to deliver to URL: reason`."""
     if not isinstance(delivery, dict):
         return delivery
@@ -290,14 +292,14 @@ def _delivery_text(delivery: Any) -> Any:
     return f"failed to deliver to {url}{status}{reason}"
 
 
-def _indent_mapping(mapping: dict[str, Any], width: int | None, indent: str = "  ") -> str:
+def _indent_mapping(mapping: Mapping[str, object], width: int | None, indent: str = "  ") -> str:
     """A request snapshot or headers as aligned `key: value` lines under a heading, long
     values wrapped within `width` like the rest of `runs show`; a nested mapping (headers)
     is indented under its key."""
     from jobctl.output import key_values
 
     lines: list[str] = []
-    flat: list[tuple[str, Any]] = []
+    flat: list[tuple[str, object]] = []
 
     def flush() -> None:
         room = None if width is None else width - len(indent)

@@ -384,11 +384,11 @@ def prepare(store: Store, claim: Claim) -> Claim:
     return claim
 
 
-def payload_details(payload: str | None, payload_type: str | None) -> dict[str, Any] | None:
+def payload_details(payload: str | None, payload_type: str | None) -> dict[str, str] | None:
     """What a run row keeps of the payload it fires with (in its details)."""
     if payload is None:
         return None
-    details: dict[str, Any] = {"payload": payload}
+    details: dict[str, str] = {"payload": payload}
     if payload_type:
         details["payload_type"] = payload_type
     return details

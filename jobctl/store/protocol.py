@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jobctl.models import (
     DaemonEntry,
@@ -142,14 +142,14 @@ class Store(Protocol):
         owner: Owner | None = None,
         due_at: datetime | None = None,
         error: str | None = None,
-        details: Mapping[str, Any] | None = None,
+        details: Mapping[str, object] | None = None,
         caused_by: int | None = None,
         adhoc: str | None = None,
     ) -> int: ...
     def finish_run(self, run_id: int, outcome: Outcome) -> bool: ...
     def interrupt_run(self, run_id: int, now: datetime, error: str) -> bool: ...
     def keep_partial_output(
-        self, run_id: int, output: str | None, snapshot: Mapping[str, Any] | None
+        self, run_id: int, output: str | None, snapshot: Mapping[str, object] | None
     ) -> None: ...
     def record_process_group(self, run_id: int, pgid: int, pgid_started: int | None) -> None: ...
     def release_run(self, run_id: int) -> None: ...
@@ -244,7 +244,7 @@ class Store(Protocol):
         *,
         job: str | None = None,
         run: int | None = None,
-        data: Mapping[str, Any] | None = None,
+        data: Mapping[str, object] | None = None,
     ) -> int: ...
     def events_after(self, after_id: int = 0, limit: int = 1000) -> list[Event]: ...
     def last_event_id(self) -> int: ...

@@ -4,6 +4,7 @@ aware datetimes (the templates format them)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,7 +48,7 @@ class JobsPage:
     """A page of the jobs table: its rows (`list --json`'s objects), how many jobs the filter
     kept in all, and the name the next page starts after (None on the last)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, object]]
     total: int
     next_after: str | None
 
@@ -90,7 +91,7 @@ def job_page(store: Store, name: str, now: datetime) -> tuple[Job, dict[str, Any
     return job, data
 
 
-def spec_lines(action: str, spec: dict[str, Any]) -> list[tuple[str, str]]:
+def spec_lines(action: str, spec: Mapping[str, object]) -> list[tuple[str, str]]:
     """The action's settings as `show` prints them, the ones not set left out."""
     lines = []
     for key, value in spec.items():

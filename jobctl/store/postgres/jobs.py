@@ -183,7 +183,7 @@ class JobOps(Connected):
         )
         if before is None:
             return
-        data: dict[str, Any] = {"state": str(job.state)}
+        data: dict[str, object] = {"state": str(job.state)}
         if job.paused_reason:
             data["reason"] = job.paused_reason
         if before[0] != job.name:

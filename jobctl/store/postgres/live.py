@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from jobctl.models import Event, EventType, OutputPiece, OutputStream
 from jobctl.store.postgres.base import Connected
@@ -61,7 +60,7 @@ class LiveOps(Connected):
         *,
         job: str | None = None,
         run: int | None = None,
-        data: Mapping[str, Any] | None = None,
+        data: Mapping[str, object] | None = None,
     ) -> int:
         """Append an event (in the caller's transaction, so that it is committed with the
         change it tells of, or in one of its own); returns its id."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobctl.models import FAILURES, EventType, JobState, Owner, Run, RunStatus, RunTrigger
 from jobctl.store.postgres.base import Connected
@@ -95,7 +95,7 @@ class RunOps(Connected):
         owner: Owner | None = None,
         due_at: datetime | None = None,
         error: str | None = None,
-        details: Mapping[str, Any] | None = None,
+        details: Mapping[str, object] | None = None,
         caused_by: int | None = None,
         adhoc: str | None = None,
     ) -> int:
@@ -143,7 +143,7 @@ class RunOps(Connected):
         scheduled_for: datetime,
         now: datetime,
         error: str | None,
-        details: Mapping[str, Any] | None,
+        details: Mapping[str, object] | None,
     ) -> None:
         """The event a new row tells of: started, skipped or missed (none when queued)."""
         if status == RunStatus.RUNNING:
@@ -157,7 +157,7 @@ class RunOps(Connected):
                 scheduled_for=scheduled_for,
             )
             return
-        data: dict[str, Any] = {"trigger": trigger.value}
+        data: dict[str, object] = {"trigger": trigger.value}
         if status == RunStatus.SKIPPED:
             kind = EventType.RUN_SKIPPED
             data |= {"scheduled_for": iso_z(scheduled_for), "error": short_error(error)}
@@ -231,7 +231,7 @@ class RunOps(Connected):
         return True
 
     def keep_partial_output(
-        self, run_id: int, output: str | None, snapshot: Mapping[str, Any] | None
+        self, run_id: int, output: str | None, snapshot: Mapping[str, object] | None
     ) -> None:
         """What an interrupted run had produced (output so far, the request it sent)."""
         self.conn.execute(

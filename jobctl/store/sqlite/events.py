@@ -13,7 +13,6 @@ import json
 import sqlite3
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any
 
 from jobctl.models import Event, EventType
 from jobctl.store.sqlite.base import Connected
@@ -23,7 +22,7 @@ ERROR_CHARS = 500  # an event carries the start of a long error; `runs show` has
 _TYPE = {kind.value: kind for kind in EventType}
 
 
-def _data(data: Mapping[str, Any] | None) -> str | None:
+def _data(data: Mapping[str, object] | None) -> str | None:
     return json.dumps(dict(data), sort_keys=True) if data else None
 
 
@@ -39,7 +38,7 @@ def run_event(
     kind: EventType,
     now: datetime,
     run_id: int,
-    data: Mapping[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
 ) -> None:
     """An event about run `run_id`, named after its job (none for an ad hoc run)."""
     conn.execute(
@@ -55,7 +54,7 @@ def job_run_event(
     now: datetime,
     job_id: int | None,
     run_id: int,
-    data: Mapping[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
 ) -> None:
     """An event about run `run_id` of job `job_id` (the run's job is known: no lookup)."""
     conn.execute(
@@ -122,7 +121,7 @@ def job_event(
     kind: EventType,
     now: datetime,
     name: str,
-    data: Mapping[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
 ) -> None:
     """An event about the job named `name`."""
     conn.execute(

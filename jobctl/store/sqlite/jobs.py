@@ -184,7 +184,7 @@ class JobOps(Connected):
         self.conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*values.values(), job.id])
         if before is None:
             return
-        data: dict[str, Any] = {"state": str(job.state)}
+        data: dict[str, object] = {"state": str(job.state)}
         if job.paused_reason:
             data["reason"] = job.paused_reason
         if before[0] != job.name:
