@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,7 +12,9 @@ from jobctl.cli.agent_options import agent_change, agent_options
 from jobctl.cli.complete import complete_agent_names
 from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import Failed, InvalidInput
-from jobctl.models import Agent, AgentChange
+
+if TYPE_CHECKING:
+    from jobctl.models import Agent
 
 
 def _now() -> datetime:
@@ -91,6 +93,8 @@ def edit(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> Non
     from jobctl.output import to_json
 
     change = agent_change(None, **options)
+    from jobctl.models import AgentChange
+
     if change == AgentChange():
         raise InvalidInput(
             "nothing to change: give at least one option (see `jobctl agent edit --help`)"

@@ -4,11 +4,11 @@ AgentChange."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from jobctl.cli.shared import F
-from jobctl.models import AgentChange
 
 AGENT_OPTIONS: list[Callable[[F], F]] = [
     click.option(
@@ -69,6 +69,9 @@ AGENT_OPTIONS: list[Callable[[F], F]] = [
     ),
 ]
 
+if TYPE_CHECKING:
+    from jobctl.models import AgentChange
+
 
 def agent_options(func: F) -> F:
     for option in reversed(AGENT_OPTIONS):
@@ -95,6 +98,7 @@ def agent_change(
 ) -> AgentChange:
     """The options given as an AgentChange: `--system @FILE` read, headers split."""
     from jobctl.jobs import parse_header, read_text_argument
+    from jobctl.models import AgentChange
 
     return AgentChange(
         name=name,

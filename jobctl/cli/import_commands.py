@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from jobctl.cli.complete import complete_zones
 from jobctl.cli.shared import cli, db_option, json_option, open_db
 from jobctl.errors import InvalidInput
-from jobctl.models import ExecSpec, Job
+
+if TYPE_CHECKING:
+    from jobctl.models import Job
 
 
 @cli.group(name="import")
@@ -111,4 +113,6 @@ def _import_text(result: Any, dry_run: bool) -> str:
 
 
 def _command(job: Job) -> str:
+    from jobctl.models import ExecSpec
+
     return job.spec.command if isinstance(job.spec, ExecSpec) else ""

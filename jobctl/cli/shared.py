@@ -14,7 +14,6 @@ import click
 
 from jobctl import __version__
 from jobctl.errors import Interrupted, InvalidInput, JobctlError
-from jobctl.store import StoreError
 
 if TYPE_CHECKING:
     from jobctl.paths import DbLocation
@@ -200,8 +199,6 @@ def report_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) ->
         if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
             raise ReportedError(Interrupted("interrupted")) from None
         raise
-    except StoreError as exc:
-        raise ReportedError(JobctlError(f"database error: {exc}")) from None
     except OverflowError:
         # A date or number beyond what the calendar and SQLite hold (year 9999, 2**63).
         raise ReportedError(
@@ -209,6 +206,14 @@ def report_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) ->
         ) from None
     except UnicodeEncodeError:
         raise ReportedError(InvalidInput("the arguments hold bytes that are not UTF-8")) from None
+    except Exception as exc:
+        # Imported here: the store (and every model) is not loaded for `--version`, help or
+        # completion, and a database error can only come once it was.
+        from jobctl.store import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
+        raise ReportedError(JobctlError(f"database error: {exc}")) from None
 
 
 class JobctlGroup(click.Group):

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from jobctl.cli.complete import complete_agent_names, complete_team_names
 from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
-from jobctl.models import Team
 
 MEMBER_HELP = (
     "A member, in order: AGENT or AGENT:ROLE TEXT (the role text goes before the prompt), "
     "or approve:TEXT (the run waits there for `jobctl runs approve`); repeat for more."
 )
 APPROVAL_TIMEOUT_HELP = "How long a run waits for an approval before it ends timed_out (24h)."
+
+if TYPE_CHECKING:
+    from jobctl.models import Team
 
 
 def _now() -> datetime:
