@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jobctl.cli.complete import complete_job_names, complete_run_ids
-from jobctl.cli.runs_commands import _run_id, runs
+from jobctl.cli.runs_commands import parse_run_id, runs
 from jobctl.cli.shared import cli, db_option, db_path, json_option, open_db
 from jobctl.errors import Failed, Interrupted
 
@@ -54,7 +54,7 @@ def runs_cancel(ctx: click.Context, run_id: str, no_wait: bool, as_json: bool) -
     from jobctl.timeutil import utcnow
 
     store = _writable_store(ctx)
-    asked = cancel_run(store, _run_id(run_id), utcnow())
+    asked = cancel_run(store, parse_run_id(run_id), utcnow())
     _report(store, [asked], wait=not no_wait, as_json=as_json, one=True)
 
 
@@ -139,7 +139,7 @@ def runs_rerun(ctx: click.Context, run_id: str, wait: bool, as_json: bool) -> No
       jobctl runs rerun 42 --wait
     """
     from jobctl import run_now
-    from jobctl.cli.run_commands import _print_run_result, _report_waited
+    from jobctl.cli.run_commands import print_run_result, report_waited
     from jobctl.engine import queue_rerun
     from jobctl.models import RunStatus
     from jobctl.output import to_json
@@ -147,7 +147,7 @@ def runs_rerun(ctx: click.Context, run_id: str, wait: bool, as_json: bool) -> No
     from jobctl.timeutil import utcnow
 
     store = open_db(ctx)
-    original = _run_id(run_id)
+    original = parse_run_id(run_id)
     get_run(store, original)  # not found (exit 3) comes before no daemon (exit 4)
     run_now.require_daemon(store, db_path(ctx), "run the job here with `jobctl run NAME`")
     new_id, status, name = queue_rerun(store, original, utcnow())
@@ -161,13 +161,13 @@ def runs_rerun(ctx: click.Context, run_id: str, wait: bool, as_json: bool) -> No
         )
         return
     try:
-        row = run_now.wait_for_run(store, new_id, on_finished=_report_waited)
+        row = run_now.wait_for_run(store, new_id, on_finished=report_waited)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; run {new_id} of {name} goes on in the daemon: "
             f"`jobctl runs show {new_id}` shows it"
         ) from None
-    _print_run_result(row, as_json)
+    print_run_result(row, as_json)
     if row.status != RunStatus.SUCCEEDED:
         sys.exit(1)
 
@@ -216,7 +216,7 @@ def _decide(
     from jobctl.timeutil import utcnow
 
     store = open_db(ctx)
-    run = decide(store, _run_id(run_id), decision, note, utcnow())
+    run = decide(store, parse_run_id(run_id), decision, note, utcnow())
     if as_json:
         click.echo(to_json({"run": run.id, "job": run.job, "decision": decision, "note": note}))
     else:

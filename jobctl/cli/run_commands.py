@@ -25,7 +25,7 @@ def _report_attempt(recorded: Recorded) -> None:
     from jobctl.timeutil import iso_z
 
     claim, outcome = recorded.claim, recorded.outcome
-    line = _attempt_line(
+    line = attempt_line(
         claim.run_id,
         claim.job.name if claim.job.id is not None else None,
         claim.attempt,
@@ -72,9 +72,9 @@ class _LiveOutput:
             self.mid_line = False
 
 
-def _report_waited(run: Run) -> None:
+def report_waited(run: Run) -> None:
     """The same line for an attempt the daemon ran (`run --queue --wait`)."""
-    line = _attempt_line(
+    line = attempt_line(
         run.id,
         run.job,
         run.attempt,
@@ -89,7 +89,7 @@ def _report_waited(run: Run) -> None:
     click.echo(visible(line), err=True)
 
 
-def _attempt_line(
+def attempt_line(
     run_id: int,
     job: str | None,
     attempt: int,
@@ -201,7 +201,7 @@ def run_(
             )
             return
         try:
-            row = run_now.wait_for_run(store, run_id, on_finished=_report_waited)
+            row = run_now.wait_for_run(store, run_id, on_finished=report_waited)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; run {run_id} of {name} goes on in the daemon: "
@@ -263,7 +263,7 @@ def _finish(row: Run, live: _LiveOutput | None, as_json: bool) -> None:
     from jobctl.models import RunStatus
 
     if live is None or row.id not in live.runs:
-        _print_run_result(row, as_json)
+        print_run_result(row, as_json)
     if row.status == RunStatus.WAITING:  # a team's approval point: not over, not a success
         click.echo(
             f"jobctl: run {row.id} waits for an approval: the daemon goes on after "
@@ -274,7 +274,7 @@ def _finish(row: Run, live: _LiveOutput | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _print_run_result(row: Run, as_json: bool) -> None:
+def print_run_result(row: Run, as_json: bool) -> None:
     from jobctl.output import to_json, visible
     from jobctl.runs import run_to_dict
 

@@ -154,7 +154,7 @@ class PiecePrinter:
 
     def finish(self, run: Run) -> None:
         """The run's outcome: its `run ... · status` line on stderr (and as JSON: the run)."""
-        from jobctl.cli.run_commands import _attempt_line
+        from jobctl.cli.run_commands import attempt_line
         from jobctl.output import visible
 
         self.end_line()
@@ -163,7 +163,7 @@ class PiecePrinter:
             from jobctl.runs import run_to_dict
 
             click.echo(to_json_line(run_to_dict(run)))
-        line = _attempt_line(
+        line = attempt_line(
             run.id,
             run.job or "-",
             run.attempt,

@@ -283,17 +283,17 @@ def runs_show(ctx: click.Context, run_id: str, follow: bool, wide: bool, as_json
         from jobctl.cli.run_follow import follow_command
 
         digits = run_id.isascii() and run_id.isdigit()
-        follow_command(ctx, _run_id(run_id) if digits else None, run_id, as_json)
+        follow_command(ctx, parse_run_id(run_id) if digits else None, run_id, as_json)
         return
 
-    data = run_to_dict(get_run(read_db(ctx, tidy=True), _run_id(run_id)), full=True)
+    data = run_to_dict(get_run(read_db(ctx, tidy=True), parse_run_id(run_id)), full=True)
     if as_json:
         click.echo(to_json(data))
         return
     click.echo(visible(render_run(data, output_width(wide=wide))))
 
 
-def _run_id(text: str) -> int:
+def parse_run_id(text: str) -> int:
     """A run id as typed: a positive whole number (InvalidInput, exit 2, if not)."""
     if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
         return int(text)
