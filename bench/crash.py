@@ -761,6 +761,8 @@ def check_fleet(args: argparse.Namespace, workdir: Path) -> bool:
     # Queue placement: each fire's row names its owner; the owner must serve the job's queue.
     host = socket.gethostname()
     by_pid = {daemon.pid: daemon for daemon in incarnations}
+    if len(by_pid) < len(incarnations):  # a pid reused: the owner of a row is ambiguous
+        print("note: two daemon starts had the same pid; placement judged by the last of them")
     by_id = {row.id: row for row in rows}
     misplaced: list[str] = []
     unknown_owner = 0
