@@ -812,6 +812,8 @@ def check_fleet(args: argparse.Namespace, workdir: Path) -> bool:
                 f"{gap.taken_over:>10.2f}  {gap.slot_again:>20.2f}  "
                 f"{gap.sent_again[0]:>13.2f} / {gap.sent_again[1]:.2f}"
             )
+    if kills and not gaps:
+        print("\nnote: no kill found runs in flight, so no takeover was measured (run longer)")
     verdicts = Verdicts()
     common_verdicts(found, verdicts)
     verdicts.add(
