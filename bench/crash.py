@@ -78,6 +78,7 @@ class RunRow:
     owner_host: str | None
     missed_until: int | None  # epoch ms, for `missed` rows
     finished: float | None  # epoch seconds
+    error: str | None
 
 
 @dataclass
@@ -211,10 +212,10 @@ def sleep_for(seconds: float, until: float | None = None) -> None:
 
 def make_rows(raw: Iterable[Sequence[Any]]) -> list[RunRow]:
     """Rows read as (id, job, scheduled_for, status, trigger, owner_pid, owner_host, details,
-    finished_at)."""
+    finished_at, error)."""
     cache: dict[str, int] = {}
     rows = []
-    for run_id, job, scheduled, status, trigger, pid, host, details, finished in raw:
+    for run_id, job, scheduled, status, trigger, pid, host, details, finished, error in raw:
         until = None
         if status == "missed" and details:
             text = json.loads(details).get("missed_until")
@@ -231,6 +232,7 @@ def make_rows(raw: Iterable[Sequence[Any]]) -> list[RunRow]:
                 host,
                 until,
                 ended,
+                error,
             )
         )
     return rows
@@ -238,7 +240,7 @@ def make_rows(raw: Iterable[Sequence[Any]]) -> list[RunRow]:
 
 ROW_QUERY = (
     "SELECT runs.id, jobs.name, runs.scheduled_for, runs.status, runs.trigger, runs.owner_pid, "
-    "runs.owner_host, runs.details, runs.finished_at FROM runs JOIN jobs ON jobs.id = runs.job_id"
+    "runs.owner_host, runs.details, runs.finished_at, runs.error FROM runs JOIN jobs ON jobs.id = runs.job_id"
 )
 
 
@@ -601,6 +603,14 @@ class KillGap:
     taken_over: float  # seconds from the kill until the last of them was interrupted
     slot_again: float  # the slowest of those jobs: kill to its next fired slot
     sent_again: tuple[float, float]  # kill to the next request's arrival, median and max
+    taken_by: str  # what interrupted them: a survivor (lease), or a process of this host
+
+
+def taker(error: str | None) -> str:
+    """Who interrupted a killed daemon's run, from its error text: a survivor whose lease
+    check found the daemon dead, or a process of this host that found its pid gone (the
+    restarted daemon as it starts, or any daemon's minutely orphan check)."""
+    return "lease" if error and "renewing" in error else "pid gone"
 
 
 def kill_gaps(
@@ -655,6 +665,7 @@ def kill_gaps(
                     max(row.finished or 0 for row in stranded) - killed,
                     slot_again,
                     (bench.percentile(sent, 50), sent[-1]),
+                    ", ".join(sorted({taker(row.error) for row in stranded})),
                 )
             )
     return gaps
@@ -804,13 +815,13 @@ def check_fleet(args: argparse.Namespace, workdir: Path) -> bool:
         )
         print(
             "  kill  queue     runs  restart after  taken over  next slot fired, max"
-            "  next request, median / max"
+            "  next request, median / max  taken over by"
         )
         for gap in gaps:
             print(
                 f"  {gap.kill:>4}  {gap.queue:<8} {gap.jobs:>5}  {gap.restart_after:>13.1f}  "
                 f"{gap.taken_over:>10.2f}  {gap.slot_again:>20.2f}  "
-                f"{gap.sent_again[0]:>13.2f} / {gap.sent_again[1]:.2f}"
+                f"{gap.sent_again[0]:>13.2f} / {gap.sent_again[1]:<11.2f}  {gap.taken_by}"
             )
     if kills and not gaps:
         print("\nnote: no kill found runs in flight, so no takeover was measured (run longer)")

@@ -33,7 +33,7 @@ def iso(ms: int) -> str:
 
 def row(run_id: int, slot: int, status: str = "succeeded", until: int | None = None) -> tuple:
     details = f'{{"missed_count": 1, "missed_until": "{iso(until)}"}}' if until else None
-    return (run_id, "j", iso(slot), status, "schedule", 1, "host", details, None)
+    return (run_id, "j", iso(slot), status, "schedule", 1, "host", details, None, None)
 
 
 def findings(crash: ModuleType, requests: list[tuple[int, int]], rows: list[tuple]) -> object:
