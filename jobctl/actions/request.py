@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -17,7 +18,7 @@ from functools import lru_cache
 import aiohttp
 
 from jobctl import __version__
-from jobctl.actions import OUTPUT_CAP, Expansion, FireContext
+from jobctl.actions import OUTPUT_CAP, Expansion, FireContext, http_client
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
 from jobctl.timeutil import iso_z
@@ -161,31 +162,63 @@ async def read_limited(
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming the cause of a request that got no usable response."""
-    if isinstance(exc, aiohttp.TooManyRedirects):
+    """One line naming the cause of a request that got no usable response (from http_client,
+    or from aiohttp: its errors are worded as their http_client counterparts)."""
+    if isinstance(exc, aiohttp.ClientError):
+        exc = _as_client_error(exc)
+    if isinstance(exc, http_client.TooManyRedirects):
         return f"too many redirects (more than {MAX_REDIRECTS})"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate error for {exc.host}: {_reason(exc.certificate_error)}"
-    if isinstance(exc, aiohttp.ClientSSLError):
+    if isinstance(exc, http_client.CertificateError):
+        return f"TLS certificate error for {exc.host}: {_reason(exc.os_error)}"
+    if isinstance(exc, http_client.TlsError):
         return f"TLS error connecting to {exc.host}:{exc.port}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, http_client.DnsError):
         return f"cannot resolve host {exc.host}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, http_client.ConnectError):
         return f"cannot connect to {exc.host}:{exc.port}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, http_client.ServerDisconnected):
         return "the server closed the connection without a complete response"
-    if isinstance(exc, aiohttp.NonHttpUrlClientError):
-        return f"not an http:// or https:// URL: {redact_url(str(exc.args[0]))}"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return f"invalid URL {redact_url(str(exc.url))}"
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, http_client.NotHttpUrl):
+        return f"not an http:// or https:// URL: {redact_url(exc.url)}"
+    if isinstance(exc, http_client.InvalidUrl):
+        return f"invalid URL {redact_url(exc.url)}"
+    if isinstance(exc, http_client.BodyError):
         return f"the response body could not be read: {_reason(exc)}"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad response: {exc.message or type(exc).__name__}"
+    if isinstance(exc, http_client.BadResponse):
+        return f"bad response: {' '.join(exc.message.split())}"
     return f"request failed: {_reason(exc)}"
 
 
+def _as_client_error(exc: aiohttp.ClientError) -> BaseException:
+    """The http_client error that stands for one of aiohttp's (itself when none does)."""
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return http_client.TooManyRedirects()
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return http_client.CertificateError(exc.host, exc.port, exc.certificate_error)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return http_client.TlsError(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return http_client.DnsError(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return http_client.ConnectError(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return http_client.ServerDisconnected()
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return http_client.NotHttpUrl(str(exc.args[0]))
+    if isinstance(exc, aiohttp.InvalidURL):
+        return http_client.InvalidUrl(str(exc.url))
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return http_client.BodyError(str(exc))
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return http_client.BadResponse(exc.message or type(exc).__name__)
+    return exc
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return exc.verify_message  # its errno is OpenSSL's code, not an OS error
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason.replace("_", " ").lower()
     if isinstance(exc, OSError) and exc.errno and exc.errno > 0:  # getaddrinfo's are < 0
         return os.strerror(exc.errno)  # asyncio's strerror is "Connect call failed (...)"
     if isinstance(exc, OSError) and exc.strerror:
