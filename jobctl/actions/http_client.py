@@ -612,17 +612,21 @@ class HttpClient:
     # the pool
 
     async def _acquire(self, key: tuple[str, str, int]) -> _Connection:
-        idle = self._idle.get(key)
-        if idle:
-            now = monotonic()
-            while idle:
-                connection = idle.pop()
-                if connection.usable(now):
-                    connection.reused = True
-                    self._busy.add(connection)
-                    return connection
-                connection.close()
-        while len(self._busy) >= self.max_connections:
+        """An idle connection to `key`, else a new one when fewer than max_connections are
+        busy, else the first of these once a connection is released."""
+        while True:
+            idle = self._idle.get(key)
+            if idle:
+                now = monotonic()
+                while idle:
+                    connection = idle.pop()
+                    if connection.usable(now):
+                        connection.reused = True
+                        self._busy.add(connection)
+                        return connection
+                    connection.close()
+            if len(self._busy) < self.max_connections:
+                break
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
