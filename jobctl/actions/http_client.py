@@ -227,21 +227,20 @@ class _Reading:
 
 def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
     """The status line and headers into `reading`; its body's framing chosen (RFC 9112 6.3)."""
-    lines = head.split(b"\r\n")
-    status_line = lines[0].decode("latin-1")
+    # names and values as aiohttp decodes them: UTF-8, undecodable bytes kept as surrogates
+    lines = head.decode("utf-8", "surrogateescape").split("\r\n")
+    status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
     if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit():
         raise BadResponse(f"Bad status line: {status_line!r}")
-    headers: CIMultiDict[str] = CIMultiDict()
+    fields = []
     for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or b" " in name:
-            raise BadResponse(f"Bad header line: {line.decode('latin-1')!r}")
-        headers.add(
-            name.decode("utf-8", "surrogateescape"),
-            value.strip(b" \t").decode("utf-8", "surrogateescape"),
-        )
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip() or " " in name:
+            raise BadResponse(f"Bad header line: {line!r}")
+        fields.append((name, value.strip(" \t")))
+    headers = CIMultiDict(fields)
     reading.status = status = int(code)
     reading.reason = reason.strip()
     reading.headers = headers
@@ -508,7 +507,7 @@ class HttpClient:
         keep: int,
     ) -> Response:
         try:
-            url = URL(url_text)
+            url = _url(url_text)
         except ValueError:
             raise InvalidUrl(url_text) from None
         if url.scheme not in _SCHEMES:
@@ -741,6 +740,13 @@ class HttpClient:
         if self._tls is None:
             self._tls = ssl.create_default_context()
         return self._tls
+
+
+@lru_cache(maxsize=1024)
+def _url(text: str) -> URL:
+    """yarl's URL, once per text: a job sends the same URL again and again (URLs are
+    immutable, and keep the parts they computed)."""
+    return URL(text)
 
 
 @lru_cache(maxsize=1024)

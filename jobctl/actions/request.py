@@ -99,7 +99,7 @@ def shown_url(url: str, expansion: Expansion) -> str:
     url = expansion.redact(url)
     if "@" not in url and "?" not in url:  # nothing for redact_url to hide; skip its parsing
         return url
-    return redact_url(url)
+    return _redacted_url(url)
 
 
 def is_sensitive(name: str) -> bool:
@@ -225,6 +225,11 @@ def _reason(exc: BaseException) -> str:
         return exc.strerror
     text = " ".join(str(exc).split())  # one line, whatever the library put in it
     return text or type(exc).__name__
+
+
+@lru_cache(maxsize=1024)
+def _redacted_url(url: str) -> str:
+    return redact_url(url)  # a job's URL comes back at each fire: parse it once
 
 
 @lru_cache(maxsize=1024)
