@@ -381,6 +381,8 @@ def test_connection_failures_and_bad_urls_are_worded_as_before() -> None:
 
     cases = {
         f"http://127.0.0.1:{free}/": f"cannot connect to 127.0.0.1:{free}: Connection refused",
+        # every address of the name refused (::1 too, where it resolves to both)
+        f"http://localhost:{free}/": f"cannot connect to localhost:{free}: Connection refused",
         "http://no-such-host.invalid/": "cannot resolve host no-such-host.invalid: ",
         "ftp://example.com/x": "not an http:// or https:// URL: ftp://example.com/x",
         "http:///x": "invalid URL http:///x",

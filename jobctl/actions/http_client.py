@@ -26,13 +26,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import ip_address
 from time import monotonic, perf_counter
+from typing import Any
 
+import aiohappyeyeballs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 ACCEPT_ENCODING = "gzip, deflate"  # what aiohttp sends (without brotli or zstd installed)
 KEEPALIVE = 15.0  # seconds an idle pooled connection is kept (aiohttp's default)
 DNS_TTL = 10.0  # seconds a DNS answer is kept (aiohttp's default)
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (aiohttp's)
 MAX_HEAD = 64 * 1024  # bytes of a response's status line and headers
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SCHEMES = frozenset({"", "http", "https", "ws", "wss"})  # what aiohttp lets through
@@ -42,6 +45,7 @@ _TYPED_METHODS = frozenset({"PATCH", "POST", "PUT"})  # get a default Content-Ty
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _SECURE = frozenset({"https", "wss"})
 _DROPPED_ACROSS_ORIGINS = ("Authorization", "Cookie", "Proxy-Authorization")
+_AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]  # as getaddrinfo gives them
 
 
 class ClientError(Exception):
@@ -459,7 +463,7 @@ class HttpClient:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._busy: set[_Connection] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._dns: dict[tuple[str, int], tuple[float, list[tuple[int, str, int]]]] = {}
+        self._dns: dict[tuple[str, int], tuple[float, list[_AddrInfo]]] = {}
         self._tls: ssl.SSLContext | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
@@ -685,18 +689,22 @@ class HttpClient:
     # connecting
 
     async def _connect(self, connection: _Connection) -> None:
+        """Connect as aiohttp does: the host's addresses raced by Happy Eyeballs (RFC 8305,
+        a new attempt every 0.25 s), then TLS on the socket that answered first."""
         scheme, host, port = connection.key
         loop = asyncio.get_running_loop()
         secure = scheme in _SECURE
         tls = self._tls_context() if secure else None
+        infos = list(await self._resolve(host, port))
         last: ConnectError | None = None
-        for family, address, address_port in await self._resolve(host, port):
+        while infos:
             try:
+                sock = await aiohappyeyeballs.start_connection(
+                    infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, loop=loop
+                )
                 await loop.create_connection(
                     lambda: connection,
-                    address,
-                    address_port,
-                    family=family,
+                    sock=sock,
                     ssl=tls,
                     server_hostname=host.rstrip(".") if secure else None,
                 )
@@ -709,13 +717,15 @@ class HttpClient:
                 if exc.errno is None and isinstance(exc, TimeoutError):
                     raise
                 last = ConnectError(host, port, exc)
+            aiohappyeyeballs.pop_addr_infos_interleave(infos, None)
         assert last is not None
         raise last
 
-    async def _resolve(self, host: str, port: int) -> list[tuple[int, str, int]]:
+    async def _resolve(self, host: str, port: int) -> list[_AddrInfo]:
         literal = _literal(host)
         if literal is not None:
-            return [(literal, host, port)]
+            address = (host, port, 0, 0) if literal == socket.AF_INET6 else (host, port)
+            return [(literal, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
         now = monotonic()
         cached = self._dns.get((host, port))
         if cached is not None and cached[0] > now:
@@ -726,9 +736,7 @@ class HttpClient:
             )
         except OSError as exc:
             raise DnsError(host, port, exc) from exc
-        addresses: list[tuple[int, str, int]] = [
-            (family, str(sockaddr[0]), port) for family, _, _, _, sockaddr in infos
-        ]
+        addresses: list[_AddrInfo] = [tuple(info) for info in infos]  # type: ignore[misc]
         if not addresses:
             raise DnsError(host, port, OSError("no address"))
         if len(self._dns) > 1024:
