@@ -32,6 +32,7 @@ from jobctl.actions.request import (
     is_sensitive,
     shown_template_headers,
     shown_url,
+    unchanged,
 )
 from jobctl.errors import Failed
 from jobctl.http_checks import Response, failed_check
@@ -339,8 +340,9 @@ def _redacted_template(method: str, spec: HttpSpec) -> dict[str, object]:
 
 def _response_headers(headers: CIMultiDictProxy[str], expansion: Expansion) -> dict[str, str]:
     shown: dict[str, str] = {}
+    redact = unchanged if expansion.none_in(headers.values()) else expansion.redact
     for name, value in headers.items():
-        value = REDACTED if is_sensitive(name) else expansion.redact(value)
+        value = REDACTED if is_sensitive(name) else redact(value)
         shown[name] = f"{shown[name]}, {value}" if name in shown else value
     return shown
 

@@ -80,12 +80,15 @@ class RequestHeaders:
 
     def shown(self, expansion: Expansion) -> dict[str, str]:
         """For the snapshot: every expanded secret and every sensitive header as ***."""
+        redact = unchanged if expansion.none_in(self.values.values()) else expansion.redact
         return {
-            name: REDACTED
-            if name in self.from_reference or _sensitive(name)
-            else expansion.redact(value)
+            name: REDACTED if name in self.from_reference or _sensitive(name) else redact(value)
             for name, value in self.values.items()
         }
+
+
+def unchanged(text: str) -> str:
+    return text
 
 
 def shown_template_headers(templates: Mapping[str, object]) -> dict[str, str]:
@@ -252,4 +255,5 @@ __all__ = [
     "read_limited",
     "shown_template_headers",
     "shown_url",
+    "unchanged",
 ]
