@@ -142,7 +142,6 @@ class _Reading:
         "decoder",
         "done",
         "encoding",
-        "head_only",
         "headers",
         "headers_at",
         "keep",
@@ -157,10 +156,9 @@ class _Reading:
         "status",
     )
 
-    def __init__(self, done: asyncio.Future[None], keep: int, head_only: bool) -> None:
+    def __init__(self, done: asyncio.Future[None], keep: int) -> None:
         self.done = done
         self.keep = keep
-        self.head_only = head_only
         self.mode = "head"  # head | length | chunk-size | chunk-data | chunk-end | trailers | close
         self.received = False  # any byte of the response came
         self.reusable = False
@@ -322,6 +320,8 @@ class _Connection(asyncio.Protocol):
             return
         try:
             if reading.mode == "close":
+                if exc is not None:  # reset, not closed: the body may be cut short
+                    raise BodyError(f"Response payload is not completed: {exc!r}")
                 reading.take(bytes(self._buffer))
                 self._buffer.clear()
                 reading.finish()
@@ -349,7 +349,7 @@ class _Connection(asyncio.Protocol):
     def start(self, request: bytes, keep: int, head_only: bool) -> _Reading:
         """Send `request`; its reading's `done` is set when the whole response is read."""
         assert self.transport is not None
-        self._reading = reading = _Reading(self.loop.create_future(), keep, head_only)
+        self._reading = reading = _Reading(self.loop.create_future(), keep)
         self._head_only = head_only
         self.transport.write(request)
         return reading
