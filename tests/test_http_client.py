@@ -604,6 +604,42 @@ def test_a_stale_pooled_connection_is_retried_once_when_nothing_came(
         assert (server.connections, len(server.heads)) == (1, 2)
 
 
+def test_the_retry_goes_on_a_new_connection_not_another_kept_one() -> None:
+    """Two kept connections, both dropped by the server when next used: the retry of a GET
+    opens a new connection rather than trying the other stale one."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            number = server.connections
+            head, _ = await server.read_request(reader)
+            if number <= 2:
+                await _until(lambda: len(server.heads) >= 2)  # both in flight at once
+            while head:
+                writer.write(OK)
+                await writer.drain()
+                head, _ = await server.read_request(reader)
+                if number <= 2:
+                    return  # read, and dropped unanswered
+
+        return handle
+
+    async def scenario() -> tuple[list[Outcome], RawServer]:
+        server = await raw_server(make)
+        try:
+            async with HttpFirer() as firer:
+                first = await asyncio.gather(
+                    *(firer.fire(spec(server.base + "/"), context()) for _ in range(2))
+                )
+                then = await firer.fire(spec(server.base + "/"), context())
+                return [*first, then], server
+        finally:
+            await server.__aexit__(None, None, None)
+
+    outcomes, server = asyncio.run(scenario())
+    assert [o.status for o in outcomes] == ["succeeded"] * 3, [o.error for o in outcomes]
+    assert (server.connections, len(server.heads)) == (3, 4)
+
+
 def test_max_connections_bounds_the_connections_open_at_once() -> None:
     def make(server: RawServer) -> Handler:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -44,7 +44,7 @@ _NO_BODY_METHODS = frozenset({"CONNECT", "GET", "HEAD", "OPTIONS", "TRACE"})
 _TYPED_METHODS = frozenset({"PATCH", "POST", "PUT"})  # get a default Content-Type
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _SECURE = frozenset({"https", "wss"})
-_DROPPED_ACROSS_ORIGINS = ("Authorization", "Cookie", "Proxy-Authorization")
+_DROPPED_ACROSS_ORIGINS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]  # as getaddrinfo gives them
 
 
@@ -547,11 +547,10 @@ class HttpClient:
             target = location or response.headers.get("URI")
             if target is None:
                 break  # a redirect with nowhere to go: it is the response (as in aiohttp)
-            url = self._redirect_url(url, target)
-            if url.origin() != _origin(response.url):
+            previous, url = url, self._redirect_url(url, target)
+            if url.origin() != previous.origin():
                 auth = None
-                dropped = {name.lower() for name in _DROPPED_ACROSS_ORIGINS}
-                headers = [(n, v) for n, v in headers if n.lower() not in dropped]
+                headers = [(n, v) for n, v in headers if n.lower() not in _DROPPED_ACROSS_ORIGINS]
         response.redirects = redirects
         response.location = location
         return response
@@ -585,8 +584,9 @@ class HttpClient:
         request = _request_bytes(method, url, headers, auth, body)
         key = (url.scheme, url.raw_host or "", url.port or 0)
         retry = method in _IDEMPOTENT
+        fresh = False
         while True:
-            connection = await self._acquire(key)
+            connection = await self._acquire(key, fresh)
             reading = connection.start(request, keep, method == "HEAD")
             try:
                 await reading.done
@@ -594,7 +594,7 @@ class HttpClient:
                 self._release(connection, False)
                 if not (retry and connection.reused and not reading.received):
                     raise
-                retry = False  # once, on a new connection (RFC 9112 9.3.1)
+                retry, fresh = False, True  # once, on a new connection (RFC 9112 9.3.1)
                 continue
             except BaseException:
                 self._release(connection, False)
@@ -614,11 +614,11 @@ class HttpClient:
 
     # the pool
 
-    async def _acquire(self, key: tuple[str, str, int]) -> _Connection:
-        """An idle connection to `key`, else a new one when fewer than max_connections are
-        busy, else the first of these once a connection is released."""
+    async def _acquire(self, key: tuple[str, str, int], fresh: bool = False) -> _Connection:
+        """An idle connection to `key` (unless `fresh`), else a new one when fewer than
+        max_connections are busy, else the first of these once a connection is released."""
         while True:
-            idle = self._idle.get(key)
+            idle = None if fresh else self._idle.get(key)
             if idle:
                 now = monotonic()
                 while idle:
@@ -775,10 +775,6 @@ def _strip_auth(url: URL) -> tuple[URL, str | None]:
         raise ValueError('A ":" is not allowed in login (RFC 1945#section-11.1)')
     token = base64.b64encode(f"{user}:{password}".encode("latin1")).decode("latin1")
     return url.with_user(None), f"Basic {token}"
-
-
-def _origin(url: URL) -> URL:
-    return url.origin()
 
 
 def _has_no_authority(location: str, scheme: str) -> bool:
