@@ -1,0 +1,38 @@
+"""The missed row of a queue that no live daemon fires: found while the spell lasts and
+extended by each sweep, so that one row stands for the whole gap."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+from jobctl.models import OpenMiss, RunStatus
+from jobctl.store.postgres.base import Connected
+from jobctl.timeutil import to_db
+
+
+class UnservedOps(Connected):
+    def open_miss(self, job_id: int, last_slot: datetime | None) -> OpenMiss | None:
+        """In the caller's transaction: the job's newest `missed` row if it is an unserved
+        queue's and ends at `last_slot` (the job's last slot: nothing fired since)."""
+        if last_slot is None:
+            return None
+        row = self.conn.execute(
+            "SELECT id, scheduled_for, details FROM runs WHERE job_id = %s AND status = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (job_id, RunStatus.MISSED),
+        ).fetchone()
+        return OpenMiss.of_row(row, last_slot) if row else None
+
+    def extend_miss(
+        self, run_id: int, details: Mapping[str, object], error: str, now: datetime
+    ) -> None:
+        """In the caller's transaction: the open missed row `run_id` stands for more slots
+        (`details` merged into its own, `error` its new text, ended at `now`)."""
+        row = self.conn.execute("SELECT details FROM runs WHERE id = %s", (run_id,)).fetchone()
+        merged = {**json.loads(row["details"] or "{}"), **details} if row else dict(details)
+        self.conn.execute(
+            "UPDATE runs SET details = %s, error = %s, finished_at = %s WHERE id = %s",
+            (json.dumps(merged), error, to_db(now), run_id),
+        )
