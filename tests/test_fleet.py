@@ -351,6 +351,15 @@ def test_an_unserved_queue_gets_one_missed_row_per_job_whoever_sweeps(
     assert len(counts) == JOBS_GPU, counts
     status = json.loads(jobctl(pg_url, "status", "--json").stdout)
     assert status["unserved_queues"] == [{"queue": "gpu", "jobs": JOBS_GPU}]
+    text = jobctl(pg_url, "status").stdout
+    # one line per live daemon, the unserved queue named as a problem
+    for daemon in fleet[1:]:
+        assert len([line for line in text.splitlines() if f"pid {daemon.pid}: " in line]) == 1
+    assert "queue gpu: 8 enabled jobs and no live daemon firing it (its slots are" in text
+    doctor = json.loads(jobctl(pg_url, "doctor", "--json").stdout)
+    [queues] = [item for item in doctor if item["check"] == "queues"]
+    assert queues["level"] == "warn" and "gpu (8 jobs)" in queues["message"]
+    assert "jobctl daemon --queue gpu" in queues["message"]
     for daemon in fleet[1:]:
         assert daemon.log().count("queue gpu: no live daemon fires its 8 enabled jobs") <= 1
     assert sum("queue gpu: no live daemon fires" in daemon.log() for daemon in fleet[1:]) >= 1
