@@ -151,3 +151,25 @@ def test_a_job_another_sweeper_holds_is_passed_over_not_waited_for(pg_url: str) 
         assert [name for name, *_ in sweep_unserved(store, at(100), LEASE).missed] == ["train"]
     finally:
         store.close()
+
+
+def test_a_sweep_takes_a_big_queue_in_batches(store: Store) -> None:
+    with store.write():
+        for index in range(4):
+            change = JobChange(
+                name=f"more-{index}",
+                url="http://127.0.0.1:9/",
+                every="10s",
+                timezone="UTC",
+                queue="gpu",
+            )
+            insert_job(store, build_job(change, existing=None, now=T0), T0)
+    sweep = sweep_unserved(store, at(100), LEASE, limit=2)
+    assert sorted(name for name, *_ in sweep.missed) == [
+        "more-0",
+        "more-1",
+        "more-2",
+        "more-3",
+        "train",
+    ]
+    assert sweep_unserved(store, at(100), LEASE, limit=2, batches=1).missed == []

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from jobctl.models import Job
     from jobctl.store import Store
 
-SWEEP_BATCH = 200  # jobs per sweep transaction: a big queue is swept over a few
+SWEEP_BATCH = 200  # jobs per sweep transaction: a big queue is swept over a few ...
+SWEEP_BATCHES = 10  # ... of them a sweep, the rest at the next
 
 
 def unserved_cause(queue: str) -> str:
@@ -89,26 +90,42 @@ class Sweep:
 
 
 def sweep_unserved(
-    store: Store, now: datetime, lease: timedelta, *, limit: int = SWEEP_BATCH
+    store: Store,
+    now: datetime,
+    lease: timedelta,
+    *,
+    limit: int = SWEEP_BATCH,
+    batches: int = SWEEP_BATCHES,
 ) -> Sweep:
-    """One transaction: record missed the passed slots of the jobs on queues no live
-    daemon fires whose next slot is more than `lease` old, moving each on to its next
-    slot. The queues are read in the transaction, so a daemon that joined for one meanwhile
-    keeps its jobs; a job another sweeper holds or moved on is left to it."""
-    sweep = Sweep()
-    with store.write():
-        live = store.live_daemons(now)
-        sweep.unserved = {
-            queue: count
-            for queue, count in store.enabled_queue_counts().items()
-            if not any(entry.serves(queue) for entry in live)
-        }
-        if not sweep.unserved:
-            return sweep
-        for job in store.due_jobs(now - lease, limit, tuple(sweep.unserved)):
-            if not isinstance(job, UnreadableJob):
-                _miss_passed_slots(store, job, now, sweep)
+    """Record missed the passed slots of the jobs on queues no live daemon fires whose
+    next slot is more than `lease` old, moving each on to its next slot: up to `limit`
+    jobs a transaction, nothing written while every queue is served.
+
+    The queues are read again in each transaction, so a daemon that joined for one
+    meanwhile keeps its jobs; a job another sweeper holds or moved on is left to it."""
+    sweep = Sweep(unserved=_unserved_queues(store, now))
+    for _ in range(batches if sweep.unserved else 0):
+        with store.write():
+            sweep.unserved = _unserved_queues(store, now)
+            if not sweep.unserved:
+                break
+            jobs = store.due_jobs(now - lease, limit, tuple(sweep.unserved))
+            for job in jobs:
+                if not isinstance(job, UnreadableJob):
+                    _miss_passed_slots(store, job, now, sweep)
+        if len(jobs) < limit:
+            break
     return sweep
+
+
+def _unserved_queues(store: Store, now: datetime) -> dict[str, int]:
+    """Queue -> enabled jobs, of the queues no daemon live at `now` fires."""
+    live = store.live_daemons(now)
+    return {
+        queue: count
+        for queue, count in store.enabled_queue_counts().items()
+        if not any(entry.serves(queue) for entry in live)
+    }
 
 
 def _miss_passed_slots(store: Store, job: Job, now: datetime, sweep: Sweep) -> None:

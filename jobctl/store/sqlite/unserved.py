@@ -14,16 +14,19 @@ from jobctl.timeutil import to_db
 
 class UnservedOps(Connected):
     def open_miss(self, job_id: int, last_slot: datetime | None) -> OpenMiss | None:
-        """In the caller's transaction: the job's newest `missed` row if it is an unserved
-        queue's and ends at `last_slot` (the job's last slot: nothing fired since)."""
+        """In the caller's transaction: the job's newest run row if it is an unserved
+        queue's `missed` row ending at `last_slot` (the job's last slot): nothing ran
+        since. Only the newest row is read (an index step, however long the history)."""
         if last_slot is None:
             return None
         row = self.conn.execute(
-            "SELECT id, scheduled_for, details FROM runs WHERE job_id = ? AND status = ? "
+            "SELECT id, status, scheduled_for, details FROM runs WHERE job_id = ? "
             "ORDER BY id DESC LIMIT 1",
-            (job_id, RunStatus.MISSED),
+            (job_id,),
         ).fetchone()
-        return OpenMiss.of_row(row, last_slot) if row else None
+        if row is None or row["status"] != RunStatus.MISSED:
+            return None
+        return OpenMiss.of_row(row, last_slot)
 
     def extend_miss(
         self, run_id: int, details: Mapping[str, object], error: str, now: datetime
