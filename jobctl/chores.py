@@ -1,7 +1,7 @@
 """The daemon loop's chores besides claiming: the heartbeat (and the fleet's lease), the
 sweep of queues no live daemon fires (once a lease), the orphan check and dead-man alerts,
-each on its own period; and the writers that run beside the
-loop (outcomes in batches, output pieces, retention)."""
+each on its own period; and the writers that run beside the loop (outcomes in batches,
+output pieces, retention)."""
 
 from __future__ import annotations
 

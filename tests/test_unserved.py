@@ -112,6 +112,11 @@ def test_one_row_per_spell_extended_by_sweeps_and_the_returning_daemon(store: St
     assert (row["missed_count"], row["missed_until"]) == (20, "2026-03-01T12:03:20Z")
     train = store.job_named("train")
     assert train is not None and train.runs_missed == 20
+    # the event stream tells of the row each time it grows (same run, its new count)
+    told = [e for e in store.events_after() if e.type == "run.missed" and e.job == "train"]
+    assert [e.data["missed_count"] for e in told] == [9, 19, 20]
+    assert len({e.run for e in told}) == 1
+    assert {e.data["scheduled_for"] for e in told} == {"2026-03-01T12:00:10Z"}
     # Served again: later sweeps record nothing, and a new spell starts a new row.
     assert sweep_unserved(store, at(400), LEASE) == Sweep(unserved={}, missed=[])
 

@@ -53,8 +53,8 @@ def record_missed(
 ) -> None:
     """In the caller's transaction: `count` slots of `job` from `first` to `until` missed.
 
-    When the job's newest missed row is an unserved queue's and ends at the job's last slot
-    (nothing fired since), it stands for these too; otherwise a new row is written (with
+    When the job's newest run row is an unserved queue's missed row ending at the job's
+    last slot (nothing ran since), it stands for these too; otherwise a new row is written (with
     `queue`: an unserved queue's, which later sweeps extend)."""
     assert job.id is not None
     spell = store.open_miss(job.id, job.last_slot_at)

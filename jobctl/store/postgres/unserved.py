@@ -7,9 +7,10 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
-from jobctl.models import OpenMiss, RunStatus
+from jobctl.models import EventType, OpenMiss, RunStatus
 from jobctl.store.postgres.base import Connected
-from jobctl.timeutil import to_db
+from jobctl.store.postgres.events import job_run_event
+from jobctl.timeutil import db_to_iso, to_db
 
 
 class UnservedOps(Connected):
@@ -32,10 +33,22 @@ class UnservedOps(Connected):
         self, run_id: int, details: Mapping[str, object], error: str, now: datetime
     ) -> None:
         """In the caller's transaction: the open missed row `run_id` stands for more slots
-        (`details` merged into its own, `error` its new text, ended at `now`)."""
-        row = self.conn.execute("SELECT details FROM runs WHERE id = %s", (run_id,)).fetchone()
-        merged = {**json.loads(row["details"] or "{}"), **details} if row else dict(details)
+        (`details` merged into its own, `error` its new text, ended at `now`); a `run.missed`
+        event tells of it again, with its new count."""
+        row = self.conn.execute(
+            "SELECT job_id, trigger, scheduled_for, details FROM runs WHERE id = %s", (run_id,)
+        ).fetchone()
+        if row is None:
+            return
+        merged = {**json.loads(row["details"] or "{}"), **details}
         self.conn.execute(
             "UPDATE runs SET details = %s, error = %s, finished_at = %s WHERE id = %s",
             (json.dumps(merged), error, to_db(now), run_id),
         )
+        told = {
+            "trigger": row["trigger"],
+            "scheduled_for": db_to_iso(row["scheduled_for"]),
+            "missed_count": merged.get("missed_count"),
+            "missed_until": merged.get("missed_until"),
+        }
+        job_run_event(self.conn, EventType.RUN_MISSED, now, row["job_id"], run_id, told)
