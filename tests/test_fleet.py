@@ -326,7 +326,7 @@ def _slots_covered(found: list[tuple[str, str, str | None]]) -> list[datetime]:
 def test_an_unserved_queue_gets_one_missed_row_per_job_whoever_sweeps(
     pg_url: str, tmp_path: Path, sink: Sink, fleet: list[PgDaemon]
 ) -> None:
-    lease = ("--lease", "2s")
+    lease = ("--lease", f"{LEASE:g}s")
     gpu = PgDaemon(pg_url, tmp_path, "--queue", "gpu", *lease).wait_ready()
     fleet += [
         gpu,
