@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.engine.budget import over_budget, skip_over_budget
 from jobctl.engine.gaps import TINY, walk_gap
+from jobctl.engine.unserved import record_missed
 from jobctl.models import (
     AgentSpec,
     Job,
@@ -26,7 +27,6 @@ from jobctl.models import (
 )
 from jobctl.models import Owner as Owner
 from jobctl.schedule import Schedule
-from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
     from jobctl.engine.notice import Notice
@@ -261,26 +261,19 @@ class Claiming:
         catchups = gap.recent
         missed_count = gap.count - len(catchups)
         if missed_count > 0:
-            last_missed = gap.newest_missed
-            details = {
-                "missed_count": missed_count,
-                "missed_until": iso_z(last_missed),
-                "estimated": gap.estimated,
-            }
-            store.insert_run(
-                job_id=job.id,
-                trigger=RunTrigger.SCHEDULE,
-                status=RunStatus.MISSED,
-                scheduled_for=first,
+            last_missed = gap.newest_missed or first
+            # After a queue nobody served, the sweeps' open row stands for these slots too.
+            record_missed(
+                store,
+                job,
+                first,
+                last_missed,
+                missed_count,
                 now=now,
-                details=details,
-                error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
-                f"{iso_z(first)} to {iso_z(last_missed)}: {self.gap_cause}",
+                cause=self.gap_cause,
+                estimated=gap.estimated,
             )
-            store.count_missed(job.id, missed_count)
-            self.step.missed.append(
-                (job.name, missed_count, first, last_missed or first, self.gap_cause)
-            )
+            self.step.missed.append((job.name, missed_count, first, last_missed, self.gap_cause))
         for index, slot in enumerate(catchups):
             if index and policy.overlap != Overlap.ALLOW:
                 # `--catchup all` fires every slot, one after another unless overlap allows more.

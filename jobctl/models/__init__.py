@@ -35,6 +35,9 @@ from jobctl.models.agents import (
 from jobctl.models.fleet import (
     DaemonEntry as DaemonEntry,
 )
+from jobctl.models.fleet import (
+    OpenMiss as OpenMiss,
+)
 from jobctl.models.jobs import (
     DEFAULT_QUEUE as DEFAULT_QUEUE,
 )

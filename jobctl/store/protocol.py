@@ -17,6 +17,7 @@ from jobctl.models import (
     EventType,
     FinishedCount,
     JobState,
+    OpenMiss,
     OutputPiece,
     Owner,
     QueuedRun,
@@ -82,6 +83,12 @@ class Store(Protocol):
     def live_daemons(self, now: datetime) -> list[DaemonEntry]: ...
     def enabled_queue_counts(self) -> dict[str, int]: ...
     def prune_daemons(self, before: datetime) -> None: ...
+
+    # a queue no live daemon fires: its jobs' open missed rows, one per spell
+    def open_miss(self, job_id: int, last_slot: datetime | None) -> OpenMiss | None: ...
+    def extend_miss(
+        self, run_id: int, details: Mapping[str, object], error: str, now: datetime
+    ) -> None: ...
 
     # jobs (the daemon's reads)
     def count_enabled_jobs(self) -> int: ...
