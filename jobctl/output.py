@@ -127,11 +127,15 @@ def _indented(value: object, indent: str) -> str:
                 text = _encode_text(item)
             elif item is None:
                 text = "null"
+            elif kind is int:
+                text = int.__repr__(item)
+            elif kind is bool:
+                text = "true" if item else "false"
             elif kind is dict or kind is list or isinstance(item, (dict, list, tuple)):
                 text = _indented(item, inner)
             else:
                 text = _json_scalar(item)
-            parts.append(f"{_encode_text(key)}: {text}")
+            parts.append(_json_key(key) + text)
         return "{" + inner + ("," + inner).join(parts) + indent + "}"
     if isinstance(value, (list, tuple)):
         if not value:
@@ -141,6 +145,12 @@ def _indented(value: object, indent: str) -> str:
         ]
         return "[" + inner + ("," + inner).join(items) + indent + "]"
     return _json_scalar(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_key(key: str) -> str:
+    """A key and its separator (listings repeat the same few keys on every row)."""
+    return _encode_text(key) + ": "
 
 
 def _json_scalar(value: object) -> str:
@@ -326,9 +336,12 @@ def table(
     """Rows as left-aligned columns; within `width` cells when given (see fit_widths)."""
     columns = [c if isinstance(c, Column) else Column(c) for c in headers]
     cells = [[_one_line(value) for value in row] for row in rows]
-    layout = table_layout(cells, columns, width)
+    sizes = [[display_width(text) for text in row] for row in cells]  # measured once
+    layout = table_layout(cells, columns, width, sizes)
     lines = [layout.render_header()] if header else []
-    lines += [layout.render_cells(row) for row in cells]
+    lines += [
+        layout.render_cells(row, row_sizes) for row, row_sizes in zip(cells, sizes, strict=True)
+    ]
     return "\n".join(lines)
 
 
@@ -347,25 +360,35 @@ class TableLayout:
     def render(self, row: Sequence[object]) -> str:
         return self.render_cells([_one_line(value) for value in row])
 
-    def render_cells(self, cells: Sequence[str]) -> str:
-        """A row whose values are already one safe line each (as `table` makes them)."""
+    def render_cells(self, cells: Sequence[str], sizes: Sequence[int] | None = None) -> str:
+        """A row whose values are already one safe line each (as `table` makes them), and
+        their display widths when known."""
+        if sizes is None:
+            sizes = [display_width(text) for text in cells]
         parts = []
-        for text, column, size in zip(cells, self.columns, self.widths, strict=True):
+        for text, used, column, size in zip(cells, sizes, self.columns, self.widths, strict=True):
             if size is None:
                 continue
-            if column.shrink and self.fitted:
+            if column.shrink and self.fitted and used > size:
                 text = truncate(text, size, self.ellipsis)
-            parts.append(text + " " * max(0, size - display_width(text)))
+                used = display_width(text)
+            parts.append(text + " " * (size - used) if used < size else text)
         return GAP.join(parts).rstrip()
 
 
 def table_layout(
-    rows: Sequence[Sequence[str]], columns: Sequence[Column], width: int | None
+    rows: Sequence[Sequence[str]],
+    columns: Sequence[Column],
+    width: int | None,
+    sizes: Sequence[Sequence[int]] | None = None,
 ) -> TableLayout:
+    """The widths of `columns` for these rows (`sizes`: their cells' display widths, when
+    the caller has them)."""
+    if sizes is None:
+        sizes = [[display_width(value) for value in row] for row in rows]
     natural = [len(column.header) for column in columns]
-    for row in rows:
-        for index, value in enumerate(row):
-            natural[index] = max(natural[index], display_width(value))
+    for index, used in enumerate(zip(*sizes, strict=True)):  # column by column
+        natural[index] = max(natural[index], *used)
     widths: list[int | None] = list(natural)
     if width is not None:
         widths = fit_widths(natural, columns, width)

@@ -7,7 +7,6 @@ sort of the whole table (bench/history.py measures them on a big database).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -176,17 +175,12 @@ class HistoryOps(Connected):
     def recent_outcomes_by_job(
         self, job_ids: Collection[int], limit: int
     ) -> dict[int, list[tuple[RunStatus, int | None]]]:
-        """recent_outcomes of each of these jobs that has runs, in one statement: a seek per
-        job on the covering index, packed into one text per job (a query per job from Python
-        cost twice as much on 1,000 jobs)."""
-        rows = self.conn.execute(
-            "SELECT jobs.id, (SELECT group_concat(id || ' ' || status || ' ' || "
-            "ifnull(duration_ms, ''), ',') FROM (SELECT id, status, duration_ms FROM runs "
-            "WHERE runs.job_id = jobs.id ORDER BY id DESC LIMIT ?)) "
-            "FROM jobs WHERE jobs.id IN (SELECT value FROM json_each(?))",
-            (limit, json.dumps(list(job_ids))),
-        )
-        return {job_id: _unpack_outcomes(packed) for job_id, packed in rows if packed}
+        """recent_outcomes of each of these jobs that has runs. A query per job: in-process,
+        SQLite's cost is the index seeks (8 ms for 1,000 jobs on 5M runs), and one statement
+        packing each job's runs into a text (group_concat) took 14-24 ms with the unpacking,
+        a window to keep its order 12 ms before it."""
+        outcomes = {job_id: self.recent_outcomes(job_id, limit) for job_id in job_ids}
+        return {job_id: runs for job_id, runs in outcomes.items() if runs}
 
     # ------------------------------------------------------------------------ status
 
@@ -365,14 +359,3 @@ class HistoryOps(Connected):
             (job_id,),
         )
         return int(removed)
-
-
-def _unpack_outcomes(packed: str) -> list[tuple[RunStatus, int | None]]:
-    """`id status duration` items, newest first (SQLite keeps no promise about the order
-    group_concat sees its rows in, so they are put in id order here)."""
-    items = sorted((item.split(" ") for item in packed.split(",")), key=_item_id, reverse=True)
-    return [(_STATUS[status], int(duration) if duration else None) for _, status, duration in items]
-
-
-def _item_id(item: list[str]) -> int:
-    return int(item[0])
