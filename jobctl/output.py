@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -198,6 +197,8 @@ def output_width(*, wide: bool = False, stream: TextIO | None = None) -> int | N
     stream = stream or sys.stdout
     if not (hasattr(stream, "isatty") and stream.isatty()):
         return None
+    import shutil  # only for a terminal (with lzma and bz2, ~2 ms of start-up otherwise)
+
     return shutil.get_terminal_size().columns
 
 
