@@ -116,7 +116,8 @@ def job_stats(store: Store, job: Job, window: int = STATS_WINDOW) -> JobStats:
 
 
 def jobs_stats(store: Store, jobs: Sequence[Job], window: int) -> list[JobStats]:
-    """job_stats of each job, with the newest runs of all of them read in one statement."""
+    """job_stats of each job, their newest runs read together (in one statement where the
+    store's round trips cost: PostgreSQL)."""
     outcomes = store.recent_outcomes_by_job([job.id for job in jobs if job.id is not None], window)
     return [stats_of(job, outcomes.get(job.id or 0, [])) for job in jobs]
 
