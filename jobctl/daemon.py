@@ -33,9 +33,10 @@ from jobctl.errors import InvalidInput
 from jobctl.fleet import Membership
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
+from jobctl.log_redaction import RedactingLogFilter
 from jobctl.metrics import Metrics
 from jobctl.models import Owner
-from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
+from jobctl.secrets import Redactor, file_secrets, fire_environment
 from jobctl.service import SystemdNotifier, reopen_log, setup_logging
 from jobctl.store import open_store
 from jobctl.timeutil import format_duration, utcnow

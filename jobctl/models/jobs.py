@@ -82,11 +82,7 @@ class Job:
     @classmethod
     def from_row(cls, row: Row) -> Job:
         """The job from its stored row (the store calls this)."""
-
-        def when(key: str) -> datetime | None:
-            value = row[key]
-            return from_db(value) if value else None
-
+        when = _stored_moment
         return cls(
             id=row["id"],
             name=row["name"],
@@ -99,19 +95,19 @@ class Job:
             schedule=row["schedule"],
             timezone=row["timezone"],
             policies=Policies.from_dict(json.loads(row["policies"])),
-            next_run_at=when("next_run_at"),
-            last_slot_at=when("last_slot_at"),
+            next_run_at=when(row["next_run_at"]),
+            last_slot_at=when(row["last_slot_at"]),
             consecutive_failures=row["consecutive_failures"],
             runs_total=row["runs_total"],
             runs_succeeded=row["runs_succeeded"],
             runs_failed=row["runs_failed"],
             runs_skipped=row["runs_skipped"],
             runs_missed=row["runs_missed"],
-            last_run_at=when("last_run_at"),
+            last_run_at=when(row["last_run_at"]),
             last_status=row["last_status"],
-            last_success_at=when("last_success_at"),
-            created_at=when("created_at"),
-            updated_at=when("updated_at"),
+            last_success_at=when(row["last_success_at"]),
+            created_at=when(row["created_at"]),
+            updated_at=when(row["updated_at"]),
         )
 
     @property
@@ -131,6 +127,10 @@ class Job:
 
     def build_schedule(self) -> Schedule | None:
         return schedule.build_schedule(self.schedule_kind, self.schedule, self.timezone)
+
+
+def _stored_moment(value: str | None) -> datetime | None:
+    return from_db(value) if value else None
 
 
 # A policy's value as given: text ("30s", "3") or, from a document, a number; '' clears it.
