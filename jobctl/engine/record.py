@@ -94,15 +94,13 @@ def _rounds(items: list[Recorded]) -> list[list[Recorded]]:
     """The runs in batches where each job appears once (in order: a job's second run of a
     group is counted after its first, as if they were recorded one by one)."""
     rounds: list[list[Recorded]] = []
-    seen: list[set[int | None]] = []
+    seen: dict[int | None, int] = {}
     for item in items:
-        job_id = item.claim.job.id
-        index = next((n for n, ids in enumerate(seen) if job_id not in ids), len(rounds))
+        index = seen.get(item.claim.job.id, 0)  # the job's k-th run goes to round k
+        seen[item.claim.job.id] = index + 1
         if index == len(rounds):
             rounds.append([])
-            seen.append(set())
         rounds[index].append(item)
-        seen[index].add(job_id)
     return rounds
 
 
