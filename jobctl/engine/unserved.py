@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jobctl.engine.gaps import TINY, walk_gap
-from jobctl.models import JobState, RunStatus, RunTrigger, ScheduleKind, UnreadableJob
+from jobctl.models import JobAdvance, JobState, RunStatus, RunTrigger, ScheduleKind, UnreadableJob
 from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
@@ -142,13 +142,8 @@ def _miss_passed_slots(store: Store, job: Job, now: datetime, sweep: Sweep) -> N
     until = gap.newest_missed or gap.last or first
     following = timetable.next_after(now - TINY)
     done = job.schedule_kind == ScheduleKind.ONCE and following is None
-    if not store.advance_job(
-        job.id,
-        claimed_next_run_at=first,
-        next_run_at=following,
-        last_slot_at=until,
-        state=JobState.COMPLETED if done else job.state,
-    ):
+    state = JobState.COMPLETED if done else job.state
+    if not store.advance_jobs([JobAdvance(job.id, first, following, until, state)]):
         return  # another sweeper, or a daemon for the queue, moved it on
     cause = unserved_cause(job.queue)
     record_missed(
@@ -162,4 +157,6 @@ def _miss_passed_slots(store: Store, job: Job, now: datetime, sweep: Sweep) -> N
         estimated=gap.estimated,
         queue=job.queue,
     )
+    if done:
+        store.jobs_completed([job.id])
     sweep.missed.append((job.name, gap.count, first, until, cause))

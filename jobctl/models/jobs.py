@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from jobctl import schedule
@@ -82,7 +83,11 @@ class Job:
     @classmethod
     def from_row(cls, row: Row) -> Job:
         """The job from its stored row (the store calls this)."""
-        when = _stored_moment
+
+        def when(key: str) -> datetime | None:
+            value = row[key]
+            return _stored_time(value) if value else None
+
         return cls(
             id=row["id"],
             name=row["name"],
@@ -90,13 +95,13 @@ class Job:
             queue=row["queue"],
             state=row["state"],
             paused_reason=row["paused_reason"],
-            spec=spec_from_dict(row["action"], json.loads(row["spec"])),
+            spec=_stored_spec(row["action"], row["spec"]),
             schedule_kind=ScheduleKind(row["trigger"]),
             schedule=row["schedule"],
             timezone=row["timezone"],
-            policies=Policies.from_dict(json.loads(row["policies"])),
-            next_run_at=when(row["next_run_at"]),
-            last_slot_at=when(row["last_slot_at"]),
+            policies=_stored_policies(row["policies"]),
+            next_run_at=when("next_run_at"),
+            last_slot_at=when("last_slot_at"),
             consecutive_failures=row["consecutive_failures"],
             runs_total=row["runs_total"],
             runs_succeeded=row["runs_succeeded"],
@@ -129,8 +134,21 @@ class Job:
         return schedule.build_schedule(self.schedule_kind, self.schedule, self.timezone)
 
 
-def _stored_moment(value: str | None) -> datetime | None:
-    return from_db(value) if value else None
+# The daemon reads every due job's row each second: what parses its text is cached on that
+# text (the parsed values are frozen, so jobs with the same text share them).
+@lru_cache(maxsize=4096)
+def _stored_spec(action: str, text: str) -> Spec:
+    return spec_from_dict(action, json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _stored_policies(text: str) -> Policies:
+    return Policies.from_dict(json.loads(text))
+
+
+@lru_cache(maxsize=8192)
+def _stored_time(text: str) -> datetime:
+    return from_db(text)
 
 
 # A policy's value as given: text ("30s", "3") or, from a document, a number; '' clears it.
