@@ -49,6 +49,11 @@ log = logging.getLogger("jobctl.daemon")
 
 IDLE_POLL = 0.25  # seconds between checks for changes made by other processes
 MIN_TICK = 0.005  # slots this close together share one claim transaction
+# The loop wakes WAKE_LEAD before the next slot and claims the slots of the next
+# CLAIM_AHEAD seconds in that one transaction, each fired at its time: a busy second takes
+# a few claim transactions, not one per slot (issue 18).
+CLAIM_AHEAD = 0.1
+WAKE_LEAD = 0.05
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
 
 
@@ -70,6 +75,7 @@ class Daemon:
         self.metrics = Metrics()
         self.summary = MinuteSummary(time.monotonic())
         self.listener: Listener | None = None
+        self._queued_waiting = True  # until a claim step has looked
         self.exit_code = 0
 
     def run(self, *, locked: bool = False) -> int:
@@ -183,7 +189,11 @@ class Daemon:
             self.summary.recorded(item)
             self.background.send(item.notice)
             self.metrics.count(item)
-        self._wake.set()  # queued runs and retries may now be due
+        # A queued run may start now that a run ended, and a retry or a chained run changes
+        # when the loop must look again; otherwise the loop sleeps on (a busy daemon records
+        # every few milliseconds: a claim step after each would cost more than the fires).
+        if self._queued_waiting or any(item.retry_at or item.chained for item in batch):
+            self._wake.set()
 
     # ---------------------------------------------------------------------- loop
 
@@ -223,7 +233,9 @@ class Daemon:
                     awake_since=self.awake_since,
                     gap_cause=self.gap_cause,
                     queues=self.config.queues,
+                    ahead=CLAIM_AHEAD,
                 )
+                self._queued_waiting = claimed.waiting
                 for notice in claimed.notices:
                     self.background.send(notice)
                 self.fleet.fired(len(claimed.claims))
@@ -233,7 +245,12 @@ class Daemon:
                 self.notifier.watchdog(mono)  # from the loop: a stuck loop stops the pings
                 chores.run(now, mono)
                 timeout = seconds_to_wait(
-                    store, utcnow(), idle=IDLE_POLL, soonest=MIN_TICK, queues=self.config.queues
+                    store,
+                    utcnow(),
+                    idle=IDLE_POLL,
+                    soonest=MIN_TICK,
+                    queues=self.config.queues,
+                    lead=WAKE_LEAD,
                 )
             except Exception as exc:  # one failing step is logged; the loop goes on
                 if self.watch.cannot_write(exc):

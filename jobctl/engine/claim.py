@@ -7,6 +7,7 @@ slots missed while no daemon watched are recorded and caught up by the job's pol
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from jobctl.models import (
 )
 from jobctl.models import Owner as Owner
 from jobctl.schedule import Schedule
+from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
     from jobctl.engine.notice import Notice
@@ -65,7 +67,7 @@ class Claim:
     attempt: int
     scheduled_for: datetime
     claimed_at: datetime
-    delay: float = 0.0  # jitter, seconds to wait before firing
+    delay: float = 0.0  # seconds from made_at to wait before firing (jitter, claimed ahead)
     payload: str | None = None
     reserved_by: Owner | None = None  # `jobctl run` keeps its own retries
     agent: Agent | None = None  # for agent jobs, loaded when the run is claimed
@@ -78,6 +80,7 @@ class Claim:
     output_seq: int = 0  # the run's pieces of output stored before (a run taken up again)
     last_output: str = ""  # the previous successful answer, for {last_output}
     payload_type: str | None = None  # the webhook's Content-Type, kept for --forward-payload
+    made_at: float = field(default_factory=time.monotonic)  # when the claim was made
 
     @property
     def timeout(self) -> float:
@@ -95,6 +98,9 @@ class Step:
     broken: list[tuple[str, str]] = field(default_factory=list)
     over_budget: list[tuple[str, datetime, str]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)  # to send (budgets)
+    # Queued runs are due but wait for a run in flight (or were queued behind one now):
+    # the end of a run may let one start.
+    waiting: bool = False
 
 
 def claim_due(
@@ -106,14 +112,18 @@ def claim_due(
     limit: int = CLAIM_BATCH,
     gap_cause: str = NO_DAEMON,
     queues: Sequence[str] = (),
+    ahead: float = 0.0,
 ) -> Step:
     """Claim every due slot and every queued run that may start, in one transaction, of
     the jobs on `queues` (empty: every queue).
 
     Slots before `awake_since` passed while no daemon was watching: they are missed (one
     row per gap, `gap_cause` saying why) and handled by the job's catch-up policy; later
-    slots are due, maybe late.
+    slots are due, maybe late. With `ahead`, the slots of the next `ahead` seconds are
+    claimed too, each fired at its time (`Claim.delay`), unless a run of the job is in
+    flight: the overlap policy is then decided at the slot, as always.
     """
+    horizon = now + timedelta(seconds=ahead)
     with store.write():
         claiming = Claiming(
             store,
@@ -122,8 +132,9 @@ def claim_due(
             awake_since=awake_since,
             gap_cause=gap_cause,
             active=store.running_counts(),
+            ahead_until=horizon if ahead else None,
         )
-        for job in store.due_jobs(now, limit, queues):
+        for job in store.due_jobs(horizon, limit, queues):
             claiming.claim_job(job)
         claiming.write_claims()
         claiming.start_queued(queues)
@@ -171,6 +182,7 @@ class Claiming:
     awake_since: datetime
     gap_cause: str = NO_DAEMON
     active: dict[int, int] = field(default_factory=dict)
+    ahead_until: datetime | None = None  # claim slots up to then, fired at their time
     step: Step = field(default_factory=Step)
     _plans: list[_Plan] = field(default_factory=list)
     _writes: list[_Row | Callable[[], None]] = field(default_factory=list)
@@ -214,11 +226,13 @@ class Claiming:
         elif slot is not None and slot < self.awake_since:
             slot, last_slot = self._handle_gap(job, timetable, slot)
         fired = 0
-        while slot is not None and slot <= self.now and fired < MAX_SLOTS_PER_TICK:
+        while slot is not None and self._due(job, slot) and fired < MAX_SLOTS_PER_TICK:
             self._fire_or_skip(job, RunTrigger.SCHEDULE, slot)
             last_slot = slot
             fired += 1
             slot = timetable.next_after(slot) if timetable is not None else None
+        if slot == job.next_run_at and not self._writes:
+            return  # its slot is ahead, and a run of it is in flight: decided at the slot
         once_done = job.schedule_kind == ScheduleKind.ONCE and slot is None
         advance = JobAdvance(
             job.id,
@@ -228,6 +242,16 @@ class Claiming:
             state=JobState.COMPLETED if once_done else job.state,
         )
         self._plans.append(_Plan(job, advance, self._writes))
+
+    def _due(self, job: Job, slot: datetime) -> bool:
+        """The slot is claimed now: it has come, or it comes soon and no run of the job is
+        in flight (an overlap policy is decided when the slot comes, never ahead)."""
+        if slot <= self.now:
+            return True
+        if self.ahead_until is None or slot > self.ahead_until:
+            return False
+        assert job.id is not None
+        return not self.active.get(job.id) or job.effective_policies().overlap == Overlap.ALLOW
 
     def _fire_or_skip(self, job: Job, trigger: RunTrigger, slot: datetime) -> None:
         """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
@@ -247,6 +271,8 @@ class Claiming:
         if self._skip_over_budget(job, trigger, slot):
             return
         claim = new_claim(job, trigger, slot, self.now, attempt=1)
+        if slot > self.now:  # claimed ahead (by the daemon, on the real clock): fired at it
+            claim.delay += max(0.0, (slot - utcnow()).total_seconds())
         self._writes.append(
             _Row(
                 NewRun(job.id, trigger, RunStatus.RUNNING, slot, owner=self.owner), job.name, claim
@@ -370,8 +396,10 @@ class Claiming:
             elif run.status == RunStatus.SKIPPED:
                 skipped[run.job_id] = skipped.get(run.job_id, 0) + 1
                 self.step.skipped.append((row.job_name, run.scheduled_for, run.trigger))
-            elif row.listed:
-                self.step.queued.append((row.job_name, run.scheduled_for))
+            else:
+                self.step.waiting = True  # queued behind a run in flight
+                if row.listed:
+                    self.step.queued.append((row.job_name, run.scheduled_for))
         if skipped:
             self.store.count_skipped_jobs(skipped)
 
@@ -396,6 +424,7 @@ class Claiming:
                     # Re-checked as it starts: a slot claimed meanwhile is in flight now.
                     store.skip_queued_run(queued.run_id, now, IN_FLIGHT_SKIP)
                     store.count_skipped(job.id)
+                self.step.waiting = True
                 continue  # otherwise it waits for the run in flight
             if not store.start_queued_run(queued.run_id, now, self.owner):
                 continue  # another daemon started it

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobctl.daemon")
 
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
+# ... and a busy daemon records at most this often (every write transaction costs the
+# same few statements, however many runs it records).
+FLUSH_EVERY = 0.05
 APPROVALS_EVERY = 0.25  # seconds between looks at the runs waiting for an approval
 
 
@@ -65,6 +68,7 @@ class InFlight:
         awake_since: datetime,
         gap_cause: str = NO_DAEMON,
         queues: Sequence[str] = (),
+        ahead: float = 0.0,
     ) -> Step:
         """The daemon's step (engine.step without waiting on the fires): record what has
         finished (a run that is over is not in flight for the overlap policy), claim what
@@ -78,6 +82,7 @@ class InFlight:
             owner=owner,
             gap_cause=gap_cause,
             queues=queues,
+            ahead=ahead,
         )
         log_claimed(claimed)
         self.start(claimed.claims, env)
@@ -139,9 +144,11 @@ class InFlight:
     ) -> None:
         """Record finished runs as they come; after a failure (`cannot_write` logs one it
         knows), again `retry` seconds later."""
+        flushed = -FLUSH_EVERY
         while True:
             await self._ready.wait()
-            await asyncio.sleep(FLUSH_DELAY)
+            await asyncio.sleep(max(FLUSH_DELAY, flushed + FLUSH_EVERY - time.monotonic()))
+            flushed = time.monotonic()
             self._ready.clear()
             try:
                 self.flush()

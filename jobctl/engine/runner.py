@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
@@ -69,8 +70,10 @@ class Runner:
 
     async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
         try:
-            if claim.delay:
-                await asyncio.sleep(claim.delay)
+            if claim.delay:  # from the claim's moment, however long its step took after
+                wait = claim.delay - (time.monotonic() - claim.made_at)
+                if wait > 0:
+                    await asyncio.sleep(wait)
             async with self._bounds[claim.job.action]:
                 return await self.actions.fire(claim, env)
         except asyncio.CancelledError:

@@ -18,14 +18,22 @@ def next_wake(store: Store, queues: Sequence[str] = ()) -> datetime | None:
 
 
 def seconds_to_wait(
-    store: Store, now: datetime, *, idle: float, soonest: float, queues: Sequence[str] = ()
+    store: Store,
+    now: datetime,
+    *,
+    idle: float,
+    soonest: float,
+    queues: Sequence[str] = (),
+    lead: float = 0.0,
 ) -> float:
-    """How long a loop may sleep: until the next due time, at most `idle`, at least
-    `soonest` (slots closer together share one claim); 0 while something is still due."""
+    """How long a loop may sleep: until `lead` seconds before the next due time (a loop
+    that claims ahead wakes a little early, and claims what comes in the next moments
+    together), at most `idle`, at least `soonest` (slots closer together share one claim);
+    0 while something is still due."""
     wake = store.next_wake(queues)
     if wake is None:
         return idle
     until = (wake - now).total_seconds()
     if until <= 0:
         return 0.0  # still due (a burst larger than one claim batch): go on at once
-    return max(soonest, min(idle, until))
+    return max(soonest, min(idle, until - lead))
