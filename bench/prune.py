@@ -1,9 +1,11 @@
 """Time `runs prune --keep N` of every job on a copy of a big history: job by job (the
-per-job path, as before issue 18) against one walk in id order, in batches.
+per-job path, as before issue 18) against one walk in id order, in batches; id-order-plain
+is that walk without its connection settings (pruning's WALK_SETTINGS but the cache).
 
 python bench/prune.py                                   # /tmp/jobctl-bench-api.db, keep 1000
 python bench/prune.py --db /tmp/jobctl-bench-history.db --rounds 3 --batch 5000 --batch 20000
 python bench/prune.py --modes id-order                  # only the new path
+python bench/prune.py --modes id-order-plain,id-order --batch 5000 --batch 20000
 
 The source database is never written: each timing gets a fresh copy (the WAL checkpointed
 into the copy first), taken in turns mode after mode, round after round, so both see the
@@ -24,6 +26,8 @@ from pathlib import Path
 
 SOURCE = Path("/tmp/jobctl-bench-api.db")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from jobctl.pruning import ID_ORDER_BATCH  # noqa: E402
 
 # Run in a fresh interpreter against the copy; prints "removed seconds".
 CHILD = """
@@ -32,8 +36,11 @@ from datetime import timedelta
 from pathlib import Path
 from jobctl import history, pruning
 from jobctl.store import open_store
+from jobctl.store.sqlite import retention
 from jobctl.timeutil import utcnow
 mode, db, keep, batch = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if mode == "id-order-plain":
+    retention.WALK_SETTINGS = {"cache_size": retention.WALK_SETTINGS["cache_size"]}
 store = open_store(db)
 start = time.perf_counter()
 if mode == "job-by-job":
@@ -75,12 +82,13 @@ def main() -> None:
     parser.add_argument("--modes", default="job-by-job,id-order")
     parser.add_argument("--work", type=Path, default=Path("/tmp/jobctl-bench-prune.db"))
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} at the start")
     with sqlite3.connect(f"{args.db.as_uri()}?mode=ro", uri=True) as conn:
         total = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     print(f"{args.db}: {total:,} runs; runs prune --keep {args.keep}, {args.rounds} round(s)")
     plans = []
     for mode in args.modes.split(","):
-        batches = [0] if mode == "job-by-job" else (args.batch or [5000])
+        batches = [0] if mode == "job-by-job" else (args.batch or [ID_ORDER_BATCH])
         plans += [(mode, batch) for batch in batches]
     seconds: dict[tuple[str, int], list[float]] = {plan: [] for plan in plans}
     removed: dict[tuple[str, int], int] = {}
@@ -90,15 +98,19 @@ def main() -> None:
                 fresh_copy(args.db, args.work)
                 removed[plan], elapsed = time_mode(plan[0], args.work, args.keep, plan[1])
                 seconds[plan].append(elapsed)
-                print(f"  {plan[0]:<10} batch {plan[1]:>6}: {elapsed:7.1f}s", flush=True)
+                print(
+                    f"  {plan[0]:<14} batch {plan[1]:>6}: {elapsed:7.1f}s "
+                    f"(load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{args.work}{suffix}").unlink(missing_ok=True)
-    print(f"{'mode':<10} {'batch':>6} {'median s':>9} {'removed':>11} {'rows/s':>9}")
+    print(f"{'mode':<14} {'batch':>6} {'median s':>9} {'removed':>11} {'rows/s':>9}")
     for plan in plans:
         median = statistics.median(seconds[plan])
         print(
-            f"{plan[0]:<10} {plan[1]:>6} {median:9.1f} {removed[plan]:>11,} "
+            f"{plan[0]:<14} {plan[1]:>6} {median:9.1f} {removed[plan]:>11,} "
             f"{removed[plan] / median:>9,.0f}"
         )
 
