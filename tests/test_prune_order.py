@@ -73,6 +73,20 @@ def test_id_order_removes_what_job_by_job_removes(
     assert running == 3
 
 
+def test_the_walk_sets_its_connection_for_deletes_and_back(mixed_db: Path) -> None:
+    store = open_store(mixed_db)
+    settings = ("secure_delete", "wal_autocheckpoint", "cache_size")
+
+    def now_set() -> list[int]:
+        return [store.conn.execute(f"PRAGMA {name}").fetchone()[0] for name in settings]
+
+    before = now_set()
+    during = [now_set() for _ in pruning.prune_all(store, NOW, keep=1, batch=1)]
+    assert during and all(values == [2, 10_000, -128 * 1024] for values in during)
+    assert now_set() == before != during[0]
+    store.close()
+
+
 def test_prune_all_of_nothing(db_path: Path) -> None:
     store = open_store(db_path)
     assert list(pruning.prune_all(store, NOW, keep=0)) == []

@@ -24,9 +24,9 @@ WALK_SETTINGS = {
     # A checkpoint per ~40 MB of WAL, not per 4 MB: an index page deleted from in batch
     # after batch is copied back to the database once, not once per batch (commits 4x less).
     "wal_autocheckpoint": 10_000,
-    # SQLite as Debian builds it zeroes every freed page (secure_delete on): 4 GB of zeros
-    # written for 4M runs. FAST still clears the deleted rows in the pages it writes anyway;
-    # nothing secret is in them (secrets are stored as ${NAME}, outputs redacted).
+    # SQLite as Debian builds it (secure_delete on) zeroes and writes every page a delete
+    # frees: most of the table's pages, in a big prune. FAST still clears deleted rows in
+    # pages written anyway; nothing secret is in them (secrets stay ${NAME}, outputs redacted).
     "secure_delete": "FAST",
 }
 
