@@ -3,10 +3,10 @@
 Deleting job by job rewrites each page of the runs table once per job with a row in it;
 one walk in id order, every job's rule at hand, rewrites it about once (2-3x faster on a
 multi-million-run history: bench/prune.py). Each batch is its own short transaction (about
-0.2-0.5 s for 20,000 runs), so a daemon keeps firing meanwhile, and a prune killed halfway
+0.2-0.3 s for 20,000 runs), so a daemon keeps firing meanwhile, and a prune killed halfway
 leaves whole batches done: run it again and it finishes. The store's connection is set for
 the walk meanwhile (a bigger cache, fewer checkpoints, no zeroing of freed pages): 4.37M of
-5.0M runs in ~60 s where batches of 5,000 with the defaults took ~110 s.
+5.0M runs in 51 s (median, load ~4) where batches of 5,000 without them took 95 s.
 Pruning one job keeps the per-job path in `history`.
 """
 
