@@ -1,40 +1,75 @@
-"""Daemon benchmark: jobctl's daemon against APScheduler 3 on the same workloads.
+"""Daemon benchmark: jobctl's daemon side by side with APScheduler 3 on the same workloads.
 
+    python bench/daemon_bench.py compare -n 1000,2000,3000 --seconds 20 --repeat 3
+    python bench/daemon_bench.py ramp --seconds 20 --repeat 3
     python bench/daemon_bench.py sustained -n 1000 --seconds 60
     python bench/daemon_bench.py burst -n 1000 --seconds 30
-    python bench/daemon_bench.py idle -n 100000 --seconds 30
-    python bench/daemon_bench.py ramp --scheduler jobctl
-    ... [--scheduler jobctl|apscheduler|both] [--warmup 2] [--drain 2] [--profile OUT.prof]
+    python bench/daemon_bench.py idle -n 100000 --seconds 30 --repeat 1
+    ... [--scheduler all|both|jobctl|apscheduler|apscheduler-memory|NAME,NAME]
+    ... [--repeat 3] [--workloads spread,aligned] [--warmup 2] [--drain 2] [--json OUT.json]
+    ... [--daemon-arg=--some-flag ...] [--profile OUT.prof] [--py-spy OUT.txt] [--keep]
     ... [--timings]  (jobctl's jobs with `--timings`: compare cpu ms per fire with and without)
 
-Workloads (PRODUCT.md, "Benchmark workloads"):
+Schedulers (`--scheduler`, a name, a comma list, `both` = jobctl,apscheduler, or `all`, the
+default):
 
-* sustained: N jobs every second, job k at offset k*1000//N ms (phases spread over the second).
-  Target: p99 lateness < 100 ms, no missed and no duplicate fire, every fire recorded.
-* burst: N jobs every second, all on the same instant. Target: every second, all N fired
-  within 1 s of the slot.
+* jobctl: `jobctl apply` of the jobs, then `jobctl daemon --log-level warning` (plus any
+  `--daemon-arg`), every run recorded in its SQLite database.
+* apscheduler: APScheduler 3.11 recording every run in SQLite (below): how a user would keep a
+  history with it.
+* apscheduler-memory: the same APScheduler process recording nothing at all (issue 18's
+  "scheduler that records nothing"): MemoryJobStore, one aiohttp session, the same headers.
+  Its runs cannot be checked against rows, so "every fire recorded" is n/a for it; missed,
+  duplicates and lateness come from the sink, against the slots the window should hold.
+
+Workloads (PRODUCT.md, "Benchmark workloads"; issue 18 calls them spread and aligned):
+
+* sustained (spread): N jobs every second, job k at offset k*1000//N ms. Targets (issue 18):
+  p99 lateness < 100 ms; 0 missed, 0 skipped, 0 duplicates; every fire recorded.
+* burst (aligned): N jobs every second, all on the same instant. Targets (issue 18): p99
+  lateness < 1 s; 0 missed, 0 skipped, 0 duplicates; every fire recorded. The PRODUCT.md line
+  "all N fired within 1 s, every second" is printed too, for information.
 * idle: N daily jobs (cron `M H * * *`, spread over the day). Targets: ready within 5 s,
   below 1% of a core, RSS under 200 MB.
-* ramp: sustained with growing N (shorter windows) until the target fails; prints the highest
-  N that held.
+
+Modes:
+
+* sustained, burst, idle: one workload (`-n` may be a comma list: each N in turn).
+* compare: for each N of `-n` and each workload of `--workloads` (default both), every
+  scheduler in interleaved rounds; then one summary table (N, workload, scheduler, CPU ms per
+  fire, p99 lateness, missed/skipped/dup, RSS, the machine's load, verdict) with the ratios
+  jobctl/peer of CPU per fire, p99 lateness and RSS, computed from the medians.
+* ramp: compare at growing N (`--steps`, default 1,000, 2,000, 3,000, 4,000, 5,000 ...),
+  aligned and spread; a scheduler leaves the ramp at its first N that misses the target;
+  prints the highest N that held for each scheduler, side by side, and the ratio.
+
+Rounds: with `--repeat K` (default 3) the schedulers run interleaved (A B C, A B C, ...) and
+each metric is the median of its K rounds (missing fires count as the worst value); verdicts
+and ratios come from the medians, and each scheduler's line says how many rounds passed alone.
 
 Each scheduler runs in its own process, measured the same way: readiness (spawn to first
-heartbeat / "ready"), CPU seconds over the window (utime+stime from /proc/PID/stat) and peak
-RSS (VmHWM). A separate sink process (aiohttp low-level server on 127.0.0.1) records for each
+heartbeat / "ready"), CPU seconds over the window and peak RSS. CPU is utime+stime from
+/proc/PID/stat (all threads) of the scheduler process and of every process below it
+(worker processes, if jobctl starts any), plus what it reaped from children over the window
+(cutime+cstime); RSS is the sum of VmHWM over those processes. The sink and this script are
+not in it. A separate sink process (aiohttp low-level server on 127.0.0.1) records for each
 request its arrival time and the X-Jobctl-Job/-Run/-Scheduled-For headers. Lateness is arrival
 minus X-Jobctl-Scheduled-For. Slots of the first `--warmup` seconds after readiness are left
 out (the daemon also catches up the slots that passed between creating the jobs and its
 start); the window's fires get `--drain` more seconds to arrive before the scheduler is
-stopped.
+stopped. "missed" counts the window's slots the sink never saw a request for (whatever the
+reason); "skipped" the slots the scheduler itself dropped and said so: jobctl's `skipped` rows
+and the slots of its `missed` rows, APScheduler's EVENT_JOB_MAX_INSTANCES.
 
 APScheduler side: AsyncIOScheduler, MemoryJobStore, the default AsyncIOExecutor with
 coalesce=False, max_instances=1000, misfire_grace_time=None; IntervalTrigger(seconds=1)
 with its start_date on the job's phase (CronTrigger for the daily jobs); one aiohttp
-ClientSession (limit 256, as jobctl's --max-http). Each fire inserts a `running` row before the
-request and updates it after, one BEGIN IMMEDIATE transaction each, in a SQLite file opened like
-jobctl's (WAL, synchronous=NORMAL): how a user would record runs. The scheduled time sent in
-X-Jobctl-Scheduled-For comes from APScheduler's EVENT_JOB_SUBMITTED (scheduled_run_times),
-which is dispatched before the job's coroutine starts.
+ClientSession (limit 256, as jobctl's --max-http). `apscheduler`: each fire inserts a `running`
+row before the request and updates it after, one BEGIN IMMEDIATE transaction each, in a SQLite
+file opened like jobctl's (WAL, synchronous=NORMAL). `apscheduler-memory`: no database; the
+X-Jobctl-Run header carries a counter. The scheduled time sent in X-Jobctl-Scheduled-For comes
+from APScheduler's EVENT_JOB_SUBMITTED (scheduled_run_times), which is dispatched before the
+job's coroutine starts.
 """
 
 from __future__ import annotations
@@ -53,8 +88,8 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,13 +98,21 @@ PYTHON = sys.executable
 SCRIPT = str(Path(__file__).resolve())
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-SCHEDULERS = ("jobctl", "apscheduler")
-RAMP_STEPS = (1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000)
+SCHEDULERS = ("jobctl", "apscheduler", "apscheduler-memory")
+SCHEDULER_GROUPS = {"both": ("jobctl", "apscheduler"), "all": SCHEDULERS}
+WORKLOAD_NAMES = {
+    "spread": "sustained",
+    "aligned": "burst",
+    "sustained": "sustained",
+    "burst": "burst",
+}
+RAMP_STEPS = (1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000)
 MAX_HTTP = 256  # jobctl's --max-http default; APScheduler's connector gets the same limit
 
-# Targets (PRODUCT.md and the daemon issue)
-SUSTAINED_P99_MS = 100.0
-BURST_WITHIN_S = 1.0
+# Targets (PRODUCT.md, the daemon issue and issue 18)
+SUSTAINED_P99_MS = 100.0  # issue 18: spread
+BURST_P99_MS = 1000.0  # issue 18: aligned
+BURST_WITHIN_S = 1.0  # PRODUCT.md: every second, all N within 1 s
 IDLE_READY_S = 5.0
 IDLE_CPU_PCT = 1.0
 IDLE_RSS_MB = 200.0
@@ -116,11 +159,52 @@ class Workload:
 # ====================================================================== /proc measurements
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, in seconds."""
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state is [0], ppid [1])."""
     with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return handle.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (all its threads), in seconds."""
+    stat = proc_stat(pid)
+    return (int(stat[11]) + int(stat[12])) / CLK_TCK
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every live process below it (children, grandchildren ...), root first."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                children[int(proc_stat(int(entry.name))[1])].append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> tuple[float, int]:
+    """CPU seconds of `root` and its descendants, and how many processes that was.
+
+    Each live process counts utime+stime+cutime+cstime: its own CPU and that of the children
+    it reaped, so a worker that ran and was reaped between two readings is still counted
+    (its parent's cutime grows), and the difference of two readings is the tree's CPU between
+    them.
+    """
+    total, count = 0, 0
+    for pid in process_tree(root):
+        try:
+            stat = proc_stat(pid)
+        except OSError:
+            continue
+        total += int(stat[11]) + int(stat[12]) + int(stat[13]) + int(stat[14])
+        count += 1
+    return total / CLK_TCK, count
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -129,6 +213,20 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def tree_peak_rss_mb(root: int) -> float:
+    """The sum of the peak RSS of `root` and its live descendants (an upper bound of the
+    tree's peak: the peaks need not have been at the same time)."""
+    total = 0.0
+    for pid in process_tree(root):
+        try:
+            peak = peak_rss_mb(pid)
+        except OSError:
+            continue
+        if not math.isnan(peak):  # a zombie has no memory left to count
+            total += peak
+    return total
 
 
 def sleep_until(moment: float) -> None:
@@ -217,6 +315,9 @@ def read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 # =============================================================================== results
 
 
+RecordedRow = tuple[int, str, int, str, int]  # run id, job, slot ms, status, slots it stands for
+
+
 @dataclass
 class Run:
     """What one scheduler run measured, before analysis."""
@@ -230,9 +331,20 @@ class Run:
     sink_cpu_s: float
     rss_mb: float
     records: list[SinkRecord]
-    recorded: list[tuple[int, str, int, str]]  # run id, job, slot ms, status
+    recorded: list[RecordedRow] | None  # None: the scheduler records no runs
     exit_code: int | None
     notes: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, int]] = field(
+        default_factory=list
+    )  # (job, slot ms) it said it skipped
+    load: float = float("nan")  # the machine's 1-minute load average (the higher of before/after)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    ok: bool | None  # None: does not apply to this scheduler
+    target: bool = True  # part of the target (False: printed for information)
 
 
 @dataclass
@@ -244,13 +356,14 @@ class Metrics:
     window_s: float
     expected: int
     received: int
-    missed: int
+    missed: int  # window slots the sink never saw a request for
+    skipped: int  # window slots the scheduler dropped and said so (skipped/missed rows, events)
     duplicates: int
     late_p50: float
     late_p99: float
     late_max: float
-    not_recorded: int  # received in the window, but no succeeded row for that run id
-    recorded_not_received: int  # succeeded rows for window slots the sink never saw
+    not_recorded: int | None  # received in the window, but no succeeded row for that run id
+    recorded_not_received: int | None  # succeeded rows for window slots the sink never saw
     other_status: Counter[str]
     cpu_s: float
     cpu_pct: float
@@ -258,41 +371,59 @@ class Metrics:
     rss_mb: float
     sink_cpu_pct: float
     exit_code: int | None
+    load: float = float("nan")
     burst_seconds: int = 0
     burst_ok_seconds: int = 0
     burst_p50: float = float("nan")
     burst_p99: float = float("nan")
     burst_max: float = float("nan")
+    rounds: int = 1
+    rounds_passed: int = 0  # set by median_metrics: rounds that passed on their own
     notes: list[str] = field(default_factory=list)
 
-    def verdicts(self) -> list[tuple[str, bool]]:
+    @property
+    def records_runs(self) -> bool:
+        return self.not_recorded is not None
+
+    def verdicts(self) -> list[Verdict]:
         kind = self.workload.kind
-        clean = self.missed == 0 and self.duplicates == 0
-        recorded = self.not_recorded == 0 and self.recorded_not_received == 0
-        if kind == "sustained":
-            return [
-                (f"p99 lateness < {SUSTAINED_P99_MS:.0f} ms", self.late_p99 < SUSTAINED_P99_MS),
-                ("no missed, no duplicate fire", clean),
-                ("every fire recorded", recorded),
-            ]
-        if kind == "burst":
-            return [
-                (
-                    f"all {self.workload.n} fired within {BURST_WITHIN_S:.0f} s, every second",
-                    self.burst_seconds > 0 and self.burst_ok_seconds == self.burst_seconds,
+        clean = self.missed == 0 and self.skipped == 0 and self.duplicates == 0
+        recorded = (
+            self.not_recorded == 0 and self.recorded_not_received == 0
+            if self.records_runs
+            else None
+        )
+        if kind in ("sustained", "burst"):
+            limit, name = (
+                (SUSTAINED_P99_MS, "spread") if kind == "sustained" else (BURST_P99_MS, "aligned")
+            )
+            found = [
+                Verdict(f"p99 lateness < {limit:,.0f} ms ({name})", self.late_p99 < limit),
+                Verdict("0 missed, 0 skipped, 0 duplicates", clean),
+                Verdict(
+                    "every fire recorded" + ("" if self.records_runs else " (records nothing)"),
+                    recorded,
                 ),
-                ("no missed, no duplicate fire", clean),
-                ("every fire recorded", recorded),
             ]
+            if kind == "burst":
+                found.append(
+                    Verdict(
+                        f"all {self.workload.n:,} fired within {BURST_WITHIN_S:.0f} s, every "
+                        "second (PRODUCT.md; not part of issue 18's target)",
+                        self.burst_seconds > 0 and self.burst_ok_seconds == self.burst_seconds,
+                        target=False,
+                    )
+                )
+            return found
         return [
-            (f"ready within {IDLE_READY_S:.0f} s", self.ready_s < IDLE_READY_S),
-            (f"idle below {IDLE_CPU_PCT:.0f}% of a core", self.cpu_pct < IDLE_CPU_PCT),
-            (f"RSS under {IDLE_RSS_MB:.0f} MB", self.rss_mb < IDLE_RSS_MB),
+            Verdict(f"ready within {IDLE_READY_S:.0f} s", self.ready_s < IDLE_READY_S),
+            Verdict(f"idle below {IDLE_CPU_PCT:.0f}% of a core", self.cpu_pct < IDLE_CPU_PCT),
+            Verdict(f"RSS under {IDLE_RSS_MB:.0f} MB", self.rss_mb < IDLE_RSS_MB),
         ]
 
     @property
     def passed(self) -> bool:
-        return all(ok for _, ok in self.verdicts())
+        return all(v.ok is not False for v in self.verdicts() if v.target)
 
 
 def percentile(ordered: Sequence[float], pct: float) -> float:
@@ -329,14 +460,24 @@ def analyse(run: Run) -> Metrics:
     }
     lateness = sorted((arrival - key[1] / 1000) * 1000 for key, (arrival, _) in in_window.items())
     received_ids = {run_id for _, run_id in in_window.values()}
-    succeeded = {str(run_id) for run_id, _, _, status in run.recorded if status == "succeeded"}
-    window_rows = [row for row in run.recorded if start * 1000 <= row[2] < end * 1000]
-    other = Counter(status for _, _, _, status in window_rows if status != "succeeded")
-    recorded_not_received = sum(
-        1
-        for run_id, _, _, status in window_rows
-        if status == "succeeded" and str(run_id) not in received_ids
-    )
+    in_range = range(math.ceil(start * 1000), math.ceil(end * 1000))
+    skipped = sum(1 for _, slot in run.dropped if slot in in_range)
+    not_recorded: int | None = None
+    recorded_not_received: int | None = None
+    other: Counter[str] = Counter()
+    if run.recorded is not None:
+        succeeded = {str(row[0]) for row in run.recorded if row[3] == "succeeded"}
+        window_rows = [row for row in run.recorded if row[2] in in_range]
+        for _, _, _, status, slots in window_rows:
+            if status != "succeeded":
+                other[status] += slots
+        skipped += other["skipped"] + other["missed"]
+        not_recorded = len(received_ids - succeeded)
+        recorded_not_received = sum(
+            1
+            for run_id, _, _, status, _ in window_rows
+            if status == "succeeded" and str(run_id) not in received_ids
+        )
     wall = end - start
     fires = len(in_window)
     metrics = Metrics(
@@ -348,11 +489,12 @@ def analyse(run: Run) -> Metrics:
         expected=len(expected),
         received=fires,
         missed=len(expected - in_window.keys()),
+        skipped=skipped,
         duplicates=duplicates,
         late_p50=percentile(lateness, 50),
         late_p99=percentile(lateness, 99),
         late_max=lateness[-1] if lateness else float("nan"),
-        not_recorded=len(received_ids - succeeded),
+        not_recorded=not_recorded,
         recorded_not_received=recorded_not_received,
         other_status=other,
         cpu_s=run.cpu_s,
@@ -361,6 +503,7 @@ def analyse(run: Run) -> Metrics:
         rss_mb=run.rss_mb,
         sink_cpu_pct=run.sink_cpu_s / wall * 100,
         exit_code=run.exit_code,
+        load=run.load,
         notes=list(run.notes),
     )
     if workload.kind == "burst":
@@ -392,6 +535,27 @@ class Options:
     keep: bool = False
     wrapper: Path | None = None  # a script run instead of `-m jobctl` (to try a patch)
     timings: bool = False  # jobctl's jobs record each phase's time (`--timings`)
+    daemon_args: tuple[str, ...] = ()  # more arguments for `jobctl daemon`
+
+
+@dataclass
+class Measured:
+    window: tuple[float, float]
+    cpu_s: float  # the scheduler's process tree
+    sink_cpu_s: float
+    rss_mb: float  # summed over the tree
+    exit_code: int | None
+    processes: int  # the most processes the tree had at a reading
+    extra_notes: list[str] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        if self.processes <= 1:
+            return list(self.extra_notes)
+        return [
+            f"CPU and RSS summed over {self.processes} processes (the scheduler and the "
+            "processes it started)",
+            *self.extra_notes,
+        ]
 
 
 def measure(
@@ -400,26 +564,68 @@ def measure(
     sink: Sink,
     workload: Workload,
     options: Options,
-) -> tuple[tuple[float, float], float, float, float, int | None]:
-    """Window, CPU, sink CPU and peak RSS of a ready scheduler process; then stop it."""
+) -> Measured:
+    """Window, CPU, sink CPU and peak RSS of a ready scheduler process tree; then stop it."""
     start = ready_at + options.warmup
     end = start + workload.seconds
     sleep_until(start)
-    cpu0, sink0 = cpu_seconds(proc.pid), sink.cpu()
+    (cpu0, count0), sink0 = tree_cpu_seconds(proc.pid), sink.cpu()
     spy = start_py_spy(proc.pid, workload.seconds, options.py_spy)
     sleep_until(end)
-    cpu1, sink1 = cpu_seconds(proc.pid), sink.cpu()
+    (cpu1, count1), sink1 = tree_cpu_seconds(proc.pid), sink.cpu()
     if spy is not None:
         spy.wait(timeout=30)
     sleep_until(end + options.drain)
-    rss = peak_rss_mb(proc.pid)
+    rss = tree_peak_rss_mb(proc.pid)
+    below = started_below(proc.pid)
     proc.send_signal(signal.SIGTERM)
     try:
         code: int | None = proc.wait(timeout=20)  # jobctl gets --grace 5s
     except subprocess.TimeoutExpired:
-        proc.kill()
+        kill_tree(proc)
         code = None
-    return (start, end), cpu1 - cpu0, sink1 - sink0, rss, code
+    measured = Measured((start, end), cpu1 - cpu0, sink1 - sink0, rss, code, max(count0, count1))
+    left = kill_left(below)
+    if left:
+        measured.extra_notes.append(
+            f"{left} of its processes were still running after it stopped (killed)"
+        )
+    return measured
+
+
+def start_time(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot): with the pid, names it for sure."""
+    try:
+        return int(proc_stat(pid)[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def started_below(root: int) -> list[tuple[int, int | None]]:
+    """The processes below `root` now, with their start times."""
+    return [(pid, start_time(pid)) for pid in process_tree(root)[1:]]
+
+
+def kill_left(processes: Sequence[tuple[int, int | None]]) -> int:
+    """SIGKILL those of `processes` still running (same pid and start time); how many."""
+    killed = 0
+    for pid, started in processes:
+        if started is not None and start_time(pid) == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a scheduler this script started and whatever processes it left below it."""
+    if proc.poll() is not None:
+        return
+    kill_left(started_below(proc.pid))
+    proc.kill()
+    proc.wait()
 
 
 def start_py_spy(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
@@ -535,14 +741,23 @@ def wait_heartbeat(
     raise RuntimeError(f"no heartbeat within {timeout}s")
 
 
-def jobctl_rows(db: Path) -> list[tuple[int, str, int, str]]:
+def jobctl_rows(db: Path) -> list[RecordedRow]:
+    """Every run row: a `missed` row stands for the `missed_count` slots of its gap."""
     conn = sqlite3.connect(db)
     try:
         cache: dict[str, int] = {}
         return [
-            (run_id, name, slot_ms(scheduled, cache), status)
-            for run_id, name, scheduled, status in conn.execute(
-                "SELECT runs.id, jobs.name, runs.scheduled_for, runs.status "
+            (
+                run_id,
+                name,
+                slot_ms(scheduled, cache),
+                status,
+                int(json.loads(details).get("missed_count") or 1)
+                if status == "missed" and details
+                else 1,
+            )
+            for run_id, name, scheduled, status, details in conn.execute(
+                "SELECT runs.id, jobs.name, runs.scheduled_for, runs.status, runs.details "
                 "FROM runs JOIN jobs ON jobs.id = runs.job_id"
             )
         ]
@@ -550,9 +765,45 @@ def jobctl_rows(db: Path) -> list[tuple[int, str, int, str]]:
         conn.close()
 
 
+def watch(
+    command: list[str],
+    log: Path,
+    wait_ready: Any,
+    sink: Sink,
+    workload: Workload,
+    options: Options,
+    *,
+    pipe: bool = False,
+) -> tuple[float, Measured]:
+    """Start a scheduler, wait until `wait_ready(proc)` returns its ready time, measure it.
+
+    `pipe`: the scheduler's stdout is a pipe (it says "ready" there), else it is discarded.
+    Returns the seconds from spawn to ready and the measurements; the scheduler (and any
+    process it left) is killed if it is still there afterwards.
+    """
+    with open(log, "w") as stderr:
+        spawned = time.time()
+        stdout = subprocess.PIPE if pipe else subprocess.DEVNULL
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+        try:
+            ready_at: float = wait_ready(proc)
+            measured = measure(proc, ready_at, sink, workload, options)
+        finally:
+            kill_tree(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
+    return ready_at - spawned, measured
+
+
+def log_note(log: Path, what: str) -> list[str]:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return [f"{what}: {len(lines)} lines, e.g. {lines[-1][:160]!r}"] if lines else []
+
+
 def run_jobctl(workload: Workload, options: Options, workdir: Path) -> Run:
     db = workdir / "jobctl.db"
     sink = Sink(workdir)
+    log = workdir / "jobctl-daemon.log"
     try:
         doc_path = workdir / "jobs.json"
         doc_path.write_text(
@@ -577,77 +828,105 @@ def run_jobctl(workload: Workload, options: Options, workdir: Path) -> Run:
             "warning",
             "--grace",
             "5s",
+            *options.daemon_args,
         ]
         if options.profile is not None:
             command[1:1] = ["-m", "cProfile", "-o", str(options.profile)]
-        log = workdir / "jobctl-daemon.log"
-        with open(log, "w") as stderr:
-            spawned = time.time()
-            proc = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL)
-            try:
-                ready_at = wait_heartbeat(db, proc, log)
-                window, cpu, sink_cpu, rss, code = measure(proc, ready_at, sink, workload, options)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        ready_s, measured = watch(
+            command,
+            log,
+            lambda proc: wait_heartbeat(db, proc, log),
+            sink,
+            workload,
+            options,
+        )
     finally:
         records = sink.stop()
-    notes = []
-    warnings = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    if warnings:
-        notes.append(f"daemon log: {len(warnings)} lines, e.g. {warnings[-1][:160]!r}")
     return Run(
         "jobctl",
         workload,
         setup,
-        ready_at - spawned,
-        window,
-        cpu,
-        sink_cpu,
-        rss,
+        ready_s,
+        measured.window,
+        measured.cpu_s,
+        measured.sink_cpu_s,
+        measured.rss_mb,
         records,
         jobctl_rows(db),
-        code,
-        notes,
+        measured.exit_code,
+        measured.notes() + log_note(log, "daemon log"),
     )
 
 
 # -------------------------------------------------------------------------- APScheduler
 
 
-def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
-    """The APScheduler process: N jobs, fires recorded to SQLite, stops on SIGTERM."""
+def apscheduler_main(kind: str, n: int, url: str, db: str, dropped_out: str) -> None:
+    """The APScheduler process: N jobs, stops on SIGTERM.
+
+    Each fire is recorded to the SQLite file `db`, or nowhere when `db` is "-". The slots
+    APScheduler drops (EVENT_JOB_MAX_INSTANCES) are written to `dropped_out` at exit.
+    """
     import aiohttp
-    from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+    from apscheduler.events import (
+        EVENT_JOB_MAX_INSTANCES,
+        EVENT_JOB_SUBMITTED,
+        JobSubmissionEvent,
+    )
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.base import BaseTrigger
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     workload = Workload(kind, n, 0)
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, "
-        "scheduled_for TEXT NOT NULL, status TEXT NOT NULL, started_at REAL, "
-        "finished_at REAL, http_status INTEGER, error TEXT)"
-    )
+    conn: sqlite3.Connection | None = None
+    if db != "-":
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, "
+            "scheduled_for TEXT NOT NULL, status TEXT NOT NULL, started_at REAL, "
+            "finished_at REAL, http_status INTEGER, error TEXT)"
+        )
     pending: dict[str, deque[datetime]] = defaultdict(deque)
+    dropped: list[tuple[str, int]] = []
     in_flight = 0
+    fired = 0
 
     def on_submitted(event: JobSubmissionEvent) -> None:
-        pending[event.job_id].extend(event.scheduled_run_times)
+        if event.code == EVENT_JOB_SUBMITTED:
+            pending[event.job_id].extend(event.scheduled_run_times)
+        else:
+            dropped.extend(
+                (event.job_id, round(moment.timestamp() * 1000))
+                for moment in event.scheduled_run_times
+            )
 
     async def main() -> None:
         nonlocal in_flight
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_HTTP))
 
-        async def fire(job: str) -> None:
+        async def send(job: str, run_id: str, scheduled: str) -> tuple[str, int | None, str | None]:
+            headers = {
+                "User-Agent": "apscheduler-bench",
+                "X-Jobctl-Job": job,
+                "X-Jobctl-Run": run_id,
+                "X-Jobctl-Scheduled-For": scheduled,
+            }
+            try:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    code = response.status
+                    return ("succeeded" if 200 <= code < 300 else "failed"), code, None
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                return "failed", None, repr(exc)
+
+        async def fire_recorded(job: str) -> None:
             nonlocal in_flight
-            slot = pending[job].popleft()
-            scheduled = iso_ms(slot)
+            assert conn is not None
+            scheduled = iso_ms(pending[job].popleft())
             in_flight += 1
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -657,20 +936,7 @@ def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
                     (job, scheduled, time.time()),
                 ).lastrowid
                 conn.execute("COMMIT")
-                headers = {
-                    "User-Agent": "apscheduler-bench",
-                    "X-Jobctl-Job": job,
-                    "X-Jobctl-Run": str(run_id),
-                    "X-Jobctl-Scheduled-For": scheduled,
-                }
-                status, code, error = "failed", None, None
-                try:
-                    async with session.get(url, headers=headers) as response:
-                        await response.read()
-                        code = response.status
-                        status = "succeeded" if 200 <= code < 300 else "failed"
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                    error = repr(exc)
+                status, code, error = await send(job, str(run_id), scheduled)
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute(
                     "UPDATE runs SET status = ?, finished_at = ?, http_status = ?, error = ? "
@@ -681,11 +947,22 @@ def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
             finally:
                 in_flight -= 1
 
+        async def fire_unrecorded(job: str) -> None:
+            nonlocal in_flight, fired
+            scheduled = iso_ms(pending[job].popleft())
+            in_flight += 1
+            fired += 1
+            try:
+                await send(job, str(fired), scheduled)
+            finally:
+                in_flight -= 1
+
+        fire = fire_recorded if conn is not None else fire_unrecorded
         scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": False, "max_instances": 1000, "misfire_grace_time": None},
         )
-        scheduler.add_listener(on_submitted, EVENT_JOB_SUBMITTED)
+        scheduler.add_listener(on_submitted, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
         epoch = datetime(2020, 1, 1, tzinfo=UTC)
         for k in range(n):
             trigger: BaseTrigger
@@ -718,7 +995,9 @@ def apscheduler_main(kind: str, n: int, url: str, db: str) -> None:
         await session.close()
 
     asyncio.run(main())
-    conn.close()
+    if conn is not None:
+        conn.close()
+    Path(dropped_out).write_text(json.dumps(dropped), encoding="utf-8")
 
 
 def iso_ms(moment: datetime) -> str:
@@ -727,12 +1006,12 @@ def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
-def apscheduler_rows(db: Path) -> list[tuple[int, str, int, str]]:
+def apscheduler_rows(db: Path) -> list[RecordedRow]:
     conn = sqlite3.connect(db)
     try:
         cache: dict[str, int] = {}
         return [
-            (run_id, job, slot_ms(scheduled, cache), status)
+            (run_id, job, slot_ms(scheduled, cache), status, 1)
             for run_id, job, scheduled, status in conn.execute(
                 "SELECT id, job, scheduled_for, status FROM runs"
             )
@@ -741,75 +1020,94 @@ def apscheduler_rows(db: Path) -> list[tuple[int, str, int, str]]:
         conn.close()
 
 
-def run_apscheduler(workload: Workload, options: Options, workdir: Path) -> Run:
-    db = workdir / "apscheduler.db"
-    sink = Sink(workdir)
-    log = workdir / "apscheduler.log"
+def apscheduler_ready(proc: subprocess.Popen[bytes], log: Path) -> float:
     try:
-        with open(log, "w") as stderr:
-            spawned = time.time()
-            proc = subprocess.Popen(
-                [PYTHON, SCRIPT, "_apscheduler", workload.kind, str(workload.n), sink.url, str(db)],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-            )
-            try:
-                try:
-                    read_line(proc, 600.0)
-                except RuntimeError:
-                    raise stopped_early(proc, log) from None
-                ready_at = time.time()
-                window, cpu, sink_cpu, rss, code = measure(proc, ready_at, sink, workload, options)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        read_line(proc, 600.0)
+    except RuntimeError:
+        raise stopped_early(proc, log) from None
+    return time.time()
+
+
+def run_apscheduler(
+    workload: Workload, options: Options, workdir: Path, *, recording: bool = True
+) -> Run:
+    name = "apscheduler" if recording else "apscheduler-memory"
+    db = workdir / "apscheduler.db"
+    dropped_path = workdir / "apscheduler-dropped.json"
+    log = workdir / f"{name}.log"
+    sink = Sink(workdir)
+    command = [
+        PYTHON,
+        SCRIPT,
+        "_apscheduler",
+        workload.kind,
+        str(workload.n),
+        sink.url,
+        str(db) if recording else "-",
+        str(dropped_path),
+    ]
+    try:
+        ready_s, measured = watch(
+            command,
+            log,
+            lambda proc: apscheduler_ready(proc, log),
+            sink,
+            workload,
+            options,
+            pipe=True,
+        )
     finally:
         records = sink.stop()
     notes = ["jobs added at start-up (MemoryJobStore), so readiness includes creating them"]
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    if lines:
-        notes.append(f"log: {len(lines)} lines, e.g. {lines[-1][:160]!r}")
+    dropped: list[tuple[str, int]] = []
+    if dropped_path.exists():
+        dropped = [(job, slot) for job, slot in json.loads(dropped_path.read_text())]
+    else:
+        notes.append("no list of dropped slots (the process did not exit cleanly)")
     return Run(
-        "apscheduler",
+        name,
         workload,
         0.0,
-        ready_at - spawned,
-        window,
-        cpu,
-        sink_cpu,
-        rss,
+        ready_s,
+        measured.window,
+        measured.cpu_s,
+        measured.sink_cpu_s,
+        measured.rss_mb,
         records,
-        apscheduler_rows(db),
-        code,
-        notes,
+        apscheduler_rows(db) if recording else None,
+        measured.exit_code,
+        notes + measured.notes() + log_note(log, "log"),
+        dropped,
     )
 
 
-RUNNERS = {"jobctl": run_jobctl, "apscheduler": run_apscheduler}
+def run_apscheduler_memory(workload: Workload, options: Options, workdir: Path) -> Run:
+    return run_apscheduler(workload, options, workdir, recording=False)
 
 
-def run_one(scheduler: str, workload: Workload, options: Options) -> Metrics:
+RUNNERS = {
+    "jobctl": run_jobctl,
+    "apscheduler": run_apscheduler,
+    "apscheduler-memory": run_apscheduler_memory,
+}
+
+
+def run_one(scheduler: str, workload: Workload, options: Options, label: str = "") -> Metrics:
     with tempfile.TemporaryDirectory(prefix=f"bench-{scheduler}-") as tmp:
         print(
-            f"-- {scheduler}: {workload.kind}, N={workload.n:,}, {workload.seconds:g} s window ...",
+            f"-- {label}{scheduler}: {workload.kind}, N={workload.n:,}, "
+            f"{workload.seconds:g} s window ...",
             flush=True,
         )
         spy = options.py_spy
         if spy is not None:
             spy = spy.with_name(f"{spy.stem}-{scheduler}-{workload.kind}-{workload.n}{spy.suffix}")
-        run_options = Options(
-            options.warmup,
-            options.drain,
-            options.profile,
-            spy,
-            options.keep,
-            options.wrapper,
-            options.timings,
-        )
+        run_options = replace(options, py_spy=spy)
         load_before = os.getloadavg()[0]
         metrics = analyse(RUNNERS[scheduler](workload, run_options, Path(tmp)))
         load_after = os.getloadavg()[0]
-        if max(load_before, load_after) > 1.5:
+        metrics.load = max(load_before, load_after)
+        if metrics.load > 1.5:
             metrics.notes.append(
                 f"machine busy: 1-min load average {load_before:.1f} before, {load_after:.1f} "
                 f"after (this benchmark alone adds about 1-1.5 on 2 cores)"
@@ -821,13 +1119,113 @@ def run_one(scheduler: str, workload: Workload, options: Options) -> Metrics:
             for item in Path(tmp).iterdir():
                 item.rename(kept / item.name)
             metrics.notes.append(f"files kept in {kept}")
+        print(f"   {one_line(metrics)}", flush=True)
         return metrics
+
+
+# ================================================================================ rounds
+
+
+def median_of(values: Sequence[Any]) -> Any:
+    """The median of one metric over rounds: None if any round has none, nan sorts as worst,
+    whole numbers stay whole (the higher middle value of an even count)."""
+    if any(value is None for value in values):
+        return None
+    ordered = sorted(values, key=lambda value: (math.isnan(value), value))
+    middle = len(ordered) // 2
+    if len(ordered) % 2 or all(isinstance(value, int) for value in ordered):
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def median_metrics(rounds: Sequence[Metrics]) -> Metrics:
+    """One Metrics holding each metric's median over the rounds of one scheduler."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return replace(first, rounds=1, rounds_passed=int(first.passed))
+    values: dict[str, Any] = {}
+    for item in fields(Metrics):
+        if item.name in ("scheduler", "workload", "rounds", "rounds_passed"):
+            continue
+        column = [getattr(metrics, item.name) for metrics in rounds]
+        if item.name == "other_status":
+            keys = sorted({key for counter in column for key in counter})
+            values[item.name] = Counter({key: median_of([c[key] for c in column]) for key in keys})
+        elif item.name == "notes":  # a note every round has once, the others by round
+            everywhere = [note for note in first.notes if all(note in m.notes for m in rounds)]
+            values[item.name] = everywhere + [
+                f"round {index}: {note}"
+                for index, metrics in enumerate(rounds, 1)
+                for note in metrics.notes
+                if note not in everywhere
+            ]
+        elif item.name == "exit_code":
+            odd = [code for code in column if code not in (0, -signal.SIGTERM)]
+            values[item.name] = odd[0] if odd else column[0]
+        else:
+            values[item.name] = median_of(column)
+    return replace(
+        first,
+        **values,
+        rounds=len(rounds),
+        rounds_passed=sum(1 for metrics in rounds if metrics.passed),
+    )
+
+
+@dataclass
+class Bench:
+    """Runs workloads with the schedulers in interleaved rounds and keeps every result."""
+
+    schedulers: tuple[str, ...]
+    options: Options
+    repeat: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, workload: Workload, schedulers: Sequence[str] | None = None) -> list[Metrics]:
+        """Medians of `repeat` rounds (A B C, A B C, ...) per scheduler, in scheduler order."""
+        names = tuple(schedulers or self.schedulers)
+        rounds: dict[str, list[Metrics]] = {name: [] for name in names}
+        for index in range(1, self.repeat + 1):
+            for name in names:
+                label = f"round {index}/{self.repeat}, " if self.repeat > 1 else ""
+                rounds[name].append(run_one(name, workload, self.options, label))
+        medians = [median_metrics(rounds[name]) for name in names]
+        for name, median in zip(names, medians, strict=True):
+            self.results.append(
+                {
+                    "scheduler": name,
+                    "workload": asdict(workload),
+                    "median": metrics_json(median),
+                    "rounds": [metrics_json(metrics) for metrics in rounds[name]],
+                }
+            )
+        print_table(medians)
+        return medians
+
+
+def metrics_json(metrics: Metrics) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None if math.isnan(value) else "inf"
+        return value
+
+    data = {item.name: clean(getattr(metrics, item.name)) for item in fields(Metrics)}
+    data["workload"] = asdict(metrics.workload)
+    data["other_status"] = dict(metrics.other_status)
+    data["passed"] = metrics.passed
+    data["verdicts"] = [
+        {"label": verdict.label, "ok": verdict.ok, "target": verdict.target}
+        for verdict in metrics.verdicts()
+    ]
+    return data
 
 
 # ============================================================================== printing
 
 
-def fmt(value: float, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float) and math.isnan(value):
         return "-"
     if isinstance(value, float) and math.isinf(value):
@@ -837,10 +1235,36 @@ def fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def ratio(a: float, b: float) -> str:
-    if not b or math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b:
+        return "-"
+    if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
         return "-"
     return f"{a / b:.2f}x"
+
+
+SHORT_KIND = {"sustained": "spread", "burst": "aligned"}
+
+
+def workload_title(kind: str) -> str:
+    return f"{kind} ({SHORT_KIND[kind]})" if kind in SHORT_KIND else kind
+
+
+def recorded_text(metrics: Metrics) -> str:
+    """Every fire recorded: yes, NO, or n/a for a scheduler that records nothing."""
+    if not metrics.records_runs:
+        return "n/a"
+    return "yes" if metrics.not_recorded == 0 and metrics.recorded_not_received == 0 else "NO"
+
+
+def one_line(metrics: Metrics) -> str:
+    return (
+        f"{metrics.scheduler}: CPU {fmt(metrics.cpu_ms_per_fire, 3)} ms/fire, "
+        f"p99 {fmt(metrics.late_p99)} ms, missed {fmt(metrics.missed)}, "
+        f"skipped {fmt(metrics.skipped)}, dup {fmt(metrics.duplicates)}, "
+        f"recorded {recorded_text(metrics)}, RSS {fmt(metrics.rss_mb)} MB, load {fmt(metrics.load)}: "
+        f"{'PASS' if metrics.passed else 'FAIL'}"
+    )
 
 
 # (label, attribute, digits, lower is better -> ratio printed)
@@ -851,7 +1275,8 @@ ROWS: dict[str, list[tuple[str, str, int, bool]]] = {
         ("window (s)", "window_s", 1, False),
         ("fires expected", "expected", 0, False),
         ("fires received", "received", 0, False),
-        ("missed", "missed", 0, False),
+        ("missed (no request)", "missed", 0, False),
+        ("skipped (said so)", "skipped", 0, False),
         ("duplicates", "duplicates", 0, False),
         ("lateness p50 (ms)", "late_p50", 1, True),
         ("lateness p99 (ms)", "late_p99", 1, True),
@@ -863,6 +1288,7 @@ ROWS: dict[str, list[tuple[str, str, int, bool]]] = {
         ("CPU per fire (ms)", "cpu_ms_per_fire", 3, True),
         ("peak RSS (MB)", "rss_mb", 1, True),
         ("sink CPU (% of a core)", "sink_cpu_pct", 1, False),
+        ("machine load (1-min avg)", "load", 1, False),
     ],
     "burst": [
         ("seconds in window", "burst_seconds", 0, False),
@@ -874,38 +1300,61 @@ ROWS: dict[str, list[tuple[str, str, int, bool]]] = {
 }
 
 
+def peers_of(results: Sequence[Metrics]) -> list[Metrics]:
+    """The schedulers jobctl is compared with (none when jobctl is not among the results)."""
+    if not any(metrics.scheduler == "jobctl" for metrics in results):
+        return []
+    return [metrics for metrics in results if metrics.scheduler != "jobctl"]
+
+
+def print_rows(table: list[list[str]], left: int = 1) -> None:
+    """An aligned text table: the first `left` columns left-aligned, a rule under the header."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for index, row in enumerate(table):
+        print(
+            "  "
+            + "  ".join(
+                cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
+                for i, cell in enumerate(row)
+            ).rstrip()
+        )
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+
+
 def print_table(results: Sequence[Metrics]) -> None:
     workload = results[0].workload
     rows = list(ROWS["common"])
     if workload.kind == "burst":
         rows += ROWS["burst"]
-    both = len(results) == 2
-    header = ["metric", *(m.scheduler for m in results)] + (["jobctl/APScheduler"] if both else [])
+    jobctl = next((m for m in results if m.scheduler == "jobctl"), None)
+    peers = peers_of(results)
+    header = ["metric", *(m.scheduler for m in results), *(f"jobctl/{p.scheduler}" for p in peers)]
     table = [header]
     for label, attr, digits, lower_better in rows:
         values = [getattr(m, attr) for m in results]
         line = [label, *(fmt(v, digits) for v in values)]
-        if both:
-            line.append(ratio(values[0], values[1]) if lower_better else "")
+        for peer in peers:
+            line.append(ratio(getattr(jobctl, attr), getattr(peer, attr)) if lower_better else "")
         table.append(line)
     statuses = [", ".join(f"{s} {c}" for s, c in m.other_status.items()) or "none" for m in results]
-    table.append(["other run statuses in window", *statuses] + ([""] if both else []))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"\n{workload.kind}: N={workload.n:,}, window {workload.seconds:g} s")
-    for index, row in enumerate(table):
-        print(
-            "  "
-            + "  ".join(
-                cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
-                for i, cell in enumerate(row)
-            )
-        )
-        if index == 0:
-            print("  " + "  ".join("-" * width for width in widths))
+    table.append(["other run statuses in window", *statuses, *("" for _ in peers)])
+    rounds = results[0].rounds
+    print(
+        f"\n{workload_title(workload.kind)}: N={workload.n:,}, window {workload.seconds:g} s"
+        + (f", medians of {rounds} interleaved rounds" if rounds > 1 else "")
+    )
+    print_rows(table)
     for metrics in results:
-        print(f"  {metrics.scheduler}:")
-        for label, ok in metrics.verdicts():
-            print(f"    [{'PASS' if ok else 'FAIL'}] {label}")
+        passed = (
+            f" ({metrics.rounds_passed} of {metrics.rounds} rounds passed on their own)"
+            if metrics.rounds > 1
+            else ""
+        )
+        print(f"  {metrics.scheduler}:{passed}")
+        for verdict in metrics.verdicts():
+            mark = "n/a " if verdict.ok is None else "PASS" if verdict.ok else "FAIL"
+            print(f"    [{mark}] {verdict.label}")
         if metrics.exit_code is None:
             print("    note: ignored SIGTERM (killed 20 s later)")
         elif metrics.exit_code not in (0, -signal.SIGTERM):
@@ -915,39 +1364,171 @@ def print_table(results: Sequence[Metrics]) -> None:
     print(flush=True)
 
 
-def run_workload(
-    kind: str, n: int, seconds: float, schedulers: Iterable[str], options: Options
-) -> list[Metrics]:
-    workload = Workload(kind, n, seconds)
-    results = [run_one(name, workload, options) for name in schedulers]
-    print_table(results)
-    return results
-
-
-def ramp(steps: Sequence[int], seconds: float, schedulers: Iterable[str], options: Options) -> None:
-    for scheduler in schedulers:
-        held: int | None = None
-        summary: list[str] = []
-        for n in steps:
-            (metrics,) = run_workload("sustained", n, seconds, [scheduler], options)
-            summary.append(
-                f"  N={n:>6,}  p99 {fmt(metrics.late_p99):>8} ms  missed {metrics.missed:>6,}  "
-                f"dup {metrics.duplicates}  unrecorded {metrics.not_recorded}  "
-                f"CPU {fmt(metrics.cpu_pct)}%  RSS {fmt(metrics.rss_mb)} MB  "
-                f"{'PASS' if metrics.passed else 'FAIL'}"
+def print_summary(groups: Sequence[Sequence[Metrics]], title: str) -> None:
+    """One table over several (N, workload) groups of medians, with the ratios jobctl/peer."""
+    header = [
+        "N",
+        "workload",
+        "scheduler",
+        "CPU ms/fire",
+        "p99 ms",
+        "missed/skipped/dup",
+        "recorded",
+        "RSS MB",
+        "load",
+        "target",
+        "rounds ok",
+        "jobctl/this: CPU",
+        "p99",
+        "RSS",
+    ]
+    table = [header]
+    for group in groups:
+        jobctl = next((m for m in group if m.scheduler == "jobctl"), None)
+        for metrics in group:
+            ratios = ["", "", ""]
+            if jobctl is not None and metrics is not jobctl:
+                ratios = [
+                    ratio(jobctl.cpu_ms_per_fire, metrics.cpu_ms_per_fire),
+                    ratio(jobctl.late_p99, metrics.late_p99),
+                    ratio(jobctl.rss_mb, metrics.rss_mb),
+                ]
+            table.append(
+                [
+                    f"{metrics.workload.n:,}",
+                    SHORT_KIND.get(metrics.workload.kind, metrics.workload.kind),
+                    metrics.scheduler,
+                    fmt(metrics.cpu_ms_per_fire, 3),
+                    fmt(metrics.late_p99),
+                    f"{fmt(metrics.missed)}/{fmt(metrics.skipped)}/{fmt(metrics.duplicates)}",
+                    recorded_text(metrics),
+                    fmt(metrics.rss_mb),
+                    fmt(metrics.load),
+                    "PASS" if metrics.passed else "FAIL",
+                    f"{metrics.rounds_passed}/{metrics.rounds}",
+                    *ratios,
+                ]
             )
-            if not metrics.passed:
+    print(f"\n{title}")
+    print_rows(table, left=3)
+    print(
+        f"  target (issue 18): spread p99 < {SUSTAINED_P99_MS:,.0f} ms, aligned p99 < "
+        f"{BURST_P99_MS:,.0f} ms, 0 missed, 0 skipped, 0 duplicates, every fire recorded "
+        "(n/a for a scheduler that records nothing); ratios from the medians; 'rounds ok': "
+        "rounds that passed on their own; load: the machine's 1-minute load average",
+        flush=True,
+    )
+
+
+def rounds_text(count: int) -> str:
+    return f"{count} round" + ("s" if count != 1 else "")
+
+
+def held_cell(held: int | None, top: bool) -> str:
+    if held is None:
+        return "none"
+    return f"{held:,}" + ("+" if top else "")
+
+
+def held_ratio(jobctl: int | None, peer: int | None, top: int) -> str:
+    """jobctl's highest N over the peer's; a side that held the top step is only a bound."""
+    if jobctl is None or peer is None or (jobctl == top and peer == top):
+        return "-"
+    text = f"{jobctl / peer:.2f}x"
+    if jobctl == top:
+        return f">= {text}"
+    if peer == top:
+        return f"<= {text}"
+    return text
+
+
+def ramp(bench: Bench, kinds: Sequence[str], steps: Sequence[int], seconds: float) -> None:
+    """Each workload at growing N; a scheduler leaves at its first N that fails the target."""
+    held: dict[tuple[str, str], int | None] = {}
+    groups: list[list[Metrics]] = []
+    for kind in kinds:
+        active = list(bench.schedulers)
+        for scheduler in active:
+            held[(kind, scheduler)] = None
+        for n in steps:
+            if not active:
                 break
-            held = n
-        print(f"ramp ({scheduler}, {seconds:g} s windows):")
-        print("\n".join(summary))
-        print(
-            f"  highest N that held the sustained target: {f'{held:,}' if held else 'none'}\n",
-            flush=True,
+            medians = bench.run(Workload(kind, n, seconds), active)
+            groups.append(medians)
+            for metrics in medians:
+                if metrics.passed:
+                    held[(kind, metrics.scheduler)] = n
+                else:
+                    active.remove(metrics.scheduler)
+    print_summary(groups, f"ramp, {seconds:g} s windows, medians of {rounds_text(bench.repeat)}:")
+    top = steps[-1]
+    peers = [name for name in bench.schedulers if name != "jobctl"]
+    compare = "jobctl" in bench.schedulers
+    header = [
+        "workload",
+        *bench.schedulers,
+        *(f"jobctl/{peer}" for peer in peers if compare),
+    ]
+    table = [header]
+    for kind in kinds:
+        table.append(
+            [
+                workload_title(kind),
+                *(
+                    held_cell(held[(kind, name)], held[(kind, name)] == top)
+                    for name in bench.schedulers
+                ),
+                *(
+                    held_ratio(held[(kind, "jobctl")], held[(kind, peer)], top)
+                    for peer in peers
+                    if compare
+                ),
+            ]
         )
+    print(
+        f"\nhighest N that held issue 18's target (steps {', '.join(f'{s:,}' for s in steps)}; "
+        "+: held the highest step tried):"
+    )
+    print_rows(table)
+    print(flush=True)
 
 
 # =================================================================================== CLI
+
+
+def parse_schedulers(text: str) -> tuple[str, ...]:
+    """`all`, `both`, a name or a comma list of names, in the order given, each once."""
+    names: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        for name in SCHEDULER_GROUPS.get(part, (part,)):
+            if name not in SCHEDULERS:
+                raise ValueError(
+                    f"unknown scheduler {name!r} (choose from {', '.join(SCHEDULERS)}, "
+                    "a comma list, both or all)"
+                )
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """spread/sustained and aligned/burst, comma-separated, as workload kinds."""
+    kinds: list[str] = []
+    for part in text.split(","):
+        kind = WORKLOAD_NAMES.get(part.strip())
+        if kind is None:
+            raise ValueError(f"unknown workload {part!r} (choose from spread, aligned)")
+        if kind not in kinds:
+            kinds.append(kind)
+    return tuple(kinds)
+
+
+def parse_counts(text: str) -> list[int]:
+    counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise ValueError(f"expected positive whole numbers, comma-separated: {text!r}")
+    return counts
 
 
 def main(argv: list[str]) -> None:
@@ -955,17 +1536,39 @@ def main(argv: list[str]) -> None:
         sink_main(argv[1])
         return
     if argv and argv[0] == "_apscheduler":
-        apscheduler_main(argv[1], int(argv[2]), argv[3], argv[4])
+        apscheduler_main(argv[1], int(argv[2]), argv[3], argv[4], argv[5])
         return
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("workload", choices=("sustained", "burst", "idle", "ramp"))
-    parser.add_argument("-n", type=int, help="jobs (default: 1,000; idle 100,000)")
+    parser.add_argument("workload", choices=("sustained", "burst", "idle", "ramp", "compare"))
     parser.add_argument(
-        "--seconds", type=float, help="measurement window (default: 60; burst and idle 30; ramp 20)"
+        "-n",
+        help="jobs, or a comma list of counts run in turn (default: 1,000; idle 100,000; "
+        "compare 1000,2000,3000)",
     )
-    parser.add_argument("--scheduler", choices=(*SCHEDULERS, "both"), default="both")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help="measurement window (default: 60; burst and idle 30; ramp and compare 20)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default="all",
+        help=f"{', '.join(SCHEDULERS)}, a comma list, both (jobctl,apscheduler) or all "
+        "(default: all)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="interleaved rounds per workload; each metric is the median (default: 3)",
+    )
+    parser.add_argument(
+        "--workloads",
+        default="spread,aligned",
+        help="ramp and compare: spread (sustained) and/or aligned (burst) (default: both)",
+    )
     parser.add_argument(
         "--warmup", type=float, default=2.0, help="seconds after readiness left out (default: 2)"
     )
@@ -981,10 +1584,24 @@ def main(argv: list[str]) -> None:
         help="ramp: the values of N to try, in order",
     )
     parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT.json",
+        help="also write every round and every median to OUT.json",
+    )
+    parser.add_argument(
+        "--daemon-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        dest="daemon_args",
+        help="one more argument for `jobctl daemon` (repeat for more; write --daemon-arg=--flag)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="OUT.prof",
-        help="run jobctl's daemon under cProfile, writing OUT.prof",
+        help="run jobctl's daemon under cProfile, writing OUT.prof (the last round's)",
     )
     parser.add_argument(
         "--py-spy",
@@ -1008,7 +1625,16 @@ def main(argv: list[str]) -> None:
         help="jobctl's jobs record each phase's time (`--timings`), to measure its CPU cost",
     )
     args = parser.parse_args(argv)
-    schedulers = SCHEDULERS if args.scheduler == "both" else (args.scheduler,)
+    try:
+        schedulers = parse_schedulers(args.scheduler)
+        kinds = parse_kinds(args.workloads)
+        steps = parse_counts(args.steps)
+        default_n = {"idle": "100000", "compare": "1000,2000,3000"}.get(args.workload, "1000")
+        counts = parse_counts(args.n or default_n)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     options = Options(
         warmup=args.warmup,
         drain=args.drain,
@@ -1017,16 +1643,31 @@ def main(argv: list[str]) -> None:
         keep=args.keep,
         wrapper=args.daemon_wrapper,
         timings=args.timings,
+        daemon_args=tuple(args.daemon_args),
     )
-    if args.workload == "ramp":
-        steps = [int(step) for step in args.steps.split(",")]
-        ramp(steps, args.seconds or 20.0, schedulers, options)
-        return
-    default_n = 100_000 if args.workload == "idle" else 1000
-    default_seconds = 60.0 if args.workload == "sustained" else 30.0
-    run_workload(
-        args.workload, args.n or default_n, args.seconds or default_seconds, schedulers, options
+    bench = Bench(schedulers, options, args.repeat)
+    print(
+        f"schedulers {', '.join(schedulers)}; {args.repeat} interleaved round(s); "
+        f"{os.cpu_count()} CPUs; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
     )
+    try:
+        if args.workload == "ramp":
+            ramp(bench, kinds, steps, args.seconds or 20.0)
+        elif args.workload == "compare":
+            seconds = args.seconds or 20.0
+            groups = [bench.run(Workload(kind, n, seconds)) for n in counts for kind in kinds]
+            print_summary(
+                groups, f"compare, {seconds:g} s windows, medians of {rounds_text(args.repeat)}:"
+            )
+        else:
+            seconds = args.seconds or (60.0 if args.workload == "sustained" else 30.0)
+            for n in counts:
+                bench.run(Workload(args.workload, n, seconds))
+    finally:
+        if args.json is not None:
+            args.json.write_text(json.dumps(bench.results, indent=1), encoding="utf-8")
+            print(f"results written to {args.json}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
 """CPU per HTTP fire: N requests through one HttpFirer at a local aiohttp sink.
 
     python bench/http_fire_cost.py [-n 2000] [-c 100] [--bare] [--timings-cost [-r 5]]
+    python bench/http_fire_cost.py --compare [-r 5] [-n 2000] [-c 100]
 
 The sink runs in a separate process so that process_time() counts the firing side only.
 --bare also times the same requests sent with plain session.post(), for comparison.
 --timings-cost fires the same requests with aiohttp's tracing hooks (the per-phase timings
 of issue 19) off and on, alternating for -r rounds, and prints the median CPU per fire of each.
+--compare fires the same requests through HttpFirer with its own client (http_client), through
+HttpFirer sending with aiohttp instead (the same request and read, untraced), and with the bare
+clients alone (http_client's HttpClient.request, aiohttp's session.post), interleaved for -r
+rounds, and prints the median CPU per fire of each (issue 18).
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from jobctl.actions import FireContext
-from jobctl.actions.http import HttpFirer
+from jobctl.actions.http import HttpFirer, send_with_aiohttp
+from jobctl.actions.http_client import HttpClient, Response
+from jobctl.actions.http_timings import Timer
+from jobctl.actions.request import SessionOwner
 from jobctl.models import HttpSpec
 
 
@@ -43,8 +52,40 @@ def run_sink() -> None:
     asyncio.run(serve())
 
 
+class AiohttpClient(SessionOwner):
+    """HttpClient's request() sent through an untraced aiohttp session, as HttpFirer sent every
+    request before issue 18: the comparison for --compare."""
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, **options: Any
+    ) -> Response:
+        return await send_with_aiohttp(
+            self._get_session(), method, url, headers, body, timer=Timer(), **options
+        )
+
+
+class AiohttpFirer(HttpFirer):
+    """HttpFirer with aiohttp as its client (bench only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._aiohttp = AiohttpClient()
+
+    def _get_client(self) -> AiohttpClient:  # type: ignore[override]
+        return self._aiohttp
+
+    async def close(self) -> None:
+        await super().close()
+        await self._aiohttp.close()
+
+
 async def fire_all(
-    url: str, total: int, concurrency: int, *, timings: bool = False
+    url: str,
+    total: int,
+    concurrency: int,
+    *,
+    timings: bool = False,
+    firer_class: type[HttpFirer] = HttpFirer,
 ) -> tuple[float, float, int]:
     spec = HttpSpec(
         method="POST",
@@ -72,25 +113,69 @@ async def fire_all(
             outcome = await firer.fire(spec, ctx)
         failures += outcome.status != "succeeded"
 
-    async with HttpFirer() as firer:
+    async with firer_class() as firer:
         await asyncio.gather(*(one(firer, i) for i in range(concurrency)))  # warm connections
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(one(firer, i) for i in range(total)))
         return time.process_time() - cpu, time.perf_counter() - wall, failures
 
 
+BARE_HEADERS = {
+    "Authorization": "Bearer bench-secret",
+    "Content-Type": "application/json",
+    "User-Agent": "jobctl/0",
+    "X-Jobctl-Job": "bench",
+    "X-Jobctl-Run": "1",
+    "X-Jobctl-Scheduled-For": "2026-01-01T00:00:00Z",
+}
+
+
+async def bare_client_all(url: str, total: int, concurrency: int) -> tuple[float, float]:
+    """The same requests through http_client's HttpClient alone."""
+    gate = asyncio.Semaphore(concurrency)
+    client = HttpClient(256)
+
+    async def one() -> None:
+        async with gate:
+            response = await client.request(
+                "POST", url + "/hook?x=bench-secret", BARE_HEADERS, b'{"hello": "world"}',
+                timeout=30,
+            )  # fmt: skip
+            assert response.status == 200
+
+    try:
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(total)))
+        return time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        await client.close()
+
+
+def compare(url: str, total: int, concurrency: int, rounds: int) -> None:
+    """Median CPU per fire of HttpFirer with http_client and with aiohttp, and of the bare
+    clients, rounds interleaved."""
+    per_fire: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name in ("HttpFirer, http_client", "HttpFirer, aiohttp"):
+            firer = HttpFirer if name.endswith("http_client") else AiohttpFirer
+            cpu, _, failures = asyncio.run(fire_all(url, total, concurrency, firer_class=firer))
+            assert failures == 0, f"{name}: {failures} failed"
+            per_fire.setdefault(name, []).append(cpu / total * 1000)
+        cpu, _ = asyncio.run(bare_client_all(url, total, concurrency))
+        per_fire.setdefault("bare http_client", []).append(cpu / total * 1000)
+        cpu, _ = asyncio.run(bare_all(url, total, concurrency))
+        per_fire.setdefault("bare aiohttp", []).append(cpu / total * 1000)
+    print(f"{total} requests, concurrency {concurrency}, median of {rounds} interleaved rounds")
+    for name, values in per_fire.items():
+        print(f"  {name:24} {statistics.median(values):.3f} ms CPU per fire")
+
+
 async def bare_all(url: str, total: int, concurrency: int) -> tuple[float, float]:
     gate = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
         # the same request HttpFirer sends, so the difference is HttpFirer's own work
-        headers = {
-            "Authorization": "Bearer bench-secret",
-            "Content-Type": "application/json",
-            "User-Agent": "jobctl/0",
-            "X-Jobctl-Job": "bench",
-            "X-Jobctl-Run": "1",
-            "X-Jobctl-Scheduled-For": "2026-01-01T00:00:00Z",
-        }
+        headers = BARE_HEADERS
 
         async def one() -> None:
             async with (
@@ -128,7 +213,10 @@ def main() -> None:
     parser.add_argument(
         "--timings-cost", action="store_true", help="CPU per fire with timings off and on"
     )
-    parser.add_argument("-r", type=int, default=5, help="rounds for --timings-cost")
+    parser.add_argument(
+        "--compare", action="store_true", help="HttpFirer with http_client against aiohttp"
+    )
+    parser.add_argument("-r", type=int, default=5, help="rounds for --timings-cost, --compare")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -140,6 +228,9 @@ def main() -> None:
         url = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
         if args.timings_cost:
             timings_cost(url, args.n, args.c, args.r)
+            return
+        if args.compare:
+            compare(url, args.n, args.c, args.r)
             return
         cpu, wall, failures = asyncio.run(fire_all(url, args.n, args.c))
         print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -183,6 +183,12 @@ class Expansion:
     def redact(self, text: str) -> str:
         """Every form of every secret value in `text` as `***` (secrets.Redactor)."""
         return self.redactor(text)
+
+    def none_in(self, texts: Iterable[str]) -> bool:
+        """No form of any secret is in any of `texts`: one scan of them all, and then none
+        needs redact() (the usual case)."""
+        pattern = self.redactor.pattern()
+        return pattern is None or pattern.search("\x00".join(texts)) is None
 
     def redact_outcome(self, outcome: Outcome) -> Outcome:
         """The last pass before a run is stored: every string in every stored field (output,

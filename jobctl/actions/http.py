@@ -16,9 +16,12 @@ from jobctl.actions import (
     Outcome,
     cap_output,
     fail_before_start,
+    http_client,
     interrupted,
 )
 from jobctl.actions.http_body import CHECK_CAP, decode, read_counted, spec_checks
+from jobctl.actions.http_client import HttpClient
+from jobctl.actions.http_client import Response as Got
 from jobctl.actions.http_timings import CURRENT, Timer, TracedSession
 from jobctl.actions.request import (
     MAX_REDIRECTS,
@@ -29,6 +32,7 @@ from jobctl.actions.request import (
     is_sensitive,
     shown_template_headers,
     shown_url,
+    unchanged,
 )
 from jobctl.errors import Failed
 from jobctl.http_checks import Response, failed_check
@@ -60,19 +64,53 @@ def status_matches(expect: str, status: int) -> bool:
 
 
 class HttpFirer(SessionOwner):
-    """Fires http specs through one ClientSession (created lazily in the running loop).
+    """Fires http specs through one HttpClient (http_client, made lazily in the running loop).
 
-    The requests of jobs with `--timings` go through a second one, made with aiohttp's
-    tracing hooks (http_timings), so that the others do not pay for them.
+    The requests of jobs with `--timings` go through an aiohttp session made with its tracing
+    hooks (http_timings). The aiohttp session of SessionOwner sends `post_json`'s documents.
     """
 
     def __init__(self, max_connections: int = 256) -> None:
         super().__init__(max_connections)
         self._traced = TracedSession(max_connections)
+        self._client: HttpClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_client(self) -> HttpClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            # its connections belong to the loop they were made in (see _get_session)
+            self._client = HttpClient(self.max_connections)
+            self._client_loop = loop
+        return self._client
 
     async def close(self) -> None:
         await super().close()
         await self._traced.close()
+        if self._client is not None and self._client_loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = self._client_loop = None
+
+    async def _traced_request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: bytes | None,
+        timeout: float,
+        limit: int,
+        keep: int,
+        timer: Timer,
+    ) -> Got:
+        """The request through the session with aiohttp's tracing hooks (`--timings`)."""
+        timed = CURRENT.set(timer)
+        try:
+            return await send_with_aiohttp(
+                self._traced.session(), method, url, headers, data,
+                timeout=timeout, max_redirects=limit, keep=keep, timer=timer,
+            )  # fmt: skip
+        finally:
+            CURRENT.reset(timed)
 
     async def post_json(
         self,
@@ -141,36 +179,23 @@ class HttpFirer(SessionOwner):
         headers.add_own(ctx)
         snapshot = _snapshot(method, url, headers, body, expansion)
 
-        session = self._traced.session() if spec.timings else self._get_session()
         limit = MAX_REDIRECTS if spec.max_redirects is None else spec.max_redirects
-        checks = spec_checks(spec)
+        keep = CHECK_CAP if (checks := spec_checks(spec)).reads_body else OUTPUT_CAP
+        data = body.encode() if body is not None else None
         timer = Timer(traced=bool(spec.timings))
-        timed = CURRENT.set(timer) if spec.timings else None
         started_at = utcnow()
         try:
-            async with session.request(
-                method,
-                url,
-                headers=headers.values,
-                data=body.encode() if body is not None else None,
-                timeout=aiohttp.ClientTimeout(total=ctx.timeout),
-                allow_redirects=limit > 0,
-                # aiohttp counts the redirect that trips the limit, so one more lets N through
-                max_redirects=limit + 1,
-                trace_request_ctx=timer,
-            ) as response:
-                timer.response_started()
-                data, size = await read_counted(
-                    response.content, CHECK_CAP if checks.reads_body else OUTPUT_CAP
+            if spec.timings:
+                response = await self._traced_request(
+                    method, url, headers.values, data, ctx.timeout, limit, keep, timer
                 )
+            else:
+                response = await self._get_client().request(
+                    method, url, headers.values, data, timeout=ctx.timeout,
+                    max_redirects=limit, keep=keep,
+                )  # fmt: skip
+                timer.headers = response.headers_at
                 timer.finish()
-                status = response.status
-                reason = response.reason or ""
-                response_headers = response.headers
-                final_url = _final_url(response)
-                redirects = len(response.history)
-                charset = response.charset
-                timer.secure = response.url.scheme == "https"
         except asyncio.CancelledError as exc:
             raise interrupted(started_at, snapshot=snapshot) from exc
         except TimeoutError:
@@ -182,8 +207,8 @@ class HttpFirer(SessionOwner):
                 snapshot=snapshot,
                 details={"timings": timer.result()},
             )
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            if isinstance(exc, aiohttp.TooManyRedirects):
+        except (aiohttp.ClientError, http_client.ClientError, OSError, ValueError) as exc:
+            if isinstance(exc, aiohttp.TooManyRedirects | http_client.TooManyRedirects):
                 message = f"too many redirects (more than {limit})"
             else:
                 message = describe_error(exc)
@@ -195,20 +220,21 @@ class HttpFirer(SessionOwner):
                 snapshot=snapshot,
                 details={"timings": timer.result()},
             )
-        finally:
-            if timed is not None:
-                CURRENT.reset(timed)
         finished_at = utcnow()
 
-        output = expansion.redact(cap_output(data[: OUTPUT_CAP + 1], size))
+        status, reason, response_headers = response.status, response.reason, response.headers
+        output = expansion.redact(cap_output(response.body[: OUTPUT_CAP + 1], response.size))
+        final_url = _final_url(response)
         error = None
         if not status_matches(expect, status):
             error = f"HTTP {status}{' ' + reason if reason else ''} (expected {expect})"
             if limit == 0 and 300 <= status < 400 and "Location" in response_headers:
                 error = f"HTTP {status}: a redirect, refused (--max-redirects 0)"
         elif checks:
-            response_seen = Response(decode(data, charset), response_headers, timer.seconds())
-            error = failed_check(checks, response_seen)
+            seen = Response(
+                decode(response.body, response.charset), response_headers, timer.seconds()
+            )
+            error = failed_check(checks, seen)
         return Outcome(
             status="succeeded" if error is None else "failed",
             started_at=started_at,
@@ -222,19 +248,61 @@ class HttpFirer(SessionOwner):
                 "final_url": (
                     snapshot["url"] if final_url == url else shown_url(final_url, expansion)
                 ),
-                "redirects": redirects,
-                "body_size": size,
+                "redirects": response.redirects,
+                "body_size": response.size,
                 "timings": timer.result(),
             },
         )
 
 
-def _final_url(response: aiohttp.ClientResponse) -> str:
-    """The URL after redirects, with the fragment the last Location gave (aiohttp drops it:
-    left out, a secret that ran into it would be stored cut short, and so unmasked)."""
-    if response.history:
-        location = response.history[-1].headers.get("Location", "")
-        _, hash_sign, fragment = location.partition("#")
+async def send_with_aiohttp(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    data: bytes | None,
+    *,
+    timeout: float,
+    max_redirects: int,
+    keep: int,
+    timer: Timer,
+) -> Got:
+    """What HttpClient.request does, through an aiohttp session (`timer` told its moments)."""
+    async with session.request(
+        method,
+        url,
+        headers=headers,
+        data=data,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        allow_redirects=max_redirects > 0,
+        # aiohttp counts the redirect that trips the limit, so one more lets N through
+        max_redirects=max_redirects + 1,
+        trace_request_ctx=timer,
+    ) as response:
+        timer.response_started()
+        body, size = await read_counted(response.content, keep)
+        timer.finish()
+        timer.secure = response.url.scheme == "https"
+        history = response.history
+        return Got(
+            status=response.status,
+            reason=response.reason or "",
+            headers=response.headers,
+            url=response.url,
+            body=body,
+            size=size,
+            redirects=len(history),
+            location=history[-1].headers.get("Location") if history else None,
+            headers_at=timer.headers or 0.0,
+        )
+
+
+def _final_url(response: Got) -> str:
+    """The URL after redirects, with the fragment the last Location gave (the response's URL
+    has none: left out, a secret that ran into it would be stored cut short, and so
+    unmasked)."""
+    if response.location:
+        _, hash_sign, fragment = response.location.partition("#")
         if hash_sign:
             return f"{response.url.with_fragment(None)}#{fragment}"
     return str(response.url)
@@ -272,10 +340,11 @@ def _redacted_template(method: str, spec: HttpSpec) -> dict[str, object]:
 
 def _response_headers(headers: CIMultiDictProxy[str], expansion: Expansion) -> dict[str, str]:
     shown: dict[str, str] = {}
+    redact = unchanged if expansion.none_in(headers.values()) else expansion.redact
     for name, value in headers.items():
-        value = REDACTED if is_sensitive(name) else expansion.redact(value)
+        value = REDACTED if is_sensitive(name) else redact(value)
         shown[name] = f"{shown[name]}, {value}" if name in shown else value
     return shown
 
 
-__all__ = ["HttpFirer", "status_matches"]
+__all__ = ["HttpFirer", "send_with_aiohttp", "status_matches"]

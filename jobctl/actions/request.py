@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -17,7 +18,7 @@ from functools import lru_cache
 import aiohttp
 
 from jobctl import __version__
-from jobctl.actions import OUTPUT_CAP, Expansion, FireContext
+from jobctl.actions import OUTPUT_CAP, Expansion, FireContext, http_client
 from jobctl.errors import Failed
 from jobctl.secrets import REDACTED, is_sensitive_header, redact_url
 from jobctl.timeutil import iso_z
@@ -79,12 +80,15 @@ class RequestHeaders:
 
     def shown(self, expansion: Expansion) -> dict[str, str]:
         """For the snapshot: every expanded secret and every sensitive header as ***."""
+        redact = unchanged if expansion.none_in(self.values.values()) else expansion.redact
         return {
-            name: REDACTED
-            if name in self.from_reference or _sensitive(name)
-            else expansion.redact(value)
+            name: REDACTED if name in self.from_reference or _sensitive(name) else redact(value)
             for name, value in self.values.items()
         }
+
+
+def unchanged(text: str) -> str:
+    return text
 
 
 def shown_template_headers(templates: Mapping[str, object]) -> dict[str, str]:
@@ -98,7 +102,7 @@ def shown_url(url: str, expansion: Expansion) -> str:
     url = expansion.redact(url)
     if "@" not in url and "?" not in url:  # nothing for redact_url to hide; skip its parsing
         return url
-    return redact_url(url)
+    return _redacted_url(url)
 
 
 def is_sensitive(name: str) -> bool:
@@ -161,37 +165,74 @@ async def read_limited(
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming the cause of a request that got no usable response."""
-    if isinstance(exc, aiohttp.TooManyRedirects):
+    """One line naming the cause of a request that got no usable response (from http_client,
+    or from aiohttp: its errors are worded as their http_client counterparts)."""
+    if isinstance(exc, aiohttp.ClientError):
+        exc = _as_client_error(exc)
+    if isinstance(exc, http_client.TooManyRedirects):
         return f"too many redirects (more than {MAX_REDIRECTS})"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate error for {exc.host}: {_reason(exc.certificate_error)}"
-    if isinstance(exc, aiohttp.ClientSSLError):
+    if isinstance(exc, http_client.CertificateError):
+        return f"TLS certificate error for {exc.host}: {_reason(exc.os_error)}"
+    if isinstance(exc, http_client.TlsError):
         return f"TLS error connecting to {exc.host}:{exc.port}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, http_client.DnsError):
         return f"cannot resolve host {exc.host}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, http_client.ConnectError):
         return f"cannot connect to {exc.host}:{exc.port}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, http_client.ServerDisconnected):
         return "the server closed the connection without a complete response"
-    if isinstance(exc, aiohttp.NonHttpUrlClientError):
-        return f"not an http:// or https:// URL: {redact_url(str(exc.args[0]))}"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return f"invalid URL {redact_url(str(exc.url))}"
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, http_client.NotHttpUrl):
+        return f"not an http:// or https:// URL: {redact_url(exc.url)}"
+    if isinstance(exc, http_client.InvalidUrl):
+        return f"invalid URL {redact_url(exc.url)}"
+    if isinstance(exc, http_client.BodyError):
         return f"the response body could not be read: {_reason(exc)}"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad response: {exc.message or type(exc).__name__}"
+    if isinstance(exc, http_client.BadResponse):
+        return f"bad response: {' '.join(exc.message.split())}"
     return f"request failed: {_reason(exc)}"
 
 
+def _as_client_error(exc: aiohttp.ClientError) -> BaseException:
+    """The http_client error that stands for one of aiohttp's (itself when none does)."""
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return http_client.TooManyRedirects()
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return http_client.CertificateError(exc.host, exc.port, exc.certificate_error)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return http_client.TlsError(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return http_client.DnsError(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return http_client.ConnectError(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return http_client.ServerDisconnected()
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return http_client.NotHttpUrl(str(exc.args[0]))
+    if isinstance(exc, aiohttp.InvalidURL):
+        return http_client.InvalidUrl(str(exc.url))
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return http_client.BodyError(str(exc))
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return http_client.BadResponse(exc.message or type(exc).__name__)
+    return exc
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return exc.verify_message  # its errno is OpenSSL's code, not an OS error
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason.replace("_", " ").lower()
     if isinstance(exc, OSError) and exc.errno and exc.errno > 0:  # getaddrinfo's are < 0
         return os.strerror(exc.errno)  # asyncio's strerror is "Connect call failed (...)"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = " ".join(str(exc).split())  # one line, whatever the library put in it
     return text or type(exc).__name__
+
+
+@lru_cache(maxsize=1024)
+def _redacted_url(url: str) -> str:
+    return redact_url(url)  # a job's URL comes back at each fire: parse it once
 
 
 @lru_cache(maxsize=1024)
@@ -214,4 +255,5 @@ __all__ = [
     "read_limited",
     "shown_template_headers",
     "shown_url",
+    "unchanged",
 ]
