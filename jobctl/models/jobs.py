@@ -108,11 +108,11 @@ class Job:
             runs_failed=row["runs_failed"],
             runs_skipped=row["runs_skipped"],
             runs_missed=row["runs_missed"],
-            last_run_at=when(row["last_run_at"]),
+            last_run_at=when("last_run_at"),
             last_status=row["last_status"],
-            last_success_at=when(row["last_success_at"]),
-            created_at=when(row["created_at"]),
-            updated_at=when(row["updated_at"]),
+            last_success_at=when("last_success_at"),
+            created_at=when("created_at"),
+            updated_at=when("updated_at"),
         )
 
     @property
