@@ -19,6 +19,7 @@ from jobctl.errors import Failed, InvalidInput, JobctlError, NotFound
 from jobctl.file_entries import agent_entry_change, document_entries, entry_change, type_name
 from jobctl.jobfile import Document, bulk_work, export_entry
 from jobctl.models import Agent, AgentSpec, Job
+from jobctl.progress import OnProgress, Tally, in_steps, no_progress
 from jobctl.team_file import TeamPlan, plan_teams, write_teams
 
 if TYPE_CHECKING:
@@ -80,7 +81,14 @@ class AgentPlan:
         }
 
 
-def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = False) -> Plan:
+def plan_apply(
+    store: Store,
+    doc: Document,
+    now: datetime,
+    *,
+    prune: bool = False,
+    on_progress: OnProgress = no_progress,
+) -> Plan:
     """Validate every entry and compare it with the stored jobs; nothing is written.
 
     Errors name the entry (`jobs[3] ('nightly'): ...`) and keep the exit code of their kind.
@@ -94,6 +102,7 @@ def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = Fals
     teams = plan_teams(plan.teams, document_entries(doc, "teams"), store.all_teams(), agents)
     builder = JobBuilder(now)
     seen: dict[str, int] = {}
+    checked = Tally("checking", len(entries), on_progress)
     for index, entry in enumerate(entries):
         name = entry.get("name") if isinstance(entry, Mapping) else None
         where = f"jobs[{index}]" + (f" ({name!r})" if isinstance(name, str) else "")
@@ -112,6 +121,7 @@ def plan_apply(store: Store, doc: Document, now: datetime, *, prune: bool = Fals
         except JobctlError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         seen[str(name)] = index
+        checked.every_step(index)
     missing = sorted(name for name in stored if name not in seen)
     if prune:
         plan.removed = [stored[name] for name in missing]
@@ -211,7 +221,9 @@ def _refuse_busy(store: Store, removed: list[Job]) -> None:
             )
 
 
-def apply_plan(store: Store, plan: Plan, now: datetime) -> None:
+def apply_plan(
+    store: Store, plan: Plan, now: datetime, on_progress: OnProgress = no_progress
+) -> None:
     """Write the plan in one transaction; a plan with no changes writes nothing.
 
     The plan was made from a snapshot: if another process added, renamed or removed one of
@@ -219,12 +231,15 @@ def apply_plan(store: Store, plan: Plan, now: datetime) -> None:
     """
     if not plan.has_changes:
         return
+    jobs = len(plan.removed) + len(plan.changed) + len(plan.added)
+    written = Tally("writing", jobs, on_progress)
     with store.write():
         _write_agents(store, plan.agents, now)  # first: the jobs may prompt them
         write_teams(store, plan.teams, now)  # then: their members are agents
         _delete_jobs(store, plan.removed)
-        _update_jobs(store, plan.changed, plan.retimed, now)
-        _insert_jobs(store, plan.added, now)
+        written.add(len(plan.removed))
+        _update_jobs(store, plan.changed, plan.retimed, now, written)
+        _insert_jobs(store, plan.added, now, written)
         _delete_agents(store, plan.agents.removed)
 
 
@@ -264,26 +279,28 @@ def _delete_jobs(store: Store, jobs: list[Job]) -> None:
         raise _changed_meanwhile()
 
 
-def _update_jobs(store: Store, jobs: list[Job], retimed: set[str], now: datetime) -> None:
+def _update_jobs(
+    store: Store, jobs: list[Job], retimed: set[str], now: datetime, written: Tally
+) -> None:
     """Definitions only, unless the file changed a job's schedule or state: what the daemon
     wrote between planning and writing (a fire, an auto-pause) is otherwise kept."""
     for timing in (False, True):
         batch = [job for job in jobs if (job.name in retimed) == timing]
-        if not batch:
-            continue
         for job in batch:
             job.updated_at = now
-        if store.update_jobs_matching(batch, timing=timing) != len(batch):
-            raise _changed_meanwhile()
+        for part in in_steps(batch):
+            if store.update_jobs_matching(part, timing=timing) != len(part):
+                raise _changed_meanwhile()
+            written.add(len(part))
 
 
-def _insert_jobs(store: Store, jobs: list[Job], now: datetime) -> None:
-    if not jobs:
-        return
+def _insert_jobs(store: Store, jobs: list[Job], now: datetime, written: Tally) -> None:
     for job in jobs:
         job.created_at = job.updated_at = now
-    if not store.insert_jobs(jobs):
-        raise _changed_meanwhile()
+    for part in in_steps(jobs):
+        if not store.insert_jobs(part):
+            raise _changed_meanwhile()
+        written.add(len(part))
 
 
 def apply_document(
@@ -293,10 +310,11 @@ def apply_document(
     *,
     prune: bool = False,
     dry_run: bool = False,
+    on_progress: OnProgress = no_progress,
 ) -> Plan:
     """Plan, then (unless dry_run) write the plan in one transaction."""
     with bulk_work():
-        plan = plan_apply(store, doc, now, prune=prune)
+        plan = plan_apply(store, doc, now, prune=prune, on_progress=on_progress)
         if not dry_run:
-            apply_plan(store, plan, now)
+            apply_plan(store, plan, now, on_progress)
     return plan

@@ -22,6 +22,7 @@ from jobctl.errors import InvalidInput, JobctlError
 from jobctl.job_changes import build_job
 from jobctl.jobs import NAME_PATTERN, RESERVED_NAMES
 from jobctl.models import Job, JobChange
+from jobctl.progress import OnProgress, Tally, no_progress
 from jobctl.secrets import references
 from jobctl.timeutil import get_zone
 
@@ -322,6 +323,7 @@ def plan_import(
     prefix: str = "",
     zone: str | None = None,
     home: str | None = None,
+    on_progress: OnProgress = no_progress,
 ) -> list[ImportedJob]:
     """Build (and validate) a job per entry, named uniquely against the database."""
     prefix = _validate_prefix(prefix)
@@ -329,7 +331,8 @@ def plan_import(
     default_home = home if home is not None else os.path.expanduser("~")
     taken = set(store.job_names())
     planned = []
-    for entry in crontab.entries:
+    checked = Tally("checking", len(crontab.entries), on_progress)
+    for index, entry in enumerate(crontab.entries):
         name = unique_name(name_stem(entry.command), prefix, taken)
         command, shell = _command(entry)
         change = JobChange(
@@ -348,6 +351,7 @@ def plan_import(
             raise InvalidInput(f"line {entry.line}: {exc}") from None
         taken.add(name)
         planned.append(ImportedJob(entry.line, job))
+        checked.every_step(index)
     return planned
 
 
@@ -360,8 +364,10 @@ def import_crontab(
     zone: str | None = None,
     home: str | None = None,
     dry_run: bool = False,
+    on_progress: OnProgress = no_progress,
 ) -> CrontabImport:
-    """Parse, plan and (unless dry_run) add every job in one transaction: all or nothing."""
+    """Parse, plan and (unless dry_run) add every job in one transaction: all or nothing.
+    `on_progress` hears of the entries checked, then of the jobs written."""
     if zone:
         try:
             get_zone(zone)
@@ -369,12 +375,20 @@ def import_crontab(
             raise InvalidInput(f"invalid --tz: {exc}") from None
     crontab = parse_crontab(text)
     warnings = _reference_warnings(crontab.entries)
+
+    def plan() -> list[ImportedJob]:
+        return plan_import(
+            store, crontab, now, prefix=prefix, zone=zone, home=home, on_progress=on_progress
+        )
+
     if dry_run or not crontab.entries:
-        planned = plan_import(store, crontab, now, prefix=prefix, zone=zone, home=home)
+        planned = plan()
     else:
         with store.write():
             # Named inside the write lock, so a job added meanwhile cannot take a name.
-            planned = plan_import(store, crontab, now, prefix=prefix, zone=zone, home=home)
-            for item in planned:
+            planned = plan()
+            written = Tally("writing", len(planned), on_progress)
+            for index, item in enumerate(planned):
                 insert_job(store, item.job, now)
+                written.every_step(index)
     return CrontabImport(planned, crontab.skipped, warnings)

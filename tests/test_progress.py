@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Invoke
-from tests.realparts import ROOT, jobctl_command
+from tests.realparts import ROOT, jobctl_command, query
 from tests.test_prune_order import mixed_db  # noqa: F401 - a fixture
 
 
@@ -93,6 +93,45 @@ def test_backup_and_restore_show_pages_on_a_terminal(
     assert code == 0 and err == ""
 
 
-@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_apply_shows_jobs_checked_then_written_on_a_terminal(db_path: Path, tmp_path: Path) -> None:
+    jobs = [
+        {"name": f"job-{k}", "action": "exec", "spec": {"command": "true"}} for k in range(2500)
+    ]
+    for job in jobs:
+        job.update(trigger="every", schedule="1h")
+    document = tmp_path / "jobs.json"
+    document.write_text(json.dumps({"version": 1, "jobs": jobs}), encoding="utf-8")
+    code, out, err = on_terminal(db_path, "apply", "-f", str(document))
+    assert code == 0 and "applied: 2500 added" in out, err
+    assert "checking jobs" in err and "writing jobs" in err and "100%" in err, err
+    assert "1,000 of 2,500 jobs" in err and "2,500 of 2,500 jobs" in err, err
+    assert query(db_path, "SELECT count(*) FROM jobs")[0][0] == 2500
+    jobs[0]["schedule"] = "2h"
+    document.write_text(json.dumps({"version": 1, "jobs": jobs}), encoding="utf-8")
+    again = piped(db_path, "apply", "-f", str(document))
+    assert again.returncode == 0 and "1 changed" in again.stdout
+    assert again.stderr == ""  # nothing when piped
+    code, out, err = on_terminal(db_path, "apply", "-f", str(document), "--quiet")
+    assert code == 0 and out.startswith("nothing to change") and err == ""
+
+
+def test_import_crontab_shows_jobs_checked_then_added_on_a_terminal(
+    db_path: Path, tmp_path: Path
+) -> None:
+    crontab = tmp_path / "crontab"
+    crontab.write_text("0 3 * * * /usr/bin/backup.sh\n*/5 * * * * /usr/bin/poll\n")
+    code, out, err = on_terminal(db_path, "import", "crontab", str(crontab), "--tz", "UTC")
+    assert code == 0 and "imported 2 jobs" in out, err
+    assert "checking jobs" in err and "adding jobs" in err and "2 of 2 jobs" in err, err
+    again = piped(db_path, "import", "crontab", str(crontab), "--tz", "UTC")
+    assert again.returncode == 0 and again.stderr == ""
+    code, out, err = on_terminal(
+        db_path, "import", "crontab", str(crontab), "--tz", "UTC", "--quiet", "--dry-run"
+    )
+    assert code == 0 and "would import 2 jobs" in out and err == ""
+    assert query(db_path, "SELECT count(*) FROM jobs")[0][0] == 4
+
+
+@pytest.mark.parametrize("command", ["backup", "restore", "apply", "import crontab"])
 def test_quiet_is_offered(command: str, jobctl: Invoke) -> None:
-    assert "--quiet" in jobctl(command, "--help").stdout
+    assert "--quiet" in jobctl(*command.split(), "--help").stdout

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from jobctl.models import JobChange, RunSelection, RunStatus, RunTrigger
 from jobctl.paths import DbLocation
 from jobctl.store import open_store
 from tests.conftest import Invoke
-from tests.realparts import query
+from tests.realparts import ROOT, jobctl_command, query, run_jobctl, wait_until
 from tests.test_history import OWNER, T0, fill
 
 NOW = T0 + timedelta(days=2)
@@ -69,6 +73,20 @@ def test_id_order_removes_what_job_by_job_removes(
     assert running == 3
 
 
+def test_the_walk_sets_its_connection_for_deletes_and_back(mixed_db: Path) -> None:
+    store = open_store(mixed_db)
+    settings = ("secure_delete", "wal_autocheckpoint", "cache_size")
+
+    def now_set() -> list[int]:
+        return [store.conn.execute(f"PRAGMA {name}").fetchone()[0] for name in settings]
+
+    before = now_set()
+    during = [now_set() for _ in pruning.prune_all(store, NOW, keep=1, batch=1)]
+    assert during and all(values == [2, 10_000, -128 * 1024] for values in during)
+    assert now_set() == before != during[0]
+    store.close()
+
+
 def test_prune_all_of_nothing(db_path: Path) -> None:
     store = open_store(db_path)
     assert list(pruning.prune_all(store, NOW, keep=0)) == []
@@ -109,3 +127,74 @@ def test_prune_all_on_both_stores(store_at: DbLocation) -> None:
     assert store.run_id_span() == (ids["b"][0], ids["c"][-1])
     assert sum(b.removed for b in pruning.prune_all(store, NOW, older_than=timedelta(0))) == 6
     assert store.run_id_span() == (ids["b"][0], ids["b"][0])  # in flight: kept
+
+
+def _bulk_history(db: Path, runs: int) -> None:
+    """Four jobs taking turns over `runs` finished runs (every 7th with output), written
+    straight into the schema: a history big enough for a prune of many batches."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
+            "INSERT INTO runs (job_id, trigger, status, scheduled_for, started_at, "
+            "finished_at, duration_ms, output, created_at) "
+            "SELECT 1 + x % 4, 'schedule', 'succeeded', t, t, t, 5, 'ok', t FROM "
+            "(SELECT x, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', "
+            "'+' || x || ' seconds') AS t FROM n)",
+            (runs,),
+        )
+        conn.execute(
+            "INSERT INTO run_output (run_id, seq, stream, at, text) "
+            "SELECT id, 1, 'stdout', created_at, 'line' FROM runs WHERE id % 7 = 0"
+        )
+    conn.close()
+
+
+def test_a_prune_killed_midway_leaves_a_sound_database_and_finishes_when_run_again(
+    db_path: Path, jobctl: Invoke
+) -> None:
+    for name in ("a", "b", "c", "d"):
+        jobctl("add", name, "--exec", "true", "--every", "1h")
+    _bulk_history(db_path, 400_000)
+    kept = {
+        row[0]
+        for job_id in range(1, 5)
+        for row in query(
+            db_path, "SELECT id FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT 10", job_id
+        )
+    }
+    prune = subprocess.Popen(
+        jobctl_command("runs", "prune", "--keep", "10"),
+        env={**os.environ, "JOBCTL_DB": str(db_path), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: query(db_path, "SELECT min(id) FROM runs")[0][0] > 1, 60, "a batch")
+        # Another writer (a daemon) gets its turn between two batches.
+        writer = sqlite3.connect(db_path, timeout=10, isolation_level=None)
+        started = time.monotonic()
+        writer.execute("UPDATE jobs SET description = 'written meanwhile' WHERE name = 'a'")
+        waited = time.monotonic() - started
+        writer.close()
+        assert prune.poll() is None, "the prune ended before it could be killed"
+        prune.send_signal(signal.SIGKILL)
+        assert prune.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if prune.poll() is None:
+            prune.kill()
+            prune.wait()
+    assert waited < 5, f"a writer waited {waited:.1f}s for the prune"
+    assert query(db_path, "PRAGMA integrity_check")[0][0] == "ok"
+    assert query(db_path, "PRAGMA foreign_key_check") == []
+    left = query(db_path, "SELECT count(*) FROM runs")[0][0]
+    assert len(kept) < left < 400_000  # killed halfway: part of it done, whole batches
+    again = run_jobctl(db_path, "runs", "prune", "--keep", "10")
+    assert again.returncode == 0 and again.stdout == f"removed {left - len(kept)} runs\n"
+    assert set(_left(db_path)) == kept
+    orphans = "SELECT count(*) FROM run_output WHERE run_id NOT IN (SELECT id FROM runs)"
+    assert query(db_path, orphans)[0][0] == 0
+    assert query(db_path, "SELECT description FROM jobs WHERE name = 'a'")[0][0] == (
+        "written meanwhile"
+    )

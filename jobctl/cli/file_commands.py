@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jobctl.cli.complete import complete_job_names
+from jobctl.cli.progress import phased_progress, quiet_option
 from jobctl.cli.shared import cli, db_option, json_option, open_db, read_db
 from jobctl.errors import InvalidInput
 
@@ -63,10 +64,13 @@ def export(ctx: click.Context, names: tuple[str, ...], fmt: str | None, as_json:
     help="Also remove jobs (and their history) that the file does not list, and agents it "
     "does not list that none of its jobs use.",
 )
+@quiet_option
 @db_option
 @json_option
 @click.pass_context
-def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bool) -> None:
+def apply(
+    ctx: click.Context, path: str, dry_run: bool, prune: bool, quiet: bool, as_json: bool
+) -> None:
     """Make the jobs match a file from `jobctl export`: add, change, and with --prune remove.
 
     Agents in the file are applied first, then its teams (added or changed; teams the file
@@ -74,7 +78,8 @@ def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bo
     entry anywhere changes nothing and is named in the error. Applying the same file again
     changes nothing. A changed job keeps its history; a job renamed in the file is a new job
     (rename with `jobctl edit NAME --name NEW` to keep the history). A file without an
-    `agents` list leaves the agents alone.
+    `agents` list leaves the agents alone. A terminal shows the jobs checked, then written,
+    as progress bars on stderr.
 
     \b
     Examples:
@@ -86,7 +91,12 @@ def apply(ctx: click.Context, path: str, dry_run: bool, prune: bool, as_json: bo
     from jobctl.timeutil import utcnow
 
     doc = read_document(path)
-    plan = apply_document(open_db(ctx), doc, utcnow(), prune=prune, dry_run=dry_run)
+    store = open_db(ctx)
+    labels = {"checking": "checking jobs", "writing": "writing jobs"}
+    with phased_progress(labels, "jobs", quiet=quiet) as on_progress:
+        plan = apply_document(
+            store, doc, utcnow(), prune=prune, dry_run=dry_run, on_progress=on_progress
+        )
     if as_json:
         from jobctl.output import to_json
 

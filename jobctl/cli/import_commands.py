@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from jobctl.cli.complete import complete_zones
+from jobctl.cli.progress import phased_progress, quiet_option
 from jobctl.cli.shared import cli, db_option, json_option, open_db
 from jobctl.errors import InvalidInput
 
@@ -39,6 +40,7 @@ def import_() -> None:
     shell_complete=complete_zones,
     help="Zone of the entries no CRON_TZ line covers (default: the machine's).",
 )
+@quiet_option
 @db_option
 @json_option
 @click.pass_context
@@ -48,6 +50,7 @@ def import_crontab(
     dry_run: bool,
     prefix: str,
     tz: str | None,
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """Add an exec job for every entry of a user crontab (`crontab -l` output).
@@ -58,7 +61,8 @@ def import_crontab(
     description; names come from the command (`backup.sh` gives backup.sh, then
     backup.sh-2 ...). @reboot, MAILTO and commands with an unescaped % are skipped with a
     warning. All or nothing: any other bad line fails the import, naming the line, and
-    adds no job. FILE - (or none, with a pipe) reads standard input.
+    adds no job. FILE - (or none, with a pipe) reads standard input. A terminal shows the
+    jobs checked, then added, as progress bars on stderr.
 
     \b
     Examples:
@@ -74,7 +78,12 @@ def import_crontab(
             "give a crontab FILE, or - to read standard input: crontab -l | jobctl import crontab -"
         )
     text = read_crontab_file("-" if source in (None, "-") else str(source))
-    result = import_entries(open_db(ctx), text, utcnow(), prefix=prefix, zone=tz, dry_run=dry_run)
+    store = open_db(ctx)
+    labels = {"checking": "checking jobs", "writing": "adding jobs"}
+    with phased_progress(labels, "jobs", quiet=quiet) as on_progress:
+        result = import_entries(
+            store, text, utcnow(), prefix=prefix, zone=tz, dry_run=dry_run, on_progress=on_progress
+        )
     for skipped in result.skipped:
         click.echo(
             f"jobctl: warning: line {skipped.line}: skipped {skipped.text!r}: {skipped.reason}",

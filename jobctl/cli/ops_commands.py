@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jobctl.cli.progress import Progress, progress, quiet_option
+from jobctl.cli.progress import Progress, phased_progress, progress, quiet_option
 from jobctl.cli.shared import cli, counted, db_file, db_option, db_path, json_option, require_db
 from jobctl.errors import InvalidInput
 
@@ -156,15 +156,9 @@ def restore(ctx: click.Context, file: Path, yes: bool, quiet: bool) -> None:
             abort=True,
         )
 
-    with progress("keeping the current database", quiet=quiet) as keeping:
-        with progress("restoring", quiet=quiet) as restoring:
-
-            def on_pages(phase: str, done: int, total: int) -> None:
-                if phase == "restoring":
-                    keeping.close()
-                _pages_to(restoring if phase == "restoring" else keeping)(done, total)
-
-            result = restore_database(path, file, utcnow(), confirm, on_pages)
+    labels = {"keeping": "keeping the current database", "restoring": "restoring"}
+    with phased_progress(labels, "pages", quiet=quiet) as on_pages:
+        result = restore_database(path, file, utcnow(), confirm, on_pages)
     if result.kept is not None:
         click.echo(f"kept the previous database as {result.kept}")
     upgraded = (

@@ -4,8 +4,8 @@ when stderr is a terminal and `--quiet` was not given (nothing when piped)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -65,3 +65,25 @@ def progress(label: str, *, quiet: bool, length: int | None = None) -> Iterator[
         yield bar
     finally:
         bar.close()
+
+
+@contextmanager
+def phased_progress(
+    labels: Mapping[str, str], noun: str, *, quiet: bool
+) -> Iterator[Callable[[str, int, int], None]]:
+    """One bar per phase, in the order of `labels` (phase: label): the callback yielded,
+    (phase, done, total), moves that phase's bar with "done of total NOUN" beside it and
+    closes the bars of the phases before it."""
+    with ExitStack() as stack:
+        bars = {
+            phase: stack.enter_context(progress(label, quiet=quiet))
+            for phase, label in labels.items()
+        }
+        order = list(labels)
+
+        def moved(phase: str, done: int, total: int) -> None:
+            for earlier in order[: order.index(phase)]:
+                bars[earlier].close()
+            bars[phase].to(done, f"{done:,} of {total:,} {noun}", length=total)
+
+        yield moved

@@ -279,6 +279,10 @@ class Store(Protocol):
 
     # retention in id order (s-retention): `runs prune` of every job at once
     def run_id_span(self) -> tuple[int, int] | None: ...
+    def bulk_deletes(self) -> AbstractContextManager[None]:
+        """The connection set for a long walk of delete transactions, set back after."""
+        ...
+
     def delete_runs_in_id_order(
         self, rules: Sequence[RetentionRule], after_id: int, limit: int
     ) -> tuple[int, int | None]: ...

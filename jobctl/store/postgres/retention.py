@@ -6,7 +6,8 @@ The PostgreSQL side of `jobctl.store.sqlite.retention`: the rules travel as arra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from psycopg.rows import tuple_row
 
@@ -19,6 +20,11 @@ ADHOC_KEY = 0  # the rules' key for the ad hoc runs (no job): job ids start at 1
 
 
 class RetentionOps(Connected):
+    @contextmanager
+    def bulk_deletes(self) -> Iterator[None]:
+        """Nothing to set: PostgreSQL's deletes leave dead rows to VACUUM, as any delete."""
+        yield
+
     def run_id_span(self) -> tuple[int, int] | None:
         """The lowest and highest run id, None when there are no runs."""
         row = (
