@@ -844,3 +844,28 @@ def test_the_client_alone_counts_what_it_does_not_keep() -> None:
 
     kept, size = asyncio.run(scenario())
     assert (kept, size) == (b"z" * 101, 50_000)
+
+
+# --------------------------------------------------------------------- a hostile server
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\nok".encode(),
+        "HTTP/1.1 200 OK\r\nContent-Length: \u0662\r\n\r\nok".encode(),
+        "HTTP/1.1 \u00b200 OK\r\nContent-Length: 2\r\n\r\nok".encode(),
+        "HTTP/1.1 \u0662\u0660\u0660 OK\r\nContent-Length: 2\r\n\r\nok".encode(),
+    ],
+    ids=["superscript-length", "arabic-length", "superscript-status", "arabic-status"],
+)
+def test_digits_that_are_not_ascii_are_a_bad_response_not_a_traceback(
+    response: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """str.isdigit() takes '²' (int() then raises inside data_received: asyncio logged a
+    traceback and the fire said the server closed the connection) and '٢' (int() reads 2)."""
+    results = fire_both(one_raw(response, then_close=True), lambda base: spec(base + "/"))
+    for outcome, _ in results:
+        assert outcome.status == "failed"
+        assert outcome.error is not None and outcome.error.startswith("bad response: ")
+    assert not [r for r in caplog.records if "data_received" in r.getMessage()]

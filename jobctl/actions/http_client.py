@@ -234,7 +234,7 @@ def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
-    if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit():
+    if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not _digits(code):
         raise BadResponse(f"Bad status line: {status_line!r}")
     fields = []
     for line in lines[1:]:
@@ -266,11 +266,17 @@ def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
     if length is None:
         reading.mode = "close"
         return
-    if not length.strip().isdigit():
+    length = length.strip()
+    if not _digits(length):
         raise BadResponse(f"Invalid Content-Length: {length!r}")
     reading.length = reading.left = int(length)
     reading.mode = "length" if reading.left else "done"
     reading.reusable = keep_alive
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() takes '²' (int() then raises) and '٢' (int() reads 2)."""
+    return text.isascii() and text.isdigit()
 
 
 # -------------------------------------------------------------------------------- connection
@@ -817,7 +823,7 @@ def _request_bytes(
     if body is not None:
         if length is None:
             lines.append(f"Content-Length: {len(body)}")
-        elif not length.isdigit():
+        elif not _digits(length):
             raise ValueError(f"Invalid Content-Length header: {length!r}")
         else:
             body = body[: int(length)]
