@@ -869,3 +869,34 @@ def test_digits_that_are_not_ascii_are_a_bad_response_not_a_traceback(
         assert outcome.status == "failed"
         assert outcome.error is not None and outcome.error.startswith("bad response: ")
     assert not [r for r in caplog.records if "data_received" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 10\r\n\r\nokxxxxxxxx",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["conflicting", "repeated"],
+)
+def test_a_response_with_two_content_lengths_is_refused_as_aiohttp_refused_it(
+    response: bytes,
+) -> None:
+    """Which one frames the body is anybody's guess (RFC 9112 6.3): the first was taken."""
+    results = fire_both(one_raw(response, then_close=True), lambda base: spec(base + "/"))
+    for outcome, _ in results:
+        assert outcome.status == "failed"
+        assert outcome.error is not None
+        assert outcome.error.startswith("bad response: Duplicate Content-Length")
+
+
+def test_transfer_encoding_lines_are_one_list_whose_last_coding_frames_the_body() -> None:
+    """`Transfer-Encoding: chunked` then `Transfer-Encoding: gzip` is `chunked, gzip`: not
+    chunked last, so the body runs to the close (RFC 9112 6.3), as aiohttp read it; only the
+    first line was looked at."""
+    response = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    ours = assert_same(fire_both(one_raw(response, then_close=True), lambda b: spec(b + "/")))
+    assert ours.output == "2\r\nok\r\n0\r\n\r\n"

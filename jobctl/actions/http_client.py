@@ -254,18 +254,22 @@ def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
         return
     encoding = headers.get("Content-Encoding", "").strip().lower()
     reading.encoding = encoding if encoding in ("gzip", "deflate") else ""
-    transfer = headers.get("Transfer-Encoding")
+    transfer = headers.getall("Transfer-Encoding", None)
     if transfer is not None:
-        if transfer.replace(" ", "").lower().split(",")[-1] != "chunked":
+        # its lines are one list (RFC 9110 5.3): the last coding of the last line frames
+        if ",".join(transfer).rsplit(",", 1)[-1].strip(" \t").lower() != "chunked":
             reading.mode = "close"  # RFC 9112 6.3: read until the connection closes
             return
         reading.mode = "chunk-size"
         reading.reusable = keep_alive and "Content-Length" not in headers
         return
-    length = headers.get("Content-Length")
-    if length is None:
+    lengths = headers.getall("Content-Length", None)
+    if lengths is None:
         reading.mode = "close"
         return
+    if len(lengths) > 1:  # which one frames the body? (refused, as aiohttp refused it)
+        raise BadResponse(f"Duplicate Content-Length: {lengths!r}")
+    length = lengths[0]
     length = length.strip()
     if not _digits(length):
         raise BadResponse(f"Invalid Content-Length: {length!r}")
