@@ -900,3 +900,20 @@ def test_transfer_encoding_lines_are_one_list_whose_last_coding_frames_the_body(
     )
     ours = assert_same(fire_both(one_raw(response, then_close=True), lambda b: spec(b + "/")))
     assert ours.output == "2\r\nok\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "size",
+    [b"0x2", b" 2", b"+2", b"2 2", b"1" + b"0" * 16],
+    ids=["0x", "space", "plus", "two", "17-digits"],
+)
+def test_a_chunk_size_is_hex_digits_only(size: bytes) -> None:
+    """int(..., 16) takes '0x2', ' 2' and '+2'; a size past 16 hex digits can only be a
+    server's mistake (aiohttp said 'Chunk size overflow'), not a body to read for the whole
+    timeout."""
+    response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nok\r\n0\r\n\r\n" % size
+    results = fire_both(one_raw(response), lambda base: spec(base + "/"), timeout=30)
+    for outcome, _ in results:
+        assert outcome.status == "failed", outcome.error
+        assert outcome.error is not None and outcome.error.startswith("bad response: ")
+        assert outcome.duration_ms < 10_000

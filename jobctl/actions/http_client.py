@@ -45,6 +45,7 @@ _TYPED_METHODS = frozenset({"PATCH", "POST", "PUT"})  # get a default Content-Ty
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _SECURE = frozenset({"https", "wss"})
 _DROPPED_ACROSS_ORIGINS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_HEX = b"0123456789abcdefABCDEF"
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]  # as getaddrinfo gives them
 
 
@@ -417,14 +418,14 @@ class _Connection(asyncio.Protocol):
                     if len(buffer) > 1024:
                         raise BadResponse("a chunk's size line is too long")
                     return
-                line = bytes(buffer[:end]).split(b";", 1)[0].strip()
+                # hex digits, then maybe BWS and extensions (int(, 16) takes '0x2', ' +2')
+                line = bytes(buffer[:end]).split(b";", 1)[0].rstrip(b" \t")
                 del buffer[: end + 2]
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise BadResponse(f"Invalid chunk size: {line!r}") from None
-                if size < 0 or not line.isalnum():
+                if not line or line.strip(_HEX):
                     raise BadResponse(f"Invalid chunk size: {line!r}")
+                if len(line.lstrip(b"0")) > 16:  # past 2**64: a server's mistake, not a body
+                    raise BadResponse(f"Chunk size overflow: {line!r}")
+                size = int(line, 16)
                 reading.chunk_left = size
                 reading.mode = "chunk-data" if size else "trailers"
             elif mode == "chunk-data":
