@@ -917,3 +917,33 @@ def test_a_chunk_size_is_hex_digits_only(size: bytes) -> None:
         assert outcome.status == "failed", outcome.error
         assert outcome.error is not None and outcome.error.startswith("bad response: ")
         assert outcome.duration_ms < 10_000
+
+
+def test_a_request_that_asks_connection_close_is_not_followed_on_its_connection() -> None:
+    """A job with `Connection: close` among its headers: the server answers and closes when
+    it likes (this one reads what else comes on that connection and drops it unanswered).
+    Its connection was kept, the next POST sent on it failed: every other fire."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head, _ = await server.read_request(reader)
+            writer.write(OK)
+            await writer.drain()
+            if b"connection: close" not in head.lower():
+                return
+            await server.read_request(reader)  # a request after 'close': dropped
+
+        return handle
+
+    async def scenario() -> tuple[list[Outcome], RawServer]:
+        server = await raw_server(make)
+        try:
+            async with HttpFirer() as firer:
+                job = spec(server.base + "/", method="POST", headers={"Connection": "close"})
+                return [await firer.fire(job, context()) for _ in range(4)], server
+        finally:
+            await server.__aexit__(None, None, None)
+
+    outcomes, server = asyncio.run(scenario())
+    assert [o.status for o in outcomes] == ["succeeded"] * 4, [o.error for o in outcomes]
+    assert (server.connections, len(server.heads)) == (4, 4)

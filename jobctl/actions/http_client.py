@@ -592,7 +592,7 @@ class HttpClient:
         body: bytes | None,
         keep: int,
     ) -> Response:
-        request = _request_bytes(method, url, headers, auth, body)
+        request, close = _request_bytes(method, url, headers, auth, body)
         key = (url.scheme, url.raw_host or "", url.port or 0)
         retry = method in _IDEMPOTENT
         fresh = False
@@ -610,7 +610,8 @@ class HttpClient:
             except BaseException:
                 self._release(connection, False)
                 raise
-            self._release(connection, reading.reusable)
+            # a request that asked `Connection: close` leaves its connection to the server
+            self._release(connection, reading.reusable and not close)
             return Response(
                 status=reading.status,
                 reason=reading.reason,
@@ -803,12 +804,14 @@ def _request_bytes(
     given: Iterable[tuple[str, str]],
     auth: str | None,
     body: bytes | None,
-) -> bytes:
-    """The request's head (headers in aiohttp's order) and body, as sent."""
+) -> tuple[bytes, bool]:
+    """The request's head (headers in aiohttp's order) and body, as sent; and whether it
+    asks the server to close the connection after its response (`Connection: close`)."""
     host = url.host_port_subcomponent
     lines = [f"{method} {url.raw_path_qs} HTTP/1.1", ""]
     seen: set[str] = set()
     length: str | None = None
+    close = False
     for name, value in given:
         lowered = name.lower()
         if lowered == "host":
@@ -816,6 +819,8 @@ def _request_bytes(
             continue
         if lowered == "content-length":
             length = value
+        elif lowered == "connection":
+            close = "close" in value.lower()
         seen.add(lowered)
         lines.append(f"{name}: {value}")
     lines[1] = f"Host: {host}"
@@ -841,7 +846,7 @@ def _request_bytes(
             lines.append("Content-Type: application/octet-stream")
     lines.append("\r\n")
     head = "\r\n".join(lines).encode("utf-8")
-    return head + body if body else head
+    return (head + body if body else head), close
 
 
 __all__ = [
