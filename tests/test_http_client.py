@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from jobctl.actions import Cancelled, FireContext, Outcome
+from jobctl.actions import Cancelled, FireContext, Outcome, http_client
 from jobctl.actions.http import HttpFirer
 from jobctl.actions.http_client import HttpClient
+from jobctl.actions.request import describe_error
 from jobctl.models import HttpSpec
 from tests.check_servers import make_certificate
 
@@ -947,3 +948,41 @@ def test_a_request_that_asks_connection_close_is_not_followed_on_its_connection(
     outcomes, server = asyncio.run(scenario())
     assert [o.status for o in outcomes] == ["succeeded"] * 4, [o.error for o in outcomes]
     assert (server.connections, len(server.heads)) == (4, 4)
+
+
+def test_closing_the_client_fails_a_response_in_flight_rather_than_cutting_it_short() -> None:
+    """A body read to the close, the client closed halfway: its connection_lost looked like
+    the server's close, and the half body came back as the whole response."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\nthe first half")
+            await writer.drain()
+            await server.read_request(reader)  # until the client closes
+
+        return handle
+
+    async def scenario() -> tuple[BaseException | None, RawServer]:
+        server = await raw_server(make)
+        client = HttpClient(4)
+        try:
+            task = asyncio.ensure_future(
+                client.request("GET", server.base + "/", {}, None, timeout=30)
+            )
+            # the head is in and the body being read (to the close)
+            await _until(
+                lambda: any(c._reading and c._reading.mode == "close" for c in client._busy)
+            )
+            await client.close()
+            try:
+                await task
+            except http_client.ClientError as exc:
+                return exc, server
+            return None, server
+        finally:
+            await server.__aexit__(None, None, None)
+
+    error, _ = asyncio.run(scenario())
+    assert isinstance(error, http_client.ClientError)
+    assert describe_error(error) == "request failed: the HTTP client was closed"

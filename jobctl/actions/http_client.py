@@ -378,6 +378,14 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self, error: ClientError) -> None:
+        """Close, failing the response being read with `error` (connection_lost would take
+        this close for the server's, and a body read to the close for a whole one)."""
+        reading = self._reading
+        if reading is not None and not reading.done.done():
+            reading.done.set_exception(error)
+        self.close()
+
     def _parse(self, reading: _Reading) -> None:
         buffer = self._buffer
         while True:
@@ -505,7 +513,7 @@ class HttpClient:
                 connection.close()
         self._idle.clear()
         for connection in self._busy:
-            connection.close()
+            connection.abort(ClientError("the HTTP client was closed"))
         self._busy.clear()
         for waiter in self._waiters:
             if not waiter.done():
