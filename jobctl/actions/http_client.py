@@ -46,6 +46,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _SECURE = frozenset({"https", "wss"})
 _DROPPED_ACROSS_ORIGINS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _HEX = b"0123456789abcdefABCDEF"
+_BLANKS = " \t"
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]  # as getaddrinfo gives them
 
 
@@ -231,16 +232,20 @@ class _Reading:
 def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
     """The status line and headers into `reading`; its body's framing chosen (RFC 9112 6.3)."""
     # names and values as aiohttp decodes them: UTF-8, undecodable bytes kept as surrogates
-    lines = head.decode("utf-8", "surrogateescape").split("\r\n")
+    lines = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n").split("\n")
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
     if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not _digits(code):
         raise BadResponse(f"Bad status line: {status_line!r}")
-    fields = []
+    fields: list[tuple[str, str]] = []
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         if not colon or not name or name != name.strip() or " " in name:
+            if line[:1] in _BLANKS and fields:  # obs-fold: its line break dropped, as aiohttp
+                folded, previous = fields[-1]
+                fields[-1] = (folded, (previous + line).strip(_BLANKS))
+                continue
             raise BadResponse(f"Bad header line: {line!r}")
         fields.append((name, value.strip(" \t")))
     headers = CIMultiDict(fields)
@@ -391,13 +396,17 @@ class _Connection(asyncio.Protocol):
         while True:
             mode = reading.mode
             if mode == "head":
-                end = buffer.find(b"\r\n\r\n")
+                end, skip = buffer.find(b"\r\n\r\n"), 4
+                # lines ended by a bare LF, as aiohttp read them (RFC 9112 2.2)
+                bare = buffer.find(b"\n\n", 0, end if end >= 0 else len(buffer))
+                if bare >= 0:
+                    end, skip = bare, 2
                 if end < 0:
                     if len(buffer) > MAX_HEAD:
                         raise BadResponse(f"the response's headers exceed {MAX_HEAD} bytes")
                     return
-                head = bytes(buffer[:end])
-                del buffer[: end + 4]
+                head = bytes(buffer[:end]).removesuffix(b"\r")
+                del buffer[: end + skip]
                 if not reading.headers_at:
                     reading.headers_at = perf_counter()
                 _parse_head(head, reading, self._head_only)
