@@ -1006,3 +1006,21 @@ def test_lenient_heads_aiohttp_read_are_read_the_same(response: bytes) -> None:
         fire_both(one_raw(response), lambda base: spec(base + "/"), timeout=5), heads=False
     )
     assert (ours.status, ours.output) == ("succeeded", "ok"), ours.error
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Shown: fine\rStatus: spoofed\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-Shown: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["bare-cr", "nul", "cr-in-reason"],
+)
+def test_a_bare_cr_or_a_nul_in_a_head_is_a_bad_response_as_with_aiohttp(response: bytes) -> None:
+    """They were kept in the stored headers and reason (a bare CR rewrites the line it is
+    shown on: `runs show` could be made to print what the server liked)."""
+    for outcome, _ in fire_both(one_raw(response), lambda base: spec(base + "/")):
+        assert outcome.status == "failed"
+        assert outcome.error is not None and outcome.error.startswith("bad response: ")
+        assert "\r" not in outcome.error and "\x00" not in outcome.error

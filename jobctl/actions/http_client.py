@@ -232,7 +232,11 @@ class _Reading:
 def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
     """The status line and headers into `reading`; its body's framing chosen (RFC 9112 6.3)."""
     # names and values as aiohttp decodes them: UTF-8, undecodable bytes kept as surrogates
-    lines = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n").split("\n")
+    text = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+    if "\r" in text or "\x00" in text:  # refused by aiohttp; a CR would rewrite a shown line
+        line = next(line for line in text.split("\n") if "\r" in line or "\x00" in line)
+        raise BadResponse(f"Invalid character in the response's head: {line!r}")
+    lines = text.split("\n")
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
