@@ -1024,3 +1024,36 @@ def test_a_bare_cr_or_a_nul_in_a_head_is_a_bad_response_as_with_aiohttp(response
         assert outcome.status == "failed"
         assert outcome.error is not None and outcome.error.startswith("bad response: ")
         assert "\r" not in outcome.error and "\x00" not in outcome.error
+
+
+def test_closing_the_client_fails_the_requests_waiting_for_a_connection() -> None:
+    """A request waiting for one of max_connections when the client closed got a
+    CancelledError its task was never sent: the fire said 'interrupted' as if stopped."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await server.read_request(reader)  # never answered: until the client closes
+
+        return handle
+
+    async def scenario() -> list[BaseException | None]:
+        server = await raw_server(make)
+        client = HttpClient(1)
+        try:
+            tasks = [
+                asyncio.ensure_future(
+                    client.request("GET", server.base + "/", {}, None, timeout=30)
+                )
+                for _ in range(2)
+            ]
+            await _until(lambda: len(server.heads) == 1 and len(client._waiters) == 1)
+            await client.close()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            return [result if isinstance(result, BaseException) else None for result in done]
+        finally:
+            await server.__aexit__(None, None, None)
+
+    errors = asyncio.run(scenario())
+    assert [type(error) for error in errors] == [http_client.ClientError] * 2
+    assert [str(error) for error in errors] == ["the HTTP client was closed"] * 2

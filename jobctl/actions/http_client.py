@@ -47,6 +47,7 @@ _SECURE = frozenset({"https", "wss"})
 _DROPPED_ACROSS_ORIGINS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _HEX = b"0123456789abcdefABCDEF"
 _BLANKS = " \t"
+_CLOSED = "the HTTP client was closed"
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]  # as getaddrinfo gives them
 
 
@@ -526,11 +527,11 @@ class HttpClient:
                 connection.close()
         self._idle.clear()
         for connection in self._busy:
-            connection.abort(ClientError("the HTTP client was closed"))
+            connection.abort(ClientError(_CLOSED))
         self._busy.clear()
-        for waiter in self._waiters:
+        for waiter in self._waiters:  # a request waiting for a connection fails the same way
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(ClientError(_CLOSED))
         self._waiters.clear()
 
     async def _request(
@@ -670,7 +671,7 @@ class HttpClient:
             except BaseException:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-                elif waiter.done() and not waiter.cancelled():
+                elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                     self._wake()  # pass on the turn this one was given
                 raise
         connection = _Connection(key, asyncio.get_running_loop())
