@@ -15,6 +15,7 @@ import gzip
 import json
 import socket
 import ssl
+import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -1057,3 +1058,29 @@ def test_closing_the_client_fails_the_requests_waiting_for_a_connection() -> Non
     errors = asyncio.run(scenario())
     assert [type(error) for error in errors] == [http_client.ClientError] * 2
     assert [str(error) for error in errors] == ["the HTTP client was closed"] * 2
+
+
+def test_a_gzip_bomb_is_counted_in_bounded_memory() -> None:
+    """64 MiB of zeros in 64 KiB of gzip: the body is counted to its end decompressed, but
+    no more than the cap and a 1 MiB piece is ever held (tracemalloc's peak)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    response = head % len(bomb) + bomb
+
+    async def scenario() -> tuple[int, int, int]:
+        server = await raw_server(answering(response))
+        client = HttpClient(4)
+        try:
+            tracemalloc.start()
+            got = await client.request("GET", server.base + "/", {}, None, timeout=60)
+            peak = tracemalloc.get_traced_memory()[1]
+            return len(got.body), got.size, peak
+        finally:
+            tracemalloc.stop()
+            await client.close()
+            await server.__aexit__(None, None, None)
+
+    kept, size, peak = asyncio.run(scenario())
+    assert (kept, size) == (64 * 1024 + 1, 64 << 20)
+    assert peak < 8 << 20, peak
