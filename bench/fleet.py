@@ -5,6 +5,7 @@ the SQLite daemon on the same machine.
     python bench/fleet.py                      # daemons 1,2,3 on PG and SQLite, default steps
     python bench/fleet.py --daemons 1,3 --steps 250,500,1000 --seconds 15
     python bench/fleet.py --server postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/fleet.py --daemons 1,3 --steps 250,500,1000 --every-step  # loaded machine
 
 The workload is daemon_bench's `sustained` one (N jobs every second, their phases spread over
 the second), measured the same way: a sink process records each request's arrival and
@@ -174,7 +175,13 @@ def step(kind: str, n: int, seconds: float, server: str, options: bench.Options)
 
 
 def ramp(
-    kind: str, steps: Sequence[int], seconds: float, server: str, options: bench.Options
+    kind: str,
+    steps: Sequence[int],
+    seconds: float,
+    server: str,
+    options: bench.Options,
+    *,
+    every_step: bool = False,
 ) -> str:
     held: int | None = None
     label = "SQLite, 1 daemon" if kind == "sqlite" else f"PostgreSQL, {kind} daemon(s)"
@@ -190,6 +197,8 @@ def ramp(
         if not metrics.passed:
             for note in metrics.notes:
                 print(f"    note: {note}")
+            if every_step:
+                continue
             break
         held = n
     return f"{label:<26} highest rate held: {f'{held:,} fires/s' if held else 'none'}"
@@ -206,11 +215,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--drain", type=float, default=2.0)
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
+    parser.add_argument(
+        "--every-step",
+        action="store_true",
+        help="go on after a failing step (to compare trees on a loaded machine)",
+    )
     args = parser.parse_args(argv)
     options = bench.Options(warmup=args.warmup, drain=args.drain)
     steps = [int(value) for value in args.steps.split(",")]
     kinds = ([] if args.no_sqlite else ["sqlite"]) + args.daemons.split(",")
-    summary = [ramp(kind, steps, args.seconds, args.server, options) for kind in kinds]
+    summary = [
+        ramp(kind, steps, args.seconds, args.server, options, every_step=args.every_step)
+        for kind in kinds
+    ]
     print("\n" + "\n".join(summary))
 
 

@@ -7,18 +7,18 @@ only reads and writes rows. Each change is one write transaction.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from jobctl.errors import Failed, InvalidInput, NotFound
-from jobctl.job_changes import build_job
-from jobctl.jobs import compute_next_run
 from jobctl.models import ActionKind, AgentSpec, Job, JobChange, JobState
 
 if TYPE_CHECKING:
     from jobctl.store.protocol import Store
+
+# Reading needs only the models: what writing needs (the rules for a job's fields, its
+# next run) is imported by the functions that write, so that `list` and `show` load less.
 
 # ------------------------------------------------------------------------------ reading
 
@@ -33,6 +33,8 @@ def get_job(store: Store, name: str) -> Job:
 
 
 def _not_found_message(store: Store, name: str) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, store.job_names(), n=1)
     hint = f": did you mean {close[0]!r}?" if close else " (see `jobctl list`)"
     return f"no job named {name!r}{hint}"
@@ -141,6 +143,8 @@ def _reaches(store: Store, start: int, target: int) -> bool:
 
 def add_job(store: Store, change: JobChange, now: datetime) -> Job:
     """`jobctl add`: validate the change into a new job and store it (with its chains)."""
+    from jobctl.job_changes import build_job
+
     job = build_job(change, existing=None, now=now)
     after = change.after or ()
     with store.write():
@@ -152,6 +156,8 @@ def add_job(store: Store, change: JobChange, now: datetime) -> Job:
 
 def edit_job(store: Store, name: str, change: JobChange, now: datetime) -> Job:
     """`jobctl edit`: the fields given change the stored job; the rest stays."""
+    from jobctl.job_changes import build_job
+
     with store.write():
         existing = get_job(store, name)
         job = build_job(change, existing=existing, now=now)
@@ -185,6 +191,8 @@ def set_paused(
     reason: str | None = None,
 ) -> list[Job]:
     """Pause or resume the named jobs; resume recomputes the next run and resets failures."""
+    from jobctl.jobs import compute_next_run
+
     changed = []
     with store.write():
         jobs = get_jobs(store, names)

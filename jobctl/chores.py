@@ -1,6 +1,7 @@
 """The daemon loop's chores besides claiming: the heartbeat (and the fleet's lease), the
-orphan check and dead-man alerts, each on its own period; and the writers that run beside the
-loop (outcomes in batches, output pieces, retention)."""
+sweep of queues no live daemon fires (once a lease), the orphan check and dead-man alerts,
+each on its own period; and the writers that run beside the loop (outcomes in batches,
+output pieces, retention)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class Chores:
         self.store, self.fleet, self.state = store, fleet, state
         self.background, self.in_flight, self.on_beat = background, in_flight, on_beat
         self.last_heartbeat = self.last_orphan_check = self.last_dead_man_check = mono
+        self.last_unserved_sweep = mono
 
     def heartbeat_due(self, mono: float) -> bool:
         return mono - self.last_heartbeat >= HEARTBEAT_EVERY
@@ -56,6 +58,9 @@ class Chores:
             self.state.daemon_id = self.fleet.id  # a new one after a lost lease
             self.fleet.take_over(utcnow())
             self.on_beat()
+        if mono - self.last_unserved_sweep >= self.fleet.lease.total_seconds():
+            self.last_unserved_sweep = mono
+            self.fleet.sweep_unserved(utcnow())
         if mono - self.last_orphan_check >= ORPHAN_CHECK_EVERY:
             self.last_orphan_check = mono
             self.background.spawn(check_orphans(self.store))

@@ -33,9 +33,10 @@ from jobctl.errors import InvalidInput
 from jobctl.fleet import Membership
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
+from jobctl.log_redaction import RedactingLogFilter
 from jobctl.metrics import Metrics
 from jobctl.models import Owner
-from jobctl.secrets import RedactingLogFilter, Redactor, file_secrets, fire_environment
+from jobctl.secrets import Redactor, file_secrets, fire_environment
 from jobctl.service import SystemdNotifier, reopen_log, setup_logging
 from jobctl.store import open_store
 from jobctl.timeutil import format_duration, utcnow
@@ -104,6 +105,14 @@ class Daemon:
         self.background = Background(store, runner, lambda: self.env)
         self.in_flight = InFlight(store, runner, self._recorded)
         recover(store)
+        self.fleet = Membership(
+            store,
+            self.owner,
+            queues=self.config.queues,
+            lease=self.config.lease,
+            alone=self.lock.path is not None,
+        )
+        self.state.daemon_id, self.state.queues = self.fleet.id, self.config.queues  # /metrics
         if self.config.listen:
             token_env = self.config.metrics_token_env
             token = self.env.get(token_env) if token_env else None
@@ -113,18 +122,10 @@ class Daemon:
             )
         listen = self.listener.url if self.listener else None
         log_file = str(self.config.log.file) if self.config.log.file else None
-        self.fleet = Membership(
-            store,
-            self.owner,
-            queues=self.config.queues,
-            lease=self.config.lease,
-            alone=self.lock.path is not None,
-        )
         watched_since = self.fleet.join(
             self.state.started_at, utcnow(), listen=listen, log_file=log_file
         )
         self.awake_since = min(self.awake_since, watched_since)
-        self.state.daemon_id, self.state.queues = self.fleet.id, self.config.queues
         log.info(
             "daemon started (pid %d) on %s: id %s, queues %s",
             os.getpid(),

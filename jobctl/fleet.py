@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jobctl.engine.recover import take_over_expired
+from jobctl.engine.report import log_missed
+from jobctl.engine.unserved import sweep_unserved
 from jobctl.models import DaemonEntry, Owner
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class Membership:
         self._listen: str | None = None
         self._log_file: str | None = None
         self._started_at: datetime | None = None
+        self._unserved: set[str] = set()  # queues warned of, while no live daemon fires them
 
     def join(
         self, started_at: datetime, now: datetime, *, listen: str | None, log_file: str | None
@@ -135,3 +138,24 @@ class Membership:
         """Declare dead the daemons whose lease ran out (their runs interrupted, retried)."""
         if not self.alone:
             take_over_expired(self.store, now)
+
+    def sweep_unserved(self, now: datetime) -> None:
+        """Record missed the passed slots of queues no live daemon fires (about once a
+        lease); one warning per queue while it stays unserved, one line when it is not."""
+        if self.alone:  # SQLite: the one daemon is the fleet
+            return
+        sweep = sweep_unserved(self.store, now, self.lease)
+        for queue, jobs in sorted(sweep.unserved.items()):
+            if queue not in self._unserved:
+                log.warning(
+                    "queue %s: no live daemon fires its %d enabled job%s: their slots are "
+                    "recorded missed until one starts (jobctl daemon --queue %s)",
+                    queue,
+                    jobs,
+                    "" if jobs == 1 else "s",
+                    queue,
+                )
+        for queue in sorted(self._unserved - sweep.unserved.keys()):
+            log.info("queue %s: a live daemon fires it again (or it has no enabled jobs)", queue)
+        self._unserved = set(sweep.unserved)
+        log_missed(sweep.missed, logging.DEBUG)  # the spell's warning said it

@@ -1,5 +1,5 @@
 """The fleet as `status` and `doctor` show it: the live daemons, and the queues with jobs
-that no live daemon fires (their slots pass unfired until one comes, then count as missed)."""
+that no live daemon fires (their slots pass unfired: the live daemons record them missed)."""
 
 from __future__ import annotations
 

@@ -112,7 +112,18 @@ class JobStats:
 def job_stats(store: Store, job: Job, window: int = STATS_WINDOW) -> JobStats:
     """Stats from the job's counters and its newest runs (one covering-index query)."""
     assert job.id is not None
-    outcomes = store.recent_outcomes(job.id, window)
+    return stats_of(job, store.recent_outcomes(job.id, window))
+
+
+def jobs_stats(store: Store, jobs: Sequence[Job], window: int) -> list[JobStats]:
+    """job_stats of each job, their newest runs read together (in one statement where the
+    store's round trips cost: PostgreSQL)."""
+    outcomes = store.recent_outcomes_by_job([job.id for job in jobs if job.id is not None], window)
+    return [stats_of(job, outcomes.get(job.id or 0, [])) for job in jobs]
+
+
+def stats_of(job: Job, outcomes: Sequence[tuple[RunStatus, int | None]]) -> JobStats:
+    """Stats from the job's counters and its newest runs' outcomes, newest first."""
     stats = JobStats()
     if job.runs_total:
         stats.success_rate = round(job.runs_succeeded / job.runs_total, 4)

@@ -37,15 +37,14 @@ class Histogram:
         counts[-1] += 1
         self.sums[job] = self.sums.get(job, 0.0) + value
 
-    def render(self, name: str, help_text: str) -> list[str]:
+    def render(self, name: str, help_text: str, daemon: str) -> list[str]:
         lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
         for job, counts in sorted(self.counts.items()):
-            label = _label(job)
             for bound, count in zip(self.buckets, counts, strict=False):
-                lines.append(f'{name}_bucket{{job="{label}",le="{bound}"}} {count}')
-            lines.append(f'{name}_bucket{{job="{label}",le="+Inf"}} {counts[-1]}')
-            lines.append(f'{name}_sum{{job="{label}"}} {self.sums[job]:.6f}')
-            lines.append(f'{name}_count{{job="{label}"}} {counts[-1]}')
+                lines.append(f"{_series(f'{name}_bucket', daemon, job=job, le=str(bound))} {count}")
+            lines.append(f"{_series(f'{name}_bucket', daemon, job=job, le='+Inf')} {counts[-1]}")
+            lines.append(f"{_series(f'{name}_sum', daemon, job=job)} {self.sums[job]:.6f}")
+            lines.append(f"{_series(f'{name}_count', daemon, job=job)} {counts[-1]}")
         return lines
 
 
@@ -87,53 +86,78 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _series(name: str, daemon: str, **labels: str) -> str:
+    """`name{daemon="...",...}`: every series names the daemon it is from, so that a
+    fleet's scrapes can be told apart and summed."""
+    pairs = [("daemon", daemon), *labels.items()]
+    return name + "{" + ",".join(f'{key}="{_label(value)}"' for key, value in pairs) + "}"
+
+
 def render_metrics(metrics: Metrics, gauges: Gauges) -> str:
-    """Prometheus text format: counters, histograms and gauges of this daemon and its jobs."""
+    """Prometheus text format: counters, histograms and gauges of this daemon and its jobs,
+    every series labelled with the daemon's fleet id.
+
+    Runs, durations, lateness, webhook calls, runs in flight and ticks are this daemon's own
+    (sum them over a fleet); jobs by state and last successes are read from the database
+    every daemon shares (the same on each: take the max over a fleet)."""
+    daemon = gauges.daemon_id
     lines = [
-        "# HELP jobctl_runs_total Runs finished since the daemon started, by job and status.",
+        "# HELP jobctl_runs_total Runs this daemon finished since it started, by job and status.",
         "# TYPE jobctl_runs_total counter",
     ]
     for (job, status), count in sorted(metrics.runs.items()):
-        lines.append(f'jobctl_runs_total{{job="{_label(job)}",status="{status}"}} {count}')
-    lines += metrics.duration.render("jobctl_run_duration_seconds", "How long runs took.")
+        lines.append(f"{_series('jobctl_runs_total', daemon, job=job, status=status)} {count}")
+    lines += metrics.duration.render(
+        "jobctl_run_duration_seconds", "How long this daemon's runs took.", daemon
+    )
     lines += metrics.lateness.render(
-        "jobctl_fire_lateness_seconds", "Start time minus scheduled time."
+        "jobctl_fire_lateness_seconds", "Start time minus scheduled time.", daemon
     )
     lines += [
-        "# HELP jobctl_runs_in_flight Runs executing now.",
+        "# HELP jobctl_runs_in_flight Runs this daemon is executing now.",
         "# TYPE jobctl_runs_in_flight gauge",
-        f"jobctl_runs_in_flight {gauges.in_flight}",
+        f"{_series('jobctl_runs_in_flight', daemon)} {gauges.in_flight}",
     ]
-    lines += ["# HELP jobctl_jobs Jobs by state.", "# TYPE jobctl_jobs gauge"]
+    lines += [
+        "# HELP jobctl_jobs Jobs by state (in the database: the same on every daemon).",
+        "# TYPE jobctl_jobs gauge",
+    ]
     states = dict.fromkeys(("enabled", "paused", "completed"), 0)
     states.update(gauges.jobs_by_state)
-    lines += [f'jobctl_jobs{{state="{state}"}} {count}' for state, count in states.items()]
+    lines += [f"{_series('jobctl_jobs', daemon, state=state)} {n}" for state, n in states.items()]
     lines += [
-        "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded.",
+        "# HELP jobctl_last_success_timestamp_seconds When each job last succeeded (in the "
+        "database: the same on every daemon).",
         "# TYPE jobctl_last_success_timestamp_seconds gauge",
     ]
     for name, when in gauges.last_successes:
-        lines.append(
-            f'jobctl_last_success_timestamp_seconds{{job="{_label(name)}"}} {when.timestamp():.3f}'
-        )
+        series = _series("jobctl_last_success_timestamp_seconds", daemon, job=name)
+        lines.append(f"{series} {when.timestamp():.3f}")
     lines += [
         "# HELP jobctl_webhook_requests_total Webhook calls by outcome.",
         "# TYPE jobctl_webhook_requests_total counter",
     ]
     lines += [
-        f'jobctl_webhook_requests_total{{outcome="{outcome}"}} {count}'
+        f"{_series('jobctl_webhook_requests_total', daemon, outcome=outcome)} {count}"
         for outcome, count in sorted(metrics.webhooks.items())
     ]
+    info = _series(
+        "jobctl_daemon_info",
+        daemon,
+        host=HOST,
+        pid=str(os.getpid()),
+        queues=",".join(gauges.queues) or "*",
+    )
     lines += [
         "# HELP jobctl_daemon_info This daemon in the fleet: its id, host, pid and queues.",
         "# TYPE jobctl_daemon_info gauge",
-        f'jobctl_daemon_info{{daemon="{_label(gauges.daemon_id)}",host="{_label(HOST)}",'
-        f'pid="{os.getpid()}",queues="{_label(",".join(gauges.queues) or "*")}"}} 1',
+        f"{info} 1",
         "# HELP jobctl_daemon_start_timestamp_seconds When the daemon started.",
         "# TYPE jobctl_daemon_start_timestamp_seconds gauge",
-        f"jobctl_daemon_start_timestamp_seconds {gauges.started_at.timestamp():.3f}",
+        f"{_series('jobctl_daemon_start_timestamp_seconds', daemon)} "
+        f"{gauges.started_at.timestamp():.3f}",
         "# HELP jobctl_ticks_total Scheduling steps taken.",
         "# TYPE jobctl_ticks_total counter",
-        f"jobctl_ticks_total {gauges.ticks}",
+        f"{_series('jobctl_ticks_total', daemon)} {gauges.ticks}",
     ]
     return "\n".join(lines) + "\n"

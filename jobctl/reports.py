@@ -23,17 +23,16 @@ def job_listing(
     """`jobctl list --json`: each job with its recent stats and its run in flight."""
     from jobctl.catalog import list_jobs
     from jobctl.current_runs import current_runs
-    from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
+    from jobctl.history import LIST_STATS_WINDOW, jobs_stats, stats_to_dict
     from jobctl.jobs import job_to_dict
 
     if jobs is None:
         jobs = list_jobs(store)
     current = current_runs(store, now)
+    stats = jobs_stats(store, jobs, LIST_STATS_WINDOW)
     return [
-        job_to_dict(job)
-        | stats_to_dict(job_stats(store, job, LIST_STATS_WINDOW))
-        | {"current_run": current.get(job.id or 0)}
-        for job in jobs
+        job_to_dict(job) | stats_to_dict(stat) | {"current_run": current.get(job.id or 0)}
+        for job, stat in zip(jobs, stats, strict=True)
     ]
 
 
@@ -109,7 +108,7 @@ class ListingCache:
     def listing(self, store: Store, now: datetime) -> list[dict[str, Any]]:
         from jobctl.catalog import load_agent_timeouts
         from jobctl.current_runs import current_runs
-        from jobctl.history import LIST_STATS_WINDOW, job_stats, stats_to_dict
+        from jobctl.history import LIST_STATS_WINDOW, jobs_stats, stats_to_dict
         from jobctl.jobs import job_to_dict
 
         versions = store.listing_versions(LIST_STATS_WINDOW)
@@ -120,9 +119,10 @@ class ListingCache:
         ]
         fresh = store.jobs_by_id(stale) if stale else []
         load_agent_timeouts(store, fresh)
+        stats = jobs_stats(store, fresh, LIST_STATS_WINDOW)
         built = {
-            job.id or 0: job_to_dict(job) | stats_to_dict(job_stats(store, job, LIST_STATS_WINDOW))
-            for job in fresh
+            job.id or 0: job_to_dict(job) | stats_to_dict(stat)
+            for job, stat in zip(fresh, stats, strict=True)
         }
         current = current_runs(store, now)
         listed = []

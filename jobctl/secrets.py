@@ -4,7 +4,6 @@ at fire time, and redacting every form of their values in output."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -355,24 +354,3 @@ def literal_secrets(spec: Mapping[str, object]) -> list[str]:
         if isinstance(url, str) and redact_url(url) != url:
             found.append(what)
     return found
-
-
-class RedactingLogFilter(logging.Filter):
-    """Masks secrets (every form, see Redactor) in log lines, their tracebacks included."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.redactor:
-            return True
-        record.msg = self.redactor(record.getMessage())
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redactor(record.stack_info)
-        return True

@@ -265,6 +265,8 @@ def test_a_queue_without_a_live_daemon_is_a_problem_in_status_and_doctor(
         metrics = response.read().decode()
     assert f'jobctl_daemon_info{{daemon="{entry["id"]}",' in metrics
     assert f'pid="{gpu.pid}",queues="gpu"}} 1' in metrics
+    samples = [line for line in metrics.splitlines() if line and not line.startswith("#")]
+    assert samples and all(f'{{daemon="{entry["id"]}"' in line for line in samples)
     text = jobctl(pg_url, "status").stdout
     assert f"pid {gpu.pid}: queues gpu, up" in text
     assert f"queue default: {JOBS_DEFAULT} enabled jobs and no live daemon firing it" in text
@@ -287,3 +289,106 @@ def test_a_queue_without_a_live_daemon_is_a_problem_in_status_and_doctor(
     # The stopped gpu daemon released its lease at once: status no longer lists it.
     live = json.loads(jobctl(pg_url, "status", "--json").stdout)["daemons"]
     assert [entry["queues"] for entry in live] == [["default"]]
+
+
+def _slot_rows(url: str, queue: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """Job -> its slot rows (status, scheduled_for, details), oldest first."""
+    found: dict[str, list[tuple[str, str, str | None]]] = {}
+    for name, status, slot, details in rows(
+        url,
+        "SELECT jobs.name, runs.status, runs.scheduled_for, runs.details FROM runs JOIN jobs "
+        "ON jobs.id = runs.job_id WHERE jobs.queue = %s AND runs.trigger IN "
+        "('schedule', 'catchup') ORDER BY runs.id",
+        queue,
+    ):
+        found.setdefault(name, []).append((status, slot, details))
+    return found
+
+
+def _slots_covered(found: list[tuple[str, str, str | None]]) -> list[datetime]:
+    """Every slot the rows stand for: a run's own, and each of a missed row's."""
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    slots = []
+    for status, slot, details in found:
+        if status != "missed":
+            slots.append(parse(slot))
+            continue
+        data = json.loads(details or "{}")
+        covered = [parse(slot) + timedelta(seconds=k) for k in range(data["missed_count"])]
+        assert abs(covered[-1] - parse(data["missed_until"])) < timedelta(milliseconds=1), data
+        slots += covered
+    return sorted(slots)
+
+
+def test_an_unserved_queue_gets_one_missed_row_per_job_whoever_sweeps(
+    pg_url: str, tmp_path: Path, sink: Sink, fleet: list[PgDaemon]
+) -> None:
+    lease = ("--lease", f"{LEASE:g}s")
+    gpu = PgDaemon(pg_url, tmp_path, "--queue", "gpu", *lease).wait_ready()
+    fleet += [
+        gpu,
+        PgDaemon(pg_url, tmp_path, "--queue", "default", *lease).wait_ready(),
+        PgDaemon(pg_url, tmp_path, "--queue", "default", *lease).wait_ready(),
+    ]
+    apply_jobs(pg_url, tmp_path, sink)  # after the daemons: no slot passed before them
+    wait_until(lambda: all(sink.requests_to(f"/gpu/{i}") for i in range(JOBS_GPU)), 20, "gpu fires")
+    assert gpu.stop() == 0  # a clean stop: gpu is unserved at once
+
+    def counted() -> list[int] | None:
+        found = rows(
+            pg_url,
+            "SELECT (runs.details::jsonb ->> 'missed_count')::int FROM runs JOIN jobs "
+            "ON jobs.id = runs.job_id WHERE runs.status = 'missed'",
+        )
+        counts = [count for (count,) in found]
+        return counts if len(counts) >= JOBS_GPU and min(counts) >= 6 else None
+
+    # A few leases unserved, swept by two daemons: still one row per job, its count grown.
+    counts = wait_until(counted, 40, "the sweeps to count 6 missed slots of every gpu job")
+    assert len(counts) == JOBS_GPU, counts
+    status = json.loads(jobctl(pg_url, "status", "--json").stdout)
+    assert status["unserved_queues"] == [{"queue": "gpu", "jobs": JOBS_GPU}]
+    text = jobctl(pg_url, "status").stdout
+    # one line per live daemon, the unserved queue named as a problem
+    for daemon in fleet[1:]:
+        assert len([line for line in text.splitlines() if f"pid {daemon.pid}: " in line]) == 1
+    assert "queue gpu: 8 enabled jobs and no live daemon firing it (its slots are" in text
+    doctor = json.loads(jobctl(pg_url, "doctor", "--json").stdout)
+    [queues] = [item for item in doctor if item["check"] == "queues"]
+    assert queues["level"] == "warn" and "gpu (8 jobs)" in queues["message"]
+    assert "jobctl daemon --queue gpu" in queues["message"]
+    for daemon in fleet[1:]:
+        assert daemon.log().count("queue gpu: no live daemon fires its 8 enabled jobs") <= 1
+    assert sum("queue gpu: no live daemon fires" in daemon.log() for daemon in fleet[1:]) >= 1
+
+    # The gpu daemon comes back: its gap walk catches up the latest slot and counts the
+    # rest into the same row.
+    back = PgDaemon(pg_url, tmp_path, "--queue", "gpu", *lease).wait_ready()
+    fleet.append(back)
+    since = len(sink.received)
+    wait_until(
+        lambda: (
+            {r.path for r in list(sink.received)[since:] if r.path.startswith("/gpu/")}
+            >= {f"/gpu/{i}" for i in range(JOBS_GPU)}
+        ),
+        20,
+        "gpu jobs to fire again",
+    )
+    for daemon in fleet:
+        if daemon.process.poll() is None:
+            assert daemon.stop() == 0, daemon.log()
+
+    for name, found in _slot_rows(pg_url, "gpu").items():
+        assert [status for status, *_ in found].count("missed") == 1, (name, found)
+        slots = _slots_covered(found)
+        steps = [(b - a).total_seconds() for a, b in pairwise(slots)]
+        # no slot counted twice, none lost: one a second from the first fire to the last
+        assert all(abs(step - 1) < 0.001 for step in steps), (name, found)
+    assert all(
+        status != "missed"
+        for found in _slot_rows(pg_url, "default").values()
+        for status, *_ in found
+    )

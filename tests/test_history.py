@@ -171,6 +171,8 @@ def test_stats_in_list_and_show(history_db: Path, jobctl: Invoke) -> None:
     assert alpha["last_success_at"] == "2026-06-01T12:03:00.010Z"
     listed = {j["name"]: j for j in json.loads(jobctl("list", "--json").stdout)}
     assert listed["beta"]["success_rate"] == 1.0
+    stats = ("success_rate", "avg_duration_ms", "p95_duration_ms", "recent")
+    assert [listed["alpha"][key] for key in stats] == [alpha[key] for key in stats]
     table = jobctl("list").stdout
     assert "60%" in table and ("✓✗✓✓✗" in table or "+x++x" in table)
 

@@ -652,3 +652,14 @@ def test_exec_with_unclosed_quotes_is_refused(
 def test_exec_shell_lines_that_sh_accepts_are_accepted(jobctl: Invoke, command: str) -> None:
     result = jobctl("add", "x", "--exec", command, "--manual")
     assert result.exit_code == 0, result.stderr
+
+
+def test_list_gives_back_the_objects_it_froze(jobctl: Invoke) -> None:
+    import gc
+
+    # `list` freezes what exists out of the collector's way; a caller in the same process
+    # (these tests, a long-lived host) gets a collector that sees everything again.
+    assert jobctl("add", "a", "--url", "http://h/x", "--every", "5m").exit_code == 0
+    for args in (("list",), ("list", "--json")):
+        assert jobctl(*args).exit_code == 0
+        assert gc.get_freeze_count() == 0

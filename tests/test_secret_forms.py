@@ -12,10 +12,10 @@ from urllib.parse import quote, quote_plus
 import yarl
 
 from jobctl.actions import Expansion
+from jobctl.log_redaction import RedactingLogFilter
 from jobctl.secrets import (
     MIN_SECRET_LENGTH,
     FireEnvironment,
-    RedactingLogFilter,
     Redactor,
     expand_url,
 )

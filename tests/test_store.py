@@ -86,3 +86,38 @@ def test_get_run_returns_a_typed_run(store_at: DbLocation) -> None:
     assert run.started_at is not None and run.started_at.tzinfo is not None
     assert store.running_run_ids(7, "h") == [run_id]
     assert store.get_run(run_id + 1) is None
+
+
+def test_recent_outcomes_of_many_jobs_in_one_read(store_at: DbLocation) -> None:
+    from jobctl.models import Owner
+
+    store = open_store(store_at)
+    statuses = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.RUNNING]
+    counts = {"busy": 7, "quiet": 2, "idle": 0, "other": 3}
+    ids = {}
+    with store.write():
+        for name in counts:
+            change = JobChange(name=name, url="http://127.0.0.1:9/x", every="1m", timezone="UTC")
+            job = insert_job(store, build_job(change, existing=None, now=T0), T0)
+            assert job.id is not None
+            ids[name] = job.id
+        for n in range(12):  # interleaved, so that a job's runs are not one block of ids
+            for name, runs in counts.items():
+                if n < runs:
+                    store.insert_run(
+                        job_id=ids[name],
+                        trigger=RunTrigger.SCHEDULE,
+                        status=statuses[(n + len(name)) % 4],
+                        scheduled_for=T0 + timedelta(minutes=n),
+                        now=T0,
+                        owner=Owner(7, "h"),
+                    )
+        store.conn.execute("UPDATE runs SET duration_ms = id * 10 WHERE status <> 'running'")
+    wanted = [ids["busy"], ids["quiet"], ids["idle"]]
+    together = store.recent_outcomes_by_job(wanted, 5)
+    assert together == {
+        ids[name]: store.recent_outcomes(ids[name], 5) for name in ("busy", "quiet")
+    }
+    assert len(together[ids["busy"]]) == 5 and len(together[ids["quiet"]]) == 2
+    assert (RunStatus.RUNNING, None) in together[ids["busy"]]  # no duration yet
+    assert store.recent_outcomes_by_job([], 5) == {}

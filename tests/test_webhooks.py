@@ -260,6 +260,14 @@ def test_healthz_and_metrics_match_the_runs(
     status, text = get(f"{base}/metrics")
     assert status == 200
     samples = _parse_prometheus(text)
+    # Every series names the daemon it is from (its fleet id), one and the same.
+    daemons = {dict(labels).get("daemon") for _, labels in samples}
+    [daemon] = daemons
+    assert daemon and len(daemon) == 16
+    samples = {
+        (name, tuple(pair for pair in labels if pair[0] != "daemon")): value
+        for (name, labels), value in samples.items()
+    }
     succeeded = samples[("jobctl_runs_total", (("job", "yes"), ("status", "succeeded")))]
     failed = samples[("jobctl_runs_total", (("job", "no"), ("status", "failed")))]
     recorded = {row["name"]: row for row in query(db_path, "SELECT * FROM jobs")}

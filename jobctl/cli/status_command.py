@@ -80,29 +80,30 @@ def _fleet_pairs(summary: dict[str, Any], now: datetime) -> list[tuple[str, Any]
 
     daemons = summary["daemons"]
     pairs: list[tuple[str, Any]] = []
+    # One line per daemon and per queue: each line is full of commas already.
     if len(daemons) > 1 or any(d["queues"] for d in daemons):
         pairs.append(
             (
                 "fleet",
-                [
+                "\n".join(
                     f"{d['host']} pid {d['pid']}: queues {', '.join(d['queues'] or ['all'])}, "
                     f"up {humanize_delta(moment(d['started_at']), now).removesuffix(' ago')}, "
                     f"heartbeat {humanize_delta(moment(d['last_heartbeat_at']), now)}, "
                     f"{d['in_flight']} in flight, {d['fired_last_minute']} fired in the last "
                     "minute"
                     for d in daemons
-                ],
+                ),
             )
         )
     if daemons and summary["unserved_queues"]:
         pairs.append(
             (
                 "problem",
-                [
+                "\n".join(
                     f"queue {q['queue']}: {q['jobs']} enabled job{'s' if q['jobs'] != 1 else ''}"
-                    " and no live daemon firing it"
+                    " and no live daemon firing it (its slots are recorded missed)"
                     for q in summary["unserved_queues"]
-                ],
+                ),
             )
         )
     return pairs

@@ -8,8 +8,8 @@ from jobctl.store import StoreError
 
 
 def check_queues(ctx: Context) -> Check:
-    """A queue whose jobs no live daemon fires is a problem (its slots pass unfired, then
-    count as missed); with no daemon at all, the daemon check tells."""
+    """A queue whose jobs no live daemon fires is a problem (its slots pass unfired and
+    the live daemons record them missed); with no daemon at all, the daemon check tells."""
     assert ctx.store is not None
     try:
         live = ctx.store.live_daemons(ctx.now)
@@ -20,11 +20,16 @@ def check_queues(ctx: Context) -> Check:
         return Check("queues", OK, f"queues with jobs: {listed(sorted(counts)) or 'none'}")
     lacking = unserved_queues(ctx.store, live)
     if lacking:
-        names = [f"{item['queue']} ({item['jobs']} jobs)" for item in lacking]
+        names = [
+            f"{item['queue']} ({item['jobs']} job{'s' if item['jobs'] != 1 else ''})"
+            for item in lacking
+        ]
+        options = " ".join(f"--queue {item['queue']}" for item in lacking)
         return Check(
             "queues",
             WARN,
-            f"no live daemon fires {listed(names)}: start one with `jobctl daemon --queue NAME`",
+            f"no live daemon fires {listed(names)}: their slots are recorded missed; start "
+            f"one with `jobctl daemon {options}`",
         )
     return Check(
         "queues",

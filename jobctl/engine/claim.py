@@ -7,17 +7,21 @@ slots missed while no daemon watched are recorded and caught up by the job's pol
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from jobctl.engine.budget import over_budget, skip_over_budget
 from jobctl.engine.gaps import TINY, walk_gap
+from jobctl.engine.unserved import record_missed
 from jobctl.models import (
     AgentSpec,
     Job,
+    JobAdvance,
     JobState,
+    NewRun,
     Overlap,
     RunStatus,
     RunTrigger,
@@ -26,7 +30,6 @@ from jobctl.models import (
 )
 from jobctl.models import Owner as Owner
 from jobctl.schedule import Schedule
-from jobctl.timeutil import iso_z
 
 if TYPE_CHECKING:
     from jobctl.engine.notice import Notice
@@ -122,8 +125,30 @@ def claim_due(
         )
         for job in store.due_jobs(now, limit, queues):
             claiming.claim_job(job)
+        claiming.write_claims()
         claiming.start_queued(queues)
     return claiming.step
+
+
+@dataclass
+class _Row:
+    """A run row a claim will write once its job has moved on (`listed`: logged in the
+    step as skipped or queued)."""
+
+    run: NewRun
+    job_name: str
+    claim: Claim | None = None  # a `running` row's claim, given the row's id once written
+    listed: bool = True
+
+
+@dataclass
+class _Plan:
+    """One job's claim: where it moves on to, and the rows (or rarer writes, in order)
+    written if it does."""
+
+    job: Job
+    advance: JobAdvance
+    writes: list[_Row | Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -134,6 +159,10 @@ class Claiming:
     been watching (earlier slots are a gap) and why a gap's slots passed; `active` counts
     each job's runs in flight and grows as runs are claimed, so the overlap policy sees
     them; `step` collects what was claimed, skipped, queued, missed and paused.
+
+    Each job's slots are planned first, with no write; `write_claims` then moves every
+    planned job on in one statement and writes the rows of those that moved (a job another
+    daemon moved on meanwhile writes nothing) in a few more, whatever their number.
     """
 
     store: Store
@@ -143,9 +172,11 @@ class Claiming:
     gap_cause: str = NO_DAEMON
     active: dict[int, int] = field(default_factory=dict)
     step: Step = field(default_factory=Step)
+    _plans: list[_Plan] = field(default_factory=list)
+    _writes: list[_Row | Callable[[], None]] = field(default_factory=list)
 
     def claim_job(self, job: Job | UnreadableJob) -> None:
-        """Claim one job's slots; a job that cannot be scheduled is paused, not retried
+        """Plan one job's slots; a job that cannot be scheduled is paused, not retried
         forever."""
         if isinstance(job, UnreadableJob):
             self._pause_broken(job.id, job.name, job.error)
@@ -154,20 +185,17 @@ class Claiming:
         try:
             timetable = job.build_schedule()
             if timetable is not None and job.next_run_at is not None:
-                timetable.next_after(job.next_run_at)  # fails here, before anything is written
+                timetable.next_after(job.next_run_at)  # fails here, before anything is planned
         except Exception as exc:  # a broken row must not stop every other job from firing
             self._pause_broken(job.id, job.name, exc)
             return
+        self._writes = []
         if timetable is None or job.next_run_at is None or job.next_run_at >= self.awake_since:
-            self._claim_slots(job, timetable)
+            self._plan_slots(job, timetable)
             return
-        # A gap walks many slots and writes several rows: undo them all if it fails.
-        claims_before = len(self.step.claims)
-        try:
-            with self.store.savepoint():
-                self._claim_slots(job, timetable)
+        try:  # a gap walks many slots: nothing of it is written if that fails
+            self._plan_slots(job, timetable)
         except Exception as exc:
-            del self.step.claims[claims_before:]
             self._pause_broken(job.id, job.name, exc)
 
     def _pause_broken(self, job_id: int, name: str, exc: Exception) -> None:
@@ -175,9 +203,9 @@ class Claiming:
         self.store.pause_unschedulable(job_id, reason[:300])
         self.step.broken.append((name, reason))
 
-    def _claim_slots(self, job: Job, timetable: Schedule | None) -> None:
-        """Fire (or skip, or queue) the job's due slots, at most a few per step, and move
-        the job on to its next slot; a gap before them is handled first."""
+    def _plan_slots(self, job: Job, timetable: Schedule | None) -> None:
+        """Plan firing (or skipping, or queueing) the job's due slots, at most a few per
+        step, and moving the job on to its next slot; a gap before them is handled first."""
         assert job.id is not None and job.next_run_at is not None
         slot: datetime | None = job.next_run_at
         last_slot = job.last_slot_at
@@ -192,109 +220,160 @@ class Claiming:
             fired += 1
             slot = timetable.next_after(slot) if timetable is not None else None
         once_done = job.schedule_kind == ScheduleKind.ONCE and slot is None
-        moved = self.store.advance_job(
+        advance = JobAdvance(
             job.id,
             claimed_next_run_at=job.next_run_at,
             next_run_at=slot,
             last_slot_at=last_slot,
             state=JobState.COMPLETED if once_done else job.state,
         )
-        if not moved:  # someone else moved the job on: undo this job's claims
-            raise RuntimeError(f"lost the claim on job {job.name!r}")
+        self._plans.append(_Plan(job, advance, self._writes))
 
     def _fire_or_skip(self, job: Job, trigger: RunTrigger, slot: datetime) -> None:
         """Apply the overlap policy to one slot: claim it, queue it, or record it skipped."""
         assert job.id is not None
-        store, now = self.store, self.now
         overlap = job.effective_policies().overlap
         if self.active.get(job.id) and overlap != Overlap.ALLOW:
-            if overlap == Overlap.QUEUE and not store.has_queued(job.id):
-                store.insert_run(
-                    job_id=job.id,
-                    trigger=trigger,
-                    status=RunStatus.QUEUED,
-                    scheduled_for=slot,
-                    now=now,
-                    due_at=slot,
+            if overlap == Overlap.QUEUE and not self._queued(job.id):
+                self._writes.append(
+                    _Row(NewRun(job.id, trigger, RunStatus.QUEUED, slot, due_at=slot), job.name)
                 )
-                self.step.queued.append((job.name, slot))
                 return
-            store.insert_run(
-                job_id=job.id,
-                trigger=trigger,
-                status=RunStatus.SKIPPED,
-                scheduled_for=slot,
-                now=now,
-                error="skipped: the previous run was still running (overlap skip)",
+            error = "skipped: the previous run was still running (overlap skip)"
+            self._writes.append(
+                _Row(NewRun(job.id, trigger, RunStatus.SKIPPED, slot, error=error), job.name)
             )
-            store.count_skipped(job.id)
-            self.step.skipped.append((job.name, slot, trigger))
             return
         if self._skip_over_budget(job, trigger, slot):
             return
-        self.step.claims.append(claim_run(store, job, trigger, slot, now, self.owner, attempt=1))
+        claim = new_claim(job, trigger, slot, self.now, attempt=1)
+        self._writes.append(
+            _Row(
+                NewRun(job.id, trigger, RunStatus.RUNNING, slot, owner=self.owner), job.name, claim
+            )
+        )
         self.active[job.id] = self.active.get(job.id, 0) + 1
+
+    def _queued(self, job_id: int) -> bool:
+        """A run of the job waits in the queue, or is planned to (a retry does not count)."""
+        planned = any(
+            isinstance(write, _Row) and write.run.status == RunStatus.QUEUED
+            for write in self._writes
+        )
+        return planned or self.store.has_queued(job_id)
 
     def _skip_over_budget(self, job: Job, trigger: RunTrigger, slot: datetime) -> bool:
         use = over_budget(self.store, job, self.now)
         if use is None:
             return False
-        notice = skip_over_budget(self.store, job, trigger, slot, self.now, use)
-        self.step.over_budget.append((job.name, slot, use.reason()))
-        if notice is not None:
-            self.step.notices.append(notice)
+
+        def skip() -> None:
+            notice = skip_over_budget(self.store, job, trigger, slot, self.now, use)
+            self.step.over_budget.append((job.name, slot, use.reason()))
+            if notice is not None:
+                self.step.notices.append(notice)
+
+        self._writes.append(skip)
         return True
 
     def _handle_gap(
         self, job: Job, timetable: Schedule, first: datetime
     ) -> tuple[datetime | None, datetime | None]:
-        """Record the slots in [first, awake_since) as missed and fire catch-up runs.
+        """Plan recording the slots in [first, awake_since) as missed and firing catch-up
+        runs.
 
         Returns the first slot at or after awake_since and the last slot handled.
         """
-        assert job.id is not None
-        store, now = self.store, self.now
+        job_id = job.id
+        assert job_id is not None
         policy = job.effective_policies()
         window = timedelta(seconds=policy.catchup_window)
         keep = {"latest": 1, "all": MAX_CATCHUP_ALL, "skip": 0}[policy.catchup]
-        gap = walk_gap(timetable, first, self.awake_since, now - window, keep)
+        gap = walk_gap(timetable, first, self.awake_since, self.now - window, keep)
         catchups = gap.recent
         missed_count = gap.count - len(catchups)
         if missed_count > 0:
-            last_missed = gap.newest_missed
-            details = {
-                "missed_count": missed_count,
-                "missed_until": iso_z(last_missed),
-                "estimated": gap.estimated,
-            }
-            store.insert_run(
-                job_id=job.id,
-                trigger=RunTrigger.SCHEDULE,
-                status=RunStatus.MISSED,
-                scheduled_for=first,
-                now=now,
-                details=details,
-                error=f"missed {missed_count} slot{'s' if missed_count != 1 else ''} from "
-                f"{iso_z(first)} to {iso_z(last_missed)}: {self.gap_cause}",
-            )
-            store.count_missed(job.id, missed_count)
-            self.step.missed.append(
-                (job.name, missed_count, first, last_missed or first, self.gap_cause)
+            self._writes.append(
+                partial(
+                    self._record_missed,
+                    job,
+                    first,
+                    missed_count,
+                    gap.newest_missed or first,
+                    estimated=gap.estimated,
+                )
             )
         for index, slot in enumerate(catchups):
             if index and policy.overlap != Overlap.ALLOW:
                 # `--catchup all` fires every slot, one after another unless overlap allows more.
-                store.insert_run(
-                    job_id=job.id,
-                    trigger=RunTrigger.CATCHUP,
-                    status=RunStatus.QUEUED,
-                    scheduled_for=slot,
-                    now=now,
-                    due_at=slot,
-                )
+                queued = NewRun(job_id, RunTrigger.CATCHUP, RunStatus.QUEUED, slot, due_at=slot)
+                self._writes.append(_Row(queued, job.name, listed=False))
             else:
                 self._fire_or_skip(job, RunTrigger.CATCHUP, slot)
         return timetable.next_after(self.awake_since - TINY), gap.last
+
+    def _record_missed(
+        self, job: Job, first: datetime, count: int, last_missed: datetime, *, estimated: bool
+    ) -> None:
+        """A gap's `count` slots from `first` to `last_missed` missed: one row (after a
+        queue nobody served, the sweeps' open row stands for these slots too)."""
+        record_missed(
+            self.store,
+            job,
+            first,
+            last_missed,
+            count,
+            now=self.now,
+            cause=self.gap_cause,
+            estimated=estimated,
+        )
+        self.step.missed.append((job.name, count, first, last_missed, self.gap_cause))
+
+    def write_claims(self) -> None:
+        """Move every planned job on in one statement, then write the rows of those that
+        moved, in the order planned (their ids follow it)."""
+        plans, self._plans = self._plans, []
+        if not plans:
+            return
+        moved = self.store.advance_jobs([plan.advance for plan in plans])
+        rows: list[_Row] = []
+        for plan in plans:
+            if plan.advance.job_id not in moved:
+                continue  # another daemon moved it on: its slots are that daemon's
+            for write in plan.writes:
+                if isinstance(write, _Row):
+                    rows.append(write)
+                else:
+                    self._insert(rows)
+                    rows = []
+                    write()
+        self._insert(rows)
+        completed = [
+            plan.advance.job_id
+            for plan in plans
+            if plan.advance.state == JobState.COMPLETED and plan.advance.job_id in moved
+        ]
+        if completed:  # a one-shot fired its slot: it is done
+            self.store.jobs_completed(completed)
+
+    def _insert(self, rows: list[_Row]) -> None:
+        """Write planned rows in one batch; claims get their ids, skips are counted."""
+        if not rows:
+            return
+        ids = self.store.insert_runs([row.run for row in rows], self.now)
+        skipped: dict[int, int] = {}
+        for run_id, row in zip(ids, rows, strict=True):
+            run = row.run
+            if row.claim is not None:
+                row.claim.run_id = run_id
+                self.step.claims.append(prepare(self.store, row.claim))
+            elif run.status == RunStatus.SKIPPED:
+                skipped[run.job_id] = skipped.get(run.job_id, 0) + 1
+                self.step.skipped.append((row.job_name, run.scheduled_for, run.trigger))
+            elif row.listed:
+                self.step.queued.append((row.job_name, run.scheduled_for))
+        if skipped:
+            self.store.count_skipped_jobs(skipped)
 
     def start_queued(self, queues: Sequence[str] = ()) -> None:
         """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
@@ -347,7 +426,8 @@ def claim_run(
 ) -> Claim:
     """A new `running` row for `slot`, as a Claim ready to fire (jittered if scheduled)."""
     assert job.id is not None
-    run_id = store.insert_run(
+    claim = new_claim(job, trigger, slot, now, attempt=attempt, payload=payload)
+    claim.run_id = store.insert_run(
         job_id=job.id,
         trigger=trigger,
         status=RunStatus.RUNNING,
@@ -356,10 +436,24 @@ def claim_run(
         attempt=attempt,
         owner=owner,
     )
+    return prepare(store, claim)
+
+
+def new_claim(
+    job: Job,
+    trigger: RunTrigger,
+    slot: datetime,
+    now: datetime,
+    *,
+    attempt: int,
+    payload: str | None = None,
+) -> Claim:
+    """The Claim of a run about to be written (its id is set once it is), jittered if
+    scheduled."""
     jitter = float(job.effective_policies().jitter or 0)
     scheduled = trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP)
     delay = random.uniform(0, jitter) if jitter and scheduled else 0.0
-    return prepare(store, Claim(run_id, job, trigger, attempt, slot, now, delay, payload))
+    return Claim(0, job, trigger, attempt, slot, now, delay, payload)
 
 
 def prepare(store: Store, claim: Claim) -> Claim:

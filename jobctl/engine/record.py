@@ -15,7 +15,7 @@ from jobctl import runs
 from jobctl.engine.adhoc import adhoc_retry_at
 from jobctl.engine.claim import Claim, payload_details
 from jobctl.engine.notify import Notice, after_run, approval_notice
-from jobctl.models import Overlap, RunStatus, RunTrigger
+from jobctl.models import Overlap, RunExecuted, RunStatus, RunTrigger
 from jobctl.policies import backoff_delay
 
 if TYPE_CHECKING:
@@ -47,12 +47,15 @@ class Recorded:
 def record_outcomes(
     store: Store, finished: list[tuple[Claim, Outcome]], now: datetime
 ) -> list[Recorded]:
-    """Finish many runs in one transaction (group commit): rows, counters, retries, pauses."""
-    results = []
+    """Finish many runs in one transaction (group commit): rows, counters, retries, pauses.
+
+    The rows, their events and the jobs' counters are written a batch at a time (a few
+    statements for the whole group); retries, auto-pause and chains, one at a time, only
+    where they happen."""
+    results = [Recorded(claim, outcome) for claim, outcome in finished]
     with store.write():
         chained = store.any_chains()
-        for claim, outcome in finished:
-            results.append(_record_one(store, claim, outcome, now, chains=chained))
+        _record_all(store, results, now, chains=chained)
     for item in results:
         if item.outcome.status == RunStatus.WAITING:
             item.notice = approval_notice(item.claim, item.outcome)
@@ -61,36 +64,66 @@ def record_outcomes(
     return results
 
 
-def _record_one(
-    store: Store,
-    claim: Claim,
-    outcome: Outcome,
-    now: datetime,
-    *,
-    chains: bool = True,
-) -> Recorded:
-    recorded = Recorded(claim, outcome)
-    if claim.payload is not None:  # the finished row keeps it too, for `runs rerun`
-        outcome.details.update(payload_details(claim.payload, claim.payload_type) or {})
-    if outcome.status == RunStatus.WAITING:  # a team's approval point: not over, no counts
-        approval = outcome.details.get("approval") or {}
-        store.wait_run(claim.run_id, outcome, {"step": approval.get("step")})
-        return recorded
-    if not store.finish_run(claim.run_id, outcome):
-        return recorded  # the row was marked interrupted meanwhile (or the job was removed)
-    status = outcome.status  # a RunStatus value (kept as text: no enum lookup per run)
-    if claim.job.id is None:  # an ad hoc run: no job to count it, chain after it or pause
-        recorded.retry_at = adhoc_retry_at(claim, status, outcome.finished_at)
-        return recorded
-    recorded.retry_at = schedule_retry(store, claim, status, outcome.finished_at)
-    store.count_executed(claim.job.id, status, outcome.started_at, final=recorded.retry_at is None)
-    if recorded.retry_at is None and status not in _NOT_FAILING:
-        recorded.auto_paused = runs.auto_pause_if_failing(
-            store, claim.job.id, claim.job.effective_policies().max_failures, now
-        )
-    if recorded.retry_at is None and chains:
-        recorded.chained = _queue_chained(store, claim, status, now)
-    return recorded
+def _record_all(store: Store, results: list[Recorded], now: datetime, *, chains: bool) -> None:
+    ending: list[Recorded] = []
+    for item in results:
+        claim, outcome = item.claim, item.outcome
+        if claim.payload is not None:  # the finished row keeps it too, for `runs rerun`
+            outcome.details.update(payload_details(claim.payload, claim.payload_type) or {})
+        if outcome.status == RunStatus.WAITING:  # a team's approval point: not over, no counts
+            approval = outcome.details.get("approval") or {}
+            store.wait_run(claim.run_id, outcome, {"step": approval.get("step")})
+        else:
+            ending.append(item)
+    done = store.finish_runs([(item.claim.run_id, item.outcome) for item in ending])
+    counted: list[Recorded] = []
+    for item in ending:
+        claim, outcome = item.claim, item.outcome
+        if claim.run_id not in done:
+            continue  # the row was marked interrupted meanwhile (or the job was removed)
+        if claim.job.id is None:  # an ad hoc run: no job to count it, chain after it or pause
+            item.retry_at = adhoc_retry_at(claim, outcome.status, outcome.finished_at)
+            continue
+        item.retry_at = schedule_retry(store, claim, outcome.status, outcome.finished_at)
+        counted.append(item)
+    for batch in _rounds(counted):
+        _count_round(store, batch, now, chains=chains)
+
+
+def _rounds(items: list[Recorded]) -> list[list[Recorded]]:
+    """The runs in batches where each job appears once (in order: a job's second run of a
+    group is counted after its first, as if they were recorded one by one)."""
+    rounds: list[list[Recorded]] = []
+    seen: dict[int | None, int] = {}
+    for item in items:
+        index = seen.get(item.claim.job.id, 0)  # the job's k-th run goes to round k
+        seen[item.claim.job.id] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(item)
+    return rounds
+
+
+def _count_round(store: Store, batch: list[Recorded], now: datetime, *, chains: bool) -> None:
+    """The jobs' counters of one round in one statement; then auto-pause and chains."""
+    executed = []
+    for item in batch:
+        assert item.claim.job.id is not None
+        outcome = item.outcome
+        final = item.retry_at is None
+        executed.append(RunExecuted(item.claim.job.id, outcome.status, outcome.started_at, final))
+    store.count_executed_runs(executed)
+    for item in batch:
+        claim, status = item.claim, item.outcome.status
+        assert claim.job.id is not None
+        if item.retry_at is not None:
+            continue
+        if status not in _NOT_FAILING:
+            item.auto_paused = runs.auto_pause_if_failing(
+                store, claim.job.id, claim.job.effective_policies().max_failures, now
+            )
+        if chains:
+            item.chained = _queue_chained(store, claim, status, now)
 
 
 def _queue_chained(store: Store, claim: Claim, status: str, now: datetime) -> list[str]:

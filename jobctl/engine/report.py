@@ -10,6 +10,8 @@ Written to the daemon's log ("jobctl.daemon"); the texts are part of what operat
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from jobctl.timeutil import iso_z
@@ -23,15 +25,7 @@ log = logging.getLogger("jobctl.daemon")
 
 def log_claimed(step: Step) -> None:
     """Slots missed, jobs paused as unreadable, slots skipped or queued behind a run."""
-    for name, count, first, last, cause in step.missed:
-        log.warning(
-            "%s: missed %d slot(s) from %s to %s: %s",
-            name,
-            count,
-            iso_z(first),
-            iso_z(last),
-            cause,
-        )
+    log_missed(step.missed, logging.WARNING)
     for name, reason in step.broken:
         log.error("%s: %s", name, reason)
     for name, slot, trigger in step.skipped:
@@ -45,6 +39,20 @@ def log_claimed(step: Step) -> None:
         log.warning("%s: the slot %s was %s", name, iso_z(slot), reason)
     for name, slot in step.queued:
         log.debug("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
+
+
+def log_missed(missed: Sequence[tuple[str, int, datetime, datetime, str]], level: int) -> None:
+    """One line per job whose slots were recorded missed (job, count, first, last, cause)."""
+    for name, count, first, last, cause in missed:
+        log.log(
+            level,
+            "%s: missed %d slot(s) from %s to %s: %s",
+            name,
+            count,
+            iso_z(first),
+            iso_z(last),
+            cause,
+        )
 
 
 def log_recorded(item: Recorded) -> None:

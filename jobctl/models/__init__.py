@@ -35,6 +35,9 @@ from jobctl.models.agents import (
 from jobctl.models.fleet import (
     DaemonEntry as DaemonEntry,
 )
+from jobctl.models.fleet import (
+    OpenMiss as OpenMiss,
+)
 from jobctl.models.jobs import (
     DEFAULT_QUEUE as DEFAULT_QUEUE,
 )
@@ -96,6 +99,12 @@ from jobctl.models.runs import (
     FinishedCount as FinishedCount,
 )
 from jobctl.models.runs import (
+    JobAdvance as JobAdvance,
+)
+from jobctl.models.runs import (
+    NewRun as NewRun,
+)
+from jobctl.models.runs import (
     Owner as Owner,
 )
 from jobctl.models.runs import (
@@ -106,6 +115,9 @@ from jobctl.models.runs import (
 )
 from jobctl.models.runs import (
     Run as Run,
+)
+from jobctl.models.runs import (
+    RunExecuted as RunExecuted,
 )
 from jobctl.models.runs import (
     RunSelection as RunSelection,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jobctl.models.jobs import Row
-from jobctl.timeutil import from_db
+from jobctl.timeutil import from_db, iso_z
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,29 @@ class DaemonEntry:
     def serves(self, queue: str) -> bool:
         """This daemon fires jobs on `queue`."""
         return not self.queues or queue in self.queues
+
+
+@dataclass(frozen=True)
+class OpenMiss:
+    """A job's `missed` row that is still open: the slots of a queue that no live daemon
+    fires, from `first` to `until` (`count` of them); later slots of the same spell extend
+    it, so that one row stands for the whole gap."""
+
+    run_id: int
+    first: datetime
+    until: datetime
+    count: int
+    queue: str
+
+    @classmethod
+    def of_row(cls, row: Row, last_slot: datetime) -> OpenMiss | None:
+        """The run row (id, scheduled_for, details) as an OpenMiss, when it is an unserved
+        queue's and ends at `last_slot`; None when it is another kind of missed row or a
+        slot fired since (the store calls this)."""
+        data = json.loads(row["details"] or "{}")
+        queue, until = data.get("unserved_queue"), data.get("missed_until")
+        if not queue or until != iso_z(last_slot):
+            return None
+        return cls(
+            row["id"], from_db(row["scheduled_for"]), last_slot, int(data["missed_count"]), queue
+        )

@@ -102,6 +102,44 @@ class QueuedRun:
     payload_type: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run row a claim writes: `running` (owned by `owner`), `skipped` (with `error`) or
+    `queued` (due at `due_at`)."""
+
+    job_id: int
+    trigger: RunTrigger
+    status: RunStatus
+    scheduled_for: datetime
+    attempt: int = 1
+    owner: Owner | None = None
+    due_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobAdvance:
+    """A claimed job moved on: to `next_run_at` (and `state`, a JobState value) from
+    `claimed_next_run_at`, if nobody moved it meanwhile."""
+
+    job_id: int
+    claimed_next_run_at: datetime
+    next_run_at: datetime | None
+    last_slot_at: datetime | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunExecuted:
+    """A finished run as its job's counters see it (`status` a RunStatus value); `final`:
+    no retry follows."""
+
+    job_id: int
+    status: str
+    started_at: datetime
+    final: bool
+
+
 @dataclass
 class RunSelection:
     """Which runs a listing wants, newest first: every field narrows it; `limit` 0 is all."""

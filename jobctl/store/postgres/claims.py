@@ -7,15 +7,21 @@ means and what the overlap policy allows are the engine's rules.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobctl.models import EventType, JobState, Owner, QueuedRun, RunTrigger, UnreadableJob
+from jobctl.store.batches import POSTGRES, BatchOps
 from jobctl.store.postgres.base import Connected
 from jobctl.store.postgres.connection import Row
-from jobctl.store.postgres.events import job_event, job_run_event, run_started_event, short_error
+from jobctl.store.postgres.events import (
+    job_event,
+    job_run_event,
+    lock_event_order,
+    run_started_event,
+    short_error,
+)
 from jobctl.store.postgres.fleet import queue_filter
 from jobctl.timeutil import from_db, iso_z, to_db, utcnow
 
@@ -30,7 +36,23 @@ def _job(row: Row) -> Job:
     return Job.from_row(row)
 
 
-class ClaimOps(Connected):
+class ClaimOps(Connected, BatchOps):
+    dialect = POSTGRES
+
+    def _fetch(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        return list(self.conn.execute(sql, params).fetchall())
+
+    def _execute(self, sql: str, params: Sequence[object]) -> None:
+        self.conn.execute(sql, params)
+
+    def _lock_events(self) -> None:
+        lock_event_order(self.conn)
+
+    def jobs_completed(self, job_ids: Collection[int]) -> None:
+        now = utcnow()
+        for job_id in job_ids:
+            self._job_changed(job_id, now, {"state": JobState.COMPLETED.value})
+
     # ------------------------------------------------------------------------- due jobs
 
     def due_jobs(
@@ -56,33 +78,6 @@ class ClaimOps(Connected):
                 jobs.append(UnreadableJob(row["id"], row["name"], exc))
         return jobs
 
-    def advance_job(
-        self,
-        job_id: int,
-        *,
-        claimed_next_run_at: datetime,
-        next_run_at: datetime | None,
-        last_slot_at: datetime | None,
-        state: str,
-    ) -> bool:
-        """Move the job on to its next slot (in `state`, a JobState value), if nobody moved
-        it on from `claimed_next_run_at` meanwhile; False if somebody did."""
-        cursor = self.conn.execute(
-            "UPDATE jobs SET next_run_at = %s, last_slot_at = %s, state = %s "
-            "WHERE id = %s AND next_run_at = %s",
-            (
-                to_db(next_run_at) if next_run_at else None,
-                to_db(last_slot_at) if last_slot_at else None,
-                state,
-                job_id,
-                to_db(claimed_next_run_at),
-            ),
-        )
-        moved = cursor.rowcount == 1
-        if moved and state == JobState.COMPLETED:  # a one-shot fired: it is done
-            self._job_changed(job_id, utcnow(), {"state": JobState.COMPLETED.value})
-        return moved
-
     def pause_unschedulable(self, job_id: int, reason: str) -> None:
         """Pause a job whose schedule cannot be computed, with `reason`."""
         self.conn.execute(
@@ -95,18 +90,6 @@ class ClaimOps(Connected):
         row = self.conn.execute("SELECT name FROM jobs WHERE id = %s", (job_id,)).fetchone()
         if row is not None:
             job_event(self.conn, EventType.JOB_CHANGED, now, row[0], data)
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Writes inside are undone together if the block raises (the exception goes on)."""
-        self.conn.execute("SAVEPOINT claim_job")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK TO claim_job")
-            self.conn.execute("RELEASE claim_job")
-            raise
-        self.conn.execute("RELEASE claim_job")
 
     # ------------------------------------------------------------------- runs in flight
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobctl.models import FAILURES, EventType, JobState, Owner, Run, RunStatus, RunTrigger
+from jobctl.models import EventType, JobState, Owner, Run, RunStatus, RunTrigger
 from jobctl.store.postgres.base import Connected
 from jobctl.store.postgres.connection import Row
 from jobctl.store.postgres.events import (
@@ -21,7 +21,7 @@ from jobctl.store.postgres.events import (
 from jobctl.timeutil import from_db, iso_z, to_db
 
 if TYPE_CHECKING:
-    from jobctl.actions import Outcome
+    pass
 
 
 def _time(text: str | None) -> datetime | None:
@@ -173,41 +173,6 @@ class RunOps(Connected):
             return
         job_run_event(self.conn, kind, now, job_id, run_id, data)
 
-    def finish_run(self, run_id: int, outcome: Outcome) -> bool:
-        """A `running` row takes its outcome; False if it was no longer running (marked
-        interrupted meanwhile, or its job removed)."""
-        cursor = self.conn.execute(
-            "UPDATE runs SET status = %s, started_at = %s, finished_at = %s, duration_ms = %s, "
-            "http_status = %s, exit_code = %s, error = %s, output = %s, snapshot = %s, "
-            "details = %s WHERE id = %s AND status = 'running'",
-            (
-                outcome.status,
-                to_db(outcome.started_at),
-                to_db(outcome.finished_at),
-                outcome.duration_ms,
-                outcome.http_status,
-                outcome.exit_code,
-                outcome.error,
-                outcome.output,
-                json.dumps(outcome.snapshot) if outcome.snapshot is not None else None,
-                json.dumps(outcome.details) if outcome.details else None,
-                run_id,
-            ),
-        )
-        if cursor.rowcount != 1:
-            return False
-        run_finished_event(
-            self.conn,
-            outcome.finished_at,
-            run_id,
-            status=outcome.status,
-            duration_ms=outcome.duration_ms,
-            exit_code=outcome.exit_code,
-            http_status=outcome.http_status,
-            error=outcome.error,
-        )
-        return True
-
     def interrupt_run(self, run_id: int, now: datetime, error: str) -> bool:
         """A `running` row ends `interrupted` at `now`; False if it was no longer running
         (another process ended it first)."""
@@ -262,50 +227,9 @@ class RunOps(Connected):
 
     # --------------------------------------------------------------- job counters of runs
 
-    def count_skipped(self, job_id: int, count: int = 1) -> None:
-        self.conn.execute(
-            "UPDATE jobs SET runs_skipped = runs_skipped + %s WHERE id = %s", (count, job_id)
-        )
-
     def count_missed(self, job_id: int, slots: int) -> None:
         self.conn.execute(
             "UPDATE jobs SET runs_missed = runs_missed + %s WHERE id = %s", (slots, job_id)
-        )
-
-    def count_executed(
-        self, job_id: int, status: str, started_at: datetime, *, final: bool
-    ) -> None:
-        """Lifetime counters and last-run fields of the job (`status` a RunStatus value);
-        `final` = no retry follows. A cancelled run leaves the failures in a row as they are."""
-        succeeded = status == RunStatus.SUCCEEDED
-        self.conn.execute(
-            """
-            UPDATE jobs SET
-                runs_total = runs_total + 1,
-                runs_succeeded = runs_succeeded + %(ok)s,
-                runs_failed = runs_failed + %(failed)s,
-                last_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(started)s
-                                   THEN %(status)s ELSE last_status END,
-                last_run_at = greatest(last_run_at, %(started)s),
-                last_success_at = CASE WHEN %(ok)s = 1
-                                       THEN greatest(last_success_at, %(started)s)
-                                       ELSE last_success_at END,
-                consecutive_failures = CASE WHEN %(ok)s = 1 THEN 0
-                                            WHEN %(cancelled)s = 1 THEN consecutive_failures
-                                            WHEN %(final)s = 1 THEN consecutive_failures + 1
-                                            ELSE consecutive_failures END,
-                alerted_at = CASE WHEN %(ok)s = 1 THEN NULL ELSE alerted_at END
-            WHERE id = %(job_id)s
-            """,
-            {
-                "ok": int(succeeded),
-                "failed": int(status in FAILURES),
-                "cancelled": int(status == RunStatus.CANCELLED),
-                "started": to_db(started_at),
-                "status": status,
-                "final": int(final),
-                "job_id": job_id,
-            },
         )
 
     def pause_if_failing(self, job_id: int, max_failures: int, now: datetime) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +103,8 @@ def create_private(path: Path) -> None:
 
 
 def copy_bytes_private(source: Path, target: Path) -> None:
+    import shutil  # here: every command opens the store, few copy a file
+
     fd = os.open(target, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
     with open(fd, "wb") as out, open(source, "rb") as handle:
         shutil.copyfileobj(handle, out)

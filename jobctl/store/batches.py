@@ -1,0 +1,367 @@
+"""The daemon's writes a batch at a time, in a constant number of statements, written once
+for both stores.
+
+A claim step moves every due job on in one UPDATE, inserts the runs of the jobs that moved
+in one INSERT and their events in one more; recording finishes every run of a group commit
+in one UPDATE, writes their `run.finished` events in one INSERT and moves the jobs' counters
+in one UPDATE. The dialects differ only in how a list of rows reaches the server (a VALUES
+list on SQLite, arrays unnested on PostgreSQL), the placeholder and two function names:
+`Dialect` says those, `BatchOps` holds the SQL. It imports no driver (each store's mixin
+runs the statements on its connection).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from jobctl.models import FAILURES, JobAdvance, NewRun, RunExecuted, RunStatus
+from jobctl.timeutil import to_db
+
+if TYPE_CHECKING:
+    from jobctl.actions import Outcome
+
+# Rows per statement: SQLite allows 32,766 variables; a run row takes 10.
+CHUNK = 500
+
+# `iso_z` of a stored time (fixed-width UTC text): seconds, or milliseconds when not zero.
+_ISO = (
+    "CASE WHEN substr({0}, 21, 6) = '000000' THEN substr({0}, 1, 19) || 'Z' "
+    "ELSE substr({0}, 1, 23) || 'Z' END"
+)
+# `short_error` of a stored error (ERROR_CHARS = 500 in the stores' events modules).
+_SHORT = "CASE WHEN length({0}) <= 500 THEN {0} ELSE substr({0}, 1, 497) || '...' END"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the stores' SQL for batches."""
+
+    mark: str  # the placeholder
+    unnest: bool  # rows travel as one array per column (PostgreSQL) or as VALUES (SQLite)
+    json_object: str  # "json_object" or "json_build_object"
+    json_text: str  # what makes the JSON text ("" or "::text")
+    greatest: str  # "max" or "greatest" (PostgreSQL's skips NULLs; SQLite's is coalesced)
+
+    def rows(self, name: str, columns: Sequence[tuple[str, str]], count: int) -> str:
+        """A common table expression `name(columns)` of `count` rows; columns are
+        (name, SQL type) pairs."""
+        names = ", ".join(column for column, _ in columns)
+        if self.unnest:
+            arrays = ", ".join(f"{self.mark}::{kind}[]" for _, kind in columns)
+            return f"{name}({names}) AS (SELECT * FROM unnest({arrays}))"
+        row = "(" + ", ".join(self.mark for _ in columns) + ")"
+        return f"{name}({names}) AS (VALUES {', '.join([row] * count)})"
+
+    def params(self, rows: Sequence[Sequence[object]]) -> list[object]:
+        """The parameters of `rows()`: flat on SQLite, one list per column on PostgreSQL."""
+        if self.unnest:
+            return [list(column) for column in zip(*rows, strict=True)]
+        return [value for row in rows for value in row]
+
+    def among(self, column: str, count: int) -> str:
+        """`column` is one of a list of `count` ids (the parameters of `ids()`)."""
+        if self.unnest:
+            return f"{column} = ANY({self.mark}::bigint[])"
+        return f"{column} IN ({', '.join([self.mark] * count)})"
+
+    def ids(self, ids: Sequence[int]) -> list[object]:
+        return [list(ids)] if self.unnest else list(ids)
+
+    def later(self, column: str, value: str) -> str:
+        """The later of a nullable stored time and a given one."""
+        if self.unnest:
+            return f"{self.greatest}({column}, {value})"
+        return f"{self.greatest}(coalesce({column}, ''), {value})"
+
+    def json(self, *pairs: tuple[str, str]) -> str:
+        """A JSON object's text from (key, SQL expression) pairs."""
+        inner = ", ".join(f"'{key}', {value}" for key, value in pairs)
+        return f"{self.json_object}({inner}){self.json_text}"
+
+
+SQLITE = Dialect("?", False, "json_object", "", "max")
+POSTGRES = Dialect("%s", True, "json_build_object", "::text", "greatest")
+
+_ADVANCE = (
+    ("id", "bigint"),
+    ("claimed", "text"),
+    ("next_at", "text"),
+    ("slot_at", "text"),
+    ("new_state", "text"),
+)
+_NEW_RUN = (
+    ("job_id", "bigint"),
+    ("trigger", "text"),
+    ("status", "text"),
+    ("attempt", "int"),
+    ("scheduled_for", "text"),
+    ("started_at", "text"),
+    ("finished_at", "text"),
+    ("error", "text"),
+    ("owner_pid", "int"),
+    ("owner_host", "text"),
+    ("due_at", "text"),
+)
+_FINISH = (
+    ("id", "bigint"),
+    ("new_status", "text"),
+    ("started", "text"),
+    ("finished", "text"),
+    ("duration", "bigint"),
+    ("http", "int"),
+    ("exit", "int"),
+    ("err", "text"),
+    ("out", "text"),
+    ("snap", "text"),
+    ("more", "text"),
+)
+_EXECUTED = (
+    ("id", "bigint"),
+    ("ok", "int"),
+    ("failed", "int"),
+    ("cancelled", "int"),
+    ("final", "int"),
+    ("started", "text"),
+    ("ended_as", "text"),
+)
+_COUNTED = (("id", "bigint"), ("n", "int"))
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _time(value: datetime | None) -> str | None:
+    return to_db(value) if value is not None else None
+
+
+class BatchOps:
+    """Batched writes on the daemon's path, inside the caller's write transaction."""
+
+    dialect: Dialect
+
+    def _fetch(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        """Run one statement; the rows it returns."""
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: Sequence[object]) -> None:
+        """Run one statement that returns no rows."""
+        raise NotImplementedError
+
+    def _lock_events(self) -> None:
+        """Before inserting events (PostgreSQL orders their commits)."""
+
+    def jobs_completed(self, job_ids: Collection[int]) -> None:
+        """`job.changed` for one-shot jobs that fired their last slot (moved on to
+        `completed`)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- claiming
+
+    def advance_jobs(self, advances: Sequence[JobAdvance]) -> set[int]:
+        """Move each job on to its next slot (and state) if nobody moved it from the slot it
+        was claimed at meanwhile; the ids of the jobs that moved (a one-shot that moved to
+        `completed` is told by `jobs_completed`, after its run's event)."""
+        d = self.dialect
+        moved: set[int] = set()
+        for chunk in _chunks(advances):
+            rows = [
+                (
+                    a.job_id,
+                    to_db(a.claimed_next_run_at),
+                    _time(a.next_run_at),
+                    _time(a.last_slot_at),
+                    a.state,
+                )
+                for a in chunk
+            ]
+            found = self._fetch(
+                f"WITH {d.rows('v', _ADVANCE, len(rows))} UPDATE jobs SET "
+                "next_run_at = v.next_at, last_slot_at = v.slot_at, state = v.new_state "
+                "FROM v WHERE jobs.id = v.id AND jobs.next_run_at = v.claimed RETURNING jobs.id",
+                d.params(rows),
+            )
+            moved.update(int(row[0]) for row in found)
+        return moved
+
+    def insert_runs(self, runs: Sequence[NewRun], now: datetime) -> list[int]:
+        """New `running`, `skipped` or `queued` rows (in this order: their ids, in it), with
+        their `run.started` and `run.skipped` events. A running row starts at `now`, a
+        skipped one ends then."""
+        d = self.dialect
+        at = to_db(now)
+        ids: list[int] = []
+        for chunk in _chunks(runs):
+            rows = [
+                (
+                    run.job_id,
+                    run.trigger.value,
+                    run.status.value,
+                    run.attempt,
+                    to_db(run.scheduled_for),
+                    at if run.status == RunStatus.RUNNING else None,
+                    at if run.status == RunStatus.SKIPPED else None,
+                    run.error,
+                    run.owner.pid if run.owner else None,
+                    run.owner.host if run.owner else None,
+                    _time(run.due_at),
+                )
+                for run in chunk
+            ]
+            names = ", ".join(column for column, _ in _NEW_RUN)
+            found = self._fetch(
+                f"WITH {d.rows('v', _NEW_RUN, len(rows))} INSERT INTO runs ({names}, "
+                f"created_at) SELECT {names}, {d.mark} FROM v RETURNING id",
+                [*d.params(rows), at],
+            )
+            # One statement's ids grow in the order of its rows.
+            ids.extend(sorted(int(row[0]) for row in found))
+        told = [
+            run_id for run_id, run in zip(ids, runs, strict=True) if run.status != RunStatus.QUEUED
+        ]
+        for chunk in _chunks(told):
+            self._run_events(chunk)
+        return ids
+
+    def _run_events(self, run_ids: Sequence[int]) -> None:
+        d = self.dialect
+        slot = _ISO.format("runs.scheduled_for")
+        started = d.json(
+            ("attempt", "runs.attempt"), ("scheduled_for", slot), ("trigger", "runs.trigger")
+        )
+        skipped = d.json(
+            ("error", _SHORT.format("runs.error")),
+            ("scheduled_for", slot),
+            ("trigger", "runs.trigger"),
+        )
+        self._lock_events()
+        self._execute(
+            "INSERT INTO events (at, type, job, run, data) SELECT runs.created_at, "
+            "CASE runs.status WHEN 'running' THEN 'run.started' ELSE 'run.skipped' END, "
+            f"jobs.name, runs.id, CASE runs.status WHEN 'running' THEN {started} "
+            f"ELSE {skipped} END FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
+            f"WHERE {d.among('runs.id', len(run_ids))} ORDER BY runs.id",
+            d.ids(run_ids),
+        )
+
+    def count_skipped_jobs(self, counts: Mapping[int, int]) -> None:
+        """Add to each job's skipped runs (job id -> how many)."""
+        d = self.dialect
+        for chunk in _chunks(list(counts.items())):
+            self._execute(
+                f"WITH {d.rows('v', _COUNTED, len(chunk))} UPDATE jobs SET "
+                "runs_skipped = runs_skipped + v.n FROM v WHERE jobs.id = v.id",
+                d.params(chunk),
+            )
+
+    # ------------------------------------------------------------------------ recording
+
+    def finish_runs(self, finished: Sequence[tuple[int, Outcome]]) -> set[int]:
+        """`running` rows take their outcomes, with their `run.finished` events; the ids of
+        those that were still running (not marked interrupted meanwhile, nor removed)."""
+        d = self.dialect
+        done: set[int] = set()
+        for chunk in _chunks(finished):
+            rows = [
+                (
+                    run_id,
+                    str(outcome.status),
+                    to_db(outcome.started_at),
+                    to_db(outcome.finished_at),
+                    outcome.duration_ms,
+                    outcome.http_status,
+                    outcome.exit_code,
+                    outcome.error,
+                    outcome.output,
+                    json.dumps(outcome.snapshot) if outcome.snapshot is not None else None,
+                    json.dumps(outcome.details) if outcome.details else None,
+                )
+                for run_id, outcome in chunk
+            ]
+            found = self._fetch(
+                f"WITH {d.rows('v', _FINISH, len(rows))} UPDATE runs SET "
+                "status = v.new_status, started_at = v.started, finished_at = v.finished, "
+                "duration_ms = v.duration, http_status = v.http, exit_code = v.exit, "
+                "error = v.err, output = v.out, snapshot = v.snap, details = v.more "
+                "FROM v WHERE runs.id = v.id AND runs.status = 'running' RETURNING runs.id",
+                d.params(rows),
+            )
+            ended = sorted(int(row[0]) for row in found)
+            done.update(ended)
+            if ended:
+                self._finished_events(ended)
+        return done
+
+    def _finished_events(self, run_ids: Sequence[int]) -> None:
+        d = self.dialect
+        data = d.json(
+            ("duration_ms", "runs.duration_ms"),
+            ("error", _SHORT.format("runs.error")),
+            ("exit_code", "runs.exit_code"),
+            ("http_status", "runs.http_status"),
+            ("status", "runs.status"),
+        )
+        self._lock_events()
+        self._execute(
+            "INSERT INTO events (at, type, job, run, data) SELECT runs.finished_at, "
+            f"'run.finished', jobs.name, runs.id, {data} FROM runs "
+            "LEFT JOIN jobs ON jobs.id = runs.job_id "
+            f"WHERE {d.among('runs.id', len(run_ids))} ORDER BY runs.id",
+            d.ids(run_ids),
+        )
+
+    def count_executed_runs(self, executed: Sequence[RunExecuted]) -> None:
+        """Lifetime counters and last-run fields of each run's job, as `count_executed`
+        would move them one by one; a job appears at most once per call."""
+        d = self.dialect
+        for chunk in _chunks(executed):
+            rows = [
+                (
+                    run.job_id,
+                    int(run.status == RunStatus.SUCCEEDED),
+                    int(run.status in FAILURES),
+                    int(run.status == RunStatus.CANCELLED),
+                    int(run.final),
+                    to_db(run.started_at),
+                    str(run.status),
+                )
+                for run in chunk
+            ]
+            self._execute(
+                f"WITH {d.rows('v', _EXECUTED, len(rows))} UPDATE jobs SET "
+                "runs_total = runs_total + 1, runs_succeeded = runs_succeeded + v.ok, "
+                "runs_failed = runs_failed + v.failed, "
+                "last_status = CASE WHEN last_run_at IS NULL OR last_run_at <= v.started "
+                "THEN v.ended_as ELSE last_status END, "
+                f"last_run_at = {d.later('last_run_at', 'v.started')}, "
+                "last_success_at = CASE WHEN v.ok = 1 "
+                f"THEN {d.later('last_success_at', 'v.started')} ELSE last_success_at END, "
+                "consecutive_failures = CASE WHEN v.ok = 1 THEN 0 "
+                "WHEN v.cancelled = 1 THEN consecutive_failures "
+                "WHEN v.final = 1 THEN consecutive_failures + 1 "
+                "ELSE consecutive_failures END, "
+                "alerted_at = CASE WHEN v.ok = 1 THEN NULL ELSE alerted_at END "
+                "FROM v WHERE jobs.id = v.id",
+                d.params(rows),
+            )
+
+    # ------------------------------------------------------------ one at a time, the same
+
+    def finish_run(self, run_id: int, outcome: Outcome) -> bool:
+        """`finish_runs` of one run: False if it was no longer running."""
+        return run_id in self.finish_runs([(run_id, outcome)])
+
+    def count_executed(
+        self, job_id: int, status: str, started_at: datetime, *, final: bool
+    ) -> None:
+        """`count_executed_runs` of one run (`status` a RunStatus value; `final`: no retry
+        follows). A cancelled run leaves the failures in a row as they are."""
+        self.count_executed_runs([RunExecuted(job_id, status, started_at, final)])
+
+    def count_skipped(self, job_id: int, count: int = 1) -> None:
+        self.count_skipped_jobs({job_id: count})

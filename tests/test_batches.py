@@ -1,0 +1,190 @@
+"""The daemon's path claims and records a batch in a constant number of statements, on both
+stores, with the same rows, events and counters as one at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobctl import engine
+from jobctl.actions import Outcome
+from jobctl.models import EventType, JobAdvance, NewRun, Owner, RunStatus, RunTrigger
+from jobctl.paths import DbLocation
+from jobctl.store import SqliteStore, Store, open_store
+from tests.test_engine_step import add
+
+T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+OWNER = Owner.this_process()
+
+
+@pytest.fixture
+def store(store_at: DbLocation) -> Store:
+    return open_store(store_at)
+
+
+def job_id(store: Store, name: str) -> int:
+    job = store.job_named(name)
+    assert job is not None and job.id is not None
+    return job.id
+
+
+def outcome(claim: engine.Claim, status: str, at: datetime) -> Outcome:
+    return Outcome(
+        status=status,
+        started_at=at,
+        finished_at=at + timedelta(milliseconds=5),
+        exit_code=0 if status == "succeeded" else 1,
+        error=None if status == "succeeded" else "exit 1",
+    )
+
+
+def statements(store: SqliteStore, jobs: int) -> tuple[int, int, int]:
+    """Statements of a claim step of `jobs` due jobs, of recording them, and of the next
+    second's claim that skips them all (overlap skip)."""
+    for index in range(jobs):
+        add(store, f"j{index:03d}", every="1s")
+    traced: list[str] = []
+    store.conn.set_trace_callback(traced.append)
+    now = T0 + timedelta(seconds=1)
+    claimed = engine.claim_due(store, now, awake_since=T0, owner=OWNER)
+    claim = len(traced)
+    skipped = engine.claim_due(store, now + timedelta(seconds=1), awake_since=T0, owner=OWNER)
+    skip = len(traced) - claim
+    assert len(claimed.claims) == len(skipped.skipped) == jobs
+    finished = [
+        (c, outcome(c, "succeeded" if n % 2 else "failed", now))
+        for n, c in enumerate(claimed.claims)
+    ]
+    engine.record_outcomes(store, finished, now)
+    store.conn.set_trace_callback(None)
+    return claim, len(traced) - claim - skip, skip
+
+
+def test_claiming_recording_and_skipping_take_as_many_statements_for_50_jobs_as_for_2(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    counts = []
+    for jobs in (2, 50):
+        store = open_store(tmp_path_factory.mktemp(f"n{jobs}") / "jobctl.db")
+        assert isinstance(store, SqliteStore)
+        counts.append(statements(store, jobs))
+    assert counts[0] == counts[1]
+
+
+def test_a_batch_writes_the_rows_events_and_counters_of_one_fire_at_a_time(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        add(store, name, every="1m", overlap="skip")
+    now = T0 + timedelta(minutes=1)
+    claimed = engine.claim_due(store, now, awake_since=T0, owner=OWNER)
+    assert [c.job.name for c in claimed.claims] == ["a", "b", "c"]
+    runs = store.runs_by_id(c.run_id for c in claimed.claims)
+    assert {(run.id, run.job_id) for run in runs} == {
+        (c.run_id, job_id(store, c.job.name)) for c in claimed.claims
+    }
+    skipped = engine.claim_due(store, now + timedelta(minutes=1), awake_since=T0, owner=OWNER)
+    assert [name for name, _slot, _trigger in skipped.skipped] == ["a", "b", "c"]
+    mark = store.last_event_id()
+    statuses = {"a": "succeeded", "b": "failed", "c": "succeeded"}
+    engine.record_outcomes(
+        store, [(c, outcome(c, statuses[c.job.name], now)) for c in claimed.claims], now
+    )
+    events = store.events_after(mark)
+    assert [(e.type, e.job, e.data["status"]) for e in events] == [
+        (EventType.RUN_FINISHED, "a", "succeeded"),
+        (EventType.RUN_FINISHED, "b", "failed"),
+        (EventType.RUN_FINISHED, "c", "succeeded"),
+    ]
+    assert events[1].data == {
+        "status": "failed",
+        "duration_ms": 5,
+        "exit_code": 1,
+        "http_status": None,
+        "error": "exit 1",
+    }
+    b = store.job_named("b")
+    assert b is not None
+    assert (b.runs_total, b.runs_failed, b.runs_skipped, b.consecutive_failures) == (1, 1, 1, 1)
+    assert b.last_status == "failed" and b.last_run_at == now
+
+
+def test_a_job_twice_in_one_batch_counts_as_recorded_one_by_one(
+    store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    add(store, "twice", every="1m", overlap="allow")
+    first = engine.claim_due(store, T0 + timedelta(minutes=1), awake_since=T0, owner=OWNER)
+    second = engine.claim_due(store, T0 + timedelta(minutes=2), awake_since=T0, owner=OWNER)
+    early, late = first.claims[0], second.claims[0]
+    at = T0 + timedelta(minutes=2)
+    # The later run fails first in the batch; the earlier one, recorded after it, succeeded.
+    engine.record_outcomes(
+        store,
+        [
+            (late, outcome(late, "failed", T0 + timedelta(minutes=2))),
+            (early, outcome(early, "succeeded", T0 + timedelta(minutes=1))),
+        ],
+        at,
+    )
+    job = store.job_named("twice")
+    assert job is not None
+    assert (job.runs_total, job.runs_succeeded, job.runs_failed) == (2, 1, 1)
+    # one by one: the failure counted (1 in a row), then the success reset it to 0; the
+    # last status is the later run's
+    assert job.consecutive_failures == 0
+    assert job.last_status == "failed"
+    assert job.last_run_at == T0 + timedelta(minutes=2)
+    assert job.last_success_at == T0 + timedelta(minutes=1)
+
+
+def test_a_job_moved_on_meanwhile_writes_nothing_and_the_others_are_claimed(
+    store: Store,
+) -> None:
+    add(store, "mine", every="1m")
+    add(store, "theirs", every="1m")
+    now = T0 + timedelta(minutes=1)
+    with store.write():
+        moved = store.advance_jobs(
+            [
+                JobAdvance(job_id(store, "mine"), now, now + timedelta(minutes=1), now, "enabled"),
+                # claimed at a slot it is no longer at: another daemon moved it on
+                JobAdvance(job_id(store, "theirs"), T0, now, T0, "enabled"),
+            ]
+        )
+    assert moved == {job_id(store, "mine")}
+    claimed = engine.claim_due(store, now, awake_since=T0, owner=OWNER)
+    assert [c.job.name for c in claimed.claims] == ["theirs"]
+    assert store.newest_run_id() == claimed.claims[0].run_id
+
+
+def test_inserted_rows_get_their_ids_in_order(store: Store) -> None:
+    for name in ("x", "y"):
+        add(store, name, every="1m")
+    x, y = job_id(store, "x"), job_id(store, "y")
+    slot = T0 + timedelta(minutes=1)
+    new = [
+        NewRun(y, RunTrigger.SCHEDULE, RunStatus.RUNNING, slot, owner=OWNER),
+        NewRun(x, RunTrigger.SCHEDULE, RunStatus.SKIPPED, slot, error="skipped: " + "e" * 600),
+        NewRun(x, RunTrigger.MANUAL, RunStatus.QUEUED, slot, due_at=slot),
+        NewRun(y, RunTrigger.CATCHUP, RunStatus.RUNNING, T0, owner=OWNER, attempt=2),
+    ]
+    mark = store.last_event_id()
+    with store.write():
+        ids = store.insert_runs(new, slot)
+    runs = {run.id: run for run in store.runs_by_id(ids)}
+    assert [(runs[i].job_id, runs[i].status, runs[i].trigger, runs[i].attempt) for i in ids] == [
+        (n.job_id, n.status, n.trigger, n.attempt) for n in new
+    ]
+    assert runs[ids[0]].started_at == slot and runs[ids[1]].finished_at == slot
+    events = store.events_after(mark)
+    assert [(e.type, e.run) for e in events] == [
+        (EventType.RUN_STARTED, ids[0]),
+        (EventType.RUN_SKIPPED, ids[1]),
+        (EventType.RUN_STARTED, ids[3]),
+    ]
+    assert events[0].data == {
+        "trigger": "schedule",
+        "attempt": 1,
+        "scheduled_for": "2026-06-01T12:01:00Z",
+    }
+    assert events[1].data["error"] == "skipped: " + "e" * 488 + "..."
+    assert events[2].data["scheduled_for"] == "2026-06-01T12:00:00Z"
