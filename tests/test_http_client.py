@@ -15,6 +15,7 @@ import gzip
 import json
 import socket
 import ssl
+import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -24,9 +25,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from jobctl.actions import Cancelled, FireContext, Outcome
+from jobctl.actions import Cancelled, FireContext, Outcome, http_client
 from jobctl.actions.http import HttpFirer
 from jobctl.actions.http_client import HttpClient
+from jobctl.actions.request import describe_error
 from jobctl.models import HttpSpec
 from tests.check_servers import make_certificate
 
@@ -844,3 +846,241 @@ def test_the_client_alone_counts_what_it_does_not_keep() -> None:
 
     kept, size = asyncio.run(scenario())
     assert (kept, size) == (b"z" * 101, 50_000)
+
+
+# --------------------------------------------------------------------- a hostile server
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\nok".encode(),
+        "HTTP/1.1 200 OK\r\nContent-Length: \u0662\r\n\r\nok".encode(),
+        "HTTP/1.1 \u00b200 OK\r\nContent-Length: 2\r\n\r\nok".encode(),
+        "HTTP/1.1 \u0662\u0660\u0660 OK\r\nContent-Length: 2\r\n\r\nok".encode(),
+    ],
+    ids=["superscript-length", "arabic-length", "superscript-status", "arabic-status"],
+)
+def test_digits_that_are_not_ascii_are_a_bad_response_not_a_traceback(
+    response: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """str.isdigit() takes '²' (int() then raises inside data_received: asyncio logged a
+    traceback and the fire said the server closed the connection) and '٢' (int() reads 2)."""
+    results = fire_both(one_raw(response, then_close=True), lambda base: spec(base + "/"))
+    for outcome, _ in results:
+        assert outcome.status == "failed"
+        assert outcome.error is not None and outcome.error.startswith("bad response: ")
+    assert not [r for r in caplog.records if "data_received" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 10\r\n\r\nokxxxxxxxx",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["conflicting", "repeated"],
+)
+def test_a_response_with_two_content_lengths_is_refused_as_aiohttp_refused_it(
+    response: bytes,
+) -> None:
+    """Which one frames the body is anybody's guess (RFC 9112 6.3): the first was taken."""
+    results = fire_both(one_raw(response, then_close=True), lambda base: spec(base + "/"))
+    for outcome, _ in results:
+        assert outcome.status == "failed"
+        assert outcome.error is not None
+        assert outcome.error.startswith("bad response: Duplicate Content-Length")
+
+
+def test_transfer_encoding_lines_are_one_list_whose_last_coding_frames_the_body() -> None:
+    """`Transfer-Encoding: chunked` then `Transfer-Encoding: gzip` is `chunked, gzip`: not
+    chunked last, so the body runs to the close (RFC 9112 6.3), as aiohttp read it; only the
+    first line was looked at."""
+    response = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    ours = assert_same(fire_both(one_raw(response, then_close=True), lambda b: spec(b + "/")))
+    assert ours.output == "2\r\nok\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "size",
+    [b"0x2", b" 2", b"+2", b"2 2", b"1" + b"0" * 16],
+    ids=["0x", "space", "plus", "two", "17-digits"],
+)
+def test_a_chunk_size_is_hex_digits_only(size: bytes) -> None:
+    """int(..., 16) takes '0x2', ' 2' and '+2'; a size past 16 hex digits can only be a
+    server's mistake (aiohttp said 'Chunk size overflow'), not a body to read for the whole
+    timeout."""
+    response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nok\r\n0\r\n\r\n" % size
+    results = fire_both(one_raw(response), lambda base: spec(base + "/"), timeout=30)
+    for outcome, _ in results:
+        assert outcome.status == "failed", outcome.error
+        assert outcome.error is not None and outcome.error.startswith("bad response: ")
+        assert outcome.duration_ms < 10_000
+
+
+def test_a_request_that_asks_connection_close_is_not_followed_on_its_connection() -> None:
+    """A job with `Connection: close` among its headers: the server answers and closes when
+    it likes (this one reads what else comes on that connection and drops it unanswered).
+    Its connection was kept, the next POST sent on it failed: every other fire."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head, _ = await server.read_request(reader)
+            writer.write(OK)
+            await writer.drain()
+            if b"connection: close" not in head.lower():
+                return
+            await server.read_request(reader)  # a request after 'close': dropped
+
+        return handle
+
+    async def scenario() -> tuple[list[Outcome], RawServer]:
+        server = await raw_server(make)
+        try:
+            async with HttpFirer() as firer:
+                job = spec(server.base + "/", method="POST", headers={"Connection": "close"})
+                return [await firer.fire(job, context()) for _ in range(4)], server
+        finally:
+            await server.__aexit__(None, None, None)
+
+    outcomes, server = asyncio.run(scenario())
+    assert [o.status for o in outcomes] == ["succeeded"] * 4, [o.error for o in outcomes]
+    assert (server.connections, len(server.heads)) == (4, 4)
+
+
+def test_closing_the_client_fails_a_response_in_flight_rather_than_cutting_it_short() -> None:
+    """A body read to the close, the client closed halfway: its connection_lost looked like
+    the server's close, and the half body came back as the whole response."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\nthe first half")
+            await writer.drain()
+            await server.read_request(reader)  # until the client closes
+
+        return handle
+
+    async def scenario() -> tuple[BaseException | None, RawServer]:
+        server = await raw_server(make)
+        client = HttpClient(4)
+        try:
+            task = asyncio.ensure_future(
+                client.request("GET", server.base + "/", {}, None, timeout=30)
+            )
+            # the head is in and the body being read (to the close)
+            await _until(
+                lambda: any(c._reading and c._reading.mode == "close" for c in client._busy)
+            )
+            await client.close()
+            try:
+                await task
+            except http_client.ClientError as exc:
+                return exc, server
+            return None, server
+        finally:
+            await server.__aexit__(None, None, None)
+
+    error, _ = asyncio.run(scenario())
+    assert isinstance(error, http_client.ClientError)
+    assert describe_error(error) == "request failed: the HTTP client was closed"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 2\n\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\n\nok",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n\tc\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["lf-only", "lf-end", "lf-status-line", "obs-fold"],
+)
+def test_lenient_heads_aiohttp_read_are_read_the_same(response: bytes) -> None:
+    """Lines ended by a bare LF (printf 'HTTP/1.1 200 OK\\n\\n' behind netcat, old devices)
+    and folded header lines: aiohttp read them (RFC 9112 2.2 and 5.2 let a client); the head
+    of the first kind was never found (the fire timed out), the others were bad responses."""
+    ours = assert_same(
+        fire_both(one_raw(response), lambda base: spec(base + "/"), timeout=5), heads=False
+    )
+    assert (ours.status, ours.output) == ("succeeded", "ok"), ours.error
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Shown: fine\rStatus: spoofed\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-Shown: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["bare-cr", "nul", "cr-in-reason"],
+)
+def test_a_bare_cr_or_a_nul_in_a_head_is_a_bad_response_as_with_aiohttp(response: bytes) -> None:
+    """They were kept in the stored headers and reason (a bare CR rewrites the line it is
+    shown on: `runs show` could be made to print what the server liked)."""
+    for outcome, _ in fire_both(one_raw(response), lambda base: spec(base + "/")):
+        assert outcome.status == "failed"
+        assert outcome.error is not None and outcome.error.startswith("bad response: ")
+        assert "\r" not in outcome.error and "\x00" not in outcome.error
+
+
+def test_closing_the_client_fails_the_requests_waiting_for_a_connection() -> None:
+    """A request waiting for one of max_connections when the client closed got a
+    CancelledError its task was never sent: the fire said 'interrupted' as if stopped."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await server.read_request(reader)  # never answered: until the client closes
+
+        return handle
+
+    async def scenario() -> list[BaseException | None]:
+        server = await raw_server(make)
+        client = HttpClient(1)
+        try:
+            tasks = [
+                asyncio.ensure_future(
+                    client.request("GET", server.base + "/", {}, None, timeout=30)
+                )
+                for _ in range(2)
+            ]
+            await _until(lambda: len(server.heads) == 1 and len(client._waiters) == 1)
+            await client.close()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            return [result if isinstance(result, BaseException) else None for result in done]
+        finally:
+            await server.__aexit__(None, None, None)
+
+    errors = asyncio.run(scenario())
+    assert [type(error) for error in errors] == [http_client.ClientError] * 2
+    assert [str(error) for error in errors] == ["the HTTP client was closed"] * 2
+
+
+def test_a_gzip_bomb_is_counted_in_bounded_memory() -> None:
+    """64 MiB of zeros in 64 KiB of gzip: the body is counted to its end decompressed, but
+    no more than the cap and a 1 MiB piece is ever held (tracemalloc's peak)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    response = head % len(bomb) + bomb
+
+    async def scenario() -> tuple[int, int, int]:
+        server = await raw_server(answering(response))
+        client = HttpClient(4)
+        try:
+            tracemalloc.start()
+            got = await client.request("GET", server.base + "/", {}, None, timeout=60)
+            peak = tracemalloc.get_traced_memory()[1]
+            return len(got.body), got.size, peak
+        finally:
+            tracemalloc.stop()
+            await client.close()
+            await server.__aexit__(None, None, None)
+
+    kept, size, peak = asyncio.run(scenario())
+    assert (kept, size) == (64 * 1024 + 1, 64 << 20)
+    assert peak < 8 << 20, peak

@@ -45,6 +45,9 @@ _TYPED_METHODS = frozenset({"PATCH", "POST", "PUT"})  # get a default Content-Ty
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _SECURE = frozenset({"https", "wss"})
 _DROPPED_ACROSS_ORIGINS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_HEX = b"0123456789abcdefABCDEF"
+_BLANKS = " \t"
+_CLOSED = "the HTTP client was closed"
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]  # as getaddrinfo gives them
 
 
@@ -230,16 +233,24 @@ class _Reading:
 def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
     """The status line and headers into `reading`; its body's framing chosen (RFC 9112 6.3)."""
     # names and values as aiohttp decodes them: UTF-8, undecodable bytes kept as surrogates
-    lines = head.decode("utf-8", "surrogateescape").split("\r\n")
+    text = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+    if "\r" in text or "\x00" in text:  # refused by aiohttp; a CR would rewrite a shown line
+        line = next(line for line in text.split("\n") if "\r" in line or "\x00" in line)
+        raise BadResponse(f"Invalid character in the response's head: {line!r}")
+    lines = text.split("\n")
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
-    if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit():
+    if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not _digits(code):
         raise BadResponse(f"Bad status line: {status_line!r}")
-    fields = []
+    fields: list[tuple[str, str]] = []
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         if not colon or not name or name != name.strip() or " " in name:
+            if line[:1] in _BLANKS and fields:  # obs-fold: its line break dropped, as aiohttp
+                folded, previous = fields[-1]
+                fields[-1] = (folded, (previous + line).strip(_BLANKS))
+                continue
             raise BadResponse(f"Bad header line: {line!r}")
         fields.append((name, value.strip(" \t")))
     headers = CIMultiDict(fields)
@@ -254,23 +265,33 @@ def _parse_head(head: bytes, reading: _Reading, method_is_head: bool) -> None:
         return
     encoding = headers.get("Content-Encoding", "").strip().lower()
     reading.encoding = encoding if encoding in ("gzip", "deflate") else ""
-    transfer = headers.get("Transfer-Encoding")
+    transfer = headers.getall("Transfer-Encoding", None)
     if transfer is not None:
-        if transfer.replace(" ", "").lower().split(",")[-1] != "chunked":
+        # its lines are one list (RFC 9110 5.3): the last coding of the last line frames
+        if ",".join(transfer).rsplit(",", 1)[-1].strip(" \t").lower() != "chunked":
             reading.mode = "close"  # RFC 9112 6.3: read until the connection closes
             return
         reading.mode = "chunk-size"
         reading.reusable = keep_alive and "Content-Length" not in headers
         return
-    length = headers.get("Content-Length")
-    if length is None:
+    lengths = headers.getall("Content-Length", None)
+    if lengths is None:
         reading.mode = "close"
         return
-    if not length.strip().isdigit():
+    if len(lengths) > 1:  # which one frames the body? (refused, as aiohttp refused it)
+        raise BadResponse(f"Duplicate Content-Length: {lengths!r}")
+    length = lengths[0]
+    length = length.strip()
+    if not _digits(length):
         raise BadResponse(f"Invalid Content-Length: {length!r}")
     reading.length = reading.left = int(length)
     reading.mode = "length" if reading.left else "done"
     reading.reusable = keep_alive
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() takes '²' (int() then raises) and '٢' (int() reads 2)."""
+    return text.isascii() and text.isdigit()
 
 
 # -------------------------------------------------------------------------------- connection
@@ -367,18 +388,30 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self, error: ClientError) -> None:
+        """Close, failing the response being read with `error` (connection_lost would take
+        this close for the server's, and a body read to the close for a whole one)."""
+        reading = self._reading
+        if reading is not None and not reading.done.done():
+            reading.done.set_exception(error)
+        self.close()
+
     def _parse(self, reading: _Reading) -> None:
         buffer = self._buffer
         while True:
             mode = reading.mode
             if mode == "head":
-                end = buffer.find(b"\r\n\r\n")
+                end, skip = buffer.find(b"\r\n\r\n"), 4
+                # lines ended by a bare LF, as aiohttp read them (RFC 9112 2.2)
+                bare = buffer.find(b"\n\n", 0, end if end >= 0 else len(buffer))
+                if bare >= 0:
+                    end, skip = bare, 2
                 if end < 0:
                     if len(buffer) > MAX_HEAD:
                         raise BadResponse(f"the response's headers exceed {MAX_HEAD} bytes")
                     return
-                head = bytes(buffer[:end])
-                del buffer[: end + 4]
+                head = bytes(buffer[:end]).removesuffix(b"\r")
+                del buffer[: end + skip]
                 if not reading.headers_at:
                     reading.headers_at = perf_counter()
                 _parse_head(head, reading, self._head_only)
@@ -407,14 +440,14 @@ class _Connection(asyncio.Protocol):
                     if len(buffer) > 1024:
                         raise BadResponse("a chunk's size line is too long")
                     return
-                line = bytes(buffer[:end]).split(b";", 1)[0].strip()
+                # hex digits, then maybe BWS and extensions (int(, 16) takes '0x2', ' +2')
+                line = bytes(buffer[:end]).split(b";", 1)[0].rstrip(b" \t")
                 del buffer[: end + 2]
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise BadResponse(f"Invalid chunk size: {line!r}") from None
-                if size < 0 or not line.isalnum():
+                if not line or line.strip(_HEX):
                     raise BadResponse(f"Invalid chunk size: {line!r}")
+                if len(line.lstrip(b"0")) > 16:  # past 2**64: a server's mistake, not a body
+                    raise BadResponse(f"Chunk size overflow: {line!r}")
+                size = int(line, 16)
                 reading.chunk_left = size
                 reading.mode = "chunk-data" if size else "trailers"
             elif mode == "chunk-data":
@@ -494,11 +527,11 @@ class HttpClient:
                 connection.close()
         self._idle.clear()
         for connection in self._busy:
-            connection.close()
+            connection.abort(ClientError(_CLOSED))
         self._busy.clear()
-        for waiter in self._waiters:
+        for waiter in self._waiters:  # a request waiting for a connection fails the same way
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(ClientError(_CLOSED))
         self._waiters.clear()
 
     async def _request(
@@ -581,7 +614,7 @@ class HttpClient:
         body: bytes | None,
         keep: int,
     ) -> Response:
-        request = _request_bytes(method, url, headers, auth, body)
+        request, close = _request_bytes(method, url, headers, auth, body)
         key = (url.scheme, url.raw_host or "", url.port or 0)
         retry = method in _IDEMPOTENT
         fresh = False
@@ -599,7 +632,8 @@ class HttpClient:
             except BaseException:
                 self._release(connection, False)
                 raise
-            self._release(connection, reading.reusable)
+            # a request that asked `Connection: close` leaves its connection to the server
+            self._release(connection, reading.reusable and not close)
             return Response(
                 status=reading.status,
                 reason=reading.reason,
@@ -637,7 +671,7 @@ class HttpClient:
             except BaseException:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-                elif waiter.done() and not waiter.cancelled():
+                elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                     self._wake()  # pass on the turn this one was given
                 raise
         connection = _Connection(key, asyncio.get_running_loop())
@@ -792,12 +826,14 @@ def _request_bytes(
     given: Iterable[tuple[str, str]],
     auth: str | None,
     body: bytes | None,
-) -> bytes:
-    """The request's head (headers in aiohttp's order) and body, as sent."""
+) -> tuple[bytes, bool]:
+    """The request's head (headers in aiohttp's order) and body, as sent; and whether it
+    asks the server to close the connection after its response (`Connection: close`)."""
     host = url.host_port_subcomponent
     lines = [f"{method} {url.raw_path_qs} HTTP/1.1", ""]
     seen: set[str] = set()
     length: str | None = None
+    close = False
     for name, value in given:
         lowered = name.lower()
         if lowered == "host":
@@ -805,6 +841,8 @@ def _request_bytes(
             continue
         if lowered == "content-length":
             length = value
+        elif lowered == "connection":
+            close = "close" in value.lower()
         seen.add(lowered)
         lines.append(f"{name}: {value}")
     lines[1] = f"Host: {host}"
@@ -817,7 +855,7 @@ def _request_bytes(
     if body is not None:
         if length is None:
             lines.append(f"Content-Length: {len(body)}")
-        elif not length.isdigit():
+        elif not _digits(length):
             raise ValueError(f"Invalid Content-Length header: {length!r}")
         else:
             body = body[: int(length)]
@@ -830,7 +868,7 @@ def _request_bytes(
             lines.append("Content-Type: application/octet-stream")
     lines.append("\r\n")
     head = "\r\n".join(lines).encode("utf-8")
-    return head + body if body else head
+    return (head + body if body else head), close
 
 
 __all__ = [
