@@ -124,9 +124,10 @@ def merge(old: Job, new: Job, now: datetime) -> tuple[Job, bool]:
     schedule_changed = timing_key(old) != timing_key(new)
     if not schedule_changed and job.state == old.state:
         return job, False
-    if schedule_changed or old.state == JobState.PAUSED:
-        job.last_slot_at = None
     if old.state == JobState.PAUSED:
         job.consecutive_failures = 0  # as `jobctl resume` does
+    # After the last slot, which the daemon may have claimed ahead of now (as `edit` does).
     job.next_run_at = compute_next_run(job, now)
+    if schedule_changed or old.state == JobState.PAUSED:
+        job.last_slot_at = None
     return job, True

@@ -207,8 +207,9 @@ def set_paused(
                 job.state, job.paused_reason, job.next_run_at = JobState.PAUSED, reason, None
             elif job.state == JobState.PAUSED:
                 job.state, job.paused_reason, job.consecutive_failures = JobState.ENABLED, None, 0
-                job.last_slot_at = None
+                # After its last slot, which the daemon may have claimed ahead of now.
                 job.next_run_at = compute_next_run(job, now)
+                job.last_slot_at = None
             update_job(store, job, now)
             changed.append(job)
     return changed

@@ -1,0 +1,68 @@
+"""Slots claimed ahead (the daemon claims the next moments' slots, each fired at its time):
+what a person's change in that moment does to them, on both stores."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from jobctl import engine
+from jobctl.apply_merge import merge
+from jobctl.catalog import set_paused
+from jobctl.models import JobState
+from jobctl.paths import DbLocation
+from jobctl.store import Store, open_store
+from tests.test_batches import OWNER, T0, outcome
+from tests.test_engine_step import add
+
+SLOT = T0 + timedelta(seconds=1)
+MS = timedelta(milliseconds=1)
+
+
+@pytest.fixture
+def store(store_at: DbLocation) -> Store:
+    return open_store(store_at)
+
+
+def claim(store: Store, now: timedelta) -> engine.Step:
+    return engine.claim_due(store, SLOT + now, awake_since=T0, owner=OWNER, ahead=0.1)
+
+
+def schedule_runs(store: Store) -> list[tuple[str, str]]:
+    runs = store.runs_by_id(range(1, store.newest_run_id() + 1))
+    return [(run.scheduled_for.isoformat(), run.status) for run in runs]
+
+
+def test_pause_and_resume_while_a_slot_is_claimed_ahead_neither_fires_it_twice_nor_stops_the_daemon(
+    store: Store,
+) -> None:
+    add(store, "a", every="1s")
+    add(store, "b", every="1s")
+    ahead = claim(store, -40 * MS)
+    assert [c.scheduled_for for c in ahead.claims] == [SLOT, SLOT]
+    set_paused(store, ["a"], True, SLOT - 30 * MS)
+    set_paused(store, ["a"], False, SLOT - 20 * MS)
+    job = store.job_named("a")
+    assert job is not None and job.next_run_at == SLOT + timedelta(seconds=1)
+    # The next steps claim (no unique-key clash for the slot already claimed: a failing
+    # step would stop every job from firing).
+    engine.record_outcomes(store, [(c, outcome(c, "succeeded", SLOT)) for c in ahead.claims], SLOT)
+    after = claim(store, timedelta(seconds=1) - 40 * MS)
+    assert sorted(c.job.name for c in after.claims) == ["a", "b"]
+    assert [slot for slot, _ in schedule_runs(store)].count(SLOT.isoformat()) == 2
+
+
+def test_apply_resuming_or_retiming_a_job_while_a_slot_is_claimed_ahead_moves_it_past_that_slot(
+    store: Store,
+) -> None:
+    add(store, "a", every="1s")
+    claim(store, -40 * MS)
+    old = store.job_named("a")
+    assert old is not None and old.last_slot_at == SLOT
+    paused = replace(old, state=JobState.PAUSED, next_run_at=None)
+    resumed, retimed = merge(paused, replace(old, state=JobState.ENABLED), SLOT - 20 * MS)
+    assert retimed and resumed.next_run_at == SLOT + timedelta(seconds=1)
+    retimed_job, _ = merge(old, replace(old, timezone="Europe/Paris"), SLOT - 20 * MS)
+    assert retimed_job.next_run_at == SLOT + timedelta(seconds=1)
