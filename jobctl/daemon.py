@@ -251,6 +251,7 @@ class Daemon:
                     soonest=MIN_TICK,
                     queues=self.config.queues,
                     lead=WAKE_LEAD,
+                    claimed_until=claimed.claimed_until,
                 )
             except Exception as exc:  # one failing step is logged; the loop goes on
                 if self.watch.cannot_write(exc):

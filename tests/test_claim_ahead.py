@@ -11,6 +11,7 @@ import pytest
 from jobctl import engine
 from jobctl.apply_merge import merge
 from jobctl.catalog import set_paused
+from jobctl.engine.wake import seconds_to_wait
 from jobctl.models import JobState
 from jobctl.paths import DbLocation
 from jobctl.store import Store, open_store
@@ -66,3 +67,26 @@ def test_apply_resuming_or_retiming_a_job_while_a_slot_is_claimed_ahead_moves_it
     assert retimed and resumed.next_run_at == SLOT + timedelta(seconds=1)
     retimed_job, _ = merge(old, replace(old, timezone="Europe/Paris"), SLOT - 20 * MS)
     assert retimed_job.next_run_at == SLOT + timedelta(seconds=1)
+
+
+def test_a_slot_held_back_for_a_run_in_flight_is_waited_for_not_claimed_again_every_tick(
+    store: Store,
+) -> None:
+    add(store, "slow", every="1s")
+    assert len(claim(store, -40 * MS).claims) == 1  # its run is still in flight a second on
+    now = SLOT + timedelta(seconds=1) - 40 * MS
+    held = claim(store, timedelta(seconds=1) - 40 * MS)
+    assert held.claims == [] and held.claimed_until == now + timedelta(seconds=0.1)
+    wait = seconds_to_wait(
+        store, now, idle=0.25, soonest=0.005, lead=0.05, claimed_until=held.claimed_until
+    )
+    assert wait == pytest.approx(0.04)  # at its slot (decided then), not 5 ms from now
+    # A slot that is not held back is still woken for ahead of time.
+    assert seconds_to_wait(store, now, idle=0.25, soonest=0.005, lead=0.05) == 0.005
+
+
+def test_a_claim_step_cut_short_by_its_batch_limit_promises_nothing_ahead(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        add(store, name, every="1s")
+    step = engine.claim_due(store, SLOT - 40 * MS, awake_since=T0, owner=OWNER, ahead=0.1, limit=2)
+    assert len(step.claims) == 2 and step.claimed_until is None

@@ -101,6 +101,10 @@ class Step:
     # Queued runs are due but wait for a run in flight (or were queued behind one now):
     # the end of a run may let one start.
     waiting: bool = False
+    # Every slot up to then that could be claimed was (claiming ahead, not cut short by
+    # the batch limit): a later slot at or before it waits for a run in flight, and is
+    # decided when it comes.
+    claimed_until: datetime | None = None
 
 
 def claim_due(
@@ -134,10 +138,13 @@ def claim_due(
             active=store.running_counts(),
             ahead_until=horizon if ahead else None,
         )
-        for job in store.due_jobs(horizon, limit, queues):
+        due = store.due_jobs(horizon, limit, queues)
+        for job in due:
             claiming.claim_job(job)
         claiming.write_claims()
         claiming.start_queued(queues)
+    if ahead and len(due) < limit:
+        claiming.step.claimed_until = horizon
     return claiming.step
 
 
