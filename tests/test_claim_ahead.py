@@ -90,3 +90,20 @@ def test_a_claim_step_cut_short_by_its_batch_limit_promises_nothing_ahead(store:
         add(store, name, every="1s")
     step = engine.claim_due(store, SLOT - 40 * MS, awake_since=T0, owner=OWNER, ahead=0.1, limit=2)
     assert len(step.claims) == 2 and step.claimed_until is None
+
+
+def test_a_run_claimed_ahead_starts_at_its_slot_in_its_row_and_its_event(store: Store) -> None:
+    add(store, "a", every="1s")
+    ahead = claim(store, -40 * MS)
+    (run,) = store.runs_by_id([ahead.claims[0].run_id])
+    # Not 40 ms before its slot: a reader would see it early (negative lateness), and so
+    # would the row of a daemon killed before the slot came (marked interrupted).
+    assert run.status == "running" and run.started_at == SLOT
+    started = [e.at for e in store.events_after(0) if e.type == "run.started"]
+    assert started == [SLOT]
+    engine.record_outcomes(
+        store, [(ahead.claims[0], outcome(ahead.claims[0], "succeeded", SLOT))], SLOT
+    )
+    late = claim(store, timedelta(seconds=1) + 30 * MS)  # a slot claimed after it came
+    (run,) = store.runs_by_id([late.claims[0].run_id])
+    assert run.started_at == SLOT + timedelta(seconds=1) + 30 * MS

@@ -191,8 +191,9 @@ class BatchOps:
 
     def insert_runs(self, runs: Sequence[NewRun], now: datetime) -> list[int]:
         """New `running`, `skipped` or `queued` rows (in this order: their ids, in it), with
-        their `run.started` and `run.skipped` events. A running row starts at `now`, a
-        skipped one ends then."""
+        their `run.started` and `run.skipped` events. A running row starts at `now`, or at
+        its slot if that is later (claimed ahead, it fires then); a skipped one ends at
+        `now`."""
         d = self.dialect
         at = to_db(now)
         ids: list[int] = []
@@ -203,8 +204,8 @@ class BatchOps:
                     run.trigger.value,
                     run.status.value,
                     run.attempt,
-                    to_db(run.scheduled_for),
-                    at if run.status == RunStatus.RUNNING else None,
+                    slot := to_db(run.scheduled_for),
+                    max(at, slot) if run.status == RunStatus.RUNNING else None,
                     at if run.status == RunStatus.SKIPPED else None,
                     run.error,
                     run.owner.pid if run.owner else None,
@@ -241,7 +242,8 @@ class BatchOps:
         )
         self._lock_events()
         self._execute(
-            "INSERT INTO events (at, type, job, run, data) SELECT runs.created_at, "
+            "INSERT INTO events (at, type, job, run, data) SELECT "
+            "coalesce(runs.started_at, runs.created_at), "
             "CASE runs.status WHEN 'running' THEN 'run.started' ELSE 'run.skipped' END, "
             f"jobs.name, runs.id, CASE runs.status WHEN 'running' THEN {started} "
             f"ELSE {skipped} END FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
