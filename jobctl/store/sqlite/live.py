@@ -18,12 +18,13 @@ class LiveOps(Connected):
     # ---------------------------------------------------------------------- output pieces
 
     def append_output(self, pieces: Sequence[OutputPiece]) -> None:
-        """Store pieces of runs' output (in the caller's transaction, or one of their own)."""
+        """Store pieces of runs' output (in the caller's transaction, or one of their own);
+        those of a run removed meanwhile (`rm --force` of its job) are dropped."""
         with self.joined():
             self.conn.executemany(
                 "INSERT OR IGNORE INTO run_output (run_id, seq, stream, at, text) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(p.run_id, p.seq, p.stream.value, to_db(p.at), p.text) for p in pieces],
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?)",
+                [(p.run_id, p.seq, p.stream.value, to_db(p.at), p.text, p.run_id) for p in pieces],
             )
 
     def output_after(self, run_id: int, after_seq: int = 0, limit: int = 1000) -> list[OutputPiece]:
