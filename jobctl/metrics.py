@@ -8,6 +8,7 @@ No HTTP here: the listener serves it.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,26 +26,33 @@ LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 6
 
 @dataclass
 class Histogram:
+    """Observations per job in buckets; each is counted in the first bucket it fits (one
+    bisect per observation: the daemon observes twice a fire), cumulated when rendered."""
+
     buckets: tuple[float, ...]
-    counts: dict[str, list[int]] = field(default_factory=dict)
+    counts: dict[str, list[int]] = field(default_factory=dict)  # per bucket, +Inf last
     sums: dict[str, float] = field(default_factory=dict)
 
     def observe(self, job: str, value: float) -> None:
-        counts = self.counts.setdefault(job, [0] * (len(self.buckets) + 1))
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[index] += 1
-        counts[-1] += 1
+        counts = self.counts.get(job)
+        if counts is None:
+            counts = self.counts[job] = [0] * (len(self.buckets) + 1)
+        counts[bisect_left(self.buckets, value)] += 1
         self.sums[job] = self.sums.get(job, 0.0) + value
 
     def render(self, name: str, help_text: str, daemon: str) -> list[str]:
         lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
         for job, counts in sorted(self.counts.items()):
+            running = 0
             for bound, count in zip(self.buckets, counts, strict=False):
-                lines.append(f"{_series(f'{name}_bucket', daemon, job=job, le=str(bound))} {count}")
-            lines.append(f"{_series(f'{name}_bucket', daemon, job=job, le='+Inf')} {counts[-1]}")
+                running += count
+                lines.append(
+                    f"{_series(f'{name}_bucket', daemon, job=job, le=str(bound))} {running}"
+                )
+            total = running + counts[-1]
+            lines.append(f"{_series(f'{name}_bucket', daemon, job=job, le='+Inf')} {total}")
             lines.append(f"{_series(f'{name}_sum', daemon, job=job)} {self.sums[job]:.6f}")
-            lines.append(f"{_series(f'{name}_count', daemon, job=job)} {counts[-1]}")
+            lines.append(f"{_series(f'{name}_count', daemon, job=job)} {total}")
         return lines
 
 

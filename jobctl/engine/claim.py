@@ -135,10 +135,10 @@ def claim_due(
             owner,
             awake_since=awake_since,
             gap_cause=gap_cause,
-            active=store.running_counts(),
             ahead_until=horizon if ahead else None,
         )
         due = store.due_jobs(horizon, limit, queues)
+        claiming.active = store.running_counts([job.id for job in due if job.id is not None])
         for job in due:
             claiming.claim_job(job)
         claiming.write_claims()
@@ -413,7 +413,12 @@ class Claiming:
     def start_queued(self, queues: Sequence[str] = ()) -> None:
         """Start queued runs (overlap queue, retries, `run --queue`) whose time has come."""
         store, now = self.store, self.now
-        for queued in store.due_queued_runs(now, queues):
+        waiting = store.due_queued_runs(now, queues)
+        unknown = {queued.job.id for queued in waiting} - self.active.keys()
+        if unknown:  # how many runs of their jobs are in flight, unless known already
+            self.active.update(store.running_counts([i for i in unknown if i is not None]))
+            self.active.update((i, 0) for i in unknown if i is not None and i not in self.active)
+        for queued in waiting:
             job = queued.job
             assert job.id is not None
             if queued.trigger in AUTOMATIC and job.state == JobState.PAUSED:

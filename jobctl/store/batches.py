@@ -163,6 +163,21 @@ class BatchOps:
 
     # ------------------------------------------------------------------------- claiming
 
+    def running_counts(self, job_ids: Collection[int] | None = None) -> dict[int, int]:
+        """Job id -> how many of its runs are `running`, of the jobs `job_ids` (None: of
+        every job; the daemon asks only of those it claims for)."""
+        d = self.dialect
+        sql = "SELECT job_id, count(*) FROM runs WHERE status = 'running' AND job_id IS NOT NULL"
+        if job_ids is None:
+            rows = self._fetch(f"{sql} GROUP BY job_id", [])
+        elif not job_ids:
+            return {}
+        else:
+            wanted = list(job_ids)
+            rows = self._fetch(f"{sql} AND {d.among('job_id', len(wanted))} GROUP BY job_id",
+                               d.ids(wanted))  # fmt: skip
+        return {int(row[0]): int(row[1]) for row in rows}
+
     def advance_jobs(self, advances: Sequence[JobAdvance]) -> set[int]:
         """Move each job on to its next slot (and state) if nobody moved it from the slot it
         was claimed at meanwhile; the ids of the jobs that moved (a one-shot that moved to

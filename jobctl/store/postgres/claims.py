@@ -93,16 +93,6 @@ class ClaimOps(Connected, BatchOps):
 
     # ------------------------------------------------------------------- runs in flight
 
-    def running_counts(self) -> dict[int, int]:
-        """Job id -> how many of its runs are `running`."""
-        return {
-            row[0]: row[1]
-            for row in self.conn.execute(
-                "SELECT job_id, count(*) FROM runs WHERE status = 'running' "
-                "AND job_id IS NOT NULL GROUP BY job_id"
-            )
-        }
-
     def has_running(self, job_id: int) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM runs WHERE job_id = %s AND status = 'running'", (job_id,)
