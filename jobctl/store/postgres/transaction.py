@@ -4,6 +4,14 @@ SQLite has one writer at a time; PostgreSQL lets writers run together, so the op
 that relied on the single writer take row locks instead (`due_jobs` locks the rows it
 returns, `FOR UPDATE SKIP LOCKED`), and the unique key runs(job_id, trigger, scheduled_for,
 attempt) still refuses a second run for one slot.
+
+LOCK ORDER. Several daemons write at once, so the locks a write transaction takes come in
+one order: jobs rows (by id), then runs rows, then the event-order lock (events.py: the
+events' ids must commit in order), which is held to COMMIT. A claim takes its jobs with
+SKIP LOCKED and waits for nothing before the event lock; a recording or a takeover, which
+goes on to move its jobs' counters after writing events, locks those jobs first
+(`lock_jobs`). Otherwise a claim holding a job and waiting for the event lock, and a
+recording holding the event lock and waiting for that job, would deadlock.
 """
 
 from __future__ import annotations
