@@ -78,16 +78,28 @@ class Cursor(psycopg.Cursor[Row]):
         prepare: bool | None = None,
         binary: bool | None = None,
     ) -> Self:
+        conn = self.connection
         try:
-            super().execute(query, params, prepare=prepare, binary=binary)
+            if isinstance(conn, Connection) and conn.begin_pending:
+                # BEGIN travels with the transaction's first statement: one round trip.
+                conn.begin_pending = False
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    super().execute(query, params, prepare=prepare, binary=binary)
+            else:
+                super().execute(query, params, prepare=prepare, binary=binary)
         except psycopg.Error as exc:
             raise PostgresError(_first_line(exc)) from exc
-        _answered(self.connection)
+        _answered(conn)
         return self
 
     def executemany(
         self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
     ) -> None:
+        conn = self.connection
+        if isinstance(conn, Connection) and conn.begin_pending:
+            conn.begin_pending = False
+            conn.execute("BEGIN")
         try:
             super().executemany(query, params_seq, returning=returning)
         except psycopg.Error as exc:
@@ -100,6 +112,7 @@ class Connection(psycopg.Connection[Row]):
     the lease keeper reads (a loop whose statements wait on locks still gets answers)."""
 
     answered_at: float = 0.0  # time.monotonic()
+    begin_pending: bool = False  # a write transaction opened: BEGIN goes with its first statement
 
 
 def _answered(conn: psycopg.Connection[Any]) -> None:

@@ -25,19 +25,34 @@ from psycopg.pq import TransactionStatus
 
 
 def in_transaction(conn: psycopg.Connection[Any]) -> bool:
-    return conn.info.transaction_status != TransactionStatus.IDLE
+    return conn.info.transaction_status != TransactionStatus.IDLE or _begin_pending(conn)
+
+
+def _begin_pending(conn: psycopg.Connection[Any]) -> bool:
+    return bool(getattr(conn, "begin_pending", False))
 
 
 @contextmanager
 def write_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """BEGIN ... COMMIT, rolled back on any exception."""
-    conn.execute("BEGIN")
+    """BEGIN ... COMMIT, rolled back on any exception.
+
+    On jobctl's connection BEGIN is sent with the first statement (`Cursor.execute`), in
+    the same round trip; a transaction that ran none has nothing to commit."""
+    if hasattr(conn, "begin_pending"):
+        conn.begin_pending = True
+    else:
+        conn.execute("BEGIN")
     try:
         yield
     except BaseException:
-        if not conn.closed:
+        if _begin_pending(conn):
+            conn.begin_pending = False  # type: ignore[attr-defined]
+        elif not conn.closed:
             conn.execute("ROLLBACK")
         raise
+    if _begin_pending(conn):
+        conn.begin_pending = False  # type: ignore[attr-defined]
+        return
     try:
         conn.execute("COMMIT")
     except psycopg.Error:
