@@ -88,7 +88,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -741,26 +741,34 @@ def wait_heartbeat(
     raise RuntimeError(f"no heartbeat within {timeout}s")
 
 
+RUN_ROWS = (
+    "SELECT runs.id, jobs.name, runs.scheduled_for, runs.status, runs.details "
+    "FROM runs JOIN jobs ON jobs.id = runs.job_id"
+)
+
+
+def recorded_rows(found: Iterable[tuple[Any, ...]]) -> list[RecordedRow]:
+    """RUN_ROWS' rows: a `missed` row stands for the `missed_count` slots of its gap."""
+    cache: dict[str, int] = {}
+    return [
+        (
+            run_id,
+            name,
+            slot_ms(scheduled, cache),
+            status,
+            int(json.loads(details).get("missed_count") or 1)
+            if status == "missed" and details
+            else 1,
+        )
+        for run_id, name, scheduled, status, details in found
+    ]
+
+
 def jobctl_rows(db: Path) -> list[RecordedRow]:
-    """Every run row: a `missed` row stands for the `missed_count` slots of its gap."""
+    """Every run row of the SQLite database `db`."""
     conn = sqlite3.connect(db)
     try:
-        cache: dict[str, int] = {}
-        return [
-            (
-                run_id,
-                name,
-                slot_ms(scheduled, cache),
-                status,
-                int(json.loads(details).get("missed_count") or 1)
-                if status == "missed" and details
-                else 1,
-            )
-            for run_id, name, scheduled, status, details in conn.execute(
-                "SELECT runs.id, jobs.name, runs.scheduled_for, runs.status, runs.details "
-                "FROM runs JOIN jobs ON jobs.id = runs.job_id"
-            )
-        ]
+        return recorded_rows(conn.execute(RUN_ROWS))
     finally:
         conn.close()
 

@@ -58,18 +58,12 @@ def live_daemons(url: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def pg_rows(url: str) -> list[tuple[int, str, int, str]]:
+def pg_rows(url: str) -> list[bench.RecordedRow]:
+    """daemon_bench's `jobctl_rows` on PostgreSQL."""
     import psycopg
 
-    cache: dict[str, int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
-        return [
-            (run_id, name, bench.slot_ms(scheduled, cache), status)
-            for run_id, name, scheduled, status in conn.execute(
-                "SELECT runs.id, jobs.name, runs.scheduled_for, runs.status "
-                "FROM runs JOIN jobs ON jobs.id = runs.job_id"
-            )
-        ]
+        return bench.recorded_rows(conn.execute(bench.RUN_ROWS))
 
 
 def run_pg(

@@ -30,7 +30,7 @@ from jobctl.engine.report import log_recorded
 from jobctl.engine.summary import MinuteSummary
 from jobctl.engine.wake import seconds_to_wait
 from jobctl.errors import InvalidInput
-from jobctl.fleet import Membership
+from jobctl.fleet import LeaseKeeper, Membership
 from jobctl.intake import Intake, LoopState
 from jobctl.liveness import InstanceLock
 from jobctl.log_redaction import RedactingLogFilter
@@ -94,7 +94,6 @@ class Daemon:
 
     async def _main(self) -> int:
         store = self.store = open_store(self.config.db_path)
-        store.writes_in_turn()
         self.watch = DatabaseWatch(self.config.db_path, self.lock, self.state, self._show_status)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -132,6 +131,12 @@ class Daemon:
             self.state.started_at, utcnow(), listen=listen, log_file=log_file
         )
         self.awake_since = min(self.awake_since, watched_since)
+        keeper = None
+        if not self.fleet.alone:  # SQLite: no other daemon could take over
+            keeper = LeaseKeeper(
+                self.fleet, store.answered_at, lambda: open_store(self.config.db_path)
+            )
+            keeper.start()
         log.info(
             "daemon started (pid %d) on %s: id %s, queues %s",
             os.getpid(),
@@ -150,6 +155,8 @@ class Daemon:
                 await self.listener.stop()  # no new webhook runs while we wind down
             await self.in_flight.settle(self.config.grace)
             await writers.stop()
+            if keeper is not None:
+                keeper.stop()
             self.in_flight.finish(self.owner, self.fleet.id)
             await self.background.drain(timeout=5)  # notifications get a moment, not forever
             await runner.close()

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jobctl.engine.recover import take_over_expired
 from jobctl.engine.report import log_missed
 from jobctl.engine.unserved import sweep_unserved
+from jobctl.errors import JobctlError
 from jobctl.models import DaemonEntry, Owner
+from jobctl.store import StoreError
+from jobctl.timeutil import utcnow
 
 if TYPE_CHECKING:
     from jobctl.store import Store
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobctl.daemon")
 
 DEFAULT_LEASE = 30.0  # seconds a daemon stays alive without a heartbeat
+RENEW_EVERY = 1.0  # seconds between the lease keeper's renewals
 KEEP_STOPPED = timedelta(days=7)  # rows of stopped daemons kept this long
 
 
@@ -159,3 +164,65 @@ class Membership:
             log.info("queue %s: a live daemon fires it again (or it has no enabled jobs)", queue)
         self._unserved = set(sweep.unserved)
         log_missed(sweep.missed, logging.DEBUG)  # the spell's warning said it
+
+
+class LeaseKeeper:
+    """Renews the lease from a thread of its own, on a connection of its own, every
+    RENEW_EVERY seconds: a loop busy with fires, whose statements wait on locks other
+    writers hold, or whose steps keep failing still keeps its lease (a lost lease
+    interrupts every run in flight, though their requests went out).
+
+    A truly stuck daemon must lose it all the same: the lease runs one lease past the last
+    answer the database gave the loop's own connection (`answered`; even an idle loop asks
+    every IDLE_POLL whether anything changed), never further. A stopped process (SIGSTOP)
+    renews nothing; a loop that asks nothing more (caught in a computation, or waiting
+    forever) lets its lease run out one lease after its last answer."""
+
+    def __init__(
+        self, fleet: Membership, answered: Callable[[], float], open_store: Callable[[], Store]
+    ) -> None:
+        self.fleet = fleet
+        self._answered = answered
+        self._open_store = open_store
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._renew_forever, name="lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def lease_until(self, now: datetime) -> datetime | None:
+        """Until when the lease runs if renewed at `now`: one lease past the loop's last
+        answer; None once that is past (the loop is stuck: let the lease run out)."""
+        since = timedelta(seconds=max(0.0, time.monotonic() - self._answered()))
+        if since >= self.fleet.lease:
+            return None
+        return now - since + self.fleet.lease
+
+    def _renew_forever(self) -> None:
+        store: Store | None = None
+        stuck = False
+        while not self._stopping.wait(RENEW_EVERY):
+            now = utcnow()
+            until = self.lease_until(now)
+            if until is None:
+                if not stuck:
+                    log.warning(
+                        "the daemon's loop has had no answer from the database for a whole "
+                        "lease: its lease is left to run out"
+                    )
+                stuck = True
+                continue
+            stuck = False
+            try:
+                if store is None:
+                    store = self._open_store()
+                store.renew_lease(self.fleet.id, now, until)
+            except (StoreError, JobctlError) as exc:  # the loop's beat says it too
+                log.debug("could not renew the lease: %s", exc)
+        if store is not None:
+            store.close()

@@ -96,13 +96,15 @@ def mark_interrupted(
     grace, outside the transaction); any other is killed here at once.
     """
     wanted = set(run_ids) if run_ids is not None else None
+    chosen = [
+        run
+        for run in store.running_runs()
+        if (run.id in wanted if wanted is not None else _owner_gone(run))
+    ]
+    # Their jobs' counters move after the `run.finished` events: jobs first (LOCK ORDER).
+    store.lock_jobs({run.job_id for run in chosen if run.job_id is not None})
     orphans = []
-    for run in store.running_runs():
-        if wanted is not None:
-            if run.id not in wanted:
-                continue
-        elif not _owner_gone(run):
-            continue
+    for run in chosen:
         note = (ended or {}).get(run.id)
         group = _run_group(run)
         if note is None and group is not None and run.owner_host == HOST:

@@ -7,17 +7,19 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from jobctl.timeutil import from_db
 from tests.realparts import Reply, Sink, jobctl_command, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -392,3 +394,92 @@ def test_an_unserved_queue_gets_one_missed_row_per_job_whoever_sweeps(
         for found in _slot_rows(pg_url, "default").values()
         for status, *_ in found
     )
+
+
+class HeldEventLock:
+    """Another writer (a long `apply`, say) holding the event-order lock a second at a time,
+    letting the writers queued behind it through one transaction each in between: every
+    write of a daemon then waits about a second."""
+
+    def __init__(self, url: str, hold: float) -> None:
+        import psycopg
+
+        from jobctl.store.postgres.events import EVENT_ORDER_LOCK
+
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._key, self._hold = EVENT_ORDER_LOCK, hold
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._hold_in_bursts, daemon=True)
+
+    def __enter__(self) -> HeldEventLock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._conn.close()
+
+    def _hold_in_bursts(self) -> None:
+        while not self._done.is_set():
+            self._conn.execute("SELECT pg_advisory_lock(%s)", (self._key,))
+            self._done.wait(self._hold)
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+
+
+def lease_left(url: str, pid: int) -> float | None:
+    """Seconds the lease of the live daemon `pid` still runs (None: it has none)."""
+    found = rows(url, "SELECT lease_until FROM daemons WHERE pid = %s AND stopped_at IS NULL", pid)
+    if not found:
+        return None
+    return (from_db(found[0][0]) - datetime.now(UTC)).total_seconds()
+
+
+def test_a_daemon_whose_loop_is_kept_waiting_keeps_its_lease(
+    pg_url: str, tmp_path: Path, sink: Sink, fleet: list[PgDaemon]
+) -> None:
+    apply_jobs(pg_url, tmp_path, sink)
+    lease = ("--lease", f"{LEASE:g}s")
+    busy = PgDaemon(pg_url, tmp_path, *lease).wait_ready()
+    fleet += [busy, PgDaemon(pg_url, tmp_path, *lease).wait_ready()]  # would take it over
+    wait_until(lambda: len(sink.received) >= 20, 20, "the fleet to fire")
+    # Every claim and recording of both daemons waits about a second for the lock, for
+    # three leases: a heartbeat that waited behind them would miss its lease.
+    margins = []
+    with HeldEventLock(pg_url, hold=1.0):
+        end = time.monotonic() + 3 * LEASE
+        while time.monotonic() < end:
+            margins.append(lease_left(pg_url, busy.pid))
+            time.sleep(0.1)  # noqa: sampling the lease, not waiting on a condition
+    assert None not in margins, "the busy daemon's lease was taken over"
+    assert min(m for m in margins if m is not None) > 0, margins
+    fired = len(sink.received)
+    wait_until(lambda: len(sink.received) > fired + 20, 20, "the fleet to fire on")
+    assert "lease had expired" not in busy.log()
+    interrupted = rows(pg_url, "SELECT id FROM runs WHERE status = 'interrupted'")
+    assert interrupted == []
+    assert busy.stop() == 0
+
+
+def test_a_stopped_daemon_loses_its_lease_and_joins_again_when_continued(
+    pg_url: str, tmp_path: Path, sink: Sink, fleet: list[PgDaemon]
+) -> None:
+    apply_jobs(pg_url, tmp_path, sink)
+    for queue in ("default", "gpu"):
+        for index in range(JOBS_DEFAULT):
+            sink.replies[f"/{queue}/{index}"] = Reply(delay=0.5)  # runs in flight when stopped
+    lease = ("--lease", f"{LEASE:g}s")
+    stopped = PgDaemon(pg_url, tmp_path, *lease).wait_ready()
+    fleet += [stopped, PgDaemon(pg_url, tmp_path, *lease).wait_ready()]
+    wait_until(lambda: running_of(pg_url, stopped.pid), 10, "the daemon to have runs in flight")
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        wait_until(lambda: lease_left(pg_url, stopped.pid) is None, LEASE + 10, "a takeover")
+        assert time.monotonic() - stopped_at >= LEASE - 1.5  # not before its lease ran out
+        assert running_of(pg_url, stopped.pid) == []  # its runs interrupted by the other
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    wait_until(lambda: "lease had expired" in stopped.log(), 20, "the daemon to notice")
+    wait_until(lambda: lease_left(pg_url, stopped.pid), 10, "the daemon to join again")
+    assert stopped.stop() == 0

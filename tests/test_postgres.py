@@ -194,3 +194,34 @@ def test_a_dropped_connection_is_opened_again_by_the_next_operation(pg_url: str)
     with store.write():
         store.heartbeat_stop_if_running()
     store.close()
+
+
+def test_a_recording_and_a_claim_of_the_same_job_never_deadlock(pg_url: str) -> None:
+    """LOCK ORDER: a claim holds its job and then takes the event-order lock; a recording of
+    that job's last run locks the job before it writes events (it used to take the event
+    lock, then wait for the job: a deadlock PostgreSQL broke by failing one of them)."""
+    from jobctl import engine
+    from jobctl.actions import Outcome
+    from jobctl.models import Owner
+
+    due_job(pg_url, "a")
+    claimer, recorder = open_store(PostgresUrl(pg_url)), open_store(PostgresUrl(pg_url))
+    owner, first = Owner.this_process(), T0 + timedelta(hours=1)
+    claimed = engine.claim_due(recorder, first, awake_since=T0, owner=owner)
+    [claim] = claimed.claims
+    done = Outcome("succeeded", first, first + timedelta(seconds=1), exit_code=0)
+    recorded: list[object] = []
+    with claimer.write():
+        assert [job.name for job in claimer.due_jobs(first + timedelta(hours=1), 10)] == ["a"]
+        writer = threading.Thread(
+            target=lambda: recorded.append(engine.record_outcomes(recorder, [(claim, done)], first))
+        )
+        writer.start()
+        time.sleep(0.3)  # noqa: the recording is under way (waiting for the job's row)
+        claimer.add_event(EventType.JOB_CHANGED, first, job="a")  # the claim's events
+    writer.join(20)
+    assert recorded, "the recording failed"
+    run = recorder.get_run(claim.run_id)
+    assert run is not None and run.status == "succeeded"
+    claimer.close()
+    recorder.close()

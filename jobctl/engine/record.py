@@ -54,6 +54,7 @@ def record_outcomes(
     where they happen."""
     results = [Recorded(claim, outcome) for claim, outcome in finished]
     with store.write():
+        store.lock_jobs({claim.job.id for claim, _ in finished if claim.job.id is not None})
         chained = store.any_chains()
         _record_all(store, results, now, chains=chained)
     for item in results:

@@ -156,6 +156,11 @@ class BatchOps:
     def _lock_events(self) -> None:
         """Before inserting events (PostgreSQL orders their commits)."""
 
+    def lock_jobs(self, job_ids: Collection[int]) -> None:
+        """Lock the jobs' rows, in the order of their ids, before the runs and events a
+        write goes on to touch (PostgreSQL; SQLite has one writer): see LOCK ORDER in the
+        PostgreSQL store's transaction module."""
+
     def jobs_completed(self, job_ids: Collection[int]) -> None:
         """`job.changed` for one-shot jobs that fired their last slot (moved on to
         `completed`)."""

@@ -48,6 +48,13 @@ class ClaimOps(Connected, BatchOps):
     def _lock_events(self) -> None:
         lock_event_order(self.conn)
 
+    def lock_jobs(self, job_ids: Collection[int]) -> None:
+        if job_ids:
+            self.conn.execute(
+                "SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (sorted(job_ids),),
+            )
+
     def jobs_completed(self, job_ids: Collection[int]) -> None:
         now = utcnow()
         for job_id in job_ids:
@@ -119,7 +126,7 @@ class ClaimOps(Connected, BatchOps):
             "runs.scheduled_for AS slot, runs.details AS run_details, jobs.* "
             "FROM runs JOIN jobs ON jobs.id = runs.job_id "
             "WHERE runs.status = 'queued' AND runs.due_at <= %s AND runs.owner_pid IS NULL"
-            f"{on_queues} ORDER BY runs.due_at, runs.id FOR UPDATE OF runs SKIP LOCKED",
+            f"{on_queues} ORDER BY runs.due_at, runs.id FOR UPDATE OF runs, jobs SKIP LOCKED",
             (to_db(now), *params),
         ).fetchall()
         queued = []

@@ -9,6 +9,7 @@ printed: `redact_url` is what messages show.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
@@ -77,21 +78,46 @@ class Cursor(psycopg.Cursor[Row]):
         prepare: bool | None = None,
         binary: bool | None = None,
     ) -> Self:
+        conn = self.connection
         try:
-            return super().execute(query, params, prepare=prepare, binary=binary)
+            if isinstance(conn, Connection) and conn.begin_pending:
+                # BEGIN travels with the transaction's first statement: one round trip.
+                conn.begin_pending = False
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    super().execute(query, params, prepare=prepare, binary=binary)
+            else:
+                super().execute(query, params, prepare=prepare, binary=binary)
         except psycopg.Error as exc:
             raise PostgresError(_first_line(exc)) from exc
+        _answered(conn)
+        return self
 
     def executemany(
         self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
     ) -> None:
+        conn = self.connection
+        if isinstance(conn, Connection) and conn.begin_pending:
+            conn.begin_pending = False
+            conn.execute("BEGIN")
         try:
             super().executemany(query, params_seq, returning=returning)
         except psycopg.Error as exc:
             raise PostgresError(_first_line(exc)) from exc
+        _answered(self.connection)
 
 
-Connection = psycopg.Connection[Row]
+class Connection(psycopg.Connection[Row]):
+    """psycopg's connection, knowing when the server last answered it: the sign of life
+    the lease keeper reads (a loop whose statements wait on locks still gets answers)."""
+
+    answered_at: float = 0.0  # time.monotonic()
+    begin_pending: bool = False  # a write transaction opened: BEGIN goes with its first statement
+
+
+def _answered(conn: psycopg.Connection[Any]) -> None:
+    if isinstance(conn, Connection):
+        conn.answered_at = time.monotonic()
 
 
 def connect(
@@ -99,7 +125,7 @@ def connect(
 ) -> Connection:
     """Open the database at `url` (autocommit, named rows) and, unless told not to, migrate it."""
     try:
-        conn: Connection = psycopg.connect(
+        conn = Connection.connect(
             url,
             autocommit=True,
             row_factory=named_row,
@@ -119,6 +145,7 @@ def connect(
     except BaseException:
         conn.close()
         raise
+    conn.answered_at = time.monotonic()
     return conn
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,9 +14,6 @@ class Connected:
     """Holds the connection; the operation groups are mixins over it."""
 
     conn: sqlite3.Connection
-
-    def writes_in_turn(self) -> None:
-        """Write transactions wait for each other's: SQLite always does (one writer)."""
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -36,6 +34,10 @@ class Connected:
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
+
+    def answered_at(self) -> float:
+        """A file in this process answers at once: now."""
+        return time.monotonic()
 
     def close(self) -> None:
         self.conn.close()

@@ -57,6 +57,16 @@ class FleetOps(Connected):
             )
             return cursor.rowcount == 1
 
+    def renew_lease(self, daemon_id: str, now: datetime, lease_until: datetime) -> bool:
+        """Own statement: the lease alone renewed (the lease keeper's, beside the loop);
+        False if the daemon was declared dead meanwhile."""
+        cursor = self.conn.execute(
+            "UPDATE daemons SET last_beat_at = ?, lease_until = ? "
+            "WHERE id = ? AND stopped_at IS NULL",
+            (to_db(now), to_db(lease_until), daemon_id),
+        )
+        return cursor.rowcount == 1
+
     def daemon_leave(self, daemon_id: str, now: datetime) -> None:
         """In the caller's transaction: a clean stop, its lease released at once; the
         heartbeat row goes to a daemon still running, if any."""
