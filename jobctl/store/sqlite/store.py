@@ -26,6 +26,7 @@ from jobctl.store.sqlite.live import LiveOps
 from jobctl.store.sqlite.retention import RetentionOps
 from jobctl.store.sqlite.runs import RunOps
 from jobctl.store.sqlite.teams import TeamOps
+from jobctl.store.sqlite.unserved import UnservedOps
 
 
 class SqliteStore(
@@ -44,6 +45,7 @@ class SqliteStore(
     CancelOps,
     EventOps,
     FleetOps,
+    UnservedOps,
     ExportOps,
     BudgetOps,
     RetentionOps,
