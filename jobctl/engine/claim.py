@@ -201,19 +201,21 @@ class Claiming:
             self._pause_broken(job.id, job.name, job.error)
             return
         assert job.id is not None
+        following: datetime | None = None
         try:
             timetable = job.build_schedule()
             if timetable is not None and job.next_run_at is not None:
-                timetable.next_after(job.next_run_at)  # fails here, before anything is planned
+                # Fails here, before anything is planned; the planning reuses it.
+                following = timetable.next_after(job.next_run_at)
         except Exception as exc:  # a broken row must not stop every other job from firing
             self._pause_broken(job.id, job.name, exc)
             return
         self._writes = []
         if timetable is None or job.next_run_at is None or job.next_run_at >= self.awake_since:
-            self._plan_slots(job, timetable)
+            self._plan_slots(job, timetable, following)
             return
         try:  # a gap walks many slots: nothing of it is written if that fails
-            self._plan_slots(job, timetable)
+            self._plan_slots(job, timetable, following)
         except Exception as exc:
             self._pause_broken(job.id, job.name, exc)
 
@@ -222,9 +224,10 @@ class Claiming:
         self.store.pause_unschedulable(job_id, reason[:300])
         self.step.broken.append((name, reason))
 
-    def _plan_slots(self, job: Job, timetable: Schedule | None) -> None:
+    def _plan_slots(self, job: Job, timetable: Schedule | None, following: datetime | None) -> None:
         """Plan firing (or skipping, or queueing) the job's due slots, at most a few per
-        step, and moving the job on to its next slot; a gap before them is handled first."""
+        step, and moving the job on to its next slot; a gap before them is handled first.
+        `following` is the slot after the job's next_run_at, computed already."""
         assert job.id is not None and job.next_run_at is not None
         slot: datetime | None = job.next_run_at
         last_slot = job.last_slot_at
@@ -237,7 +240,12 @@ class Claiming:
             self._fire_or_skip(job, RunTrigger.SCHEDULE, slot)
             last_slot = slot
             fired += 1
-            slot = timetable.next_after(slot) if timetable is not None else None
+            if timetable is None:
+                slot = None
+            elif slot == job.next_run_at:
+                slot = following
+            else:
+                slot = timetable.next_after(slot)
         if slot == job.next_run_at and not self._writes:
             return  # its slot is ahead, and a run of it is in flight: decided at the slot
         once_done = job.schedule_kind == ScheduleKind.ONCE and slot is None
