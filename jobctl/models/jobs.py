@@ -123,7 +123,7 @@ class Job:
     def effective_policies(self) -> EffectivePolicies:
         # Computed once per Job object (the daemon asks several times per fire)
         if self._effective is None:
-            self._effective = self.policies.effective(self.action, agent_timeout=self.agent_timeout)
+            self._effective = _effective(self.policies, self.action, self.agent_timeout)
         return self._effective
 
     def use_agent_timeout(self, seconds: float | None) -> None:
@@ -144,6 +144,15 @@ def _stored_spec(action: str, text: str) -> Spec:
 @lru_cache(maxsize=4096)
 def _stored_policies(text: str) -> Policies:
     return Policies.from_dict(json.loads(text))
+
+
+# Every claim reads its job anew: jobs with the same policies share their effective values
+# (frozen), computed once.
+@lru_cache(maxsize=4096)
+def _effective(
+    policies: Policies, action: ActionKind, agent_timeout: float | None
+) -> EffectivePolicies:
+    return policies.effective(action, agent_timeout=agent_timeout)
 
 
 @lru_cache(maxsize=8192)
