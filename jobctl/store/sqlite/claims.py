@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from jobctl.models import Agent, Job
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: sqlite3.Row | dict[str, Any]) -> Job:
     # jobs.py still builds Job from a row; imported here until it no longer does.
     from jobctl.models import Job
 
@@ -53,13 +53,16 @@ class ClaimOps(Connected, BatchOps):
         `now`, soonest first; a row that cannot be read comes back as UnreadableJob, so that
         one broken job stops no other."""
         on_queues, params = queue_filter(queues)
-        rows = self.conn.execute(
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # tuples made dicts: sqlite3.Row finds a name by a scan
+        values = cursor.execute(
             f"SELECT * FROM jobs WHERE next_run_at <= ? AND state = ?{on_queues} "
             "ORDER BY next_run_at LIMIT ?",
             (to_db(now), JobState.ENABLED, *params, limit),
         ).fetchall()
+        names = [column[0] for column in cursor.description]
         jobs: list[Job | UnreadableJob] = []
-        for row in rows:
+        for row in (dict(zip(names, value, strict=True)) for value in values):
             try:
                 jobs.append(_job(row))
             except Exception as exc:  # a broken row must not stop every other job from firing
