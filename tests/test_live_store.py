@@ -115,3 +115,29 @@ def test_migration_14_drops_only_runs_active(tmp_path: Path) -> None:
         )
     )
     assert plan.startswith("SEARCH runs USING"), plan
+
+
+def test_migration_15_keeps_only_finished_runs_in_the_finished_at_index(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    migrate(conn, MIGRATIONS[:14])
+    conn.execute(
+        "INSERT INTO runs (job_id, trigger, status, scheduled_for, created_at, finished_at) "
+        "VALUES (NULL, 'manual', 'succeeded', 's', 'c', '2026-06-01 12:00:00.000000'), "
+        "(NULL, 'manual', 'running', 's', 'c', NULL)"
+    )
+    migrate(conn)
+    # a running row (no finished_at yet) has no entry; a finished one has
+    entries = conn.execute(
+        "SELECT count(*) FROM runs INDEXED BY runs_finished_at WHERE finished_at >= ''"
+    ).fetchone()
+    assert entries == (1,)
+    # every read of the index asks for a time from on, which the partial index serves
+    for sql in (
+        "SELECT status, job_id, count(*) FROM runs INDEXED BY runs_finished_at "
+        "WHERE finished_at >= ? AND +id < ? GROUP BY status, job_id",
+        "SELECT count(*) FROM runs WHERE finished_at >= ?",
+    ):
+        plan = " ".join(
+            row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x", 1)[: sql.count("?")])
+        )
+        assert "INDEX runs_finished_at" in plan, plan

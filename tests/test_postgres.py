@@ -71,6 +71,17 @@ def test_migrations_are_recorded_and_a_newer_schema_is_refused(pg_url: str) -> N
     assert f"newer than this jobctl knows ({SCHEMA_VERSION})" in result.stderr
 
 
+def test_the_finished_at_index_holds_only_finished_runs(pg_url: str) -> None:
+    store = open_store(PostgresUrl(pg_url))
+    try:
+        row = store.conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'runs_finished_at'"
+        ).fetchone()
+    finally:
+        store.close()
+    assert row is not None and row[0].endswith("WHERE (finished_at IS NOT NULL)"), row
+
+
 def test_a_database_with_another_programs_jobs_table_is_refused(pg_url: str) -> None:
     from tests.pgserver import pg_query
 

@@ -205,10 +205,20 @@ def _m003_teams(conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE INDEX runs_waiting ON runs (id) WHERE status = 'waiting'")
 
 
+def _m004_finished_runs_index(conn: psycopg.Connection[Any]) -> None:
+    # SQLite's migration 15: the finished_at index only of finished runs (a `running` row,
+    # with none, no longer enters it and leaves it again when it ends).
+    conn.execute("DROP INDEX runs_finished_at")
+    conn.execute(
+        "CREATE INDEX runs_finished_at ON runs (finished_at) WHERE finished_at IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("the whole schema of SQLite's migrations 1-11", _m001_initial),
     ("worker queues and the fleet of daemons", _m002_fleet),
     ("teams and waiting runs", _m003_teams),
+    ("the finished_at index only of finished runs", _m004_finished_runs_index),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

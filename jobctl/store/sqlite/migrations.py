@@ -371,6 +371,19 @@ def _m014_fewer_run_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS runs_active")
 
 
+def _m015_finished_runs_index(conn: sqlite3.Connection) -> None:
+    # Every fire inserts a `running` row (no finished_at) and then finishes it: the
+    # finished_at index kept an entry for it twice, under NULL and then its time. Every
+    # read of it asks for `finished_at >= ?`, which the partial index serves.
+    execute_script(
+        conn,
+        """
+        DROP INDEX runs_finished_at;
+        CREATE INDEX runs_finished_at ON runs (finished_at) WHERE finished_at IS NOT NULL;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("run claims: due_at, one run per slot", _m002_run_claims),
@@ -386,6 +399,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("worker queues and the fleet of daemons", _m012_fleet),
     ("teams", _m013_teams),
     ("one index fewer for the runs every fire writes", _m014_fewer_run_indexes),
+    ("the finished_at index only of finished runs", _m015_finished_runs_index),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
