@@ -283,3 +283,22 @@ def test_the_strip_has_a_symbol_for_every_status() -> None:
     stats = JobStats(recent=list(STATUSES))
     assert "?" not in stats.strip() and "?" not in stats.strip(unicode=False)
     assert JobStats(recent=["succeeded", "cancelled"]).strip() == "✓⊘"
+
+
+@BOTH_STORES
+def test_finished_counts_of_a_window_count_each_status_once(history_db: Path) -> None:
+    # Succeeded runs are not in the (status, id) index: they are counted as the finished
+    # runs of the window less the others; every other status from it.
+    store = open_store(resolve_db_path(None))
+    try:
+        whole = history.finished_since(store, T0 - timedelta(minutes=1))
+        late = history.finished_since(store, T0 + timedelta(minutes=2))
+    finally:
+        store.close()
+    assert {k: v for k, v in whole.counts.items() if v} == {
+        "succeeded": 6,
+        "failed": 1,
+        "timed_out": 1,
+    }
+    assert whole.failures == {1: 2}
+    assert {k: v for k, v in late.counts.items() if v} == {"succeeded": 3, "timed_out": 1}

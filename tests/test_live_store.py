@@ -10,6 +10,7 @@ from jobctl.models import EventType, OutputPiece, OutputStream, RunStatus, RunTr
 from jobctl.paths import DbLocation
 from jobctl.store import open_store
 from jobctl.store.sqlite.migrations import MIGRATIONS, migrate
+from jobctl.store.statuses import status_in
 
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 
@@ -105,7 +106,7 @@ def test_migration_14_drops_only_runs_active(tmp_path: Path) -> None:
 
     before = indexes()
     assert "runs_active" in before
-    migrate(conn)
+    migrate(conn, MIGRATIONS[:14])
     assert indexes() == before - {"runs_active"}
     # what runs_active answered is still an index search, not a scan of the history
     plan = " ".join(
@@ -141,3 +142,27 @@ def test_migration_15_keeps_only_finished_runs_in_the_finished_at_index(tmp_path
             row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x", 1)[: sql.count("?")])
         )
         assert "INDEX runs_finished_at" in plan, plan
+
+
+def test_migration_16_and_reads_of_running_and_rarer_statuses_search_an_index(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    migrate(conn)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs_status_id'").fetchone()
+    assert sql.endswith("WHERE status NOT IN ('succeeded', 'running')"), sql
+    # what the stores ask of running runs and of the other statuses, without a job
+    for query in (
+        "SELECT runs.id FROM runs INDEXED BY runs_running LEFT JOIN jobs "
+        "ON jobs.id = runs.job_id WHERE runs.status = 'running' ORDER BY runs.id",
+        f"SELECT id FROM runs WHERE {status_in(['failed'])} AND id >= 1",
+        f"SELECT id FROM runs WHERE {status_in(['failed', 'timed_out'])} ORDER BY id DESC",
+        f"SELECT job_id FROM runs WHERE {status_in(['queued', 'waiting'])}",
+        "SELECT count(*) FROM runs WHERE finished_at >= '2026'",
+    ):
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+        assert plan.startswith("SEARCH runs USING") or "INDEX runs_running" in plan, (query, plan)
+        assert "runs_job_recent" not in plan, (query, plan)
+    # a status none knows matches nothing; succeeded and running are listed without it
+    assert status_in(["nope"]) == "1 = 0"
+    assert status_in(["succeeded", "failed"]) == "status IN ('succeeded', 'failed')"

@@ -15,6 +15,7 @@ from typing import Any
 from jobctl.models import EventType, Job, JobState, RunStatus
 from jobctl.store.postgres.base import Connected
 from jobctl.store.postgres.events import job_event
+from jobctl.store.statuses import status_in
 from jobctl.timeutil import to_db, utcnow
 
 # The columns a job's definition and timing are written to (counters and last-run fields
@@ -158,7 +159,9 @@ class JobOps(Connected):
         return {
             row[0]
             for row in self.conn.execute(
-                "SELECT DISTINCT job_id FROM runs WHERE status IN (%s, %s, %s)", _IN_FLIGHT
+                # Running runs are in runs_running, not the (status, id) index.
+                "SELECT job_id FROM runs WHERE status = 'running' "
+                f"UNION SELECT job_id FROM runs WHERE {status_in(('queued', 'waiting'))}"
             )
         }
 

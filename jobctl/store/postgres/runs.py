@@ -76,8 +76,10 @@ class RunOps(Connected):
         return [
             row[0]
             for row in self.conn.execute(
-                "SELECT id FROM runs WHERE status = %s AND owner_pid = %s AND owner_host = %s",
-                (RunStatus.RUNNING, pid, host),
+                # 'running' written out: runs_running (a partial index) serves it.
+                "SELECT id FROM runs WHERE status = 'running' AND owner_pid = %s "
+                "AND owner_host = %s",
+                (pid, host),
             )
         ]
 

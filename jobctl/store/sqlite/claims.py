@@ -86,7 +86,8 @@ class ClaimOps(Connected, BatchOps):
 
     def has_running(self, job_id: int) -> bool:
         row = self.conn.execute(
-            "SELECT 1 FROM runs WHERE job_id = ? AND status = 'running'", (job_id,)
+            "SELECT 1 FROM runs INDEXED BY runs_running WHERE job_id = ? AND status = 'running'",
+            (job_id,),
         ).fetchone()
         return row is not None
 
@@ -197,7 +198,7 @@ class ClaimOps(Connected, BatchOps):
             " AND next_run_at IS NOT NULL"
             " UNION ALL SELECT min(q.due_at) FROM runs AS q WHERE q.status = 'queued'"
             " AND q.owner_pid IS NULL AND NOT EXISTS (SELECT 1 FROM runs AS r"
-            " WHERE r.job_id = q.job_id AND r.status = 'running'))"
+            " INDEXED BY runs_running WHERE r.job_id = q.job_id AND r.status = 'running'))"
         ).fetchone()
         return from_db(row[0]) if row and row[0] else None
 
@@ -210,7 +211,8 @@ class ClaimOps(Connected, BatchOps):
             f" AND next_run_at IS NOT NULL{on_queues}"
             " UNION ALL SELECT min(q.due_at) FROM runs AS q JOIN jobs AS j ON j.id = q.job_id"
             " WHERE q.status = 'queued' AND q.owner_pid IS NULL AND NOT EXISTS"
-            f" (SELECT 1 FROM runs AS r WHERE r.job_id = q.job_id AND r.status = 'running')"
+            " (SELECT 1 FROM runs AS r INDEXED BY runs_running"
+            " WHERE r.job_id = q.job_id AND r.status = 'running')"
             f"{on_job_queues})",
             (*params, *job_params),
         ).fetchone()

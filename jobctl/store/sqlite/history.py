@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.models import FinishedCount, JobState, Run, RunSelection, RunStatus, RunTrigger
 from jobctl.store.sqlite.base import Connected
+from jobctl.store.statuses import (
+    counted_statuses,
+    created_since_counts,
+    status_in,
+    with_succeeded,
+)
 from jobctl.timeutil import from_db, to_db
 
 if TYPE_CHECKING:
@@ -88,9 +94,11 @@ class HistoryOps(Connected):
             # With a job, `+` keeps SQLite on the job's (job_id, id, status) index: the
             # (status, id) index would walk every run of that status of every job to find a
             # quiet job's few (240 ms for a nightly job's failures among 5 million runs).
-            plus = "+" if where.job_id is not None else ""
-            clauses.append(f"{plus}runs.status IN ({_marks(where.statuses)})")
-            params.extend(where.statuses)
+            if where.job_id is not None:
+                clauses.append(f"+runs.status IN ({_marks(where.statuses)})")
+                params.extend(where.statuses)
+            else:
+                clauses.append(status_in(where.statuses, "runs.status"))
         if where.triggers:
             clauses.append(f"runs.trigger IN ({_marks(where.triggers)})")
             params.extend(where.triggers)
@@ -108,6 +116,9 @@ class HistoryOps(Connected):
             clauses.append("runs.id < ?")
             params.append(where.before_id)
         sql = f"SELECT {LISTED} {FROM_RUNS}"
+        if where.job_id is None and set(where.statuses) == {RunStatus.RUNNING}:
+            # The few running runs, sorted, rather than a walk back through the key.
+            sql = sql.replace("FROM runs", "FROM runs INDEXED BY runs_running", 1)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY runs.id DESC"
@@ -203,32 +214,32 @@ class HistoryOps(Connected):
         finished after they were created); the `by_job` rows, which should be few, are read
         for their job and slots. Runs created before the window and finished in it (long
         ones) come from the finished_at index, whose entries carry the id, per status and
-        job, whatever their status.
+        job, whatever their status. Succeeded runs are not in the (status, id) index (every
+        fire writes one): those created in the window are every run finished in it, counted
+        on the finished_at index alone, less all the others.
         """
         first = self.first_run_since(since)
-        counts: list[FinishedCount] = []
-        for status in statuses:
-            if status in by_job:
-                rows = self.conn.execute(
-                    f"SELECT job_id, count(*), sum({SLOTS}) FROM runs "
-                    "WHERE status = ? AND id >= ? GROUP BY job_id",
-                    (status, first),
-                )
-                counts += [FinishedCount(status, job, runs, slots) for job, runs, slots in rows]
-            else:
-                runs = self.conn.execute(
-                    "SELECT count(*) FROM runs WHERE status = ? AND id >= ?", (status, first)
-                ).fetchone()[0]
-                counts.append(FinishedCount(status, None, runs, 0))
+        wanted, succeeded = counted_statuses(statuses, by_job)
+        counted = [
+            FinishedCount(status, job, runs, slots)
+            for status, sql in created_since_counts(wanted, by_job, f"sum({SLOTS})", "?")
+            for job, runs, slots in self.conn.execute(sql, (first,))
+        ]
         # `+id`: the id bound must not pick the key over the finished_at index.
+        before: list[FinishedCount] = []
         for status, job_id, runs, slots in self.conn.execute(
             f"SELECT status, job_id, count(*), sum({SLOTS}) FROM runs "
             "INDEXED BY runs_finished_at WHERE finished_at >= ? AND +id < ? "
             "GROUP BY status, job_id",
             (to_db(since), first),
         ):
-            counts.append(FinishedCount(_STATUS[status], job_id, runs, slots))
-        return counts
+            before.append(FinishedCount(_STATUS[status], job_id, runs, slots))
+        finished = None
+        if succeeded:
+            finished = self.conn.execute(
+                "SELECT count(*) FROM runs WHERE finished_at >= ?", (to_db(since),)
+            ).fetchone()[0]
+        return with_succeeded(statuses, counted, before, finished)
 
     def job_names_by_id(self, job_ids: Collection[int]) -> dict[int, str]:
         """The names of the jobs with these ids (ids of removed jobs are absent)."""
@@ -280,7 +291,8 @@ class HistoryOps(Connected):
             "(SELECT max(id) FROM runs WHERE runs.job_id = jobs.id), "
             "(SELECT min(id) || ' ' || count(*) FROM (SELECT id FROM runs "
             "WHERE runs.job_id = jobs.id ORDER BY id DESC LIMIT ?)), "
-            "jobs.id IN (SELECT job_id FROM runs WHERE status IN ('queued', 'running')) "
+            f"jobs.id IN (SELECT job_id FROM runs WHERE {status_in(['queued'])} "
+            "UNION ALL SELECT job_id FROM runs INDEXED BY runs_running WHERE status = 'running') "
             "FROM jobs ORDER BY name",
             (window,),
         )

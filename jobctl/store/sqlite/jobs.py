@@ -16,6 +16,7 @@ from typing import Any
 from jobctl.models import EventType, Job, JobState, RunStatus
 from jobctl.store.sqlite.base import Connected
 from jobctl.store.sqlite.events import job_event
+from jobctl.store.statuses import status_in
 from jobctl.timeutil import to_db, utcnow
 
 # The columns a job's definition and timing are written to (counters and last-run fields
@@ -164,7 +165,9 @@ class JobOps(Connected):
         return {
             row[0]
             for row in self.conn.execute(
-                "SELECT DISTINCT job_id FROM runs WHERE status IN (?, ?, ?)", _IN_FLIGHT
+                # Running runs are in runs_running, not the (status, id) index (RARE).
+                "SELECT job_id FROM runs INDEXED BY runs_running WHERE status = 'running' "
+                f"UNION SELECT job_id FROM runs WHERE {status_in(('queued', 'waiting'))}"
             )
         }
 

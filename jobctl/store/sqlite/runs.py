@@ -76,8 +76,9 @@ class RunOps(Connected):
         return [
             row[0]
             for row in self.conn.execute(
-                "SELECT id FROM runs WHERE status = ? AND owner_pid = ? AND owner_host = ?",
-                (RunStatus.RUNNING, pid, host),
+                "SELECT id FROM runs INDEXED BY runs_running "
+                "WHERE status = 'running' AND owner_pid = ? AND owner_host = ?",
+                (pid, host),
             )
         ]
 
@@ -261,8 +262,8 @@ class RunOps(Connected):
             where += " AND runs.owner_host = ?"
             params = (host,)
         rows = self.conn.execute(
-            "SELECT runs.*, jobs.name AS job FROM runs LEFT JOIN jobs ON jobs.id = runs.job_id "
-            f"WHERE {where}",
+            "SELECT runs.*, jobs.name AS job FROM runs INDEXED BY runs_running "
+            f"LEFT JOIN jobs ON jobs.id = runs.job_id WHERE {where}",
             params,
         ).fetchall()
         return [run_from_row(row) for row in rows]
