@@ -55,6 +55,7 @@ MIN_TICK = 0.005  # slots this close together share one claim transaction
 # a few claim transactions, not one per slot (issue 18).
 CLAIM_AHEAD = 0.1
 WAKE_LEAD = 0.05
+TAKEOVER_AFTER = 0.001  # a lease has run out once its end is past (expire_daemons)
 SUSPEND_THRESHOLD = 5.0  # wall clock ahead of monotonic by this much: the machine slept
 
 
@@ -280,6 +281,9 @@ class Daemon:
                     lead=WAKE_LEAD,
                     claimed_until=claimed.claimed_until,
                 )
+                lease_end = self.fleet.seconds_to_lease_end(utcnow())
+                if lease_end is not None:  # another daemon's lease: take over as it runs out
+                    timeout = min(timeout, max(MIN_TICK, lease_end + TAKEOVER_AFTER))
             except Exception as exc:  # one failing step is logged; the loop goes on
                 if self.watch.cannot_write(exc):
                     timeout = WRITE_RETRY

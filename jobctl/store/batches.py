@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobctl.models import FAILURES, JobAdvance, NewRun, RunExecuted, RunStatus
-from jobctl.timeutil import to_db
+from jobctl.timeutil import from_db, to_db
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
@@ -165,6 +165,18 @@ class BatchOps:
         """`job.changed` for one-shot jobs that fired their last slot (moved on to
         `completed`)."""
         raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- fleet
+
+    def soonest_lease_end(self, daemon_id: str) -> datetime | None:
+        """When the first lease of another daemon runs out, renewed no further: the moment
+        to look for a takeover (a read of the few live daemons' rows)."""
+        mark = self.dialect.mark
+        rows = self._fetch(
+            f"SELECT min(lease_until) FROM daemons WHERE stopped_at IS NULL AND id <> {mark}",
+            [daemon_id],
+        )
+        return from_db(rows[0][0]) if rows and rows[0][0] is not None else None
 
     # ------------------------------------------------------------------------- claiming
 
