@@ -140,6 +140,25 @@ def _time(value: datetime | None) -> str | None:
     return to_db(value) if value is not None else None
 
 
+def _written_ids(
+    rows: Sequence[Sequence[object]], written: Sequence[Sequence[Any]]
+) -> list[int | None]:
+    """Each of `rows`' id (None: not written, its slot had a row): one statement's ids grow
+    in the order of its rows, so the written rows, by id, match the rows in order."""
+    ids: list[int | None] = []
+    pending = iter(sorted(written, key=lambda row: int(row[0])))
+    nxt = next(pending, None)
+    for job_id, trigger, _status, attempt, slot, *_ in rows:
+        if nxt is None or (int(nxt[1]), nxt[2], nxt[3], int(nxt[4])) != (
+            job_id, trigger, slot, attempt
+        ):  # fmt: skip
+            ids.append(None)
+            continue
+        ids.append(int(nxt[0]))
+        nxt = next(pending, None)
+    return ids
+
+
 class BatchOps:
     """Batched writes on the daemon's path, inside the caller's write transaction."""
 
@@ -221,14 +240,18 @@ class BatchOps:
             moved.update(int(row[0]) for row in found)
         return moved
 
-    def insert_runs(self, runs: Sequence[NewRun], now: datetime) -> list[int]:
+    def insert_runs(self, runs: Sequence[NewRun], now: datetime) -> list[int | None]:
         """New `running`, `skipped` or `queued` rows (in this order: their ids, in it), with
         their `run.started` and `run.skipped` events. A running row starts at `now`, or at
         its slot if that is later (claimed ahead, it fires then); a skipped one ends at
-        `now`."""
+        `now`.
+
+        A row whose slot has one already (the unique index `runs_one_per_slot`) is not
+        written and its id is None: that slot was fired; the other rows are written all the
+        same (one clash failing the statement would stop every job of the batch)."""
         d = self.dialect
         at = to_db(now)
-        ids: list[int] = []
+        ids: list[int | None] = []
         for chunk in _chunks(runs):
             rows = [
                 (
@@ -247,15 +270,18 @@ class BatchOps:
                 for run in chunk
             ]
             names = ", ".join(column for column, _ in _NEW_RUN)
+            # (`WHERE true`: SQLite reads ON CONFLICT after a bare FROM as a join's ON.)
             found = self._fetch(
                 f"WITH {d.rows('v', _NEW_RUN, len(rows))} INSERT INTO runs ({names}, "
-                f"created_at) SELECT {names}, {d.mark} FROM v RETURNING id",
+                f"created_at) SELECT {names}, {d.mark} FROM v WHERE true "
+                "ON CONFLICT DO NOTHING RETURNING id, job_id, trigger, scheduled_for, attempt",
                 [*d.params(rows), at],
             )
-            # One statement's ids grow in the order of its rows.
-            ids.extend(sorted(int(row[0]) for row in found))
+            ids.extend(_written_ids(rows, found))
         told = [
-            run_id for run_id, run in zip(ids, runs, strict=True) if run.status != RunStatus.QUEUED
+            run_id
+            for run_id, run in zip(ids, runs, strict=True)
+            if run_id is not None and run.status != RunStatus.QUEUED
         ]
         for chunk in _chunks(told):
             self._run_events(chunk)
