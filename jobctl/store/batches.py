@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.models import FAILURES, JobAdvance, NewRun, RunExecuted, RunStatus
-from jobctl.timeutil import from_db, to_db
+from jobctl.models import (
+    FAILURES,
+    EventType,
+    JobAdvance,
+    NewRun,
+    OpenMiss,
+    RunExecuted,
+    RunStatus,
+)
+from jobctl.timeutil import db_to_iso, from_db, to_db
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
@@ -409,6 +417,58 @@ class BatchOps:
                 "FROM v WHERE jobs.id = v.id",
                 d.params(rows),
             )
+
+    # ------------------------------------------- the open missed row of an unserved queue
+
+    def open_miss(self, job_id: int, last_slot: datetime | None) -> OpenMiss | None:
+        """In the caller's transaction: the job's newest run row if it is an unserved
+        queue's `missed` row ending at `last_slot` (the job's last slot): nothing ran
+        since. Only the newest row is read (an index step, however long the history)."""
+        if last_slot is None:
+            return None
+        m = self.dialect.mark
+        found = self._fetch(
+            "SELECT id, status, scheduled_for, details FROM runs "
+            f"WHERE job_id = {m} ORDER BY id DESC LIMIT 1",
+            [job_id],
+        )
+        if not found or found[0][1] != RunStatus.MISSED:
+            return None
+        run_id, _, slot, details = found[0]
+        row = {"id": run_id, "scheduled_for": slot, "details": details}
+        return OpenMiss.of_row(row, last_slot)
+
+    def extend_miss(
+        self, run_id: int, details: Mapping[str, object], error: str, now: datetime
+    ) -> None:
+        """In the caller's transaction: the open missed row `run_id` stands for more slots
+        (`details` merged into its own, `error` its new text, ended at `now`); a `run.missed`
+        event tells of it again, with its new count."""
+        m = self.dialect.mark
+        found = self._fetch(
+            f"SELECT job_id, trigger, scheduled_for, details FROM runs WHERE id = {m}", [run_id]
+        )
+        if not found:
+            return
+        job_id, trigger, slot, stored = found[0]
+        merged = {**json.loads(stored or "{}"), **details}
+        self._execute(
+            f"UPDATE runs SET details = {m}, error = {m}, finished_at = {m} WHERE id = {m}",
+            [json.dumps(merged), error, to_db(now), run_id],
+        )
+        told = {
+            "trigger": trigger,
+            "scheduled_for": db_to_iso(slot),
+            "missed_count": merged.get("missed_count"),
+            "missed_until": merged.get("missed_until"),
+        }
+        self._lock_events()
+        self._execute(
+            "INSERT INTO events (at, type, job, run, data) VALUES "
+            f"({m}, {m}, (SELECT name FROM jobs WHERE id = {m}), {m}, {m})",
+            [to_db(now), EventType.RUN_MISSED.value, job_id, run_id,
+             json.dumps(told, sort_keys=True)],
+        )  # fmt: skip
 
     # ------------------------------------------------------------ one at a time, the same
 
