@@ -80,10 +80,15 @@ def _list_rows(listed: list[ListedJob], now: datetime, colour: bool) -> list[lis
     from jobctl.timeutil import humanize_delta
 
     unicode = unicode_ok()
+    strips: dict[tuple[str, ...], str] = {}  # most jobs share a few strips
     rows = []
     for job in listed:
         state = job.state + (f" ({job.paused_reason})" if job.paused_reason else "")
         rate = f"{job.success_rate * 100:.0f}%" if job.success_rate is not None else "-"
+        recent = tuple(job.recent)
+        strip = strips.get(recent)
+        if strip is None:
+            strip = strips[recent] = strip_text(recent, unicode) or "-"
         rows.append(
             [
                 job.name,
@@ -94,7 +99,7 @@ def _list_rows(listed: list[ListedJob], now: datetime, colour: bool) -> list[lis
                 humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
                 colour_status(job.last_status, colour),
                 rate,
-                strip_text(job.recent, unicode) or "-",
+                strip,
             ]
         )
     return rows
