@@ -55,7 +55,9 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(module), name)
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # asked once: later lookups are plain attribute reads
+    return value
 
 
 def open_store(location: DbLocation, *, create: bool = True) -> Store:

@@ -77,16 +77,17 @@ _LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
-    if name == "StoreError":
-        from sqlite3 import Error
-
-        return Error
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(module), name)
+    if name == "StoreError":
+        value = import_module("sqlite3").Error
+    else:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+    globals()[name] = value  # asked once: later lookups are plain attribute reads
+    return value
 
 
 __all__ = [
