@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl.paths import DbLocation, PostgresUrl
+from jobctl.store.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from jobctl.models import DaemonRow
@@ -49,15 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # asked once: later lookups are plain attribute reads
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def open_store(location: DbLocation, *, create: bool = True) -> Store:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jobctl.store.lazy import lazy_attributes
+
 if TYPE_CHECKING:
     from sqlite3 import Error as StoreError
 
@@ -74,20 +76,7 @@ _HOMES = {
     "jobctl.store.sqlite.transaction": ("write_transaction",),
 }
 _LAZY = {name: module for module, names in _HOMES.items() for name in names}
-
-
-def __getattr__(name: str) -> object:
-    from importlib import import_module
-
-    if name == "StoreError":
-        value = import_module("sqlite3").Error
-    else:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(import_module(module), name)
-    globals()[name] = value  # asked once: later lookups are plain attribute reads
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY | {"StoreError": "sqlite3:Error"})
 
 
 __all__ = [
