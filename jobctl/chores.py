@@ -58,6 +58,8 @@ class Chores:
             self.state.daemon_id = self.fleet.id  # a new one after a lost lease
             self.fleet.take_over(utcnow())
             self.on_beat()
+        elif (until := self.fleet.seconds_to_lease_end(now)) is not None and until < 0:
+            self.fleet.take_over(utcnow())  # another lease ran out since the last heartbeat
         if mono - self.last_unserved_sweep >= self.fleet.lease.total_seconds():
             self.last_unserved_sweep = mono
             self.fleet.sweep_unserved(utcnow())

@@ -70,6 +70,9 @@ class Membership:
         self._log_file: str | None = None
         self._started_at: datetime | None = None
         self._unserved: set[str] = set()  # queues warned of, while no live daemon fires them
+        # When another daemon's lease runs out unless renewed: a takeover is looked for then,
+        # not at the next heartbeat after it (up to HEARTBEAT_EVERY later).
+        self.next_lease_end: datetime | None = None
 
     def join(
         self, started_at: datetime, now: datetime, *, listen: str | None, log_file: str | None
@@ -140,9 +143,18 @@ class Membership:
             self._insert(now)
 
     def take_over(self, now: datetime) -> None:
-        """Declare dead the daemons whose lease ran out (their runs interrupted, retried)."""
+        """Declare dead the daemons whose lease ran out (their runs interrupted, retried),
+        and note when the next lease of the others runs out."""
         if not self.alone:
             take_over_expired(self.store, now)
+            self.next_lease_end = self.store.soonest_lease_end(self.id)
+
+    def seconds_to_lease_end(self, now: datetime) -> float | None:
+        """Seconds until another daemon's lease runs out (a takeover is due just after);
+        None when none is known (SQLite, or no other daemon)."""
+        if self.next_lease_end is None:
+            return None
+        return (self.next_lease_end - now).total_seconds()
 
     def sweep_unserved(self, now: datetime) -> None:
         """Record missed the passed slots of queues no live daemon fires (about once a

@@ -9,6 +9,7 @@ from typing import Any
 
 from jobctl.catalog import get_job
 from jobctl.errors import InvalidInput
+from jobctl.listing import STRIP_LENGTH, strip_text, success_rate
 from jobctl.models import EXECUTED, FAILURES, Job, Run, RunSelection, RunStatus, RunTrigger
 from jobctl.runs import STATUSES, TRIGGERS
 from jobctl.store import Store
@@ -16,23 +17,9 @@ from jobctl.timeutil import get_zone, local_zone_name, parse_duration, parse_tim
 
 STATS_WINDOW = 100  # durations of the last this-many runs feed avg and p95 in `show`
 LIST_STATS_WINDOW = 20  # `list` reads fewer per job: 1,000 jobs x 100 runs took 150 ms
-STRIP_LENGTH = 10
 PRUNE_BATCH = 500
 EVENT_RETENTION = timedelta(days=7)  # the daemon forgets older events
 ADHOC_KEEP = 1000  # ad hoc runs have no job to say how many to keep: the default `keep`
-
-STRIP_SYMBOLS = {
-    "succeeded": ("✓", "+"),
-    "failed": ("✗", "x"),
-    "timed_out": ("✗", "x"),
-    "interrupted": ("!", "!"),
-    "skipped": ("·", "."),
-    "missed": ("○", "o"),
-    "cancelled": ("⊘", "c"),
-    "running": ("…", ">"),
-    "queued": ("…", ">"),
-    "waiting": ("…", ">"),
-}
 
 
 @dataclass
@@ -105,8 +92,7 @@ class JobStats:
     recent: list[str] = field(default_factory=list)  # statuses, oldest first
 
     def strip(self, unicode: bool = True) -> str:
-        column = 0 if unicode else 1
-        return "".join(STRIP_SYMBOLS.get(status, ("?", "?"))[column] for status in self.recent)
+        return strip_text(self.recent, unicode)
 
 
 def job_stats(store: Store, job: Job, window: int = STATS_WINDOW) -> JobStats:
@@ -124,9 +110,7 @@ def jobs_stats(store: Store, jobs: Sequence[Job], window: int) -> list[JobStats]
 
 def stats_of(job: Job, outcomes: Sequence[tuple[RunStatus, int | None]]) -> JobStats:
     """Stats from the job's counters and its newest runs' outcomes, newest first."""
-    stats = JobStats()
-    if job.runs_total:
-        stats.success_rate = round(job.runs_succeeded / job.runs_total, 4)
+    stats = JobStats(success_rate=success_rate(job.runs_succeeded, job.runs_total))
     stats.recent = [status.value for status, _ in outcomes[:STRIP_LENGTH]][::-1]
     durations = sorted(
         duration for status, duration in outcomes if status in EXECUTED and duration is not None

@@ -266,12 +266,11 @@ def _redacted_policies(effective: EffectivePoliciesDict) -> EffectivePoliciesDic
 
 
 def action_summary(job: Job) -> str:
+    from jobctl.listing import action_text
+
     spec = job.spec
     if isinstance(spec, HttpSpec):
-        return f"{spec.method} {redact_url(spec.url)}"
+        return action_text("http", method=spec.method, url=spec.url)
     if isinstance(spec, AgentSpec):
-        prompt = " ".join(spec.prompt.split())
-        if spec.team:
-            return f"team {spec.team}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
-        return f"agent {spec.agent}: {prompt[:40]}{'…' if len(prompt) > 40 else ''}"
-    return f"exec {spec.command}"
+        return action_text("agent", agent=spec.agent, prompt=spec.prompt, team=spec.team)
+    return action_text("exec", command=spec.command)

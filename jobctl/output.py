@@ -396,7 +396,12 @@ def table_layout(
     return TableLayout(list(columns), widths, width is not None, "…" if unicode_ok() else "...")
 
 
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # line breaks and tabs too
+
+
 def _one_line(value: object) -> str:
+    if type(value) is str and _ANY_CONTROL.search(value) is None:
+        return value  # most cells: already one safe line
     if isinstance(value, Styled):
         return value
     text = "-" if value is None else str(value)

@@ -10,12 +10,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
-from zoneinfo import ZoneInfo
 
 from jobctl.errors import InvalidInput
 from jobctl.timeutil import format_duration, get_zone, parse_duration, parse_time
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from cronsim import CronSim
 
 PRESETS: dict[str, str] = {

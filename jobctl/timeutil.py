@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 from jobctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _UNITS_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
@@ -92,6 +95,9 @@ def format_duration(value: timedelta | float) -> str:
 
 @lru_cache(maxsize=256)
 def get_zone(name: str) -> ZoneInfo:
+    # zoneinfo (with sysconfig) is imported on the first zone: `list` shows none.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         if not name or name.startswith(("/", ".")) or ".." in name:
             raise ValueError(name)

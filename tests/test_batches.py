@@ -188,3 +188,37 @@ def test_inserted_rows_get_their_ids_in_order(store: Store) -> None:
     }
     assert events[1].data["error"] == "skipped: " + "e" * 488 + "..."
     assert events[2].data["scheduled_for"] == "2026-06-01T12:00:00Z"
+
+
+def test_a_slot_with_a_row_already_is_not_written_again_and_the_others_are_claimed(
+    store: Store,
+) -> None:
+    # b's slot has its row already (here skipped, so nothing of b is in flight and the
+    # step claims that slot): the unique index on the slot must not fail the whole step.
+    for name in ("a", "b", "c"):
+        add(store, name, every="1m")
+    slot = T0 + timedelta(minutes=1)
+    with store.write():
+        before = store.insert_run(
+            job_id=job_id(store, "b"),
+            trigger=RunTrigger.SCHEDULE,
+            status=RunStatus.SKIPPED,
+            scheduled_for=slot,
+            now=slot,
+        )
+    mark = store.last_event_id()
+    step = engine.claim_due(store, slot, awake_since=T0, owner=OWNER)
+    assert [c.job.name for c in step.claims] == ["a", "c"]
+    assert step.already == [("b", slot)]
+    b = store.job_named("b")
+    assert b is not None and b.next_run_at == slot + timedelta(minutes=1)
+    runs = store.runs_by_id(range(1, store.newest_run_id() + 1))
+    assert [(run.id, run.job_id, run.status) for run in runs] == [
+        (before, job_id(store, "b"), "skipped"),
+        (step.claims[0].run_id, job_id(store, "a"), "running"),
+        (step.claims[1].run_id, job_id(store, "c"), "running"),
+    ]
+    assert [e.run for e in store.events_after(mark)] == [c.run_id for c in step.claims]
+    # the next slot is claimed as usual
+    next_step = engine.claim_due(store, slot + timedelta(minutes=1), awake_since=T0, owner=OWNER)
+    assert [c.job.name for c in next_step.claims] == ["b"]  # a and c: their runs in flight

@@ -228,7 +228,7 @@ def test_a_recording_and_a_claim_of_the_same_job_never_deadlock(pg_url: str) -> 
             target=lambda: recorded.append(engine.record_outcomes(recorder, [(claim, done)], first))
         )
         writer.start()
-        time.sleep(0.3)  # noqa: the recording is under way (waiting for the job's row)
+        time.sleep(0.3)  # a fixed sleep on purpose: the recording waits for the job's row
         claimer.add_event(EventType.JOB_CHANGED, first, job="a")  # the claim's events
     writer.join(20)
     assert recorded, "the recording failed"

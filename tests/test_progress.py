@@ -1,5 +1,5 @@
 """Progress bars of long operations: on stderr when it is a terminal, never when piped or
-with --quiet (`runs prune`, `backup`, `restore`, `apply`, `import crontab`)."""
+with --quiet (`runs prune`, `backup`, `restore`, `db copy`, `apply`, `import crontab`)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,5 +95,38 @@ def test_a_dead_man_alert_is_marked_once_whoever_asks_second(store_at: DbLocatio
         assert job is not None and job.id is not None
         assert store.mark_alerted(job.id, T0) is True
         assert store.mark_alerted(job.id, T0 + timedelta(seconds=1)) is False  # sent once
+    finally:
+        store.close()
+
+
+def test_a_lease_that_runs_out_is_taken_over_at_once_not_at_the_next_heartbeat(
+    store_at: DbLocation,
+) -> None:
+    from jobctl.chores import Chores
+    from jobctl.fleet import Membership
+    from jobctl.intake import LoopState
+    from jobctl.models import Owner
+    from jobctl.timeutil import utcnow
+
+    store = open_store(store_at)
+    try:
+        now, mono = utcnow(), time.monotonic()
+        fleet = Membership(store, Owner.this_process(), queues=(), lease=30.0, alone=False)
+        fleet.join(now, now, listen=None, log_file=None)
+        store.daemon_join(_entry("other", 999_999, (), now))
+        fleet.take_over(now)
+        lease_end = now + timedelta(seconds=30)
+        assert fleet.next_lease_end == lease_end
+        assert fleet.seconds_to_lease_end(now) == 30.0  # the loop wakes then
+        state = LoopState(started_at=now, last_loop_monotonic=mono, last_tick_wall=now)
+        chores = Chores(store, fleet, state, None, [], lambda: None, mono)  # type: ignore[arg-type]
+        # The other daemon renews no more (its lease made to end already); the heartbeat
+        # is a second away: the loop that wakes as the known lease end passes takes over.
+        store.renew_lease("other", now, now - timedelta(seconds=1))
+        chores.run(lease_end - timedelta(milliseconds=1), mono)
+        assert "other" in [e.id for e in store.live_daemons(now - timedelta(seconds=2))]
+        chores.run(lease_end + timedelta(milliseconds=1), mono)
+        assert "other" not in [e.id for e in store.live_daemons(now - timedelta(seconds=2))]
+        assert fleet.next_lease_end is None  # no other daemon left
     finally:
         store.close()

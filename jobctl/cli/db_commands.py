@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from jobctl.cli.progress import phased_progress, quiet_option
 from jobctl.cli.shared import cli, db_option, db_path, json_option
 
 
@@ -28,11 +29,12 @@ def db() -> None:
 )
 @db_option
 @json_option
+@quiet_option
 @click.pass_context
-def copy(ctx: click.Context, to: str, as_json: bool) -> None:
+def copy(ctx: click.Context, to: str, as_json: bool, quiet: bool) -> None:
     """Copy the SQLite database's jobs, agents, chains, history and events into PostgreSQL.
 
-    In batches with progress on stderr; run it again after an interruption and it goes on
+    In batches, with a progress bar per table on stderr when it is a terminal; run it again after an interruption and it goes on
     where it stopped. The rows are counted on both sides at the end. Stop the daemon first:
     runs it records meanwhile would be missing.
 
@@ -48,6 +50,7 @@ def copy(ctx: click.Context, to: str, as_json: bool) -> None:
     from jobctl.output import to_json
     from jobctl.paths import PostgresUrl, is_postgres_url
     from jobctl.store import open_postgres
+    from jobctl.store.copying import COPIED_TABLES
     from jobctl.store.sqlite import open_store as open_sqlite
 
     source = db_path(ctx)
@@ -66,10 +69,9 @@ def copy(ctx: click.Context, to: str, as_json: bool) -> None:
     target = open_postgres(PostgresUrl(to))
     ctx.call_on_close(target.close)
 
-    def progress(table: str, done: int, total: int) -> None:
-        click.echo(f"{table}: {done} of {total} rows", err=True)
-
-    counts = copy_database(reader, target, progress=progress)
+    labels = {table.name: f"copying {table.name}" for table in COPIED_TABLES}
+    with phased_progress(labels, "rows", quiet=quiet) as moved:
+        counts = copy_database(reader, target, progress=moved)
     if as_json:
         click.echo(to_json({count.table: count.rows for count in counts}))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,38 +11,95 @@ import click
 
 from jobctl.cli.complete import complete_job_names, complete_zones
 from jobctl.cli.job_options import current_time
-from jobctl.cli.shared import cli, db_option, json_option, read_db, wide_option
+from jobctl.cli.shared import cli, db_option, json_option, read_db, read_listing, wide_option
 from jobctl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from jobctl.history import JobStats
+    from jobctl.listing import ListedJob
     from jobctl.models import Job
+    from jobctl.store import Store
 
 
-def _list_rows(
-    jobs: list[Job], stats: list[JobStats], now: datetime, colour: bool
-) -> list[list[str]]:
+def _listed_jobs(ctx: click.Context) -> tuple[list[ListedJob], Store | None]:
+    """The jobs as `list` shows them, and the store when some run may be in flight.
+
+    An SQLite database is read through one statement (jobctl.store.sqlite.listing), with
+    the store and the models imported only when some run is `running`: then runs of dead
+    processes are marked interrupted first, as every reading command does."""
+    from jobctl.listing import STRIP_LENGTH
+
+    listing = read_listing(ctx)
+    if listing is None:  # PostgreSQL, or no database yet: through the models
+        from jobctl.catalog import list_jobs
+        from jobctl.history import jobs_stats
+
+        store = read_db(ctx, tidy=True)
+        jobs = list_jobs(store)
+        stats = jobs_stats(store, jobs, STRIP_LENGTH)  # the table shows no durations
+        return listed_from_models(jobs, stats), store
+    from jobctl.listing import listed_from_rows
+
+    in_flight_store: Store | None = None
+    if listing.has_running_runs():
+        from jobctl.runs import tidy_orphans
+
+        in_flight_store = listing.store()
+        if listing.writable:
+            tidy_orphans(in_flight_store, current_time())
+    return listed_from_rows(listing.rows(STRIP_LENGTH)), in_flight_store
+
+
+def listed_from_models(jobs: Iterable[Job], stats: Iterable[JobStats]) -> list[ListedJob]:
+    """ListedJobs from the models (PostgreSQL, and the test of the SQLite statement)."""
     from jobctl.jobs import action_summary
+    from jobctl.listing import ListedJob
+
+    return [
+        ListedJob(
+            name=job.name,
+            state=job.state,
+            paused_reason=job.paused_reason,
+            trigger=job.schedule_kind,
+            schedule=job.schedule,
+            action=action_summary(job),
+            next_run_at=job.next_run_at,
+            last_run_at=job.last_run_at,
+            last_status=job.last_status,
+            success_rate=stat.success_rate,
+            recent=stat.recent,
+        )
+        for job, stat in zip(jobs, stats, strict=True)
+    ]
+
+
+def _list_rows(listed: list[ListedJob], now: datetime, colour: bool) -> list[list[str]]:
+    from jobctl.listing import strip_text
     from jobctl.output import colour_status, unicode_ok
     from jobctl.schedule import describe
     from jobctl.timeutil import humanize_delta
 
     unicode = unicode_ok()
+    strips: dict[tuple[str, ...], str] = {}  # most jobs share a few strips
     rows = []
-    for job, stat in zip(jobs, stats, strict=True):
+    for job in listed:
         state = job.state + (f" ({job.paused_reason})" if job.paused_reason else "")
-        rate = f"{stat.success_rate * 100:.0f}%" if stat.success_rate is not None else "-"
+        rate = f"{job.success_rate * 100:.0f}%" if job.success_rate is not None else "-"
+        recent = tuple(job.recent)
+        strip = strips.get(recent)
+        if strip is None:
+            strip = strips[recent] = strip_text(recent, unicode) or "-"
         rows.append(
             [
                 job.name,
                 colour_status(job.state, colour, label=state),
-                describe(job.schedule_kind, job.schedule),
-                action_summary(job),
+                describe(job.trigger, job.schedule),
+                job.action,
                 humanize_delta(job.next_run_at, now) if job.next_run_at else "-",
                 humanize_delta(job.last_run_at, now) if job.last_run_at else "-",
                 colour_status(job.last_status, colour),
                 rate,
-                stat.strip(unicode) or "-",
+                strip,
             ]
         )
     return rows
@@ -66,25 +124,28 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
       jobctl list --wide
       jobctl list --json | jq '.[] | select(.last_status == "failed") | .name'
     """
-    from jobctl.catalog import list_jobs
-    from jobctl.current_runs import current_runs
-    from jobctl.history import STRIP_LENGTH, jobs_stats
-    from jobctl.output import Column, output_width, table, to_json, use_colour
-    from jobctl.reports import job_listing
+    from jobctl.output import Column, output_width, table, use_colour
 
     # What exists now (every module's objects) stays to the end: frozen out of the cyclic
     # collector's way, its passes over 1,000 jobs' objects no longer walk all of it again
     # (10-14 ms of CPU measured). Given back when the command ends, for in-process callers.
     gc.freeze()
     ctx.call_on_close(gc.unfreeze)
-    store = read_db(ctx, tidy=True)
-    jobs = list_jobs(store)
     if as_json:
-        click.echo(to_json(job_listing(store, current_time(), jobs)))
+        from jobctl.catalog import list_jobs
+        from jobctl.output import to_json
+        from jobctl.reports import job_listing
+
+        whole = read_db(ctx, tidy=True)
+        click.echo(to_json(job_listing(whole, current_time(), list_jobs(whole))))
         return
-    stats = jobs_stats(store, jobs, STRIP_LENGTH)  # the table shows no durations
-    current = current_runs(store, current_time())
-    if not jobs:
+    listed, store = _listed_jobs(ctx)
+    current: dict[int, dict[str, Any]] = {}
+    if store is not None:
+        from jobctl.current_runs import current_runs
+
+        current = current_runs(store, current_time())
+    if not listed:
         click.echo("no jobs yet: add one with `jobctl add NAME --url URL --every 5m`", err=True)
         return
     # Free text is cut to fit; OK, RECENT, then LAST go when cutting is not enough.
@@ -99,10 +160,10 @@ def list_(ctx: click.Context, wide: bool, as_json: bool) -> None:
         Column("OK", drop=1),
         Column("RECENT", drop=2),
     ]
-    rows = _list_rows(jobs, stats, current_time(), use_colour())
+    rows = _list_rows(listed, current_time(), use_colour())
     width = output_width(wide=wide)
     click.echo(table(rows, columns, width=width))
-    if current:
+    if current and store is not None:
         from jobctl.cli.current_views import in_flight_text
         from jobctl.current_runs import in_flight
 
@@ -242,10 +303,10 @@ def _response_time(stats: dict[str, Any] | None) -> str | None:
 
 
 def _strip(recent: list[str]) -> str | None:
-    from jobctl.history import JobStats
+    from jobctl.listing import strip_text
     from jobctl.output import unicode_ok
 
-    return JobStats(recent=recent).strip(unicode_ok()) or None
+    return strip_text(recent, unicode_ok()) or None
 
 
 @cli.command(name="next")

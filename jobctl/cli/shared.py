@@ -18,6 +18,7 @@ from jobctl.errors import Interrupted, InvalidInput, JobctlError
 if TYPE_CHECKING:
     from jobctl.paths import DbLocation
     from jobctl.store import Store
+    from jobctl.store.sqlite.listing import JobList
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,6 +107,21 @@ def read_db(ctx: click.Context, *, tidy: bool = False) -> Store:
 
         tidy_orphans(store, utcnow())
     return store
+
+
+def read_listing(ctx: click.Context) -> JobList | None:
+    """read_db's SQLite database opened for `list` alone, without the store's operations
+    and the models. None where read_db reads something else: PostgreSQL, or the default
+    database not created yet. Runs of dead processes are not tidied here: the caller does
+    it when some run is `running`."""
+    from jobctl.store.sqlite.listing import open_job_list
+
+    path = db_path(ctx)
+    if not isinstance(path, Path) or (not path.exists() and not db_is_explicit(ctx)):
+        return None
+    listing = open_job_list(path)
+    ctx.call_on_close(listing.close)
+    return listing
 
 
 def require_db(ctx: click.Context) -> None:

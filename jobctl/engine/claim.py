@@ -98,6 +98,7 @@ class Step:
     broken: list[tuple[str, str]] = field(default_factory=list)
     over_budget: list[tuple[str, datetime, str]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)  # to send (budgets)
+    already: list[tuple[str, datetime]] = field(default_factory=list)  # slots with a row before
     # Queued runs are due but wait for a run in flight (or were queued behind one now):
     # the end of a run may let one start.
     waiting: bool = False
@@ -405,6 +406,9 @@ class Claiming:
         skipped: dict[int, int] = {}
         for run_id, row in zip(ids, rows, strict=True):
             run = row.run
+            if run_id is None:  # its slot has a row already: fired (or decided) before
+                self.step.already.append((row.job_name, run.scheduled_for))
+                continue
             if row.claim is not None:
                 row.claim.run_id = run_id
                 self.step.claims.append(prepare(self.store, row.claim))

@@ -39,6 +39,8 @@ def log_claimed(step: Step) -> None:
         log.warning("%s: the slot %s was %s", name, iso_z(slot), reason)
     for name, slot in step.queued:
         log.debug("%s: queued the slot %s behind the run in flight", name, iso_z(slot))
+    for name, slot in step.already:
+        log.info("%s: the slot %s has a run already: not fired again", name, iso_z(slot))
 
 
 def log_missed(missed: Sequence[tuple[str, int, datetime, datetime, str]], level: int) -> None:

@@ -25,18 +25,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobctl.paths import DbLocation, PostgresUrl
-from jobctl.store import sqlite
-from jobctl.store.protocol import Store
-from jobctl.store.sqlite import (
-    SqliteStore,
-    StoreError,
-    empty_store,
-    open_store_read_only,
-)
+from jobctl.store.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from jobctl.models import DaemonRow
     from jobctl.store.postgres import PostgresStore
+    from jobctl.store.protocol import Store
+    from jobctl.store.sqlite import (
+        SqliteStore,
+        StoreError,
+        empty_store,
+        open_store_read_only,
+    )
+
+# Imported when first asked for, not with the package: `list` reads through the light
+# jobctl.store.sqlite.connection and jobctl.store.sqlite.listing alone (the operations and the
+# models they return are ~25 ms of start-up).
+_LAZY = {
+    "Store": "jobctl.store.protocol",
+    "SqliteStore": "jobctl.store.sqlite",
+    "StoreError": "jobctl.store.sqlite",
+    "empty_store": "jobctl.store.sqlite",
+    "open_store_read_only": "jobctl.store.sqlite",
+}
+
+
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def open_store(location: DbLocation, *, create: bool = True) -> Store:
@@ -44,6 +58,8 @@ def open_store(location: DbLocation, *, create: bool = True) -> Store:
     reading and writing."""
     if isinstance(location, PostgresUrl):
         return open_postgres(location)
+    from jobctl.store import sqlite
+
     return sqlite.open_store(location, create=create)
 
 
@@ -51,6 +67,8 @@ def open_store_for_reading(location: DbLocation) -> Store:
     """An existing database for a command that only reads (see the SQLite store's)."""
     if isinstance(location, PostgresUrl):
         return open_postgres(location)
+    from jobctl.store import sqlite
+
     return sqlite.open_store_for_reading(location)
 
 
@@ -63,12 +81,16 @@ def open_store_for_completion(location: DbLocation) -> Store | None:
         return open_postgres_read_only(location.url, timeout=1)
     if not Path(location).is_file():
         return None
+    from jobctl.store import sqlite
+
     return sqlite.open_store_for_completion(location)
 
 
 def peek_daemon_row(location: DbLocation, *, timeout: float = 1.0) -> DaemonRow | None:
     """The heartbeat row, read without creating or migrating anything: None when there is
     none, or the database cannot be read."""
+    from jobctl.store import sqlite
+
     if isinstance(location, Path):
         return sqlite.peek_daemon_row(location, timeout=timeout)
     try:
@@ -79,11 +101,11 @@ def peek_daemon_row(location: DbLocation, *, timeout: float = 1.0) -> DaemonRow 
 
     try:
         store = open_postgres_read_only(location.url)
-    except (StoreError, JobctlError):
+    except (sqlite.StoreError, JobctlError):
         return None
     try:
         return store.daemon_row()
-    except StoreError:
+    except sqlite.StoreError:
         return None
     finally:
         store.close()

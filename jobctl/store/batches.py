@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.models import FAILURES, JobAdvance, NewRun, RunExecuted, RunStatus
-from jobctl.timeutil import to_db
+from jobctl.models import (
+    FAILURES,
+    EventType,
+    JobAdvance,
+    NewRun,
+    OpenMiss,
+    RunExecuted,
+    RunStatus,
+)
+from jobctl.timeutil import db_to_iso, from_db, to_db
 
 if TYPE_CHECKING:
     from jobctl.actions import Outcome
@@ -158,6 +166,25 @@ def _time(value: datetime | None) -> str | None:
     return to_db(value) if value is not None else None
 
 
+def _written_ids(
+    rows: Sequence[Sequence[object]], written: Sequence[Sequence[Any]]
+) -> list[int | None]:
+    """Each of `rows`' id (None: not written, its slot had a row): one statement's ids grow
+    in the order of its rows, so the written rows, by id, match the rows in order."""
+    ids: list[int | None] = []
+    pending = iter(sorted(written, key=lambda row: int(row[0])))
+    nxt = next(pending, None)
+    for job_id, trigger, _status, attempt, slot, *_ in rows:
+        if nxt is None or (int(nxt[1]), nxt[2], nxt[3], int(nxt[4])) != (
+            job_id, trigger, slot, attempt
+        ):  # fmt: skip
+            ids.append(None)
+            continue
+        ids.append(int(nxt[0]))
+        nxt = next(pending, None)
+    return ids
+
+
 class BatchOps:
     """Batched writes on the daemon's path, inside the caller's write transaction."""
 
@@ -183,6 +210,18 @@ class BatchOps:
         """`job.changed` for one-shot jobs that fired their last slot (moved on to
         `completed`)."""
         raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- fleet
+
+    def soonest_lease_end(self, daemon_id: str) -> datetime | None:
+        """When the first lease of another daemon runs out, renewed no further: the moment
+        to look for a takeover (a read of the few live daemons' rows)."""
+        mark = self.dialect.mark
+        rows = self._fetch(
+            f"SELECT min(lease_until) FROM daemons WHERE stopped_at IS NULL AND id <> {mark}",
+            [daemon_id],
+        )
+        return from_db(rows[0][0]) if rows and rows[0][0] is not None else None
 
     # ------------------------------------------------------------------------- claiming
 
@@ -230,14 +269,18 @@ class BatchOps:
             moved.update(int(row[0]) for row in found)
         return moved
 
-    def insert_runs(self, runs: Sequence[NewRun], now: datetime) -> list[int]:
+    def insert_runs(self, runs: Sequence[NewRun], now: datetime) -> list[int | None]:
         """New `running`, `skipped` or `queued` rows (in this order: their ids, in it), with
         their `run.started` and `run.skipped` events. A running row starts at `now`, or at
         its slot if that is later (claimed ahead, it fires then); a skipped one ends at
-        `now`."""
+        `now`.
+
+        A row whose slot has one already (the unique index `runs_one_per_slot`) is not
+        written and its id is None: that slot was fired; the other rows are written all the
+        same (one clash failing the statement would stop every job of the batch)."""
         d = self.dialect
         at = to_db(now)
-        ids: list[int] = []
+        ids: list[int | None] = []
         for chunk in _chunks(runs):
             rows = [
                 (
@@ -256,16 +299,19 @@ class BatchOps:
                 for run in chunk
             ]
             names = ", ".join(column for column, _ in _NEW_RUN)
+            # (The WHERE leaves out the padding rows; SQLite would also read ON CONFLICT
+            # after a bare FROM as a join's ON.)
             found = self._fetch(
                 f"WITH {d.rows('v', _NEW_RUN, len(rows))} INSERT INTO runs ({names}, "
                 f"created_at) SELECT {names}, {d.mark} FROM v WHERE v.trigger IS NOT NULL "
-                "RETURNING id",
+                "ON CONFLICT DO NOTHING RETURNING id, job_id, trigger, scheduled_for, attempt",
                 [*d.params(rows), at],
             )
-            # One statement's ids grow in the order of its rows.
-            ids.extend(sorted(int(row[0]) for row in found))
+            ids.extend(_written_ids(rows, found))
         told = [
-            run_id for run_id, run in zip(ids, runs, strict=True) if run.status != RunStatus.QUEUED
+            run_id
+            for run_id, run in zip(ids, runs, strict=True)
+            if run_id is not None and run.status != RunStatus.QUEUED
         ]
         for chunk in _chunks(told):
             self._run_events(chunk)
@@ -393,6 +439,58 @@ class BatchOps:
                 "FROM v WHERE jobs.id = v.id",
                 d.params(rows),
             )
+
+    # ------------------------------------------- the open missed row of an unserved queue
+
+    def open_miss(self, job_id: int, last_slot: datetime | None) -> OpenMiss | None:
+        """In the caller's transaction: the job's newest run row if it is an unserved
+        queue's `missed` row ending at `last_slot` (the job's last slot): nothing ran
+        since. Only the newest row is read (an index step, however long the history)."""
+        if last_slot is None:
+            return None
+        m = self.dialect.mark
+        found = self._fetch(
+            "SELECT id, status, scheduled_for, details FROM runs "
+            f"WHERE job_id = {m} ORDER BY id DESC LIMIT 1",
+            [job_id],
+        )
+        if not found or found[0][1] != RunStatus.MISSED:
+            return None
+        run_id, _, slot, details = found[0]
+        row = {"id": run_id, "scheduled_for": slot, "details": details}
+        return OpenMiss.of_row(row, last_slot)
+
+    def extend_miss(
+        self, run_id: int, details: Mapping[str, object], error: str, now: datetime
+    ) -> None:
+        """In the caller's transaction: the open missed row `run_id` stands for more slots
+        (`details` merged into its own, `error` its new text, ended at `now`); a `run.missed`
+        event tells of it again, with its new count."""
+        m = self.dialect.mark
+        found = self._fetch(
+            f"SELECT job_id, trigger, scheduled_for, details FROM runs WHERE id = {m}", [run_id]
+        )
+        if not found:
+            return
+        job_id, trigger, slot, stored = found[0]
+        merged = {**json.loads(stored or "{}"), **details}
+        self._execute(
+            f"UPDATE runs SET details = {m}, error = {m}, finished_at = {m} WHERE id = {m}",
+            [json.dumps(merged), error, to_db(now), run_id],
+        )
+        told = {
+            "trigger": trigger,
+            "scheduled_for": db_to_iso(slot),
+            "missed_count": merged.get("missed_count"),
+            "missed_until": merged.get("missed_until"),
+        }
+        self._lock_events()
+        self._execute(
+            "INSERT INTO events (at, type, job, run, data) VALUES "
+            f"({m}, {m}, (SELECT name FROM jobs WHERE id = {m}), {m}, {m})",
+            [to_db(now), EventType.RUN_MISSED.value, job_id, run_id,
+             json.dumps(told, sort_keys=True)],
+        )  # fmt: skip
 
     # ------------------------------------------------------------ one at a time, the same
 

@@ -23,7 +23,6 @@ from jobctl.store.postgres.live import LiveOps
 from jobctl.store.postgres.retention import RetentionOps
 from jobctl.store.postgres.runs import RunOps
 from jobctl.store.postgres.teams import TeamOps
-from jobctl.store.postgres.unserved import UnservedOps
 
 
 class PostgresStore(
@@ -41,7 +40,6 @@ class PostgresStore(
     CancelOps,
     EventOps,
     FleetOps,
-    UnservedOps,
     ImportOps,
     BudgetOps,
     RetentionOps,

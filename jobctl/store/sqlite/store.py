@@ -26,7 +26,6 @@ from jobctl.store.sqlite.live import LiveOps
 from jobctl.store.sqlite.retention import RetentionOps
 from jobctl.store.sqlite.runs import RunOps
 from jobctl.store.sqlite.teams import TeamOps
-from jobctl.store.sqlite.unserved import UnservedOps
 
 
 class SqliteStore(
@@ -45,7 +44,6 @@ class SqliteStore(
     CancelOps,
     EventOps,
     FleetOps,
-    UnservedOps,
     ExportOps,
     BudgetOps,
     RetentionOps,
