@@ -1,9 +1,10 @@
 """The daemon's database work per fire, without HTTP: claim and record 1,000 due jobs.
 
-    python bench/engine_step.py [-n 1000] [--rounds 5] [--profile]
+    python bench/engine_step.py [-n 1000] [--rounds 5] [--history SECONDS] [--profile]
 
 Prints the median wall and CPU time of one round (claim every due job of one second, then
-record an outcome for each) and, with --profile, where that time goes. CPU time is the
+record an outcome for each) and, with --profile, where that time goes. --history records
+that many seconds (runs per job) first, as a daemon that has run a while has. CPU time is the
 figure to compare on a shared machine.
 """
 
@@ -81,11 +82,16 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="jobs due every second")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--history", type=int, default=0, help="seconds of runs recorded first (runs per job)"
+    )
     args = parser.parse_args()
     store = make_database(args.n)
-    one_round(store, 1)  # warm caches
+    for second in range(1, 2 + args.history):  # the history, then a round to warm caches
+        one_round(store, second)
+    first = 2 + args.history
     times, cpu = [], []
-    for second in range(2, 2 + args.rounds):
+    for second in range(first, first + args.rounds):
         start, start_cpu = time.perf_counter(), time.process_time()
         count = one_round(store, second)
         times.append((time.perf_counter() - start) * 1000)
@@ -99,7 +105,7 @@ def main() -> None:
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
-        one_round(store, 2 + args.rounds)
+        one_round(store, first + args.rounds)
         profile.disable()
         pstats.Stats(profile).sort_stats("tottime").print_stats(15)
 
