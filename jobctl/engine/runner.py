@@ -68,9 +68,10 @@ class Runner:
             ActionKind.EXEC: asyncio.Semaphore(limits.exec),
         }
 
-    async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
+    async def fire(self, claim: Claim, env: Mapping[str, str], *, waited: bool = False) -> Outcome:
+        """`waited`: the caller has waited for the claim's delay already."""
         try:
-            if claim.delay:  # from the claim's moment, however long its step took after
+            if claim.delay and not waited:  # from the claim's moment, however long its step took
                 wait = claim.delay - (time.monotonic() - claim.made_at)
                 if wait > 0:
                     await asyncio.sleep(wait)
