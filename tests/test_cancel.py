@@ -161,6 +161,65 @@ def test_the_daemons_step_stops_a_run_asked_to_cancel(store: SqliteStore, tmp_pa
     assert [r.status for r in other] == ["interrupted"]
 
 
+class _Quick:
+    """An action that succeeds at once, noting which runs it fired."""
+
+    def __init__(self) -> None:
+        self.fired: list[int] = []
+
+    async def fire(self, claim: engine.Claim, env: Mapping[str, str]) -> Outcome:
+        self.fired.append(claim.run_id)
+        now = utcnow()
+        return Outcome(status="succeeded", started_at=now, finished_at=now)
+
+    async def close(self) -> None:
+        pass
+
+
+def test_runs_claimed_ahead_are_in_flight_before_their_moment(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """A run waiting for its moment (claimed ahead, jitter) is in flight: `runs cancel` ends
+    it cancelled without firing it; a stopping daemon fires those whose moment comes within
+    the grace and leaves the others interrupted, never fired."""
+    for name in ("cancelled", "soon", "late", "now"):
+        add(store, name, manual="true")
+    recorded: list[engine.Recorded] = []
+    quick = _Quick()
+
+    async def scenario() -> None:
+        runner = engine.Runner(engine.Limits(), actions=quick)
+        in_flight = InFlight(store, runner, recorded.extend)
+        claims = {name: claim_one(store, name, utcnow()) for name in ("cancelled", "soon", "late")}
+        claims["cancelled"].delay = claims["late"].delay = 60.0
+        claims["soon"].delay = 0.3
+        in_flight.start(list(claims.values()), {})
+        in_flight.start([claim_one(store, "now", utcnow())], {})
+        await asyncio.sleep(0.01)
+        assert len(in_flight) == 3  # "now" has fired; the others wait for their moment
+        other_process = open_store(tmp_path / "jobctl.db")  # `runs cancel`'s connection
+        assert cancel_run(other_process, claims["cancelled"].run_id, utcnow()).status == "running"
+        other_process.close()
+        in_flight.step(utcnow(), {}, owner=OWNER, awake_since=utcnow())
+        await asyncio.sleep(0.01)
+        in_flight.flush()
+        assert len(in_flight) == 2  # "cancelled" has ended; two wait on
+        await in_flight.settle(1.0)  # a stopping daemon
+        in_flight.finish(OWNER)
+        await runner.close()
+
+    asyncio.run(scenario())
+    statuses = {r.job: (r.status, r.error) for r in store.list_runs(_all_runs())}
+    assert statuses == {
+        "cancelled": ("cancelled", "cancelled by request"),
+        "now": ("succeeded", None),
+        "soon": ("succeeded", None),
+        "late": ("interrupted", statuses["late"][1]),
+    }
+    fired = {r.job for r in store.list_runs(_all_runs()) if r.id in quick.fired}
+    assert fired == {"now", "soon"}
+
+
 def _all_runs() -> Any:
     from jobctl.models import RunSelection
 

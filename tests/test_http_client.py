@@ -831,6 +831,65 @@ def test_a_plain_server_behind_https_is_a_tls_error() -> None:
 # ------------------------------------------------------------------------ the client alone
 
 
+def test_timeouts_of_requests_in_flight_together() -> None:
+    """Requests given the same timeout, answered out of order: each slow one times out at its
+    own moment (not before, not long after), the quick ones behind it are answered, a request
+    cancelled from outside is cancelled (not timed out), and the task can go on afterwards."""
+
+    def make(server: RawServer) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while (head := await server.read_request(reader))[0]:
+                if b"/slow" in head[0]:
+                    await asyncio.sleep(5)
+                writer.write(OK)
+                await writer.drain()
+
+        return handle
+
+    async def timed(client: HttpClient, url: str, timeout: float) -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await client.request("GET", url, {}, None, timeout=timeout)
+        except TimeoutError:
+            result = "timed out"
+        else:
+            result = "answered"
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+        return result, loop.time() - started
+
+    async def scenario() -> tuple[list[tuple[str, float]], str]:
+        server = await raw_server(make)
+        client = HttpClient(16)
+        try:
+            jobs = []
+            for k in range(6):
+                path = "/slow" if k % 2 == 0 else "/quick"
+                jobs.append(asyncio.create_task(timed(client, server.base + path, 0.3 + k % 2)))
+                await asyncio.sleep(0.02)
+            outside = asyncio.create_task(timed(client, server.base + "/slow", 0.3))
+            await asyncio.sleep(0.1)
+            outside.cancel()
+            try:
+                await outside
+                stopped = "went on"
+            except asyncio.CancelledError:
+                stopped = "cancelled"
+            results = list(await asyncio.gather(*jobs))
+            results.append(await timed(client, server.base + "/quick", 0.3))
+            return results, stopped
+        finally:
+            await client.close()
+            await server.__aexit__(None, None, None)
+
+    results, stopped = asyncio.run(scenario())
+    assert stopped == "cancelled"
+    assert [result for result, _ in results] == ["timed out", "answered"] * 3 + ["answered"]
+    for result, seconds in results:
+        if result == "timed out":
+            assert 0.29 <= seconds < 1.5
+
+
 def test_the_client_alone_counts_what_it_does_not_keep() -> None:
     async def scenario() -> tuple[bytes, int]:
         body = b"z" * 50_000

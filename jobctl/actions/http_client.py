@@ -485,6 +485,94 @@ class _Connection(asyncio.Protocol):
                 return
 
 
+# --------------------------------------------------------------------------------- deadlines
+
+
+class _Deadline:
+    __slots__ = ("cancelling", "state", "task", "timeout", "when")
+
+    def __init__(self, task: asyncio.Task[Any], timeout: float, when: float) -> None:
+        self.task: asyncio.Task[Any] | None = task  # None once ended (kept no longer)
+        self.timeout = timeout
+        self.when = when  # loop.time() at which it expires
+        self.cancelling = task.cancelling()
+        self.state = _RUNNING
+
+
+_RUNNING, _EXPIRED, _ENDED = 0, 1, 2
+
+
+class _Deadlines:
+    """The requests' timeouts, as asyncio.timeout keeps them but with one timer per timeout
+    length rather than one per request: requests given the same timeout expire in the order
+    they started, so each length keeps its requests in a queue and one timer armed for the
+    first still running. A request that ends leaves its queue when it gets to the front
+    (requests mostly end in the order they started; one that hangs holds back those behind it,
+    a few dozen bytes each). An expired request's task is cancelled
+    at its moment, and `end` tells to raise TimeoutError for it, as asyncio.timeout does."""
+
+    __slots__ = ("_queues", "_timers")
+
+    def __init__(self) -> None:
+        self._queues: dict[float, deque[_Deadline]] = {}
+        self._timers: dict[float, asyncio.TimerHandle] = {}
+
+    def start(self, timeout: float) -> _Deadline | None:
+        """The current task's deadline, `timeout` seconds from now (None: asyncio.timeout's
+        own, for a timeout that is not a positive number of seconds, or outside a task)."""
+        task = asyncio.current_task()
+        if task is None or not 0 < timeout < 1e9:
+            return None
+        loop = task.get_loop()
+        deadline = _Deadline(task, timeout, loop.time() + timeout)
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = deque()
+        queue.append(deadline)
+        if timeout not in self._timers:
+            self._timers[timeout] = loop.call_at(deadline.when, self._expire, timeout)
+        return deadline
+
+    def end(self, deadline: _Deadline) -> bool:
+        """The request is over: whether it expired (its task's cancellation was the
+        timeout's, to be raised as TimeoutError if it ended cancelled)."""
+        expired = deadline.state == _EXPIRED
+        task, deadline.task, deadline.state = deadline.task, None, _ENDED
+        assert task is not None
+        queue = self._queues.get(deadline.timeout)
+        if queue is not None:
+            while queue and queue[0].state == _ENDED:
+                queue.popleft()
+            if not queue:
+                del self._queues[deadline.timeout]  # its timer finds nothing, and stops
+        return expired and task.uncancel() <= deadline.cancelling
+
+    def _expire(self, timeout: float) -> None:
+        """The timer of `timeout`'s queue: cancel the tasks of the requests whose moment has
+        come, and wait for the next one's."""
+        del self._timers[timeout]
+        queue = self._queues.get(timeout)
+        if not queue:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while queue:
+            first = queue[0]
+            if first.state == _RUNNING and first.task is not None:
+                if first.when > now:
+                    self._timers[timeout] = loop.call_at(first.when, self._expire, timeout)
+                    return
+                first.state = _EXPIRED
+                first.task.cancel()
+            queue.popleft()
+        del self._queues[timeout]
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+
 # ------------------------------------------------------------------------------------ client
 
 
@@ -500,6 +588,7 @@ class HttpClient:
         self._tls: ssl.SSLContext | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        self._deadlines = _Deadlines()
 
     async def request(
         self,
@@ -514,11 +603,22 @@ class HttpClient:
     ) -> Response:
         """The response to `method url` after at most `max_redirects` redirects (0: none
         followed), all within `timeout` seconds (TimeoutError else)."""
-        async with asyncio.timeout(timeout):
-            return await self._request(method, url, headers, body, max_redirects, keep)
+        deadline = self._deadlines.start(timeout)
+        if deadline is None:
+            async with asyncio.timeout(timeout):
+                return await self._request(method, url, headers, body, max_redirects, keep)
+        try:
+            response = await self._request(method, url, headers, body, max_redirects, keep)
+        except BaseException as exc:
+            if self._deadlines.end(deadline) and type(exc) is asyncio.CancelledError:
+                raise TimeoutError from exc
+            raise
+        self._deadlines.end(deadline)
+        return response
 
     async def close(self) -> None:
         self._closed = True
+        self._deadlines.close()
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None

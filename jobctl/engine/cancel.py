@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from jobctl.models import RunStatus
 from jobctl.store import StoreError
@@ -93,6 +93,14 @@ async def fire_unless_cancelled(
         watcher.cancel()
 
 
+class Stoppable(Protocol):
+    """A run's task (or what stands for it before it has one: inflight's _Waiting)."""
+
+    def cancel(self) -> bool: ...
+
+    def cancelling(self) -> int: ...
+
+
 class CancelWatch:
     """The daemon's look for cancel requests, once per step while runs are in flight: a
     request is written by another process, so the query runs only when PRAGMA data_version
@@ -103,7 +111,7 @@ class CancelWatch:
         self.store = store
         self._version: int | None = None
 
-    def stop_requested(self, owner: Owner, tasks: Mapping[int, asyncio.Task[None]]) -> list[int]:
+    def stop_requested(self, owner: Owner, tasks: Mapping[int, Stoppable]) -> list[int]:
         """Cancel the tasks of the runs somebody asked to stop; returns their ids."""
         if not tasks:
             return []

@@ -49,7 +49,7 @@ class InFlight:
         self.store = store
         self.runner = runner
         self.on_recorded = on_recorded
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._tasks: dict[int, asyncio.Task[None] | _Waiting] = {}
         self._finished: list[tuple[Claim, Outcome]] = []
         self._ready = asyncio.Event()
         self._cancelling: set[int] = set()  # runs stopped on request (`runs cancel`)
@@ -105,12 +105,38 @@ class InFlight:
             self._ready.set()
 
     def start(self, claims: list[Claim], env: Mapping[str, str]) -> None:
+        """Fire each claim in its own task; one claimed ahead (or with jitter) gets only a
+        timer until its moment, and its task then (see _Waiting)."""
+        loop = asyncio.get_running_loop()
+        tasks = self._tasks
         for claim in claims:
-            self._tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env))
+            if claim.delay:  # from the claim's moment, as Runner.fire would wait
+                wait = claim.delay - (time.monotonic() - claim.made_at)
+                if wait > 0:
+                    tasks[claim.run_id] = _Waiting(
+                        claim, env, loop.call_later(wait, self._launch, claim, env), self
+                    )
+                    continue
+            tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env))
 
-    async def _fire(self, claim: Claim, env: Mapping[str, str]) -> None:
+    def _launch(self, claim: Claim, env: Mapping[str, str]) -> None:
+        """A waiting claim's moment has come: its task now."""
+        self._tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env, waited=True))
+
+    def _stopped_waiting(self, claim: Claim) -> None:
+        """A waiting claim was cancelled (_Waiting.cancel): what _fire does for a task
+        cancelled while it waited for its delay."""
+        run_id = claim.run_id
+        self._tasks.pop(run_id, None)
+        if run_id not in self._cancelling:
+            return  # as a task cancelled for another reason: the run ends interrupted
+        self._cancelling.discard(run_id)
+        self._finished.append((claim, cancelled_outcome(claim, asyncio.CancelledError(), utcnow())))
+        self._ready.set()
+
+    async def _fire(self, claim: Claim, env: Mapping[str, str], *, waited: bool = False) -> None:
         try:
-            outcome = await self.runner.fire(claim, env)
+            outcome = await self.runner.fire(claim, env, waited=waited)
         except asyncio.CancelledError as stopped:
             if claim.run_id not in self._cancelling:
                 raise  # the daemon is stopping: the run ends interrupted
@@ -160,7 +186,12 @@ class InFlight:
 
     async def settle(self, grace: float) -> None:
         """Wait up to `grace` seconds for the runs in flight; cancel those still going."""
-        in_flight = list(self._tasks.values())
+        for run_id, entry in list(self._tasks.items()):
+            if isinstance(entry, _Waiting) and not entry.cancelling():
+                # a task, which waits for its moment within the grace (as it would have)
+                entry.handle.cancel()
+                self._tasks[run_id] = asyncio.create_task(self._fire(entry.claim, entry.env))
+        in_flight = [task for task in self._tasks.values() if isinstance(task, asyncio.Task)]
         if not in_flight:
             return
         log.info("waiting up to %s for %d runs in flight", format_duration(grace), len(in_flight))
@@ -184,3 +215,39 @@ class InFlight:
                 "process to open the database marks those left running interrupted",
                 exc,
             )
+
+
+class _Waiting:
+    """A run claimed ahead of its moment (CLAIM_AHEAD, jitter): a timer starts its task then.
+
+    A task made at once would sleep until then, a future and a timer more per run, and live as
+    long. This stands for the task in InFlight's runs meanwhile: `cancel` (a `runs cancel`)
+    ends the run as a task cancelled in its sleep would; `settle` makes it a task.
+    """
+
+    __slots__ = ("_cancelled", "_owner", "claim", "env", "handle")
+
+    def __init__(
+        self,
+        claim: Claim,
+        env: Mapping[str, str],
+        handle: asyncio.TimerHandle,
+        owner: InFlight,
+    ) -> None:
+        self.claim = claim
+        self.env = env
+        self.handle = handle
+        self._owner = owner
+        self._cancelled = 0
+
+    def cancelling(self) -> int:
+        return self._cancelled
+
+    def cancel(self) -> bool:
+        if self._cancelled:
+            return False
+        self._cancelled = 1
+        self.handle.cancel()
+        # on the next turn of the loop, as the sleeping task would have seen its cancellation
+        asyncio.get_running_loop().call_soon(self._owner._stopped_waiting, self.claim)
+        return True

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from jobctl.models import ActionKind, Agent, AgentSpec, ExecSpec, HttpSpec
-from jobctl.timeutil import iso_z
+from jobctl.timeutil import iso_z, utcnow
 
 if TYPE_CHECKING:
     from jobctl.actions import FireContext, Outcome
@@ -68,9 +68,10 @@ class Runner:
             ActionKind.EXEC: asyncio.Semaphore(limits.exec),
         }
 
-    async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
+    async def fire(self, claim: Claim, env: Mapping[str, str], *, waited: bool = False) -> Outcome:
+        """`waited`: the caller has waited for the claim's delay already."""
         try:
-            if claim.delay:  # from the claim's moment, however long its step took after
+            if claim.delay and not waited:  # from the claim's moment, however long its step took
                 wait = claim.delay - (time.monotonic() - claim.made_at)
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -81,7 +82,6 @@ class Runner:
         except Exception as exc:  # a bug in an action must still finish its run row
             log.exception("run %d of %s crashed", claim.run_id, claim.job.name)
             from jobctl.actions import fail_before_start
-            from jobctl.timeutil import utcnow
 
             return fail_before_start(f"internal error: {exc!r}", utcnow())
 
@@ -109,6 +109,11 @@ class Firers:
         self.output = output
         self._http: HttpFirer | None = None
         self._agents: AgentFirer | None = None
+        # Imported with the first Firers, which fires (a command that only queues a run
+        # through the engine does not pay for the actions), not at each fire.
+        from jobctl.actions import FireContext
+
+        self._context = FireContext
 
     @property
     def agents(self) -> AgentFirer:
@@ -128,11 +133,7 @@ class Firers:
         return self._http
 
     async def fire(self, claim: Claim, env: Mapping[str, str]) -> Outcome:
-        from jobctl.actions import Cancelled, FireContext, fail_before_start
-        from jobctl.actions.exec import run_command
-        from jobctl.timeutil import utcnow
-
-        context = FireContext(
+        context = self._context(
             job=claim.job.name,
             run_id=claim.run_id,
             scheduled_for=claim.scheduled_for,
@@ -142,24 +143,34 @@ class Firers:
             payload=claim.payload,
             payload_type=claim.payload_type,
         )
-        if self.on_process is not None:
-            report, run_id = self.on_process, claim.run_id
-            context.on_process = lambda pid: report(run_id, pid)
-        if self.output is not None:
-            job = claim.job.name if claim.job.id is not None else None  # None: ad hoc
-            context.on_piece = self.output.open(claim.run_id, job, claim.output_seq)
         spec = claim.job.spec
+        # An HTTP run starts no process and produces no output as it goes: it is told of
+        # neither (its output is the response's body, in its outcome).
+        if not isinstance(spec, HttpSpec):
+            if self.on_process is not None:
+                report, run_id = self.on_process, claim.run_id
+                context.on_process = lambda pid: report(run_id, pid)
+            if self.output is not None:
+                job = claim.job.name if claim.job.id is not None else None  # None: ad hoc
+                context.on_piece = self.output.open(claim.run_id, job, claim.output_seq)
         try:
             if isinstance(spec, HttpSpec):
                 outcome = await self.http.fire(spec, context)
             elif isinstance(spec, ExecSpec):
+                from jobctl.actions.exec import run_command
+
                 outcome = await run_command(spec, context)
             elif isinstance(spec, AgentSpec):
                 outcome = await self._ask(claim, context)
             else:
+                from jobctl.actions import fail_before_start
+
                 outcome = fail_before_start(f"unknown action kind {claim.job.action!r}", utcnow())
-        except Cancelled as stopped:  # what it had produced is kept: mask it as well
-            context.expansion.redact_outcome(stopped.outcome)
+        except asyncio.CancelledError as stopped:
+            from jobctl.actions import Cancelled
+
+            if isinstance(stopped, Cancelled):  # what it had produced is kept: mask it as well
+                context.expansion.redact_outcome(stopped.outcome)
             raise
         finally:
             context.end_output()
@@ -167,7 +178,7 @@ class Firers:
 
     async def _ask(self, claim: Claim, context: FireContext) -> Outcome:
         from jobctl.actions import fail_before_start
-        from jobctl.timeutil import get_zone, utcnow
+        from jobctl.timeutil import get_zone
 
         spec = claim.job.spec
         assert isinstance(spec, AgentSpec)
