@@ -29,6 +29,18 @@ def job_id(store: Store, name: str) -> int:
     return job.id
 
 
+def skipped_row(store: Store, name: str, slot: datetime) -> int:
+    """A skipped row of `name`'s scheduled `slot`, written before any claim."""
+    with store.write():
+        return store.insert_run(
+            job_id=job_id(store, name),
+            trigger=RunTrigger.SCHEDULE,
+            status=RunStatus.SKIPPED,
+            scheduled_for=slot,
+            now=slot,
+        )
+
+
 def outcome(claim: engine.Claim, status: str, at: datetime) -> Outcome:
     return Outcome(
         status=status,
@@ -198,14 +210,7 @@ def test_a_slot_with_a_row_already_is_not_written_again_and_the_others_are_claim
     for name in ("a", "b", "c"):
         add(store, name, every="1m")
     slot = T0 + timedelta(minutes=1)
-    with store.write():
-        before = store.insert_run(
-            job_id=job_id(store, "b"),
-            trigger=RunTrigger.SCHEDULE,
-            status=RunStatus.SKIPPED,
-            scheduled_for=slot,
-            now=slot,
-        )
+    before = skipped_row(store, "b", slot)
     mark = store.last_event_id()
     step = engine.claim_due(store, slot, awake_since=T0, owner=OWNER)
     assert [c.job.name for c in step.claims] == ["a", "c"]
@@ -222,3 +227,30 @@ def test_a_slot_with_a_row_already_is_not_written_again_and_the_others_are_claim
     # the next slot is claimed as usual
     next_step = engine.claim_due(store, slot + timedelta(minutes=1), awake_since=T0, owner=OWNER)
     assert [c.job.name for c in next_step.claims] == ["b"]  # a and c: their runs in flight
+
+
+def test_a_clash_on_another_unique_key_than_the_slot_is_not_taken_for_a_slot_fired(
+    pg_url: str,
+) -> None:
+    # Only the one-run-per-slot index means "fired before": here the runs' id identity is
+    # behind the ids in the table (a hand restore), so a's new row's id clashes with a's
+    # earlier row. The step must fail as before (and move no job on), not drop a's slot.
+    import psycopg
+
+    from jobctl.paths import PostgresUrl
+
+    store = open_store(PostgresUrl(pg_url))
+    try:
+        for name in ("a", "b"):
+            add(store, name, every="1m")
+        slot = T0 + timedelta(minutes=1)
+        taken = skipped_row(store, "a", T0)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE runs ALTER COLUMN id RESTART WITH {taken}")
+        with pytest.raises(Exception, match="runs_pkey"):
+            engine.claim_due(store, slot, awake_since=T0, owner=OWNER)
+        a = store.job_named("a")
+        assert a is not None and a.next_run_at == slot  # not moved on: fired on the next try
+        assert [run.id for run in store.runs_by_id(range(1, taken + 5))] == [taken]
+    finally:
+        store.close()

@@ -48,6 +48,26 @@ def test_a_failing_migration_leaves_the_schema_as_it_was(tmp_path: Path) -> None
     assert conn.execute("SELECT 1 FROM sqlite_master WHERE name='half_done'").fetchone() is None
 
 
+def test_migrations_sort_in_temporary_files_and_the_connection_then_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A migration's CREATE INDEX sorts the whole runs table: with temp_store = MEMORY an
+    # upgrade of a big history held it all in RAM (schema 6's indexes over 1.5 million runs:
+    # 25 -> 120 MB). The connection keeps its sorts and statement journals in memory once
+    # migrated.
+    path = tmp_path / "jobctl.db"
+    db.connect(path).close()
+    seen: list[int] = []
+
+    def probe(c: sqlite3.Connection) -> None:
+        seen.append(c.execute("PRAGMA temp_store").fetchone()[0])
+
+    monkeypatch.setattr(db.migrations, "MIGRATIONS", [*db.MIGRATIONS, ("probe", probe)])
+    conn = db.connect(path)
+    assert seen == [0]  # the default: temporary files (SQLITE_TEMP_STORE 1, as built)
+    assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+
+
 def test_text_file_is_not_a_usable_database(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not SQLite\n" * 100)

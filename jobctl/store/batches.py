@@ -166,6 +166,15 @@ def _time(value: datetime | None) -> str | None:
     return to_db(value) if value is not None else None
 
 
+# The conflict the claim lets pass: the one-run-per-slot index's (runs_one_per_slot, the
+# same columns and predicate), named so that no other unique key's clash (the id's) passes
+# for a slot fired before.
+_SLOT_TAKEN = (
+    "ON CONFLICT (job_id, trigger, scheduled_for, attempt) "
+    "WHERE trigger IN ('schedule', 'catchup', 'retry') AND status != 'missed'"
+)
+
+
 def _written_ids(
     rows: Sequence[Sequence[object]], written: Sequence[Sequence[Any]]
 ) -> list[int | None]:
@@ -304,7 +313,7 @@ class BatchOps:
             found = self._fetch(
                 f"WITH {d.rows('v', _NEW_RUN, len(rows))} INSERT INTO runs ({names}, "
                 f"created_at) SELECT {names}, {d.mark} FROM v WHERE v.trigger IS NOT NULL "
-                "ON CONFLICT DO NOTHING RETURNING id, job_id, trigger, scheduled_for, attempt",
+                f"{_SLOT_TAKEN} DO NOTHING RETURNING id, job_id, trigger, scheduled_for, attempt",
                 [*d.params(rows), at],
             )
             ids.extend(_written_ids(rows, found))
