@@ -120,6 +120,8 @@ def test_runs_lists_newest_first_with_filters(history_db: Path, jobctl: Invoke) 
         jobctl("runs", "--status", "failed", "--status", "timed_out", "--json").stdout
     )
     assert {r["status"] for r in failed} == {"failed", "timed_out"} and len(failed) == 2
+    running = jobctl("runs", "--status", "running", "--json")  # one status: its own index
+    assert running.exit_code == 0 and json.loads(running.stdout) == [], running.stderr
     assert len(json.loads(jobctl("runs", "--limit", "3", "--json").stdout)) == 3
     assert json.loads(jobctl("runs", "--trigger", "manual", "--json").stdout) == []
     assert len(json.loads(jobctl("runs", "beta", "--limit", "2", "--json").stdout)) == 2

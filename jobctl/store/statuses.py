@@ -26,7 +26,12 @@ def status_in(values: Iterable[str], column: str = "status") -> str:
     known = list(dict.fromkeys(_STATUS[value].value for value in values if value in _STATUS))
     if not known:
         return "1 = 0"
-    listed = f"{column} IN ({', '.join(repr(value) for value in known)})"
+    # One status as `=`: SQLite proves a partial index's `status = 'running'` only from
+    # an equality, not from `IN ('running')` (forced, that index has "no query solution").
+    if len(known) == 1:
+        listed = f"{column} = {known[0]!r}"
+    else:
+        listed = f"{column} IN ({', '.join(repr(value) for value in known)})"
     if any(value in COMMON for value in known):
         return listed
     return f"{listed} AND {column} NOT IN {COMMON!r}"

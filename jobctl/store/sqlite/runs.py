@@ -262,7 +262,9 @@ class RunOps(Connected):
             where += " AND runs.owner_host = ?"
             params = (host,)
         rows = self.conn.execute(
-            "SELECT runs.*, jobs.name AS job FROM runs INDEXED BY runs_running "
+            # No INDEXED BY: doctor reads databases not migrated yet, which may lack
+            # runs_running (the planner takes it anyway, the one index of running rows).
+            "SELECT runs.*, jobs.name AS job FROM runs "
             f"LEFT JOIN jobs ON jobs.id = runs.job_id WHERE {where}",
             params,
         ).fetchall()
