@@ -72,6 +72,14 @@ class Sink:
         self.server.server_close()
 
 
+class _Listening(ThreadingHTTPServer):
+    """A sink that takes a daemon's burst of connections (hundreds at once) as a real server
+    does: socketserver's listen backlog of 5 drops the SYNs past it, and the kernel's
+    retries (1 s, 2 s, 4 s ...) then look like a slow scheduler."""
+
+    request_queue_size = 1024
+
+
 def start_sink() -> Sink:
     sink: Sink
 
@@ -104,7 +112,7 @@ def start_sink() -> Sink:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Listening(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     sink = Sink(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
