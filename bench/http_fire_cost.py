@@ -2,6 +2,7 @@
 
     python bench/http_fire_cost.py [-n 2000] [-c 100] [--bare] [--timings-cost [-r 5]]
     python bench/http_fire_cost.py --compare [-r 5] [-n 2000] [-c 100]
+    python bench/http_fire_cost.py --runner [-r 5] [-n 2000] [-c 100]
 
 The sink runs in a separate process so that process_time() counts the firing side only.
 --bare also times the same requests sent with plain session.post(), for comparison.
@@ -11,16 +12,23 @@ of issue 19) off and on, alternating for -r rounds, and prints the median CPU pe
 HttpFirer sending with aiohttp instead (the same request and read, untraced), and with the bare
 clients alone (http_client's HttpClient.request, aiohttp's session.post), interleaved for -r
 rounds, and prints the median CPU per fire of each (issue 18).
+--runner fires the daemon's way: claims through Runner.fire(claim, env) (its semaphore,
+Firers' FireContext and last redaction pass around HttpFirer), with the job daemon_bench.py
+adds (GET, no headers, no body, no ${NAME}) and the daemon's environment (the process's, no env
+file); then that spec through HttpFirer.fire alone, and the bare http_client request; rounds
+interleaved, median CPU per fire of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import subprocess
 import sys
 import time
+from copy import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +40,11 @@ from jobctl.actions.http import HttpFirer, send_with_aiohttp
 from jobctl.actions.http_client import HttpClient, Response
 from jobctl.actions.http_timings import Timer
 from jobctl.actions.request import SessionOwner
-from jobctl.models import HttpSpec
+from jobctl.daemon import GC_THRESHOLDS
+from jobctl.engine.claim import Claim
+from jobctl.engine.runner import Limits, Runner
+from jobctl.models import HttpSpec, Job, RunTrigger, ScheduleKind
+from jobctl.secrets import fire_environment
 
 
 def run_sink() -> None:
@@ -192,6 +204,82 @@ async def bare_all(url: str, total: int, concurrency: int) -> tuple[float, float
         return time.process_time() - cpu, time.perf_counter() - wall
 
 
+def daemon_job(url: str) -> Job:
+    """The job bench/daemon_bench.py adds: a one-second GET with nothing to expand."""
+    spec = HttpSpec(url=url + "/hook", method="GET", expect="2xx")
+    return Job(name="bench", spec=spec, schedule_kind=ScheduleKind.EVERY, schedule="1s",
+               timezone="UTC", id=1)  # fmt: skip
+
+
+async def runner_all(url: str, total: int, concurrency: int) -> tuple[float, float]:
+    """Claims of the daemon's job fired through Runner.fire, at most `concurrency` at once."""
+    gate = asyncio.Semaphore(concurrency)
+    env = fire_environment(None)
+    runner = Runner(Limits())
+    now = datetime.now(UTC)
+    job = daemon_job(url)
+
+    def claims(count: int) -> list[Claim]:
+        # each claim reads its job anew, as the daemon's do (the spec is shared: the store
+        # keeps one per stored text); made before the clock starts, as the claim step's are
+        return [Claim(i, copy(job), RunTrigger.SCHEDULE, 1, now, now) for i in range(count)]
+
+    async def one(claim: Claim) -> None:
+        async with gate:
+            outcome = await runner.fire(claim, env)
+        assert outcome.status == "succeeded", outcome
+
+    try:
+        await asyncio.gather(*(one(claim) for claim in claims(concurrency)))
+        batch = claims(total)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(claim) for claim in batch))
+        return time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        await runner.close()
+
+
+async def firer_all(url: str, total: int, concurrency: int) -> tuple[float, float]:
+    """The daemon's job's spec through HttpFirer.fire alone."""
+    gate = asyncio.Semaphore(concurrency)
+    env = fire_environment(None)
+    spec = daemon_job(url).spec
+    now = datetime.now(UTC)
+
+    async def one(firer: HttpFirer, run_id: int) -> None:
+        ctx = FireContext(job="bench", run_id=run_id, scheduled_for=now, attempt=1,
+                          timeout=30, env=env)  # fmt: skip
+        async with gate:
+            outcome = await firer.fire(spec, ctx)
+        assert outcome.status == "succeeded", outcome
+
+    async with HttpFirer() as firer:
+        await asyncio.gather(*(one(firer, i) for i in range(concurrency)))
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(firer, i) for i in range(total)))
+        return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def runner_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
+    """Median CPU per fire through Runner.fire, HttpFirer.fire and the bare client, the
+    daemon's job, rounds interleaved."""
+    gc.freeze()  # the daemon's collector settings (daemon.py)
+    gc.set_threshold(*GC_THRESHOLDS)
+    per_fire: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, run in (
+            ("Runner.fire", runner_all),
+            ("HttpFirer.fire", firer_all),
+            ("bare http_client", bare_client_all),
+        ):
+            cpu, _ = asyncio.run(run(url, total, concurrency))
+            per_fire.setdefault(name, []).append(cpu / total * 1000)
+    print(f"{total} fires, concurrency {concurrency}, median of {rounds} interleaved rounds")
+    for name, values in per_fire.items():
+        spread = ", ".join(f"{value:.4f}" for value in values)
+        print(f"  {name:18} {statistics.median(values):.4f} ms CPU per fire ({spread})")
+
+
 def timings_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
     """Median CPU per fire with the tracing hooks off and on, rounds interleaved."""
     per_fire: dict[bool, list[float]] = {False: [], True: []}
@@ -216,7 +304,12 @@ def main() -> None:
     parser.add_argument(
         "--compare", action="store_true", help="HttpFirer with http_client against aiohttp"
     )
-    parser.add_argument("-r", type=int, default=5, help="rounds for --timings-cost, --compare")
+    parser.add_argument(
+        "--runner", action="store_true", help="the daemon's job through Runner.fire"
+    )
+    parser.add_argument(
+        "-r", type=int, default=5, help="rounds for --timings-cost, --compare, --runner"
+    )
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -231,6 +324,9 @@ def main() -> None:
             return
         if args.compare:
             compare(url, args.n, args.c, args.r)
+            return
+        if args.runner:
+            runner_cost(url, args.n, args.c, args.r)
             return
         cpu, wall, failures = asyncio.run(fire_all(url, args.n, args.c))
         print(

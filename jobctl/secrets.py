@@ -205,7 +205,8 @@ class Redactor:
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
-        self.add(values)
+        if values:  # most runs have no env file's secret: each makes an empty one
+            self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         new = {value for value in values if len(value) >= MIN_SECRET_LENGTH} - self._values

@@ -208,6 +208,59 @@ def test_secrets_are_expanded_when_sent_and_redacted_everywhere_else() -> None:
     assert "api_key=***" in outcome.details["final_url"]
 
 
+def test_a_spec_with_nothing_to_expand_sends_and_shows_the_same_with_or_without_secrets() -> None:
+    """Such a spec's request and snapshot are made once and kept (HttpFirer._prepared) for
+    runs with no secret: byte for byte what a run with secrets makes, and never used for one
+    (the daemon re-reads its env file on SIGHUP: a value may become a secret between fires)."""
+    from jobctl.secrets import FireEnvironment
+
+    visible = "literal-visible-value"
+
+    async def scenario() -> list[tuple[Outcome, Received]]:
+        async with Sink() as sink, HttpFirer() as firer:
+            spec = HttpSpec.from_dict(
+                {
+                    "method": "POST",
+                    "url": sink.base + "/echo/200?token=lit-token&page=2",
+                    "headers": {
+                        "Authorization": "Bearer lit",
+                        "X-Plain": visible,
+                        "Content-Type": "text/plain",
+                    },
+                    "body": f"héllo {visible}",
+                    "expect": "2xx",
+                }
+            )
+            fired = []
+            for file_values in ({}, {"UNUSED": "never-seen-value"}, {"K": visible}, {}):
+                env = FireEnvironment({"PATH": "/usr/bin"}, file_values)
+                ctx = FireContext(
+                    job="backup", run_id=17, scheduled_for=SLOT, attempt=1, timeout=5.0, env=env
+                )
+                outcome = ctx.expansion.redact_outcome(await firer.fire(spec, ctx))
+                fired.append((outcome, sink.requests[-1]))
+            return fired
+
+    fired = asyncio.run(scenario())
+    (plain, plain_got), (secret, secret_got), (hidden, hidden_got), (again, _) = fired
+    for outcome, _ in fired:
+        assert outcome.status == "succeeded", outcome.error
+        outcome.details.pop("timings")
+    assert plain.snapshot == secret.snapshot
+    assert plain.details == secret.details
+    assert (plain.output, plain.error) == (secret.output, secret.error)
+    sent = [
+        (got.method, got.path, got.query, list(got.headers.items()), got.body)
+        for got in (plain_got, secret_got, hidden_got)
+    ]
+    assert sent[0] == sent[1] == sent[2]
+    assert plain.snapshot is not None
+    assert plain.snapshot["headers"]["X-Plain"] == visible
+    assert plain.snapshot["body"] == f"héllo {visible}"
+    assert visible not in everything_stored(hidden)  # the env file's value: a secret now
+    assert (again.snapshot, again.details) == (plain.snapshot, plain.details)
+
+
 def test_secret_never_in_a_failure_either() -> None:
     outcome, _ = fire_http(
         "/echo/503", {"headers": {"Authorization": "${TOKEN}"}}, env={"TOKEN": SECRET}

@@ -16,7 +16,7 @@ from jobctl.secrets import Redactor, expand, expand_url, file_secrets
 OUTPUT_CAP = 64 * 1024  # bytes of output/body stored per run
 
 
-@dataclass
+@dataclass(slots=True)
 class FireContext:
     """What one run needs to know besides its spec."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 import aiohttp
@@ -28,14 +29,14 @@ from jobctl.actions.request import (
     USER_AGENT,
     RequestHeaders,
     SessionOwner,
+    add_run_headers,
     describe_error,
     is_sensitive,
     shown_template_headers,
     shown_url,
-    unchanged,
 )
 from jobctl.errors import Failed
-from jobctl.http_checks import Response, failed_check
+from jobctl.http_checks import Checks, Response, failed_check
 from jobctl.models import HttpSpec
 from jobctl.secrets import REDACTED, redact_url
 from jobctl.timeutil import format_duration, utcnow
@@ -58,9 +59,72 @@ def _expect_ranges(expect: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
+@lru_cache(maxsize=1024)
 def status_matches(expect: str, status: int) -> bool:
     """`2xx`, `200,204`, `200-299` and combinations like `2xx,404`."""
     return any(low <= status <= high for low, high in _expect_ranges(expect or "2xx"))
+
+
+_SPECS_KEPT = 4096  # specs whose _Prepared is kept (as many as the store keeps specs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """The request and snapshot of a spec with no ${NAME} anywhere, for a run with no secret
+    (nothing then to expand or mask), but the run's own X-Jobctl-* headers."""
+
+    headers: dict[str, str]  # copied at each fire
+    shown_headers: dict[str, str]  # copied at each fire
+    shown_url: str
+    shown_body: str | None
+    data: bytes | None
+
+    @classmethod
+    def of(cls, spec: HttpSpec) -> _Fixed | None:
+        """None: the spec refers to ${NAME}, or a header fails (each fire then says why)."""
+        texts = [spec.url, *map(str, spec.headers.values())]
+        if spec.body is not None:
+            texts.append(spec.body)
+        if any("${" in text for text in texts):
+            return None
+        nothing = Expansion({})  # what a run with no secret expands and masks with
+        try:
+            headers = RequestHeaders.expand(spec.headers, nothing)
+        except Failed:
+            return None
+        headers.add_user_agent()
+        body = spec.body
+        return cls(
+            headers=headers.values,
+            shown_headers=headers.shown(nothing),
+            shown_url=shown_url(spec.url, nothing),
+            shown_body=cap_output(body.encode()) if body is not None else None,
+            data=body.encode() if body is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What every fire of one spec shares, whatever the run's secrets."""
+
+    method: str
+    expect: str
+    limit: int  # redirects followed
+    keep: int  # bytes of the body kept
+    checks: Checks | None  # None: the status is all there is to check
+    fixed: _Fixed | None
+
+    @classmethod
+    def of(cls, spec: HttpSpec) -> _Prepared:
+        checks = spec_checks(spec)
+        return cls(
+            method=spec.method or ("POST" if spec.body is not None else "GET"),
+            expect=spec.expect or "2xx",
+            limit=MAX_REDIRECTS if spec.max_redirects is None else spec.max_redirects,
+            keep=CHECK_CAP if checks.reads_body else OUTPUT_CAP,
+            checks=checks if checks else None,
+            fixed=_Fixed.of(spec),
+        )
 
 
 class HttpFirer(SessionOwner):
@@ -75,6 +139,7 @@ class HttpFirer(SessionOwner):
         self._traced = TracedSession(max_connections)
         self._client: HttpClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._specs: dict[int, tuple[HttpSpec, _Prepared]] = {}
 
     def _get_client(self) -> HttpClient:
         loop = asyncio.get_running_loop()
@@ -160,38 +225,66 @@ class HttpFirer(SessionOwner):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def _prepared(self, spec: HttpSpec) -> _Prepared:
+        """What every fire of `spec` shares, made at its first fire (specs are frozen; the
+        store hands the claims of a job, and of jobs with the same spec, one object)."""
+        entry = self._specs.get(id(spec))
+        if entry is not None and entry[0] is spec:
+            return entry[1]
+        prepared = _Prepared.of(spec)
+        if len(self._specs) >= _SPECS_KEPT:
+            self._specs.clear()
+        self._specs[id(spec)] = (spec, prepared)  # the spec held: its id is not reused
+        return prepared
+
     async def fire(self, spec: HttpSpec, ctx: FireContext) -> Outcome:
         expansion = ctx.expansion
-        body_template = spec.body
-        method = spec.method or ("POST" if body_template is not None else "GET")
-        expect = spec.expect or "2xx"
-        try:
-            url = expansion.url(spec.url)
-            headers = RequestHeaders.expand(spec.headers, expansion)
-            body = expansion(body_template) if body_template is not None else None
-            if spec.forward_payload and ctx.payload is not None:
-                # The webhook's body goes on as sent: never expanded, it comes from outside.
-                body = ctx.payload
-                if ctx.payload_type:  # and so does its type (else aiohttp says octet-stream)
-                    headers.replace("Content-Type", ctx.payload_type)
-        except Failed as exc:
-            return fail_before_start(str(exc), utcnow(), _redacted_template(method, spec))
-        headers.add_own(ctx)
-        snapshot = _snapshot(method, url, headers, body, expansion)
-
-        limit = MAX_REDIRECTS if spec.max_redirects is None else spec.max_redirects
-        keep = CHECK_CAP if (checks := spec_checks(spec)).reads_body else OUTPUT_CAP
-        data = body.encode() if body is not None else None
+        prepared = self._prepared(spec)
+        method, expect, limit = prepared.method, prepared.expect, prepared.limit
+        fixed = prepared.fixed
+        if (
+            fixed is not None
+            and not expansion.redactor  # no secret in this run: nothing to mask
+            and not (spec.forward_payload and ctx.payload is not None)
+        ):
+            url, data = spec.url, fixed.data
+            sent = fixed.headers.copy()
+            add_run_headers(sent, ctx)
+            shown = fixed.shown_headers.copy()
+            add_run_headers(shown, ctx)  # none of them is sensitive
+            snapshot: dict[str, object] = {
+                "method": method,
+                "url": fixed.shown_url,
+                "headers": shown,
+                "body": fixed.shown_body,
+            }
+        else:
+            try:
+                url = expansion.url(spec.url)
+                headers = RequestHeaders.expand(spec.headers, expansion)
+                body = expansion(spec.body) if spec.body is not None else None
+                if spec.forward_payload and ctx.payload is not None:
+                    # The webhook's body goes on as sent: never expanded, it comes from outside.
+                    body = ctx.payload
+                    if ctx.payload_type:  # and its type (else aiohttp says octet-stream)
+                        headers.replace("Content-Type", ctx.payload_type)
+            except Failed as exc:
+                return fail_before_start(str(exc), utcnow(), _redacted_template(method, spec))
+            headers.add_own(ctx)
+            snapshot = _snapshot(method, url, headers, body, expansion)
+            sent = headers.values
+            data = body.encode() if body is not None else None
+        checks, keep = prepared.checks, prepared.keep
         timer = Timer(traced=bool(spec.timings))
         started_at = utcnow()
         try:
             if spec.timings:
                 response = await self._traced_request(
-                    method, url, headers.values, data, ctx.timeout, limit, keep, timer
+                    method, url, sent, data, ctx.timeout, limit, keep, timer
                 )
             else:
                 response = await self._get_client().request(
-                    method, url, headers.values, data, timeout=ctx.timeout,
+                    method, url, sent, data, timeout=ctx.timeout,
                     max_redirects=limit, keep=keep,
                 )  # fmt: skip
                 timer.headers = response.headers_at
@@ -230,7 +323,7 @@ class HttpFirer(SessionOwner):
             error = f"HTTP {status}{' ' + reason if reason else ''} (expected {expect})"
             if limit == 0 and 300 <= status < 400 and "Location" in response_headers:
                 error = f"HTTP {status}: a redirect, refused (--max-redirects 0)"
-        elif checks:
+        elif checks is not None:
             seen = Response(
                 decode(response.body, response.charset), response_headers, timer.seconds()
             )
@@ -340,9 +433,12 @@ def _redacted_template(method: str, spec: HttpSpec) -> dict[str, object]:
 
 def _response_headers(headers: CIMultiDictProxy[str], expansion: Expansion) -> dict[str, str]:
     shown: dict[str, str] = {}
-    redact = unchanged if expansion.none_in(headers.values()) else expansion.redact
+    redact = None if expansion.none_in(headers.values()) else expansion.redact
     for name, value in headers.items():
-        value = REDACTED if is_sensitive(name) else redact(value)
+        if is_sensitive(name):
+            value = REDACTED
+        elif redact is not None:
+            value = redact(value)
         shown[name] = f"{shown[name]}, {value}" if name in shown else value
     return shown
 

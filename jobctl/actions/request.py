@@ -72,11 +72,13 @@ class RequestHeaders:
 
     def add_own(self, ctx: FireContext) -> None:
         """jobctl's User-Agent (unless one is configured) and the run's X-Jobctl-* headers."""
+        self.add_user_agent()
+        add_run_headers(self.values, ctx)
+
+    def add_user_agent(self) -> None:
+        """jobctl's User-Agent, unless one is configured."""
         if not self.has("User-Agent"):
             self.values["User-Agent"] = USER_AGENT
-        self.values["X-Jobctl-Job"] = ctx.job
-        self.values["X-Jobctl-Run"] = str(ctx.run_id)
-        self.values["X-Jobctl-Scheduled-For"] = _slot_text(ctx.scheduled_for)
 
     def shown(self, expansion: Expansion) -> dict[str, str]:
         """For the snapshot: every expanded secret and every sensitive header as ***."""
@@ -85,6 +87,13 @@ class RequestHeaders:
             name: REDACTED if name in self.from_reference or _sensitive(name) else redact(value)
             for name, value in self.values.items()
         }
+
+
+def add_run_headers(values: dict[str, str], ctx: FireContext) -> None:
+    """The run's X-Jobctl-* headers (none is sensitive), after the others."""
+    values["X-Jobctl-Job"] = ctx.job
+    values["X-Jobctl-Run"] = str(ctx.run_id)
+    values["X-Jobctl-Scheduled-For"] = _slot_text(ctx.scheduled_for)
 
 
 def unchanged(text: str) -> str:
@@ -103,11 +112,6 @@ def shown_url(url: str, expansion: Expansion) -> str:
     if "@" not in url and "?" not in url:  # nothing for redact_url to hide; skip its parsing
         return url
     return _redacted_url(url)
-
-
-def is_sensitive(name: str) -> bool:
-    """A header whose value is a credential (secrets.is_sensitive_header, remembered)."""
-    return _sensitive(name)
 
 
 class SessionOwner:
@@ -241,8 +245,12 @@ def _slot_text(slot: datetime) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _sensitive(name: str) -> bool:
+def is_sensitive(name: str) -> bool:
+    """A header whose value is a credential (secrets.is_sensitive_header, remembered)."""
     return is_sensitive_header(name)
+
+
+_sensitive = is_sensitive
 
 
 __all__ = [
@@ -250,6 +258,7 @@ __all__ = [
     "USER_AGENT",
     "RequestHeaders",
     "SessionOwner",
+    "add_run_headers",
     "describe_error",
     "is_sensitive",
     "read_limited",
