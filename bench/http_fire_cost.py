@@ -3,6 +3,7 @@
     python bench/http_fire_cost.py [-n 2000] [-c 100] [--bare] [--timings-cost [-r 5]]
     python bench/http_fire_cost.py --compare [-r 5] [-n 2000] [-c 100]
     python bench/http_fire_cost.py --runner [-r 5] [-n 2000] [-c 100]
+    python bench/http_fire_cost.py --wrapper [-r 5] [-n 20000]
 
 The sink runs in a separate process so that process_time() counts the firing side only.
 --bare also times the same requests sent with plain session.post(), for comparison.
@@ -15,8 +16,13 @@ rounds, and prints the median CPU per fire of each (issue 18).
 --runner fires the daemon's way: claims through Runner.fire(claim, env) (its semaphore,
 Firers' FireContext and last redaction pass around HttpFirer), with the job daemon_bench.py
 adds (GET, no headers, no body, no ${NAME}) and the daemon's environment (the process's, no env
-file); then that spec through HttpFirer.fire alone, and the bare http_client request; rounds
-interleaved, median CPU per fire of each.
+file; then with an env file of one value, a secret each run masks); then that spec through
+HttpFirer.fire alone, and the bare http_client request; rounds interleaved, median CPU per fire
+of each, with the daemon's collector settings.
+--wrapper times the same without a socket: Runner.fire and HttpFirer.fire, one fire at a time,
+around a client that answers at once (a 200 with four headers), without and with the env file:
+what the fire path costs around the client, free of the kernel's share and of the load on the
+machine (no sink is started).
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ import sys
 import time
 from copy import copy
 from datetime import UTC, datetime
+from functools import lru_cache, partial
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from jobctl.actions import FireContext
 from jobctl.actions.http import HttpFirer, send_with_aiohttp
@@ -44,7 +53,7 @@ from jobctl.daemon import GC_THRESHOLDS
 from jobctl.engine.claim import Claim
 from jobctl.engine.runner import Limits, Runner
 from jobctl.models import HttpSpec, Job, RunTrigger, ScheduleKind
-from jobctl.secrets import fire_environment
+from jobctl.secrets import FireEnvironment, fire_environment
 
 
 def run_sink() -> None:
@@ -211,18 +220,27 @@ def daemon_job(url: str) -> Job:
                timezone="UTC", id=1)  # fmt: skip
 
 
-async def runner_all(url: str, total: int, concurrency: int) -> tuple[float, float]:
-    """Claims of the daemon's job fired through Runner.fire, at most `concurrency` at once."""
+async def runner_all(
+    url: str, total: int, concurrency: int, *, env_file: bool = False
+) -> tuple[float, float]:
+    """Claims of the daemon's job fired through Runner.fire, at most `concurrency` at once;
+    `env_file`: the daemon was given an env file with one value (a secret in every run)."""
     gate = asyncio.Semaphore(concurrency)
     env = fire_environment(None)
+    if env_file:
+        env = FireEnvironment(env, {"BENCH_TOKEN": "bench-file-secret"})
     runner = Runner(Limits())
     now = datetime.now(UTC)
     job = daemon_job(url)
 
     def claims(count: int) -> list[Claim]:
         # each claim reads its job anew, as the daemon's do (the spec is shared: the store
-        # keeps one per stored text); made before the clock starts, as the claim step's are
-        return [Claim(i, copy(job), RunTrigger.SCHEDULE, 1, now, now) for i in range(count)]
+        # keeps one per stored text); made before the clock starts, as the claim step's are,
+        # which has looked at the job's policies
+        made = [Claim(i, copy(job), RunTrigger.SCHEDULE, 1, now, now) for i in range(count)]
+        for claim in made:
+            claim.job.effective_policies()
+        return made
 
     async def one(claim: Claim) -> None:
         async with gate:
@@ -269,6 +287,7 @@ def runner_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
     for _ in range(rounds):
         for name, run in (
             ("Runner.fire", runner_all),
+            ("Runner.fire, env file", partial(runner_all, env_file=True)),
             ("HttpFirer.fire", firer_all),
             ("bare http_client", bare_client_all),
         ):
@@ -277,7 +296,81 @@ def runner_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
     print(f"{total} fires, concurrency {concurrency}, median of {rounds} interleaved rounds")
     for name, values in per_fire.items():
         spread = ", ".join(f"{value:.4f}" for value in values)
-        print(f"  {name:18} {statistics.median(values):.4f} ms CPU per fire ({spread})")
+        print(f"  {name:22} {statistics.median(values):.4f} ms CPU per fire ({spread})")
+
+
+class AnsweringClient:
+    """Answers every request at once: a 200 with four headers and a two-byte body."""
+
+    headers = CIMultiDictProxy(
+        CIMultiDict(
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", "2"),
+                ("Date", "Mon, 30 Nov 2026 16:00:00 GMT"),
+                ("Server", "Python/3.11 aiohttp/3.9"),
+            ]
+        )
+    )
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, **_: Any
+    ) -> Response:
+        return Response(
+            200, "OK", self.headers, _parsed(url), b"ok", 2, 0, None, time.perf_counter()
+        )
+
+
+@lru_cache(maxsize=16)
+def _parsed(url: str) -> URL:
+    return URL(url)
+
+
+async def wrapper_all(total: int, *, env_file: bool) -> tuple[float, float]:
+    """CPU per fire of Runner.fire and of HttpFirer.fire around AnsweringClient, one at a time."""
+    env = fire_environment(None)
+    if env_file:
+        env = FireEnvironment(env, {"BENCH_TOKEN": "bench-file-secret"})
+    runner = Runner(Limits())
+    firer = runner.firers.http
+    client = AnsweringClient()
+    firer._get_client = lambda: client  # type: ignore[assignment,method-assign,return-value]
+    job = daemon_job("http://127.0.0.1:9")
+    now = datetime.now(UTC)
+    claims = [Claim(i, copy(job), RunTrigger.SCHEDULE, 1, now, now) for i in range(total)]
+    for claim in claims:
+        claim.job.effective_policies()  # as the claim step has
+    cpu = time.process_time()
+    for claim in claims:
+        await runner.fire(claim, env)
+    through_runner = time.process_time() - cpu
+    contexts = [
+        FireContext(job="bench", run_id=i, scheduled_for=now, attempt=1, timeout=30, env=env)
+        for i in range(total)
+    ]
+    cpu = time.process_time()
+    for ctx in contexts:
+        await firer.fire(job.spec, ctx)
+    through_firer = time.process_time() - cpu
+    await runner.close()
+    return through_runner, through_firer
+
+
+def wrapper_cost(total: int, rounds: int) -> None:
+    """Median CPU per fire of the fire path around a client that answers at once."""
+    gc.freeze()  # the daemon's collector settings (daemon.py)
+    gc.set_threshold(*GC_THRESHOLDS)
+    per_fire: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for env_file in (False, True):
+            runner, firer = asyncio.run(wrapper_all(total, env_file=env_file))
+            suffix = ", env file" if env_file else ""
+            per_fire.setdefault("Runner.fire" + suffix, []).append(runner / total * 1e6)
+            per_fire.setdefault("HttpFirer.fire" + suffix, []).append(firer / total * 1e6)
+    print(f"{total} fires around a client that answers at once, median of {rounds} rounds")
+    for name, values in per_fire.items():
+        spread = ", ".join(f"{value:.2f}" for value in values)
+        print(f"  {name:26} {statistics.median(values):.2f} us CPU per fire ({spread})")
 
 
 def timings_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
@@ -295,7 +388,7 @@ def timings_cost(url: str, total: int, concurrency: int, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=2000, help="requests to fire")
+    parser.add_argument("-n", type=int, help="requests to fire (2,000; --wrapper 20,000)")
     parser.add_argument("-c", type=int, default=100, help="requests in flight at once")
     parser.add_argument("--bare", action="store_true", help="also time plain aiohttp calls")
     parser.add_argument(
@@ -308,13 +401,20 @@ def main() -> None:
         "--runner", action="store_true", help="the daemon's job through Runner.fire"
     )
     parser.add_argument(
-        "-r", type=int, default=5, help="rounds for --timings-cost, --compare, --runner"
+        "--wrapper", action="store_true", help="Runner.fire around a client that answers at once"
+    )
+    parser.add_argument(
+        "-r", type=int, default=5, help="rounds for --timings-cost, --compare, --runner, --wrapper"
     )
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
         run_sink()
         return
+    if args.wrapper:
+        wrapper_cost(args.n or 20_000, args.r)
+        return
+    args.n = args.n or 2000
     sink = subprocess.Popen([sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout is not None

@@ -219,3 +219,41 @@ def test_final_url_and_every_stored_field_are_masked(
         if path.exists():
             data = path.read_bytes()
             assert not [form for form in secret_forms if form.encode() in data], path
+
+
+def test_the_last_pass_masks_what_an_action_left_and_gives_back_the_rest_as_it_was() -> None:
+    """redact_outcome scans an outcome's strings at once and rebuilds it only when a form of a
+    secret is left in one: either way, what is stored is what a pass over each string gives."""
+    from datetime import UTC, datetime
+
+    from jobctl.actions import Outcome
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    expansion = Expansion(FireEnvironment({}, {"K": FILE_ONLY}))
+
+    def outcome(leak: str, step: object) -> Outcome:
+        return Outcome(
+            "failed",
+            now,
+            now,
+            output=f"out {leak}",
+            error="HTTP 500",
+            snapshot={"method": "GET", "headers": {"X-A": "a", "X-B": leak}, "body": None},
+            details={"steps": [{"text": leak, "n": 1}, step], "ok": True, "ms": 1.5},
+        )
+
+    for leak in ("", FILE_ONLY, quote(FILE_ONLY, safe=""), json.dumps(FILE_ONLY)[1:-1]):
+        for step in (["x", leak], ("x", leak)):  # Redactor.data gives a tuple back as a list
+            expected = outcome(leak, step)
+            redactor = expansion.redactor
+            for name in ("output", "error", "snapshot", "details"):
+                setattr(expected, name, redactor.data(getattr(expected, name)))
+            given = outcome(leak, step)
+            details = given.details
+            got = expansion.redact_outcome(given)
+            assert got == expected
+            assert repr(got.details) == repr(expected.details)
+            if leak:
+                assert leak not in repr(got)
+            elif isinstance(step, list):  # nothing to mask: nothing rebuilt
+                assert got.details is details

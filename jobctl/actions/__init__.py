@@ -193,12 +193,44 @@ class Expansion:
     def redact_outcome(self, outcome: Outcome) -> Outcome:
         """The last pass before a run is stored: every string in every stored field (output,
         error, snapshot, details, recursively), whatever the action masked already."""
-        if self.redactor:
+        if self.redactor and not self._none_left(outcome):
             outcome.output = self.redactor.data(outcome.output)
             outcome.error = self.redactor.data(outcome.error)
             outcome.snapshot = self.redactor.data(outcome.snapshot)
             outcome.details = self.redactor.data(outcome.details)
         return outcome
+
+    def _none_left(self, outcome: Outcome) -> bool:
+        """No form of a secret is in any stored string of `outcome` (the usual case: the
+        action masked them), and redact_outcome's pass would give back what is there: one
+        scan of them all instead of a substitution per string and a copy of each dict."""
+        texts: list[str] = []
+        stored = (outcome.output, outcome.error, outcome.snapshot, outcome.details)
+        return all(_strings_in(value, texts) for value in stored) and self.none_in(texts)
+
+
+_LEAVES = frozenset({int, float, bool, type(None)})  # what Redactor.data gives back as it is
+
+
+def _strings_in(value: object, texts: list[str]) -> bool:
+    """Adds the strings in `value` (JSON-like) to `texts`; False if Redactor.data might give
+    back one of its containers otherwise (a tuple as a list, a Mapping as a dict)."""
+    if type(value) is str:
+        texts.append(value)
+        return True
+    items: Iterable[object]
+    if type(value) is dict:
+        items = value.values()
+    elif type(value) is list:
+        items = value
+    else:
+        return type(value) in _LEAVES
+    for item in items:
+        if type(item) is str:
+            texts.append(item)
+        elif type(item) not in _LEAVES and not _strings_in(item, texts):
+            return False
+    return True
 
 
 __all__ = [
