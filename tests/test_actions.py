@@ -208,13 +208,25 @@ def test_secrets_are_expanded_when_sent_and_redacted_everywhere_else() -> None:
     assert "api_key=***" in outcome.details["final_url"]
 
 
-def test_a_spec_with_nothing_to_expand_sends_and_shows_the_same_with_or_without_secrets() -> None:
-    """Such a spec's request and snapshot are made once and kept (HttpFirer._prepared) for
-    runs with no secret: byte for byte what a run with secrets makes, and never used for one
-    (the daemon re-reads its env file on SIGHUP: a value may become a secret between fires)."""
+def test_a_spec_with_nothing_to_expand_is_sent_and_shown_as_expanded_at_each_fire() -> None:
+    """Such a spec's request and snapshot are made once per set of secrets and kept
+    (HttpFirer._prepared): byte for byte what expanding and masking at each fire makes (a
+    webhook's forwarded payload still takes that path: the reference here), for runs with no
+    secret, with an env file's value used nowhere, one that is a literal of the spec, one that
+    is the job's name, and none again (the daemon re-reads its env file on SIGHUP)."""
+    from copy import deepcopy
+    from dataclasses import replace
+
     from jobctl.secrets import FireEnvironment
 
-    visible = "literal-visible-value"
+    visible, job = "literal-visible-value", "nightly-backup-job"
+    envs: list[dict[str, str]] = [
+        {},
+        {"UNUSED": "never-seen-value"},
+        {"K": visible},
+        {"J": job},
+        {},
+    ]
 
     async def scenario() -> list[tuple[Outcome, Received]]:
         async with Sink() as sink, HttpFirer() as firer:
@@ -231,33 +243,39 @@ def test_a_spec_with_nothing_to_expand_sends_and_shows_the_same_with_or_without_
                     "expect": "2xx",
                 }
             )
+            assert spec.body is not None
+            forwarded = replace(spec, forward_payload=True)
             fired = []
-            for file_values in ({}, {"UNUSED": "never-seen-value"}, {"K": visible}, {}):
+            for file_values in envs:
                 env = FireEnvironment({"PATH": "/usr/bin"}, file_values)
-                ctx = FireContext(
-                    job="backup", run_id=17, scheduled_for=SLOT, attempt=1, timeout=5.0, env=env
-                )
-                outcome = ctx.expansion.redact_outcome(await firer.fire(spec, ctx))
-                fired.append((outcome, sink.requests[-1]))
+                for which, payload in ((spec, None), (forwarded, spec.body)):
+                    ctx = FireContext(
+                        job=job, run_id=17, scheduled_for=SLOT, attempt=1, timeout=5.0,
+                        env=env, payload=payload,
+                    )  # fmt: skip
+                    # as the action made it: the last pass would hide its mistakes
+                    outcome = await firer.fire(which, ctx)
+                    assert ctx.expansion.redact_outcome(deepcopy(outcome)) == outcome
+                    fired.append((outcome, sink.requests[-1]))
             return fired
 
     fired = asyncio.run(scenario())
-    (plain, plain_got), (secret, secret_got), (hidden, hidden_got), (again, _) = fired
     for outcome, _ in fired:
         assert outcome.status == "succeeded", outcome.error
         outcome.details.pop("timings")
-    assert plain.snapshot == secret.snapshot
-    assert plain.details == secret.details
-    assert (plain.output, plain.error) == (secret.output, secret.error)
+    stored = [(o.snapshot, o.details, o.output, o.error) for o, _ in fired]
     sent = [
-        (got.method, got.path, got.query, list(got.headers.items()), got.body)
-        for got in (plain_got, secret_got, hidden_got)
+        (got.method, got.path, got.query, list(got.headers.items()), got.body) for _, got in fired
     ]
-    assert sent[0] == sent[1] == sent[2]
-    assert plain.snapshot is not None
+    for kept in range(0, len(fired), 2):  # each kept picture against its reference
+        assert stored[kept] == stored[kept + 1]
+    assert len(set(map(repr, sent))) == 1
+    plain, _, _, _, hidden, _, named, _, again, _ = (o for o, _ in fired)
+    assert plain.snapshot is not None and named.snapshot is not None
     assert plain.snapshot["headers"]["X-Plain"] == visible
     assert plain.snapshot["body"] == f"héllo {visible}"
     assert visible not in everything_stored(hidden)  # the env file's value: a secret now
+    assert named.snapshot["headers"]["X-Jobctl-Job"] == "***"
     assert (again.snapshot, again.details) == (plain.snapshot, plain.details)
 
 

@@ -70,9 +70,11 @@ _SPECS_KEPT = 4096  # specs whose _Prepared is kept (as many as the store keeps 
 
 @dataclass(frozen=True, slots=True)
 class _Fixed:
-    """The request and snapshot of a spec with no ${NAME} anywhere, for a run with no secret
-    (nothing then to expand or mask), but the run's own X-Jobctl-* headers."""
+    """The request and snapshot of a spec with no ${NAME} anywhere, but the run's own
+    X-Jobctl-* headers: with nothing to expand, they depend on the run's secrets alone (the
+    env file's values), and serve every run with the same."""
 
+    secrets: frozenset[str]  # what they were masked with (the run's Redactor's values)
     headers: dict[str, str]  # copied at each fire
     shown_headers: dict[str, str]  # copied at each fire
     shown_url: str
@@ -80,38 +82,32 @@ class _Fixed:
     data: bytes | None
 
     @classmethod
-    def of(cls, spec: HttpSpec) -> _Fixed | None:
-        """None: the spec refers to ${NAME}, or a header fails (each fire then says why)."""
-        texts = [spec.url, *map(str, spec.headers.values())]
-        if spec.body is not None:
-            texts.append(spec.body)
-        if any("${" in text for text in texts):
-            return None
-        nothing = Expansion({})  # what a run with no secret expands and masks with
-        try:
-            headers = RequestHeaders.expand(spec.headers, nothing)
-        except Failed:
-            return None
+    def of(cls, spec: HttpSpec, expansion: Expansion) -> _Fixed:
+        """Raises Failed (a header's value with a line break)."""
+        headers = RequestHeaders.expand(spec.headers, expansion)
         headers.add_user_agent()
         body = spec.body
         return cls(
+            secrets=expansion.redactor.values,
             headers=headers.values,
-            shown_headers=headers.shown(nothing),
-            shown_url=shown_url(spec.url, nothing),
-            shown_body=cap_output(body.encode()) if body is not None else None,
+            shown_headers=headers.shown(expansion),
+            shown_url=shown_url(spec.url, expansion),
+            shown_body=cap_output(expansion.redact(body).encode()) if body is not None else None,
             data=body.encode() if body is not None else None,
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Prepared:
-    """What every fire of one spec shares, whatever the run's secrets."""
+    """What every fire of one spec shares."""
 
     method: str
     expect: str
     limit: int  # redirects followed
     keep: int  # bytes of the body kept
     checks: Checks | None  # None: the status is all there is to check
+    # None: the spec refers to ${NAME} (or a header fails: each fire says why); else the
+    # one for the latest runs' secrets (made again for a run whose secrets differ)
     fixed: _Fixed | None
 
     @classmethod
@@ -123,8 +119,21 @@ class _Prepared:
             limit=MAX_REDIRECTS if spec.max_redirects is None else spec.max_redirects,
             keep=CHECK_CAP if checks.reads_body else OUTPUT_CAP,
             checks=checks if checks else None,
-            fixed=_Fixed.of(spec),
+            fixed=_fixed_if_plain(spec),
         )
+
+
+def _fixed_if_plain(spec: HttpSpec) -> _Fixed | None:
+    """The spec's _Fixed for runs with no secret, None if it refers to ${NAME} or fails."""
+    texts = [spec.url, *map(str, spec.headers.values())]
+    if spec.body is not None:
+        texts.append(spec.body)
+    if any("${" in text for text in texts):
+        return None
+    try:
+        return _Fixed.of(spec, Expansion({}))
+    except Failed:
+        return None
 
 
 class HttpFirer(SessionOwner):
@@ -242,16 +251,15 @@ class HttpFirer(SessionOwner):
         prepared = self._prepared(spec)
         method, expect, limit = prepared.method, prepared.expect, prepared.limit
         fixed = prepared.fixed
-        if (
-            fixed is not None
-            and not expansion.redactor  # no secret in this run: nothing to mask
-            and not (spec.forward_payload and ctx.payload is not None)
-        ):
+        if fixed is not None and not (spec.forward_payload and ctx.payload is not None):
+            secrets = expansion.redactor.values
+            if fixed.secrets != secrets:  # another env file (the daemon re-read it)
+                fixed = prepared.fixed = _Fixed.of(spec, expansion)
             url, data = spec.url, fixed.data
             sent = fixed.headers.copy()
             add_run_headers(sent, ctx)
             shown = fixed.shown_headers.copy()
-            add_run_headers(shown, ctx)  # none of them is sensitive
+            add_run_headers(shown, ctx, expansion.redact if secrets else None)
             snapshot: dict[str, object] = {
                 "method": method,
                 "url": fixed.shown_url,

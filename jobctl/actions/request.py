@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
 
@@ -89,11 +89,17 @@ class RequestHeaders:
         }
 
 
-def add_run_headers(values: dict[str, str], ctx: FireContext) -> None:
-    """The run's X-Jobctl-* headers (none is sensitive), after the others."""
-    values["X-Jobctl-Job"] = ctx.job
-    values["X-Jobctl-Run"] = str(ctx.run_id)
-    values["X-Jobctl-Scheduled-For"] = _slot_text(ctx.scheduled_for)
+def add_run_headers(
+    values: dict[str, str], ctx: FireContext, redact: Callable[[str], str] | None = None
+) -> None:
+    """The run's X-Jobctl-* headers after the others; `redact`: as a snapshot shows them
+    (none is a sensitive header)."""
+    job, run, slot = ctx.job, str(ctx.run_id), _slot_text(ctx.scheduled_for)
+    if redact is not None:
+        job, run, slot = redact(job), redact(run), redact(slot)
+    values["X-Jobctl-Job"] = job
+    values["X-Jobctl-Run"] = run
+    values["X-Jobctl-Scheduled-For"] = slot
 
 
 def unchanged(text: str) -> str:
