@@ -194,6 +194,7 @@ class Claiming:
     step: Step = field(default_factory=Step)
     _plans: list[_Plan] = field(default_factory=list)
     _writes: list[_Row | Callable[[], None]] = field(default_factory=list)
+    _clock: tuple[datetime, float] | None = None  # (utcnow, monotonic) of a claim ahead
 
     def claim_job(self, job: Job | UnreadableJob) -> None:
         """Plan one job's slots; a job that cannot be scheduled is paused, not retried
@@ -284,11 +285,14 @@ class Claiming:
                 _Row(NewRun(job.id, trigger, RunStatus.SKIPPED, slot, error=error), job.name)
             )
             return
-        if self._skip_over_budget(job, trigger, slot):
-            return
+        if isinstance(job.spec, AgentSpec) and self._skip_over_budget(job, trigger, slot):
+            return  # (only an agent job has a budget)
         claim = new_claim(job, trigger, slot, self.now, attempt=1)
         if slot > self.now:  # claimed ahead (by the daemon, on the real clock): fired at it
-            claim.delay += max(0.0, (slot - utcnow()).total_seconds())
+            if self._clock is None:  # read once a step: the same instant on both clocks
+                self._clock = (utcnow(), time.monotonic())
+            wall, claim.made_at = self._clock
+            claim.delay += max(0.0, (slot - wall).total_seconds())
         self._writes.append(
             _Row(
                 NewRun(job.id, trigger, RunStatus.RUNNING, slot, owner=self.owner), job.name, claim

@@ -164,8 +164,10 @@ def schedule_retry(
     store: Store, claim: Claim, status: str, finished_at: datetime
 ) -> datetime | None:
     """Queue the next attempt of a failed run if the job's retries allow; its due time."""
+    if status in _NOT_FAILING:
+        return None
     policy = claim.job.effective_policies()
-    if status in _NOT_FAILING or claim.attempt > policy.retries:
+    if claim.attempt > policy.retries:
         return None
     assert claim.job.id is not None
     delay = backoff_delay(policy.backoff, claim.attempt + 1) * random.uniform(0.8, 1.2)

@@ -83,11 +83,6 @@ class Job:
     @classmethod
     def from_row(cls, row: Row) -> Job:
         """The job from its stored row (the store calls this)."""
-
-        def when(key: str) -> datetime | None:
-            value = row[key]
-            return _stored_time(value) if value else None
-
         return cls(
             id=row["id"],
             name=row["name"],
@@ -100,19 +95,19 @@ class Job:
             schedule=row["schedule"],
             timezone=row["timezone"],
             policies=_stored_policies(row["policies"]),
-            next_run_at=when("next_run_at"),
-            last_slot_at=when("last_slot_at"),
+            next_run_at=_stored_time(row["next_run_at"]),
+            last_slot_at=_stored_time(row["last_slot_at"]),
             consecutive_failures=row["consecutive_failures"],
             runs_total=row["runs_total"],
             runs_succeeded=row["runs_succeeded"],
             runs_failed=row["runs_failed"],
             runs_skipped=row["runs_skipped"],
             runs_missed=row["runs_missed"],
-            last_run_at=when("last_run_at"),
+            last_run_at=_stored_time(row["last_run_at"]),
             last_status=row["last_status"],
-            last_success_at=when("last_success_at"),
-            created_at=when("created_at"),
-            updated_at=when("updated_at"),
+            last_success_at=_stored_time(row["last_success_at"]),
+            created_at=_stored_time(row["created_at"]),
+            updated_at=_stored_time(row["updated_at"]),
         )
 
     @property
@@ -156,8 +151,8 @@ def _effective(
 
 
 @lru_cache(maxsize=8192)
-def _stored_time(text: str) -> datetime:
-    return from_db(text)
+def _stored_time(text: str | None) -> datetime | None:
+    return from_db(text) if text else None
 
 
 # A policy's value as given: text ("30s", "3") or, from a document, a number; '' clears it.

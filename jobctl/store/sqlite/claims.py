@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,12 @@ def _job(row: sqlite3.Row | dict[str, Any]) -> Job:
     from jobctl.models import Job
 
     return Job.from_row(row)
+
+
+def _job_from_row() -> Callable[[sqlite3.Row | dict[str, Any]], Job]:
+    from jobctl.models import Job
+
+    return Job.from_row
 
 
 class ClaimOps(Connected, BatchOps):
@@ -61,10 +67,11 @@ class ClaimOps(Connected, BatchOps):
             (to_db(now), JobState.ENABLED, *params, limit),
         ).fetchall()
         names = [column[0] for column in cursor.description]
+        from_row = _job_from_row()  # once, not per row (an import costs ~0.5 µs)
         jobs: list[Job | UnreadableJob] = []
         for row in (dict(zip(names, value, strict=True)) for value in values):
             try:
-                jobs.append(_job(row))
+                jobs.append(from_row(row))
             except Exception as exc:  # a broken row must not stop every other job from firing
                 jobs.append(UnreadableJob(row["id"], row["name"], exc))
         return jobs
