@@ -12,13 +12,17 @@ figure to compare on a shared machine.
 every 50 ms it records what the step before claimed, then claims the next 50 ms ahead
 (`ahead`, as the daemon does), for --seconds seconds a round; it prints the median CPU per
 fire of the rounds (each starts from a copy of the database the history left, and warms
-its caches with 1 s first) and, with --profile, where one more round's time goes.
+its caches with 1 s first), the SQLite WAL frames written per fire (the WAL is emptied
+before each round and not checkpointed during it: the pages each fire dirties, which grow
+with the history when a batch's index entries do not share pages) and, with --profile,
+where one more round's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import shutil
 import statistics
@@ -115,12 +119,15 @@ def spread(args: argparse.Namespace) -> None:
         spread_round(store, 0, args.history)
     made = Path(store.conn.execute("PRAGMA database_list").fetchone()[2])
     store.close()
-    per_fire = []
+    per_fire: list[float] = []
+    frames: list[float] = []
     for _ in range(args.rounds + args.profile):  # each round from a copy of the same file
         copy = Path(tempfile.mkdtemp()) / made.name
         shutil.copyfile(made, copy)
         store = open_store(copy)
         spread_round(store, args.history, 1)  # warms the caches
+        store.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if len(per_fire) == args.rounds:
             profile = cProfile.Profile()
             profile.enable()
@@ -130,13 +137,22 @@ def spread(args: argparse.Namespace) -> None:
         else:
             fires, cpu = spread_round(store, args.history + 1, args.seconds)
             per_fire.append(cpu / fires * 1e6)
+            frames.append(wal_frames(store) / fires)
         store.close()
         shutil.rmtree(copy.parent)
     print(
         f"spread, {jobs} jobs, history {args.history} s, {args.seconds:g} s a round: "
         f"CPU per fire median {statistics.median(per_fire):.1f} us, "
-        f"rounds {[round(value, 1) for value in per_fire]}"
+        f"rounds {[round(value, 1) for value in per_fire]}; WAL frames per fire median "
+        f"{statistics.median(frames):.2f}"
     )
+
+
+def wal_frames(store: SqliteStore) -> float:
+    """Frames in the WAL file (a page and a 24-byte header each, after the 32-byte one)."""
+    path = store.conn.execute("PRAGMA database_list").fetchone()[2] + "-wal"
+    page = store.conn.execute("PRAGMA page_size").fetchone()[0]
+    return max(0, os.path.getsize(path) - 32) / (page + 24)
 
 
 def one_round(store: SqliteStore, second: int) -> int:

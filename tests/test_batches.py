@@ -3,6 +3,7 @@ stores, with the same rows, events and counters as one at a time."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from jobctl import engine
 from jobctl.actions import Outcome
 from jobctl.models import EventType, JobAdvance, NewRun, Owner, RunStatus, RunTrigger
-from jobctl.paths import DbLocation
+from jobctl.paths import DbLocation, PostgresUrl
 from jobctl.store import SqliteStore, Store, open_store
 from tests.test_engine_step import add
 
@@ -29,13 +30,16 @@ def job_id(store: Store, name: str) -> int:
     return job.id
 
 
-def skipped_row(store: Store, name: str, slot: datetime) -> int:
-    """A skipped row of `name`'s scheduled `slot`, written before any claim."""
+def skipped_row(
+    store: Store, name: str, slot: datetime, status: RunStatus = RunStatus.SKIPPED
+) -> int:
+    """A skipped row (or one of `status`) of `name`'s scheduled `slot`, written before any
+    claim."""
     with store.write():
         return store.insert_run(
             job_id=job_id(store, name),
             trigger=RunTrigger.SCHEDULE,
-            status=RunStatus.SKIPPED,
+            status=status,
             scheduled_for=slot,
             now=slot,
         )
@@ -227,6 +231,71 @@ def test_a_slot_with_a_row_already_is_not_written_again_and_the_others_are_claim
     # the next slot is claimed as usual
     next_step = engine.claim_due(store, slot + timedelta(minutes=1), awake_since=T0, owner=OWNER)
     assert [c.job.name for c in next_step.claims] == ["b"]  # a and c: their runs in flight
+
+
+def schema_before_the_slot_index_by_time(where: DbLocation) -> None:
+    """An empty database in the schema before runs_one_per_slot was keyed by slot first
+    (SQLite's 16 migrations, PostgreSQL's 5)."""
+    if isinstance(where, PostgresUrl):
+        import psycopg
+
+        from jobctl.store.postgres import migrations as pg
+
+        with psycopg.connect(where.url) as conn:
+            pg.migrate(conn, pg.MIGRATIONS[:5])
+        return
+    from jobctl.store.sqlite import migrations as lite
+
+    conn = sqlite3.connect(where, isolation_level=None)
+    lite.migrate(conn, lite.MIGRATIONS[:16])
+    conn.close()
+
+
+def slot_index(store: Store) -> tuple[list[str], str]:
+    """runs_one_per_slot's columns, in order, and its definition."""
+    if isinstance(store, SqliteStore):
+        conn = store.conn
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'runs_one_per_slot'"
+        ).fetchone()
+        columns = [row[2] for row in conn.execute("PRAGMA index_info(runs_one_per_slot)")]
+        return columns, " ".join(sql.split())
+    row = store.conn.execute(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'runs_one_per_slot'"
+    ).fetchone()
+    assert row is not None
+    definition = str(row[0])
+    return definition.split("(", 1)[1].split(")", 1)[0].split(", "), definition
+
+
+def test_an_upgraded_database_keys_the_slot_index_by_slot_and_still_passes_over_a_taken_slot(
+    store_at: DbLocation,
+) -> None:
+    # The per-fire writes of runs_one_per_slot fall on a few pages of recent slots, not one
+    # per job; the same unique columns and predicate, which the claim's ON CONFLICT names.
+    schema_before_the_slot_index_by_time(store_at)
+    store = open_store(store_at)
+    columns, definition = slot_index(store)
+    assert columns == ["scheduled_for", "job_id", "trigger", "attempt"]
+    assert "UNIQUE INDEX runs_one_per_slot" in definition
+    assert definition.replace("'::text", "'").endswith(
+        "'schedule', 'catchup', 'retry'])) AND (status <> 'missed'))"
+        if isinstance(store_at, PostgresUrl)
+        else "WHERE trigger IN ('schedule', 'catchup', 'retry') AND status != 'missed'"
+    ), definition
+    for name in ("a", "b"):
+        add(store, name, every="1m")
+    slot = T0 + timedelta(minutes=1)
+    skipped_row(store, "b", slot)
+    step = engine.claim_due(store, slot, awake_since=T0, owner=OWNER)
+    assert [c.job.name for c in step.claims] == ["a"]
+    assert step.already == [("b", slot)]
+    # a second row of a fired slot is refused; a missed row (the predicate) is not
+    refused = r"runs_one_per_slot|UNIQUE constraint failed: runs\.scheduled_for, runs\.job_id"
+    with pytest.raises(Exception, match=refused):
+        skipped_row(store, "a", slot, RunStatus.RUNNING)
+    skipped_row(store, "a", slot, RunStatus.MISSED)
+    store.close()
 
 
 def test_a_clash_on_another_unique_key_than_the_slot_is_not_taken_for_a_slot_fired(
