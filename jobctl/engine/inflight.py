@@ -34,8 +34,11 @@ log = logging.getLogger("jobctl.daemon")
 
 FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one transaction
 # ... and a busy daemon records at most this often (every write transaction costs the
-# same few statements, however many runs it records).
-FLUSH_EVERY = 0.05
+# same few statements, however many runs it records). 0.1 s rather than 0.05: 7-9% less
+# CPU per fire at 1,000-2,000 spread one-second jobs, the same at 3,000 (where the claim
+# steps record first anyway); a kill -9 leaves at most 0.1 s of finished runs unrecorded
+# (taken over as interrupted, their requests sent).
+FLUSH_EVERY = 0.1
 APPROVALS_EVERY = 0.25  # seconds between looks at the runs waiting for an approval
 
 
