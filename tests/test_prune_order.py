@@ -129,6 +129,9 @@ def test_prune_all_on_both_stores(store_at: DbLocation) -> None:
     assert store.run_id_span() == (ids["b"][0], ids["b"][0])  # in flight: kept
 
 
+RUNS_TO_KILL_IN = 1_200_000
+
+
 def _bulk_history(db: Path, runs: int) -> None:
     """Four jobs taking turns over `runs` finished runs (every 7th with output), written
     straight into the schema: a history big enough for a prune of many batches."""
@@ -155,7 +158,9 @@ def test_a_prune_killed_midway_leaves_a_sound_database_and_finishes_when_run_aga
 ) -> None:
     for name in ("a", "b", "c", "d"):
         jobctl("add", name, "--exec", "true", "--every", "1h")
-    _bulk_history(db_path, 400_000)
+    # Big enough that the prune is still going after its first batch and a writer's turn
+    # (400,000 runs took ~1.5 s to prune: on a fast day it was over before the kill).
+    _bulk_history(db_path, RUNS_TO_KILL_IN)
     kept = {
         row[0]
         for job_id in range(1, 5)
@@ -189,7 +194,7 @@ def test_a_prune_killed_midway_leaves_a_sound_database_and_finishes_when_run_aga
     assert query(db_path, "PRAGMA integrity_check")[0][0] == "ok"
     assert query(db_path, "PRAGMA foreign_key_check") == []
     left = query(db_path, "SELECT count(*) FROM runs")[0][0]
-    assert len(kept) < left < 400_000  # killed halfway: part of it done, whole batches
+    assert len(kept) < left < RUNS_TO_KILL_IN  # killed halfway: part of it done, whole batches
     again = run_jobctl(db_path, "runs", "prune", "--keep", "10")
     assert again.returncode == 0 and again.stdout == f"removed {left - len(kept)} runs\n"
     assert set(_left(db_path)) == kept
