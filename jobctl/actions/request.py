@@ -84,7 +84,7 @@ class RequestHeaders:
         """For the snapshot: every expanded secret and every sensitive header as ***."""
         redact = unchanged if expansion.none_in(self.values.values()) else expansion.redact
         return {
-            name: REDACTED if name in self.from_reference or _sensitive(name) else redact(value)
+            name: REDACTED if name in self.from_reference or is_sensitive(name) else redact(value)
             for name, value in self.values.items()
         }
 
@@ -108,7 +108,9 @@ def unchanged(text: str) -> str:
 
 def shown_template_headers(templates: Mapping[str, object]) -> dict[str, str]:
     """For the snapshot of a request never sent: the headers as written, sensitive ones ***."""
-    return {name: REDACTED if _sensitive(name) else str(value) for name, value in templates.items()}
+    return {
+        name: REDACTED if is_sensitive(name) else str(value) for name, value in templates.items()
+    }
 
 
 def shown_url(url: str, expansion: Expansion) -> str:
@@ -256,9 +258,6 @@ def is_sensitive(name: str) -> bool:
     return is_sensitive_header(name)
 
 
-_sensitive = is_sensitive
-
-
 __all__ = [
     "MAX_REDIRECTS",
     "USER_AGENT",
@@ -270,5 +269,4 @@ __all__ = [
     "read_limited",
     "shown_template_headers",
     "shown_url",
-    "unchanged",
 ]

@@ -23,17 +23,15 @@ if TYPE_CHECKING:
     from jobctl.models import Agent, Job
 
 
-def _job(row: sqlite3.Row | dict[str, Any]) -> Job:
+def _job_from_row() -> Callable[[sqlite3.Row | dict[str, Any]], Job]:
     # jobs.py still builds Job from a row; imported here until it no longer does.
     from jobctl.models import Job
 
-    return Job.from_row(row)
-
-
-def _job_from_row() -> Callable[[sqlite3.Row | dict[str, Any]], Job]:
-    from jobctl.models import Job
-
     return Job.from_row
+
+
+def _job(row: sqlite3.Row | dict[str, Any]) -> Job:
+    return _job_from_row()(row)
 
 
 class ClaimOps(Connected, BatchOps):
