@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import subprocess
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from jobctl import engine, runs
 from jobctl.actions import Outcome, interrupted
 from jobctl.cancels import cancel_run
 from jobctl.catalog import add_job, get_job
-from jobctl.engine.inflight import InFlight
+from jobctl.engine.inflight import TIMER_SLACK, InFlight
 from jobctl.models import POLICY_NAMES, JobChange
 from jobctl.paths import resolve_db_path
 from jobctl.processes import group_members
@@ -218,6 +219,59 @@ def test_runs_claimed_ahead_are_in_flight_before_their_moment(
     }
     fired = {r.job for r in store.list_runs(_all_runs()) if r.id in quick.fired}
     assert fired == {"now", "soon"}
+
+
+def test_runs_claimed_ahead_share_a_timer_per_tick_and_none_starts_before_its_moment(
+    store: SqliteStore,
+) -> None:
+    """The runs whose moments fall in one TIMER_SLACK tick wait on one timer (one wake-up
+    of the loop, not one each), and each starts at or after its moment."""
+    names = [f"j{index}" for index in range(40)]
+    for name in names:
+        add(store, name, manual="true")
+    started: dict[int, float] = {}
+    moments: dict[int, float] = {}
+
+    class _Timed(_Quick):
+        async def fire(self, claim: engine.Claim, env: Mapping[str, str]) -> Outcome:
+            started[claim.run_id] = time.monotonic()
+            return await super().fire(claim, env)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        call_at = loop.call_at
+
+        def counting_call_at(when: float, callback: Any, *args: Any, **kw: Any) -> Any:
+            if getattr(callback, "__func__", None) is InFlight._launch:  # not asyncio's sleeps
+                timers.append(when)
+            return call_at(when, callback, *args, **kw)
+
+        loop.call_at = counting_call_at  # type: ignore[method-assign]
+        runner = engine.Runner(engine.Limits(), actions=_Timed())
+        in_flight = InFlight(store, runner, lambda _batch: None)
+        claims = [claim_one(store, name, utcnow()) for name in names]
+        made = time.monotonic()
+        for index, claim in enumerate(claims):  # 40 moments, 0.25 ms apart: 10 ms in all
+            claim.made_at, claim.delay = made, 0.05 + index * 0.00025
+            moments[claim.run_id] = made + claim.delay
+        in_flight.start(claims, {})
+        await wait_for(lambda: len(started) == len(claims))
+        in_flight.flush()
+        await runner.close()
+        # 10 ms of moments span at most 3 ticks of 5 ms (4 with a clock between two)
+        assert 2 <= len(timers) <= 1 + math.ceil(0.01 / TIMER_SLACK) + 1
+
+    asyncio.run(scenario())
+    early = {run_id: moments[run_id] - at for run_id, at in started.items() if at < moments[run_id]}
+    assert early == {}
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
 
 
 def _all_runs() -> Any:

