@@ -15,7 +15,7 @@ from jobctl.cli.job_views import listed_from_models
 from jobctl.history import jobs_stats
 from jobctl.listing import STRIP_LENGTH, listed_from_rows
 from jobctl.store import open_store
-from jobctl.store.sqlite.listing import JobList
+from jobctl.store.sqlite.listing import JobList, open_job_list
 from tests.conftest import Invoke
 from tests.realparts import query
 
@@ -131,3 +131,24 @@ def test_listed_jobs_from_the_row_are_those_from_the_models(varied: Path) -> Non
     assert web.recent == list(STATUSES[-STRIP_LENGTH:])
     assert web.action == "GET https://me:***@example.com/hook?token=***&x=1"
     assert next(job for job in from_rows if job.name == "post").action.startswith("POST ")
+
+
+def test_whether_a_run_is_in_flight_is_read_from_the_running_runs_index(
+    db_path: Path, jobctl: Invoke
+) -> None:
+    """`list` asks whether any run is in flight before it reads the table: an index of the
+    running rows answers, not a walk of the whole history (220 ms on 5 million runs)."""
+    assert jobctl("add", "quiet", "--exec", "true", "--every", "1d").exit_code == 0
+    for minutes in range(30):
+        _add_run(db_path, "quiet", "succeeded", NOW - timedelta(minutes=minutes))
+    listing = open_job_list(db_path)
+    asked: list[str] = []
+    listing.conn.set_trace_callback(asked.append)
+    assert not listing.has_running_runs()
+    listing.conn.set_trace_callback(None)
+    (statement,) = asked
+    plan = " ".join(row[3] for row in listing.conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+    assert "INDEX runs_running" in plan, plan
+    _add_run(db_path, "quiet", "running", NOW, pid=os.getpid())
+    assert listing.has_running_runs()
+    listing.close()

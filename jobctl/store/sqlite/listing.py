@@ -57,7 +57,11 @@ class JobList:
 
     def has_running_runs(self) -> bool:
         """Whether some run is `running` (its owner may be gone; it is in flight)."""
-        row = self.conn.execute("SELECT 1 FROM runs WHERE status = 'running' LIMIT 1")
+        # owner_pid, not 1: runs_job_recent covers status, and a statement it covers is
+        # answered by walking all of it (5 million runs: 220 ms) rather than runs_running,
+        # the partial index of running rows (no INDEXED BY: a read-only database of an
+        # older schema may lack it)
+        row = self.conn.execute("SELECT owner_pid FROM runs WHERE status = 'running' LIMIT 1")
         return row.fetchone() is not None
 
     def store(self) -> SqliteStore:
