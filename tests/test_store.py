@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from jobctl.catalog import insert_job
 from jobctl.job_changes import build_job
-from jobctl.models import JobChange, NotifyTarget, RunStatus, RunTrigger
-from jobctl.paths import DbLocation
-from jobctl.store import open_store
+from jobctl.models import JobChange, NotifyTarget, RunExecuted, RunStatus, RunTrigger
+from jobctl.paths import DbLocation, PostgresUrl
+from jobctl.store import SqliteStore, Store, open_store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -38,6 +38,52 @@ def test_jobs_due_for_alert_reads_the_policy_not_the_text(store_at: DbLocation) 
     assert watched.id is not None
     store.mark_alerted(watched.id, T0)
     assert store.jobs_due_for_alert() == []
+
+
+def test_an_upgraded_database_indexes_the_jobs_a_dead_man_alert_watches(
+    store_at: DbLocation,
+) -> None:
+    """Migration 18 (PostgreSQL 7) indexes the jobs with an `--alert-if-no-success` window
+    not alerted yet, those already stored included; the daemon's look for them every 10 s
+    reads that index (SQLite's plan), not every job, and a success puts a job back in."""
+    store = open_store(store_at)
+    policy = {"alert_if_no_success": "1h"}
+    with store.write():
+        for name, policies in (("watched", policy), ("alerted", policy), ("plain", {})):
+            change = JobChange(
+                name=name, url="http://127.0.0.1:9/x", every="1m", timezone="UTC",
+                policies=policies, notify=(NotifyTarget("failure", "http://127.0.0.1:9/a"),),
+            )  # fmt: skip
+            insert_job(store, build_job(change, existing=None, now=T0), T0)
+    alerted = store.job_named("alerted")
+    assert alerted is not None and alerted.id is not None
+    store.mark_alerted(alerted.id, T0)
+    _back_to_the_schema_before_the_dead_man_index(store, store_at)
+    store = open_store(store_at)  # migrates again
+    assert [job.name for job in store.jobs_due_for_alert()] == ["watched"]
+    if isinstance(store, SqliteStore):
+        asked: list[str] = []
+        store.conn.set_trace_callback(asked.append)
+        store.jobs_due_for_alert()
+        store.conn.set_trace_callback(None)
+        (statement,) = asked
+        plan = " ".join(row[3] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+        assert "INDEX jobs_alert_watch" in plan, plan
+    with store.write():  # a success re-arms the alert
+        store.count_executed_runs([RunExecuted(alerted.id, RunStatus.SUCCEEDED, T0, True)])
+    assert sorted(job.name for job in store.jobs_due_for_alert()) == ["alerted", "watched"]
+    store.close()
+
+
+def _back_to_the_schema_before_the_dead_man_index(store: Store, where: DbLocation) -> None:
+    """The database as the version before the index left it: index dropped, version back."""
+    with store.write():
+        store.conn.execute("DROP INDEX jobs_alert_watch")
+        if isinstance(where, PostgresUrl):
+            store.conn.execute("UPDATE jobctl_schema SET version = 6")
+    if not isinstance(where, PostgresUrl):
+        store.conn.execute("PRAGMA user_version = 17")
+    store.close()
 
 
 def test_heartbeat_row_round_trip(store_at: DbLocation) -> None:

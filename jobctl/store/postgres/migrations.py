@@ -236,6 +236,15 @@ def _m006_slot_index_by_time(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+def _m007_dead_man_index(conn: psycopg.Connection[Any]) -> None:
+    # SQLite's migration 18: the jobs a dead-man alert watches, in an index of their own
+    # (every daemon looks for them every 10 s; a scan of every job otherwise).
+    conn.execute(
+        "CREATE INDEX jobs_alert_watch ON jobs (id) WHERE alerted_at IS NULL "
+        "AND (policies::jsonb ->> 'alert_if_no_success') IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("the whole schema of SQLite's migrations 1-11", _m001_initial),
     ("worker queues and the fleet of daemons", _m002_fleet),
@@ -246,6 +255,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
         _m005_status_index_of_the_rarer_runs,
     ),
     ("the one-run-per-slot index keyed by slot first", _m006_slot_index_by_time),
+    ("an index of the jobs a dead-man alert watches", _m007_dead_man_index),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -415,6 +415,16 @@ def _m017_slot_index_by_time(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m018_dead_man_index(conn: sqlite3.Connection) -> None:
+    # The daemon looks for the jobs whose `--alert-if-no-success` window may have passed
+    # every 10 s: a scan of every job (24 ms at 100,000 jobs, a quarter of an idle daemon's
+    # CPU). The jobs it looks for, in an index of their own (none, usually).
+    conn.execute(
+        "CREATE INDEX jobs_alert_watch ON jobs (id) WHERE alerted_at IS NULL "
+        "AND json_extract(policies, '$.alert_if_no_success') IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("run claims: due_at, one run per slot", _m002_run_claims),
@@ -436,6 +446,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
         _m016_status_index_of_the_rarer_runs,
     ),
     ("the one-run-per-slot index keyed by slot first", _m017_slot_index_by_time),
+    ("an index of the jobs a dead-man alert watches", _m018_dead_man_index),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
