@@ -75,6 +75,27 @@ def test_an_upgraded_database_indexes_the_jobs_a_dead_man_alert_watches(
     store.close()
 
 
+def test_a_job_whose_policies_are_not_json_still_has_its_runs_counted(
+    store_at: DbLocation,
+) -> None:
+    """A row edited by hand into bad JSON: the dead-man index (its condition is read on
+    every write of alerted_at, which each run's counting does) must not make the counting
+    of that job's runs, or the look for watched jobs, fail."""
+    store = open_store(store_at)
+    change = JobChange(name="odd", url="http://127.0.0.1:9/x", every="1m", timezone="UTC")
+    with store.write():
+        insert_job(store, build_job(change, existing=None, now=T0), T0)
+    odd = store.job_named("odd")
+    assert odd is not None and odd.id is not None
+    with store.write():
+        store.conn.execute("UPDATE jobs SET policies = '{not json' WHERE name = 'odd'")
+        store.count_executed_runs([RunExecuted(odd.id, RunStatus.SUCCEEDED, T0, True)])
+    assert store.jobs_due_for_alert() == []
+    row = store.conn.execute("SELECT runs_succeeded FROM jobs WHERE name = 'odd'").fetchone()
+    assert row is not None and row[0] == 1
+    store.close()
+
+
 def _back_to_the_schema_before_the_dead_man_index(store: Store, where: DbLocation) -> None:
     """The database as the version before the index left it: index dropped, version back."""
     with store.write():

@@ -15,6 +15,7 @@ from typing import Any
 from jobctl.models import EventType, Job, JobState, RunStatus
 from jobctl.store.postgres.base import Connected
 from jobctl.store.postgres.events import job_event
+from jobctl.store.postgres.migrations import ALERT_WATCH_KEY
 from jobctl.store.statuses import status_in
 from jobctl.timeutil import to_db, utcnow
 
@@ -128,8 +129,8 @@ class JobOps(Connected):
     def jobs_due_for_alert(self) -> list[Job]:
         """Enabled jobs with an `alert_if_no_success` window not alerted since their last
         success (whether the window has passed is the caller's rule)."""
-        rows = self.conn.execute(
-            "SELECT * FROM jobs WHERE state = %s AND alerted_at IS NULL "
+        rows = self.conn.execute(  # the key's text first: jobs_alert_watch's condition
+            f"SELECT * FROM jobs WHERE state = %s AND alerted_at IS NULL AND {ALERT_WATCH_KEY} "
             "AND policies::jsonb ->> 'alert_if_no_success' IS NOT NULL",
             (JobState.ENABLED,),
         ).fetchall()

@@ -415,13 +415,19 @@ def _m017_slot_index_by_time(conn: sqlite3.Connection) -> None:
     )
 
 
+# The jobs_alert_watch index's condition on policies, which its readers repeat word for word.
+ALERT_WATCH_KEY = "instr(policies, '\"alert_if_no_success\"') > 0"
+
+
 def _m018_dead_man_index(conn: sqlite3.Connection) -> None:
     # The daemon looks for the jobs whose `--alert-if-no-success` window may have passed
     # every 10 s: a scan of every job (24 ms at 100,000 jobs, a quarter of an idle daemon's
-    # CPU). The jobs it looks for, in an index of their own (none, usually).
+    # CPU). The jobs it looks for, in an index of their own (none, usually). Its condition
+    # finds the key's text, not the JSON's value: json_extract fails on a row that is not
+    # JSON (edited by hand), which would fail this migration and every write of the row's
+    # alerted_at (each run's counting); the look itself checks the value.
     conn.execute(
-        "CREATE INDEX jobs_alert_watch ON jobs (id) WHERE alerted_at IS NULL "
-        "AND json_extract(policies, '$.alert_if_no_success') IS NOT NULL"
+        f"CREATE INDEX jobs_alert_watch ON jobs (id) WHERE alerted_at IS NULL AND {ALERT_WATCH_KEY}"
     )
 
 
