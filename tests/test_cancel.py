@@ -252,8 +252,10 @@ def test_runs_claimed_ahead_share_a_timer_per_tick_and_none_starts_before_its_mo
         in_flight = InFlight(store, runner, lambda _batch: None)
         claims = [claim_one(store, name, utcnow()) for name in names]
         made = time.monotonic()
-        for index, claim in enumerate(claims):  # 40 moments, 0.25 ms apart: 10 ms in all
-            claim.made_at, claim.delay = made, 0.05 + index * 0.00025
+        # 40 moments 0.25 ms apart (10 ms in all), half a second on: a claim whose moment
+        # passed before start() (a stalled machine) would fire at once, with no timer
+        for index, claim in enumerate(claims):
+            claim.made_at, claim.delay = made, 0.5 + index * 0.00025
             moments[claim.run_id] = made + claim.delay
         in_flight.start(claims, {})
         await wait_for(lambda: len(started) == len(claims))

@@ -127,13 +127,14 @@ class InFlight:
                 if wait > 0:
                     at = loop_now + wait
                     tick = math.ceil(at / TIMER_SLACK)
+                    if tick * TIMER_SLACK < at:  # never before the moment (float rounding)
+                        tick += 1
                     waiting = _Waiting(claim, env, self)
                     if tick in ticks:
                         ticks[tick].append(waiting)
                     else:
                         ticks[tick] = [waiting]
-                        # never before the moment, whatever the float rounding of tick * slack
-                        loop.call_at(max(tick * TIMER_SLACK, at), self._launch, tick)
+                        loop.call_at(tick * TIMER_SLACK, self._launch, tick)
                     tasks[claim.run_id] = waiting
                     continue
             tasks[claim.run_id] = asyncio.create_task(self._fire(claim, env))
