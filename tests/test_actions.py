@@ -21,6 +21,7 @@ from jobctl.actions import OUTPUT_CAP, FireContext, Outcome, cap_output, fail_be
 from jobctl.actions.exec import run_command
 from jobctl.actions.http import HttpFirer, status_matches
 from jobctl.models import ExecSpec, HttpSpec
+from tests.realparts import wait_until_async
 
 SECRET = "s3cr3t-Value-42"
 SLOT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -462,13 +463,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
-
-
-async def wait_until_async(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def test_exec_exit_codes_and_signals() -> None:

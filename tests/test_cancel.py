@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from tests.realparts import (
     query,
     run_jobctl,
     wait_until,
+    wait_until_async,
 )
 from tests.stream_server import StreamServer
 
@@ -258,7 +259,7 @@ def test_runs_claimed_ahead_share_a_timer_per_tick_and_none_starts_before_its_mo
             claim.made_at, claim.delay = made, 0.5 + index * 0.00025
             moments[claim.run_id] = made + claim.delay
         in_flight.start(claims, {})
-        await wait_for(lambda: len(started) == len(claims))
+        await wait_until_async(lambda: len(started) == len(claims), 10.0)
         in_flight.flush()
         await runner.close()
         # 10 ms of moments span at most 3 ticks of 5 ms (4 with a clock between two)
@@ -267,13 +268,6 @@ def test_runs_claimed_ahead_share_a_timer_per_tick_and_none_starts_before_its_mo
     asyncio.run(scenario())
     early = {run_id: moments[run_id] - at for run_id, at in started.items() if at < moments[run_id]}
     assert early == {}
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
 
 
 def _all_runs() -> Any:

@@ -242,8 +242,8 @@ ALERT_WATCH_KEY = "strpos(policies, '\"alert_if_no_success\"') > 0"
 
 def _m007_dead_man_index(conn: psycopg.Connection[Any]) -> None:
     # SQLite's migration 18: the jobs a dead-man alert watches, in an index of their own
-    # (every daemon looks for them every 10 s; a scan of every job otherwise).
-    # (the key's text, not the JSON's value: a cast of a row that is not JSON fails)
+    # (every daemon looks for them every 10 s; a scan of every job otherwise), found by the
+    # key's text, not the JSON's value (a cast of a row that is not JSON fails).
     conn.execute(
         f"CREATE INDEX jobs_alert_watch ON jobs (id) WHERE alerted_at IS NULL AND {ALERT_WATCH_KEY}"
     )
